@@ -1,0 +1,310 @@
+"""Scenario files: pydantic schema, YAML loading and one-line error messages.
+
+A scenario is a YAML mapping validated by :class:`Scenario`. Loading never raises a raw pydantic or
+YAML traceback at the user: :func:`load_scenario` raises :class:`ScenarioError` whose ``lines`` each
+name the field path (``districts[1].households: expected a positive integer, got 'ten'``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cosim.durations import parse_duration_ms
+from cosim.errors import InputError
+from simulators.devices.params import (
+    ApplianceParams,
+    BaseLoadParams,
+    BatteryParams,
+    EVParams,
+    HeatPumpParams,
+    PVParams,
+)
+
+
+class ScenarioError(InputError):
+    """Invalid scenario input. ``lines`` are complete, user-facing one-line messages."""
+
+
+def _duration(v: Any) -> int:
+    return parse_duration_ms(v)
+
+
+DurationMs = Annotated[int, BeforeValidator(_duration)]
+
+
+def _positive_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"expected a positive integer, got {v!r}")
+    return v
+
+
+PosInt = Annotated[int, BeforeValidator(_positive_int)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+SimMode = Literal["python", "cmd", "connect"]
+
+
+class SimulatorStart(_Strict):
+    """How a simulator is started: in this process, as a subprocess, or by connecting to host:port."""
+
+    mode: SimMode = "python"
+    address: str | None = Field(None, description="host:port, required for mode 'connect'")
+
+    @model_validator(mode="after")
+    def _address(self):
+        if self.mode == "connect":
+            if not self.address or ":" not in self.address:
+                raise ValueError("mode 'connect' needs address: HOST:PORT")
+        return self
+
+
+class DeviceShares(_Strict):
+    """Share (0..1) of the district's households that own each device."""
+
+    pv: float = Field(0.0, ge=0, le=1)
+    battery: float = Field(0.0, ge=0, le=1)
+    ev: float = Field(0.0, ge=0, le=1)
+    heat_pump: float = Field(0.0, ge=0, le=1)
+    appliances: float = Field(0.0, ge=0, le=1)
+
+
+class DeviceDefaults(_Strict):
+    """Parameters of the district's devices (each household varies around them, seeded)."""
+
+    base: BaseLoadParams = Field(default_factory=BaseLoadParams)
+    pv: PVParams = Field(default_factory=PVParams)
+    battery: BatteryParams = Field(default_factory=BatteryParams)
+    ev: EVParams = Field(default_factory=EVParams)
+    heat_pump: HeatPumpParams = Field(default_factory=HeatPumpParams)
+    appliances: list[ApplianceParams] = Field(default_factory=lambda: [ApplianceParams()])
+
+
+class District(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    households: PosInt
+    shares: DeviceShares = Field(default_factory=DeviceShares)
+    devices: DeviceDefaults = Field(default_factory=DeviceDefaults)
+    variety: float = Field(
+        0.2, ge=0, le=0.9, description="relative spread of sizes (annual kWh, kWp, kWh) between households"
+    )
+
+
+class Location(_Strict):
+    latitude: float = Field(48.1, ge=-90, le=90)
+    longitude: float = Field(11.6, ge=-180, le=180)
+
+
+class MeterConfig(_Strict):
+    accuracy_class: float = Field(1.0, gt=0, le=5, description="IEC accuracy class in %")
+    interval: DurationMs = Field(60_000, description="reporting interval")
+    resolution_w: float = Field(1.0, gt=0, description="quantisation of the power reading, W")
+
+
+class GridConfig(_Strict):
+    network: str = Field(description="bundled LV grid name, simbench:CODE, or pandapower JSON path")
+    engine: Literal["fast", "runpp"] = "fast"
+    mapping: dict[str, int] | Literal["round_robin"] = "round_robin"
+    line_limit_pct: float = Field(100.0, gt=0)
+    trafo_limit_pct: float = Field(100.0, gt=0)
+    v_band: float = Field(0.1, gt=0, lt=1, description="EN 50160 band half-width in p.u.")
+
+
+class SimulatorsConfig(_Strict):
+    household: SimulatorStart = Field(default_factory=SimulatorStart)
+    meter: SimulatorStart = Field(default_factory=SimulatorStart)
+    grid: SimulatorStart = Field(default_factory=SimulatorStart)
+
+
+class RecordConfig(_Strict):
+    """What goes into the HDF5 file: population -> list of attributes, or 'all'."""
+
+    every: DurationMs | None = Field(None, description="recording interval; default = the physical step")
+    include: dict[str, list[str] | Literal["all"]] = Field(
+        default_factory=lambda: {"households": "all", "meters": "all", "grid": "all"}
+    )
+    flush_every: PosInt = Field(60, description="rows buffered before a write + flush")
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    start: dt.datetime
+    duration: DurationMs
+    step: DurationMs = 60_000
+    seed: int = Field(ge=0)
+    location: Location = Field(default_factory=Location)
+    districts: list[District] = Field(min_length=1)
+    meters: MeterConfig | None = Field(default_factory=MeterConfig)
+    grid: GridConfig | None = None
+    simulators: SimulatorsConfig = Field(default_factory=SimulatorsConfig)
+    record: RecordConfig = Field(default_factory=RecordConfig)
+    output: str = "results/{name}.h5"
+
+    @field_validator("start")
+    @classmethod
+    def _tz(cls, v: dt.datetime) -> dt.datetime:
+        if v.tzinfo is None:
+            raise ValueError("start needs a timezone, e.g. 2026-06-01T00:00:00+02:00")
+        return v
+
+    @model_validator(mode="after")
+    def _consistency(self):
+        names = [d.name for d in self.districts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"district names must be unique, repeated: {', '.join(dupes)}")
+        if self.duration % self.step:
+            raise ValueError(f"duration ({self.duration} ms) is not a multiple of step ({self.step} ms)")
+        if self.record.every is not None and self.record.every % self.step:
+            raise ValueError("record.every must be a multiple of step")
+        if self.meters is not None and self.meters.interval % self.step:
+            raise ValueError("meters.interval must be a multiple of step")
+        return self
+
+    @property
+    def n_steps(self) -> int:
+        return self.duration // self.step
+
+    def output_path(self) -> Path:
+        return Path(self.output.format(name=self.name, seed=self.seed))
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(
+            ("function-", "literal[", "union[", "constrained-")
+        ):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(err: dict) -> str:
+    t, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
+    shown = repr(given) if not isinstance(given, dict) else "a mapping"
+    if t == "missing":
+        return "required field is missing"
+    if t == "extra_forbidden":
+        return "unknown field (check the spelling; see `cosim validate --help` for the schema)"
+    if t in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected an integer, got {shown}"
+    if t in ("float_parsing", "float_type"):
+        return f"expected a number, got {shown}"
+    if t in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[t]
+        bound = next(iter(ctx.values()))
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        return f"expected a value {op} {bound}, got {shown}"
+    if t.startswith("datetime") or t.startswith("date"):
+        return f"expected an ISO-8601 date-time with timezone (2026-06-01T00:00:00+02:00), got {shown}"
+    if t == "literal_error":
+        return f"expected one of {ctx.get('expected')}, got {shown}"
+    if t == "string_pattern_mismatch":
+        return f"expected letters, digits and '_' (pattern {ctx.get('pattern')}), got {shown}"
+    if t in ("list_type", "too_short"):
+        return f"{err['msg'].lower()}, got {shown}"
+    if t == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return f"{err['msg']}, got {shown}"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> list[str]:
+    lines, seen = [], set()
+    for err in exc.errors(include_url=False):
+        loc = _loc(err["loc"])
+        line = f"{source}: {loc}: {_describe(err)}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    return lines
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{source}: expected a YAML mapping of scenario fields at the top level"])
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(format_validation_error(exc, source)) from None
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """name -> path of the scenarios shipped with the package."""
+    root = resources.files("scenarios")
+    return {
+        Path(p.name).stem: Path(str(p))
+        for p in root.iterdir()
+        if p.name.endswith(".yaml")
+    }
+
+
+def resolve_scenario_path(ref: str) -> Path:
+    path = Path(ref)
+    if path.exists():
+        return path
+    bundled = bundled_scenarios()
+    if ref in bundled:
+        return bundled[ref]
+    raise ScenarioError(
+        [f"{ref}: no such file and no bundled scenario of that name (bundled: {', '.join(sorted(bundled))})"]
+    )
+
+
+def read_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError([f"{where}: YAML syntax error: {problem}"]) from None
+
+
+def load_scenario_text(ref: str) -> tuple[str, str]:
+    """(yaml text, source label) of a scenario path, bundled name, or results file."""
+    if ref.endswith((".h5", ".hdf5")) and Path(ref).exists():
+        from cosim.provenance import scenario_text_from_results
+
+        return scenario_text_from_results(ref), ref
+    path = resolve_scenario_path(ref)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
+
+
+def load_scenario(ref: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
+    """Load, apply top-level overrides (e.g. seed, duration) and validate.
+
+    Returns the scenario and the effective YAML text (recorded as provenance)."""
+    text, source = load_scenario_text(ref)
+    data = read_yaml(text, source)
+    if overrides and isinstance(data, dict):
+        data = {**data, **overrides}
+        text = yaml.safe_dump(data, sort_keys=False)
+    return parse_scenario(data, source), text

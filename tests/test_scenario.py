@@ -1,0 +1,130 @@
+"""Scenario schema: valid files load; each kind of invalid file gives one line naming the field."""
+
+import textwrap
+
+import pytest
+import yaml
+
+from cosim.cli import main
+from cosim.durations import parse_duration_ms
+from cosim.population import build_population
+from cosim.scenario import ScenarioError, bundled_scenarios, load_scenario, parse_scenario
+
+BASE = {
+    "name": "t",
+    "start": "2026-06-01T00:00:00+02:00",
+    "duration": "1h",
+    "step": "1min",
+    "seed": 1,
+    "districts": [{"name": "d1", "households": 3}, {"name": "d2", "households": 2}],
+}
+
+
+def errors_for(**changes):
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    for path, value in changes.items():
+        target = data
+        keys = path.split("__")
+        for k in keys[:-1]:
+            target = target[int(k)] if k.isdigit() else target[k]
+        target[int(keys[-1]) if keys[-1].isdigit() else keys[-1]] = value
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(data, "s.yaml")
+    return exc.value.lines
+
+
+def test_valid_scenario_loads():
+    scn = parse_scenario(BASE)
+    assert scn.n_steps == 60 and scn.duration == 3_600_000
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"districts__1__households": "ten"}, "s.yaml: districts[1].households: expected a positive integer, got 'ten'"),
+        ({"districts__1__households": 0}, "s.yaml: districts[1].households: expected a positive integer, got 0"),
+        ({"duration": "-1d"}, "s.yaml: duration: expected a positive duration, got '-1d'"),
+        ({"duration": "soon"}, "s.yaml: duration: expected a duration like"),
+        ({"start": "2026-13-45"}, "s.yaml: start: expected an ISO-8601 date-time"),
+        ({"start": "2026-06-01T00:00:00"}, "s.yaml: start: start needs a timezone"),
+        ({"colour": "red"}, "s.yaml: colour: unknown field"),
+        ({"districts__0__sharez": {}}, "s.yaml: districts[0].sharez: unknown field"),
+        ({"seed": -3}, "s.yaml: seed: expected a value >= 0, got -3"),
+        ({"districts__0__shares": {"pv": 1.5}}, "s.yaml: districts[0].shares.pv: expected a value <= 1"),
+        ({"districts__0__devices": {"battery": {"soc_min": 0.9, "soc_max": 0.2}}},
+         "s.yaml: districts[0].devices.battery: soc_min (0.9) must be below soc_max (0.2)"),
+        ({"districts__0__devices": {"appliances": [{"window_start": "18:00", "window_end": "09:00"}]}},
+         "s.yaml: districts[0].devices.appliances[0]: window_end (09:00) must be after window_start"),
+        ({"districts__0__devices": {"battery": {"capacity_kwh": -5}}},
+         "s.yaml: districts[0].devices.battery.capacity_kwh: expected a value > 0, got -5"),
+        ({"simulators": {"grid": {"mode": "connect"}}}, "s.yaml: simulators.grid: mode 'connect' needs address"),
+        ({"simulators": {"grid": {"mode": "ssh"}}}, "s.yaml: simulators.grid.mode: expected one of"),
+    ],
+)
+def test_invalid_field_named_in_one_line(changes, expected):
+    lines = errors_for(**changes)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(expected), lines[0]
+
+
+def test_missing_field():
+    data = dict(BASE)
+    del data["seed"]
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(data, "s.yaml")
+    assert exc.value.lines == ["s.yaml: seed: required field is missing"]
+
+
+def test_yaml_syntax_error_names_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstart: [unclosed\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:" in err and "YAML syntax error" in err and "Traceback" not in err
+
+
+def test_cli_validate_exit_codes(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(BASE))
+    assert main(["validate", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""
+        name: t
+        start: 2026-06-01T00:00:00+02:00
+        duration: 1h
+        seed: 1
+        districts: [{name: d1, households: ten}]
+    """))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {bad}: districts[0].households: expected a positive integer, got 'ten'"]
+    assert main(["validate", "no_such_scenario"]) == 2
+
+
+def test_durations():
+    assert parse_duration_ms("1d") == 86_400_000
+    assert parse_duration_ms("1h30min") == 5_400_000
+    assert parse_duration_ms("PT15M") == 900_000
+    assert parse_duration_ms(90) == 90_000
+    for bad in ("0s", "-5min", "1 fortnight", True):
+        with pytest.raises(ValueError):
+            parse_duration_ms(bad)
+
+
+def test_bundled_scenarios_validate():
+    names = bundled_scenarios()
+    assert "uc1_home" in names
+    for name in names:
+        load_scenario(name)
+
+
+def test_population_is_seeded_and_shares_respected():
+    data = dict(BASE, districts=[{"name": "d1", "households": 20, "shares": {"pv": 0.4, "battery": 0.25}}])
+    a = build_population(parse_scenario(data))
+    b = build_population(parse_scenario(data))
+    assert [h.model_dump() for h in a] == [h.model_dump() for h in b]
+    assert sum(h.devices.pv is not None for h in a) == 8
+    assert sum(h.devices.battery is not None for h in a) == 5
+    c = build_population(parse_scenario(dict(data, seed=2)))
+    assert [h.model_dump() for h in a] != [h.model_dump() for h in c]
+    assert a[0].id == "d1.h001"
