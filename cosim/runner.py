@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mosaik import scheduler
-from mosaik.exceptions import RemoteException
+from mosaik.exceptions import SimulationError
+from mosaik_api_v3.connection import RemoteException
 
 from cosim import recorder
 from cosim.provenance import provenance
 from cosim.scenario import Scenario
-from cosim.world import build_world
+from cosim.world import build_world, make_world
 
 
 class RunFailed(Exception):
@@ -95,14 +96,15 @@ def run_scenario(
     path.parent.mkdir(parents=True, exist_ok=True)
     until = until_ms or scn.duration
     t0 = time.perf_counter()
-    built = None
+    world = None
     status, error = "failed", ""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
-            built = build_world(scn, provenance(scenario_yaml, scn.seed), str(path), until, progress)
-            loop = built.world.loop
-            task = loop.create_task(_drive(built.world, until, rt_factor))
+            world = make_world(scn)
+            build_world(world, scn, provenance(scenario_yaml, scn.seed), str(path), until, progress)
+            loop = world.loop
+            task = loop.create_task(_drive(world, until, rt_factor))
             in_main = threading.current_thread() is threading.main_thread()
             if in_main:
                 loop.add_signal_handler(signal.SIGINT, task.cancel)
@@ -118,11 +120,14 @@ def run_scenario(
     except RemoteException as exc:
         error = _describe_remote(exc)
         raise RunFailed(error) from None
+    except SimulationError as exc:
+        error = str(exc)
+        raise RunFailed(error) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         steps = _close_writers(status, error)
-        if built is not None:
-            _shutdown(built.world)
+        if world is not None:
+            _shutdown(world)
     return RunResult(path=path, steps=steps, wall_s=time.perf_counter() - t0, until_ms=until)

@@ -58,14 +58,22 @@ class BuiltWorld:
 
 
 def _model_attrs(factory, model: str) -> list[str]:
-    return list(factory.meta["models"][model]["attrs"])
+    """Recordable outputs of a model: META 'outputs' (our convention) or else all its attrs."""
+    desc = factory.meta["models"][model]
+    return list(desc.get("outputs", desc["attrs"]))
 
 
-def build_world(scn: Scenario, provenance: dict, out_path: str, until_ms: int, progress: bool) -> BuiltWorld:
+def make_world(scn: Scenario) -> mosaik.World:
+    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone."""
     starts = {"household": scn.simulators.household, "meter": scn.simulators.meter,
               "grid": scn.simulators.grid}
-    world = mosaik.World(sim_config(starts), time_resolution=0.001, configure_logging=False,
-                         skip_greetings=True)
+    return mosaik.World(sim_config(starts), time_resolution=0.001, configure_logging=False,
+                        skip_greetings=True)
+
+
+def build_world(world: mosaik.World, scn: Scenario, provenance: dict, out_path: str, until_ms: int,
+                progress: bool) -> BuiltWorld:
+    """Start the scenario's simulators in *world*, create the populations and wire them."""
     built = BuiltWorld(world=world, until=until_ms, households=build_population(scn))
     start_iso = scn.start.isoformat()
     common = {"start": start_iso, "step_size": scn.step}

@@ -21,6 +21,7 @@ META = {
             "public": True,
             "params": ["ids", "exclude", "accuracy_class", "interval", "resolution_w"],
             "attrs": ATTRS,  # P and Q are also the inputs (true household power)
+            "outputs": ATTRS,
         }
     },
 }

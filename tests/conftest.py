@@ -1,0 +1,72 @@
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small_scenario(**overrides) -> dict:
+    data = {
+        "name": "small",
+        "description": "small test scenario",
+        "start": "2026-06-15T00:00:00+02:00",
+        "duration": "2h",
+        "step": "1min",
+        "seed": 11,
+        "districts": [{"name": "d1", "households": 6, "shares": {"pv": 0.5}}],
+        "meters": {"accuracy_class": 1.0},
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def write_scenario(tmp_path):
+    def write(name="s.yaml", **overrides) -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(small_scenario(**overrides), sort_keys=False))
+        return path
+
+    return write
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def start_sim_server(module: str, port: int) -> subprocess.Popen:
+    """Start a mosaik simulator as a server on 127.0.0.1:port and wait until it listens.
+
+    (A probe connection would be taken for mosaik's, so wait for its log line instead.)"""
+    proc = subprocess.Popen([sys.executable, "-m", module, "--remote", f"127.0.0.1:{port}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "awaits connection" in line:
+            break
+    time.sleep(0.5)
+    return proc
+
+
+def cosim_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cosim.cli", *args]
+
+
+def run_cosim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cosim_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
