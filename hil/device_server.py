@@ -1,0 +1,369 @@
+"""Serve simulated devices as Modbus TCP (or RTU-over-TCP, or TLS) devices.
+
+A :class:`DeviceServer` serves several devices on one listening socket, one Modbus unit id per
+device, each laid out by a register map (:mod:`hil.registers`). The simulation pushes values with
+``update(device_id, {attr: value})``; writes by a Modbus client to writable points are checked,
+stored and collected for the simulation (``pop_writes()`` -> ``{device_id: {attr: value}}``).
+
+Behaviour towards clients (documented contract):
+
+* reads return the current register image; unmapped registers -> exception 2 (ILLEGAL DATA ADDRESS)
+  (small gaps declared with the map's ``fill_gaps`` read as 0);
+* a write touching a read-only register or an unmapped register -> exception 2 (ILLEGAL DATA
+  ADDRESS), the same code pymodbus uses for its read-only registers; nothing of that request is
+  written;
+* a write whose decoded value lies outside the point's ``[min, max]`` (or is NaN / the SunSpec
+  not-implemented value) -> exception 3 (ILLEGAL DATA VALUE); nothing of that request is written;
+* coil / discrete-input functions -> exception 1 (ILLEGAL FUNCTION);
+* a unit id that is not served -> exception 0x0B (GATEWAY TARGET FAILED TO RESPOND) at register 0,
+  exception 2 elsewhere;
+* malformed frames are answered or dropped by pymodbus' framer; the server keeps serving (tested).
+
+The server runs on the current asyncio loop (``await start()`` / ``await stop()`` or
+``async with``). ``update``/``set_points``/``pop_writes`` are thread-safe, so a synchronous
+caller (the mosaik :class:`~hil.device_server_sim.DeviceServerSim`) can run the server in a
+:class:`hil.aio.BackgroundLoop` and talk to it from its own thread. The lab emulator
+(:mod:`hil.emulator`) is a DeviceServer plus a physics model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusTcpServer, ModbusTlsServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from .registers import Point, RegisterImage, RegisterMap, load_map
+
+log = logging.getLogger(__name__)
+
+WriteCallback = Callable[[str, dict[str, float | str]], None]
+
+_WRITE_FCS = {6, 16, 22, 23}
+_BIT_FCS = {1, 2, 5, 15}
+
+
+@dataclass
+class ServedDevice:
+    """One served device: id, unit id, map and its live register image."""
+
+    id: str
+    unit: int
+    map: RegisterMap
+    image: RegisterImage
+    stats: dict[str, int] = field(default_factory=lambda: {
+        "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0})
+
+
+def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
+    """Accept {id: (unit, map)}, {id: {"unit":, "map":}} or [{"id":, "unit":, "map":}]."""
+    out = []
+    if isinstance(devices, Mapping):
+        for dev_id, spec in devices.items():
+            if isinstance(spec, Mapping):
+                out.append((str(dev_id), int(spec["unit"]), spec["map"]))
+            else:
+                unit, regmap = spec
+                out.append((str(dev_id), int(unit), regmap))
+    else:
+        for spec in devices:
+            out.append((str(spec["id"]), int(spec["unit"]), spec["map"]))
+    if not out:
+        raise ValueError("a device server needs at least one device")
+    units = [u for _, u, _ in out]
+    if len(set(units)) != len(units):
+        raise ValueError(f"unit ids must be unique per server, got {units}")
+    ids = [d for d, _, _ in out]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"device ids must be unique, got {ids}")
+    for dev_id, unit, _ in out:
+        if not 0 <= unit <= 247:
+            raise ValueError(f"device {dev_id}: unit id {unit} outside 0..247")
+    return out
+
+
+class DeviceServer:
+    """Modbus server for simulated devices.
+
+    :param devices: ``{device_id: (unit, map)}`` (or ``{id: {"unit": u, "map": m}}`` or a list of
+        ``{"id", "unit", "map"}``); ``map`` is a bundled map name, a YAML path or a RegisterMap.
+    :param host: interface to bind (default 127.0.0.1; bind elsewhere only deliberately).
+    :param port: TCP port; 0 picks a free one (read it back from ``.port`` after ``start()``).
+    :param framer: ``"socket"`` (Modbus TCP) or ``"rtu"`` (RTU frames over TCP, for serial gateways).
+    :param sslctx: an ``ssl.SSLContext`` (server side, with certificate) to serve Modbus/TCP over TLS.
+    :param on_write: optional ``callback(device_id, {point_name: value})`` called (in the server's
+        loop) after every accepted write.
+    """
+
+    def __init__(
+        self,
+        devices: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        framer: str = "socket",
+        sslctx: ssl.SSLContext | None = None,
+        on_write: WriteCallback | None = None,
+    ):
+        self.host = host
+        self.port = int(port)
+        if framer not in ("socket", "rtu"):
+            raise ValueError(f"framer must be 'socket' or 'rtu', got {framer!r}")
+        self.framer = framer
+        self.sslctx = sslctx
+        self.devices: dict[str, ServedDevice] = {}
+        self._by_unit: dict[int, ServedDevice] = {}
+        for dev_id, unit, regmap in _normalise_devices(devices):
+            m = load_map(regmap)
+            dev = ServedDevice(dev_id, unit, m, RegisterImage(m))
+            self.devices[dev_id] = dev
+            self._by_unit[unit] = dev
+        self._callbacks: list[WriteCallback] = [on_write] if on_write else []
+        self._writes: dict[str, dict[str, float]] = {}
+        self._point_writes: dict[str, dict[str, float | str]] = {}
+        self._wlock = threading.Lock()
+        self._server: ModbusTcpServer | None = None
+        self._unknown_attrs: set[tuple[str, str]] = set()
+        self.fail_mode: dict[str, int] = {}  # device_id -> exception code forced on every request
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> DeviceServer:
+        if self._server is not None:
+            return self
+        simdevs = [self._simdevice(d) for d in self.devices.values()]
+        if 0 not in self._by_unit:
+            simdevs.append(SimDevice(
+                id=0,
+                simdata=[SimData(address=0, count=1, datatype=DataType.REGISTERS)],
+                action=self._unknown_unit,
+            ))
+        if self.sslctx is not None:
+            self._server = ModbusTlsServer(simdevs, address=(self.host, self.port), sslctx=self.sslctx)
+        else:
+            framer = FramerType.RTU if self.framer == "rtu" else FramerType.SOCKET
+            self._server = ModbusTcpServer(simdevs, address=(self.host, self.port), framer=framer)
+        try:
+            await self._server.serve_forever(background=True)
+        except RuntimeError as exc:
+            self._server = None
+            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        sock = self._server.transport.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info("device server on %s:%d serving %s", self.host, self.port,
+                 ", ".join(f"{d.id}@unit{d.unit}({d.map.name})" for d in self.devices.values()))
+        return self
+
+    async def stop(self) -> None:
+        srv, self._server = self._server, None
+        if srv is None:
+            return
+        listener = srv.transport
+        await srv.shutdown()
+        if listener is not None and hasattr(listener, "wait_closed"):
+            try:
+                await asyncio.wait_for(listener.wait_closed(), 2.0)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - best effort on shutdown
+                pass
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    async def __aenter__(self) -> DeviceServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    def add_write_callback(self, cb: WriteCallback) -> None:
+        self._callbacks.append(cb)
+
+    # ------------------------------------------------------------------ simulation side API
+    def _dev(self, device_id: str) -> ServedDevice:
+        try:
+            return self.devices[device_id]
+        except KeyError:
+            raise KeyError(f"device server: unknown device {device_id!r}") from None
+
+    def update(self, device_id: str, values: Mapping[str, float | None]) -> None:
+        """Set the points mapped to mosaik attributes (``{attr: value}`` in attr units).
+
+        Unknown attributes are ignored (logged once); None/NaN become NaN (float points) or the
+        SunSpec not-implemented value; out-of-range integers are clipped to the register type.
+        """
+        dev = self._dev(device_id)
+        with dev.image.lock:
+            for attr, value in values.items():
+                p = dev.map.by_attr(attr)
+                if p is None:
+                    if (device_id, attr) not in self._unknown_attrs:
+                        self._unknown_attrs.add((device_id, attr))
+                        log.info("device %s (%s): no point for attr %r, ignored", device_id, dev.map.name, attr)
+                    continue
+                v = math.nan if value is None else float(value)
+                try:
+                    dev.image.set(p, v / p.attr_scale if math.isfinite(v) else v)
+                except ValueError:
+                    pass  # NaN into a plain integer register: keep the last value
+
+    def set_points(self, device_id: str, values: Mapping[str, float | str]) -> None:
+        """Set points by name (engineering units)."""
+        dev = self._dev(device_id)
+        with dev.image.lock:
+            for name, value in values.items():
+                dev.image.set(name, value)
+
+    def set_quantities(self, device_id: str, values: Mapping[str, float]) -> None:
+        """Set the points tagged with physical quantities (canonical units: W, var, Wh, V, A, Hz,
+        fractions); quantities the map does not tag are skipped."""
+        dev = self._dev(device_id)
+        with dev.image.lock:
+            for q, value in values.items():
+                dev.image.set_quantity(q, value)
+
+    def get_point(self, device_id: str, name: str) -> float | str:
+        return self._dev(device_id).image.get(name)
+
+    def get_quantity(self, device_id: str, quantity: str, default: float | None = None) -> float | None:
+        return self._dev(device_id).image.get_quantity(quantity, default)
+
+    def get_attr(self, device_id: str, attr: str) -> float | None:
+        return self._dev(device_id).image.get_attr(attr)
+
+    def image(self, device_id: str) -> RegisterImage:
+        return self._dev(device_id).image
+
+    def pop_writes(self) -> dict[str, dict[str, float]]:
+        """Accepted client writes to attr-mapped points since the last call, in attr units
+        (last value wins): ``{device_id: {attr: value}}``."""
+        with self._wlock:
+            out, self._writes = self._writes, {}
+        return out
+
+    def pop_point_writes(self) -> dict[str, dict[str, float | str]]:
+        """Accepted client writes by point name (engineering units) since the last call."""
+        with self._wlock:
+            out, self._point_writes = self._point_writes, {}
+        return out
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {d.id: dict(d.stats) for d in self.devices.values()}
+
+    # ------------------------------------------------------------------ pymodbus glue
+    def _simdevice(self, dev: ServedDevice) -> SimDevice:
+        def blocks(table: str) -> list[SimData]:
+            return [SimData(address=s, count=e - s, datatype=DataType.REGISTERS)
+                    for s, e in dev.map.runs(table)]
+
+        action = functools.partial(self._action, dev)
+        if dev.map.shared:
+            return SimDevice(id=dev.unit, simdata=blocks("shared"), action=action)
+        empty = [SimData(address=0, count=1, datatype=DataType.INVALID)]
+        bits = [SimData(address=0, values=[False] * 16, datatype=DataType.BITS)]
+        return SimDevice(
+            id=dev.unit,
+            simdata=(bits, list(bits), blocks("holding") or empty, blocks("input") or list(empty)),
+            action=action,
+        )
+
+    async def _unknown_unit(self, function_code, start_address, address, count, registers, values):
+        return ExcCodes.GATEWAY_NO_RESPONSE
+
+    async def _action(
+        self,
+        dev: ServedDevice,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        try:
+            if dev.id in self.fail_mode:
+                return ExcCodes(self.fail_mode[dev.id])
+            if function_code in _BIT_FCS:
+                return ExcCodes.ILLEGAL_FUNCTION
+            table = dev.map.table_for_fc(function_code)
+            if values is None:
+                dev.stats["reads"] += 1
+                off = address - start_address
+                registers[off : off + count] = dev.image.read(table, address, count)
+                return None
+            if function_code not in _WRITE_FCS:
+                return ExcCodes.ILLEGAL_FUNCTION
+            return self._write(dev, table, address, [int(v) for v in values])
+        except Exception:  # noqa: BLE001 - a request must never take the server down
+            dev.stats["errors"] += 1
+            log.exception("device %s: request fc=%s addr=%s failed", dev.id, function_code, address)
+            return ExcCodes.DEVICE_FAILURE
+
+    def _write(self, dev: ServedDevice, table: str, address: int, values: list[int]) -> ExcCodes | None:
+        end = address + len(values)
+        touched: dict[str, Point] = {}
+        for a in range(address, end):
+            p = dev.map.owner(table, a)
+            if p is None or not p.writable:
+                dev.stats["refused_address"] += 1
+                log.debug("device %s: write to %s register %d refused (read-only/unmapped)",
+                          dev.id, table, a)
+                return ExcCodes.ILLEGAL_ADDRESS
+            touched[p.name] = p
+        img = dev.image
+        with img.lock:
+            decoded: dict[str, float | str] = {}
+            for p in touched.values():
+                regs = img.raw_registers(p)
+                for i in range(p.count):
+                    a = p.address + i
+                    if address <= a < end:
+                        regs[i] = values[a - address]
+                sf = img.sf_value(p) if p.sf else None
+                if p.sf is not None and sf is None:
+                    return ExcCodes.DEVICE_FAILURE
+                v = dev.map.decode(p, regs, sf)
+                if not p.is_string:
+                    lo = -math.inf if p.min is None else p.min
+                    hi = math.inf if p.max is None else p.max
+                    tol = 1e-6 * max(1.0, abs(lo) if math.isfinite(lo) else 1.0, abs(hi) if math.isfinite(hi) else 1.0)
+                    if math.isnan(v) or not (lo - tol <= v <= hi + tol):
+                        dev.stats["refused_value"] += 1
+                        log.debug("device %s: write %s=%s outside [%s, %s] refused", dev.id, p.name, v, lo, hi)
+                        return ExcCodes.ILLEGAL_VALUE
+                decoded[p.name] = v
+            img.write(table, address, values)
+            dev.stats["writes"] += 1
+        with self._wlock:
+            pw = self._point_writes.setdefault(dev.id, {})
+            aw = None
+            for name, v in decoded.items():
+                pw[name] = v
+                p = touched[name]
+                if p.attr is not None:
+                    aw = aw if aw is not None else self._writes.setdefault(dev.id, {})
+                    aw[p.attr] = float(v) * p.attr_scale
+        for cb in self._callbacks:
+            try:
+                cb(dev.id, dict(decoded))
+            except Exception:  # noqa: BLE001
+                log.exception("device %s: write callback failed", dev.id)
+        return None
+
+
+def devices_from_specs(specs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, Any]]:
+    """``[{"id": "h1", "unit": 1, "map": "sdm630"}, ...]`` -> ``{"h1": (1, "sdm630")}``."""
+    return {str(s["id"]): (int(s["unit"]), s["map"]) for s in specs}

@@ -1,0 +1,479 @@
+"""Lab-device emulator: a :class:`~hil.device_server.DeviceServer` driven by a physics model.
+
+Kinds:
+
+* ``sdm630``, ``em24``, ``sunspec-meter`` - a household connection point: seeded, time-varying load
+  (daily shape + AR(1) noise + appliance events, optional PV), per-phase values, integrating
+  import/export energy registers;
+* ``sunspec-battery`` - a battery behind a SunSpec 802/704 interface: SoC follows the written
+  active-power set point (``WSet`` when ``WSetEna`` = 1, limited by the charge/discharge rates and
+  the SoC window); with ``WSetRvrtEna`` = 1 and ``WSetRvrtTms`` > 0 every write to the WSet group
+  restarts the reversion timer, and when it expires without a fresh write the set point reverts
+  to ``WSetRvrt`` (0 W: the safe set point).
+
+The model advances in fixed device-time steps (``model_dt``), so the trajectory of a meter is a
+deterministic function of ``seed`` and device time (wall time x ``time_scale``).
+
+Asyncio API::
+
+    async with Emulator("sdm630", port=0, unit=1, seed=7) as emu:
+        print(emu.port)          # the bound port (0 = a free one was picked)
+        emu.fail(4)              # answer every request with exception 4 (tests), emu.fail(None) heals
+
+CLI (wired to ``cosim emulate``)::
+
+    python -m hil.emulator sdm630 --port 5020 [--unit 1] [--seed 0] [--host 127.0.0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import random
+import signal
+import ssl
+import sys
+import time
+from typing import Any
+
+from .device_server import DeviceServer
+
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, str] = {
+    "sdm630": "sdm630",
+    "em24": "em24",
+    "sunspec-meter": "sunspec_meter",
+    "sunspec-battery": "sunspec_battery",
+}
+DEVICE_ID = "dev"
+
+
+def _g(h: float, mu: float, sd: float) -> float:
+    """Gaussian bump on the 24-h circle."""
+    d = (h - mu + 12.0) % 24.0 - 12.0
+    return math.exp(-0.5 * (d / sd) ** 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# physics models
+# ----------------------------------------------------------------------------------------------
+class HouseholdMeterModel:
+    """Seeded household connection point (load convention: P > 0 import).
+
+    Quantities (canonical units): P, Q [W, var], S [VA], PF, per phase P_Lk/Q_Lk/S_Lk/PF_Lk/
+    I_Lk/V_Lk, V_avg, V_LL_avg, I_sum, I_avg, f [Hz], E_imp/E_exp [Wh], Eq_imp/Eq_exp [varh],
+    E_total, P_demand/P_demand_max [W] (15-min block demand).
+    """
+
+    APPLIANCES = (  # (W, min s, max s, weight)
+        (2000.0, 90, 240, 3.0),    # kettle
+        (1100.0, 120, 420, 2.0),   # microwave
+        (2200.0, 1200, 2700, 1.0),  # oven / hob
+        (1900.0, 900, 2400, 1.0),  # washing machine heating
+        (700.0, 600, 1800, 1.5),   # dishwasher pump/dryer
+    )
+
+    def __init__(self, seed: int, t_day_s: float, pv_kwp: float = 0.0):
+        self.rng = random.Random(seed)
+        r = self.rng
+        self.t = float(t_day_s)  # seconds since local midnight of day 0
+        self.size = r.uniform(0.7, 1.4)
+        w = [r.uniform(0.8, 1.2) for _ in range(3)]
+        self.split = [x / sum(w) for x in w]
+        self.pf_load = r.uniform(0.92, 0.98)
+        self.pv_kwp = float(pv_kwp)
+        self.E_imp = r.uniform(1_000, 8_000) * 1000.0
+        self.E_exp = r.uniform(300, 3_000) * 1000.0 if pv_kwp > 0 else 0.0
+        self.Eq_imp = self.E_imp * 0.25
+        self.Eq_exp = 0.0
+        self.noise = 0.0
+        self.cloud = 1.0
+        self.dv = [0.0, 0.0, 0.0]
+        self.df = 0.0
+        self.events: list[tuple[float, float]] = []  # (end time, W)
+        self.demand_acc = 0.0
+        self.demand_n = 0.0
+        self.demand_block = int(self.t // 900)
+        self.P_demand = 0.0
+        self.P_demand_max = 0.0
+        self.P = self.Q = 0.0
+        self._evaluate()
+
+    def shape(self, h: float) -> float:
+        return self.size * (180.0 + 700.0 * _g(h, 7.3, 0.9) + 350.0 * _g(h, 12.5, 1.5)
+                            + 1100.0 * _g(h, 19.2, 1.7) + 250.0 * _g(h, 22.5, 1.0))
+
+    def step(self, dt: float) -> None:
+        r = self.rng
+        self.t += dt
+        h = (self.t / 3600.0) % 24.0
+        shape = self.shape(h)
+        a = math.exp(-dt / 120.0)
+        self.noise = a * self.noise + 0.12 * shape * math.sqrt(1 - a * a) * r.gauss(0.0, 1.0)
+        ac = math.exp(-dt / 600.0)
+        self.cloud = min(1.0, max(0.2, ac * self.cloud + (1 - ac) * 0.8 + 0.05 * math.sqrt(1 - ac * ac) * r.gauss(0, 1)))
+        av = math.exp(-dt / 30.0)
+        self.dv = [av * v + 1.5 * math.sqrt(1 - av * av) * r.gauss(0, 1) for v in self.dv]
+        self.df = av * self.df + 0.015 * math.sqrt(1 - av * av) * r.gauss(0, 1)
+        # appliance events: Poisson, rate ~ 1.5/h scaled by the daily shape
+        rate = 1.5 * shape / 1000.0 / 3600.0
+        if r.random() < rate * dt:
+            tot = sum(x[3] for x in self.APPLIANCES)
+            u, acc = r.random() * tot, 0.0
+            for w_, lo, hi, wt in self.APPLIANCES:
+                acc += wt
+                if u <= acc:
+                    self.events.append((self.t + r.uniform(lo, hi), w_ * r.uniform(0.9, 1.1)))
+                    break
+        self.events = [e for e in self.events if e[0] > self.t]
+        self._evaluate(shape)
+        # integrate
+        self.E_imp += max(self.P, 0.0) * dt / 3600.0
+        self.E_exp += max(-self.P, 0.0) * dt / 3600.0
+        self.Eq_imp += max(self.Q, 0.0) * dt / 3600.0
+        self.Eq_exp += max(-self.Q, 0.0) * dt / 3600.0
+        block = int(self.t // 900)
+        if block != self.demand_block:
+            if self.demand_n > 0:
+                self.P_demand = self.demand_acc / self.demand_n
+                self.P_demand_max = max(self.P_demand_max, self.P_demand)
+            self.demand_acc = self.demand_n = 0.0
+            self.demand_block = block
+        self.demand_acc += self.P * dt
+        self.demand_n += dt
+
+    def _evaluate(self, shape: float | None = None) -> None:
+        h = (self.t / 3600.0) % 24.0
+        shape = self.shape(h) if shape is None else shape
+        load = max(40.0, shape + self.noise) + sum(e[1] for e in self.events)
+        pv = 0.0
+        if self.pv_kwp > 0:
+            pv = self.pv_kwp * 1000.0 * max(0.0, math.sin(math.pi * (h - 6.0) / 14.0)) ** 1.2 * self.cloud
+        self.P = load - pv
+        self.Q = load * math.tan(math.acos(self.pf_load))
+
+    def quantities(self) -> dict[str, float]:
+        P, Q = self.P, self.Q
+        q: dict[str, float] = {"P": P, "Q": Q}
+        S = math.hypot(P, Q)
+        q["S"] = S
+        q["PF"] = abs(P) / S if S > 0 else 1.0
+        V = [230.0 + d for d in self.dv]
+        I_tot = 0.0
+        for k in range(3):
+            pk, qk = P * self.split[k], Q * self.split[k]
+            sk = math.hypot(pk, qk)
+            ik = sk / V[k]
+            I_tot += ik
+            n = f"_L{k + 1}"
+            q.update({"P" + n: pk, "Q" + n: qk, "S" + n: sk, "I" + n: ik, "V" + n: V[k],
+                      "PF" + n: abs(pk) / sk if sk > 0 else 1.0})
+        s3 = math.sqrt(3.0)
+        q.update({
+            "V_avg": sum(V) / 3.0, "V_LL_avg": s3 * sum(V) / 3.0,
+            "V_L12": s3 * (V[0] + V[1]) / 2, "V_L23": s3 * (V[1] + V[2]) / 2, "V_L31": s3 * (V[2] + V[0]) / 2,
+            "I_sum": I_tot, "I_avg": I_tot / 3.0, "f": 50.0 + self.df,
+            "E_imp": self.E_imp, "E_exp": self.E_exp, "Eq_imp": self.Eq_imp, "Eq_exp": self.Eq_exp,
+            "E_total": self.E_imp + self.E_exp,
+            "P_demand": self.P_demand, "P_demand_max": self.P_demand_max,
+        })
+        return q
+
+
+class BatteryModel:
+    """SoC dynamics behind the SunSpec 802/704 points (SunSpec sign: W > 0 discharging)."""
+
+    WSET_GROUP = ("wset", "wset_ena", "wset_mod", "wset_rvrt", "wset_pct", "wset_rvrt_ena", "wset_rvrt_tms")
+
+    def __init__(self, server: DeviceServer, device_id: str, seed: int, soc_init: float = 0.5,
+                 efficiency: float = 0.95):
+        self.server = server
+        self.dev = device_id
+        self.rng = random.Random(seed)
+        self.soc = float(soc_init)
+        self.eff = float(efficiency)
+        self.rem: float | None = None
+        self.reverted = 0
+        self.hb_t = 0.0
+        self.hb = 0
+        self.throughput_wh = 0.0
+        self.P = 0.0
+        m = server.devices[device_id].map
+        self._group_points = {m.by_quantity(q).name for q in self.WSET_GROUP if m.by_quantity(q)}
+        server.add_write_callback(self.on_write)
+        self._publish()
+
+    def q(self, name: str, default: float = 0.0) -> float:
+        v = self.server.get_quantity(self.dev, name, default)
+        return default if v is None or math.isnan(v) else v
+
+    def on_write(self, device_id: str, points: dict[str, Any]) -> None:
+        """A client wrote: a write touching the WSet group (re)starts the reversion timer."""
+        if device_id != self.dev or not self._group_points.intersection(points):
+            return
+        if self.q("wset_rvrt_ena") >= 1 and self.q("wset_rvrt_tms") > 0:
+            self.rem = self.q("wset_rvrt_tms")
+        else:
+            self.rem = None
+        self.server.set_quantities(self.dev, {"wset_rvrt_rem": math.ceil(self.rem or 0.0)})
+
+    def step(self, dt: float) -> None:
+        if self.rem is not None:
+            self.rem -= dt
+            if self.rem <= 0:
+                self.rem = None
+                self.reverted += 1
+                self.server.set_quantities(self.dev, {"wset": self.q("wset_rvrt")})
+                log.info("battery %s: set point reverted to %.0f W (no fresh write within the revert time)",
+                         self.dev, self.q("wset_rvrt"))
+        if self.q("wset_ena") >= 1:
+            if self.q("wset_mod", 2) == 1:
+                target = self.q("wset_pct") * self.q("w_dis_max", 5000.0)
+            else:
+                target = self.q("wset")
+        else:
+            target = 0.0
+        target = min(max(target, -self.q("w_cha_max", 5000.0)), self.q("w_dis_max", 5000.0))
+        lo = max(self.q("soc_min", 0.0), self.q("soc_rsv_min", 0.0))
+        hi = min(self.q("soc_max", 1.0), self.q("soc_rsv_max", 1.0))
+        if (target > 0 and self.soc <= lo) or (target < 0 and self.soc >= hi):
+            target = 0.0
+        wh = max(self.q("wh_rtg", 10000.0), 1.0)
+        if target < 0:
+            self.soc += self.eff * (-target) * dt / 3600.0 / wh
+        else:
+            self.soc -= target * dt / 3600.0 / (self.eff * wh)
+        self.soc = min(max(self.soc, 0.0), 1.0)
+        self.throughput_wh += abs(target) * dt / 3600.0
+        noise = 0.0 if target == 0 else self.rng.gauss(0.0, 0.002 * abs(target))
+        self.P = target + noise
+        self.hb_t += dt
+        while self.hb_t >= 1.0:
+            self.hb_t -= 1.0
+            self.hb = (self.hb + 1) % 65536
+        self._publish(lo, hi)
+
+    def _publish(self, lo: float = 0.1, hi: float = 0.95) -> None:
+        P, soc = self.P, self.soc
+        V = 48.0 + 8.0 * soc - 0.0004 * P
+        if P > 1:
+            chast = 3
+        elif P < -1:
+            chast = 4
+        elif soc <= lo + 1e-3:
+            chast = 2
+        elif soc >= hi - 1e-3:
+            chast = 5
+        else:
+            chast = 6
+        self.server.set_quantities(self.dev, {
+            "P_bat": P, "soc": soc, "dod": 1.0 - soc, "V_dc": V, "A_dc": P / V,
+            "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01, "cell_v_min": V / 16.0 - 0.01,
+            "chast": chast, "hb": self.hb, "ncyc": int(self.throughput_wh / (2 * max(self.q("wh_rtg", 1e4), 1.0))),
+            "wset_rvrt_rem": math.ceil(self.rem) if self.rem is not None else 0,
+        })
+
+
+# ----------------------------------------------------------------------------------------------
+# emulator
+# ----------------------------------------------------------------------------------------------
+class Emulator:
+    """One emulated lab device on its own port.
+
+    :param kind: ``sdm630`` | ``em24`` | ``sunspec-meter`` | ``sunspec-battery``
+    :param host: interface (default 127.0.0.1)
+    :param port: TCP port (0 = pick a free one; read ``.port`` after start)
+    :param unit: Modbus unit id
+    :param seed: seed of the load / noise model
+    :param map: override the register map (name, path or RegisterMap with the same quantities)
+    :param tick: seconds between register refreshes (wall time)
+    :param model_dt: fixed device-time step of the model (s)
+    :param time_scale: device seconds per wall second (accelerate the daily shape in tests)
+    :param start_tod: device time of day at start, seconds after midnight (default: local now)
+    :param pv_kwp: PV peak power at the meter's connection point (meters)
+    :param soc_init: initial state of charge 0..1 (battery)
+    :param framer: ``socket`` (Modbus TCP) | ``rtu`` (RTU over TCP)
+    :param sslctx: server SSLContext for Modbus/TCP over TLS
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unit: int = 1,
+        seed: int = 0,
+        *,
+        map: Any = None,  # noqa: A002 - the register map
+        tick: float = 0.1,
+        model_dt: float = 0.1,
+        time_scale: float = 1.0,
+        start_tod: float | None = None,
+        pv_kwp: float = 0.0,
+        soc_init: float = 0.5,
+        framer: str = "socket",
+        sslctx: ssl.SSLContext | None = None,
+    ):
+        if kind not in KINDS:
+            raise ValueError(f"unknown emulator kind {kind!r}; known: {', '.join(KINDS)}")
+        self.kind = kind
+        self.unit = int(unit)
+        self.seed = int(seed)
+        self.tick = float(tick)
+        self.model_dt = float(model_dt)
+        self.time_scale = float(time_scale)
+        self.server = DeviceServer({DEVICE_ID: (self.unit, map or KINDS[kind])}, host, port,
+                                   framer=framer, sslctx=sslctx)
+        if start_tod is None:
+            lt = time.localtime()
+            start_tod = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec
+        self.start_tod = float(start_tod)
+        if kind == "sunspec-battery":
+            self.model: Any = BatteryModel(self.server, DEVICE_ID, self.seed, soc_init)
+        else:
+            self.model = HouseholdMeterModel(self.seed, self.start_tod, pv_kwp)
+            self.server.set_quantities(DEVICE_ID, self.model.quantities())
+        self._task: asyncio.Task | None = None
+        self.device_time = 0.0
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def fail(self, code: int | None) -> None:
+        """Answer every request with Modbus exception ``code`` (None: behave again)."""
+        if code is None:
+            self.server.fail_mode.pop(DEVICE_ID, None)
+        else:
+            self.server.fail_mode[DEVICE_ID] = int(code)
+
+    def get(self, point: str) -> float | str:
+        return self.server.get_point(DEVICE_ID, point)
+
+    def quantity(self, q: str) -> float | None:
+        return self.server.get_quantity(DEVICE_ID, q)
+
+    async def start(self) -> Emulator:
+        await self.server.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"emulator-{self.kind}")
+        return self
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        await self.server.stop()
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        t_wall0 = time.monotonic()
+        advanced = 0.0
+        while True:
+            target = (time.monotonic() - t_wall0) * self.time_scale
+            try:
+                if isinstance(self.model, BatteryModel):
+                    dt = target - advanced
+                    if dt > 0:
+                        self.model.step(dt)
+                        advanced = target
+                else:
+                    n = 0
+                    while advanced + self.model_dt <= target:
+                        self.model.step(self.model_dt)
+                        advanced += self.model_dt
+                        n += 1
+                    if n:
+                        self.server.set_quantities(DEVICE_ID, self.model.quantities())
+            except Exception:  # noqa: BLE001 - keep the device alive
+                log.exception("emulator %s: model step failed", self.kind)
+            self.device_time = advanced
+            await asyncio.sleep(self.tick)
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cosim emulate", description="Emulate a Modbus lab device.")
+    ap.add_argument("kind", choices=sorted(KINDS))
+    ap.add_argument("--port", type=int, default=5020, help="TCP port (0 = any free port; default 5020)")
+    ap.add_argument("--unit", type=int, default=1, help="Modbus unit id (default 1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    ap.add_argument("--map", default=None, help="register map override (YAML path)")
+    ap.add_argument("--pv-kwp", type=float, default=0.0, help="PV at the meter (kWp)")
+    ap.add_argument("--soc", type=float, default=0.5, help="initial SoC 0..1 (battery)")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="device seconds per wall second")
+    ap.add_argument("--rtu", action="store_true", help="RTU framing over TCP (serial gateway style)")
+    ap.add_argument("--tls-cert", default=None, help="serve Modbus/TCP over TLS with this certificate (PEM)")
+    ap.add_argument("--tls-key", default=None, help="private key of --tls-cert")
+    ap.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    sslctx = None
+    if args.tls_cert:
+        sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sslctx.load_cert_chain(args.tls_cert, args.tls_key)
+    emu = Emulator(args.kind, host=args.host, port=args.port, unit=args.unit, seed=args.seed,
+                   map=args.map, pv_kwp=args.pv_kwp, soc_init=args.soc, time_scale=args.time_scale,
+                   framer="rtu" if args.rtu else "socket", sslctx=sslctx)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            pass
+    await emu.start()
+    proto = "modbus+tls" if sslctx else ("modbus-rtu-over-tcp" if args.rtu else "modbus-tcp")
+    print(f"emulating {args.kind} (unit {args.unit}, seed {args.seed}) on {proto}://{emu.host}:{emu.port}"
+          " - Ctrl-C to stop", flush=True)
+    try:
+        if args.duration is not None:
+            await asyncio.wait_for(stop.wait(), args.duration)
+        else:
+            await stop.wait()
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await emu.stop()
+        print("emulator stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("pymodbus").setLevel(logging.ERROR)
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"cannot start the emulator: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
