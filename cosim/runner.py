@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mosaik import scheduler
-from mosaik.exceptions import SimulationError
+from mosaik.exceptions import ScenarioError as MosaikScenarioError
+from mosaik.exceptions import SimulationError, SimulatorError
 from mosaik_api_v3.connection import RemoteException
 
 from cosim import recorder
@@ -120,8 +121,8 @@ def run_scenario(
     except RemoteException as exc:
         error = _describe_remote(exc)
         raise RunFailed(error) from None
-    except SimulationError as exc:
-        error = str(exc)
+    except (SimulationError, SimulatorError, MosaikScenarioError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
         raise RunFailed(error) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
