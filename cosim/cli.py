@@ -1,4 +1,7 @@
-"""The `cosim` command line. Exit codes: 0 ok, 1 run failure, 2 bad input, 130 interrupted."""
+"""cosim: co-simulation of multi-agent flexibility management in LV grids (mosaik 3).
+
+Exit codes: 0 ok, 1 a simulator or run failed, 2 bad input (scenario field, file, option), 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ def cmd_inspect(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cosim", description=__doc__.split(".")[0] + ".")
+    p = argparse.ArgumentParser(prog="cosim", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a scenario (a YAML path, a bundled name, or a results file to re-run)")
