@@ -2,18 +2,57 @@
 
 One entity per ``create()`` call carries a whole population of households; every attribute is a
 mapping ``household id -> value`` (plain floats). Inside, the device models in
-``simulators.devices`` compute with numpy over the population.
+``simulators.devices`` compute with numpy over the population; all randomness is seeded by
+(seed, household id, day), so a run is reproducible and a forecast reproduces the simulation.
 
 Model ``Households(households=[HouseholdSpec.model_dump(), ...])``.
 init params: ``time_resolution`` (s per tick, normally 0.001), ``start`` (ISO-8601 with timezone),
-``step_size`` (ticks), ``seed`` (int), ``latitude``/``longitude`` (default 48.1/11.6).
+``step_size`` (ticks), ``seed`` (int), ``latitude``/``longitude`` (default 48.1/11.6),
+``flex_horizon_s`` (default 86400) and ``flex_slot_s`` (default 900) of the ``flex`` output.
 
-Outputs (kW / kvar, load convention: consumption positive, PV negative, battery charging positive):
-``P``, ``Q`` (net household), ``P_base`` (every household), ``P_pv`` (households with PV).
-Inputs: ``pv_limit`` {hid: kW} cap on PV generation (None/NaN = no cap).
+Outputs (kW / kvar, load convention: consumption positive, PV negative, battery charging positive).
+Every step covers [t, t + step_size); powers are that interval's (mean) power, states (``soc``,
+``soc_ev``, ``T_in``) are the values at its end, t + step_size.
+  ``P``, ``Q``      net household (all households); Q = base load only, from its power factor
+  ``P_base``        base load (all households)
+  ``P_pv``          PV (≤ 0)                       households with PV
+  ``P_bat``, ``soc``  battery power, state of charge (0..1)   households with a battery
+  ``P_ev``, ``soc_ev``  EV charging power, EV state of charge  households with an EV
+  ``P_hp``, ``T_in``  heat-pump electrical power, indoor °C    households with a heat pump
+  ``P_app``         sum of the shiftable appliances          households with appliances
+  ``flex``          flexibility envelope (below), computed only when requested
+Inputs (setpoints persist until changed; None or NaN = back to the default rule; all sources merged):
+  ``P_bat_set`` kW (+ charge)  clipped to power and SoC limits; default self-consumption
+  ``P_ev_set``  kW ≥ 0         clipped to [0, charger_kw] and capacity; 0 while away; default full
+                               power until the need is met; need guard forces full power when needed
+  ``P_hp_set``  kW el          clipped to [0, p_el_kw]; comfort guard keeps T_in in [t_min, t_max]
+  ``pv_limit``  kW             cap on PV generation (curtailment); default no cap
+  ``app_start`` tick (ms since sim start) of the planned start of that day's appliance cycle;
+                a number applies to all the household's appliances, a dict {name: tick} per appliance
 
-Each step covers [t, t + step_size); the outputs of step t are the mean (base load) or mid-step
-(PV) power of that interval.
+Flexibility envelope ``flex`` {hid: dict} for the horizon starting at the end of the current step
+(``t0`` tick), ``n`` slots of ``slot_s`` seconds. Lists have one value per slot (slot means, kW):
+  ``t0``, ``slot_s``, ``n``
+  ``p_base``   forecast base load (uncontrollable)
+  ``p_pv``     forecast PV (≤ 0, before curtailment; PV households only); ``pv``: {kwp, curtailable}
+  ``p_min``, ``p_max``  net household power reachable per slot, each slot on its own (battery at
+               ± p_max, EV at 0 / charger × availability, HP at 0 / p_el, PV fully on / curtailed to 0,
+               pending appliance windows at 0 / peak, running cycles committed)
+  ``battery``  {e_kwh, e_min_kwh, e_max_kwh, capacity_kwh, p_max_kw, efficiency}:
+               e' = e + (η·p⁺ - p⁻/η)·slot_h, e_min ≤ e' ≤ e_max
+  ``ev``       {e_kwh, capacity_kwh, charger_kw, efficiency, avail [0..1 per slot],
+               sessions: [{arrive, depart (ticks), e_need_kwh, home}]}: per session
+               Σ p_k·η·slot_h over its slots ≥ e_need_kwh, 0 ≤ p_k ≤ charger_kw·avail_k; on a future
+               arrival the battery energy drops by that session's need (the trip's consumption)
+  ``hp``       {t_in, t_min, t_max, p_el_kw, ua_kw_per_k, c_kwh_per_k, a, t_out [per slot],
+               cop [per slot]}: T_{k+1} = a·T_k + (1 - a)·(t_out_k + cop_k·p_k/ua), t_min ≤ T ≤ t_max
+  ``appliances`` [{name, profile_kw (per minute), cycles: [{earliest, latest_start, default_start,
+               state ("pending"|"running"|"done"), start}]}]: run the profile once per pending cycle,
+               starting in [earliest, latest_start] (ticks)
+
+Forecasts for agents: ``forecast(households, t0, start=..., seed=...)`` (or a ``Forecaster``) gives
+the base load, PV and outdoor temperature per slot from the same seeded models: with the simulator's
+seed and location it is a perfect forecast; ``noise`` > 0 adds a seeded forecast error.
 """
 
 from __future__ import annotations
@@ -24,15 +63,20 @@ import mosaik_api_v3
 import numpy as np
 from pydantic import ValidationError
 
+from simulators.devices.appliance import Appliances
 from simulators.devices.baseload import BaseLoad
-from simulators.devices.common import Clock
+from simulators.devices.battery import Battery
+from simulators.devices.common import S_FORECAST, Clock, id_key, rng
+from simulators.devices.ev import EVFleet
+from simulators.devices.flex import envelope, slot_forecast, slot_grid
+from simulators.devices.heatpump import HeatPumps
 from simulators.devices.params import HouseholdSpec
 from simulators.devices.pv import PVArray
 from simulators.devices.weather import Weather
 
 MODEL = "Households"
-OUTPUTS = ["P", "Q", "P_base", "P_pv"]
-INPUTS = ["pv_limit"]
+OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app", "flex"]
+INPUTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "app_start"]
 
 META = {
     "api_version": "3.0",
@@ -68,7 +112,17 @@ def validate_households(households) -> list[HouseholdSpec]:
 
 
 def _floats(ids, values) -> dict:
-    return dict(zip(ids, np.asarray(values, dtype=float).tolist()))
+    return dict(zip(ids, (np.asarray(values, dtype=float) + 0.0).tolist()))  # + 0.0: no -0.0
+
+
+
+def _num(hid: str, v) -> float:
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"household {hid!r}: setpoint must be a number or None, got {v!r}") from None
 
 
 class _Setpoints:
@@ -81,13 +135,13 @@ class _Setpoints:
     def update(self, mapping: dict) -> None:
         for hid, v in mapping.items():
             i = self.index.get(hid)
-            if i is None:
-                continue
-            try:
-                f = float(v) if v is not None else math.nan
-            except (TypeError, ValueError):
-                raise ValueError(f"household {hid!r}: setpoint must be a number or None, got {v!r}") from None
-            self.values[i] = f
+            if i is not None:
+                self.values[i] = _num(hid, v)
+
+
+def _subset(specs, attr):
+    sel = [i for i, s in enumerate(specs) if getattr(s.devices, attr) is not None]
+    return np.array(sel, dtype=np.int64), [specs[i].id for i in sel], [getattr(specs[i].devices, attr) for i in sel]
 
 
 class Population:
@@ -97,34 +151,183 @@ class Population:
         self.specs = specs
         self.clock, self.weather, self.seed = clock, weather, int(seed)
         self.ids = [s.id for s in specs]
+        self.index = {h: i for i, h in enumerate(self.ids)}
         self.n = len(specs)
         self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed)
-        pv_sel = [i for i, s in enumerate(specs) if s.devices.pv is not None]
-        self.pv_idx = np.array(pv_sel, dtype=np.int64)
-        self.pv_ids = [self.ids[i] for i in pv_sel]
-        self.pv = PVArray(self.pv_ids, [specs[i].devices.pv for i in pv_sel], seed)
-        self.sp = {"pv_limit": _Setpoints(self.pv_ids)}
+        self.pv_idx, self.pv_ids, prm = _subset(specs, "pv")
+        self.pv = PVArray(self.pv_ids, prm, seed)
+        self.bat_idx, self.bat_ids, prm = _subset(specs, "battery")
+        self.bat = Battery(self.bat_ids, prm)
+        self.ev_idx, self.ev_ids, prm = _subset(specs, "ev")
+        self.ev = EVFleet(self.ev_ids, prm, seed)
+        self.hp_idx, self.hp_ids, prm = _subset(specs, "heat_pump")
+        self.hp = HeatPumps(self.hp_ids, prm)
+        owner, aprm = [], []
+        for i, s in enumerate(specs):
+            for a in s.devices.appliances:
+                owner.append(i)
+                aprm.append(a)
+        self.app = Appliances(owner, aprm)
+        self.app_hh = np.unique(np.asarray(owner, dtype=np.int64))
+        self.app_ids = [self.ids[i] for i in self.app_hh]
+        self._app_of: dict[str, list[int]] = {}
+        for k, i in enumerate(owner):
+            self._app_of.setdefault(self.ids[i], []).append(k)
+        self.sp = {
+            "pv_limit": _Setpoints(self.pv_ids),
+            "P_bat_set": _Setpoints(self.bat_ids),
+            "P_ev_set": _Setpoints(self.ev_ids),
+            "P_hp_set": _Setpoints(self.hp_ids),
+        }
+        self.ids_of = {
+            "P_pv": self.pv_ids, "P_bat": self.bat_ids, "soc": self.bat_ids, "P_ev": self.ev_ids,
+            "soc_ev": self.ev_ids, "P_hp": self.hp_ids, "T_in": self.hp_ids, "P_app": self.app_ids,
+        }
         self.out: dict[str, np.ndarray] = {}
+        self.m_next = None
 
+    # ---- inputs -----------------------------------------------------------------------------
     def set_inputs(self, attr: str, mapping: dict) -> None:
+        if attr == "app_start":
+            self._app_start(mapping)
+            return
         sp = self.sp.get(attr)
         if sp is not None:
             sp.update(mapping)
 
+    def _app_start(self, mapping: dict) -> None:
+        for hid, v in mapping.items():
+            ks = self._app_of.get(hid)
+            if not ks:
+                continue
+            if isinstance(v, dict):
+                for name, t in v.items():
+                    for k in ks:
+                        if self.app.names[k] == name:
+                            self.app.request[k] = self._tick_to_min(hid, t)
+            else:
+                self.app.request[ks] = self._tick_to_min(hid, v)
+
+    def _tick_to_min(self, hid, v) -> float:
+        t = _num(hid, v)
+        return math.nan if math.isnan(t) else self.clock.local_min(t)
+
+    # ---- stepping -----------------------------------------------------------------------------
     def step(self, tick: int, dt_ticks: int) -> None:
         m = self.clock.local_min(tick)
         dt_min = dt_ticks * self.clock.time_resolution / 60.0
+        dt_h = dt_min / 60.0
         p_base = self.base.step(m, dt_min)
-        gen = self.pv.step(m, dt_min, self.weather)
-        lim = self.sp["pv_limit"].values
-        gen = np.where(np.isnan(lim), gen, np.minimum(gen, np.maximum(lim, 0.0)))
-        p = p_base.copy()
-        p[self.pv_idx] -= gen
-        self.out = {"P": p, "Q": self.base.q(p_base), "P_base": p_base, "P_pv": -gen}
+        net = p_base.copy()
+        out = {"P_base": p_base}
+        t_out = None
+        if self.pv.n:
+            gen = self.pv.step(m, dt_min, self.weather)
+            lim = self.sp["pv_limit"].values
+            gen = np.where(np.isnan(lim), gen, np.minimum(gen, np.maximum(lim, 0.0)))
+            net[self.pv_idx] -= gen
+            out["P_pv"] = 0.0 - gen
+        if self.ev.n:
+            p = self.ev.step(m, dt_min, self.sp["P_ev_set"].values)
+            net[self.ev_idx] += p
+            out["P_ev"], out["soc_ev"] = p, self.ev.soc
+        if self.hp.n:
+            t_out = float(self.weather.temperature(m + 0.5 * dt_min))
+            p = self.hp.step(t_out, self.sp["P_hp_set"].values, dt_h)
+            net[self.hp_idx] += p
+            out["P_hp"], out["T_in"] = p, self.hp.t_in
+        if self.app.n:
+            p = self.app.step(m, dt_min)
+            tot = np.zeros(self.n)
+            np.add.at(tot, self.app.owner, p)
+            net += tot
+            out["P_app"] = tot[self.app_hh]
+        if self.bat.n:
+            p = self.bat.step(self.sp["P_bat_set"].values, net[self.bat_idx], dt_h)
+            net[self.bat_idx] += p
+            out["P_bat"], out["soc"] = p, self.bat.soc
+        out["P"] = net
+        out["Q"] = self.base.q(p_base)
+        self.out = out
+        self.m_next = m + dt_min
+        self._flex = None
 
-    def output(self, attr: str) -> dict:
-        ids = self.pv_ids if attr == "P_pv" else self.ids
-        return _floats(ids, self.out[attr])
+    def output(self, attr: str, horizon_s: float = 86400, slot_s: float = 900):
+        if attr == "flex":
+            if self.m_next is None:
+                return {}
+            if self._flex is None:
+                self._flex = envelope(self, self.m_next, horizon_s, slot_s)
+            return self._flex
+        arr = self.out.get(attr)
+        if arr is None:
+            return {}
+        return _floats(self.ids_of.get(attr, self.ids), arr)
+
+
+class Forecaster:
+    """Base load / PV / outdoor temperature forecasts per slot from the simulator's seeded models.
+
+    Built from the same household list (or any subset: models are keyed by household id), ``start``,
+    ``seed``, ``time_resolution`` and location as the HouseholdSim it forecasts.
+    """
+
+    def __init__(self, households, *, start: str, seed: int, time_resolution: float = 0.001,
+                 latitude: float = 48.1, longitude: float = 11.6):
+        specs = validate_households(households)
+        self.clock = Clock(start, time_resolution)
+        self.seed = int(seed)
+        self.weather = Weather(self.seed, latitude, longitude, self.clock.utc_offset_min)
+        self.ids = [s.id for s in specs]
+        self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed)
+        self.pv_idx, pv_ids, prm = _subset(specs, "pv")
+        self.pv = PVArray(pv_ids, prm, seed)
+
+    def __call__(self, t0: int, horizon_s: float = 86400, slot_s: float = 900, noise: float = 0.0) -> dict:
+        m0 = self.clock.local_min(t0)
+        n, slot_min = slot_grid(m0, horizon_s, slot_s)
+        p_base, gen, t_out = slot_forecast(self.base, self.pv, self.weather, m0, n, slot_min)
+        has_pv = np.zeros(len(self.ids), dtype=bool)
+        has_pv[self.pv_idx] = True
+        p_pv = np.zeros_like(p_base)
+        p_pv[:, self.pv_idx] = -gen
+        if noise > 0:
+            lead = np.sqrt((np.arange(n) + 1.0) / n)[:, None]
+            for i, hid in enumerate(self.ids):
+                g = rng(self.seed, S_FORECAST, id_key(hid), int(round(m0)) + 10**9)
+                e = g.standard_normal((2, n))
+                s = noise * lead[:, 0]
+                p_base[:, i] *= np.exp(s * e[0] - 0.5 * s * s)
+                p_pv[:, i] *= np.clip(1.0 + s * e[1], 0.0, 2.0)
+            kwp = np.zeros(len(self.ids))
+            kwp[self.pv_idx] = self.pv.kwp
+            p_pv = np.maximum(p_pv, -kwp)
+        t0i = int(t0)
+        t_l = t_out.tolist()
+        base_l, pv_l = p_base.T.tolist(), p_pv.T.tolist()
+        out = {}
+        for i, hid in enumerate(self.ids):
+            d = {"t0": t0i, "slot_s": float(slot_s), "n": n, "p_base": base_l[i], "t_out": t_l}
+            if has_pv[i]:
+                d["p_pv"] = pv_l[i]
+            out[hid] = d
+        return out
+
+
+def forecast(households, t0: int, *, start: str, seed: int, horizon_s: float = 86400, slot_s: float = 900,
+             time_resolution: float = 0.001, latitude: float = 48.1, longitude: float = 11.6,
+             noise: float = 0.0) -> dict[str, dict]:
+    """Forecast per household for ``n = horizon_s / slot_s`` slots from tick ``t0`` (ms since start).
+
+    Returns ``{hid: {"t0", "slot_s", "n", "p_base": [kW], "p_pv": [kW ≤ 0, PV households only],
+    "t_out": [°C]}}``. With the simulator's ``start``/``seed``/location and ``noise=0`` this is exactly
+    what the simulation will produce (slot means; PV before curtailment). ``noise`` (e.g. 0.2) adds a
+    seeded error growing with lead time: base × lognormal(σ), PV × (1 + σ·N(0, 1)), σ = noise·√(lead).
+    For repeated calls build a ``Forecaster`` once (it caches the generated days).
+    """
+    fc = Forecaster(households, start=start, seed=seed, time_resolution=time_resolution,
+                    latitude=latitude, longitude=longitude)
+    return fc(t0, horizon_s=horizon_s, slot_s=slot_s, noise=noise)
 
 
 class HouseholdSim(mosaik_api_v3.Simulator):
@@ -134,13 +337,15 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         self.time = 0
 
     def init(self, sid, time_resolution=0.001, start="2026-01-01T00:00:00+01:00", step_size=60_000, seed=0,
-             latitude=48.1, longitude=11.6):
+             latitude=48.1, longitude=11.6, flex_horizon_s=86400, flex_slot_s=900):
         if int(step_size) <= 0:
             raise ValueError(f"step_size must be a positive number of ticks, got {step_size}")
         self.sid = sid
         self.clock = Clock(start, time_resolution)
         self.step_size = int(step_size)
         self.seed = int(seed)
+        self.flex_horizon_s, self.flex_slot_s = float(flex_horizon_s), float(flex_slot_s)
+        slot_grid(0.0, self.flex_horizon_s, self.flex_slot_s)  # validate early
         self.weather = Weather(self.seed, latitude, longitude, self.clock.utc_offset_min)
         return self.meta
 
@@ -150,6 +355,10 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         if num != 1:
             raise ValueError("Households: create one entity per population (num=1); put all households in it")
         specs = validate_households(households)
+        known = {h for p in self.pops.values() for h in p.ids}
+        dup = [s.id for s in specs if s.id in known]
+        if dup:
+            raise ValueError(f"household {dup[0]!r}: already in another population of this simulator")
         eid = f"{MODEL}-{len(self.pops)}"
         self.pops[eid] = Population(specs, self.clock, self.weather, self.seed)
         return [{"eid": eid, "type": model}]
@@ -170,7 +379,9 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         data = {}
         for eid, attrs in outputs.items():
             pop = self.pops[eid]
-            data[eid] = {a: pop.output(a) for a in attrs if a in OUTPUTS}
+            data[eid] = {
+                a: pop.output(a, self.flex_horizon_s, self.flex_slot_s) for a in attrs if a in OUTPUTS
+            }
         return data
 
 

@@ -74,6 +74,7 @@ class EVParams(_Strict):
     departure: str = Field("07:30", description="typical daily departure HH:MM")
     energy_need_kwh: float = Field(10.0, ge=0, description="typical energy to recharge per day")
     jitter_min: float = Field(45.0, ge=0, description="std-dev of arrival/departure, minutes")
+    soc_init: float = Field(0.6, ge=0, le=1, description="state of charge at simulation start")
 
     _hhmm = field_validator("arrival", "departure")(classmethod(lambda cls, v: _check_hhmm(v)))
 

@@ -1,0 +1,89 @@
+"""Shiftable appliances (washing machine, dishwasher, …): one cycle per day inside a time window.
+
+Each appliance instance runs its per-minute power profile exactly once per local day, starting at
+or after window_start and ending by window_end. Default start: window_start. A requested start
+(``app_start``, converted to local minutes) applies to the cycle of the day it falls on when the whole
+cycle fits in that day's window, otherwise that day runs the default. Requests persist until changed
+(they only ever match the day they fall on). A cycle not started by its latest start
+(window_end - cycle length) is started then (guard), so it always runs inside its window; a day whose
+latest start already passed when the simulation began is skipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import MIN_PER_DAY
+from .params import ApplianceParams, minutes_of_day
+
+PENDING, RUNNING, DONE = 0, 1, 2
+
+
+class Appliances:
+    def __init__(self, owner: list[int], params: list[ApplianceParams]):
+        """owner[k]: population index of the household owning instance k."""
+        self.owner = np.asarray(owner, dtype=np.int64)
+        self.n = len(params)
+        self.names = [p.name for p in params]
+        self.length = np.array([len(p.profile_kw) for p in params], dtype=np.int64)
+        lmax = int(self.length.max()) if self.n else 1
+        prof = np.zeros((self.n, lmax))
+        for k, p in enumerate(params):
+            prof[k, : len(p.profile_kw)] = p.profile_kw
+        self.profile = prof
+        self.cum = np.concatenate([np.zeros((self.n, 1)), np.cumsum(prof, axis=1)], axis=1)
+        self.peak = prof.max(axis=1) if self.n else np.zeros(0)
+        self.ws = np.array([minutes_of_day(p.window_start) for p in params], dtype=float)
+        self.we = np.array([minutes_of_day(p.window_end) for p in params], dtype=float)
+        self.latest = self.we - self.length
+        self.state = np.full(self.n, PENDING, dtype=np.int64)
+        self.day = np.full(self.n, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.start_min = np.full(self.n, np.nan)
+        self.request = np.full(self.n, np.nan)  # requested start, local minutes
+        self.runs = {}  # (instance, day) -> start minute: the run log (tests, KPIs)
+
+    def planned(self, day) -> np.ndarray:
+        """Start minute (local) planned for the cycle of ``day``: valid request or window start."""
+        d0 = np.asarray(day) * MIN_PER_DAY
+        r = self.request
+        ok = (~np.isnan(r)) & (r >= d0 + self.ws) & (r <= d0 + self.latest)
+        return np.where(ok, r, d0 + self.ws)
+
+    def step(self, m: float, dt_min: float) -> np.ndarray:
+        """Power (kW) per instance, mean over [m, m + dt_min)."""
+        if self.n == 0:
+            return np.zeros(0)
+        day = int(m // MIN_PER_DAY)
+        d0 = day * MIN_PER_DAY
+        new = self.day != day
+        if new.any():
+            first = self.day[new] < -10**9
+            st = np.where(self.state[new] == RUNNING, RUNNING, PENDING)  # (cannot run over midnight)
+            # first day: a window whose latest start already passed is skipped
+            late = first & (m > d0 + self.latest[new] + 1e-9)
+            self.state[new] = np.where(late, DONE, st)
+            self.day[new] = day
+        start = (
+            (self.state == PENDING)
+            & (m >= d0 + self.ws - 1e-9)
+            & ((m >= self.planned(day) - 1e-9) | (m + dt_min > d0 + self.latest + 1e-9))
+        )
+        if start.any():
+            self.state[start] = RUNNING
+            self.start_min[start] = m
+            for k in np.flatnonzero(start):
+                self.runs[(int(k), day)] = m
+        p = np.zeros(self.n)
+        run = self.state == RUNNING
+        if run.any():
+            k = np.flatnonzero(run)
+            el = m - self.start_min[k]
+            s = np.clip(np.floor(el + 1e-9).astype(np.int64), 0, self.length[k])
+            e = np.clip(np.floor(el + dt_min + 1e-9).astype(np.int64), 0, self.length[k])
+            if abs(dt_min - 1.0) < 1e-9:
+                p[k] = np.where(s < self.length[k], self.profile[k, np.minimum(s, self.profile.shape[1] - 1)], 0.0)
+            else:
+                p[k] = (self.cum[k, e] - self.cum[k, s]) / dt_min
+            done = k[e >= self.length[k]]
+            self.state[done] = DONE
+        return p
