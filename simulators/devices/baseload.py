@@ -92,13 +92,17 @@ class BaseLoad:
         self.shift = np.rint(shift).astype(np.int64)
         self.emph, self.sigma = emph, sig
         self._days: dict[int, np.ndarray] = {}
+        self._idx = self._even = None
 
     # ---- generation ---------------------------------------------------------------------
     def _generate(self, day: int) -> np.ndarray:
         n, M = self.n, MIN_PER_DAY
         base = day_shape(day)
-        idx = (np.arange(M)[None, :] - self.shift[:, None]) % M
-        shape = base[idx] * (1.0 + self.emph[:, None] * _EVENING[idx])
+        if self._idx is None:  # persistent per-household clock shift and evening emphasis
+            self._idx = (np.arange(M)[None, :] - self.shift[:, None]) % M
+            self._even = 1.0 + self.emph[:, None] * _EVENING[self._idx]
+        shape = base[self._idx]
+        shape *= self._even
         shape *= base.mean() / shape.mean(axis=1, keepdims=True)
         x = np.empty((n, M))
         dfac = np.empty(n)

@@ -74,6 +74,7 @@ class Weather:
         self.utc_offset_min = float(utc_offset_min)
         self._raw: dict[int, tuple] = {}
         self._hourly: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._last_hourly = None
         self._wt = _ma_weights(_T_ANOM_PHI, _MA_LEN)
         self._wc = _ma_weights(_C_PHI, _MA_LEN // 2)
 
@@ -128,9 +129,13 @@ class Weather:
 
     def hourly(self, day0: int, day1: int):
         """Hourly (temperature, clearness) from hour 0 of day0 to hour 0 of day1+1 (inclusive)."""
+        key = (day0, day1)
+        if self._last_hourly is not None and self._last_hourly[0] == key:
+            return self._last_hourly[1]
         parts = [self._day_hourly(d) for d in range(day0, day1 + 2)]
         t = np.concatenate([p[0] for p in parts[:-1]] + [parts[-1][0][:1]])
         k = np.concatenate([p[1] for p in parts[:-1]] + [parts[-1][1][:1]])
+        self._last_hourly = (key, (t, k))
         return t, k
 
     def _interp(self, m, which: int, lag=0.0):
@@ -153,9 +158,35 @@ class Weather:
 
     def sun(self, m):
         """(cos zenith, azimuth rad from north, clear-sky DNI, clear-sky DHI) at local minutes m."""
+        if np.ndim(m) == 0 or (np.ndim(m) == 1 and len(m) == 1):
+            r = self._sun_scalar(float(np.reshape(m, -1)[0]))
+            return tuple(np.array([v]) for v in r)
         m = np.asarray(m, dtype=float)
         utc = m - self.utc_offset_min
         cz, az = solar_position(utc, self.latitude, self.longitude)
         doy = doy_array(np.floor_divide(utc, MIN_PER_DAY).astype(np.int64))
         dni, dhi = clear_sky(cz, doy)
         return cz, az, dni, dhi
+
+    def _sun_scalar(self, m: float):
+        """Same as ``sun`` for one time, in plain floats (the per-step path)."""
+        utc = m - self.utc_offset_min
+        day = math.floor(utc / MIN_PER_DAY)
+        mod = utc - day * MIN_PER_DAY
+        doy = int(doy_array(np.array([day]))[0]) if day != getattr(self, "_sd", None) else self._sdoy
+        self._sd, self._sdoy = day, doy
+        g = 2 * math.pi / 365.0 * (doy - 1 + (mod / 60.0 - 12) / 24.0)
+        c1, s1, c2, s2, c3, s3 = math.cos(g), math.sin(g), math.cos(2 * g), math.sin(2 * g), math.cos(3 * g), math.sin(3 * g)
+        eqt = 229.18 * (0.000075 + 0.001868 * c1 - 0.032077 * s1 - 0.014615 * c2 - 0.040849 * s2)
+        decl = 0.006918 - 0.399912 * c1 + 0.070257 * s1 - 0.006758 * c2 + 0.000907 * s2 - 0.002697 * c3 + 0.00148 * s3
+        ha = math.radians((mod + eqt + 4.0 * self.longitude) / 4.0 - 180.0)
+        lat = math.radians(self.latitude)
+        cz = max(-1.0, min(1.0, math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(ha)))
+        az = math.atan2(math.sin(ha), math.cos(ha) * math.sin(lat) - math.tan(decl) * math.cos(lat)) + math.pi
+        if cz <= 0:
+            return cz, az, 0.0, 0.0
+        zen = math.degrees(math.acos(cz))
+        i0 = 1361.0 * (1 + 0.033 * math.cos(2 * math.pi * doy / 365.0))
+        am = 1.0 / (cz + 0.50572 * max(96.07995 - zen, 1e-3) ** -1.6364)
+        dni = i0 * 0.7 ** (am**0.678)
+        return cz, az, dni, 0.12 * dni * cz / 0.88
