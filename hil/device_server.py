@@ -17,7 +17,11 @@ Behaviour towards clients (documented contract):
 * coil / discrete-input functions -> exception 1 (ILLEGAL FUNCTION);
 * a unit id that is not served -> exception 0x0B (GATEWAY TARGET FAILED TO RESPOND) at register 0,
   exception 2 elsewhere;
-* malformed frames are answered or dropped by pymodbus' framer; the server keeps serving (tested).
+* malformed frames are answered or dropped by pymodbus' framer; the server keeps serving (tested);
+* set-point reversion (map ``setpoints`` with ``revert_timer``): a write touching a set point's
+  group arms a wall-clock timer of ``revert_timer`` seconds (if ``revert_enable`` is non-zero);
+  when it expires without a fresh write the set point takes ``revert_value`` (0 if omitted), and
+  the reversion is reported by ``pop_writes()`` like a write.
 
 The server runs on the current asyncio loop (``await start()`` / ``await stop()`` or
 ``async with``). ``update``/``set_points``/``pop_writes`` are thread-safe, so a synchronous
@@ -34,6 +38,7 @@ import logging
 import math
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +140,10 @@ class DeviceServer:
         self._server: ModbusTcpServer | None = None
         self._unknown_attrs: set[tuple[str, str]] = set()
         self.fail_mode: dict[str, int] = {}  # device_id -> exception code forced on every request
+        # set-point reversion (map ``setpoints`` with revert_timer): (device, attr) -> deadline
+        self._deadlines: dict[tuple[str, str], float] = {}
+        self._revert_task: asyncio.Task | None = None
+        self.revert_period = 0.05
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> DeviceServer:
@@ -159,11 +168,20 @@ class DeviceServer:
             raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
         sock = self._server.transport.sockets[0]
         self.port = sock.getsockname()[1]
+        if any(sp.revert_timer for d in self.devices.values() for sp in d.map.setpoints):
+            self._revert_task = asyncio.get_running_loop().create_task(self._revert_loop())
         log.info("device server on %s:%d serving %s", self.host, self.port,
                  ", ".join(f"{d.id}@unit{d.unit}({d.map.name})" for d in self.devices.values()))
         return self
 
     async def stop(self) -> None:
+        task, self._revert_task = self._revert_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
         srv, self._server = self._server, None
         if srv is None:
             return
@@ -263,6 +281,61 @@ class DeviceServer:
     def stats(self) -> dict[str, dict[str, int]]:
         return {d.id: dict(d.stats) for d in self.devices.values()}
 
+    # ------------------------------------------------------------------ set-point reversion
+    def _arm_reverts(self, dev: ServedDevice, touched: set[str], now: float) -> None:
+        for sp in dev.map.setpoints:
+            if not sp.revert_timer or not touched & sp.group(dev.map):
+                continue
+            img = dev.image
+            timer = img.get(sp.revert_timer)
+            enabled = True if not sp.revert_enable else (img.get(sp.revert_enable) or 0) != 0
+            key = (dev.id, sp.attr)
+            if enabled and isinstance(timer, float) and timer > 0:
+                self._deadlines[key] = now + timer
+            else:
+                self._deadlines.pop(key, None)
+            if sp.revert_remaining:
+                img.set(sp.revert_remaining, math.ceil(timer) if key in self._deadlines else 0)
+
+    def check_reverts(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Revert set points whose reversion timer expired without a fresh write; update the
+        remaining-time points. Runs by itself every ``revert_period`` s while the server is
+        started; returns the (device, attr) pairs reverted by this call."""
+        now = time.monotonic() if now is None else now
+        done = []
+        for key, deadline in list(self._deadlines.items()):
+            dev = self.devices[key[0]]
+            sp = dev.map.setpoint(key[1])
+            img = dev.image
+            if now < deadline:
+                if sp.revert_remaining:
+                    img.set(sp.revert_remaining, math.ceil(deadline - now))
+                continue
+            del self._deadlines[key]
+            p = dev.map.by_attr(sp.attr)
+            safe = img.get(sp.revert_value) if sp.revert_value else 0.0
+            safe = 0.0 if not isinstance(safe, float) or math.isnan(safe) else safe
+            with img.lock:
+                img.set(p, safe)
+                if sp.revert_remaining:
+                    img.set(sp.revert_remaining, 0)
+            dev.stats["reverts"] = dev.stats.get("reverts", 0) + 1
+            with self._wlock:
+                self._point_writes.setdefault(dev.id, {})[p.name] = safe
+                self._writes.setdefault(dev.id, {})[sp.attr] = safe * p.attr_scale
+            log.info("device %s: %s reverted to %s %s (no fresh write within the revert time)",
+                     dev.id, p.name, safe, p.unit)
+            done.append(key)
+        return done
+
+    async def _revert_loop(self) -> None:
+        while True:
+            try:
+                self.check_reverts()
+            except Exception:  # noqa: BLE001
+                log.exception("set-point reversion check failed")
+            await asyncio.sleep(self.revert_period)
+
     # ------------------------------------------------------------------ pymodbus glue
     def _simdevice(self, dev: ServedDevice) -> SimDevice:
         def blocks(table: str) -> list[SimData]:
@@ -347,6 +420,7 @@ class DeviceServer:
                 decoded[p.name] = v
             img.write(table, address, values)
             dev.stats["writes"] += 1
+            self._arm_reverts(dev, set(touched), time.monotonic())
         with self._wlock:
             pw = self._point_writes.setdefault(dev.id, {})
             aw = None

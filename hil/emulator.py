@@ -8,8 +8,9 @@ Kinds:
 * ``sunspec-battery`` - a battery behind a SunSpec 802/704 interface: SoC follows the written
   active-power set point (``WSet`` when ``WSetEna`` = 1, limited by the charge/discharge rates and
   the SoC window); with ``WSetRvrtEna`` = 1 and ``WSetRvrtTms`` > 0 every write to the WSet group
-  restarts the reversion timer, and when it expires without a fresh write the set point reverts
-  to ``WSetRvrt`` (0 W: the safe set point).
+  restarts the reversion timer (wall-clock seconds), and when it expires without a fresh write
+  the set point reverts to ``WSetRvrt`` (0 W: the safe set point) - done by the device server
+  from the map's ``setpoints`` spec, so a served simulated battery reverts the same way.
 
 The model advances in fixed device-time steps (``model_dt``), so the trajectory of a meter is a
 deterministic function of ``seed`` and device time (wall time x ``time_scale``).
@@ -184,9 +185,11 @@ class HouseholdMeterModel:
 
 
 class BatteryModel:
-    """SoC dynamics behind the SunSpec 802/704 points (SunSpec sign: W > 0 discharging)."""
+    """SoC dynamics behind the SunSpec 802/704 points (SunSpec sign: W > 0 discharging).
 
-    WSET_GROUP = ("wset", "wset_ena", "wset_mod", "wset_rvrt", "wset_pct", "wset_rvrt_ena", "wset_rvrt_tms")
+    The set point is whatever the registers hold: the reversion to the safe set point is done by
+    the device server from the map's ``setpoints`` spec (shared with served simulated devices).
+    """
 
     def __init__(self, server: DeviceServer, device_id: str, seed: int, soc_init: float = 0.5,
                  efficiency: float = 0.95):
@@ -195,40 +198,17 @@ class BatteryModel:
         self.rng = random.Random(seed)
         self.soc = float(soc_init)
         self.eff = float(efficiency)
-        self.rem: float | None = None
-        self.reverted = 0
         self.hb_t = 0.0
         self.hb = 0
         self.throughput_wh = 0.0
         self.P = 0.0
-        m = server.devices[device_id].map
-        self._group_points = {m.by_quantity(q).name for q in self.WSET_GROUP if m.by_quantity(q)}
-        server.add_write_callback(self.on_write)
         self._publish()
 
     def q(self, name: str, default: float = 0.0) -> float:
         v = self.server.get_quantity(self.dev, name, default)
         return default if v is None or math.isnan(v) else v
 
-    def on_write(self, device_id: str, points: dict[str, Any]) -> None:
-        """A client wrote: a write touching the WSet group (re)starts the reversion timer."""
-        if device_id != self.dev or not self._group_points.intersection(points):
-            return
-        if self.q("wset_rvrt_ena") >= 1 and self.q("wset_rvrt_tms") > 0:
-            self.rem = self.q("wset_rvrt_tms")
-        else:
-            self.rem = None
-        self.server.set_quantities(self.dev, {"wset_rvrt_rem": math.ceil(self.rem or 0.0)})
-
     def step(self, dt: float) -> None:
-        if self.rem is not None:
-            self.rem -= dt
-            if self.rem <= 0:
-                self.rem = None
-                self.reverted += 1
-                self.server.set_quantities(self.dev, {"wset": self.q("wset_rvrt")})
-                log.info("battery %s: set point reverted to %.0f W (no fresh write within the revert time)",
-                         self.dev, self.q("wset_rvrt"))
         if self.q("wset_ena") >= 1:
             if self.q("wset_mod", 2) == 1:
                 target = self.q("wset_pct") * self.q("w_dis_max", 5000.0)
@@ -272,8 +252,8 @@ class BatteryModel:
         self.server.set_quantities(self.dev, {
             "P_bat": P, "soc": soc, "dod": 1.0 - soc, "V_dc": V, "A_dc": P / V,
             "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01, "cell_v_min": V / 16.0 - 0.01,
-            "chast": chast, "hb": self.hb, "ncyc": int(self.throughput_wh / (2 * max(self.q("wh_rtg", 1e4), 1.0))),
-            "wset_rvrt_rem": math.ceil(self.rem) if self.rem is not None else 0,
+            "chast": chast, "hb": self.hb,
+            "ncyc": int(self.throughput_wh / (2 * max(self.q("wh_rtg", 1e4), 1.0))),
         })
 
 

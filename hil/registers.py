@@ -46,6 +46,9 @@ YAML schema (all keys except ``name`` optional)::
       - attr: P_bat_set              # attr of an rw point
         with: {m704.WSetEna: 1}      # companion points written together with every setpoint
         revert_timer: m704.WSetRvrtTms   # the device's revert timeout point (seconds)
+        revert_enable: m704.WSetRvrtEna  # reversion runs only while this point is non-zero
+        revert_value: m704.WSetRvrt      # safe value the set point reverts to (omitted: 0)
+        revert_remaining: m704.WSetRvrtRem  # countdown maintained by the (emulated) device
 
 Sign and unit conventions of the mosaik attributes are those of docs/architecture.md (kW, load
 convention, Wh energy registers, soc as a 0..1 fraction); ``attr_scale`` carries the conversion.
@@ -268,9 +271,28 @@ class Block(_Strict):
 
 
 class SetpointSpec(_Strict):
+    """How a set-point attribute is written, and how the device reverts it.
+
+    ``with``: companion points written in the same request; ``revert_timer``: point holding the
+    reversion time (s, 0 = none) that a gateway writes with every set point; ``revert_enable``:
+    point that must be non-zero for the reversion to run; ``revert_value``: point holding the safe
+    value (omitted: 0); ``revert_remaining``: read-only countdown point the device maintains.
+    """
+
     attr: str
     with_: dict[str, float] = Field(default_factory=dict, alias="with")
     revert_timer: str | None = None
+    revert_enable: str | None = None
+    revert_value: str | None = None
+    revert_remaining: str | None = None
+
+    def group(self, regmap: "RegisterMap") -> set[str]:
+        """Point names whose write (re)starts the reversion timer."""
+        names = {regmap.by_attr(self.attr).name, *self.with_}
+        for n in (self.revert_timer, self.revert_enable, self.revert_value):
+            if n:
+                names.add(n)
+        return names
 
 
 class RegisterMap(_Strict):
@@ -392,9 +414,11 @@ class RegisterMap(_Strict):
             pt = self._by_attr.get(sp.attr)
             if pt is None or not pt.writable:
                 raise ValueError(f"setpoint {sp.attr}: needs a writable point with that attr")
-            for n in list(sp.with_) + ([sp.revert_timer] if sp.revert_timer else []):
+            for n in list(sp.with_) + [x for x in (sp.revert_timer, sp.revert_enable, sp.revert_value) if x]:
                 if n not in pts or not pts[n].writable:
                     raise ValueError(f"setpoint {sp.attr}: {n} is not a writable point")
+            if sp.revert_remaining and sp.revert_remaining not in pts:
+                raise ValueError(f"setpoint {sp.attr}: no point {sp.revert_remaining}")
             self._setpoints[sp.attr] = sp
         return self
 
@@ -619,7 +643,7 @@ class RegisterImage:
         if p is None:
             return None
         v = self.get(p)
-        return float(v) * p.attr_scale
+        return float(v) * p.attr_scale + 0.0  # + 0.0: no "-0.0" from a negative attr_scale
 
     def set_attr(self, attr: str, value: float) -> None:
         p = self.map.by_attr(attr)

@@ -1,0 +1,232 @@
+"""Modbus client side shared by the meter and gateway adapters.
+
+:class:`DeviceConfig` is the validated description of one field device (``devices=[...]`` of the
+adapters); :class:`ModbusLink` owns the pymodbus async client of one device: connect (no pymodbus
+auto-reconnect: the adapters retry themselves with their own backoff, because pymodbus does not
+retry a first failed ``connect()``), coalesced reads into a :class:`~hil.registers.RegisterImage`,
+and coalesced writes of points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import ssl
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from .registers import Point, RegisterImage, RegisterMap, load_map
+
+log = logging.getLogger(__name__)
+
+
+def quiet_pymodbus() -> None:
+    """pymodbus logs every failed (re)connect at WARNING; the adapters report link state through
+    ``quality`` instead. Raise its level unless the application configured it already."""
+    lg = logging.getLogger("pymodbus")
+    if lg.level == logging.NOTSET:
+        lg.setLevel(logging.ERROR)
+
+
+class DeviceError(Exception):
+    """The device answered with a Modbus exception response."""
+
+    def __init__(self, code: int, what: str = ""):
+        super().__init__(f"Modbus exception {code} {what}".strip())
+        self.code = int(code)
+
+
+class LinkError(Exception):
+    """No answer: not connected, connection lost, or timeout."""
+
+
+class DeviceConfig(BaseModel):
+    """One field device of an adapter's ``devices=[...]`` parameter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="mosaik device id (e.g. the household id the meter measures)")
+    host: str = "127.0.0.1"
+    port: int = Field(502, ge=0, le=65535)
+    unit: int = Field(1, ge=0, le=255)
+    map: str | dict = Field("sdm630", description="bundled map name, YAML path, or inline map")
+    transport: Literal["tcp", "rtu-tcp", "tls", "rtu-serial"] = "tcp"
+    timeout: float = Field(1.0, gt=0, description="request / connect timeout, s")
+    interval: float = Field(1.0, gt=0, description="polling interval, s")
+    stale_after: float | None = Field(None, gt=0, description="age after which values are stale "
+                                      "(default 2 x interval + timeout)")
+    backoff_min: float = Field(0.1, gt=0, description="first reconnect delay, s")
+    backoff_max: float = Field(1.0, gt=0, description="reconnect delay cap, s")
+    # serial (rtu-serial)
+    serial_port: str | None = Field(None, description="e.g. /dev/ttyUSB0 (rtu-serial)")
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = Field(1, ge=1, le=2)
+    bytesize: int = Field(8, ge=5, le=8)
+    # TLS
+    cafile: str | None = Field(None, description="CA bundle to verify the device certificate")
+    certfile: str | None = Field(None, description="client certificate (mutual TLS)")
+    keyfile: str | None = None
+    verify: bool = Field(True, description="verify the device certificate (tls)")
+    # gateway only
+    revert_s: float = Field(30.0, ge=0, description="device revert timeout written with every set point")
+    hold: bool = Field(False, description="re-write the last set point every step even without new input")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.transport == "rtu-serial" and not self.serial_port:
+            raise ValueError(f"device {self.id}: rtu-serial needs serial_port")
+        if self.backoff_max < self.backoff_min:
+            raise ValueError(f"device {self.id}: backoff_max < backoff_min")
+        if self.stale_after is None:
+            self.stale_after = 2.0 * self.interval + self.timeout
+        return self
+
+    def sslctx(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+        return ctx
+
+
+class ModbusLink:
+    """The async Modbus connection to one device and its register image."""
+
+    def __init__(self, cfg: DeviceConfig, regmap: RegisterMap | None = None):
+        self.cfg = cfg
+        self.map = regmap or load_map(cfg.map)
+        self.image = RegisterImage(self.map, initial=False)
+        self.client: Any = None
+        self._sf_known = False
+
+    def _make_client(self):
+        c = self.cfg
+        common = dict(timeout=c.timeout, retries=0, reconnect_delay=0)
+        if c.transport == "tcp":
+            return AsyncModbusTcpClient(c.host, port=c.port, **common)
+        if c.transport == "rtu-tcp":
+            return AsyncModbusTcpClient(c.host, port=c.port, framer=FramerType.RTU, **common)
+        if c.transport == "tls":
+            return AsyncModbusTlsClient(c.host, port=c.port, sslctx=c.sslctx(), **common)
+        return AsyncModbusSerialClient(c.serial_port, baudrate=c.baudrate, parity=c.parity,
+                                       stopbits=c.stopbits, bytesize=c.bytesize, **common)
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and bool(self.client.connected)
+
+    async def connect(self) -> bool:
+        """One connection attempt (True when connected)."""
+        if self.connected:
+            return True
+        self.close()
+        self.client = self._make_client()
+        try:
+            ok = await asyncio.wait_for(self.client.connect(), self.cfg.timeout + 0.5)
+        except (asyncio.TimeoutError, OSError, ModbusException, ssl.SSLError):
+            ok = False
+        if not ok:
+            self.close()
+        return bool(ok)
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _call(self, coro):
+        if not self.connected:
+            coro.close()
+            raise LinkError("not connected")
+        try:
+            r = await asyncio.wait_for(coro, self.cfg.timeout + 0.5)
+        except (asyncio.TimeoutError, ModbusException, OSError) as exc:
+            self.close()
+            raise LinkError(str(exc) or type(exc).__name__) from exc
+        if r.isError():
+            code = getattr(r, "exception_code", 4)
+            raise DeviceError(code)
+        return r
+
+    async def read_table(self, table: str, address: int, count: int) -> list[int]:
+        c = self.client
+        u = self.cfg.unit
+        if table == "input":
+            r = await self._call(c.read_input_registers(address, count=count, device_id=u))
+        else:  # holding, or a shared table (read with FC3)
+            r = await self._call(c.read_holding_registers(address, count=count, device_id=u))
+        regs = list(r.registers)[:count]
+        if len(regs) != count:
+            raise DeviceError(3, f"short answer {len(regs)}/{count} registers")
+        self.image.write(table, address, regs)
+        return regs
+
+    async def read_points(self, points: list[Point], plan: list[tuple[str, int, int]] | None = None) -> None:
+        """Read ``points`` (and their scale factors) into the image, coalesced."""
+        for table, addr, count in plan or self.map.read_plan(points):
+            await self.read_table(table, addr, count)
+        self._sf_known = True
+
+    async def ensure_scale_factors(self, points: list[Point]) -> None:
+        sfs = [sf for p in points if (sf := self.map.sf_point(p)) is not None]
+        if sfs and not self._sf_known:
+            await self.read_points(sfs)
+
+    async def write_points(self, values: dict[str, float]) -> int:
+        """Write points (engineering units), one FC16 request per contiguous run; returns the
+        number of requests. Scale factors are read first when needed."""
+        pts = [self.map.point(n) for n in values]
+        await self.ensure_scale_factors(pts)
+        with self.image.lock:
+            for p in pts:
+                self.image.set(p, values[p.name])
+        runs: list[list[Point]] = []
+        for p in sorted(pts, key=lambda q: (self.map.table_of(q), q.address)):
+            if runs and self.map.table_of(runs[-1][-1]) == self.map.table_of(p) and runs[-1][-1].end == p.address \
+                    and p.end - runs[-1][0].address <= 120:
+                runs[-1].append(p)
+            else:
+                runs.append([p])
+        for run in runs:
+            table = self.map.table_of(run[0])
+            if table == "input":
+                raise ValueError(f"{run[0].name}: input registers cannot be written")
+            start, end = run[0].address, run[-1].end
+            regs = self.image.read(table, start, end - start)
+            c = self.client
+            if len(regs) == 1:
+                await self._call(c.write_register(start, regs[0], device_id=self.cfg.unit))
+            else:
+                await self._call(c.write_registers(start, regs, device_id=self.cfg.unit))
+        return len(runs)
+
+    def attr_value(self, attr: str) -> float | None:
+        v = self.image.get_attr(attr)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+class Backoff:
+    """Exponential reconnect delay: backoff_min, x2, ... capped at backoff_max."""
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+        self.cur = lo
+
+    def next(self) -> float:
+        d = self.cur
+        self.cur = min(self.cur * 2.0, self.hi)
+        return d
+
+    def reset(self) -> None:
+        self.cur = self.lo
