@@ -368,9 +368,15 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         for eid, attrs in inputs.items():
             pop = self.pops[eid]
             for attr, sources in attrs.items():
-                for mapping in sources.values():
-                    if isinstance(mapping, dict):
-                        pop.set_inputs(attr, mapping)
+                for src, mapping in sources.items():
+                    if mapping is None:
+                        continue
+                    if not isinstance(mapping, dict):
+                        raise ValueError(
+                            f"input {attr!r} from {src!r}: expected a mapping household id -> value, got "
+                            f"{type(mapping).__name__} (per-device sources need a transform to {{id: value}})"
+                        )
+                    pop.set_inputs(attr, mapping)
         for pop in self.pops.values():
             pop.step(time, self.step_size)
         return time + self.step_size

@@ -285,3 +285,15 @@ def test_base_load_shape_daily_weekly_seasonal_and_variety():
     winter = np.mean([bl.day(d0 + i).mean() for i in range(7)])
     summer = np.mean([bl.day(d0 + 182 + i).mean() for i in range(7)])
     assert winter > 1.15 * summer
+
+
+def test_appliance_sub_minute_steps_keep_energy():
+    params = [ApplianceParams(profile_kw=[1.0, 3.0, 2.0], window_start="10:00", window_end="10:30")]
+    ap, log = _run_app(params, 0.5, start="2026-01-05T09:59:00+01:00", dt_min=1)
+    assert sum(p[0] for _, p in log) / 60 == pytest.approx(6 / 60)
+    clk = _clock("2026-01-05T09:59:00+01:00")
+    ap = Appliances([0], params)
+    e = 0.0
+    for k in range(200):
+        e += ap.step(clk.start_local_min + k * 0.25, 0.25)[0] * 0.25 / 60
+    assert e == pytest.approx(6 / 60)

@@ -309,3 +309,58 @@ def test_mosaik_end_to_end():
         p_bat = next(iter(inputs["c"]["P_bat"].values()))
         if time < 120_000:
             assert p_bat["d1.h000"] == pytest.approx(1.5)
+
+
+def test_non_mapping_input_is_a_clear_error():
+    s = _sim()
+    with pytest.raises(ValueError, match="expected a mapping"):
+        s.step(0, {EID: {"P_bat_set": {"ctl.x": 3.0}}}, math.inf)
+
+
+def test_flex_supports_a_home_lp_whose_schedule_the_simulator_reproduces():
+    """Build a small cost-minimising LP from ``flex`` (battery + heat pump), feed its schedule back as
+    setpoints, and check the simulated SoC and indoor temperature follow the LP's prediction."""
+    from scipy.optimize import linprog
+
+    hs = [HouseholdSpec(id="a", devices=DeviceSet(pv=PVParams(), battery=BatteryParams(),
+                                                   heat_pump=HeatPumpParams(t_init=21.0))).model_dump()]
+    s = _sim(hs, start="2026-03-02T10:00:00+01:00", flex_horizon_s=2 * 3600, flex_slot_s=60)
+    t = s.step(0, {}, math.inf)
+    f = s.get_data({EID: ["flex"]})[EID]["flex"]["a"]
+    n, h = f["n"], f["slot_s"] / 3600
+    b, hp = f["battery"], f["hp"]
+    price = 0.3 + 0.2 * np.sin(np.arange(n) / 10.0)
+    # x = [ch(n), dis(n), php(n), e(n), T(n)]
+    nv = 5 * n
+    ch, dis, php, e, T = (np.arange(n) + k * n for k in range(5))
+    c = np.zeros(nv)
+    c[ch], c[dis], c[php] = price, -price, price
+    A, rhs = [], []
+    for k in range(n):
+        row = np.zeros(nv)  # e_k - e_{k-1} - eta h ch + h/eta dis = 0
+        row[e[k]] = 1
+        row[ch[k]], row[dis[k]] = -b["efficiency"] * h, h / b["efficiency"]
+        if k:
+            row[e[k - 1]] = -1
+        A.append(row), rhs.append(0 if k else b["e_kwh"])
+        row = np.zeros(nv)  # T_k - a T_{k-1} - (1-a) cop/ua p = (1-a) t_out
+        a = hp["a"]
+        row[T[k]] = 1
+        row[php[k]] = -(1 - a) * hp["cop"][k] / hp["ua_kw_per_k"]
+        if k:
+            row[T[k - 1]] = -a
+        A.append(row), rhs.append((1 - a) * hp["t_out"][k] + (0 if k else a * hp["t_in"]))
+    bounds = ([(0, b["p_max_kw"])] * n + [(0, b["p_max_kw"])] * n + [(0, hp["p_el_kw"])] * n
+              + [(b["e_min_kwh"], b["e_max_kwh"])] * n + [(hp["t_min"] + 0.05, hp["t_max"] - 0.05)] * n)
+    res = linprog(c, A_eq=np.array(A), b_eq=np.array(rhs), bounds=bounds, method="highs")
+    assert res.status == 0
+    x = res.x
+    soc, tin = [], []
+    for k in range(n):
+        p_bat = x[ch[k]] - x[dis[k]]
+        inp = {EID: {"P_bat_set": {"lp": {"a": p_bat}}, "P_hp_set": {"lp": {"a": x[php[k]]}}}}
+        t = s.step(t, inp, math.inf)
+        d = s.get_data({EID: ["soc", "T_in"]})[EID]
+        soc.append(d["soc"]["a"]), tin.append(d["T_in"]["a"])
+    np.testing.assert_allclose(np.array(soc) * 10.0, x[e], atol=1e-6)
+    np.testing.assert_allclose(tin, x[T], atol=1e-6)

@@ -78,12 +78,20 @@ class Appliances:
         if run.any():
             k = np.flatnonzero(run)
             el = m - self.start_min[k]
-            s = np.clip(np.floor(el + 1e-9).astype(np.int64), 0, self.length[k])
-            e = np.clip(np.floor(el + dt_min + 1e-9).astype(np.int64), 0, self.length[k])
+            L = self.length[k]
             if abs(dt_min - 1.0) < 1e-9:
-                p[k] = np.where(s < self.length[k], self.profile[k, np.minimum(s, self.profile.shape[1] - 1)], 0.0)
-            else:
-                p[k] = (self.cum[k, e] - self.cum[k, s]) / dt_min
-            done = k[e >= self.length[k]]
+                s = np.floor(el + 1e-9).astype(np.int64)
+                p[k] = np.where(s < L, self.profile[k, np.minimum(s, self.profile.shape[1] - 1)], 0.0)
+            else:  # exact mean of the piecewise-constant profile over [el, el + dt)
+                p[k] = (self._energy(k, el + dt_min) - self._energy(k, el)) / dt_min
+            done = k[el + dt_min >= L - 1e-9]
             self.state[done] = DONE
         return p
+
+    def _energy(self, k: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """kW·min of instances k from their cycle start to x minutes into it."""
+        x = np.clip(x, 0.0, self.length[k])
+        i = np.minimum(np.floor(x + 1e-9).astype(np.int64), self.length[k])
+        frac = np.maximum(x - i, 0.0)
+        nxt = self.profile[k, np.minimum(i, self.profile.shape[1] - 1)]
+        return self.cum[k, i] + np.where(i < self.length[k], frac * nxt, 0.0)
