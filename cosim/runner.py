@@ -21,7 +21,7 @@ from mosaik.exceptions import ScenarioError as MosaikScenarioError
 from mosaik.exceptions import SimulationError, SimulatorError
 from mosaik_api_v3.connection import RemoteException
 
-from cosim import recorder
+from cosim import mosaik_fixes, recorder
 from cosim.provenance import provenance
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
@@ -49,6 +49,7 @@ def _describe_remote(exc: RemoteException) -> str:
 
 
 async def _drive(world, until: int, rt_factor: float | None) -> None:
+    mosaik_fixes.apply()
     aw = world._async_world
     aw.compile(use_cache=True)
     aw._init_progress_bars(until, False)  # mosaik's own bars stay disabled; the recorder shows one
