@@ -1,0 +1,133 @@
+"""Gateway adapter against the emulated SunSpec battery: set points, clipping, read-back,
+revert timer, exception answers, shutdown."""
+
+import time
+
+import pytest
+
+from hil.gateway_adapter import GatewayClient, ModbusGateways
+from hil.testing import ThreadedEmulators
+
+EID = "gateways_0"
+OUT = ["P_bat", "soc", "setpoint_ack", "setpoint_clipped", "quality", "age"]
+
+
+@pytest.fixture
+def lab():
+    with ThreadedEmulators() as lab:
+        yield lab
+
+
+def _sim(devices):
+    sim = ModbusGateways()
+    meta = sim.init("GW", time_resolution=0.001, step_size=200)
+    assert "P_bat_set" in meta["models"]["ModbusGateways"]["attrs"]
+    sim.create(1, "ModbusGateways", devices=devices)
+    return sim
+
+
+def _data(sim):
+    return sim.get_data({EID: OUT})[EID]
+
+
+def _wait(pred, timeout, period=0.02):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(period)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def _sp(value, dev="d1.h001"):
+    return {EID: {"P_bat_set": {"MAS.ctl": {dev: value, "d9.h999": 3.0}}}}
+
+
+def test_setpoint_reaches_battery_then_reverts_after_the_timer(lab):
+    emu = lab.start("sunspec-battery", seed=1, soc_init=0.5)
+    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=1.0)])
+    try:
+        t = 0
+        for _ in range(4):  # the controller writes every step: the set point is held
+            t = sim.step(t, _sp(2.0), 10**9)  # charge 2 kW (load convention)
+            time.sleep(0.25)
+        assert emu.get("m704.WSet") == -2000.0  # SunSpec: W < 0 charging
+        assert emu.get("m704.WSetEna") == 1 and emu.get("m704.WSetRvrtEna") == 1
+        assert emu.get("m704.WSetRvrtTms") == 1.0
+        assert emu.get("m802.W") == pytest.approx(-2000, rel=0.02)
+        d = _data(sim)
+        assert d["P_bat"]["d1.h001"] == pytest.approx(2.0, rel=0.02)
+        assert d["setpoint_ack"] == {"d1.h001": 1.0}
+        assert d["quality"] == {"d1.h001": 0.0} and d["setpoint_clipped"] == {"d1.h001": 0.0}
+        assert 0.49 < d["soc"]["d1.h001"] < 0.52
+        # the controller disappears: no more set points (the co-simulation keeps stepping)
+        t_stop = time.monotonic()
+        dt = _wait(lambda: emu.get("m802.W") == 0.0, 2.5)
+        assert 0.6 < time.monotonic() - t_stop < 1.6, dt  # ~ revert_s after the last write
+        assert emu.get("m704.WSet") == 0.0
+        t = sim.step(t, {}, 10**9)
+        _wait(lambda: _data(sim)["setpoint_ack"] == {"d1.h001": 0.0}, 1.0)  # device reverted
+        _wait(lambda: _data(sim)["P_bat"]["d1.h001"] == 0.0, 1.0)
+    finally:
+        sim.finalize()
+
+
+def test_out_of_range_setpoints_are_clipped_and_counted(lab):
+    emu = lab.start("sunspec-battery", seed=2)
+    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=5.0)])
+    try:
+        sim.step(0, _sp(-9.0), 10**9)  # discharge 9 kW > 5 kW rating
+        _wait(lambda: emu.get("m704.WSet") == 5000.0, 2)
+        sim.step(200, _sp(7.5), 10**9)
+        _wait(lambda: emu.get("m704.WSet") == -5000.0, 2)
+        sim.step(400, _sp(float("nan")), 10**9)  # ignored
+        _wait(lambda: _data(sim).get("setpoint_ack") == {"d1.h001": 1.0}, 2)
+        d = _data(sim)
+        assert d["setpoint_clipped"] == {"d1.h001": 2.0}
+        assert emu.get("m704.WSet") == -5000.0
+    finally:
+        sim.finalize()
+
+
+def test_hold_rewrites_the_last_setpoint_every_step(lab):
+    emu = lab.start("sunspec-battery", seed=3)
+    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=0.6, hold=True)])
+    try:
+        t = sim.step(0, _sp(-1.0), 10**9)
+        for _ in range(8):  # 1.6 s without new input: hold keeps the device from reverting
+            time.sleep(0.2)
+            t = sim.step(t, {}, 10**9)
+        assert emu.get("m704.WSet") == 1000.0
+    finally:
+        sim.finalize()
+    # finalize writes the safe set point at once
+    assert emu.get("m704.WSet") == 0.0
+
+
+def test_exception_answers_give_quality_error(lab):
+    emu = lab.start("sunspec-battery", seed=4)
+    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.1, revert_s=5.0)])
+    try:
+        _wait(lambda: _data(sim)["quality"] == {"d1.h001": 0.0}, 3)
+        emu.fail(6)  # SERVER DEVICE BUSY
+        t = sim.step(0, _sp(1.0), 10**9)
+        _wait(lambda: _data(sim)["quality"] == {"d1.h001": 2.0}, 2)
+        for _ in range(3):
+            t = sim.step(t, _sp(1.0), 10**9)
+        emu.fail(None)
+        t = sim.step(t, _sp(1.0), 10**9)
+        _wait(lambda: _data(sim)["quality"] == {"d1.h001": 0.0} and emu.get("m704.WSet") == -1000.0, 2)
+    finally:
+        sim.finalize()
+
+
+def test_gateway_client_without_mosaik(lab):
+    emu = lab.start("sunspec-battery", seed=5)
+    gw = GatewayClient([dict(id="b", port=emu.port, interval=0.2, revert_s=2.0)]).start()
+    try:
+        gw.set("b", {"P_bat_set": -0.5, "unknown_attr": 1.0})
+        _wait(lambda: gw.snapshot()["b"].get("setpoint_ack") == 1.0, 2)
+        assert emu.get("m704.WSet") == 500.0
+        assert gw.stats()["b"]["writes"] == 1
+    finally:
+        gw.stop()

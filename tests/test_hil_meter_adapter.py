@@ -1,0 +1,268 @@
+"""Meter adapter against emulators: values, reconnection, exception answers, slow devices,
+P_15, and a real-time mosaik run."""
+
+import socket
+import threading
+import time
+
+import mosaik
+import pytest
+
+from hil.meter_adapter import ModbusMeters, WindowAverage
+from hil.realtime import RealtimeMonitor
+from hil.testing import ThreadedEmulators
+
+EID = "meters_0"
+ALL = ["P", "Q", "E_imp", "E_exp", "P_15", "quality", "age"]
+
+
+@pytest.fixture
+def lab():
+    with ThreadedEmulators() as lab:
+        yield lab
+
+
+def _sim(devices, **init):
+    sim = ModbusMeters()
+    sim.init("Meters", time_resolution=0.001, step_size=1000, **init)
+    assert sim.create(1, "ModbusMeters", devices=devices) == [{"eid": EID, "type": "ModbusMeters"}]
+    return sim
+
+
+def _data(sim, attrs=ALL):
+    return sim.get_data({EID: attrs})[EID]
+
+
+def _wait(pred, timeout, period=0.02):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(period)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def test_values_arrive_from_three_meter_types(lab):
+    kinds = {"h1": "sdm630", "h2": "em24", "h3": "sunspec-meter"}
+    emus = {h: lab.start(k, seed=9, start_tod=18 * 3600) for h, k in kinds.items()}
+    maps = {"sdm630": "sdm630", "em24": "em24", "sunspec-meter": "sunspec_meter"}
+    sim = _sim([dict(id=h, port=e.port, map=maps[kinds[h]], interval=0.1) for h, e in emus.items()])
+    try:
+        _wait(lambda: _data(sim)["quality"] == {"h1": 0.0, "h2": 0.0, "h3": 0.0}, 3)
+        t = 0
+        for _ in range(3):
+            t = sim.step(t, {}, 10**9)
+            assert t % 1000 == 0
+        time.sleep(0.3)
+        d = _data(sim)
+        for h, e in emus.items():
+            q = e.model.quantities()
+            assert d["P"][h] == pytest.approx(q["P"] / 1000, abs=0.3), h  # sampled 0..0.1 s apart
+            assert d["E_imp"][h] == pytest.approx(q["E_imp"], abs=200), h
+            assert d["E_exp"][h] == pytest.approx(0.0, abs=1), h
+            assert d["Q"][h] > 0 and d["P_15"][h] > 0
+            assert d["age"][h] < 0.5
+        assert set(d) == set(ALL)
+    finally:
+        sim.finalize()
+
+
+def test_device_stopped_and_restarted_goes_stale_then_fresh_within_2s(lab):
+    emu = lab.start("sdm630", seed=1)
+    other = lab.start("em24", seed=2)
+    port = emu.port
+    sim = _sim([dict(id="h1", port=port, interval=0.2, timeout=0.5),
+                dict(id="h2", port=other.port, map="em24", interval=0.2, timeout=0.5)])
+    try:
+        _wait(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
+        p_before = _data(sim)["P"]["h1"]
+        lab.stop(emu)
+        _wait(lambda: _data(sim)["quality"]["h1"] == 1.0, 2)
+        t = 0
+        ages = []
+        for _ in range(5):  # the run continues, values held, age grows
+            t0 = time.perf_counter()
+            t = sim.step(t, {}, 10**9)
+            d = _data(sim)
+            assert time.perf_counter() - t0 < 0.05  # step never waits for the dead device
+            assert d["quality"]["h1"] == 1.0 and "P" in d and d["P"]["h1"] == pytest.approx(p_before, abs=0.5)
+            assert d["quality"]["h2"] == 0.0
+            ages.append(d["age"]["h1"])
+            time.sleep(0.2)
+        assert ages == sorted(ages) and ages[-1] > 0.8
+        time.sleep(1.5)  # let the backoff reach its cap
+        lab.start("sdm630", port=port, seed=1)
+        dt = _wait(lambda: _data(sim)["quality"]["h1"] == 0.0, 2.0)
+        assert dt < 2.0
+        assert _data(sim)["age"]["h1"] < 0.5
+        st = sim.pollers[EID].stats()["h1"]
+        assert st["connects"] >= 2 and st["connect_fail"] >= 1
+    finally:
+        sim.finalize()
+
+
+def test_device_absent_at_start_then_appears(lab):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sim = _sim([dict(id="h1", port=port, interval=0.2, timeout=0.3)])
+    try:
+        time.sleep(0.5)
+        d = _data(sim)
+        assert d["quality"] == {"h1": 1.0} and d["P"] == {} and d["age"]["h1"] >= 0.4
+        lab.start("sdm630", port=port)
+        _wait(lambda: _data(sim)["quality"]["h1"] == 0.0, 2.0)
+    finally:
+        sim.finalize()
+
+
+def test_exception_answers_give_quality_error_and_steps_continue(lab):
+    emu = lab.start("sunspec-meter", seed=3)
+    sim = _sim([dict(id="h1", port=emu.port, map="sunspec_meter", interval=0.1)])
+    try:
+        _wait(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
+        emu.fail(4)  # SERVER DEVICE FAILURE on every request
+        _wait(lambda: _data(sim)["quality"]["h1"] == 2.0, 2)
+        t = 0
+        for _ in range(5):
+            t = sim.step(t, {}, 10**9)
+            d = _data(sim)
+            assert d["quality"]["h1"] == 2.0 and "h1" in d["P"]  # last good value held
+            time.sleep(0.05)
+        assert t == 5000
+        emu.fail(2)
+        time.sleep(0.3)
+        assert _data(sim)["quality"]["h1"] == 2.0
+        emu.fail(None)
+        _wait(lambda: _data(sim)["quality"]["h1"] == 0.0, 2)
+        assert sim.pollers[EID].stats()["h1"]["exception"] >= 3
+    finally:
+        sim.finalize()
+
+
+def test_slow_device_does_not_stall_the_others(lab):
+    # a "device" that accepts connections and never answers
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    emu = lab.start("sdm630", seed=4)
+    sim = _sim([dict(id="slow", port=srv.getsockname()[1], interval=0.2, timeout=1.0),
+                dict(id="h1", port=emu.port, interval=0.2, timeout=1.0)])
+    try:
+        time.sleep(1.5)
+        t = 0
+        for _ in range(5):
+            t0 = time.perf_counter()
+            t = sim.step(t, {}, 10**9)
+            d = _data(sim)
+            assert time.perf_counter() - t0 < 0.05
+            assert d["quality"]["h1"] == 0.0 and d["age"]["h1"] < 0.5
+            assert d["quality"]["slow"] == 1.0
+            time.sleep(0.1)
+        assert sim.pollers[EID].stats()["h1"]["ok"] >= 6
+    finally:
+        sim.finalize()
+        stop.set()
+        th.join(2)
+        for c in conns:
+            c.close()
+        srv.close()
+
+
+def test_window_average_is_time_weighted_and_clock_aligned():
+    w = WindowAverage(window=10.0, max_hold=5.0)
+    w.add(100.0, 1.0)
+    w.add(104.0, 3.0)   # 1.0 held for 4 s
+    assert w.value() == pytest.approx(1.0)  # running average before a window completes
+    w.add(108.0, 3.0)   # 3.0 for 4 s
+    w.add(112.0, 0.0)   # 3.0 for 2 s into [110, 120): window [100, 110) = (4*1 + 6*3) / 10
+    assert w.value() == pytest.approx(2.2)
+    w.add(130.0, 5.0)   # 18 s gap, held 5 s only: [110, 120) = (2*3 + 5*0) / 7 s covered
+    assert w.completed == pytest.approx(6 / 7)
+    w.add(141.0, 1.0)   # closes [130, 140): 5.0 held for 5 s
+    assert w.value() == pytest.approx(5.0)
+
+
+def test_invalid_config_is_refused():
+    sim = ModbusMeters()
+    sim.init("M", time_resolution=0.001)
+    with pytest.raises(ValueError):
+        sim.create(1, "ModbusMeters", devices=[dict(id="a"), dict(id="a")])
+    with pytest.raises(ValueError):
+        sim.create(1, "ModbusMeters", devices=[dict(id="a", transport="rtu-serial")])
+    with pytest.raises(ValueError):
+        sim.create(1, "ModbusMeters", devices=[dict(id="a", map="sunspec_battery")])  # no meter attrs
+
+
+# ---- a real-time mosaik run: adapter + lateness monitor + a consumer --------------------------
+_COLLECTED: list = []
+
+
+class _Collector:
+    def __init__(self):
+        import mosaik_api_v3
+
+        self._s = mosaik_api_v3.Simulator({"api_version": "3.0", "type": "time-based", "models": {
+            "C": {"public": True, "params": [], "attrs": ["P", "quality", "lateness_ms"]}}})
+        self.meta = self._s.meta
+        self.data = []
+        _COLLECTED.append(self)
+
+    def init(self, sid, time_resolution=1.0, **kw):
+        return self.meta
+
+    def create(self, num, model):
+        return [{"eid": "c", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        self.data.append((time, {a: {k: dict(v) if isinstance(v, dict) else v for k, v in s.items()}
+                                 for a, s in inputs.get("c", {}).items()}))
+        return time + 250
+
+    def get_data(self, outputs):
+        return {}
+
+    def setup_done(self):
+        pass
+
+    def finalize(self):
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # mosaik warns on every ms behind schedule
+def test_mosaik_realtime_run(lab):
+    emu = lab.start("sdm630", seed=5)
+    world = mosaik.World(
+        {"Meters": {"python": "hil.meter_adapter:ModbusMeters"},
+         "RT": {"python": "hil.realtime:RealtimeMonitor"},
+         "C": {"python": f"{__name__}:_Collector"}},
+        time_resolution=0.001, configure_logging=False, skip_greetings=True,
+    )
+    meters = world.start("Meters", step_size=250).ModbusMeters(
+        devices=[{"id": "d1.h001", "port": emu.port, "interval": 0.1}])
+    rt = world.start("RT", step_size=250).RealtimeMonitor(rt_factor=1.0, threshold_ms=50)
+    col = world.start("C").C()
+    world.connect(meters, col, "P", "quality")
+    world.connect(rt, col, "lateness_ms")
+    time.sleep(0.5)  # first samples
+    world.run(until=2000, rt_factor=1.0)
+    data = _COLLECTED[-1].data
+    assert len(data) == 8
+    last = data[-1][1]
+    assert next(iter(last["quality"].values())) == {"d1.h001": 0.0}
+    assert next(iter(last["P"].values()))["d1.h001"] > 0
+    lat = [next(iter(d["lateness_ms"].values()))["rt"] for _, d in data[1:]]
+    assert max(lat) < 200
