@@ -20,7 +20,10 @@ Every step covers [t, t + step_size); powers are that interval's (mean) power, s
   ``P_ev``, ``soc_ev``  EV charging power, EV state of charge  households with an EV
   ``P_hp``, ``T_in``  heat-pump electrical power, indoor °C    households with a heat pump
   ``P_app``         sum of the shiftable appliances          households with appliances
-  ``flex``          flexibility envelope (below), computed only when requested
+  ``flex``          flexibility envelope (below), computed only when requested (not in META
+                    "outputs", the list of per-step recordable floats)
+  the input attributes, when requested, give the active setpoints ({hid: value}; app_start
+  {hid: {appliance name: tick}}); households on their default rule are absent
 Inputs (setpoints persist until changed; None or NaN = back to the default rule; all sources merged):
   ``P_bat_set`` kW (+ charge)  clipped to power and SoC limits; default self-consumption
   ``P_ev_set``  kW ≥ 0         clipped to [0, charger_kw] and capacity; 0 while away; default full
@@ -78,11 +81,20 @@ MODEL = "Households"
 OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app", "flex"]
 INPUTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "app_start"]
 
+_KNOWN = set(OUTPUTS + INPUTS)
+RECORDABLE = [a for a in OUTPUTS if a != "flex"]  # float per device; flex is computed on request only
+
 META = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        MODEL: {"public": True, "params": ["households"], "attrs": OUTPUTS + INPUTS},
+        MODEL: {
+            "public": True,
+            "params": ["households"],
+            "attrs": OUTPUTS + INPUTS,
+            "outputs": RECORDABLE,  # project convention: what a recorder should take every step
+            "inputs": INPUTS,
+        },
     },
 }
 
@@ -259,6 +271,18 @@ class Population:
             if self._flex is None:
                 self._flex = envelope(self, self.m_next, horizon_s, slot_s)
             return self._flex
+        if attr in self.sp:  # active setpoints (the default rule where absent)
+            sp = self.sp[attr]
+            return {h: float(sp.values[i]) for h, i in sp.index.items() if not math.isnan(sp.values[i])}
+        if attr == "app_start":
+            out: dict = {}
+            for hid, ks in self._app_of.items():
+                for k in ks:
+                    r = self.app.request[k]
+                    if not math.isnan(r):
+                        tick = int(round(float(self.clock.tick_of(r))))
+                        out.setdefault(hid, {})[self.app.names[k]] = tick
+            return out
         arr = self.out.get(attr)
         if arr is None:
             return {}
@@ -386,7 +410,7 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         for eid, attrs in outputs.items():
             pop = self.pops[eid]
             data[eid] = {
-                a: pop.output(a, self.flex_horizon_s, self.flex_slot_s) for a in attrs if a in OUTPUTS
+                a: pop.output(a, self.flex_horizon_s, self.flex_slot_s) for a in attrs if a in _KNOWN
             }
         return data
 

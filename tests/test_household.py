@@ -364,3 +364,12 @@ def test_flex_supports_a_home_lp_whose_schedule_the_simulator_reproduces():
         soc.append(d["soc"]["a"]), tin.append(d["T_in"]["a"])
     np.testing.assert_allclose(np.array(soc) * 10.0, x[e], atol=1e-6)
     np.testing.assert_allclose(tin, x[T], atol=1e-6)
+
+
+def test_input_attributes_report_active_setpoints_and_meta_outputs_are_recordable():
+    assert "flex" not in META["models"]["Households"]["outputs"]
+    s = _sim()
+    t = s.step(0, _inp("P_bat_set", {"d1.h000": 1.0}), math.inf)
+    t = s.step(t, _inp("app_start", {"d1.h000": 50_000_000}), math.inf)
+    d = s.get_data({EID: ["P_bat_set", "P_hp_set", "app_start"]})[EID]
+    assert d == {"P_bat_set": {"d1.h000": 1.0}, "P_hp_set": {}, "app_start": {"d1.h000": {"washing_machine": 50_000_000}}}

@@ -176,7 +176,8 @@ class Weather:
         doy = int(doy_array(np.array([day]))[0]) if day != getattr(self, "_sd", None) else self._sdoy
         self._sd, self._sdoy = day, doy
         g = 2 * math.pi / 365.0 * (doy - 1 + (mod / 60.0 - 12) / 24.0)
-        c1, s1, c2, s2, c3, s3 = math.cos(g), math.sin(g), math.cos(2 * g), math.sin(2 * g), math.cos(3 * g), math.sin(3 * g)
+        c1, s1, c2, s2 = math.cos(g), math.sin(g), math.cos(2 * g), math.sin(2 * g)
+        c3, s3 = math.cos(3 * g), math.sin(3 * g)
         eqt = 229.18 * (0.000075 + 0.001868 * c1 - 0.032077 * s1 - 0.014615 * c2 - 0.040849 * s2)
         decl = 0.006918 - 0.399912 * c1 + 0.070257 * s1 - 0.006758 * c2 + 0.000907 * s2 - 0.002697 * c3 + 0.00148 * s3
         ha = math.radians((mod + eqt + 4.0 * self.longitude) / 4.0 - 180.0)
