@@ -55,7 +55,10 @@ Flexibility envelope ``flex`` {hid: dict} for the horizon starting at the end of
 
 Forecasts for agents: ``forecast(households, t0, start=..., seed=...)`` (or a ``Forecaster``) gives
 the base load, PV and outdoor temperature per slot from the same seeded models: with the simulator's
-seed and location it is a perfect forecast; ``noise`` > 0 adds a seeded forecast error.
+seed, start and location it is a perfect forecast (any subset of the households gives the same
+values: models are keyed by household id, not position); ``noise`` > 0 adds a seeded forecast error.
+``Forecaster(...).agent`` has the ``forecast(household_id, t0_tick, K, slot_s)`` signature the MAS
+home agents take.
 """
 
 from __future__ import annotations
@@ -304,38 +307,58 @@ class Forecaster:
         self.weather = Weather(self.seed, latitude, longitude, self.clock.utc_offset_min)
         self.ids = [s.id for s in specs]
         self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed)
+        self.index = {h: i for i, h in enumerate(self.ids)}
         self.pv_idx, pv_ids, prm = _subset(specs, "pv")
         self.pv = PVArray(pv_ids, prm, seed)
+        self.has_pv = np.zeros(len(self.ids), dtype=bool)
+        self.has_pv[self.pv_idx] = True
+        self._cache: dict = {}
 
-    def __call__(self, t0: int, horizon_s: float = 86400, slot_s: float = 900, noise: float = 0.0) -> dict:
+    def _arrays(self, t0: int, horizon_s: float, slot_s: float, noise: float):
+        """(p_base (n, N), p_pv (n, N) ≤ 0, t_out (n,)), cached for the last few requests."""
+        key = (int(t0), float(horizon_s), float(slot_s), float(noise))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         m0 = self.clock.local_min(t0)
         n, slot_min = slot_grid(m0, horizon_s, slot_s)
         p_base, gen, t_out = slot_forecast(self.base, self.pv, self.weather, m0, n, slot_min)
-        has_pv = np.zeros(len(self.ids), dtype=bool)
-        has_pv[self.pv_idx] = True
         p_pv = np.zeros_like(p_base)
         p_pv[:, self.pv_idx] = -gen
         if noise > 0:
-            lead = np.sqrt((np.arange(n) + 1.0) / n)[:, None]
+            s = noise * np.sqrt((np.arange(n) + 1.0) / n)
             for i, hid in enumerate(self.ids):
-                g = rng(self.seed, S_FORECAST, id_key(hid), int(round(m0)) + 10**9)
-                e = g.standard_normal((2, n))
-                s = noise * lead[:, 0]
+                e = rng(self.seed, S_FORECAST, id_key(hid), int(round(m0)) + 10**9).standard_normal((2, n))
                 p_base[:, i] *= np.exp(s * e[0] - 0.5 * s * s)
                 p_pv[:, i] *= np.clip(1.0 + s * e[1], 0.0, 2.0)
             kwp = np.zeros(len(self.ids))
             kwp[self.pv_idx] = self.pv.kwp
             p_pv = np.maximum(p_pv, -kwp)
-        t0i = int(t0)
+        if len(self._cache) > 8:
+            self._cache.clear()
+        self._cache[key] = (p_base, p_pv, t_out)
+        return p_base, p_pv, t_out
+
+    def __call__(self, t0: int, horizon_s: float = 86400, slot_s: float = 900, noise: float = 0.0) -> dict:
+        """{hid: {"t0", "slot_s", "n", "p_base", "p_pv" (PV households), "t_out"}} (lists, JSON-safe)."""
+        p_base, p_pv, t_out = self._arrays(t0, horizon_s, slot_s, noise)
+        n = p_base.shape[0]
         t_l = t_out.tolist()
         base_l, pv_l = p_base.T.tolist(), p_pv.T.tolist()
         out = {}
         for i, hid in enumerate(self.ids):
-            d = {"t0": t0i, "slot_s": float(slot_s), "n": n, "p_base": base_l[i], "t_out": t_l}
-            if has_pv[i]:
+            d = {"t0": int(t0), "slot_s": float(slot_s), "n": n, "p_base": base_l[i], "t_out": t_l}
+            if self.has_pv[i]:
                 d["p_pv"] = pv_l[i]
             out[hid] = d
         return out
+
+    def agent(self, household_id: str, t0_tick: int, K: int, slot_s: int, noise: float = 0.0) -> dict:
+        """The home-agent forecaster signature of ``simulators.mas`` (``MASSim(forecast=...)``):
+        numpy arrays of length K: ``base`` (kW), ``pv`` (kW ≤ 0, zeros without PV), ``t_out`` (°C)."""
+        p_base, p_pv, t_out = self._arrays(t0_tick, K * slot_s, slot_s, noise)
+        i = self.index[household_id]
+        return {"base": p_base[:, i].copy(), "pv": p_pv[:, i].copy(), "t_out": t_out.copy()}
 
 
 def forecast(households, t0: int, *, start: str, seed: int, horizon_s: float = 86400, slot_s: float = 900,

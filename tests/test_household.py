@@ -373,3 +373,13 @@ def test_input_attributes_report_active_setpoints_and_meta_outputs_are_recordabl
     t = s.step(t, _inp("app_start", {"d1.h000": 50_000_000}), math.inf)
     d = s.get_data({EID: ["P_bat_set", "P_hp_set", "app_start"]})[EID]
     assert d == {"P_bat_set": {"d1.h000": 1.0}, "P_hp_set": {}, "app_start": {"d1.h000": {"washing_machine": 50_000_000}}}
+
+
+def test_forecaster_agent_signature_matches_forecast():
+    specs = _specs()
+    fc = Forecaster(specs, start=START, seed=7)
+    full = fc(3_600_000, horizon_s=4 * 3600, slot_s=900, noise=0.1)
+    a = fc.agent("d1.h000", 3_600_000, 16, 900, noise=0.1)
+    np.testing.assert_array_equal(a["base"], full["d1.h000"]["p_base"])
+    np.testing.assert_array_equal(a["pv"], full["d1.h000"]["p_pv"])
+    assert np.all(fc.agent("d1.h001", 3_600_000, 16, 900)["pv"] == 0)
