@@ -126,7 +126,8 @@ def _ev_envelope(ev, ev_idx, per, p_max, m0, s0, s1, n, slot_min, tick):
     # future sessions inside the horizon (seeded, hence known in advance)
     for day in range(int(m0 // MIN_PER_DAY) - 1, int(m_end // MIN_PER_DAY) + 1):
         arr, dep, need = ev.sessions(day)
-        fut = (arr >= m0) & (arr < m_end) & np.where(ev.home, day > ev.sess_day, day >= ev.sess_day)
+        pending = ~ev.home & (day == ev.sess_day)  # next arrival, even if due at m0 exactly
+        fut = ((arr >= m0) | pending) & (arr < m_end) & np.where(ev.home, day > ev.sess_day, day >= ev.sess_day)
         if not fut.any():
             continue
         avail += np.where(fut[None, :], _overlap(s0[:, None], s1[:, None], arr[None, :], dep[None, :]), 0.0)
