@@ -1,0 +1,180 @@
+"""The district problem solved as one LP (the centralised reference) and its district-level part.
+
+District problem (one LFA, households i, slots k, dt hours)::
+
+    min  Σ_i f_i(x_i) + g(D)
+    s.t. x_i ∈ X_i                      (each household's LP, home_lp.HomeModel)
+         Σ_i p_i,k(x_i) + F_k = D_k     (coupling: the district's net exchange at the transformer)
+
+``F_k`` is a fixed load (members whose plan is unknown, normally 0). ``g`` is the district part
+(``DistrictPart``), with D = Dp − Dm::
+
+    g = Σ_k dt·[α·(π_imp,k·Dp_k − π_exp,k·Dm_k) + ε·(Dp_k + Dm_k) + pen_k·(ov_k + uv_k)] + π_peak·pk
+        Dp_k − ov_k <= cap_k    (transformer limit and flex-order caps, soft)
+        Dm_k − uv_k <= capx_k   (export limit, soft)
+        pk − Dp_k >= 0          (district peak, only with a peak price)
+
+α = 1 for a community district (energy priced at the transformer), 0 otherwise.
+``solve_central`` stacks every household LP and the district part into one LP for HiGHS; its
+optimum is the reference of the decentralised algorithm (lfa.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .home_lp import HomeModel, HomePlan
+from .lp import LP, solve_once
+from .tariff import DistrictObjective
+
+EPS_D = 1e-6  # €/kWh on Dp + Dm: keeps Dp·Dm = 0 when energy is not priced at the transformer
+BIG_D = 1e5  # kW: bound on the district exchange (keeps the Lagrangian's district part finite)
+
+
+class DistrictPart:
+    """Variables [Dp, Dm, ov, uv, (pk)] and rows [lim_imp, lim_exp, (peak)] of the district term g."""
+
+    def __init__(self, K: int, dt: float, pi_imp, pi_exp, obj: DistrictObjective,
+                 cap_imp=None, cap_exp=None, penalty=None):
+        self.K, self.dt, self.obj = K, dt, obj
+        self._lp: LP | None = None
+        self.has_peak = obj.peak_price > 0
+        self.n = 4 * K + (1 if self.has_peak else 0)
+        alpha = 1.0 if obj.community else 0.0
+        pi_imp, pi_exp = np.asarray(pi_imp, float), np.asarray(pi_exp, float)
+        pen = np.full(K, obj.overload_penalty) if penalty is None else np.asarray(penalty, float)
+        c = np.zeros(self.n)
+        c[0:K] = (alpha * pi_imp + EPS_D) * dt
+        c[K:2 * K] = (-alpha * pi_exp + EPS_D) * dt
+        c[2 * K:3 * K] = pen * dt
+        c[3 * K:4 * K] = pen * dt
+        if self.has_peak:
+            c[4 * K] = obj.peak_price
+        self.c = c
+        self.lb = np.zeros(self.n)
+        self.ub = np.full(self.n, np.inf)
+        self.ub[0:2 * K] = BIG_D
+        I = sp.identity(K, format="csc")
+        Z = sp.csc_matrix((K, K))
+        blocks = [
+            [I, Z, -I, Z],
+            [Z, I, Z, -I],
+        ]
+        rows = sp.bmat(blocks, format="csc")
+        if self.has_peak:
+            rows = sp.hstack([rows, sp.csc_matrix((2 * K, 1))], format="csc")
+            pkrows = sp.hstack([-I, Z, Z, Z, sp.csc_matrix(np.ones((K, 1)))], format="csc")
+            rows = sp.vstack([rows, pkrows], format="csc")
+        self.A = rows.tocsc()
+        self.m = self.A.shape[0]
+        self.lo = np.full(self.m, -np.inf)
+        self.hi = np.full(self.m, np.inf)
+        self.set_caps(cap_imp, cap_exp)
+        if self.has_peak:
+            self.lo[2 * K:] = 0.0
+            self.hi[2 * K:] = np.inf
+        # coupling coefficients: row k gets -1 on Dp_k and +1 on Dm_k
+        self.coup = sp.hstack([-I, I, Z, Z] + ([sp.csc_matrix((K, 1))] if self.has_peak else []), format="csc")
+
+    def set_caps(self, cap_imp=None, cap_exp=None):
+        K, obj = self.K, self.obj
+        ci = np.full(K, np.inf if obj.trafo_limit_kw is None else obj.trafo_limit_kw)
+        if cap_imp is not None:
+            ci = np.minimum(ci, np.asarray(cap_imp, float))
+        ce = np.full(K, np.inf if obj.export_limit_kw is None else obj.export_limit_kw)
+        if cap_exp is not None:
+            ce = np.minimum(ce, np.asarray(cap_exp, float))
+        self.cap_imp, self.cap_exp = ci, ce
+        self.hi[0:K] = ci
+        self.hi[K:2 * K] = ce
+
+    def set_penalty(self, pen):
+        K = self.K
+        self.c[2 * K:3 * K] = np.asarray(pen, float) * self.dt
+        self.c[3 * K:4 * K] = np.asarray(pen, float) * self.dt
+
+    def value(self, D: np.ndarray) -> float:
+        """g(D) for a given district net exchange (kW per slot)."""
+        K, dt = self.K, self.dt
+        D = np.asarray(D, float)
+        Dp, Dm = np.maximum(D, 0), np.maximum(-D, 0)
+        ov = np.maximum(Dp - self.cap_imp, 0)
+        uv = np.maximum(Dm - self.cap_exp, 0)
+        x = np.r_[Dp, Dm, ov, uv]
+        if self.has_peak:
+            x = np.r_[x, Dp.max() if K else 0.0]
+        return float(self.c @ x)
+
+    def dual_part(self, lam: np.ndarray) -> float:
+        """min over the district variables of g(D) − dt·λ·D (the district term of the Lagrangian)."""
+        K = self.K
+        c = self.c.copy()
+        c[0:K] -= lam * self.dt
+        c[K:2 * K] += lam * self.dt
+        if self._lp is None:
+            self._lp = LP(self.A, c, self.lo, self.hi, self.lb, self.ub)
+        else:
+            self._lp.set_cost(c)
+            self._lp.set_rows(np.arange(self.m), self.lo, self.hi)
+        return self._lp.solve().obj
+
+
+@dataclass
+class CentralResult:
+    obj: float
+    plans: dict[str, HomePlan]
+    D: np.ndarray
+    lam: np.ndarray  # €/kWh, price of the coupling rows (the optimal multipliers)
+    seconds: float
+    n_vars: int
+    n_rows: int
+
+
+def solve_central(models: list[HomeModel], district: DistrictPart, fixed: np.ndarray | None = None,
+                  backend: str | None = None) -> CentralResult:
+    """One LP over all households and the district part (cold HiGHS solve)."""
+    t0 = time.perf_counter()
+    K, dt = district.K, district.dt
+    blocks, cs, los, his, lbs, ubs = [], [], [], [], [], []
+    coup_cols = []
+    offs = []
+    off = 0
+    for mdl in models:
+        A, lo, hi, lb, ub, c = mdl.lp_arrays()
+        blocks.append(A)
+        cs.append(c), los.append(lo), his.append(hi), lbs.append(lb), ubs.append(ub)
+        # coupling: + imp − exp
+        C = sp.lil_matrix((K, mdl.n))
+        bi, be = mdl.blocks["imp"], mdl.blocks["exp"]
+        C[np.arange(K), np.arange(bi.start, bi.stop)] = 1.0
+        C[np.arange(K), np.arange(be.start, be.stop)] = -1.0
+        coup_cols.append(C.tocsc())
+        offs.append(off)
+        off += mdl.n
+    H = sp.block_diag(blocks, format="csc") if blocks else sp.csc_matrix((0, 0))
+    nh = off
+    coup = sp.hstack(coup_cols + [district.coup], format="csc")
+    dist_rows = sp.hstack([sp.csc_matrix((district.m, nh)), district.A], format="csc")
+    top = sp.hstack([H, sp.csc_matrix((H.shape[0], district.n))], format="csc")
+    A = sp.vstack([top, coup, dist_rows], format="csc")
+    F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
+    c = np.concatenate(cs + [district.c])
+    lo = np.concatenate(los + [-F, district.lo])
+    hi = np.concatenate(his + [-F, district.hi])
+    lb = np.concatenate(lbs + [district.lb])
+    ub = np.concatenate(ubs + [district.ub])
+    sol = solve_once(A, c, lo, hi, lb, ub, backend=backend)
+    plans = {}
+    for mdl, o in zip(models, offs):
+        x = sol.x[o:o + mdl.n]
+        plans[mdl.hid] = mdl.plan_from_x(x)
+    xd = sol.x[nh:]
+    D = xd[0:K] - xd[K:2 * K]
+    r0 = H.shape[0]
+    # row k of the coupling reads Σ p − Dp + Dm = −F; ∂obj/∂F_k = −y_k, so the price per kWh is −y/dt
+    lam = -sol.row_dual[r0:r0 + K] / dt
+    return CentralResult(sol.obj, plans, D, lam, time.perf_counter() - t0, A.shape[1], A.shape[0])

@@ -1,0 +1,265 @@
+"""Home agent: plans its household and answers its LFA, using only its own data and received messages.
+
+Protocol (see messages.py and lfa.py). At every scheduled re-plan tick (or on a ``start`` message)
+the home agent takes a snapshot of its household's state and forecast, decides its shiftable
+appliances, updates its LP and sends a ``plan`` with up to two columns: ``own`` (its standalone
+optimum under its own tariff) and ``prev`` (its best response to the last price it received,
+shifted to the new horizon). Each ``price`` is answered with the best response to that price. A
+``dispatch`` names convex weights of the plans it sent; the home combines its stored plans (a
+convex combination of feasible plans is feasible) and follows the result.
+
+Fallback: until a dispatch for the current negotiation arrives the home keeps following its
+previous plan (if it still covers the present slot, else its first plan of this negotiation). If
+no dispatch arrives by ``fallback_ms`` after the negotiation began, it switches to ``hold`` (the
+last price with the proximal term around its previous plan), else ``prev`` (response to the last
+price it knew), else ``own`` (standalone optimum) — all feasible for its present state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from simulators.devices.common import Clock
+from simulators.devices.params import HouseholdSpec, minutes_of_day
+
+from .home_lp import HomeModel, HomePlan, cycle_load, schedule_appliance
+from .messages import arr, floats
+from .tariff import Tariff
+
+
+class HomeAgent:
+    def __init__(self, spec: HouseholdSpec, lfa_id: str, K: int, slot_s: int, tariff: Tariff, community: bool,
+                 clock: Clock, forecast, fallback_ms: int = 120_000, backend: str | None = None,
+                 prox_sigma: float = 0.02, hold_sigma: float = 0.1, always_own: bool = False):
+        self.id = spec.id
+        self.spec = spec
+        self.lfa = lfa_id
+        self.model = HomeModel(spec, K, slot_s, tariff, community, backend)
+        self.K, self.slot_s = K, int(slot_s)
+        self.slot_ms = int(round(self.slot_s / clock.time_resolution))
+        self.clock = clock
+        self.forecast = forecast
+        self.fallback_ms = int(fallback_ms)
+        self.prox_sigma = float(prox_sigma)
+        self.hold_sigma = float(hold_sigma)
+        self.always_own = bool(always_own)
+        dev = spec.devices
+        # does the agent have anything to decide (LP variables besides import/export)?
+        self.flex = not self.model.simple or dev.pv is not None
+        self.neg: str | None = None
+        self.t0: int | None = None
+        self.plans: dict[str, HomePlan] = {}
+        self.active: HomePlan | None = None
+        self.active_t0: int | None = None
+        self.active_src = "none"
+        self.dispatched = False
+        self.deadline: int | None = None
+        self.lam: np.ndarray | None = None
+        self.lam_t0: int | None = None
+        self.app_sched: dict[int, float] = {}
+        self.app_running: dict[int, float] = {}
+        self.app_done: dict[int, int] = {}
+        self.solves = 0
+        self.solve_s = 0.0
+        self.fallbacks = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _infer_state(self, state: dict, now_min: float) -> dict:
+        st = dict(state or {})
+        ev = self.spec.devices.ev
+        if ev is not None and "ev_present" not in st:
+            m = now_min % 1440.0
+            a, d = minutes_of_day(ev.arrival), minutes_of_day(ev.departure)
+            away = (d <= m < a) if d < a else not (a <= m < d)
+            st["ev_present"] = not away
+        return st
+
+    def _shifted_lam(self, t0: int) -> np.ndarray | None:
+        if self.lam is None or self.lam_t0 is None:
+            return None
+        s = int(round((t0 - self.lam_t0) / self.slot_ms))
+        if s < 0:
+            return None
+        K = self.K
+        if abs(K * self.slot_s - 86400) < 1:  # a day-long horizon: prices repeat daily
+            return np.roll(self.lam, -s)
+        if s >= K:
+            return None
+        return np.r_[self.lam[s:], np.full(s, self.lam[-1])]
+
+    def _appliances(self, minute0: float, now_min: float, lam: np.ndarray | None, rhs: np.ndarray) -> np.ndarray:
+        apps = self.spec.devices.appliances
+        K, sm = self.K, self.model.slot_min
+        fixed = np.zeros(K)
+        if not apps:
+            return fixed
+        t = self.model.tariff
+        pi_i, pi_e = t.import_prices(minute0, K, sm), t.export_prices(minute0, K, sm)
+        price = np.where(rhs > 0, pi_i, pi_e)
+        if lam is not None:
+            price = lam if self.model.community else price + lam
+        for j, app in enumerate(apps):
+            st = self.app_sched.get(j)
+            if st is not None and st <= now_min:
+                self.app_done[j] = int(st // 1440)
+                self.app_running[j] = st
+                del self.app_sched[j]
+            run = self.app_running.get(j)
+            if run is not None and run + len(app.profile_kw) > minute0:
+                fixed += cycle_load(app, run, minute0, K, sm)
+            earliest = now_min
+            if j in self.app_done:
+                earliest = max(earliest, (self.app_done[j] + 1) * 1440.0)
+            new = schedule_appliance(app, minute0, K, sm, price, earliest)
+            if new is not None:
+                self.app_sched[j] = new
+                fixed += cycle_load(app, new, minute0, K, sm)
+            else:
+                self.app_sched.pop(j, None)
+        return fixed
+
+    def _solve(self, lam=None, own=False, target=None, sigma=0.0) -> HomePlan:
+        t = time.perf_counter()
+        pl = self.model.solve(lam, own=own, target=target, sigma=sigma)
+        self.solve_s += time.perf_counter() - t
+        self.solves += 1
+        return pl
+
+    @staticmethod
+    def _col(tag: str, pl: HomePlan) -> dict:
+        return {"tag": tag, "p": floats(pl.p), "cost": round(float(pl.cost), 6)}
+
+    # ------------------------------------------------------------------ protocol
+    def _shift(self, a: np.ndarray, t_from: int, t_to: int) -> np.ndarray | None:
+        s = int(round((t_to - t_from) / self.slot_ms))
+        if s < 0:
+            return None
+        if abs(self.K * self.slot_s - 86400) < 1:  # a day-long horizon: profiles repeat daily
+            return np.roll(a, -s)
+        if s >= self.K:
+            return None
+        return np.r_[a[s:], np.full(s, a[-1])]
+
+    def begin(self, neg: str, t0: int, now: int, state: dict) -> list[tuple[str, str, dict]]:
+        """Start a negotiation: snapshot, plan, send the first columns.
+
+        Columns: ``own`` (standalone optimum; always when no earlier price is known), ``prev`` (best
+        response to the last received price, shifted to the new horizon) and ``hold`` (the same
+        price with the proximal term around the previously followed plan: in rolling operation a
+        near-optimal starting point)."""
+        minute0 = self.clock.local_min(t0)
+        now_min = self.clock.local_min(now)
+        st = self._infer_state(state, now_min)
+        fc = self.forecast(self.id, t0, self.K, self.slot_s)
+        lam = self._shifted_lam(t0) if self.flex else None
+        rhs = np.asarray(fc["base"], float) + np.asarray(fc["pv"], float)
+        fixed = self._appliances(minute0, now_min, lam, rhs)
+        self.model.update(minute0, st, fc, fixed)
+        self.neg, self.t0 = neg, int(t0)
+        self.dispatched = False
+        self.deadline = int(now) + self.fallback_ms
+        self.plans = {}
+        cols = []
+        if lam is None or self.always_own:
+            self.plans["own"] = self._solve(own=True)
+        if lam is not None:
+            self.plans["prev"] = self._solve(lam)
+            if self.hold_sigma > 0 and not self.model.simple and self.active is not None:
+                tgt = self._shift(self.active.p, self.active_t0, t0)
+                if tgt is not None:
+                    self.plans["hold"] = self._solve(lam, target=tgt, sigma=self.hold_sigma)
+        for tag, pl in self.plans.items():
+            cols.append(self._col(tag, pl))
+        if self.active is None or self.active_t0 is None or now >= self.active_t0 + self.K * self.slot_ms:
+            self._activate(self._fallback_plan(), t0, "own")
+        return [(self.lfa, "plan", {"neg": neg, "round": 0, "flex": self.flex, "cols": cols})]
+
+    def _fallback_plan(self) -> HomePlan:
+        return self.plans.get("hold") or self.plans.get("prev") or self.plans.get("own")
+
+    def on_price(self, body: dict) -> list[tuple[str, str, dict]]:
+        """Best response to the price (tag r<round>, marked ``best`` for the LFA's bound) and, when the
+        LFA sent a target, the proximal response around it (tag x<round>)."""
+        if body.get("neg") != self.neg or not self.flex:
+            return []  # stale negotiation: the model no longer holds its data
+        lam = arr(body["lam"])
+        r = int(body["round"])
+        pl = self._solve(lam)
+        self.plans[f"r{r}"] = pl
+        col = self._col(f"r{r}", pl)
+        col["best"] = True
+        cols = [col]
+        tgt = body.get("target")
+        sigma = float(body.get("sigma", self.prox_sigma))
+        if tgt is not None and sigma > 0 and not self.model.simple:
+            px = self._solve(lam, target=arr(tgt), sigma=sigma)
+            if np.max(np.abs(px.p - pl.p), initial=0.0) > 1e-6:
+                self.plans[f"x{r}"] = px
+                cols.append(self._col(f"x{r}", px))
+        return [(self.lfa, "plan", {"neg": self.neg, "round": r, "flex": True, "cols": cols})]
+
+    def on_dispatch(self, body: dict, now: int) -> None:
+        if body.get("lam") is not None:
+            self.lam = arr(body["lam"])
+            self.lam_t0 = int(body.get("t0", self.t0 or 0))
+        if body.get("neg") != self.neg:
+            return
+        pairs = [(t, float(w)) for t, w in body.get("w", []) if float(w) > 1e-9]
+        if not pairs or any(t not in self.plans for t, _ in pairs):
+            return  # cannot reproduce: keep the fallback path
+        plan = self.model.combine([self.plans[t] for t, _ in pairs], [w for _, w in pairs])
+        self._activate(plan, self.t0, "lfa")
+        self.dispatched = True
+
+    def on_start(self, body: dict, now: int, state: dict):
+        return self.begin(str(body["neg"]), int(body["t0"]), now, state)
+
+    def poll(self, now: int) -> None:
+        """Time-driven part: switch to the fallback plan when no dispatch came in time."""
+        if self.neg is not None and not self.dispatched and self.deadline is not None and now >= self.deadline:
+            plan = self._fallback_plan() if self.plans else None
+            if plan is not None:
+                self._activate(plan, self.t0, "fallback")
+                self.fallbacks += 1
+            self.deadline = None
+
+    def _activate(self, plan: HomePlan, t0: int, src: str) -> None:
+        self.active, self.active_t0, self.active_src = plan, int(t0), src
+
+    def next_time(self) -> int | None:
+        return self.deadline if (self.deadline is not None and not self.dispatched) else None
+
+    def slot_index(self, now: int) -> int | None:
+        if self.active is None or self.active_t0 is None:
+            return None
+        k = (int(now) - self.active_t0) // self.slot_ms
+        return k if 0 <= k < self.K else None
+
+    def setpoints(self, now: int) -> dict:
+        """Setpoints for the household simulator at ``now`` (kW, load convention)."""
+        k = self.slot_index(now)
+        out: dict = {}
+        if k is None:
+            return out
+        pl = self.active
+        if "bat" in pl.devices:
+            out["P_bat_set"] = float(pl.devices["bat"][k])
+        if "ev" in pl.devices:
+            out["P_ev_set"] = float(pl.devices["ev"][k])
+        if "hp" in pl.devices:
+            out["P_hp_set"] = float(pl.devices["hp"][k])
+        if "cur" in pl.devices:
+            cur = float(pl.devices["cur"][k])
+            gen = float(self.model.gen[k]) if self.active_t0 == self.t0 else math.nan
+            out["pv_limit"] = max(0.0, gen - cur) if (cur > 1e-4 and math.isfinite(gen)) else None
+        if self.app_sched:
+            m = min(self.app_sched.values())
+            out["app_start"] = int(round(float(self.clock.tick_of(m))))
+        return out
+
+    def planned_power(self, now: int) -> float | None:
+        k = self.slot_index(now)
+        return None if k is None else float(self.active.p[k])

@@ -1,0 +1,336 @@
+"""Hosts all MAS agents of a run and routes their messages; no mosaik here (mas_sim.py wraps it).
+
+``AgentHost.step(now, inbox)`` delivers received messages to their agents, runs the scheduled
+re-planning and the agents' timers, and returns the outbox ``{src: [msg, ...]}``. Agents only act on
+their own data and on received messages; the host never hands one agent another agent's objects.
+With ``loopback=True`` (no telecom simulator) messages are delivered at once inside the same step,
+still as JSON copies.
+
+Modes: ``mas`` (decentralised negotiation), ``central`` (per district one LP over all households,
+solved by the LFA with perfect knowledge, no messages: the comparison baseline), ``none`` (no
+planning, no setpoints: the households follow their default rules).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from simulators.devices.common import Clock
+from simulators.devices.params import HouseholdSpec
+
+from .central import solve_central
+from .dso import DSOAgent
+from .home_agent import HomeAgent
+from .lfa import LFAAgent
+from .messages import Outbox, wire_copy
+from .tariff import DistrictObjective, Tariff
+
+MODES = ("mas", "central", "none")
+STATE_KEYS = ("soc", "soc_ev", "T_in", "ev_present", "ev_departure", "ev_need_kwh")
+
+
+class AgentHost:
+    def __init__(self, clock: Clock, K: int = 96, slot_s: int = 900, replan_s: int = 900, mode: str = "mas",
+                 loopback: bool = False, reference: bool = False, backend: str | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if replan_s % slot_s:
+            raise ValueError(f"replan interval ({replan_s} s) must be a multiple of the slot ({slot_s} s)")
+        self.clock = clock
+        self.K, self.slot_s, self.replan_s = int(K), int(slot_s), int(replan_s)
+        self.slot_ms = int(round(slot_s / clock.time_resolution))
+        self.replan_ms = int(round(replan_s / clock.time_resolution))
+        # the slot grid is aligned to local clock time (slots start at :00, :15, …)
+        off_min = clock.local_min(0) % (slot_s / 60.0)
+        self.grid0 = int(round((-off_min % (slot_s / 60.0)) * 60.0 / clock.time_resolution))
+        self.mode = mode
+        self.loopback = bool(loopback)
+        self.reference = bool(reference)
+        self.backend = backend
+        self.homes: dict[str, HomeAgent] = {}
+        self.home_district: dict[str, str] = {}
+        self.district_homes: dict[str, list[str]] = defaultdict(list)
+        self.lfas: dict[str, LFAAgent] = {}
+        self.dso: DSOAgent | None = None
+        self.state: dict[str, dict] = defaultdict(dict)
+        self.meters: dict[str, list] = {}
+        self.p_trafo: dict[str, float] = {}
+        self.trafo_map: dict[str, str] = {}
+        self.outbox = Outbox()
+        self.seen: dict[str, int] = {}
+        self.events: dict[str, list] = defaultdict(list)
+        self.kpi: dict[str, dict] = defaultdict(dict)
+        self.last_replan: int | None = None
+        self.stats = {"messages": 0, "bytes": 0, "central_s": 0.0, "negotiations": 0}
+        self.end: int | None = None
+
+    # ------------------------------------------------------------------ configuration
+    def add_homes(self, district: str, specs: list[HouseholdSpec], tariff: Tariff, community: bool, forecast,
+                  fallback_ms: int = 120_000) -> list[str]:
+        ids = []
+        for s in specs:
+            if s.id in self.homes:
+                raise ValueError(f"household {s.id!r} is in two HomeAgents populations")
+            a = HomeAgent(s, f"lfa.{district}", self.K, self.slot_s, tariff, community, self.clock, forecast,
+                          fallback_ms, self.backend)
+            self.homes[s.id] = a
+            self.home_district[s.id] = district
+            self.district_homes[district].append(s.id)
+            ids.append(s.id)
+        return ids
+
+    def add_lfa(self, district: str, members: list[str] | None, objective: DistrictObjective, tariff: Tariff,
+                **kw) -> LFAAgent:
+        lid = f"lfa.{district}"
+        if lid in self.lfas:
+            raise ValueError(f"two LFAs for district {district!r}")
+        members = list(members) if members else list(self.district_homes.get(district, []))
+        lfa = LFAAgent(district, members, objective, tariff, self.K, self.slot_s, self.clock, dso_id=None, **kw)
+        self.lfas[lid] = lfa
+        return lfa
+
+    def add_dso(self, districts: list[str], trafo_limit_kw, trafo_map: dict | None = None, **kw) -> DSOAgent:
+        self.dso = DSOAgent(districts, trafo_limit_kw, self.slot_s, self.clock, **kw)
+        self.trafo_map = dict(trafo_map or {})
+        return self.dso
+
+    def _wire(self) -> None:
+        """LFAs report to the DSO only when there is one (set at every step: models may come later)."""
+        for lfa in self.lfas.values():
+            lfa.dso = self.dso.id if (self.dso is not None and lfa.district in self.dso.districts) else None
+
+    # ------------------------------------------------------------------ inputs
+    def set_state(self, hid: str, key: str, value) -> None:
+        if value is None:
+            self.state[hid].pop(key, None)
+            return
+        if key == "ev_departure":
+            value = float(self.clock.local_min(float(value)))
+        self.state[hid][key] = value
+
+    def set_meter(self, hid: str, e_imp=None, e_exp=None) -> None:
+        cur = self.meters.setdefault(hid, [None, None])
+        if e_imp is not None:
+            cur[0] = float(e_imp)
+        if e_exp is not None:
+            cur[1] = float(e_exp)
+
+    def set_trafo(self, name: str, p_kw: float) -> None:
+        scope = self.trafo_map.get(name, name)
+        self.p_trafo[scope] = float(p_kw)
+
+    # ------------------------------------------------------------------ schedule
+    def is_replan(self, now: int) -> bool:
+        return (now - self.grid0) % self.replan_ms == 0 and now >= self.grid0
+
+    def next_time(self, now: int) -> int:
+        nxt = self.grid0 + ((now - self.grid0) // self.slot_ms + 1) * self.slot_ms if now >= self.grid0 else self.grid0
+        cands = [nxt]
+        if self.mode == "mas":
+            for a in self.lfas.values():
+                t = a.next_time()
+                if t is not None:
+                    cands.append(t)
+            for h in self.homes.values():
+                t = h.next_time()
+                if t is not None:
+                    cands.append(t)
+            if self.dso is not None:
+                t = self.dso.next_time()
+                if t is not None:
+                    cands.append(t)
+        return max(int(min(cands)), now + 1)
+
+    # ------------------------------------------------------------------ stepping
+    def _send(self, src: str, items, now: int) -> list[dict]:
+        msgs = []
+        for dst, kind, body in items:
+            msgs.append(self.outbox.send(src, dst, kind, body, now))
+        return msgs
+
+    def step(self, now: int, inbox: dict | None = None) -> dict[str, list[dict]]:
+        """One host step at tick ``now``; returns the outbox of this step."""
+        if self.mode == "none":
+            return {}
+        self._wire()
+        local: list[dict] = []
+        if self.is_replan(now) and self.last_replan != now:
+            self.last_replan = now
+            local += self._replan(now)
+        msgs = []
+        for lst in (inbox or {}).values():
+            msgs.extend(lst if isinstance(lst, list) else [lst])
+        msgs += local
+        guard = 0
+        while True:
+            produced = self._deliver(msgs, now) if msgs else []
+            produced += self._timers(now)
+            if not self.loopback or not produced:
+                break
+            msgs = [wire_copy(m) for m in produced]
+            guard += 1
+            if guard > 10_000:
+                raise RuntimeError("MAS loopback does not settle (message storm)")
+        for lfa in self.lfas.values():
+            for ev in lfa.events:
+                self.events[lfa.id].append(ev)
+                if ev["kind"] == "negotiation":
+                    self.stats["negotiations"] += 1
+                    if self.reference:
+                        self._reference(lfa, ev)
+            lfa.events.clear()
+        if self.dso is not None:
+            self.events[self.dso.id].extend(self.dso.events)
+            self.dso.events.clear()
+        out = self.outbox.take()
+        for lst in out.values():
+            self.stats["messages"] += len(lst)
+            self.stats["bytes"] += sum(m["bytes"] for m in lst)
+        return out
+
+    def _replan(self, now: int) -> list[dict]:
+        if self.mode == "central":
+            self._central(now)
+            return []
+        produced = []
+        for lid, lfa in self.lfas.items():
+            lfa.prune_orders(now)
+            produced += self._send(lid, lfa.begin(f"s{now}", now, now), now)
+        for hid, h in self.homes.items():
+            items = h.begin(f"s{now}", now, now, self.state.get(hid, {}))
+            if h.lfa in self.lfas:
+                produced += self._send(hid, items, now)
+            else:
+                h.dispatched = True  # no aggregator: the home follows its own plan
+                h.deadline = None
+        return produced if self.loopback else []
+
+    def _deliver(self, msgs: list[dict], now: int) -> list[dict]:
+        out = []
+        for m in msgs:
+            mid = m.get("id")
+            if mid in self.seen:
+                continue
+            self.seen[mid] = now
+            dst = m.get("dst")
+            try:
+                if dst in self.homes:
+                    h = self.homes[dst]
+                    k = m["kind"]
+                    if k == "price":
+                        out += self._send(dst, h.on_price(m["body"]), now)
+                    elif k == "dispatch":
+                        h.on_dispatch(m["body"], now)
+                    elif k == "start":
+                        out += self._send(dst, h.on_start(m["body"], now, self.state.get(dst, {})), now)
+                elif dst in self.lfas:
+                    out += self._send(dst, self.lfas[dst].on_message(m, now), now)
+                elif self.dso is not None and dst == self.dso.id:
+                    out += self._send(dst, self.dso.on_message(m, now), now)
+            except (KeyError, TypeError, ValueError) as e:  # a malformed message must not kill the run
+                self.events["host"].append({"kind": "bad_message", "t": int(now), "id": mid, "error": str(e)})
+        if len(self.seen) > 200_000:
+            cut = now - 3_600_000
+            self.seen = {k: v for k, v in self.seen.items() if v >= cut}
+        return out
+
+    def _timers(self, now: int) -> list[dict]:
+        out = []
+        for lid, lfa in self.lfas.items():
+            out += self._send(lid, lfa.on_time(now), now)
+        for h in self.homes.values():
+            h.poll(now)
+        if self.dso is not None:
+            self.dso.measure(now, {h: tuple(v) for h, v in self.meters.items() if None not in v}, self.p_trafo)
+            out += self._send(self.dso.id, self.dso.on_time(now), now)
+            if self.end is not None and now >= self.end:
+                out += self._send(self.dso.id, self.dso.settle_all(now), now)
+        return out
+
+    # ------------------------------------------------------------------ central mode and reference
+    def _central(self, now: int) -> None:
+        for district, hids in self.district_homes.items():
+            lfa = self.lfas.get(f"lfa.{district}")
+            for hid in hids:
+                h = self.homes[hid]
+                h.begin(f"c{now}", now, now, self.state.get(hid, {}))
+                h.dispatched, h.deadline = True, None
+            if lfa is None:
+                continue
+            t = time.perf_counter()
+            dp = lfa._district_part(now)
+            res = solve_central([self.homes[h].model for h in hids], dp, backend=self.backend)
+            self.stats["central_s"] += time.perf_counter() - t
+            for hid in hids:
+                self.homes[hid]._activate(res.plans[hid], now, "central")
+            lfa.kpi.update(plan_cost=res.obj, rounds=0, gap=0.0)
+            self.events[lfa.id].append({"kind": "central", "agent": lfa.id, "t": int(now), "obj": res.obj,
+                                        "seconds": res.seconds})
+            if self.dso is not None:
+                self.dso.reports[district] = {"t0": int(now), "D": res.D, "members": list(hids),
+                                              "slot_s": self.slot_s}
+
+    def _reference(self, lfa: LFAAgent, ev: dict) -> None:
+        neg = lfa.last
+        if neg is None:
+            return
+        t = time.perf_counter()
+        models = [self.homes[m].model for m in lfa.members if m in self.homes and self.homes[m].neg == neg.id]
+        if len(models) != len(lfa.members):
+            return
+        res = solve_central(models, lfa._district_part(neg.t0), backend=self.backend)
+        self.stats["central_s"] += time.perf_counter() - t
+        gap = (neg.ub - res.obj) / max(abs(res.obj), 1e-9) * 100.0
+        lfa.kpi["gap_central"] = gap
+        lfa.kpi["central_cost"] = res.obj
+        ev["central"] = res.obj
+        ev["gap_central_pct"] = gap
+
+    # ------------------------------------------------------------------ outputs
+    def home_outputs(self, district_ids: list[str], now: int) -> dict[str, dict]:
+        out: dict[str, dict] = defaultdict(dict)
+        if self.mode == "none":
+            return out
+        for hid in district_ids:
+            h = self.homes[hid]
+            sp = h.setpoints(now)
+            for k, v in sp.items():
+                out[k][hid] = v
+            if h.active is not None:
+                out["plan_cost"][hid] = float(h.active.cost)
+                pp = h.planned_power(now)
+                if pp is not None:
+                    out["P_plan"][hid] = pp
+            out["plan_src"][hid] = h.active_src
+        return out
+
+    def lfa_outputs(self, lid: str, now: int) -> dict:
+        lfa = self.lfas[lid]
+        out: dict = {}
+        k = lfa.kpi
+        out["plan_cost"] = k.get("plan_cost")
+        out["rounds"] = k.get("rounds")
+        out["gap"] = k.get("gap_central")
+        out["gap_dual"] = None if k.get("gap") is None else 100.0 * k["gap"]
+        t = (now // self.slot_ms) * self.slot_ms
+        off = 0.0
+        for o in lfa.flex_offered:
+            j = (t - o["t0"]) // self.slot_ms
+            if 0 <= j < len(o["kw"]) and o["kw"][j] is not None:
+                off += o["kw"][j]
+        out["flex_offered"] = off
+        ordd = 0.0
+        for o in lfa.orders:
+            j = (t - o.t0) // o.slot_ms
+            if 0 <= j < len(o.kw):
+                ordd += float(o.kw[j])
+        out["flex_ordered"] = ordd
+        neg = lfa.last
+        if neg is not None and neg.sol is not None:
+            j = (t - neg.t0) // self.slot_ms
+            if 0 <= j < self.K:
+                out["P_plan"] = float(neg.sol.D[j])
+        return out

@@ -1,0 +1,90 @@
+"""Prices and weights of the home and district objectives (JSON-safe pydantic models).
+
+``Tariff`` is what a household pays and values (B4 time-of-use import / feed-in, B5 self-balancing,
+B6 peak), ``DistrictObjective`` what the local flexibility aggregator adds on top for its district
+(community pricing at the transformer, transformer limit, district peak). Both are plain mosaik
+parameters (``Tariff.model_validate(dict)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from simulators.devices.params import minutes_of_day
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TouBand(_Strict):
+    """Import price inside [start, end) every day (end < start wraps over midnight)."""
+
+    start: str = Field(description='"HH:MM"')
+    end: str = Field(description='"HH:MM"')
+    price: float = Field(description="€/kWh")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        minutes_of_day(v)
+        return v
+
+
+def _default_bands() -> list[TouBand]:
+    return [
+        TouBand(start="00:00", end="06:00", price=0.22),
+        TouBand(start="17:00", end="21:00", price=0.42),
+    ]
+
+
+class Tariff(_Strict):
+    """Household tariff and objective weights (€/kWh unless stated)."""
+
+    import_price: float = Field(0.32, description="default import price (B4)")
+    tou: list[TouBand] = Field(default_factory=_default_bands, description="time-of-use bands (B4)")
+    feed_in: float = Field(0.08, description="feed-in remuneration (B4); may be negative")
+    self_consumption: float = Field(
+        0.0, ge=0, description="B5: extra weight on every kWh exchanged with the grid (import and export)"
+    )
+    peak_price: float = Field(
+        0.0, ge=0, description="B6: € per kW of the largest import over the planning horizon"
+    )
+    comfort_penalty: float = Field(2.0, ge=0, description="€ per K·h outside the heat-pump comfort band")
+    battery_wear: float = Field(0.01, ge=0, description="€ per kWh of battery throughput")
+
+    @field_validator("feed_in")
+    @classmethod
+    def _feed(cls, v: float) -> float:
+        return float(v)
+
+    def import_prices(self, minute0: float, K: int, slot_min: float) -> np.ndarray:
+        """Import price of K slots starting at local minute ``minute0`` (price at the slot's start)."""
+        m = (minute0 + slot_min * np.arange(K)) % 1440.0
+        out = np.full(K, float(self.import_price))
+        for b in self.tou:
+            s, e = minutes_of_day(b.start), minutes_of_day(b.end)
+            inside = (m >= s) & (m < e) if s < e else (m >= s) | (m < e)
+            out[inside] = b.price
+        return out
+
+    def export_prices(self, minute0: float, K: int, slot_min: float) -> np.ndarray:
+        return np.full(K, float(self.feed_in))
+
+
+class DistrictObjective(_Strict):
+    """What the LFA optimises for the whole district on top of its households' objectives.
+
+    ``community=True``: energy is priced once, at the transformer (the district's net import at the
+    import price, net export at the feed-in price), so energy exchanged between neighbours in the
+    same slot is free (local balancing); the households' own energy terms drop out and only their
+    comfort, wear, B5 and B6 terms stay. ``community=False``: each household pays its own tariff at
+    its meter and the district adds only the terms below.
+    """
+
+    community: bool = True
+    trafo_limit_kw: float | None = Field(None, gt=0, description="import limit at the transformer (soft)")
+    export_limit_kw: float | None = Field(None, gt=0, description="export limit at the transformer (soft)")
+    overload_penalty: float = Field(2.0, ge=0, description="€ per kWh above a limit or a flex-order cap")
+    peak_price: float = Field(0.0, ge=0, description="€ per kW of the district's largest import (capacity tariff)")
