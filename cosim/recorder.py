@@ -81,7 +81,11 @@ class RecorderSim(mosaik_api_v3.Simulator):
                 if attr == "events":
                     continue
                 for src, value in by_src.items():
-                    values[(self.populations.get(src, src), attr)] = value
+                    key = (self.populations.get(src, src), attr)
+                    if key in values and isinstance(value, dict):  # e.g. simulated + HIL meters
+                        values[key] = {**values[key], **value}
+                    else:
+                        values[key] = value
             self.writer.append(time, values)
             self.next_row = time + self.step_size
             if self.bar is not None:
