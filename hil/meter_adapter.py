@@ -157,13 +157,16 @@ class MeterPoller:
 
     def start(self) -> MeterPoller:
         self.loop.start()
-        self._futures = [self.loop.submit(self._poll(m)) for m in self.meters]
+        n = len(self.meters)
+        # spread the devices' polling phases over the interval: no burst of n requests at once
+        self._futures = [self.loop.submit(self._poll(m, i / n)) for i, m in enumerate(self.meters)]
         return self
 
-    async def _poll(self, m: _Meter) -> None:
+    async def _poll(self, m: _Meter, phase: float = 0.0) -> None:
         cfg = m.cfg
         backoff = Backoff(cfg.backoff_min, cfg.backoff_max)
         loop = asyncio.get_running_loop()
+        await asyncio.sleep(phase * cfg.interval)
         next_t = loop.time()
         try:
             while True:
