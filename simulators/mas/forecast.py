@@ -1,75 +1,45 @@
-"""Forecasts the home agents plan with.
+"""What the home agents know about the future: forecasts and announced EV sessions.
 
-The home agent only needs a callable ``forecast(household_id, t0_tick, K, slot_s) -> dict`` with
-arrays of length K (slot averages): ``base`` (kW ≥ 0), ``pv`` (kW ≤ 0, generation negative) and
-``t_out`` (°C). ``ProfileForecaster`` is the default: a standard-load-profile base load (the
-population-independent H0-like day shape of ``devices.baseload`` scaled to the household's annual
-energy: no knowledge of the household's own noise, spikes or clock shift), and PV / outdoor
-temperature from the shared weather model of ``devices.weather`` evaluated with ``weather_seed``
-(equal to the simulation's seed = a perfect weather forecast; another seed = a forecast from an
-unrelated weather realisation). A forecaster by the household simulator's authors can replace it
-(``MASSim`` accepts any callable with the signature above).
+The home agent takes any callable ``forecast(household_id, t0_tick, K, slot_s) -> dict`` with arrays
+of length K (slot means): ``base`` (kW ≥ 0), ``pv`` (kW ≤ 0) and ``t_out`` (°C). ``HouseholdKnowledge``
+provides it from the household simulator's own seeded models (``simulators.household.Forecaster``:
+perfect with ``noise=0``, a seeded error growing with lead time otherwise), and the EV sessions
+(arrival, departure, energy need) the household's EV model will produce — the information a driver
+gives a home energy manager. Build it with the household simulator's ``start``, ``seed`` and location.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from simulators.devices.baseload import day_shape
-from simulators.devices.common import MIN_PER_DAY, Clock
+from simulators.devices.common import MIN_PER_DAY
+from simulators.devices.ev import EVFleet
 from simulators.devices.params import HouseholdSpec
-from simulators.devices.pv import PVArray
-from simulators.devices.weather import Weather
 
 
-class ProfileForecaster:
-    def __init__(self, specs: list[HouseholdSpec], start: str, time_resolution: float = 0.001,
-                 weather_seed: int = 0, latitude: float = 48.1, longitude: float = 11.6, pv_seed: int | None = None):
-        self.clock = Clock(start, time_resolution)
-        self.weather = Weather(weather_seed, latitude, longitude, self.clock.utc_offset_min)
-        self.specs = {s.id: s for s in specs}
-        self.mean_kw = {s.id: s.devices.base.annual_kwh / 8760.0 for s in specs}
-        pv_ids = [s.id for s in specs if s.devices.pv is not None]
-        self.pv_index = {h: i for i, h in enumerate(pv_ids)}
-        self.pv = PVArray(pv_ids, [self.specs[h].devices.pv for h in pv_ids],
-                          weather_seed if pv_seed is None else pv_seed)
-        self._cache: dict = {}
+class HouseholdKnowledge:
+    def __init__(self, specs: list[HouseholdSpec], start: str, seed: int, time_resolution: float = 0.001,
+                 latitude: float = 48.1, longitude: float = 11.6, noise: float = 0.0):
+        from simulators.household import Forecaster  # local import: keeps mosaik-free imports light
 
-    def _minutes(self, t0_tick: int, K: int, slot_s: int) -> np.ndarray:
-        m0 = self.clock.local_min(t0_tick)
-        return m0 + np.arange(K * slot_s // 60, dtype=float)
+        self.noise = float(noise)
+        self.fc = Forecaster([s.model_dump() for s in specs], start=start, seed=seed,
+                             time_resolution=time_resolution, latitude=latitude, longitude=longitude)
+        ev = [s for s in specs if s.devices.ev is not None]
+        self.ev_index = {s.id: i for i, s in enumerate(ev)}
+        self.ev = EVFleet([s.id for s in ev], [s.devices.ev for s in ev], seed) if ev else None
 
-    def _shape(self, mins: np.ndarray) -> np.ndarray:
-        days = np.floor_divide(mins, MIN_PER_DAY).astype(np.int64)
-        out = np.empty(len(mins))
-        for d in np.unique(days):
-            sel = days == d
-            shape = day_shape(int(d))
-            out[sel] = shape[(mins[sel] - d * MIN_PER_DAY).astype(np.int64)]
+    def forecast(self, hid: str, t0_tick: int, K: int, slot_s: int) -> dict:
+        return self.fc.agent(hid, t0_tick, K, slot_s, noise=self.noise)
+
+    def ev_sessions(self, hid: str, m_from: float, m_to: float) -> list[tuple[float, float, float]]:
+        """(arrive, depart, need kWh) of the household's EV sessions overlapping [m_from, m_to) (local min)."""
+        i = self.ev_index.get(hid)
+        if i is None or self.ev is None:
+            return []
+        out = []
+        for day in range(math.floor(m_from / MIN_PER_DAY) - 1, math.floor(m_to / MIN_PER_DAY) + 1):
+            a, d, need = self.ev.sessions(day)
+            if d[i] > m_from and a[i] < m_to:
+                out.append((float(a[i]), float(d[i]), float(need[i])))
         return out
-
-    def _common(self, t0_tick: int, K: int, slot_s: int):
-        key = (int(t0_tick), K, slot_s)
-        c = self._cache.get(key)
-        if c is None:
-            mins = self._minutes(t0_tick, K, slot_s)
-            per = slot_s // 60
-            shape = self._shape(mins).reshape(K, per).mean(axis=1)
-            sample = mins.reshape(K, per)[:, ::5].ravel()  # PV and temperature every 5 min
-            tout = self.weather.temperature(sample).reshape(K, -1).mean(axis=1)
-            pv = self.pv.power(sample + 2.5, self.weather)
-            pv = pv.reshape(K, -1, pv.shape[-1]).mean(axis=1) if pv.size else np.zeros((K, 0))
-            c = (shape, tout, pv)
-            if len(self._cache) > 8:
-                self._cache.clear()
-            self._cache[key] = c
-        return c
-
-    def __call__(self, hid: str, t0_tick: int, K: int, slot_s: int) -> dict:
-        shape, tout, pv = self._common(t0_tick, K, slot_s)
-        i = self.pv_index.get(hid)
-        return {
-            "base": self.mean_kw[hid] * shape,
-            "pv": -pv[:, i] if i is not None else np.zeros(K),
-            "t_out": tout,
-        }

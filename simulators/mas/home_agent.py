@@ -25,7 +25,7 @@ import numpy as np
 from simulators.devices.common import Clock
 from simulators.devices.params import HouseholdSpec, minutes_of_day
 
-from .home_lp import HomeModel, HomePlan, cycle_load, schedule_appliance
+from .home_lp import HomeModel, HomePlan, appliance_windows, cycle_load, schedule_appliance
 from .messages import arr, floats
 from .tariff import Tariff
 
@@ -33,7 +33,7 @@ from .tariff import Tariff
 class HomeAgent:
     def __init__(self, spec: HouseholdSpec, lfa_id: str, K: int, slot_s: int, tariff: Tariff, community: bool,
                  clock: Clock, forecast, fallback_ms: int = 120_000, backend: str | None = None,
-                 prox_sigma: float = 0.02, hold_sigma: float = 0.1, always_own: bool = False):
+                 prox_sigma: float = 0.02, hold_sigma: float = 0.1, always_own: bool = False, ev_model=None):
         self.id = spec.id
         self.spec = spec
         self.lfa = lfa_id
@@ -46,6 +46,8 @@ class HomeAgent:
         self.prox_sigma = float(prox_sigma)
         self.hold_sigma = float(hold_sigma)
         self.always_own = bool(always_own)
+        self.ev_model = ev_model  # callable(hid, m_from, m_to) -> [(arrive, depart, need_kwh)] local minutes
+        self._ev_target: dict = {}
         dev = spec.devices
         # does the agent have anything to decide (LP variables besides import/export)?
         self.flex = not self.model.simple or dev.pv is not None
@@ -55,70 +57,123 @@ class HomeAgent:
         self.active: HomePlan | None = None
         self.active_t0: int | None = None
         self.active_src = "none"
+        self.active_plan_neg: str | None = None
         self.dispatched = False
         self.deadline: int | None = None
         self.lam: np.ndarray | None = None
         self.lam_t0: int | None = None
-        self.app_sched: dict[int, float] = {}
-        self.app_running: dict[int, float] = {}
-        self.app_done: dict[int, int] = {}
+        self.app_sched: dict[int, tuple[str, float]] = {}  # next planned start per appliance
+        self._app_planned: dict[int, float] = {}
+        self._app_started: dict[int, float] = {}
         self.solves = 0
         self.solve_s = 0.0
         self.fallbacks = 0
 
     # ------------------------------------------------------------------ helpers
-    def _infer_state(self, state: dict, now_min: float) -> dict:
-        st = dict(state or {})
+    def _infer_state(self, state: dict, now_min: float, minute0: float) -> tuple[dict, list | None]:
+        """LP state (home_lp.HomeModel.update keys) and appliance cycles from the household's inputs.
+
+        Preferred source: the household's flexibility envelope (``flex`` input). Otherwise the
+        measured ``soc``/``soc_ev``/``T_in`` plus the EV sessions from ``ev_model`` (the driver's
+        announced arrival/departure/need) or, lacking that, the typical times of the parameters."""
+        state = state or {}
+        st: dict = {}
+        cycles = None
+        fl = state.get("flex") if isinstance(state.get("flex"), dict) else None
+        tm = self.clock.local_min
+        if fl:
+            if "battery" in fl:
+                st["bat_e_kwh"] = float(fl["battery"]["e_kwh"])
+            if "ev" in fl:
+                st["ev_e_kwh"] = float(fl["ev"]["e_kwh"])
+                st["ev_sessions"] = [(tm(x["arrive"]), tm(x["depart"]), float(x["e_need_kwh"]), bool(x["home"]))
+                                     for x in fl["ev"].get("sessions", [])]
+            if "hp" in fl:
+                st["T_in"] = float(fl["hp"]["t_in"])
+            cycles = fl.get("appliances")
+        for k in ("soc", "soc_ev", "T_in", "ev_present", "ev_departure", "ev_need_kwh"):
+            if k not in st and state.get(k) is not None:
+                st[k] = state[k]
         ev = self.spec.devices.ev
-        if ev is not None and "ev_present" not in st:
-            m = now_min % 1440.0
-            a, d = minutes_of_day(ev.arrival), minutes_of_day(ev.departure)
-            away = (d <= m < a) if d < a else not (a <= m < d)
-            st["ev_present"] = not away
-        return st
+        if ev is not None and "ev_sessions" not in st:
+            if self.ev_model is not None:
+                cap = ev.capacity_kwh
+                e_now = cap * float(st["soc_ev"]) if st.get("soc_ev") is not None else None
+                sess = []
+                for a, d, need in self.ev_model(self.id, minute0 - 1440.0, minute0 + self.K * self.model.slot_min):
+                    if d <= now_min:
+                        continue
+                    if a <= now_min:  # plugged in now: remaining need from the target of this session
+                        tgt = self._ev_target.get(round(a, 3))
+                        if tgt is None:
+                            tgt = min(cap, (e_now if e_now is not None else 0.0) + need)
+                            self._ev_target = {round(a, 3): tgt}
+                        rem = max(0.0, tgt - e_now) if e_now is not None else need
+                        sess.append((now_min, d, rem, True))
+                    else:
+                        sess.append((a, d, need, False))
+                st["ev_sessions"] = sess
+            elif "ev_present" not in st:
+                m = now_min % 1440.0
+                a, d = minutes_of_day(ev.arrival), minutes_of_day(ev.departure)
+                st["ev_present"] = not ((d <= m < a) if d < a else not (a <= m < d))
+        return st, cycles
 
     def _shifted_lam(self, t0: int) -> np.ndarray | None:
+        """The last price received (for an earlier horizon), moved onto the horizon starting at t0."""
         if self.lam is None or self.lam_t0 is None:
             return None
-        s = int(round((t0 - self.lam_t0) / self.slot_ms))
-        if s < 0:
-            return None
-        K = self.K
-        if abs(K * self.slot_s - 86400) < 1:  # a day-long horizon: prices repeat daily
-            return np.roll(self.lam, -s)
-        if s >= K:
-            return None
-        return np.r_[self.lam[s:], np.full(s, self.lam[-1])]
+        return self._shift(self.lam, self.lam_t0, t0)
 
-    def _appliances(self, minute0: float, now_min: float, lam: np.ndarray | None, rhs: np.ndarray) -> np.ndarray:
+    def _appliances(self, minute0: float, now_min: float, lam: np.ndarray | None, rhs: np.ndarray,
+                    cycles: list | None) -> np.ndarray:
+        """Decide the start of every pending appliance cycle; returns the fixed load per slot.
+
+        ``cycles``: the household's own report (flex envelope ``appliances``) when available, else
+        the agent tracks its cycles itself (a planned start that has passed = started)."""
         apps = self.spec.devices.appliances
         K, sm = self.K, self.model.slot_min
         fixed = np.zeros(K)
+        self.app_sched = {}
         if not apps:
             return fixed
         t = self.model.tariff
-        pi_i, pi_e = t.import_prices(minute0, K, sm), t.export_prices(minute0, K, sm)
-        price = np.where(rhs > 0, pi_i, pi_e)
+        price = np.where(rhs > 0, t.import_prices(minute0, K, sm), t.export_prices(minute0, K, sm))
         if lam is not None:
             price = lam if self.model.community else price + lam
+        horizon = K * sm
+        tick_min = self.clock.local_min
         for j, app in enumerate(apps):
-            st = self.app_sched.get(j)
-            if st is not None and st <= now_min:
-                self.app_done[j] = int(st // 1440)
-                self.app_running[j] = st
-                del self.app_sched[j]
-            run = self.app_running.get(j)
-            if run is not None and run + len(app.profile_kw) > minute0:
-                fixed += cycle_load(app, run, minute0, K, sm)
-            earliest = now_min
-            if j in self.app_done:
-                earliest = max(earliest, (self.app_done[j] + 1) * 1440.0)
-            new = schedule_appliance(app, minute0, K, sm, price, earliest)
-            if new is not None:
-                self.app_sched[j] = new
-                fixed += cycle_load(app, new, minute0, K, sm)
+            n = len(app.profile_kw)
+            windows = []  # (earliest, latest, state, start)
+            rep = None
+            if cycles is not None:
+                rep = next((c for c in cycles if c.get("name") == app.name), None)
+            if rep is not None:
+                for c in rep.get("cycles", []):
+                    st = None if c.get("start") is None else tick_min(c["start"])
+                    windows.append((tick_min(c["earliest"]), tick_min(c["latest_start"]), c.get("state", "pending"), st))
             else:
-                self.app_sched.pop(j, None)
+                st = self._app_planned.get(j)
+                if st is not None and st <= now_min:
+                    self._app_started[j] = st
+                for e, l in appliance_windows(app, minute0, horizon):
+                    run = self._app_started.get(j)
+                    if run is not None and e - 1e-9 <= run <= l + 1e-9:
+                        windows.append((e, l, "running" if run + n > now_min else "done", run))
+                    elif l >= now_min:
+                        windows.append((e, l, "pending", None))
+            for e, l, state, st in windows:
+                if state == "running" and st is not None:
+                    fixed += cycle_load(app, st, minute0, K, sm)
+                elif state == "pending":
+                    new = schedule_appliance(app, minute0, K, sm, price, max(e, now_min), l)
+                    if new is not None:
+                        if j not in self.app_sched or new < self.app_sched[j][1]:
+                            self.app_sched[j] = (app.name, new)
+                        fixed += cycle_load(app, new, minute0, K, sm)
+            if j in self.app_sched:
+                self._app_planned[j] = self.app_sched[j][1]
         return fixed
 
     def _solve(self, lam=None, own=False, target=None, sigma=0.0) -> HomePlan:
@@ -152,11 +207,11 @@ class HomeAgent:
         near-optimal starting point)."""
         minute0 = self.clock.local_min(t0)
         now_min = self.clock.local_min(now)
-        st = self._infer_state(state, now_min)
+        st, cycles = self._infer_state(state, now_min, minute0)
         fc = self.forecast(self.id, t0, self.K, self.slot_s)
         lam = self._shifted_lam(t0) if self.flex else None
         rhs = np.asarray(fc["base"], float) + np.asarray(fc["pv"], float)
-        fixed = self._appliances(minute0, now_min, lam, rhs)
+        fixed = self._appliances(minute0, now_min, lam, rhs, cycles)
         self.model.update(minute0, st, fc, fixed)
         self.neg, self.t0 = neg, int(t0)
         self.dispatched = False
@@ -228,6 +283,7 @@ class HomeAgent:
 
     def _activate(self, plan: HomePlan, t0: int, src: str) -> None:
         self.active, self.active_t0, self.active_src = plan, int(t0), src
+        self.active_plan_neg = self.neg  # the negotiation (model snapshot) the plan belongs to
 
     def next_time(self) -> int | None:
         return self.deadline if (self.deadline is not None and not self.dispatched) else None
@@ -256,8 +312,7 @@ class HomeAgent:
             gen = float(self.model.gen[k]) if self.active_t0 == self.t0 else math.nan
             out["pv_limit"] = max(0.0, gen - cur) if (cur > 1e-4 and math.isfinite(gen)) else None
         if self.app_sched:
-            m = min(self.app_sched.values())
-            out["app_start"] = int(round(float(self.clock.tick_of(m))))
+            out["app_start"] = {name: int(round(float(self.clock.tick_of(m)))) for name, m in self.app_sched.values()}
         return out
 
     def planned_power(self, now: int) -> float | None:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from simulators.devices.heatpump import cop  # the household simulator's COP(T_out): same physics
 from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, minutes_of_day
 
 from .lp import LP
@@ -60,9 +61,6 @@ PROX_SLOPE = (1.0, 3.0, 8.0)
 PROX_DELTA = 1.0
 
 
-def cop(t_out) -> np.ndarray:
-    """Heat-pump coefficient of performance as a function of the outdoor temperature (air source)."""
-    return np.clip(3.5 + 0.09 * (np.asarray(t_out, dtype=float) - 7.0), 1.8, 5.5)
 
 
 @dataclass
@@ -114,44 +112,43 @@ def ev_sessions(ev, minute0: float, horizon_min: float, present: bool, departure
     return out
 
 
-def schedule_appliance(app: ApplianceParams, minute0: float, K: int, slot_min: float, price: np.ndarray,
-                       earliest: float | None = None) -> float | None:
-    """Cheapest start minute (on the slot grid) of the next window of ``app`` inside the horizon.
+def appliance_windows(app: ApplianceParams, minute0: float, horizon_min: float) -> list[tuple[float, float]]:
+    """(earliest start, latest start) in local minutes of the daily windows overlapping the horizon."""
+    n = len(app.profile_kw)
+    ws, we = minutes_of_day(app.window_start), minutes_of_day(app.window_end)
+    out = []
+    for d in range(math.floor(minute0 / 1440.0) - 1, math.floor((minute0 + horizon_min) / 1440.0) + 1):
+        s0, s1 = d * 1440.0 + ws, d * 1440.0 + we - n
+        if s1 >= minute0 and s0 < minute0 + horizon_min:
+            out.append((s0, s1))
+    return out
 
-    ``price`` (€/kWh per slot) is the home's effective marginal price. Returns a local minute, or
-    None when no whole window fits into the horizon."""
+
+def schedule_appliance(app: ApplianceParams, minute0: float, K: int, slot_min: float, price: np.ndarray,
+                       earliest: float, latest: float) -> float | None:
+    """Cheapest start (local minute) in [earliest, latest] against ``price`` (€/kWh per slot).
+
+    Candidates: ``earliest`` and every slot boundary after it up to ``latest`` (enumeration; the cycle
+    must end inside the horizon). None when no candidate fits."""
     prof = np.asarray(app.profile_kw, dtype=float)
     n = len(prof)
-    ws, we = minutes_of_day(app.window_start), minutes_of_day(app.window_end)
     end = minute0 + K * slot_min
-    day = math.floor(minute0 / 1440.0)
-    lo_bound = minute0 if earliest is None else max(minute0, earliest)
-    for d in (day, day + 1):
-        s0, s1 = d * 1440.0 + ws, d * 1440.0 + we - n  # latest start keeps the cycle in the window
-        s0 = max(s0, lo_bound)
-        if s1 < s0:
-            continue
-        # candidate starts on the slot grid
-        k0 = math.ceil((s0 - minute0) / slot_min - 1e-9)
-        k1 = math.floor((s1 - minute0) / slot_min + 1e-9)
-        if k1 < k0:
-            # window shorter than a slot step from here: start right away if allowed
-            if s0 <= s1:
-                return s0
-            continue
-        best, best_c = None, np.inf
-        mins = np.arange(n)
-        for k in range(k0, k1 + 1):
-            st = minute0 + k * slot_min
-            if st + n > end:
-                break
-            idx = ((st - minute0 + mins) // slot_min).astype(int)
-            c = float(np.sum(prof * price[idx])) / 60.0
-            if c < best_c - 1e-12:
-                best, best_c = st, c
-        if best is not None:
-            return best
-    return None
+    lo = max(earliest, minute0)
+    if latest < lo:
+        return None
+    k0 = math.ceil((lo - minute0) / slot_min - 1e-9)
+    k1 = math.floor((latest - minute0) / slot_min + 1e-9)
+    cands = [lo] + [minute0 + k * slot_min for k in range(k0, k1 + 1) if minute0 + k * slot_min > lo]
+    mins = np.arange(n)
+    best, best_c = None, np.inf
+    for st in cands:
+        if st + n > end + 1e-9:
+            break
+        idx = np.minimum(((st - minute0 + mins) // slot_min).astype(int), K - 1)
+        c = float(np.sum(prof * price[idx])) / 60.0
+        if c < best_c - 1e-12:
+            best, best_c = st, c
+    return best
 
 
 def cycle_load(app: ApplianceParams, start: float, minute0: float, K: int, slot_min: float) -> np.ndarray:
@@ -282,8 +279,9 @@ class HomeModel:
         """Set the round's data. ``minute0``: local minute (since 1970, see devices.common.Clock) of slot 0.
 
         ``forecast``: ``base`` (kW ≥ 0), ``pv`` (kW ≤ 0), ``t_out`` (°C), arrays of length K.
-        ``state`` keys (all optional): ``soc``, ``soc_ev`` (0..1), ``ev_present`` (bool),
-        ``ev_departure`` (local minute), ``ev_need_kwh``, ``T_in`` (°C).
+        ``state`` keys (all optional): ``soc`` (0..1) or ``bat_e_kwh``; ``soc_ev`` or ``ev_e_kwh``;
+        ``ev_sessions`` [(arrive, depart, need_kwh, home)] (local minutes) or else ``ev_present``,
+        ``ev_departure`` (local minute), ``ev_need_kwh``; ``T_in`` (°C); ``cop`` (per slot).
         ``fixed_load``: kW per slot of decided appliance cycles."""
         K, dt, dev, B = self.K, self.dt, self.dev, self.blocks
         state = state or {}
@@ -304,9 +302,12 @@ class HomeModel:
         if dev.battery is not None:
             b = dev.battery
             cap = b.capacity_kwh
-            soc = state.get("soc")
-            soc = b.soc_init if soc is None or not np.isfinite(soc) else float(soc)
-            e0 = float(np.clip(soc, 0.0, 1.0)) * cap
+            e0 = state.get("bat_e_kwh")
+            if e0 is None:
+                soc = state.get("soc")
+                soc = b.soc_init if soc is None or not np.isfinite(soc) else float(soc)
+                e0 = float(np.clip(soc, 0.0, 1.0)) * cap
+            e0 = float(e0)
             ub[B["ch"]] = b.p_max_kw
             ub[B["dis"]] = b.p_max_kw
             lb[B["e"]] = min(b.soc_min * cap, e0)
@@ -327,7 +328,9 @@ class HomeModel:
             lo[r] = hi[r] = (1 - a) * t_out
             lo[r.start] += a * T0
             hi[r.start] += a * T0
-            self._hp_coef = (1 - a) * cop(t_out) / h.ua_kw_per_k
+            cp = state.get("cop")
+            cp = cop(t_out) if cp is None else np.asarray(cp, float)[:K]
+            self._hp_coef = (1 - a) * cp / h.ua_kw_per_k
             ub[B["hp"]] = h.p_el_kw
             lb[B["T"]] = -np.inf
             lo[rb["clo"]], hi[rb["clo"]] = h.t_min, np.inf
@@ -351,53 +354,65 @@ class HomeModel:
             self._push()
 
     def _update_ev(self, state: dict):
+        """EV availability, trips and departure targets from the sessions overlapping the horizon.
+
+        ``state["ev_sessions"]``: [(arrive, depart, need_kwh, home)] in local minutes (home = the car
+        is plugged in now and need is what is still missing); without it the typical daily times of
+        the parameters are used. Like the household model, a future arrival lowers the energy by the
+        trip's need (at most to 0) and the car must leave with the arrival energy + need (≤ capacity)."""
         ev, K, B, dt = self.dev.ev, self.K, self.blocks, self.dt
         cap, eta, pmax = ev.capacity_kwh, ev.efficiency, ev.charger_kw
         m0, sm = self.minute0, self.slot_min
-        present = bool(state.get("ev_present", False))
-        soc = state.get("soc_ev")
-        e0 = cap * (float(soc) if soc is not None and np.isfinite(soc) else max(0.0, 1.0 - ev.energy_need_kwh / cap))
-        need_now = state.get("ev_need_kwh")
-        need_now = ev.energy_need_kwh if need_now is None else max(0.0, float(need_now))
-        dep = state.get("ev_departure")
-        sess = ev_sessions(ev, m0, K * sm, present, None if dep is None else float(dep))
+        e0 = state.get("ev_e_kwh")
+        if e0 is None:
+            soc = state.get("soc_ev")
+            e0 = cap * (float(soc) if soc is not None and np.isfinite(soc) else max(0.0, 1.0 - ev.energy_need_kwh / cap))
+        e0 = float(e0)
+        sess = state.get("ev_sessions")
+        if sess is None:
+            present = bool(state.get("ev_present", False))
+            dep = state.get("ev_departure")
+            need_now = state.get("ev_need_kwh")
+            need_now = ev.energy_need_kwh if need_now is None else max(0.0, float(need_now))
+            sess = [(a, d, need_now if cur else ev.energy_need_kwh, cur)
+                    for a, d, cur in ev_sessions(ev, m0, K * sm, present, None if dep is None else float(dep))]
         avail = np.zeros(K)
         trip = np.zeros(K)
-        tgt_lb = np.zeros(K)
+        tgt_lb = np.full(K, -np.inf)
         edges = m0 + sm * np.arange(K + 1)
-        level = e0  # energy at the start of the next session
+        level = e0  # planned energy when the next session starts
         self.ev_targets = []
-        for a, d, current in sess:
-            # fraction of each slot inside [a, d)
+        for a, d, need, home in sorted(sess, key=lambda x: x[0]):
+            a = max(float(a), m0) if home else float(a)
+            d = float(d)
+            if d <= m0 or a >= edges[-1]:
+                continue
             ov = np.clip(np.minimum(edges[1:], d) - np.maximum(edges[:-1], a), 0, None) / sm
-            avail = np.maximum(avail, ov)
-            ka = int(max(0, math.floor((a - m0) / sm)))
-            if not current:
-                trip[min(ka, K - 1)] += ev.energy_need_kwh
-                level = level - ev.energy_need_kwh
-                need = ev.energy_need_kwh
-                start_level = max(level, 0.0)
+            avail = np.clip(avail + ov, 0.0, 1.0)
+            ka = int(min(max(0, math.floor((a - m0) / sm)), K - 1))
+            if not home:
+                t_use = min(float(need), max(level, 0.0))
+                trip[ka] += t_use
+                level -= t_use
+                rem = min(float(need), cap - level)
             else:
-                need = need_now
-                start_level = level
-            kd = math.ceil((d - m0) / sm) - 1  # slot containing the departure
-            if kd <= K - 1 and kd >= ka:
-                reach = start_level + eta * pmax * dt * float(np.sum(ov[ka:kd + 1]))
-                target = min(start_level + need, reach, cap)
+                rem = min(float(need), max(cap - level, 0.0))
+            kd = math.ceil((d - m0) / sm - 1e-9) - 1  # slot containing the departure
+            if ka <= kd <= K - 1:
+                reach = level + eta * pmax * dt * float(np.sum(ov[ka:kd + 1]))
+                target = min(level + rem, reach)
                 tgt_lb[kd] = max(tgt_lb[kd], target - 1e-6)
                 self.ev_targets.append((kd, target))
                 level = target
             else:
-                level = start_level
-        self.lb[B["evE"]] = tgt_lb
-        self.ub[B["evE"]] = cap + max(0.0, e0 - cap)
+                level = level  # departs after the horizon: no requirement inside it
+        self.lb[B["evE"]] = tgt_lb  # (no lower bound elsewhere: energy bookkeeping only)
+        self.ub[B["evE"]] = max(cap, e0)
         self.ub[B["ev"]] = pmax * avail
         r = self.rblocks["evdyn"]
         self.lo[r] = self.hi[r] = -trip
         self.lo[r.start] += e0
         self.hi[r.start] += e0
-        # energy may go below zero bookkeeping-wise if a trip exceeds the stored energy: allow it
-        self.lb[B["evE"]] = np.where(tgt_lb > 0, tgt_lb, -np.inf)
         self.ev_avail = avail
 
     def _cost(self, alpha: float) -> np.ndarray:

@@ -69,13 +69,13 @@ class AgentHost:
 
     # ------------------------------------------------------------------ configuration
     def add_homes(self, district: str, specs: list[HouseholdSpec], tariff: Tariff, community: bool, forecast,
-                  fallback_ms: int = 120_000) -> list[str]:
+                  fallback_ms: int = 120_000, ev_model=None, **agent_kw) -> list[str]:
         ids = []
         for s in specs:
             if s.id in self.homes:
                 raise ValueError(f"household {s.id!r} is in two HomeAgents populations")
             a = HomeAgent(s, f"lfa.{district}", self.K, self.slot_s, tariff, community, self.clock, forecast,
-                          fallback_ms, self.backend)
+                          fallback_ms, self.backend, ev_model=ev_model, **agent_kw)
             self.homes[s.id] = a
             self.home_district[s.id] = district
             self.district_homes[district].append(s.id)

@@ -51,7 +51,7 @@ class Tariff(_Strict):
     peak_price: float = Field(
         0.0, ge=0, description="B6: € per kW of the largest import over the planning horizon"
     )
-    comfort_penalty: float = Field(2.0, ge=0, description="€ per K·h outside the heat-pump comfort band")
+    comfort_penalty: float = Field(20.0, ge=0, description="€ per K·h outside the heat-pump comfort band (soft band)")
     battery_wear: float = Field(0.01, ge=0, description="€ per kWh of battery throughput")
 
     @field_validator("feed_in")
