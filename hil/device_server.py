@@ -67,7 +67,7 @@ class ServedDevice:
     map: RegisterMap
     image: RegisterImage
     stats: dict[str, int] = field(default_factory=lambda: {
-        "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0})
+        "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0, "reverts": 0})
 
 
 def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
