@@ -104,7 +104,7 @@ def test_battery_follows_setpoint_soc_and_limits():
             await asyncio.sleep(0.5)  # ~30 device seconds of 5 kW charging
             w, soc = emu.get("m802.W"), emu.get("m802.SoC")
             assert emu.get("m802.ChaSt") == 4
-            srv.set_points("dev", {"m704.WSet": 8000})  # beyond the register range check? set directly
+            srv.set_points("dev", {"m704.WSet": 8000})  # server-side set (no client range check): the model limits it
             await asyncio.sleep(0.2)
             w2 = emu.get("m802.W")
             srv.set_points("dev", {"m704.WSetEna": 0})
