@@ -3,11 +3,10 @@
 import numpy as np
 
 from simulators.devices.common import Clock
-from simulators.devices.params import (ApplianceParams, BaseLoadParams, BatteryParams, DeviceSet, EVParams,
-                                       HeatPumpParams, HouseholdSpec, PVParams)
 from simulators.mas.central import solve_central
 from simulators.mas.forecast import HouseholdKnowledge
 from simulators.mas.host import AgentHost
+from simulators.mas.instances import demo_specs
 from simulators.mas.messages import LossyPump
 from simulators.mas.tariff import DistrictObjective, Tariff
 
@@ -15,17 +14,7 @@ START = "2026-03-15T00:00:00+01:00"
 
 
 def specs(n, district="d1", seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        out.append(HouseholdSpec(id=f"{district}.h{i + 1:03d}", devices=DeviceSet(
-            base=BaseLoadParams(annual_kwh=float(rng.uniform(2500, 5000))),
-            pv=PVParams(kwp=float(rng.uniform(3, 8))) if i % 2 == 0 else None,
-            battery=BatteryParams(capacity_kwh=float(rng.uniform(5, 12))) if i % 3 == 0 else None,
-            ev=EVParams() if i % 3 == 1 else None,
-            heat_pump=HeatPumpParams() if i % 2 == 1 else None,
-            appliances=[ApplianceParams()] if i % 4 == 0 else [])))
-    return out
+    return demo_specs(n, district, seed)
 
 
 def make_host(sp, K, slot_s, obj, loopback=True, replan_s=None, **lfa_kw):

@@ -18,7 +18,8 @@ Cycle (all by messages except the meter readings, which are measurements):
    energy per slot from the smart meters' ``E_imp``/``E_exp`` registers of the LFA's members
    (differences of readings at slot boundaries), delivered = baseline − measured (≥ 0), pays
    price × min(delivered, ordered) and charges ``penalty`` × shortfall. Every order is settled:
-   orders still open when the run ends are settled with the data available (``settle_all``).
+   orders still open when the run ends are settled with the data available (``settle_all``); the
+   slots the run never reached are cancelled (neither paid nor penalised, ``cancelled_kwh``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class DSOAgent:
         self.events: list[dict] = []
         self.seq = 0
         self.forecast_kw: dict[str, float] = {}
+        self._checked: int | None = None
+        self.end: int | None = None  # end of the run (tick): no flexibility is requested beyond it
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -135,12 +138,13 @@ class DSOAgent:
         for req in list(self.requests.values()):
             if req["status"] == "open" and now >= req["deadline"]:
                 out += self._select(req, now)
-        if now % self.slot_ms == 0:
+        if now % self.slot_ms == 0 and self._checked != now:
+            self._checked = now
             out += self._check_congestion(now)
-            for sc in self.limits:
-                f = self.forecast(sc, now)
-                if f is not None:
-                    self.forecast_kw[sc] = f
+        for sc in self.limits:
+            f = self.forecast(sc, now)
+            if f is not None:
+                self.forecast_kw[sc] = f
         for o in list(self.orders.values()):
             if o["status"] == "ordered" and now >= o["end"] + self.settle_delay and self._have_data(o, now):
                 out += self._settle(o, now)
@@ -159,11 +163,13 @@ class DSOAgent:
             need = []
             for j in range(self.lookahead):
                 t = first + j * self.slot_ms
+                if self.end is not None and t + self.slot_ms > self.end:
+                    break
                 f = self.forecast(scope, t)
                 done = self.ordered.get((scope, t), 0.0) + self.requested.get((scope, t), 0.0)
                 need.append(0.0 if f is None else max(0.0, f - lim - done))
             need = np.array(need)
-            if need.max(initial=0.0) < self.min_kw:
+            if need.size == 0 or need.max(initial=0.0) < self.min_kw:
                 continue
             idx = np.flatnonzero(need >= self.min_kw)
             j0, j1 = int(idx[0]), int(idx[-1]) + 1
@@ -255,11 +261,15 @@ class DSOAgent:
         base = np.asarray(order["baseline"], float)
         base = np.r_[base, np.full(n - len(base), np.nan)] if len(base) < n else base
         missing = 0
+        cancelled = 0.0
         for j in range(n):
             ta = order["t0"] + j * self.slot_ms
             e = self._energy(members, ta, ta + self.slot_ms)
             if e is None or not np.isfinite(base[j]):
                 missing += 1
+                if partial and ta + self.slot_ms > now:  # not reached by the end of the run: cancelled
+                    cancelled += float(ordered[j])
+                    ordered[j] = 0.0
                 continue
             measured[j] = e
             delivered[j] = max(0.0, base[j] * self.dt - e)
@@ -271,7 +281,8 @@ class DSOAgent:
                      settled_at=int(now), missing_slots=missing)
         ev = {"kind": "settlement", "agent": self.id, "t": int(now), "order": order["id"], "lfa": order["lfa"],
               "ordered_kwh": float(ordered.sum()), "delivered_kwh": float(delivered.sum()),
-              "payment": payment, "penalty": pen, "missing_slots": missing, "partial": bool(partial)}
+              "payment": payment, "penalty": pen, "missing_slots": missing, "partial": bool(partial),
+              "cancelled_kwh": cancelled}
         self.events.append(ev)
         body = {k: ev[k] for k in ("order", "ordered_kwh", "delivered_kwh", "payment", "penalty")}
         return [(order["lfa"], "settlement", body)]

@@ -65,7 +65,7 @@ class AgentHost:
         self.kpi: dict[str, dict] = defaultdict(dict)
         self.last_replan: int | None = None
         self.stats = {"messages": 0, "bytes": 0, "central_s": 0.0, "negotiations": 0}
-        self.end: int | None = None
+        self.end: int | None = None  # tick at which the run ends (open flex orders are settled before)
 
     # ------------------------------------------------------------------ configuration
     def add_homes(self, district: str, specs: list[HouseholdSpec], tariff: Tariff, community: bool, forecast,
@@ -99,6 +99,8 @@ class AgentHost:
 
     def _wire(self) -> None:
         """LFAs report to the DSO only when there is one (set at every step: models may come later)."""
+        if self.dso is not None:
+            self.dso.end = self.end
         for lfa in self.lfas.values():
             lfa.dso = self.dso.id if (self.dso is not None and lfa.district in self.dso.districts) else None
 
@@ -246,7 +248,7 @@ class AgentHost:
         if self.dso is not None:
             self.dso.measure(now, {h: tuple(v) for h, v in self.meters.items() if None not in v}, self.p_trafo)
             out += self._send(self.dso.id, self.dso.on_time(now), now)
-            if self.end is not None and now >= self.end:
+            if self.end is not None and now + self.slot_ms >= self.end:  # last slot of the run
                 out += self._send(self.dso.id, self.dso.settle_all(now), now)
         return out
 

@@ -108,7 +108,7 @@ class MASSim(mosaik_api_v3.Simulator):
         self.host = AgentHost(self.clock, K=int(K), slot_s=int(slot_s), replan_s=int(replan_s), mode=mode,
                               loopback=bool(loopback), reference=bool(reference), backend=backend)
         if end is not None:
-            self.host.end = int(end) - self.host.slot_ms
+            self.host.end = int(end)
         self.homes_tariff: dict[str, Tariff] = {}
         return self.meta
 
