@@ -40,7 +40,15 @@ def cmd_run(args) -> int:
     scn, text = _load(args, overrides)
     rt = args.realtime
     try:
-        result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
+        if args.emulate:
+            from cosim.lab import emulated_devices
+
+            with emulated_devices(scn) as started:
+                if not args.quiet:
+                    print("emulating: " + "; ".join(started))
+                result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
+        else:
+            result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
     except RunInterrupted as exc:
         _err(str(exc))
         return EXIT_INTERRUPTED
@@ -49,6 +57,10 @@ def cmd_run(args) -> int:
         return EXIT_FAIL
     if not args.quiet:
         print(f"{scn.name}: {result.steps} steps in {result.wall_s:.1f} s -> {result.path}")
+    if result.lateness:
+        lt = result.lateness
+        print(f"real-time lateness over {lt['steps']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
+              f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)")
     return EXIT_OK
 
 
@@ -92,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--emulate", action="store_true",
+                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
@@ -101,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the bundled scenarios")
     ls.set_defaults(func=cmd_list)
 
+    e = sub.add_parser("emulate", add_help=False,
+                       help="start an emulated lab device (sdm630, em24, sunspec-meter, sunspec-battery) "
+                            "on 127.0.0.1; `cosim emulate --help` for options")
+    e.add_argument("emulator_args", nargs=argparse.REMAINDER)
+
     i = sub.add_parser("inspect", help="show provenance, datasets and shapes of a results file")
     i.add_argument("results", metavar="RESULTS.h5")
     i.set_defaults(func=cmd_inspect)
@@ -108,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulate"]:  # the emulator has its own parser (hil.emulator)
+        from hil.emulator import main as emulate
+
+        return emulate(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -16,6 +16,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import numpy as np
 from mosaik import scheduler
 from mosaik.exceptions import ScenarioError as MosaikScenarioError
 from mosaik.exceptions import SimulationError, SimulatorError
@@ -41,6 +43,28 @@ class RunResult:
     steps: int
     wall_s: float
     until_ms: int
+    lateness: dict | None = None  # real-time runs: p50/p99/max lateness (ms) and late steps
+
+
+def _lateness_summary(path: Path, threshold_ms: float) -> dict | None:
+    """Summarise the recorded per-step lateness and stamp it on the results file."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        if "realtime/lateness_ms" not in f:
+            return None
+        values = f["realtime/lateness_ms"][:, 0]
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return None
+        stats = {
+            "steps": int(len(values)),
+            "p50_ms": float(np.percentile(values, 50)),
+            "p99_ms": float(np.percentile(values, 99)),
+            "max_ms": float(values.max()),
+            "late": int((values > threshold_ms).sum()),
+            "threshold_ms": threshold_ms,
+        }
+        f.attrs.update({f"lateness_{k}": v for k, v in stats.items()})
+    return stats
 
 
 def _describe_remote(exc: RemoteException) -> str:
@@ -95,6 +119,8 @@ def run_scenario(
 ) -> RunResult:
     """Run *scn* (whose effective YAML text is *scenario_yaml*) and return where the results are."""
     path = Path(out) if out else scn.output_path()
+    if rt_factor is None and scn.realtime is not None:
+        rt_factor = scn.realtime.factor
     path.parent.mkdir(parents=True, exist_ok=True)
     until = until_ms or scn.duration
     t0 = time.perf_counter()
@@ -104,7 +130,7 @@ def run_scenario(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
             world = make_world(scn)
-            build_world(world, scn, provenance(scenario_yaml, scn.seed), str(path), until, progress)
+            build_world(world, scn, provenance(scenario_yaml, scn.seed), str(path), until, progress, rt_factor)
             loop = world.loop
             task = loop.create_task(_drive(world, until, rt_factor))
             in_main = threading.current_thread() is threading.main_thread()
@@ -132,4 +158,7 @@ def run_scenario(
         steps = _close_writers(status, error)
         if world is not None:
             _shutdown(world)
-    return RunResult(path=path, steps=steps, wall_s=time.perf_counter() - t0, until_ms=until)
+    lateness = None
+    if rt_factor is not None:
+        lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)
+    return RunResult(path=path, steps=steps, wall_s=time.perf_counter() - t0, until_ms=until, lateness=lateness)

@@ -25,6 +25,7 @@ from pydantic import (
 
 from cosim.durations import parse_duration_ms
 from cosim.errors import InputError
+from hil.client import DeviceConfig
 from simulators.devices.params import (
     ApplianceParams,
     BaseLoadParams,
@@ -128,9 +129,55 @@ class GridConfig(_Strict):
 
 
 class SimulatorsConfig(_Strict):
+    """Start mode per simulator (default: all in-process)."""
+
     household: SimulatorStart = Field(default_factory=SimulatorStart)
     meter: SimulatorStart = Field(default_factory=SimulatorStart)
     grid: SimulatorStart = Field(default_factory=SimulatorStart)
+    hil_meter: SimulatorStart = Field(default_factory=SimulatorStart)
+    hil_gateway: SimulatorStart = Field(default_factory=SimulatorStart)
+    device_server: SimulatorStart = Field(default_factory=SimulatorStart)
+    rule: SimulatorStart = Field(default_factory=SimulatorStart)
+
+
+class DeviceServerConfig(_Strict):
+    """Serve simulated households' meters / batteries as Modbus TCP devices (one unit id each)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5502, ge=0, le=65535, description="0 = any free port (logged)")
+    devices: dict[str, DeviceServerEntry] = Field(min_length=1, description="household id -> unit, map")
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+class HilConfig(_Strict):
+    """Real (or emulated) Modbus devices that replace simulated ones, and the device server.
+
+    A household listed under ``meters`` is a real home: it is not simulated, its real meter's
+    readings feed the grid and the results under its id. A gateway (battery inverter) belongs to a
+    real home, so its id must also be under ``meters``."""
+
+    meters: list[DeviceConfig] = Field(default_factory=list)
+    gateways: list[DeviceConfig] = Field(default_factory=list)
+    device_server: DeviceServerConfig | None = None
+    controller: Literal["self_consumption", "none"] = Field(
+        "self_consumption", description="controller of the real batteries (gateways)")
+
+    @model_validator(mode="after")
+    def _ids(self):
+        meter_ids = [m.id for m in self.meters]
+        dupes = sorted({i for i in meter_ids if meter_ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"meter ids repeated: {', '.join(dupes)}")
+        orphans = [g.id for g in self.gateways if g.id not in meter_ids]
+        if orphans:
+            raise ValueError(f"gateway(s) {', '.join(orphans)} must belong to a real home listed under meters")
+        return self
+
+
+class RealtimeConfig(_Strict):
+    factor: float = Field(1.0, gt=0, description="1 = real time, 0.5 = twice as fast")
+    threshold_ms: float = Field(100.0, gt=0, description="a step later than this counts as late")
 
 
 class RecordConfig(_Strict):
@@ -141,6 +188,14 @@ class RecordConfig(_Strict):
         default_factory=lambda: {"households": "all", "meters": "all", "grid": "all"}
     )
     flush_every: PosInt = Field(60, description="rows buffered before a write + flush")
+
+
+class DeviceServerEntry(_Strict):
+    unit: int = Field(ge=1, le=247)
+    map: str = "sdm630"
+
+
+DeviceServerConfig.model_rebuild()
 
 
 class Scenario(_Strict):
@@ -154,6 +209,8 @@ class Scenario(_Strict):
     districts: list[District] = Field(min_length=1)
     meters: MeterConfig | None = Field(default_factory=MeterConfig)
     grid: GridConfig | None = None
+    hil: HilConfig | None = None
+    realtime: RealtimeConfig | None = Field(None, description="pace to the wall clock (lab runs)")
     simulators: SimulatorsConfig = Field(default_factory=SimulatorsConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
     output: str = "results/{name}.h5"

@@ -3,9 +3,13 @@
 Every simulator is started as the scenario says (in-process ``python``, subprocess ``cmd``, or
 ``connect`` to HOST:PORT) and exposes one population entity. The builder wires them:
 
-    households ─P,Q─▶ meters ─▶ recorder
-        │  └──P,Q──▶ grid ───▶ recorder
-        └──────────────────────▶ recorder
+    households ─P,Q─▶ meters ───────────────▶ recorder
+        │  └──P,Q──▶ grid ─────────────────▶ recorder
+        ◀─set points (time-shifted)─ device server ◀─ households, meters
+    real meters (HIL) ─P,Q─▶ grid; ─P─▶ rule controller ─P_bat_set─▶ real gateways (HIL)
+
+Real (HIL) homes are left out of the simulated populations; their meters' readings are recorded
+under the same population (``meters``) and device ids, so consumers cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import mosaik
 import numpy as np
 
 from cosim.population import build_population
-from cosim.scenario import Scenario, SimulatorStart
+from cosim.scenario import Scenario, ScenarioError, SimulatorStart
 from simulators.devices.params import HouseholdSpec
 
 # simulator name -> (module, class); every module also runs as `python -m module HOST:PORT`
@@ -26,8 +30,14 @@ SIMULATORS = {
     "household": ("simulators.household", "HouseholdSim"),
     "meter": ("simulators.meter", "MeterSim"),
     "grid": ("simulators.grid", "GridSim"),
+    "rule": ("simulators.rule_controller", "RuleControllerSim"),
+    "hil_meter": ("hil.meter_adapter", "ModbusMeters"),
+    "hil_gateway": ("hil.gateway_adapter", "ModbusGateways"),
+    "device_server": ("hil.device_server_sim", "DeviceServerSim"),
+    "realtime": ("hil.realtime", "RealtimeMonitor"),
     "recorder": ("cosim.recorder", "RecorderSim"),
 }
+SETPOINTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit"]
 
 
 def sim_config(starts: dict[str, SimulatorStart]) -> dict:
@@ -51,77 +61,158 @@ def sim_seed(seed: int, name: str) -> int:
 
 @dataclass
 class BuiltWorld:
-    world: mosaik.World
     until: int
     households: list[HouseholdSpec]
+    real_homes: list[str] = field(default_factory=list)
     populations: dict[str, str] = field(default_factory=dict)  # full entity id -> population name
+    entities: dict[str, tuple] = field(default_factory=dict)  # population -> (entity, attrs, factory)
 
 
-def _model_attrs(factory, model: str) -> list[str]:
+def make_world(scn: Scenario) -> mosaik.World:
+    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone."""
+    return mosaik.World(sim_config(dict(scn.simulators)), time_resolution=0.001, configure_logging=False,
+                        skip_greetings=True)
+
+
+def _outputs(factory, model: str) -> list[str]:
     """Recordable outputs of a model: META 'outputs' (our convention) or else all its attrs."""
     desc = factory.meta["models"][model]
     return list(desc.get("outputs", desc["attrs"]))
 
 
-def make_world(scn: Scenario) -> mosaik.World:
-    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone."""
-    starts = {"household": scn.simulators.household, "meter": scn.simulators.meter,
-              "grid": scn.simulators.grid}
-    return mosaik.World(sim_config(starts), time_resolution=0.001, configure_logging=False,
-                        skip_greetings=True)
+class _Builder:
+    def __init__(self, world: mosaik.World, scn: Scenario, until: int):
+        self.world, self.scn = world, scn
+        self.common = {"start": scn.start.isoformat(), "step_size": scn.step}
+        self.built = BuiltWorld(until=until, households=build_population(scn))
+
+    def add(self, pop: str, name: str, model: str, sim_params: dict, **entity_params):
+        factory = self.world.start(name, **self.common, **sim_params)
+        entity = getattr(factory, model)(**entity_params)
+        self.built.entities[pop] = (entity, _outputs(factory, model), factory)
+        return entity
+
+    def physical(self) -> None:
+        scn, b = self.scn, self.built
+        real = set(b.real_homes)
+        simulated = [h for h in b.households if h.id not in real]
+        self.households = self.add(
+            "households", "household", "Households",
+            {"seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
+             "longitude": scn.location.longitude},
+            households=[h.model_dump() for h in simulated])
+        self.meters = None
+        if scn.meters is not None:
+            m = scn.meters
+            self.meters = self.add("meters", "meter", "Meters", {"seed": sim_seed(scn.seed, "meter")},
+                                   accuracy_class=m.accuracy_class, interval=m.interval,
+                                   resolution_w=m.resolution_w, exclude=sorted(real))
+            self.world.connect(self.households, self.meters, "P", "Q")
+        self.grid = None
+        if scn.grid is not None:
+            g = scn.grid
+            self.grid = self.add("grid", "grid", "Grid", {}, network=g.network,
+                                 households=[h.id for h in b.households],
+                                 mapping=None if g.mapping == "round_robin" else g.mapping,
+                                 engine=g.engine, line_limit_pct=g.line_limit_pct,
+                                 trafo_limit_pct=g.trafo_limit_pct, v_band=g.v_band)
+            self.world.connect(self.households, self.grid, "P", "Q")
+
+    def hil(self) -> None:
+        hil = self.scn.hil
+        if hil is None:
+            return
+        if hil.meters:
+            # recorded under the population 'meters' too (RECORDED_AS), with quality and age
+            real_meters = self.add("hil_meters", "hil_meter", "ModbusMeters", {},
+                                   devices=[d.model_dump() for d in hil.meters])
+            if self.grid is not None:
+                self.world.connect(real_meters, self.grid, "P", "Q")
+            if hil.gateways:
+                gateways = self.add("gateways", "hil_gateway", "ModbusGateways", {},
+                                    devices=[d.model_dump() for d in hil.gateways])
+                if hil.controller == "self_consumption":
+                    rule = self.add("controller", "rule", "SelfConsumption", {},
+                                    ids=[g.id for g in hil.gateways], p_max_kw=5.0)
+                    self.world.connect(real_meters, rule, "P")
+                    self.world.connect(rule, gateways, "P_bat_set")
+        if hil.device_server is not None:
+            ds = hil.device_server
+            server = self.add("device_server", "device_server", "DeviceServer", {},
+                              devices={k: v.model_dump() for k, v in ds.devices.items()},
+                              host=ds.host, port=ds.port, tls_cert=ds.tls_cert, tls_key=ds.tls_key)
+            self.world.connect(self.households, server, "P", "Q", "P_bat", "soc", "P_pv", "P_ev", "soc_ev")
+            if self.meters is not None:
+                self.world.connect(self.meters, server, "E_imp", "E_exp", "P_15")
+            self.world.connect(server, self.households, *SETPOINTS, time_shifted=True,
+                               initial_data={a: {} for a in SETPOINTS})
+
+    def realtime(self, rt_factor: float | None) -> None:
+        if rt_factor is None:
+            return
+        threshold = self.scn.realtime.threshold_ms if self.scn.realtime else 100.0
+        self.add("realtime", "realtime", "RealtimeMonitor", {}, rt_factor=rt_factor, threshold_ms=threshold)
+
+    def check_real_homes(self) -> None:
+        hil = self.scn.hil
+        if hil is None:
+            return
+        known = {h.id for h in self.built.households}
+        for i, m in enumerate(hil.meters):
+            if m.id not in known:
+                raise ScenarioError([f"hil.meters[{i}].id: {m.id!r} is not a household of the scenario "
+                                     f"(ids look like {next(iter(sorted(known)))!r})"])
+        for i, d in enumerate(hil.device_server.devices if hil.device_server else {}):
+            if d not in known:
+                raise ScenarioError([f"hil.device_server.devices.{d}: not a household of the scenario"])
+        self.built.real_homes = [m.id for m in hil.meters]
 
 
 def build_world(world: mosaik.World, scn: Scenario, provenance: dict, out_path: str, until_ms: int,
-                progress: bool) -> BuiltWorld:
+                progress: bool, rt_factor: float | None = None) -> BuiltWorld:
     """Start the scenario's simulators in *world*, create the populations and wire them."""
-    built = BuiltWorld(world=world, until=until_ms, households=build_population(scn))
-    start_iso = scn.start.isoformat()
-    common = {"start": start_iso, "step_size": scn.step}
-    entities = {}  # population name -> (entity, attrs it offers)
-
-    hh_sim = world.start("household", **common, seed=sim_seed(scn.seed, "household"),
-                         latitude=scn.location.latitude, longitude=scn.location.longitude)
-    households = hh_sim.Households(households=[h.model_dump() for h in built.households])
-    entities["households"] = (households, _model_attrs(hh_sim, "Households"))
-
-    if scn.meters is not None:
-        m_sim = world.start("meter", **common, seed=sim_seed(scn.seed, "meter"))
-        meters = m_sim.Meters(accuracy_class=scn.meters.accuracy_class, interval=scn.meters.interval,
-                              resolution_w=scn.meters.resolution_w)
-        world.connect(households, meters, "P", "Q")
-        entities["meters"] = (meters, _model_attrs(m_sim, "Meters"))
-
-    if scn.grid is not None:
-        g = scn.grid
-        g_sim = world.start("grid", **common)
-        mapping = None if g.mapping == "round_robin" else g.mapping
-        grid = g_sim.Grid(network=g.network, households=[h.id for h in built.households], mapping=mapping,
-                          engine=g.engine, line_limit_pct=g.line_limit_pct,
-                          trafo_limit_pct=g.trafo_limit_pct, v_band=g.v_band)
-        world.connect(households, grid, "P", "Q")
-        entities["grid"] = (grid, _model_attrs(g_sim, "Grid"))
-
-    _connect_recorder(world, scn, provenance, out_path, until_ms, progress, entities, built)
-    return built
+    b = _Builder(world, scn, until_ms)
+    b.check_real_homes()
+    b.physical()
+    b.hil()
+    b.realtime(rt_factor)
+    _connect_recorder(world, scn, provenance, out_path, until_ms, progress, b.built)
+    return b.built
 
 
-def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, entities, built) -> None:
+# population -> name under which it is recorded (several entities may share one population)
+RECORDED_AS = {"hil_meters": "meters"}
+
+
+def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, built: BuiltWorld) -> None:
     every = scn.record.every or scn.step
-    series, pop_of = [], {}
-    wiring = []
-    for pop, selection in scn.record.include.items():
-        if pop not in entities:
-            continue
-        entity, offered = entities[pop]
-        attrs = [a for a in offered if a != "flex"] if selection == "all" else list(selection)
-        unknown = [a for a in attrs if a not in offered]
+    include = dict(scn.record.include)
+    for extra in ("gateways", "controller", "realtime"):
+        include.setdefault(extra, "all")
+    present = {RECORDED_AS.get(p, p) for p in built.entities}
+    if "include" in scn.record.model_fields_set:
+        unknown = sorted(set(scn.record.include) - present)
         if unknown:
-            from cosim.scenario import ScenarioError
-
-            raise ScenarioError([f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}; "
-                                 f"{pop} offers {', '.join(offered)}"])
-        pop_of[entity.full_id] = pop
-        series += [(pop, a) for a in attrs]
+            raise ScenarioError([f"record.include.{p}: no such population in this scenario "
+                                 f"(there are: {', '.join(sorted(present))})" for p in unknown])
+    series, pop_of, wiring = [], {}, []
+    for pop, (entity, offered, _) in built.entities.items():
+        name = RECORDED_AS.get(pop, pop)
+        selection = include.get(name)
+        if selection is None:
+            continue
+        if selection == "all":
+            attrs = offered
+        elif pop == name:
+            unknown = [a for a in selection if a not in offered]
+            if unknown:
+                raise ScenarioError([f"record.include.{name}: unknown attribute(s) {', '.join(unknown)}; "
+                                     f"{name} offers {', '.join(offered)}"])
+            attrs = list(selection)
+        else:  # a second source of the population (e.g. real meters): what it has of the selection
+            attrs = [a for a in selection if a in offered] + [a for a in ("quality", "age") if a in offered]
+        pop_of[entity.full_id] = name
+        series += [(name, a) for a in attrs if (name, a) not in series]
         wiring.append((entity, attrs))
     built.populations = pop_of
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
@@ -129,4 +220,5 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, enti
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
                                 event_streams=[], flush_every=scn.record.flush_every)
     for entity, attrs in wiring:
-        world.connect(entity, recorder, *attrs)
+        if attrs:
+            world.connect(entity, recorder, *attrs)
