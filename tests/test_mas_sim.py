@@ -131,3 +131,33 @@ def test_tiny_world_with_households_and_loopback_telecom():
     assert host.stats["messages"] > 0
     srcs = {h.active_src for h in host.homes.values() if h.flex}
     assert srcs == {"lfa"}
+
+
+def test_home_agents_use_the_household_flex_envelope():
+    from simulators.household import HouseholdSim
+
+    specs = [s.model_dump() for s in demo_specs(6)]
+    hh = HouseholdSim()
+    hh.init("HH-0", start=START, step_size=MIN, seed=3)
+    hh.create(1, "Households", households=specs)
+    hh.step(0, {}, 10**9)
+    flex = hh.get_data({"Households-0": ["flex"]})["Households-0"]["flex"]
+    sim, _ = _sim(loopback=True)
+    sim.step(0, {"HomeAgents-d1": {"flex": {"HH-0.Households-0": flex}}}, 10**9)
+    host = sim.host
+    ev_homes = [s["id"] for s in specs if s["devices"].get("ev")]
+    assert ev_homes
+    for hid in ev_homes:
+        h = host.homes[hid]
+        f = flex[hid]["ev"]
+        assert abs(h.model._lp.lo[h.model.rblocks["evdyn"].start] - f["e_kwh"]) < 1e-9  # energy from flex
+        home = [x for x in f["sessions"] if x["home"]]
+        if home and h.model.ev_targets:
+            kd, target = h.model.ev_targets[0]
+            reach = f["e_kwh"] + f["charger_kw"] * f["efficiency"] * (home[0]["depart"] - MIN) / 3_600_000
+            assert abs(target - min(f["e_kwh"] + home[0]["e_need_kwh"], reach, f["capacity_kwh"])) < 0.2
+        assert h.model.check(h.active.x) < 1e-6
+    for s in specs:
+        if s["devices"].get("battery"):
+            m = host.homes[s["id"]].model
+            assert abs(m.e0 - flex[s["id"]]["battery"]["e_kwh"]) < 1e-9

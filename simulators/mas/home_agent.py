@@ -25,7 +25,7 @@ import numpy as np
 from simulators.devices.common import Clock
 from simulators.devices.params import HouseholdSpec, minutes_of_day
 
-from .home_lp import HomeModel, HomePlan, appliance_windows, cycle_load, schedule_appliance
+from .home_lp import HomeModel, HomePlan, appliance_windows, cycle_load, schedule_appliance, shift_profile
 from .messages import arr, floats
 from .tariff import Tariff
 
@@ -62,6 +62,7 @@ class HomeAgent:
         self.deadline: int | None = None
         self.lam: np.ndarray | None = None
         self.lam_t0: int | None = None
+        self.lam_id: str | None = None  # negotiation whose dispatch carried the price
         self.app_sched: dict[int, tuple[str, float]] = {}  # next planned start per appliance
         self._app_planned: dict[int, float] = {}
         self._app_started: dict[int, float] = {}
@@ -189,14 +190,7 @@ class HomeAgent:
 
     # ------------------------------------------------------------------ protocol
     def _shift(self, a: np.ndarray, t_from: int, t_to: int) -> np.ndarray | None:
-        s = int(round((t_to - t_from) / self.slot_ms))
-        if s < 0:
-            return None
-        if abs(self.K * self.slot_s - 86400) < 1:  # a day-long horizon: profiles repeat daily
-            return np.roll(a, -s)
-        if s >= self.K:
-            return None
-        return np.r_[a[s:], np.full(s, a[-1])]
+        return shift_profile(a, t_from, t_to, self.slot_ms, abs(self.K * self.slot_s - 86400) < 1)
 
     def begin(self, neg: str, t0: int, now: int, state: dict) -> list[tuple[str, str, dict]]:
         """Start a negotiation: snapshot, plan, send the first columns.
@@ -217,17 +211,26 @@ class HomeAgent:
         self.dispatched = False
         self.deadline = int(now) + self.fallback_ms
         self.plans = {}
-        cols = []
-        if lam is None or self.always_own:
+        best = None  # (tag, lam_ref) of the column that is an exact best response to a known price
+        zero = lam is None or not np.any(np.abs(lam) > 1e-9)
+        if lam is None or self.always_own or (zero and not self.model.community):
             self.plans["own"] = self._solve(own=True)
-        if lam is not None:
+            if not self.model.community:  # own tariff = f_i: the own plan answers the price 0
+                best = ("own", self.lam_id if lam is not None else "zero")
+        if lam is not None and "own" not in self.plans:
             self.plans["prev"] = self._solve(lam)
-            if self.hold_sigma > 0 and not self.model.simple and self.active is not None:
-                tgt = self._shift(self.active.p, self.active_t0, t0)
-                if tgt is not None:
-                    self.plans["hold"] = self._solve(lam, target=tgt, sigma=self.hold_sigma)
+            best = ("prev", self.lam_id)
+        if lam is not None and not zero and self.hold_sigma > 0 and not self.model.simple \
+                and self.active is not None:
+            tgt = self._shift(self.active.p, self.active_t0, t0)
+            if tgt is not None:
+                self.plans["hold"] = self._solve(lam, target=tgt, sigma=self.hold_sigma)
+        cols = []
         for tag, pl in self.plans.items():
-            cols.append(self._col(tag, pl))
+            col = self._col(tag, pl)
+            if best is not None and tag == best[0]:
+                col["best"], col["lam_ref"] = True, best[1]
+            cols.append(col)
         if self.active is None or self.active_t0 is None or now >= self.active_t0 + self.K * self.slot_ms:
             self._activate(self._fallback_plan(), t0, "own")
         return [(self.lfa, "plan", {"neg": neg, "round": 0, "flex": self.flex, "cols": cols})]
@@ -260,6 +263,7 @@ class HomeAgent:
         if body.get("lam") is not None:
             self.lam = arr(body["lam"])
             self.lam_t0 = int(body.get("t0", self.t0 or 0))
+            self.lam_id = str(body.get("neg"))
         if body.get("neg") != self.neg:
             return
         pairs = [(t, float(w)) for t, w in body.get("w", []) if float(w) > 1e-9]

@@ -112,6 +112,21 @@ def ev_sessions(ev, minute0: float, horizon_min: float, present: bool, departure
     return out
 
 
+def shift_profile(a: np.ndarray, t_from: int, t_to: int, slot_ms: int, day_horizon: bool) -> np.ndarray | None:
+    """A per-slot profile of a horizon starting at tick ``t_from`` moved to one starting at ``t_to``:
+    rolled when the horizon is a whole day (prices and plans repeat daily), else padded with the last
+    value. None if ``t_to`` is earlier or (non-daily) beyond the old horizon."""
+    s = int(round((t_to - t_from) / slot_ms))
+    K = len(a)
+    if s < 0:
+        return None
+    if day_horizon:
+        return np.roll(a, -s)
+    if s >= K:
+        return None
+    return np.r_[a[s:], np.full(s, a[-1])]
+
+
 def appliance_windows(app: ApplianceParams, minute0: float, horizon_min: float) -> list[tuple[float, float]]:
     """(earliest start, latest start) in local minutes of the daily windows overlapping the horizon."""
     n = len(app.profile_kw)
@@ -178,7 +193,10 @@ class HomeModel:
         self.simple = self.dev.battery is None and self.dev.ev is None and self.dev.heat_pump is None \
             and self.tariff.peak_price <= 0
         self._build()
-        self._lp: LP | None = None
+        self._lp: LP | None = None  # plain responses (no proximal block)
+        self._lp_prox: LP | None = None  # responses with the proximal term
+        self._coef_set = False
+        self._prox_dirty = True
         self.ready = False
 
     # ------------------------------------------------------------------ structure
@@ -204,6 +222,7 @@ class HomeModel:
             var("hp", K), var("T", K), var("slo", K), var("shi", K)
         if self.tariff.peak_price > 0:
             var("pk", 1)
+        self.n_main = n  # the proximal block comes last: the plain LP is the leading submatrix
         if not self.simple:
             for j in range(len(PROX_WIDTH)):
                 var(f"up{j}", K), var(f"un{j}", K)
@@ -256,6 +275,7 @@ class HomeModel:
         if "pk" in blocks:
             r = rowblock("pkr")
             put(r, np.full(K, blocks["pk"].start), 1.0), put(r, col("imp"), -1.0)
+        self.m_main = m
         if not self.simple:
             r = rowblock("prox")  # imp - exp - Σ up + Σ un = target (inactive while the segments cost 0)
             put(r, col("imp"), 1.0), put(r, col("exp"), -1.0)
@@ -350,8 +370,8 @@ class HomeModel:
         self.c_f = self._cost(alpha=0.0 if self.community else 1.0)
         self.c_own = self._cost(alpha=1.0)
         self.ready = True
-        if self._lp is not None:
-            self._push()
+        self._push()
+        self._prox_dirty = True
 
     def _update_ev(self, state: dict):
         """EV availability, trips and departure targets from the sessions overlapping the horizon.
@@ -435,26 +455,47 @@ class HomeModel:
         return c
 
     # ------------------------------------------------------------------ solving
-    def _push(self):
-        lp = self._lp
-        lp.set_col_bounds(self.lb, self.ub)
-        lp.set_rows(self._var_rows, self.lo[self._var_rows], self.hi[self._var_rows])
+    def _push(self, prox: bool = False):
+        """Send this round's data to the persistent LP (the proximal one only when it is used)."""
+        lp = self._lp_prox if prox else self._lp
+        if lp is None:
+            return
+        n, m = lp.n, lp.m
+        lp.set_col_bounds(self.lb[:n], self.ub[:n])
+        lp.set_rows(np.arange(m), self.lo[:m], self.hi[:m])
         if self.dev.heat_pump is not None:
             r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-            for k, v in enumerate(self._hp_coef.tolist()):
-                lp.set_coeff(r0 + k, c0 + k, -v)
+            old = lp.hp_coef if hasattr(lp, "hp_coef") else None
+            new = -self._hp_coef
+            ks = range(self.K) if old is None else np.flatnonzero(old != new).tolist()
+            for k in ks:
+                lp.set_coeff(r0 + k, c0 + k, float(new[k]))
+            lp.hp_coef = new.copy()
+        if prox:
+            self._prox_dirty = False
 
-    def _ensure_lp(self):
-        if self._lp is None:
-            if self.dev.heat_pump is not None:
+    def _ensure_lp(self, prox: bool = False) -> LP:
+        """The persistent LP: without the proximal block (plain responses, smaller and faster) or with it."""
+        lp = self._lp_prox if prox else self._lp
+        if lp is None:
+            if self.dev.heat_pump is not None and not self._coef_set:
                 A = self.A.tolil()
                 r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
                 for k, v in enumerate(self._hp_coef):
                     A[r0 + k, c0 + k] = -v
                 self.A = A.tocsc()
-            self._lp = LP(self.A, self.c_f, self.lo, self.hi, self.lb, self.ub, backend=self.backend)
-            # rows whose bounds change between rounds (all except fixed comfort/peak rows)
-            self._var_rows = np.arange(self.m)
+                self._coef_set = True
+            n, m = (self.n, self.m) if prox else (self.n_main, self.m_main)
+            lp = LP(self.A[:m, :n], self.c_f[:n], self.lo[:m], self.hi[:m], self.lb[:n], self.ub[:n],
+                    backend=self.backend)
+            if prox:
+                self._lp_prox = lp
+            else:
+                self._lp = lp
+            self._push(prox)  # the coefficients of this round
+        elif prox and self._prox_dirty:
+            self._push(prox=True)
+        return lp
 
     def lp_arrays(self):
         """(A, lo, hi, lb, ub, c_f) of the current round, with the COP coefficients applied."""
@@ -482,17 +523,21 @@ class HomeModel:
             c[self.blocks["exp"]] -= lam * self.dt
         if self.simple:
             x = self._solve_simple(c)
+        elif target is not None and sigma > 0:
+            lp = self._ensure_lp(prox=True)
+            for j, sl in enumerate(PROX_SLOPE):
+                c[self.blocks[f"up{j}"]] = sigma * sl * self.dt
+                c[self.blocks[f"un{j}"]] = sigma * sl * self.dt
+            r = self.rblocks["prox"]
+            t = np.asarray(target, float)[: self.K]
+            lp.set_rows(np.arange(r.start, r.stop), t, t)
+            lp.set_cost(c)
+            x = lp.solve().x
         else:
-            self._ensure_lp()
-            if target is not None and sigma > 0:
-                for j, sl in enumerate(PROX_SLOPE):
-                    c[self.blocks[f"up{j}"]] = sigma * sl * self.dt
-                    c[self.blocks[f"un{j}"]] = sigma * sl * self.dt
-                r = self.rblocks["prox"]
-                t = np.asarray(target, float)[: self.K]
-                self._lp.set_rows(np.arange(r.start, r.stop), t, t)
-            self._lp.set_cost(c)
-            x = self._lp.solve().x
+            lp = self._ensure_lp()
+            lp.set_cost(c[: self.n_main])
+            x = np.zeros(self.n)
+            x[: self.n_main] = lp.solve().x
         return self.plan_from_x(x)
 
     def _solve_simple(self, c: np.ndarray) -> np.ndarray:

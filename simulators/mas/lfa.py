@@ -51,6 +51,7 @@ import scipy.sparse as sp
 from simulators.devices.common import Clock
 
 from .central import DistrictPart
+from .home_lp import shift_profile
 from .lp import LP
 from .messages import arr, floats
 from .tariff import DistrictObjective, Tariff
@@ -71,6 +72,7 @@ class Master:
         self.F = F.copy()
         self.conv: dict[str, int] = {}  # member -> convexity row
         self.cols: dict[str, list[tuple[str, np.ndarray, float, int]]] = {}  # member -> [(tag, p, cost, col)]
+        self._P: dict[str, np.ndarray] = {}  # member -> its plans stacked (dedup)
         self.last = None
 
     def set_fixed(self, F: np.ndarray) -> None:
@@ -92,19 +94,23 @@ class Master:
     def add_column(self, member: str, tag: str, p: np.ndarray, cost: float) -> bool:
         """Add a plan; False if the member already has (numerically) the same plan."""
         p = np.asarray(p, float)
-        for _, q, c, _ in self.cols.get(member, []):
-            if abs(c - cost) <= 1e-7 * max(1.0, abs(cost)) and np.max(np.abs(q - p)) <= 1e-6:
+        have = self.cols.get(member)
+        if have:
+            P = self._P[member]
+            C = np.array([c for _, _, c, _ in have])
+            same = (np.abs(C - cost) <= 1e-7 * max(1.0, abs(cost))) & (np.max(np.abs(P - p), axis=1) <= 1e-6)
+            if same.any():
                 return False
         if member not in self.conv:
             self.conv[member] = int(self.lp.add_rows([1.0], [1.0])[0])
             self.cols[member] = []
+            self._P[member] = np.zeros((0, self.K))
         row = self.conv[member]
-        entries = sp.csc_matrix(
-            (np.r_[p, 1.0], (np.r_[np.arange(self.K), row], np.zeros(self.K + 1, dtype=int))),
-            shape=(self.lp.m, 1),
-        )
+        nz = np.flatnonzero(p)
+        entries = sp.csc_matrix((np.r_[p[nz], 1.0], np.r_[nz, row], [0, len(nz) + 1]), shape=(self.lp.m, 1))
         col = int(self.lp.add_cols([cost], [0.0], [np.inf], entries)[0])
         self.cols[member].append((tag, p, float(cost), col))
+        self._P[member] = np.vstack([self._P[member], p])
         return True
 
     def solve(self):
@@ -151,6 +157,7 @@ class Negotiation:
     round_deadline: int = 0
     expected: set = field(default_factory=set)
     replies: dict = field(default_factory=dict)  # member -> (p, cost) of the current round
+    replies0: dict = field(default_factory=dict)  # member -> (p, cost, lam_ref): best responses in round 0
     flexible: set = field(default_factory=set)
     known: set = field(default_factory=set)
     fixed_cost: float = 0.0
@@ -208,7 +215,9 @@ class LFAAgent:
         self.neg: Negotiation | None = None
         self.last: Negotiation | None = None  # last finished planning negotiation
         self.last_plan: dict[str, tuple[int, np.ndarray]] = {}  # member -> (t0, p) last dispatched
-        self.lam_final: np.ndarray | None = None
+        self.lam_final: np.ndarray | None = None  # price of the last dispatch (its horizon starts at lam_t0)
+        self.lam_t0: int | None = None
+        self.lam_id: str | None = None
         self.orders: list[Order] = []
         self.pending_requests: list[dict] = []
         self.events: list[dict] = []
@@ -307,6 +316,8 @@ class LFAAgent:
                 m.add_column(src, str(c["tag"]), p, cost)
                 if r == neg.round and r > 0 and c.get("best"):
                     neg.replies[src] = (p, cost)
+                if r == 0 and c.get("best"):
+                    neg.replies0[src] = (p, cost, c.get("lam_ref"))
                 if m.last is not None and m.reduced_cost(src, p, cost) < -1e-9:
                     neg.improved = True
         if src in neg.est:
@@ -342,14 +353,15 @@ class LFAAgent:
         return min(neg.round_deadline, neg.deadline)
 
     # ------------------------------------------------------------------ rounds
-    def _lower_bound(self, neg: Negotiation, lam: np.ndarray) -> float | None:
+    def _lower_bound(self, neg: Negotiation, lam: np.ndarray, replies: dict | None = None) -> float | None:
         """L(λ) if every flexible household answered this round's price, else None."""
-        if neg.round == 0 or not neg.flexible or any(m not in neg.replies for m in neg.flexible):
+        replies = neg.replies if replies is None else replies
+        if not neg.flexible or any(m not in replies for m in neg.flexible):
             return None
-        if neg.est:
+        if neg.est or (replies is neg.replies and neg.round == 0):
             return None
         dt = self.dt
-        v = sum(c + dt * float(lam @ p) for p, c in neg.replies.values())
+        v = sum(c + dt * float(lam @ p) for p, c in replies.values())
         v += neg.master.d.dual_part(lam)
         v += neg.fixed_cost + dt * float(lam @ neg.fixed_p)
         return v
@@ -361,6 +373,19 @@ class LFAAgent:
             lb = self._lower_bound(neg, neg.lam_sent)
             if lb is not None and lb > neg.lb:
                 neg.lb, neg.lam_best = lb, neg.lam_sent.copy()
+        elif neg.round == 0 and neg.replies0:
+            # the households' first columns may already be best responses to a price they knew
+            refs = {ref for _, _, ref in neg.replies0.values()}
+            lam0 = None
+            if refs == {"zero"}:
+                lam0 = np.zeros(self.K)
+            elif len(refs) == 1 and self.lam_final is not None and refs == {self.lam_id}:
+                lam0 = shift_profile(self.lam_final, self.lam_t0, neg.t0, self.slot_ms,
+                                     abs(self.K * self.slot_s - 86400) < 1)
+            if lam0 is not None:
+                lb = self._lower_bound(neg, lam0, {m: (p, c) for m, (p, c, _) in neg.replies0.items()})
+                if lb is not None and lb > neg.lb:
+                    neg.lb, neg.lam_best = lb, lam0.copy()
         sol = neg.master.solve()
         neg.sol = sol
         neg.ub = sol.obj + neg.fixed_cost
@@ -425,7 +450,7 @@ class LFAAgent:
             return self._make_offer(neg, now)
         sol = neg.sol
         out = []
-        self.lam_final = sol.lam
+        self.lam_final, self.lam_t0, self.lam_id = sol.lam, neg.t0, neg.id
         for m, pairs in sol.w.items():
             out.append((m, "dispatch", {"neg": neg.id, "t0": neg.t0, "w": [[t, round(w, 9)] for t, w in pairs],
                                         "lam": floats(sol.lam, 6)}))

@@ -80,6 +80,7 @@ class LP:
         self._h = None
         self._dirty_coeffs: list[tuple[int, int, float]] = []
         self._primal_warm = primal_warm
+        self._primal_changed = False
         self.solves = 0
         if self.backend == "highs":
             self._build_highs()
@@ -128,28 +129,39 @@ class LP:
     # ------------------------------------------------------------------ model changes
     def set_cost(self, c) -> None:
         c = np.asarray(c, dtype=float)
+        if np.array_equal(c, self.c):
+            return
         self.c[:] = c
         if self._h is not None:
             self._h.changeColsCost(self.n, self._all_cols, self.c)
 
     def set_col_bounds(self, lb, ub) -> None:
-        self.lb[:], self.ub[:] = _inf(lb), _inf(ub)
+        lb, ub = _inf(lb), _inf(ub)
+        if np.array_equal(lb, self.lb) and np.array_equal(ub, self.ub):
+            return
+        self.lb[:], self.ub[:] = lb, ub
+        self._primal_changed = True
         if self._h is not None:
             self._h.changeColsBounds(self.n, self._all_cols, self.lb, self.ub)
 
     def set_row_bounds(self, lo, hi) -> None:
-        self.lo[:], self.hi[:] = _inf(lo), _inf(hi)
-        if self._h is not None:
-            for r in range(self.m):  # HiGHS has no vectorised changeRowsBounds in this binding
-                self._h.changeRowBounds(r, self.lo[r], self.hi[r])
+        self.set_rows(np.arange(self.m), lo, hi)
 
     def set_rows(self, rows: np.ndarray, lo, hi) -> None:
-        """Change the bounds of the given rows only."""
+        """Change the bounds of the given rows (only those that differ are sent to HiGHS)."""
         rows = np.asarray(rows, dtype=np.int64)
-        self.lo[rows], self.hi[rows] = _inf(lo), _inf(hi)
-        if self._h is not None:
-            for r in rows.tolist():
-                self._h.changeRowBounds(r, self.lo[r], self.hi[r])
+        lo = np.broadcast_to(_inf(np.atleast_1d(lo)), rows.shape)
+        hi = np.broadcast_to(_inf(np.atleast_1d(hi)), rows.shape)
+        diff = (lo != self.lo[rows]) | (hi != self.hi[rows])
+        if not diff.any():
+            return
+        rows, lo, hi = rows[diff], lo[diff], hi[diff]
+        self.lo[rows], self.hi[rows] = lo, hi
+        self._primal_changed = True
+        if self._h is not None:  # (no vectorised changeRowsBounds in SciPy's binding)
+            ch = self._h.changeRowBounds
+            for r, a, b in zip(rows.tolist(), lo.tolist(), hi.tolist()):
+                ch(r, a, b)
 
     def set_coeff(self, row: int, col: int, value: float) -> None:
         """Change an existing (structurally non-zero) matrix entry."""
@@ -157,7 +169,10 @@ class LP:
         pos = start + np.searchsorted(self.A.indices[start:end], row)
         if pos >= end or self.A.indices[pos] != row:
             raise KeyError(f"entry ({row}, {col}) is not in the sparsity pattern")
+        if self.A.data[pos] == value:
+            return
         self.A.data[pos] = value
+        self._primal_changed = True
         if self._h is not None:
             self._h.changeCoeff(int(row), int(col), float(value))
 
@@ -200,7 +215,10 @@ class LP:
     def _solve_highs(self) -> Solution:
         h = self._h
         if self._primal_warm and not self._first:
-            h.setOptionValue("simplex_strategy", 4)  # primal simplex from the previous basis
+            # from the previous basis: after cost-only changes it stays primal feasible (primal
+            # simplex); after bound/coefficient changes it stays dual feasible (dual simplex)
+            h.setOptionValue("simplex_strategy", 1 if self._primal_changed else 4)
+        self._primal_changed = False
         h.run()
         st = h.getModelStatus()
         if st != _hc.HighsModelStatus.kOptimal:

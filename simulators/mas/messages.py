@@ -36,10 +36,10 @@ KINDS = ("plan", "price", "dispatch", "start", "report", "flex_request", "flex_o
 
 def floats(a, nd: int = 5) -> list[float]:
     """JSON-safe rounded list of an array (NaN/inf become None)."""
-    out = []
-    for v in np.asarray(a, dtype=float).ravel().tolist():
-        out.append(round(v, nd) if math.isfinite(v) else None)
-    return out
+    a = np.asarray(a, dtype=float).ravel()
+    if np.isfinite(a).all():
+        return np.round(a, nd).tolist()
+    return [round(v, nd) if math.isfinite(v) else None for v in a.tolist()]
 
 
 def arr(v) -> np.ndarray:
