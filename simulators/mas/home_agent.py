@@ -58,6 +58,7 @@ class HomeAgent:
         self.active_t0: int | None = None
         self.active_src = "none"
         self.active_plan_neg: str | None = None
+        self.on_change = None  # callback when the followed plan changes (output caching by the host)
         self.dispatched = False
         self.deadline: int | None = None
         self.lam: np.ndarray | None = None
@@ -287,6 +288,8 @@ class HomeAgent:
 
     def _activate(self, plan: HomePlan, t0: int, src: str) -> None:
         self.active, self.active_t0, self.active_src = plan, int(t0), src
+        if self.on_change is not None:
+            self.on_change()
         self.active_plan_neg = self.neg  # the negotiation (model snapshot) the plan belongs to
 
     def next_time(self) -> int | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-import numpy as np
 
 from simulators.devices.common import Clock
 from simulators.devices.params import HouseholdSpec
@@ -65,6 +64,8 @@ class AgentHost:
         self.kpi: dict[str, dict] = defaultdict(dict)
         self.last_replan: int | None = None
         self.stats = {"messages": 0, "bytes": 0, "central_s": 0.0, "negotiations": 0}
+        self.version = 0  # changes whenever a household's followed plan changes
+        self._out_cache: dict = {}
         self.end: int | None = None  # tick at which the run ends (open flex orders are settled before)
 
     # ------------------------------------------------------------------ configuration
@@ -76,11 +77,15 @@ class AgentHost:
                 raise ValueError(f"household {s.id!r} is in two HomeAgents populations")
             a = HomeAgent(s, f"lfa.{district}", self.K, self.slot_s, tariff, community, self.clock, forecast,
                           fallback_ms, self.backend, ev_model=ev_model, **agent_kw)
+            a.on_change = self._bump
             self.homes[s.id] = a
             self.home_district[s.id] = district
             self.district_homes[district].append(s.id)
             ids.append(s.id)
         return ids
+
+    def _bump(self) -> None:
+        self.version += 1
 
     def add_lfa(self, district: str, members: list[str] | None, objective: DistrictObjective, tariff: Tariff,
                 **kw) -> LFAAgent:
@@ -293,6 +298,15 @@ class AgentHost:
 
     # ------------------------------------------------------------------ outputs
     def home_outputs(self, district_ids: list[str], now: int) -> dict[str, dict]:
+        key = (id(district_ids), (now - self.grid0) // self.slot_ms, self.version)
+        hit = self._out_cache.get(id(district_ids))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        out = self._home_outputs(district_ids, now)
+        self._out_cache[id(district_ids)] = (key, out)
+        return out
+
+    def _home_outputs(self, district_ids: list[str], now: int) -> dict[str, dict]:
         out: dict[str, dict] = defaultdict(dict)
         if self.mode == "none":
             return out

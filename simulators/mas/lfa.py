@@ -21,10 +21,22 @@ i.e. Dantzig–Wolfe decomposition, the LP form of dual decomposition:
   increase; if no household has a negative reduced cost, L(λ) = UB and the master solution is
   optimal. Household problems are LPs with finitely many vertices (HiGHS returns vertices), so
   the method terminates finitely (Dantzig & Wolfe 1960); in practice it is stopped at a relative
-  gap ``tol`` (default 0.5 %), ``max_rounds`` or a deadline.
+  gap ``tol`` (default 1 %), ``max_rounds`` or a deadline.
 * Stabilisation (Wentges 1997): the price sent is α·λ_best + (1−α)·λ_master (λ_best = the price of
   the best bound so far), which damps the oscillation of plain dual decomposition; after a round
   whose replies do not improve the master (mis-pricing) the next price is λ_master (α = 0).
+* Proximal columns (primal stabilisation): LP best responses are vertices, and the master needs many
+  of them to represent an optimum that lies inside the households' feasible sets (tailing-off). So
+  each ``price`` also carries the household's current share p̄_i = Σ_j w_ij p_ij of the master plan
+  and the household returns, besides its best response, the response with a proximal term
+  σ·φ(p − p̄_i) (φ ≈ quadratic, piecewise linear so it stays an LP). Any feasible plan is a valid
+  column, so the certificate above is unchanged; measured: about half the rounds to 2 %.
+* Warm start (rolling horizon): the households' first columns answer the last dispatched price
+  (shifted to the new horizon) and, with the proximal term, stay close to the plan they were
+  following; when these first columns are exact best responses to that price, the LFA evaluates
+  L(λ_prev) at once and a negotiation whose coupling is not binding (e.g. individual tariffs, no
+  congestion) ends after the first exchange. ``stall_tol``: stop when the plan's cost improved by
+  less than this (relative) over two rounds.
 
 Robustness to the telecom: a round closes when every flexible household replied or after
 ``round_timeout_ms``; late replies of the same negotiation are still valid columns and are added
@@ -41,7 +53,6 @@ master plan reduces (at its cost increase per kWh). On a ``flex_order`` it adds 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
