@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from cosim.durations import parse_duration_ms
+from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
 from simulators.devices.params import (
@@ -214,6 +215,7 @@ class Scenario(_Strict):
     simulators: SimulatorsConfig = Field(default_factory=SimulatorsConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
     output: str = "results/{name}.h5"
+    economics: Economics = Field(default_factory=Economics)
 
     @field_validator("start")
     @classmethod

@@ -1,0 +1,1019 @@
+"""Key performance indicators of a results file (`cosim kpis`).
+
+:func:`compute_kpis` reads a results file (docs/architecture.md layout) and returns a nested,
+JSON-safe dict. Populations are discovered at read time: a KPI whose data is not in the file is
+``None`` and its group is listed under ``not_available`` with the reason.
+
+Definitions (energies in kWh, powers in kW, load convention: + import):
+
+* energy bill (€) = Σ import_kWh(t) × ToU import price(t) − Σ export_kWh(t) × feed-in(t), under the
+  scenario's ``economics.tariff``. Import/export come from the meter registers ``E_imp``/``E_exp``
+  (differences between readings, priced at the start of each reading interval; the open interval
+  after the last reading is estimated from the meter's last power reading) — what a supplier bills;
+  without meters, from the household power ``P``. ``bill_source`` says which.
+* PV produced = ∫ max(−P_pv, 0); PV used on site = ∫ clip(pv − export, 0, pv) per interval (directly
+  or through the battery); self-consumption ratio = PV used on site / PV produced; consumption =
+  import + PV used on site; self-sufficiency = PV used on site / consumption. Per household from
+  its own ``P``; for a district / the total from the summed ``P`` (community view: a neighbour's
+  surplus counts as used on site). ``shared_kwh`` = energy exported by some households and imported
+  by others of the district in the same interval.
+* peak = max P (recording resolution); ``peak_15min_kw`` = max of 15-min mean P; peak-to-average
+  ratio = peak / mean P (``None`` when the mean is ≤ 0, a net exporter).
+* battery equivalent full cycles = Σ|Δsoc| / 2 (soc in 0..1 of the nominal capacity).
+* comfort violation (K·h) = ∫ (max(t_min − T_in, 0) + max(T_in − t_max, 0)) dt with the household's
+  heat-pump band from the scenario.
+* grid: losses (kWh) = ∫ losses; loading percentiles are over time of the highest-loaded
+  transformer / line at each instant; congestion minutes = time with a transformer or line above its
+  limit (scenario ``grid.trafo_limit_pct`` / ``line_limit_pct``); voltage-violation minutes = time
+  with any bus outside 1 ± ``grid.v_band`` p.u. (EN 50160); ``overload_kwh`` = transformer energy
+  above its limit (rating estimated from P_trafo / loading); ``reinforcement_kva`` = largest
+  transformer overload in kVA.
+* flexibility: ``lfa`` population ``flex_requested/offered/ordered/delivered`` (kW) integrated to
+  kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments).
+* MAS: gap to the centralised optimum (fraction; a ``%`` or unit-less ``lfa/gap`` series is divided
+  by 100) per LFA: mean, max and last reported value.
+* telecom: ``/events/messages`` (per-message records) or the ``telecom`` population counters.
+* real-time: ``realtime/lateness_ms`` percentiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import yaml
+
+from cosim.errors import InputError
+
+QUARTER_MS = 900_000
+MONTH_MS = int(30.4375 * 86_400_000)
+PCTS = (50, 95, 99)
+
+
+# ---------------------------------------------------------------------------- reading results
+
+
+@dataclass
+class Series:
+    """One population attribute: ``values`` (T, N), column j belongs to ``ids[j]``."""
+
+    ids: list[str]
+    values: np.ndarray
+    unit: str = ""
+
+    def aligned(self, ids: list[str], fill: float = np.nan) -> np.ndarray:
+        """(T, len(ids)) with the columns of *ids* (``fill`` where an id has no column)."""
+        index = {k: j for j, k in enumerate(self.ids)}
+        out = np.full((self.values.shape[0], len(ids)), fill, dtype=float)
+        for i, k in enumerate(ids):
+            j = index.get(k)
+            if j is not None:
+                out[:, i] = self.values[:, j]
+        return out
+
+
+def _text(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def scenario_from_text(text: str):
+    """The scenario recorded in a results file, or ``None`` when it cannot be parsed.
+
+    Fields this checkout's schema does not know (written by a newer version) are dropped first."""
+    from cosim.scenario import Scenario, ScenarioError, parse_scenario
+
+    if not text:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return parse_scenario(data)
+    except ScenarioError:
+        pass
+    known = {k: v for k, v in data.items() if k in Scenario.model_fields}
+    for attempt in (known, {k: v for k, v in known.items() if k != "economics"}):
+        try:
+            return parse_scenario(attempt)
+        except ScenarioError:
+            continue
+    return None
+
+
+class Results:
+    """Read access to a results file (also while it is being written, SWMR)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if not Path(path).exists():
+            raise InputError(f"{path}: no such file")
+        try:
+            self.f = h5py.File(self.path, "r", libver="latest", swmr=True)
+        except OSError as exc:
+            raise InputError(f"{path}: not a readable HDF5 results file ({exc})") from None
+        if "time" not in self.f:
+            self.f.close()
+            raise InputError(f"{path}: not a cosim results file (no /time dataset)")
+        self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
+        self.t_ms = np.asarray(self.f["time"][()], dtype=np.int64)
+        start = _text(self.f["time"].attrs.get("start")) or self.attrs.get("start")
+        try:
+            self.start = dt.datetime.fromisoformat(str(start)) if start else None
+        except ValueError:
+            self.start = None
+        self.scenario_text = str(self.attrs.get("scenario") or "")
+        self.scenario = scenario_from_text(self.scenario_text)
+        step = self.attrs.get("step_ms")
+        if not step and len(self.t_ms) > 1:
+            step = int(np.median(np.diff(self.t_ms)))
+        self.step_ms = int(step or 60_000)
+        self.status = str(self.attrs.get("status", ""))
+        self._cache: dict[tuple[str, str], Series | None] = {}
+
+    # context manager
+    def __enter__(self) -> "Results":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @property
+    def T(self) -> int:
+        return len(self.t_ms)
+
+    @property
+    def record_ms(self) -> int:
+        """Nominal row interval (the recording interval)."""
+        if len(self.t_ms) > 1:
+            return int(np.median(np.diff(self.t_ms)))
+        if self.scenario is not None and self.scenario.record.every:
+            return int(self.scenario.record.every)
+        return self.step_ms
+
+    @property
+    def dt_h(self) -> np.ndarray:
+        """Duration of each row in hours: up to the next row, the last one the nominal interval."""
+        if self.T == 0:
+            return np.zeros(0)
+        d = np.diff(self.t_ms, append=self.t_ms[-1] + self.record_ms).astype(float)
+        return d / 3_600_000.0
+
+    @property
+    def duration_h(self) -> float:
+        return float(self.dt_h.sum())
+
+    def populations(self) -> list[str]:
+        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k != "events")
+
+    def has(self, pop: str, attr: str | None = None) -> bool:
+        if pop not in self.f or not isinstance(self.f[pop], h5py.Group):
+            return False
+        if attr is None:
+            return True
+        s = self.series(pop, attr)
+        return s is not None
+
+    def attrs_of(self, pop: str) -> list[str]:
+        if not self.has(pop):
+            return []
+        return sorted(k for k, v in self.f[pop].items() if isinstance(v, h5py.Dataset))
+
+    def series(self, pop: str, attr: str) -> Series | None:
+        """The (T, N) data of ``/pop/attr`` or ``None`` when absent or without columns."""
+        key = (pop, attr)
+        if key in self._cache:
+            return self._cache[key]
+        out = None
+        g = self.f.get(pop)
+        if isinstance(g, h5py.Group) and isinstance(g.get(attr), h5py.Dataset):
+            ds = g[attr]
+            if ds.ndim == 2 and ds.shape[1] > 0:
+                ids_ds = g.get("_ids", {}).get(attr) if "_ids" in g else None
+                ids = [_text(x) for x in ids_ds[()]] if ids_ds is not None else []
+                vals = np.asarray(ds[()], dtype=float)
+                n = min(len(ids), vals.shape[1]) if ids else vals.shape[1]
+                ids = ids[:n] if ids else [f"{attr}{j}" for j in range(n)]
+                vals = vals[:, :n]
+                T = self.T
+                if vals.shape[0] >= T:
+                    vals = vals[:T]
+                else:
+                    vals = np.vstack([vals, np.full((T - vals.shape[0], n), np.nan)])
+                out = Series(ids=ids, values=vals, unit=str(_text(ds.attrs.get("unit", ""))))
+        self._cache[key] = out
+        return out
+
+    def events(self, name: str) -> list[dict] | None:
+        """The records of ``/events/<name>`` (JSON Lines) or ``None`` when the stream is absent."""
+        g = self.f.get("events")
+        if not isinstance(g, h5py.Group) or name not in g:
+            return None
+        raw = bytes(np.asarray(g[name][()], dtype=np.uint8).tobytes())
+        out = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
+
+    # ---- time
+
+    def local_times(self) -> list[dt.datetime]:
+        start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        return [start + dt.timedelta(milliseconds=int(t)) for t in self.t_ms]
+
+    def local_minutes(self, t_ms: np.ndarray | None = None) -> np.ndarray:
+        """Local minute of day (float) of each time (default: each row)."""
+        t = self.t_ms if t_ms is None else np.asarray(t_ms)
+        start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        m0 = start.hour * 60 + start.minute + start.second / 60.0
+        return (m0 + t / 60_000.0) % 1440.0
+
+    # ---- scenario-derived parameters
+
+    def economics(self):
+        from cosim.economics import Economics
+
+        return self.scenario.economics if self.scenario is not None else Economics()
+
+    def household_specs(self) -> dict:
+        """household id -> HouseholdSpec regenerated from the recorded scenario (seeded), or {}."""
+        if self.scenario is None:
+            return {}
+        try:
+            from cosim.population import build_population
+
+            return {h.id: h for h in build_population(self.scenario)}
+        except Exception:  # noqa: BLE001 - a KPI must not fail on a population it cannot rebuild
+            return {}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def district_of(hid: str) -> str:
+    return hid.split(".", 1)[0] if "." in hid else "(none)"
+
+
+def _f(v: Any, nd: int = 4) -> float | None:
+    """JSON-safe rounded float (None for NaN/inf/None)."""
+    if v is None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(x):
+        return None
+    return round(x, nd)
+
+
+def percentiles(x: np.ndarray) -> dict[str, float | None]:
+    x = np.asarray(x, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return {f"p{p}": None for p in PCTS} | {"max": None}
+    out = {f"p{p}": _f(np.percentile(x, p)) for p in PCTS}
+    out["max"] = _f(x.max())
+    return out
+
+
+def price_table_per_minute(tariff) -> tuple[np.ndarray, np.ndarray]:
+    """(import, export) €/kWh per local minute of day, from the Tariff model itself."""
+    return (np.asarray(tariff.import_prices(0.0, 1440, 1.0), dtype=float),
+            np.asarray(tariff.export_prices(0.0, 1440, 1.0), dtype=float))
+
+
+def tariff_prices(res: Results, tariff, t_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    imp, exp = price_table_per_minute(tariff)
+    idx = np.floor(res.local_minutes(t_ms)).astype(int) % 1440
+    return imp[idx], exp[idx]
+
+
+def _nz(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def quarter_means(res: Results, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """15-min means of P (T, N) -> (quarters, N) and the start ms of each quarter."""
+    if res.T == 0:
+        return np.zeros((0,) + P.shape[1:]), np.zeros(0)
+    q = res.t_ms // QUARTER_MS
+    uq, inv = np.unique(q, return_inverse=True)
+    w = res.dt_h
+    num = np.zeros((len(uq),) + P.shape[1:])
+    den = np.zeros(len(uq))
+    np.add.at(num, inv, _nz(P) * (w if P.ndim == 1 else w[:, None]))
+    np.add.at(den, inv, w)
+    den[den == 0] = np.nan
+    return num / (den if P.ndim == 1 else den[:, None]), uq * QUARTER_MS
+
+
+def monthly_peak_charge_kw_months(res: Results, P: np.ndarray) -> np.ndarray:
+    """Σ over month blocks (30.44 d from start) of peak 15-min import (kW) × block length (months).
+
+    The quantity a capacity tariff (€/kW-month) is applied to; one value per column of P."""
+    qm, q_t = quarter_means(res, P)
+    if qm.shape[0] == 0:
+        return np.zeros(P.shape[1] if P.ndim > 1 else 1)
+    blocks = q_t // MONTH_MS
+    out = np.zeros(qm.shape[1] if qm.ndim > 1 else 1)
+    total_ms = res.duration_h * 3_600_000.0
+    for b in np.unique(blocks):
+        sel = blocks == b
+        length = min(MONTH_MS, total_ms - b * MONTH_MS) / MONTH_MS
+        out += np.maximum(np.max(qm[sel], axis=0), 0.0) * length
+    return out
+
+
+# ---------------------------------------------------------------------------- energy data
+
+
+@dataclass
+class Energy:
+    """Per-household power and billing data, the basis of the household KPIs and value flows."""
+
+    ids: list[str]
+    P: np.ndarray          # (T, N) kW net household power
+    pv: np.ndarray         # (T, N) kW PV generation (≥ 0)
+    has_pv: np.ndarray     # (N,) bool
+    import_kwh: np.ndarray  # (N,) billed
+    export_kwh: np.ndarray
+    import_cost: np.ndarray  # (N,) €
+    feed_in: np.ndarray      # (N,) €
+    bill_source: str
+
+
+def _meter_billing(res: Results, ids: list[str], tariff):
+    """Import/export kWh and € per id from meter registers, or None when they do not cover *ids*."""
+    e_imp, e_exp = res.series("meters", "E_imp"), res.series("meters", "E_exp")
+    if e_imp is None or e_exp is None or not set(ids) <= set(e_imp.ids) or not set(ids) <= set(e_exp.ids):
+        return None
+    interval = res.step_ms
+    if res.scenario is not None and res.scenario.meters is not None:
+        interval = int(res.scenario.meters.interval)
+    rows = np.nonzero(res.t_ms % interval == 0)[0]
+    if len(rows) < 1:
+        return None
+    p_meter = res.series("meters", "P")
+    end_ms = res.t_ms[-1] + res.record_ms
+    out = []
+    for series in (e_imp, e_exp):
+        E = series.aligned(ids)[rows]
+        # registers are monotonic: carry a missing reading forward, start at the first reading
+        for j in range(E.shape[1]):
+            col = E[:, j]
+            good = np.isfinite(col)
+            if not good.any():
+                E[:, j] = 0.0
+                continue
+            idx = np.where(good, np.arange(len(col)), 0)
+            np.maximum.accumulate(idx, out=idx)
+            col = col[idx]
+            col[: np.argmax(good)] = col[np.argmax(good)]
+            E[:, j] = col
+        dE = np.diff(E, axis=0) / 1000.0  # kWh of [t_k, t_{k+1})
+        out.append((E, dE))
+    t_start = res.t_ms[rows]
+    imp_p, exp_p = tariff_prices(res, tariff, t_start)
+    (E_i, dE_i), (E_e, dE_e) = out
+    import_kwh, export_kwh = dE_i.sum(axis=0), dE_e.sum(axis=0)
+    import_cost = (dE_i * imp_p[:-1, None]).sum(axis=0)
+    feed_in = (dE_e * exp_p[:-1, None]).sum(axis=0)
+    # the open interval after the last reading, from the meter's last power reading
+    tail_h = (end_ms - t_start[-1]) / 3_600_000.0
+    if p_meter is not None and tail_h > 0:
+        p_last = _nz(p_meter.aligned(ids)[rows[-1]])
+        import_kwh = import_kwh + np.maximum(p_last, 0) * tail_h
+        export_kwh = export_kwh + np.maximum(-p_last, 0) * tail_h
+        import_cost = import_cost + np.maximum(p_last, 0) * tail_h * imp_p[-1]
+        feed_in = feed_in + np.maximum(-p_last, 0) * tail_h * exp_p[-1]
+    return import_kwh, export_kwh, import_cost, feed_in
+
+
+def energy_data(res: Results) -> Energy | None:
+    """Household energy data (None when neither households nor meters recorded P)."""
+    tariff = res.economics().tariff
+    hh, mt = res.series("households", "P"), res.series("meters", "P")
+    if hh is None and mt is None:
+        return None
+    # households' own power; homes that only have a meter (real HIL homes) from their meter
+    ids = list(hh.ids) if hh is not None else []
+    extra = [i for i in (mt.ids if mt is not None else []) if i not in set(ids)]
+    parts = ([hh.values] if hh is not None else []) + ([mt.aligned(extra)] if extra else [])
+    ids += extra
+    P = _nz(np.hstack(parts))
+    pv_s = res.series("households", "P_pv")
+    if pv_s is not None:
+        pv_raw = pv_s.aligned(ids)
+        has_pv = np.isfinite(pv_raw).any(axis=0)
+        pv = np.maximum(-_nz(pv_raw), 0.0)
+    else:
+        has_pv = np.zeros(len(ids), dtype=bool)
+        pv = np.zeros_like(P)
+    billing = _meter_billing(res, ids, tariff)
+    if billing is not None:
+        imp_kwh, exp_kwh, cost, feed = billing
+        source = "meters"
+    else:
+        dt_h = res.dt_h[:, None]
+        imp_p, exp_p = tariff_prices(res, tariff, res.t_ms)
+        imp_e, exp_e = np.maximum(P, 0) * dt_h, np.maximum(-P, 0) * dt_h
+        imp_kwh, exp_kwh = imp_e.sum(axis=0), exp_e.sum(axis=0)
+        cost, feed = (imp_e * imp_p[:, None]).sum(axis=0), (exp_e * exp_p[:, None]).sum(axis=0)
+        source = "households"
+    return Energy(ids, P, pv, has_pv, imp_kwh, exp_kwh, cost, feed, source)
+
+
+def _balance(P: np.ndarray, pv: np.ndarray, dt_h: np.ndarray) -> dict[str, np.ndarray]:
+    """Energy balance per column: pv produced, used on site, import, export, consumption (kWh)."""
+    d = dt_h if P.ndim == 1 else dt_h[:, None]
+    exp = np.maximum(-P, 0.0)
+    imp = np.maximum(P, 0.0)
+    used = np.clip(pv - exp, 0.0, pv)
+    out = {
+        "pv": (pv * d).sum(axis=0),
+        "pv_used": (used * d).sum(axis=0),
+        "imp": (imp * d).sum(axis=0),
+        "exp": (exp * d).sum(axis=0),
+        "mean": (P * d).sum(axis=0) / max(float(dt_h.sum()), 1e-12),
+        "peak": P.max(axis=0) if P.shape[0] else np.zeros(P.shape[1:]),
+    }
+    out["consumption"] = out["imp"] + out["pv_used"]
+    return out
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return _f(a / b) if b > 1e-9 else None
+
+
+def _par(peak: float, mean: float) -> float | None:
+    return _f(peak / mean, 3) if mean > 1e-9 else None
+
+
+# ---------------------------------------------------------------------------- KPI groups
+
+
+def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dict]:
+    ids, dt_h = en.ids, res.dt_h
+    specs = res.household_specs()
+    bal = _balance(en.P, en.pv, dt_h)
+    qm, _ = quarter_means(res, en.P)
+    peak15 = qm.max(axis=0) if qm.shape[0] else np.zeros(len(ids))
+
+    # battery cycles
+    efc = np.full(len(ids), np.nan)
+    soc_s = res.series("households", "soc")
+    if soc_s is not None:
+        soc = soc_s.aligned(ids)
+        has = np.isfinite(soc).any(axis=0)
+        d = np.abs(np.diff(soc, axis=0))
+        efc = np.where(has, np.nansum(d, axis=0) / 2.0, np.nan)
+    else:
+        pb = res.series("households", "P_bat")
+        if pb is not None:
+            Pb = pb.aligned(ids)
+            for j, hid in enumerate(ids):
+                spec = specs.get(hid)
+                cap = spec.devices.battery.capacity_kwh if spec and spec.devices.battery else None
+                if cap and np.isfinite(Pb[:, j]).any():
+                    efc[j] = float(np.nansum(np.abs(Pb[:, j]) * dt_h)) / (2.0 * cap)
+        else:
+            na["battery_efc"] = "no households/soc or households/P_bat in the results"
+
+    # comfort
+    comfort = np.full(len(ids), np.nan)
+    tin_s = res.series("households", "T_in")
+    if tin_s is not None:
+        from simulators.devices.params import HeatPumpParams
+
+        T = tin_s.aligned(ids)
+        for j, hid in enumerate(ids):
+            if not np.isfinite(T[:, j]).any():
+                continue
+            spec = specs.get(hid)
+            hp = spec.devices.heat_pump if spec and spec.devices.heat_pump else None
+            if hp is None and res.scenario is not None:
+                d = next((x for x in res.scenario.districts if x.name == district_of(hid)), None)
+                hp = d.devices.heat_pump if d else None
+            hp = hp or HeatPumpParams()
+            v = np.maximum(hp.t_min - T[:, j], 0) + np.maximum(T[:, j] - hp.t_max, 0)
+            comfort[j] = float(np.nansum(v * dt_h))
+    else:
+        na["comfort_violation_kh"] = "no households/T_in in the results (no heat pumps recorded)"
+
+    households = {}
+    for j, hid in enumerate(ids):
+        households[hid] = {
+            "district": district_of(hid),
+            "import_kwh": _f(en.import_kwh[j], 3),
+            "export_kwh": _f(en.export_kwh[j], 3),
+            "pv_kwh": _f(bal["pv"][j], 3) if en.has_pv[j] else None,
+            "consumption_kwh": _f(bal["consumption"][j], 3),
+            "bill_eur": _f(en.import_cost[j] - en.feed_in[j], 4),
+            "import_cost_eur": _f(en.import_cost[j], 4),
+            "feed_in_eur": _f(en.feed_in[j], 4),
+            "self_consumption": _ratio(bal["pv_used"][j], bal["pv"][j]) if en.has_pv[j] else None,
+            "self_sufficiency": _ratio(bal["pv_used"][j], bal["consumption"][j]),
+            "peak_kw": _f(bal["peak"][j], 3),
+            "peak_15min_kw": _f(peak15[j], 3),
+            "mean_kw": _f(bal["mean"][j], 4),
+            "par": _par(float(bal["peak"][j]), float(bal["mean"][j])),
+            "battery_efc": _f(efc[j], 4),
+            "comfort_violation_kh": _f(comfort[j], 4),
+        }
+
+    def group(cols: np.ndarray) -> dict:
+        P = en.P[:, cols].sum(axis=1)
+        pv = en.pv[:, cols].sum(axis=1)
+        b = _balance(P, pv, dt_h)
+        qmg, _ = quarter_means(res, P)
+        imp_each = np.maximum(en.P[:, cols], 0).sum(axis=1)
+        exp_each = np.maximum(-en.P[:, cols], 0).sum(axis=1)
+        shared = float((np.minimum(imp_each, exp_each) * dt_h).sum())
+        e = efc[cols]
+        c = comfort[cols]
+        any_pv = bool(en.has_pv[cols].any())
+        return {
+            "households": int(len(cols)),
+            "import_kwh": _f(en.import_kwh[cols].sum(), 3),
+            "export_kwh": _f(en.export_kwh[cols].sum(), 3),
+            "pv_kwh": _f(b["pv"], 3) if any_pv else None,
+            "consumption_kwh": _f(b["consumption"], 3),
+            "net_import_kwh": _f(b["imp"], 3),
+            "net_export_kwh": _f(b["exp"], 3),
+            "shared_kwh": _f(shared, 3),
+            "bill_eur": _f((en.import_cost[cols] - en.feed_in[cols]).sum(), 4),
+            "import_cost_eur": _f(en.import_cost[cols].sum(), 4),
+            "feed_in_eur": _f(en.feed_in[cols].sum(), 4),
+            "self_consumption": _ratio(float(b["pv_used"]), float(b["pv"])) if any_pv else None,
+            "self_sufficiency": _ratio(float(b["pv_used"]), float(b["consumption"])),
+            "peak_kw": _f(b["peak"], 3),
+            "peak_15min_kw": _f(qmg.max() if qmg.size else None, 3),
+            "mean_kw": _f(b["mean"], 4),
+            "par": _par(float(b["peak"]), float(b["mean"])),
+            "batteries": int(np.isfinite(e).sum()),
+            "battery_efc": _f(np.nanmean(e), 4) if np.isfinite(e).any() else None,
+            "heat_pumps": int(np.isfinite(c).sum()),
+            "comfort_violation_kh": _f(np.nansum(c), 4) if np.isfinite(c).any() else None,
+        }
+
+    districts = {}
+    names = sorted({district_of(h) for h in ids})
+    for name in names:
+        cols = np.array([j for j, h in enumerate(ids) if district_of(h) == name], dtype=int)
+        districts[name] = group(cols)
+    total = group(np.arange(len(ids)))
+    return households, districts, total
+
+
+def grid_limits(res: Results) -> tuple[float, float, float]:
+    """(trafo limit %, line limit %, v band p.u.) from the scenario (defaults 100, 100, 0.1)."""
+    g = res.scenario.grid if res.scenario is not None else None
+    if g is None:
+        return 100.0, 100.0, 0.1
+    return float(g.trafo_limit_pct), float(g.line_limit_pct), float(g.v_band)
+
+
+def trafo_overload(res: Results) -> tuple[float, float] | None:
+    """(overload energy kWh above the limit, largest overload kVA) over all transformers."""
+    tl = res.series("grid", "trafo_loading")
+    if tl is None:
+        return None
+    limit, _, _ = grid_limits(res)
+    L = tl.values
+    pt = res.series("grid", "P_trafo")
+    if pt is None:
+        return None
+    Pt = np.abs(pt.aligned(tl.ids))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = Pt / (L / 100.0)
+    est[~(L > 1.0)] = np.nan
+    rating = np.array([np.nanmedian(est[:, j]) if np.isfinite(est[:, j]).any() else np.nan
+                       for j in range(L.shape[1])])
+    over_kva = _nz(np.maximum(L - limit, 0.0) / 100.0 * rating[None, :])
+    energy = float((over_kva * res.dt_h[:, None]).sum())
+    return energy, float(over_kva.max()) if over_kva.size else 0.0
+
+
+def _grid_kpis(res: Results, na: dict) -> dict | None:
+    if not res.has("grid"):
+        na["grid"] = "no /grid population in the results (scenario without grid)"
+        return None
+    trafo_limit, line_limit, band = grid_limits(res)
+    dt_min = res.dt_h * 60.0
+    out: dict[str, Any] = {"trafo_limit_pct": trafo_limit, "line_limit_pct": line_limit, "v_band_pu": band}
+    losses = res.series("grid", "losses")
+    out["losses_kwh"] = _f(np.nansum(losses.values.sum(axis=1) * res.dt_h), 3) if losses is not None else None
+    tl = res.series("grid", "trafo_loading")
+    ll = res.series("grid", "line_loading") or res.series("grid", "max_line_loading")
+    t_max = np.nanmax(tl.values, axis=1) if tl is not None else None
+    l_max = np.nanmax(ll.values, axis=1) if ll is not None else None
+    out["trafo_loading_pct"] = percentiles(t_max) if t_max is not None else None
+    out["line_loading_pct"] = percentiles(l_max) if l_max is not None else None
+    over_t = (t_max > trafo_limit) if t_max is not None else np.zeros(res.T, bool)
+    over_l = (l_max > line_limit) if l_max is not None else np.zeros(res.T, bool)
+    if tl is None and ll is None:
+        flag = res.series("grid", "congestion")
+        cong = (_nz(flag.values).max(axis=1) > 0.5) if flag is not None else None
+    else:
+        cong = over_t | over_l
+    out["trafo_overload_min"] = _f((dt_min * over_t).sum(), 2) if tl is not None else None
+    out["line_overload_min"] = _f((dt_min * over_l).sum(), 2) if ll is not None else None
+    out["congestion_min"] = _f((dt_min * cong).sum(), 2) if cong is not None else None
+    vm = res.series("grid", "vm_pu")
+    if vm is not None:
+        vmin, vmax = np.nanmin(vm.values, axis=1), np.nanmax(vm.values, axis=1)
+    else:
+        a, b = res.series("grid", "v_min"), res.series("grid", "v_max")
+        vmin = np.nanmin(a.values, axis=1) if a is not None else None
+        vmax = np.nanmax(b.values, axis=1) if b is not None else None
+    if vmin is not None and vmax is not None:
+        viol = (vmin < 1.0 - band) | (vmax > 1.0 + band)
+        out["v_violation_min"] = _f((dt_min * viol).sum(), 2)
+        out["v_min_pu"] = _f(np.nanmin(vmin), 4)
+        out["v_max_pu"] = _f(np.nanmax(vmax), 4)
+    else:
+        flag = res.series("grid", "v_violation")
+        out["v_violation_min"] = _f((dt_min * (_nz(flag.values).max(axis=1) > 0.5)).sum(), 2) if flag else None
+        out["v_min_pu"] = out["v_max_pu"] = None
+    pt = res.series("grid", "P_trafo")
+    if pt is not None:
+        tot = _nz(pt.values).sum(axis=1)
+        out["trafo_peak_kw"] = _f(tot.max(), 3)
+        out["trafo_energy_kwh"] = _f((tot * res.dt_h).sum(), 3)
+    ov = trafo_overload(res)
+    out["overload_kwh"] = _f(ov[0], 3) if ov else None
+    out["reinforcement_kva"] = _f(ov[1], 3) if ov else None
+    conv = res.series("grid", "converged")
+    out["nonconverged_steps"] = int((_nz(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
+    return out
+
+
+def _flex_kpis(res: Results, na: dict) -> dict | None:
+    out: dict[str, Any] = {}
+    found = False
+    per_lfa: dict[str, dict] = {}
+    for pop in ("lfa", "dso"):
+        for key in ("flex_requested", "flex_offered", "flex_ordered", "flex_delivered"):
+            s = res.series(pop, key)
+            if s is None:
+                continue
+            found = True
+            name = key.split("_", 1)[1] + "_kwh"
+            e = np.nansum(s.values * res.dt_h[:, None], axis=0)
+            for j, ag in enumerate(s.ids):
+                per_lfa.setdefault(ag, {})[name] = _f(e[j], 3)
+            if pop == "lfa" or name not in out:
+                out[name] = _f(e.sum(), 3)
+    if per_lfa:
+        out["agents"] = per_lfa
+    ev = res.events("flex")
+    if ev is not None:
+        found = True
+        keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
+        seen = {k: set() for k in keyf}
+        ordered = delivered = payment = penalty = 0.0
+        for rec in ev:
+            kind = rec.get("kind") or rec.get("type")
+            if kind not in keyf:
+                continue
+            ident = rec.get(keyf[kind], id(rec))
+            if ident in seen[kind]:
+                continue
+            seen[kind].add(ident)
+            if kind == "settlement":
+                ordered += float(rec.get("ordered_kwh") or 0)
+                delivered += float(rec.get("delivered_kwh") or 0)
+                payment += float(rec.get("payment") or 0)
+                penalty += float(rec.get("penalty") or 0)
+        out["requests"] = len(seen["flex_request"])
+        out["offers"] = len(seen["flex_offer"])
+        out["orders"] = len(seen["flex_order"])
+        out["settlements"] = len(seen["settlement"])
+        out["settled_ordered_kwh"] = _f(ordered, 3)
+        out["settled_delivered_kwh"] = _f(delivered, 3)
+        out["settlement_payment_eur"] = _f(payment, 4)
+        out["settlement_penalty_eur"] = _f(penalty, 4)
+    if not found:
+        na["flexibility"] = "no lfa/dso flexibility series and no /events/flex in the results"
+        return None
+    return out
+
+
+def _mas_kpis(res: Results, na: dict) -> dict | None:
+    if not res.has("lfa"):
+        na["mas"] = "no lfa population in the results (run without MAS controller)"
+        return None
+    out: dict[str, Any] = {"agents": {}}
+    gap = res.series("lfa", "gap")
+    rounds = res.series("lfa", "rounds")
+    cost = res.series("lfa", "plan_cost")
+    ids = sorted(set((gap.ids if gap else []) + (rounds.ids if rounds else []) + (cost.ids if cost else [])))
+    # the KPI is a fraction; the series' unit attribute decides, and without one the MAS simulator's
+    # documented output unit (% MAS vs central optimum, simulators/mas/mas_sim.py) is assumed
+    unit = gap.unit.strip() if gap is not None else ""
+    scale = 1.0 if unit in ("1", "fraction") else 0.01
+    means = []
+    for ag in ids:
+        d: dict[str, Any] = {}
+        if gap is not None and ag in gap.ids:
+            g = gap.values[:, gap.ids.index(ag)] * scale
+            g = g[np.isfinite(g)]
+            d["gap_mean"] = _f(g.mean(), 5) if g.size else None
+            d["gap_max"] = _f(g.max(), 5) if g.size else None
+            d["gap_last"] = _f(g[-1], 5) if g.size else None
+            if g.size:
+                means.append(float(g.mean()))
+        if rounds is not None and ag in rounds.ids:
+            r = rounds.values[:, rounds.ids.index(ag)]
+            r = r[np.isfinite(r)]
+            d["rounds_mean"] = _f(r.mean(), 2) if r.size else None
+            d["rounds_max"] = _f(r.max(), 0) if r.size else None
+        if cost is not None and ag in cost.ids:
+            c = cost.values[:, cost.ids.index(ag)]
+            c = c[np.isfinite(c)]
+            d["plan_cost_last"] = _f(c[-1], 4) if c.size else None
+        out["agents"][ag] = d
+    out["gap_mean"] = _f(np.mean(means), 5) if means else None
+    if gap is None:
+        na["mas.gap"] = "no lfa/gap series in the results"
+    return out
+
+
+def _telecom_kpis(res: Results, na: dict) -> dict | None:
+    msgs = res.events("messages")
+    if msgs is not None:
+        lat = np.array([m["latency_ms"] for m in msgs if m.get("latency_ms") is not None], dtype=float)
+        lost = sum(1 for m in msgs if m.get("lost"))
+        delivered = sum(1 for m in msgs if m.get("delivered") is not None and not m.get("lost"))
+        kinds: dict[str, int] = {}
+        for m in msgs:
+            k = str(m.get("kind", "?"))
+            kinds[k] = kinds.get(k, 0) + 1
+        n = len(msgs)
+        return {
+            "source": "events/messages",
+            "messages_sent": n,
+            "messages_delivered": delivered,
+            "messages_lost": lost,
+            "loss_rate": _ratio(lost, n) if n else None,
+            "bytes_sent": int(sum(int(m.get("bytes") or 0) for m in msgs)),
+            "latency_ms": percentiles(lat),
+            "latency_mean_ms": _f(lat.mean(), 2) if lat.size else None,
+            "by_kind": kinds,
+        }
+    if res.has("telecom"):
+        def last_sum(attr):
+            s = res.series("telecom", attr)
+            if s is None:
+                return None
+            v = s.values
+            # cumulative counters: the last finite value of each agent
+            tot = 0.0
+            for j in range(v.shape[1]):
+                col = v[:, j][np.isfinite(v[:, j])]
+                tot += float(col[-1]) if col.size else 0.0
+            return tot
+
+        sent, deliv, lost, b = (last_sum(a) for a in ("sent", "delivered", "lost", "bytes_sent"))
+        lat = res.series("telecom", "latency_ms")
+        return {
+            "source": "telecom population",
+            "messages_sent": _f(sent, 0),
+            "messages_delivered": _f(deliv, 0),
+            "messages_lost": _f(lost, 0),
+            "loss_rate": _ratio(lost, sent) if sent else None,
+            "bytes_sent": _f(b, 0),
+            "latency_ms": percentiles(lat.values) if lat is not None else None,
+            "latency_mean_ms": None,
+        }
+    na["telecom"] = "no /events/messages and no telecom population in the results"
+    return None
+
+
+def _realtime_kpis(res: Results, na: dict) -> dict | None:
+    s = res.series("realtime", "lateness_ms")
+    if s is None:
+        na["realtime"] = "no realtime/lateness_ms in the results (not a real-time run)"
+        return None
+    x = s.values[np.isfinite(s.values)]
+    return {"lateness_ms": {"p50": _f(np.percentile(x, 50)) if x.size else None,
+                            "p99": _f(np.percentile(x, 99)) if x.size else None,
+                            "max": _f(x.max()) if x.size else None},
+            "samples": int(x.size)}
+
+
+def use_case(res: Results) -> str:
+    """uc3 (several districts or a DSO agent), uc2 (a district / LFA), uc1 (one home)."""
+    scn = res.scenario
+    n_d = len(scn.districts) if scn is not None else 1
+    if res.has("dso") or n_d > 1:
+        return "uc3"
+    n_h = sum(d.households for d in scn.districts) if scn is not None else 0
+    if not n_h:
+        s = res.series("households", "P")
+        n_h = len(s.ids) if s is not None else 1
+    if res.has("lfa") or n_h > 1:
+        return "uc2"
+    return "uc1"
+
+
+def compute_kpis(path_or_results: str | Path | Results) -> dict:
+    """All KPIs of a results file as a nested JSON-safe dict (see the module docstring)."""
+    own = not isinstance(path_or_results, Results)
+    res = Results(path_or_results) if own else path_or_results
+    try:
+        na: dict[str, str] = {}
+        scn = res.scenario
+        run = {
+            "file": res.path,
+            "name": scn.name if scn else None,
+            "status": res.status,
+            "error": res.attrs.get("error") or None,
+            "seed": _text(res.attrs.get("seed")),
+            "start": res.start.isoformat() if res.start else None,
+            "duration_h": _f(res.duration_h, 4),
+            "rows": res.T,
+            "record_s": _f(res.record_ms / 1000.0, 3),
+            "use_case": use_case(res),
+            "populations": res.populations(),
+            "events": sorted(res.f["events"].keys()) if isinstance(res.f.get("events"), h5py.Group) else [],
+        }
+        if scn is None:
+            na["scenario"] = "the recorded scenario could not be parsed: default tariff and limits used"
+        out: dict[str, Any] = {"run": run}
+        en = energy_data(res) if res.T else None
+        if en is None:
+            na["households"] = "no households/P or meters/P in the results"
+            out["households"], out["districts"], out["total"] = {}, {}, None
+        else:
+            run["bill_source"] = en.bill_source
+            out["households"], out["districts"], out["total"] = _household_kpis(res, en, na)
+        out["grid"] = _grid_kpis(res, na)
+        out["flexibility"] = _flex_kpis(res, na)
+        out["mas"] = _mas_kpis(res, na)
+        out["telecom"] = _telecom_kpis(res, na)
+        out["realtime"] = _realtime_kpis(res, na)
+        out["not_available"] = na
+        return out
+    finally:
+        if own:
+            res.close()
+
+
+# ---------------------------------------------------------------------------- flat view and tables
+
+# (dotted key, label, unit) of the KPIs shown in tables, compare and sweep summaries
+KEY_KPIS: list[tuple[str, str, str]] = [
+    ("total.bill_eur", "energy bill", "€"),
+    ("total.import_kwh", "import", "kWh"),
+    ("total.export_kwh", "export", "kWh"),
+    ("total.pv_kwh", "PV produced", "kWh"),
+    ("total.self_consumption", "self-consumption", "1"),
+    ("total.self_sufficiency", "self-sufficiency", "1"),
+    ("total.shared_kwh", "shared between neighbours", "kWh"),
+    ("total.peak_kw", "peak", "kW"),
+    ("total.peak_15min_kw", "peak 15-min", "kW"),
+    ("total.par", "peak-to-average", "1"),
+    ("total.battery_efc", "battery cycles (mean)", "EFC"),
+    ("total.comfort_violation_kh", "comfort violation", "K·h"),
+    ("grid.losses_kwh", "grid losses", "kWh"),
+    ("grid.trafo_loading_pct.p50", "trafo loading p50", "%"),
+    ("grid.trafo_loading_pct.p95", "trafo loading p95", "%"),
+    ("grid.trafo_loading_pct.p99", "trafo loading p99", "%"),
+    ("grid.trafo_loading_pct.max", "trafo loading max", "%"),
+    ("grid.line_loading_pct.p95", "line loading p95", "%"),
+    ("grid.line_loading_pct.max", "line loading max", "%"),
+    ("grid.congestion_min", "congestion", "min"),
+    ("grid.v_violation_min", "voltage violation", "min"),
+    ("grid.v_min_pu", "min voltage", "p.u."),
+    ("grid.v_max_pu", "max voltage", "p.u."),
+    ("grid.overload_kwh", "trafo overload energy", "kWh"),
+    ("flexibility.requested_kwh", "flex requested", "kWh"),
+    ("flexibility.offered_kwh", "flex offered", "kWh"),
+    ("flexibility.ordered_kwh", "flex ordered", "kWh"),
+    ("flexibility.delivered_kwh", "flex delivered", "kWh"),
+    ("mas.gap_mean", "MAS gap to optimum (mean)", "1"),
+    ("telecom.messages_sent", "messages sent", "1"),
+    ("telecom.bytes_sent", "bytes sent", "B"),
+    ("telecom.loss_rate", "message loss rate", "1"),
+    ("telecom.latency_ms.p50", "latency p50", "ms"),
+    ("telecom.latency_ms.p99", "latency p99", "ms"),
+    ("realtime.lateness_ms.p50", "RT lateness p50", "ms"),
+    ("realtime.lateness_ms.p99", "RT lateness p99", "ms"),
+    ("realtime.lateness_ms.max", "RT lateness max", "ms"),
+]
+
+
+def lookup(kpis: dict, dotted: str) -> Any:
+    cur: Any = kpis
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def flat_kpis(kpis: dict) -> dict[str, Any]:
+    """{dotted key: value} of KEY_KPIS (None when not available)."""
+    return {k: lookup(kpis, k) for k, _, _ in KEY_KPIS}
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v}"
+    if isinstance(v, float):
+        a = abs(v)
+        if a == 0:
+            return "0"
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a >= 0.01:
+            return f"{v:.3f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def text_table(headers: list[str], rows: list[list[Any]], left: tuple[int, ...] = (0,)) -> str:
+    """Plain-text table; columns in *left* are left-aligned, the others right-aligned."""
+    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, r in enumerate(cells):
+        parts = [r[i].ljust(widths[i]) if i in left else r[i].rjust(widths[i]) for i in range(len(r))]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+HOUSEHOLD_COLS = [("import_kwh", "import kWh"), ("export_kwh", "export kWh"), ("bill_eur", "bill €"),
+                  ("self_consumption", "SC"), ("self_sufficiency", "SS"), ("peak_kw", "peak kW"),
+                  ("par", "PAR"), ("battery_efc", "EFC"), ("comfort_violation_kh", "comfort K·h")]
+
+
+def kpi_text(kpis: dict, households: bool | None = None) -> str:
+    """Human-readable KPI report of one run."""
+    run = kpis["run"]
+    out = [f"{run['file']}: {run.get('name')} ({run.get('use_case')}), status {run.get('status')}, "
+           f"{run.get('duration_h')} h, {run.get('rows')} rows of {run.get('record_s')} s"
+           + (f", bill from {run['bill_source']}" if run.get("bill_source") else "")]
+    # energy: total and districts side by side
+    if kpis.get("total"):
+        cols = ["total"] + list(kpis["districts"])
+        data = [kpis["total"]] + [kpis["districts"][d] for d in kpis["districts"]]
+        keys = [("households", "households", ""), ("bill_eur", "energy bill", "€"),
+                ("import_kwh", "import", "kWh"), ("export_kwh", "export", "kWh"),
+                ("pv_kwh", "PV produced", "kWh"), ("consumption_kwh", "consumption", "kWh"),
+                ("self_consumption", "self-consumption", "1"), ("self_sufficiency", "self-sufficiency", "1"),
+                ("shared_kwh", "shared between neighbours", "kWh"), ("peak_kw", "peak", "kW"),
+                ("peak_15min_kw", "peak 15-min", "kW"), ("par", "peak-to-average", "1"),
+                ("battery_efc", "battery cycles (mean)", "EFC"),
+                ("comfort_violation_kh", "comfort violation", "K·h")]
+        out += ["", "Energy (total and per district)",
+                text_table(["KPI", "unit"] + cols, [[lab, u] + [d.get(k) for d in data] for k, lab, u in keys],
+                           left=(0, 1))]
+    hh = kpis.get("households") or {}
+    if hh and (households or (households is None and len(hh) <= 12)):
+        out += ["", "Households",
+                text_table(["household"] + [c for _, c in HOUSEHOLD_COLS],
+                           [[h] + [v.get(k) for k, _ in HOUSEHOLD_COLS] for h, v in hh.items()])]
+    rest = [(k, lab, u) for k, lab, u in KEY_KPIS if not k.startswith("total.")]
+    rows = [[lab, u, lookup(kpis, k)] for k, lab, u in rest if lookup(kpis, k) is not None]
+    if rows:
+        out += ["", "Grid, flexibility, MAS, telecom, real time", text_table(["KPI", "unit", "value"], rows, left=(0, 1))]
+    if kpis.get("not_available"):
+        out += ["", "Not available:"] + [f"  {k}: {v}" for k, v in kpis["not_available"].items()]
+    return "\n".join(out)

@@ -1,0 +1,487 @@
+"""Parameter sweeps on dask.distributed (`cosim sweep SWEEP.yaml`).
+
+A sweep file names a base scenario and the parameters to vary, by dotted path into the scenario::
+
+    name: pv_battery
+    base: demo_district            # bundled name, or a path (relative to this file or the cwd)
+    set: {duration: 6h}            # fixed changes applied to every run (dotted paths too)
+    mode: grid                     # grid = every combination; random = `samples` seeded draws
+    parameters:
+      districts[0].shares.pv: [0.2, 0.6]
+      districts[0].shares.battery: [0.0, 0.5]
+    # mode: random, samples: 8, seed: 1, and ranges: {min: 0.1, max: 0.9} (add integer: true)
+    out: results/sweeps/pv_battery  # default results/sweeps/<name>
+    kpis: [total.peak_15min_kw]     # extra KPI columns in the summary (dotted keys of `cosim kpis --json`)
+
+Every variant is validated with the scenario schema before anything is submitted; a bad path or
+value stops the sweep with one line naming it. Each run writes ``<out>/<scenario>-<hash>.h5`` where
+the hash is of the run's full effective scenario, so a re-run finds its finished files
+(status ``completed``) and skips them; a failed run is retried. Runs execute on a
+``LocalCluster(n_workers=N, threads_per_worker=1, processes=True)`` bound to 127.0.0.1 (mosaik is not
+thread-safe: one run per process at a time) or on a given scheduler (``tcp://HOST:PORT``; its workers
+need this package installed and the output directory on a shared path). A failed run does not stop the
+sweep: it gets status ``failed`` and its error in the summary (``summary.csv``, plus
+``summary.parquet`` when pyarrow is importable): one row per run with its parameters, status, wall
+time and key KPIs.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cosim.errors import InputError
+
+SUMMARY_KPIS = [
+    "total.bill_eur", "total.self_sufficiency", "total.self_consumption", "total.peak_kw", "total.par",
+    "total.battery_efc", "total.comfort_violation_kh", "grid.losses_kwh", "grid.trafo_loading_pct.max",
+    "grid.congestion_min", "grid.v_violation_min", "flexibility.delivered_kwh", "mas.gap_mean",
+    "telecom.messages_sent", "telecom.latency_ms.p99",
+]
+
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])*(\.[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])*)*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Strict):
+    """A uniform range for random sampling."""
+
+    min: float
+    max: float
+    integer: bool = False
+
+    @field_validator("max")
+    @classmethod
+    def _order(cls, v, info):
+        if "min" in info.data and v < info.data["min"]:
+            raise ValueError(f"max ({v}) is below min ({info.data['min']})")
+        return v
+
+
+class SweepSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    base: str = Field(description="base scenario: bundled name or path")
+    set: dict[str, Any] = Field(default_factory=dict, description="fixed changes for every run")
+    mode: Literal["grid", "random"] = "grid"
+    samples: int | None = Field(None, gt=0, description="number of random draws (mode random)")
+    seed: int = Field(0, ge=0, description="seed of the random draws")
+    parameters: dict[str, list[Any] | Range] = Field(min_length=1)
+    out: str | None = None
+    kpis: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- dotted paths
+
+
+def parse_path(path: str) -> list[str | int]:
+    if not _PATH.match(path):
+        raise ValueError(f"not a dotted path like districts[0].shares.pv: {path!r}")
+    return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _TOKEN.finditer(path)]
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    """Set ``data[path] = value`` in nested dicts/lists; missing mapping keys are created."""
+    parts = parse_path(path)
+    cur: Any = data
+    where = ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(part, int):
+            if not isinstance(cur, list):
+                raise ValueError(f"{where or '(top level)'} is not a list")
+            if part >= len(cur):
+                raise ValueError(f"index [{part}] out of range: {where} has {len(cur)} entries")
+            where += f"[{part}]"
+            if last:
+                cur[part] = copy.deepcopy(value)
+            else:
+                if cur[part] is None:
+                    cur[part] = {}
+                cur = cur[part]
+        else:
+            if not isinstance(cur, dict):
+                raise ValueError(f"{where} is not a mapping (it is {type(cur).__name__})")
+            where += ("." if where else "") + part
+            if last:
+                cur[part] = copy.deepcopy(value)
+            else:
+                if cur.get(part) is None:
+                    cur[part] = [] if isinstance(parts[i + 1], int) else {}
+                cur = cur[part]
+
+
+# ---------------------------------------------------------------------------- variants
+
+
+@dataclass
+class Variant:
+    index: int
+    params: dict[str, Any]
+    data: dict
+    run_id: str
+    path: Path
+    status: str = "pending"
+    cached: bool = False
+    wall_s: float | None = None
+    error: str = ""
+    kpis: dict[str, Any] = field(default_factory=dict)
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def run_hash(data: dict) -> str:
+    return hashlib.sha256(_canonical(data).encode()).hexdigest()[:12]
+
+
+def bundled_sweeps() -> dict[str, Path]:
+    """name -> path of the sweep files shipped in scenarios/sweeps/."""
+    from importlib import resources
+
+    root = resources.files("scenarios") / "sweeps"
+    try:
+        return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+
+
+def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
+    from cosim.scenario import format_validation_error, read_yaml
+
+    p = Path(path)
+    if not p.exists():
+        bundled = bundled_sweeps()
+        if str(path) not in bundled:
+            raise InputError(f"{path}: no such file and no bundled sweep of that name "
+                             f"(bundled: {', '.join(sorted(bundled)) or 'none'})")
+        p = bundled[str(path)]
+    data = read_yaml(p.read_text(encoding="utf-8"), str(p))
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a YAML mapping with name, base and parameters")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, str(p))) from None
+    return spec, p
+
+
+def _base_data(spec: SweepSpec, sweep_path: Path) -> tuple[dict, str]:
+    from cosim.scenario import load_scenario_text, read_yaml
+
+    ref = spec.base
+    local = sweep_path.parent / ref
+    if not Path(ref).is_absolute() and local.exists():
+        ref = str(local)
+    text, source = load_scenario_text(ref)
+    data = read_yaml(text, source)
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a YAML mapping of scenario fields")
+    return data, source
+
+
+def _draw(spec: SweepSpec) -> list[dict[str, Any]]:
+    names = list(spec.parameters)
+    if spec.mode == "grid":
+        for n, v in spec.parameters.items():
+            if isinstance(v, Range):
+                raise InputError(f"parameters.{n}: a {{min, max}} range needs mode: random")
+            if not v:
+                raise InputError(f"parameters.{n}: empty list of values")
+        return [dict(zip(names, combo)) for combo in itertools.product(*(spec.parameters[n] for n in names))]
+    if not spec.samples:
+        raise InputError("samples: mode random needs the number of samples")
+    rng = np.random.default_rng(spec.seed)
+    out = []
+    for _ in range(spec.samples):
+        d = {}
+        for n in names:
+            v = spec.parameters[n]
+            if isinstance(v, Range):
+                d[n] = int(rng.integers(int(v.min), int(v.max) + 1)) if v.integer else \
+                    round(float(rng.uniform(v.min, v.max)), 6)
+            else:
+                if not v:
+                    raise InputError(f"parameters.{n}: empty list of values")
+                d[n] = copy.deepcopy(v[int(rng.integers(len(v)))])
+        out.append(d)
+    return out
+
+
+def expand(spec: SweepSpec, sweep_path: Path, out_dir: Path) -> list[Variant]:
+    """Every run of the sweep, validated against the scenario schema."""
+    from cosim.scenario import ScenarioError, parse_scenario
+
+    base, source = _base_data(spec, sweep_path)
+    for p, v in spec.set.items():
+        try:
+            set_path(base, p, v)
+        except ValueError as exc:
+            raise InputError(f"{sweep_path}: set.{p}: {exc}") from None
+    variants = []
+    for i, params in enumerate(_draw(spec)):
+        data = copy.deepcopy(base)
+        for p, v in params.items():
+            try:
+                set_path(data, p, v)
+            except ValueError as exc:
+                raise InputError(f"{sweep_path}: parameters.{p}: {exc}") from None
+        label = ", ".join(f"{k}={_canonical(v)}" for k, v in params.items())
+        try:
+            scn = parse_scenario(data, source=f"{sweep_path}: run {i} ({label})")
+        except ScenarioError as exc:
+            raise InputError(exc.lines) from None
+        # the scenario's own output is replaced by the sweep's file
+        data.pop("output", None)
+        rid = f"{scn.name}-{run_hash(data)}"
+        variants.append(Variant(index=i, params=params, data=data, run_id=rid, path=out_dir / f"{rid}.h5"))
+    return variants
+
+
+# ---------------------------------------------------------------------------- work units (run on workers)
+
+
+def summary_kpis(path: str, extra: list[str] | tuple = ()) -> dict[str, Any]:
+    from cosim.kpi import compute_kpis, lookup
+
+    k = compute_kpis(path)
+    return {key: lookup(k, key) for key in [*SUMMARY_KPIS, *extra]}
+
+
+def run_variant(data: dict, out: str, extra_kpis: list[str]) -> dict:
+    """Run one variant into *out* and summarise it; never raises (errors become status failed)."""
+    import warnings
+
+    t0 = time.perf_counter()
+    status, error, kpis = "failed", "", {}
+    try:
+        from cosim.runner import run_scenario
+        from cosim.scenario import parse_scenario
+
+        warnings.filterwarnings("ignore")
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        scn = parse_scenario(data)
+        text = yaml.safe_dump(data, sort_keys=False)
+        run_scenario(scn, text, out=out, progress=False)
+        status = "completed"
+    except BaseException as exc:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
+        error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500] if str(exc) else type(exc).__name__
+    wall = time.perf_counter() - t0
+    if status == "completed":
+        try:
+            kpis = summary_kpis(out, extra_kpis)
+        except Exception as exc:  # noqa: BLE001
+            error = f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
+    return {"status": status, "error": error, "wall_s": round(wall, 3), "kpis": kpis}
+
+
+def _sidecar(out: str | Path) -> Path:
+    return Path(out).with_suffix(".json")
+
+
+def summarize_existing(out: str, extra_kpis: list[str]) -> dict:
+    """Summary of a finished run: wall time from its sidecar JSON (or the file's timestamps)."""
+    import h5py
+
+    wall = None
+    try:
+        wall = json.loads(_sidecar(out).read_text(encoding="utf-8")).get("wall_s")
+    except (OSError, ValueError, AttributeError):
+        pass
+    if wall is None:
+        with h5py.File(out, "r", libver="latest", swmr=True) as f:
+            a, b = f.attrs.get("started_at"), f.attrs.get("finished_at")
+        try:
+            wall = (dt.datetime.fromisoformat(str(b)) - dt.datetime.fromisoformat(str(a))).total_seconds()
+        except (TypeError, ValueError):
+            pass
+    try:
+        kpis, error = summary_kpis(out, extra_kpis), ""
+    except Exception as exc:  # noqa: BLE001
+        kpis, error = {}, f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
+    return {"status": "completed", "error": error, "wall_s": wall, "kpis": kpis}
+
+
+def is_completed(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+            return str(f.attrs.get("status", "")) == "completed"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+@dataclass
+class SweepResult:
+    spec: SweepSpec
+    out_dir: Path
+    variants: list[Variant]
+    wall_s: float
+    csv_path: Path
+    parquet_path: Path | None
+
+    @property
+    def failed(self) -> int:
+        return sum(v.status != "completed" for v in self.variants)
+
+
+def _client(workers: int | None, scheduler: str | None, n_tasks: int):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    n = workers or min(os.cpu_count() or 1, max(n_tasks, 1))
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str | None = None,
+              out: str | Path | None = None, progress: bool = True) -> SweepResult:
+    spec, sweep_path = load_sweep(sweep_file)
+    out_dir = Path(out or spec.out or f"results/sweeps/{spec.name}").resolve()
+    variants = expand(spec, sweep_path, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for v in variants:
+        v.cached = is_completed(v.path)
+    todo = [v for v in variants if not v.cached]
+    for v in variants:
+        if v.cached:  # nothing to run for it: summarise here
+            _apply(v, summarize_existing(str(v.path), spec.kpis))
+    if todo:
+        _execute(spec, variants, todo, workers, scheduler, progress)
+    wall = time.perf_counter() - t0
+    csv_path, pq_path = write_summary(spec, variants, out_dir)
+    return SweepResult(spec, out_dir, variants, wall, csv_path, pq_path)
+
+
+def _apply(v: Variant, r: dict) -> None:
+    v.status, v.error, v.wall_s, v.kpis = r["status"], r["error"], r["wall_s"], r["kpis"]
+
+
+def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], workers: int | None,
+             scheduler: str | None, progress: bool) -> None:
+    client, cluster = _client(workers, scheduler, len(todo))
+    try:
+        from distributed import as_completed
+        from tqdm import tqdm
+
+        futures = {client.submit(run_variant, v.data, str(v.path), spec.kpis, pure=False,
+                                 key=f"run-{v.run_id}-{time.time_ns()}"): v for v in todo}
+        with tqdm(total=len(futures), desc=f"sweep {spec.name}", unit="run", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for fut in as_completed(list(futures)):
+                v = futures[fut]
+                try:
+                    r = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker died
+                    r = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "wall_s": None,
+                         "kpis": {}}
+                _apply(v, r)
+                try:
+                    _sidecar(v.path).write_text(json.dumps(
+                        {"run": v.run_id, "params": v.params, "status": v.status, "wall_s": v.wall_s,
+                         "error": v.error}, default=str, indent=1), encoding="utf-8")
+                except OSError:
+                    pass
+                bar.update(1)
+                bar.set_postfix_str(f"{sum(x.status == 'failed' for x in variants)} failed")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _cell(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return _canonical(v)
+
+
+def summary_rows(spec: SweepSpec, variants: list[Variant]) -> list[dict[str, Any]]:
+    keys = [*SUMMARY_KPIS, *spec.kpis]
+    rows = []
+    for v in variants:
+        row = {"run": v.run_id, "index": v.index}
+        row.update({p: _cell(v.params.get(p)) for p in spec.parameters})
+        row.update(status=v.status, cached=v.cached, wall_s=v.wall_s, error=v.error, file=str(v.path))
+        row.update({k: v.kpis.get(k) for k in keys})
+        rows.append(row)
+    return rows
+
+
+def write_summary(spec: SweepSpec, variants: list[Variant], out_dir: Path) -> tuple[Path, Path | None]:
+    rows = summary_rows(spec, variants)
+    csv_path = out_dir / "summary.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["run"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if x is None else x for k, x in r.items()})
+    pq_path = None
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        pa = None
+    if pa is not None and rows:
+        cols = {k: [r[k] if not isinstance(r[k], (dict, list)) else _canonical(r[k]) for r in rows] for k in rows[0]}
+        for k, vals in cols.items():  # mixed types in one column -> strings
+            kinds = {type(x) for x in vals if x is not None}
+            if len(kinds - {int, float}) > 0 and len(kinds) > 1:
+                cols[k] = [None if x is None else str(x) for x in vals]
+        pq_path = out_dir / "summary.parquet"
+        pq.write_table(pa.table(cols), pq_path)
+    return csv_path, pq_path
+
+
+def sweep_text(result: SweepResult) -> str:
+    from cosim.kpi import text_table
+
+    spec = result.spec
+    params = list(spec.parameters)
+    show = ["total.bill_eur", "total.self_sufficiency", "grid.congestion_min", "mas.gap_mean"]
+    show = [k for k in show if any(v.kpis.get(k) is not None for v in result.variants)]
+    rows = []
+    for v in result.variants:
+        rows.append([v.run_id] + [_cell(v.params.get(p)) for p in params]
+                    + [v.status + (" (cached)" if v.cached else ""), v.wall_s]
+                    + [v.kpis.get(k) for k in show] + [v.error[:80]])
+    table = text_table(["run"] + params + ["status", "wall s"] + show + ["error"], rows,
+                       left=(0, len(params) + 1, len(params) + 3 + len(show)))
+    done = sum(v.status == "completed" for v in result.variants)
+    cached = sum(v.cached for v in result.variants)
+    tail = (f"{done}/{len(result.variants)} completed ({cached} from earlier runs), {result.failed} failed, "
+            f"{result.wall_s:.1f} s wall; summary: {result.csv_path}"
+            + (f", {result.parquet_path}" if result.parquet_path else ""))
+    return table + "\n" + tail

@@ -1,0 +1,138 @@
+"""Business-model value flows: hand-checked amounts, cent-exact balance, economics schema, CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import yaml
+
+from cosim.business import cents, value_flows
+from cosim.economics import Economics, Prices
+from cosim.scenario import ScenarioError, parse_scenario
+from tests.conftest import run_cosim
+from tests.test_kpi import SCENARIO, write_synthetic
+
+MONTHS = 24 / (30.4375 * 24)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return write_synthetic(tmp_path / "run.h5"), write_synthetic(tmp_path / "base.h5", baseline=True, mas=False)
+
+
+def _amount(ledger, model, payer, payee):
+    found = [t for t in ledger["transfers"] if (t["model"], t["payer"], t["payee"]) == (model, payer, payee)]
+    assert len(found) == 1, (model, payer, payee, ledger["transfers"])
+    return found[0]["amount_eur"]
+
+
+def test_hand_checked_flows(pair):
+    run, base = pair
+    led = value_flows(run, base)
+    assert led["use_case"] == "uc3"  # two districts
+    assert led["business_models"] == ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12",
+                                      "B15", "B16"]
+    # B1: d1.h002 moved 8 kWh (½∫|ΔP|) -> 0.05 €/kWh
+    assert _amount(led, "B1", "lfa", "prosumer") == 0.40
+    # B4: bill 14.96 (flat 2 kW) vs 16.56 (peak at 17-21 h): the prosumer pays 1.60 € less
+    assert _amount(led, "B4", "retailer", "prosumer") == 1.60
+    # B5: same imported energy; B2: same net energy at a flat price
+    assert _amount(led, "B5", "prosumer", "dso") == 0.0
+    assert _amount(led, "B2", "retailer", "market") == 0.0
+    # B6: peak 2 kW instead of 4 kW for one day at 3.5 €/kW-month
+    assert _amount(led, "B6", "dso", "prosumer") == round(3.5 * 2 * MONTHS, 2)
+    # B3: USEF settlement payment and penalty; BRP part: 8 kWh activated - 16 kWh delivered to the DSO -> 0
+    assert _amount(led, "B3", "dso", "lfa") == 2.40
+    assert _amount(led, "B3", "lfa", "dso") == 0.50
+    assert _amount(led, "B3", "retailer", "lfa") == 0.0
+    # B8: overload 320 kWh (baseline) -> 80 kWh at 0.20 €/kWh
+    assert _amount(led, "B8", "dso", "lfa") == 48.00
+    # B9: 80 -> 40 kVA overload; 100 €/kVA, annuity 40 a at 5 %, one day, half to the LFA
+    af = Prices().annuity_factor
+    annuity = 40 * 100 * af * 24 / (365.25 * 24)
+    assert af == pytest.approx(0.0582782, rel=1e-5)
+    assert led["avoided_costs"][0]["amount_eur"] == round(annuity, 2)
+    assert _amount(led, "B9", "dso", "lfa") == round(0.5 * annuity, 2)
+    # services for 3 households over one day, bought by the LFA (UC3)
+    assert _amount(led, "B10", "lfa", "telecom") == round(2.0 * 3 * MONTHS, 2)
+    assert _amount(led, "B11", "lfa", "data_service") == round(0.5 * 3 * MONTHS, 2)
+    assert _amount(led, "B12", "lfa", "data_service") == round(1.0 * 3 * MONTHS, 2)
+    # telecom: 10 messages, 1000 bytes in the run, none in the baseline
+    assert _amount(led, "B15", "lfa", "telecom") == 0.01
+    assert _amount(led, "B16", "lfa", "telecom") == 0.0
+    assert {s["model"] for s in led["skipped"]} == {"B13", "B14", "B17"}
+    assert led["balance_eur"] == 0.0
+    json.dumps(led, allow_nan=False)
+
+
+def test_ledger_balances_to_the_cent(pair, tmp_path):
+    run, base = pair
+    rnd = random.Random(3)
+    for _ in range(5):
+        prices = {name: round(rnd.uniform(0.0013, 0.9), 5) for name in
+                  ("flex_purchase", "market_price", "contracted_price_brp", "grid_fee", "capacity_tariff",
+                   "community_shared", "congestion_value", "telecom_bundle", "forecast_fee", "data_fee",
+                   "price_per_message", "price_per_mb")}
+        prices["reinforcement_cost"] = round(rnd.uniform(10, 300), 3)
+        eco = Economics.model_validate({"prices": prices, "tariff": {"import_price": round(rnd.uniform(0.1, 0.5), 4)}})
+        led = value_flows(run, base, economics=eco)
+        total = 0
+        for actor, v in led["actors"].items():
+            c_paid = sum(t["cents"] for t in led["transfers"] if t["payer"] == actor)
+            c_recv = sum(t["cents"] for t in led["transfers"] if t["payee"] == actor)
+            assert v["net_cents"] == c_recv - c_paid
+            assert v["net_eur"] == round((c_recv - c_paid) / 100, 2)
+            total += v["net_cents"]
+        assert total == 0 and led["balance_eur"] == 0.0
+        for t in led["transfers"]:
+            assert t["amount_eur"] >= 0 and t["cents"] == round(t["amount_eur"] * 100)
+        for m, by_actor in led["by_model"].items():
+            assert round(sum(by_actor.values()), 2) == 0.0, m
+
+
+def test_cents_round_half_away_from_zero():
+    assert cents(0.125) == 13 and cents(-0.125) == -13 and cents(0.005) == 1 and cents(1.234) == 123
+
+
+def test_economics_in_scenario_and_explicit_models(pair, tmp_path):
+    data = dict(SCENARIO, economics={"tariff": {"import_price": 0.3, "feed_in": 0.05},
+                                     "prices": {"flex_purchase": 0.1}, "business_models": ["B1", "B4"]})
+    scn = parse_scenario(data)
+    assert scn.economics.prices.flex_purchase == 0.1 and scn.economics.tariff.feed_in == 0.05
+    with pytest.raises(ScenarioError, match=r"economics.business_models.*B13 is out of scope"):
+        parse_scenario(dict(SCENARIO, economics={"business_models": ["B13"]}))
+    with pytest.raises(ScenarioError, match=r"economics.prices.flex_purchse: unknown field"):
+        parse_scenario(dict(SCENARIO, economics={"prices": {"flex_purchse": 1}}))
+    run, base = pair
+    led = value_flows(run, base, economics=scn.economics)
+    assert led["business_models"] == ["B1", "B4"]
+    assert _amount(led, "B1", "lfa", "prosumer") == 0.80
+    assert {t["model"] for t in led["transfers"]} == {"B1", "B4"}
+
+
+def test_baseline_must_match(pair, tmp_path):
+    from cosim.errors import InputError
+    from cosim.h5writer import ResultsWriter
+
+    run, _ = pair
+    other = tmp_path / "short.h5"
+    w = ResultsWriter(str(other), {"scenario": yaml.safe_dump(SCENARIO)}, [("households", "P", "kW")], [],
+                      SCENARIO["start"], 3_600_000)
+    w.append(0, {("households", "P"): {"d1.h001": 1.0}})
+    w.close()
+    with pytest.raises(InputError, match="baseline time axis"):
+        value_flows(run, other)
+
+
+def test_value_cli(pair):
+    run, base = pair
+    proc = run_cosim("value", run, "--baseline", base, "--json")
+    assert proc.returncode == 0, proc.stderr
+    led = json.loads(proc.stdout)
+    assert led["balance_eur"] == 0.0 and "cents" not in led["transfers"][0]
+    proc = run_cosim("value", run, "--baseline", base)
+    assert proc.returncode == 0 and "Per actor" in proc.stdout and "B8" in proc.stdout
+    proc = run_cosim("value", run)
+    assert proc.returncode == 2  # --baseline is required

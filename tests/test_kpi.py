@@ -1,0 +1,241 @@
+"""KPIs: hand-checked values on a small synthetic results file, and a real tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from cosim.h5writer import ResultsWriter
+from cosim.kpi import compute_kpis, flat_kpis, kpi_text
+from tests.conftest import run_cosim
+
+H = 3_600_000  # one row per hour
+T = 24
+START = "2026-06-15T00:00:00+02:00"
+IDS = ["d1.h001", "d1.h002", "d2.h001"]
+
+SCENARIO = {
+    "name": "synth",
+    "start": START,
+    "duration": "1d",
+    "step": "1h",
+    "seed": 5,
+    "districts": [
+        {"name": "d1", "households": 2, "variety": 0.0,
+         "shares": {"pv": 1.0, "heat_pump": 1.0},
+         "devices": {"heat_pump": {"t_min": 20.0, "t_max": 22.0}}},
+        {"name": "d2", "households": 1, "shares": {"battery": 1.0}},
+    ],
+    "meters": {"interval": "1h"},
+    "grid": {"network": "cigre_lv", "trafo_limit_pct": 80, "v_band": 0.05},
+}
+
+
+def profiles(baseline: bool = False) -> dict[str, np.ndarray]:
+    """Household power (kW) per hour. d1.h001: PV 3 kW 10-13 h (net −2 kW), else 1 kW;
+    d1.h002: 2 kW flat (baseline: 0 kW at 0-3 h and 4 kW at 17-20 h, same energy); d2.h001 0.5 kW."""
+    h = np.arange(T)
+    p1 = np.where((h >= 10) & (h <= 13), -2.0, 1.0)
+    pv1 = np.where((h >= 10) & (h <= 13), -3.0, 0.0)
+    p2 = np.full(T, 2.0)
+    if baseline:
+        p2 = np.where(h <= 3, 0.0, np.where((h >= 17) & (h <= 20), 4.0, 2.0))
+    return {"d1.h001": p1, "d1.h002": p2, "d2.h001": np.full(T, 0.5), "pv": pv1}
+
+
+def write_synthetic(path, baseline: bool = False, mas: bool = True) -> str:
+    """A results file with the recorder's layout and hand-checkable content (see the tests)."""
+    pr = profiles(baseline)
+    series = [("households", a, u) for a, u in (("P", "kW"), ("P_pv", "kW"), ("soc", "1"), ("T_in", "degC"))]
+    series += [("meters", a, u) for a, u in (("P", "kW"), ("E_imp", "Wh"), ("E_exp", "Wh"))]
+    series += [("grid", a, u) for a, u in (("trafo_loading", "%"), ("P_trafo", "kW"), ("line_loading", "%"),
+                                           ("losses", "kW"), ("vm_pu", "p.u."), ("congestion", "flag"))]
+    streams = []
+    if mas:
+        series += [("lfa", "gap", "%")]
+        series += [("lfa", a, "") for a in ("rounds", "plan_cost", "flex_requested", "flex_delivered")]
+        series += [("realtime", "lateness_ms", "ms")]
+        streams = ["flex", "messages"]
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(SCENARIO, sort_keys=False), "seed": 5},
+                      series, streams, START, H, flush_every=7)
+    e_imp = dict.fromkeys(IDS, 0.0)
+    e_exp = dict.fromkeys(IDS, 0.0)
+    for k in range(T):
+        P = {i: float(pr[i][k]) for i in IDS}
+        # transformer (limit 80 %): 100 % at 18-19 h; baseline 120 % at 17-20 h
+        load = (120.0 if 17 <= k <= 20 else 50.0) if baseline else (100.0 if k in (18, 19) else 50.0)
+        vals = {
+            ("households", "P"): P,
+            ("households", "P_pv"): {"d1.h001": float(pr["pv"][k])},
+            ("households", "soc"): {"d2.h001": 0.5 if k % 2 == 0 else 0.7},
+            ("households", "T_in"): {"d1.h001": 19.0 if k == 3 else 22.5 if k == 15 else 21.0},
+            ("meters", "P"): P,
+            ("meters", "E_imp"): dict(e_imp),
+            ("meters", "E_exp"): dict(e_exp),
+            ("grid", "trafo_loading"): {"T1": load},
+            ("grid", "P_trafo"): {"T1": 2.0 * load},
+            ("grid", "line_loading"): {"L1": 30.0, "L2": 40.0},
+            ("grid", "losses"): {"grid": 1.0},
+            ("grid", "vm_pu"): {"b0": 1.0, "b1": 0.94 if k == 5 else 0.98, "b2": 1.02},
+            ("grid", "congestion"): {"grid": 1.0 if load > 80 else 0.0},
+        }
+        if mas:
+            vals[("lfa", "gap")] = {"lfa.d1": 1.0 if k % 6 == 0 else None}  # %
+            vals[("lfa", "rounds")] = {"lfa.d1": 4.0}
+            vals[("lfa", "plan_cost")] = {"lfa.d1": 10.0 + k}
+            vals[("lfa", "flex_requested")] = {"lfa.d1": 10.0 if k in (18, 19) else 0.0}
+            vals[("lfa", "flex_delivered")] = {"lfa.d1": 8.0 if k in (18, 19) else 0.0}
+            vals[("realtime", "lateness_ms")] = {"rt": float(k + 1)}
+        w.append(k * H, vals)
+        for i in IDS:
+            e_imp[i] += max(P[i], 0.0) * 1000.0
+            e_exp[i] += max(-P[i], 0.0) * 1000.0
+    if mas:
+        req = {"kind": "flex_request", "req": "r1", "t0": 18 * H, "slot_s": 3600, "kw": [10, 10]}
+        offer = {"kind": "flex_offer", "req": "r1", "offer": "o1", "t0": 18 * H, "slot_s": 3600, "kw": [9, 9]}
+        order = {"kind": "flex_order", "order": "x1", "t0": 18 * H, "slot_s": 3600, "kw": [10, 10]}
+        sett = {"kind": "settlement", "order": "x1", "lfa": "lfa.d1", "ordered_kwh": 20.0, "delivered_kwh": 16.0,
+                "payment": 2.4, "penalty": 0.5}
+        w.add_events("flex", [req, offer, dict(offer), order, sett])  # the offer twice (DSO and LFA logs)
+        msgs = []
+        for i in range(10):
+            lost = i == 9
+            msgs.append({"id": f"a#{i}", "src": "d1.h001", "dst": "lfa.d1", "kind": "plan", "bytes": 100,
+                         "sent": i * 1000, "delivered": None if lost else i * 1000 + 10 * (i + 1), "lost": lost,
+                         "latency_ms": None if lost else 10.0 * (i + 1)})
+        w.add_events("messages", msgs)
+    w.close("completed")
+    return str(path)
+
+
+@pytest.fixture
+def synth(tmp_path):
+    return write_synthetic(tmp_path / "run.h5")
+
+
+def test_household_kpis_hand_checked(synth):
+    k = compute_kpis(synth)
+    assert k["run"]["bill_source"] == "meters"
+    h1, h2, h3 = (k["households"][i] for i in IDS)
+    # d1.h001: import 20 kWh, export 8, PV 12 of which 4 used on site
+    assert h1["import_kwh"] == pytest.approx(20.0)
+    assert h1["export_kwh"] == pytest.approx(8.0)
+    assert h1["pv_kwh"] == pytest.approx(12.0)
+    assert h1["self_consumption"] == pytest.approx(4 / 12, abs=1e-4)
+    assert h1["self_sufficiency"] == pytest.approx(4 / 24, abs=1e-4)
+    # ToU: 0.22 €/kWh 00-06, 0.42 17-21, else 0.32; feed-in 0.08
+    assert h1["bill_eur"] == pytest.approx(6 * 0.22 + 4 * 0.32 + 3 * 0.32 + 4 * 0.42 + 3 * 0.32 - 8 * 0.08)
+    assert h2["bill_eur"] == pytest.approx(14.96)
+    assert h3["bill_eur"] == pytest.approx(3.74)
+    assert h1["peak_kw"] == 1.0 and h1["par"] == pytest.approx(2.0)
+    assert h2["par"] == pytest.approx(1.0)
+    assert h2["self_consumption"] is None and h2["self_sufficiency"] == 0.0
+    assert h3["battery_efc"] == pytest.approx(0.2 * 23 / 2)
+    assert h1["comfort_violation_kh"] == pytest.approx(1.5)
+    assert h2["comfort_violation_kh"] is None and h1["battery_efc"] is None
+
+
+def test_district_and_total_kpis(synth):
+    k = compute_kpis(synth)
+    d1 = k["districts"]["d1"]
+    assert d1["households"] == 2
+    assert d1["self_consumption"] == pytest.approx(1.0)  # the neighbour takes all the surplus
+    assert d1["self_sufficiency"] == pytest.approx(12 / 72, abs=1e-4)
+    assert d1["shared_kwh"] == pytest.approx(8.0)
+    assert d1["peak_kw"] == pytest.approx(3.0)
+    assert k["total"]["bill_eur"] == pytest.approx(5.56 + 14.96 + 3.74)
+    assert k["districts"]["d2"]["battery_efc"] == pytest.approx(2.3)
+
+
+def test_grid_kpis(synth):
+    g = compute_kpis(synth)["grid"]
+    assert g["losses_kwh"] == pytest.approx(24.0)
+    assert g["trafo_loading_pct"] == {"p50": 50.0, "p95": pytest.approx(92.5), "p99": 100.0,
+                                      "max": 100.0}
+    assert g["line_loading_pct"]["max"] == 40.0
+    assert g["congestion_min"] == 120.0 and g["trafo_overload_min"] == 120.0 and g["line_overload_min"] == 0
+    assert g["v_violation_min"] == 60.0  # 0.94 < 1 - 0.05 during one hour
+    assert g["v_min_pu"] == 0.94 and g["v_max_pu"] == 1.02
+    assert g["overload_kwh"] == pytest.approx(80.0)  # (100 - 80) % of 200 kVA for 2 h
+    assert g["reinforcement_kva"] == pytest.approx(40.0)
+
+
+def test_mas_flex_telecom_realtime(synth):
+    k = compute_kpis(synth)
+    f = k["flexibility"]
+    assert f["requested_kwh"] == 20.0 and f["delivered_kwh"] == 16.0
+    assert (f["requests"], f["offers"], f["orders"], f["settlements"]) == (1, 1, 1, 1)
+    assert f["settlement_payment_eur"] == 2.4 and f["settled_delivered_kwh"] == 16.0
+    assert k["mas"]["gap_mean"] == pytest.approx(0.01)
+    assert k["mas"]["agents"]["lfa.d1"]["rounds_mean"] == 4.0
+    t = k["telecom"]
+    assert (t["messages_sent"], t["messages_delivered"], t["messages_lost"], t["bytes_sent"]) == (10, 9, 1, 1000)
+    assert t["latency_ms"]["p50"] == 50.0 and t["latency_ms"]["max"] == 90.0
+    assert k["realtime"]["lateness_ms"]["max"] == 24.0
+    assert k["not_available"] == {}
+    json.dumps(k, allow_nan=False)
+
+
+def test_missing_populations_are_reported(tmp_path):
+    path = write_synthetic(tmp_path / "nomas.h5", mas=False)
+    k = compute_kpis(path)
+    assert k["mas"] is None and k["telecom"] is None and k["realtime"] is None and k["flexibility"] is None
+    assert set(k["not_available"]) == {"mas", "telecom", "realtime", "flexibility"}
+    flat = flat_kpis(k)
+    assert flat["mas.gap_mean"] is None and flat["grid.congestion_min"] == 120.0
+    assert "Not available" in kpi_text(k)
+
+
+def test_real_run_and_cli(tmp_path):
+    from cosim.runner import run_scenario
+    from cosim.scenario import parse_scenario
+
+    data = {"name": "kpi_real", "start": "2026-06-15T10:00:00+02:00", "duration": "2h", "step": "1min", "seed": 4,
+            "districts": [{"name": "d1", "households": 4,
+                           "shares": {"pv": 0.5, "battery": 0.5, "heat_pump": 0.5}}],
+            "meters": {"accuracy_class": 0.5}, "grid": {"network": "cigre_lv"}}
+    out = tmp_path / "real.h5"
+    run_scenario(parse_scenario(data), yaml.safe_dump(data), out=out, progress=False)
+    k = compute_kpis(out)
+    assert k["run"]["status"] == "completed" and k["run"]["rows"] == 120
+    hh = k["households"]
+    assert len(hh) == 4
+    # billed import from the meter registers agrees with the household power within the meter class
+    from cosim.kpi import Results, _balance
+
+    with Results(out) as r:
+        P = np.nan_to_num(r.series("households", "P").values)
+        true_import = _balance(P, np.zeros_like(P), r.dt_h)["imp"].sum()
+    assert k["total"]["import_kwh"] == pytest.approx(true_import, rel=0.01, abs=0.01)
+    assert 0 <= k["total"]["self_sufficiency"] <= 1
+    assert k["grid"]["losses_kwh"] > 0 and k["grid"]["trafo_loading_pct"]["max"] > 0
+    assert k["grid"]["congestion_min"] == 0
+    proc = run_cosim("kpis", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["total"]["bill_eur"] == k["total"]["bill_eur"]
+    proc = run_cosim("kpis", str(out))
+    assert proc.returncode == 0 and "energy bill" in proc.stdout and "trafo loading p95" in proc.stdout
+    proc = run_cosim("kpis", str(tmp_path / "missing.h5"))
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
+
+
+def test_meter_only_home_is_included(tmp_path):
+    """A real (HIL) home has no simulated household, only its meter: it still gets KPIs."""
+    path = tmp_path / "hil.h5"
+    scn = dict(SCENARIO, districts=[{"name": "d1", "households": 1}])
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scn)},
+                      [("households", "P", "kW"), ("meters", "P", "kW"), ("meters", "E_imp", "Wh"),
+                       ("meters", "E_exp", "Wh")], [], START, H)
+    for k in range(4):
+        w.append(k * H, {("households", "P"): {"d1.h001": 1.0},
+                         ("meters", "P"): {"d1.h001": 1.0, "lab.h001": 2.0},
+                         ("meters", "E_imp"): {"d1.h001": 1000.0 * k, "lab.h001": 2000.0 * k},
+                         ("meters", "E_exp"): {"d1.h001": 0.0, "lab.h001": 0.0}})
+    w.close()
+    k = compute_kpis(path)
+    assert set(k["households"]) == {"d1.h001", "lab.h001"}
+    assert k["households"]["lab.h001"]["import_kwh"] == pytest.approx(8.0)
+    assert k["districts"]["lab"]["peak_kw"] == 2.0

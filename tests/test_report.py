@@ -1,0 +1,95 @@
+"""HTML report (self-contained, parseable, plots only when data exists) and `cosim compare`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from cosim.compare import compare, compare_text
+from cosim.report import build_report
+from tests.conftest import run_cosim
+from tests.test_kpi import write_synthetic
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.links, self.tags, self.text = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.imgs.append(a)
+        for key in ("href", "src"):
+            if key in a and tag != "img":
+                self.links.append(a[key])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(text: str) -> _Collect:
+    p = _Collect()
+    p.feed(text)
+    p.close()
+    return p
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return write_synthetic(tmp_path / "run.h5"), write_synthetic(tmp_path / "base.h5", baseline=True, mas=False)
+
+
+def test_report_with_baseline_is_self_contained(pair, tmp_path):
+    run, base = pair
+    out = tmp_path / "report.html"
+    proc = run_cosim("report", run, "--baseline", base, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text(encoding="utf-8")
+    p = _parse(text)
+    assert p.links == [] and "http://" not in text and "https://" not in text and "<script" not in text
+    alts = [i["alt"] for i in p.imgs]
+    assert alts == ["District load", "Household load", "Transformer loading", "Voltage band",
+                    "Battery state of charge", "Indoor temperature", "Flexibility", "Message latency"]
+    for img in p.imgs:
+        assert img["src"].startswith("data:image/png;base64,")
+        png = base64.b64decode(img["src"].split(",", 1)[1], validate=True)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    body = " ".join(p.text)
+    for heading in ("Key performance indicators", "Business-model value flows", "Per actor", "Transfers"):
+        assert heading in body
+    assert "Balance over all actors: 0.00 €" in body
+    assert "energy bill" in body and "trafo loading p95" in body
+
+
+def test_report_without_baseline_and_missing_data(tmp_path):
+    run = write_synthetic(tmp_path / "nomas.h5", mas=False)
+    p = _parse(build_report(run))
+    alts = [i["alt"] for i in p.imgs]
+    assert "Flexibility" not in alts and "Message latency" not in alts and "District load" in alts
+    body = " ".join(p.text)
+    assert "No baseline given" in body and "Not available in this run" in body
+
+
+def test_report_bad_input(tmp_path):
+    proc = run_cosim("report", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r.html"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_compare(pair):
+    run, base = pair
+    res = compare([run, base])
+    assert res["runs"] == ["run", "base"]
+    assert res["kpis"]["total.bill_eur"] == [pytest.approx(24.26), pytest.approx(25.86)]
+    assert res["kpis"]["mas.gap_mean"] == [0.01, None]
+    txt = compare_text(res)
+    assert "energy bill" in txt and "n/a" in txt
+    proc = run_cosim("compare", run, base, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["runs"] == ["run", "base"]
+    proc = run_cosim("compare", run, base)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0].split()[-2:] == ["run", "base"]

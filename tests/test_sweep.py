@@ -1,0 +1,91 @@
+"""Parameter sweeps: dotted paths, validation before submit, dask LocalCluster runs, failures, re-runs."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import yaml
+
+from cosim.errors import InputError
+from cosim.sweep import _draw, expand, load_sweep, run_sweep, set_path
+from tests.conftest import run_cosim, small_scenario
+
+
+def _write(tmp_path, parameters, **extra):
+    base = small_scenario(duration="30min", districts=[{"name": "d1", "households": 2, "shares": {"pv": 0.5}}])
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    spec = {"name": "t", "base": "base.yaml", "parameters": parameters, **extra}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_set_path():
+    d = {"districts": [{"name": "d1", "shares": {"pv": 0.1}}]}
+    set_path(d, "districts[0].shares.pv", 0.5)
+    set_path(d, "telecom.default", "lte")
+    assert d["districts"][0]["shares"]["pv"] == 0.5 and d["telecom"] == {"default": "lte"}
+    with pytest.raises(ValueError, match=r"index \[2\] out of range: districts has 1 entries"):
+        set_path(d, "districts[2].households", 3)
+    with pytest.raises(ValueError, match="is not a mapping"):
+        set_path(d, "districts[0].name.x", 1)
+    with pytest.raises(ValueError, match="not a dotted path"):
+        set_path(d, "districts..x", 1)
+
+
+def test_expand_grid_random_and_validation(tmp_path):
+    path = _write(tmp_path, {"districts[0].shares.pv": [0.0, 0.5], "seed": [1, 2, 3]})
+    spec, p = load_sweep(path)
+    variants = expand(spec, p, tmp_path / "out")
+    assert len(variants) == 6 and len({v.run_id for v in variants}) == 6
+    assert variants[0].params == {"districts[0].shares.pv": 0.0, "seed": 1}
+    assert variants[0].path.name.startswith("small-")
+    # random sampling is seeded
+    path = _write(tmp_path, {"districts[0].shares.pv": {"min": 0.1, "max": 0.9}, "seed": [1, 2, 3]},
+                  mode="random", samples=5, seed=9)
+    spec, _ = load_sweep(path)
+    a, b = _draw(spec), _draw(spec)
+    assert a == b and len(a) == 5 and all(0.1 <= d["districts[0].shares.pv"] <= 0.9 for d in a)
+    # a bad path or value names the parameter in one line, before anything runs
+    for params, msg in [({"districts[0].shares.pv": [0.2, 1.5]}, r"districts\[0\].shares.pv: expected a value <= 1"),
+                        ({"districts[4].households": [3]}, r"parameters.districts\[4\].households: index \[4\]"),
+                        ({"districts[0].sharez.pv": [0.1]}, r"districts\[0\].sharez: unknown field")]:
+        spec, p = load_sweep(_write(tmp_path, params))
+        with pytest.raises(InputError, match=msg) as exc:
+            expand(spec, p, tmp_path / "out")
+        assert len(exc.value.lines) == 1
+    proc = run_cosim("sweep", str(_write(tmp_path, {"districts[9].households": [3]})))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "districts[9]" in proc.stderr
+
+
+def test_sweep_on_local_cluster_with_failure_and_rerun(tmp_path):
+    grids = [None, {"network": "cigre_lv"}, {"network": "cigre_lv", "trafo_limit_pct": 50},
+             {"network": "no_such_grid"}]
+    path = _write(tmp_path, {"grid": grids})
+    out = tmp_path / "out"
+    res = run_sweep(path, workers=2, out=out, progress=False)
+    status = [v.status for v in res.variants]
+    assert status == ["completed", "completed", "completed", "failed"]
+    failed = res.variants[3]
+    assert "no_such_grid" in failed.error
+    for v in res.variants[:3]:
+        assert v.path.exists() and v.wall_s > 0 and v.kpis["total.bill_eur"] is not None
+    assert res.variants[0].kpis["grid.congestion_min"] is None and res.variants[1].kpis["grid.congestion_min"] == 0
+    with (out / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == status
+    assert rows[3]["error"] and "no_such_grid" in rows[3]["grid"]
+    assert {"run", "grid", "status", "wall_s", "error", "total.bill_eur", "total.self_sufficiency",
+            "grid.congestion_min", "mas.gap_mean"} <= set(rows[0])
+    first_wall = res.wall_s
+
+    # a re-run skips the finished runs and retries the failed one (through the CLI)
+    proc = run_cosim("sweep", str(path), "--workers", "1", "--out", str(out), "--quiet")
+    assert proc.returncode == 1, proc.stderr  # one run failed
+    with (out / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["cached"] for r in rows] == ["True", "True", "True", "False"]
+    assert [r["status"] for r in rows] == status
+    assert "3/4 completed (3 from earlier runs), 1 failed" in proc.stdout
+    assert first_wall > 0
