@@ -360,8 +360,9 @@ def _client(workers: int | None, scheduler: str | None, n_tasks: int):
         except (OSError, TimeoutError) as exc:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     n = workers or min(os.cpu_count() or 1, max(n_tasks, 1))
+    # everything on 127.0.0.1; the scheduler's HTTP endpoint on a free port (None would mean :8787)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
