@@ -34,7 +34,7 @@ UNITS = {
     "line_loading": "%", "trafo_loading": "%", "max_line_loading": "%", "P_trafo": "kW", "losses": "kW",
     "congestion": "flag", "v_violation": "flag", "converged": "flag", "quality": "0 ok/1 stale/2 error",
     "age": "s", "lateness_ms": "ms", "P_bat_set": "kW", "P_ev_set": "kW", "P_hp_set": "kW",
-    "pv_limit": "kW",
+    "pv_limit": "kW", "gap": "%", "gap_dual": "%",
 }
 
 # Writers of this process that are still open: the runner closes them on every exit path.

@@ -122,6 +122,16 @@ class MeterConfig(_Strict):
 
 class GridConfig(_Strict):
     network: str = Field(description="bundled LV grid name, simbench:CODE, or pandapower JSON path")
+
+    @field_validator("network")
+    @classmethod
+    def _known_network(cls, v: str) -> str:
+        from simulators.grid_networks import bundled_names
+
+        if v in bundled_names() or v.startswith("simbench:") or Path(v).is_file():
+            return v
+        raise ValueError(f"unknown network {v!r}: expected one of {', '.join(bundled_names())}, "
+                         "simbench:CODE, or the path of a pandapower JSON file")
     engine: Literal["fast", "runpp"] = "fast"
     mapping: dict[str, int] | Literal["round_robin"] = "round_robin"
     line_limit_pct: float = Field(100.0, gt=0)

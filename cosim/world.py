@@ -88,7 +88,10 @@ class _Builder:
 
     def add(self, pop: str, name: str, model: str, sim_params: dict, **entity_params):
         factory = self.world.start(name, **self.common, **sim_params)
-        entity = getattr(factory, model)(**entity_params)
+        try:
+            entity = getattr(factory, model)(**entity_params)
+        except ValueError as exc:  # in-process simulators reject bad parameters with ValueError
+            raise ScenarioError([f"{pop}: {exc}"]) from None
         self.built.entities[pop] = (entity, _outputs(factory, model), factory)
         return entity
 

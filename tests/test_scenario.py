@@ -128,3 +128,8 @@ def test_population_is_seeded_and_shares_respected():
     c = build_population(parse_scenario(dict(data, seed=2)))
     assert [h.model_dump() for h in a] != [h.model_dump() for h in c]
     assert a[0].id == "d1.h001"
+
+
+def test_unknown_network_is_a_field_error():
+    lines = errors_for(grid={"network": "atlantis"})
+    assert lines[0].startswith("s.yaml: grid.network: unknown network 'atlantis': expected one of cigre_lv, ")
