@@ -75,3 +75,14 @@ class BackgroundLoop:
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         self._thread = None
+
+
+async def cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel *task* (if any) and wait until it has finished, swallowing its outcome."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down: nothing to report
+        pass

@@ -48,6 +48,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from .aio import cancel_and_wait
 from .registers import Point, RegisterImage, RegisterMap, load_map
 
 log = logging.getLogger(__name__)
@@ -176,12 +177,7 @@ class DeviceServer:
 
     async def stop(self) -> None:
         task, self._revert_task = self._revert_task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(task)
         srv, self._server = self._server, None
         if srv is None:
             return

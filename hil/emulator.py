@@ -39,6 +39,7 @@ import sys
 import time
 from typing import Any
 
+from .aio import cancel_and_wait
 from .device_server import DeviceServer
 
 log = logging.getLogger(__name__)
@@ -347,12 +348,7 @@ class Emulator:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(task)
         await self.server.stop()
 
     async def __aenter__(self) -> Emulator:

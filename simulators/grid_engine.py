@@ -311,7 +311,7 @@ class FastEngine(_Engine):
 
     def _nr(self, V: np.ndarray, S: np.ndarray) -> tuple[bool, int, np.ndarray]:
         Y = self.Ybus
-        pv, pq, pvpq = self.pv, self.pq, self.pvpq
+        pq, pvpq = self.pq, self.pvpq
         npvpq = len(pvpq)
         yr, yc, yd, ydiag = self._yr, self._yc, self._yd, self._ydiag
         jk = self._jk
