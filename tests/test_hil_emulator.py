@@ -1,7 +1,6 @@
 """Lab emulator: values read by a pymodbus client, seeded load model, battery dynamics, CLI."""
 
 import asyncio
-import math
 import os
 import signal
 import subprocess

@@ -9,7 +9,6 @@ import mosaik
 import pytest
 
 from hil.meter_adapter import ModbusMeters, WindowAverage
-from hil.realtime import RealtimeMonitor
 from hil.testing import ThreadedEmulators
 
 EID = "meters_0"
