@@ -37,6 +37,8 @@ def cmd_run(args) -> int:
         except ValueError as exc:
             raise InputError(f"--until: {exc}") from None
         overrides["duration"] = args.until
+    if args.control is not None:
+        overrides["control.mode"] = args.control
     scn, text = _load(args, overrides)
     rt = args.realtime
     try:
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
+    r.add_argument("--control", choices=["mas", "central", "none"],
+                   help="override control.mode: the MAS, the centralised optimiser, or no controller (baseline)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.add_argument("--emulate", action="store_true",
                    help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1")

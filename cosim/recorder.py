@@ -19,7 +19,7 @@ META = {
         "Recorder": {
             "public": True,
             "any_inputs": True,
-            "params": ["path", "attrs", "series", "populations", "event_streams", "flush_every"],
+            "params": ["path", "attrs", "series", "populations", "event_sources", "flush_every"],
             "attrs": ["events"],
             "trigger": ["events"],
         }
@@ -46,6 +46,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.writer: ResultsWriter | None = None
         self.populations: dict[str, str] = {}
+        self.event_sources: dict[str, str] = {}
         self.step_size = 60_000
         self.next_row = 0
         self.bar = None
@@ -57,13 +58,15 @@ class RecorderSim(mosaik_api_v3.Simulator):
                             dynamic_ncols=True, mininterval=0.5)
         return self.meta
 
-    def create(self, num, model, path, attrs, series, populations, event_streams=(), flush_every=60):
+    def create(self, num, model, path, attrs, series, populations, event_sources=None, flush_every=60):
+        """*event_sources*: full entity id -> name of the event stream its ``events`` go to."""
         if num != 1 or self.writer is not None:
             raise ValueError("exactly one Recorder entity per simulator")
         self.populations = dict(populations)
+        self.event_sources = dict(event_sources or {})
         self.writer = ResultsWriter(
-            path, attrs, [(p, a, UNITS.get(a, "")) for p, a in series], list(event_streams),
-            self.start_iso, self.step_size, flush_every,
+            path, attrs, [(p, a, UNITS.get(a, "")) for p, a in series],
+            sorted(set(self.event_sources.values())), self.start_iso, self.step_size, flush_every,
         )
         OPEN_WRITERS.add(self.writer)
         return [{"eid": "recorder", "type": model}]
@@ -71,8 +74,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         data = inputs.get("recorder", {})
         for src, events in (data.get("events") or {}).items():
-            stream = self.populations.get(src)
-            if stream in self.writer.events and events:
+            stream = self.event_sources.get(src)
+            if stream is not None and events:
                 for agent_events in events.values():
                     self.writer.add_events(stream, agent_events)
         if time >= self.next_row:

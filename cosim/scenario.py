@@ -27,6 +27,7 @@ from cosim.durations import parse_duration_ms
 from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
+from simulators.mas.tariff import DistrictObjective
 from simulators.devices.params import (
     ApplianceParams,
     BaseLoadParams,
@@ -149,6 +150,8 @@ class SimulatorsConfig(_Strict):
     hil_gateway: SimulatorStart = Field(default_factory=SimulatorStart)
     device_server: SimulatorStart = Field(default_factory=SimulatorStart)
     rule: SimulatorStart = Field(default_factory=SimulatorStart)
+    mas: SimulatorStart = Field(default_factory=SimulatorStart)
+    telecom: SimulatorStart = Field(default_factory=SimulatorStart)
 
 
 class DeviceServerConfig(_Strict):
@@ -201,6 +204,71 @@ class RecordConfig(_Strict):
     flush_every: PosInt = Field(60, description="rows buffered before a write + flush")
 
 
+class LFAConfig(_Strict):
+    """Local flexibility aggregator: negotiation settings and district objective."""
+
+    objective: DistrictObjective = Field(default_factory=DistrictObjective)
+    tol: float = Field(0.01, gt=0, description="relative convergence tolerance of the negotiation")
+    max_rounds: PosInt = 10
+    round_timeout: DurationMs = Field(5_000, description="wait for the home agents' answers per round")
+    negotiation_timeout: DurationMs = Field(60_000, description="deadline of a negotiation (then fallback)")
+
+
+class ControlConfig(_Strict):
+    """Who controls the flexible devices: the multi-agent system, a centralised optimiser, or nobody."""
+
+    mode: Literal["mas", "central", "none"] = "mas"
+    horizon: DurationMs = Field(86_400_000, description="planning horizon")
+    slot: DurationMs = Field(900_000, description="planning slot")
+    replan: DurationMs = Field(900_000, description="re-planning interval (a multiple of slot)")
+    reference: bool = Field(True, description="also solve each negotiation centrally: the MAS gap KPI")
+    forecast_noise: float = Field(0.0, ge=0, description="relative forecast error growing with lead time")
+    fallback: DurationMs = Field(120_000, description="home agent's deadline before it falls back to its own plan")
+    lfa: LFAConfig = Field(default_factory=LFAConfig)
+
+    @model_validator(mode="after")
+    def _grid(self):
+        if self.horizon % self.slot or self.replan % self.slot:
+            raise ValueError("horizon and replan must be multiples of slot")
+        return self
+
+
+class DSOConfig(_Strict):
+    """DSO agent of the substation: congestion forecast and USEF flexibility requests."""
+
+    trafo_limit_kw: float = Field(gt=0, description="transformer import limit the DSO defends")
+    lookahead_slots: PosInt = 8
+    lead_slots: int = Field(1, ge=0)
+    margin: float = Field(0.0, ge=0, lt=1)
+    price_max: float = Field(0.30, ge=0, description="max price the DSO pays, EUR/kWh")
+    penalty: float = Field(0.60, ge=0, description="penalty per kWh not delivered, EUR/kWh")
+    offer_timeout: DurationMs = 60_000
+
+
+class TelecomConfig(_Strict):
+    """Technologies carrying agent messages (simulators/telecom_tech.py has the table and sources)."""
+
+    default: str = Field("lte", description="technology of endpoints not listed")
+    endpoints: dict[str, str] = Field(default_factory=dict, description="agent id or pattern -> technology")
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="tech -> {param: value}")
+    domains: dict[str, Any] | None = None
+    max_retries: int = Field(0, ge=0)
+    quantum_ms: int = Field(1, ge=1, description="round delivery times up to this many ms (fewer steps)")
+
+    @model_validator(mode="after")
+    def _techs(self):
+        from simulators.telecom_tech import build_table, canonical
+
+        try:
+            known = build_table(self.overrides)
+        except ValueError as exc:
+            raise ValueError(f"overrides: {exc}") from None
+        for where, tech in [("default", self.default), *((f"endpoints.{k}", v) for k, v in self.endpoints.items())]:
+            if canonical(tech) not in known:
+                raise ValueError(f"{where}: unknown technology {tech!r} (known: {', '.join(sorted(known))})")
+        return self
+
+
 class DeviceServerEntry(_Strict):
     unit: int = Field(ge=1, le=247)
     map: str = "sdm630"
@@ -221,6 +289,9 @@ class Scenario(_Strict):
     meters: MeterConfig | None = Field(default_factory=MeterConfig)
     grid: GridConfig | None = None
     hil: HilConfig | None = None
+    control: ControlConfig | None = Field(None, description="controller of the flexible devices")
+    dso: DSOConfig | None = Field(None, description="DSO agent (needs control and a grid)")
+    telecom: TelecomConfig | None = Field(None, description="telecom for agent messages; none = ideal")
     realtime: RealtimeConfig | None = Field(None, description="pace to the wall clock (lab runs)")
     simulators: SimulatorsConfig = Field(default_factory=SimulatorsConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
@@ -246,6 +317,8 @@ class Scenario(_Strict):
             raise ValueError("record.every must be a multiple of step")
         if self.meters is not None and self.meters.interval % self.step:
             raise ValueError("meters.interval must be a multiple of step")
+        if self.dso is not None and (self.control is None or self.grid is None):
+            raise ValueError("dso needs a control section and a grid")
         return self
 
     @property
@@ -374,6 +447,13 @@ def load_scenario(ref: str, overrides: dict[str, Any] | None = None) -> tuple[Sc
     text, source = load_scenario_text(ref)
     data = read_yaml(text, source)
     if overrides and isinstance(data, dict):
-        data = {**data, **overrides}
+        for dotted, value in overrides.items():
+            *parents, leaf = dotted.split(".")
+            target = data
+            for key in parents:
+                if not isinstance(target.get(key), dict):
+                    raise ScenarioError([f"{source}: {dotted}: the scenario has no {key} section to override"])
+                target = target[key]
+            target[leaf] = value
         text = yaml.safe_dump(data, sort_keys=False)
     return parse_scenario(data, source), text

@@ -31,6 +31,8 @@ SIMULATORS = {
     "meter": ("simulators.meter", "MeterSim"),
     "grid": ("simulators.grid", "GridSim"),
     "rule": ("simulators.rule_controller", "RuleControllerSim"),
+    "mas": ("simulators.mas.mas_sim", "MASSim"),
+    "telecom": ("simulators.telecom", "TelecomSim"),
     "hil_meter": ("hil.meter_adapter", "ModbusMeters"),
     "hil_gateway": ("hil.gateway_adapter", "ModbusGateways"),
     "device_server": ("hil.device_server_sim", "DeviceServerSim"),
@@ -85,14 +87,24 @@ class _Builder:
         self.world, self.scn = world, scn
         self.common = {"start": scn.start.isoformat(), "step_size": scn.step}
         self.built = BuiltWorld(until=until, households=build_population(scn))
+        self.factories = {}
 
-    def add(self, pop: str, name: str, model: str, sim_params: dict, **entity_params):
-        factory = self.world.start(name, **self.common, **sim_params)
+    def add(self, pop: str, name: str, model: str, sim_params: dict | None, outputs=None, record_as=None,
+            events=None, **entity_params):
+        """Create one population entity; *sim_params* None = reuse the simulator already started.
+
+        *record_as*: the population it is recorded under (default *pop*; several entities may share
+        one); *events*: the event stream its ``events`` output is recorded in."""
+        if sim_params is None:
+            factory = self.factories[name]
+        else:
+            factory = self.factories[name] = self.world.start(name, **sim_params)
         try:
             entity = getattr(factory, model)(**entity_params)
         except ValueError as exc:  # in-process simulators reject bad parameters with ValueError
             raise ScenarioError([f"{pop}: {exc}"]) from None
-        self.built.entities[pop] = (entity, _outputs(factory, model), factory)
+        recorded = outputs if outputs is not None else _outputs(factory, model)
+        self.built.entities[pop] = (entity, recorded, record_as or pop, events)
         return entity
 
     def physical(self) -> None:
@@ -101,20 +113,20 @@ class _Builder:
         simulated = [h for h in b.households if h.id not in real]
         self.households = self.add(
             "households", "household", "Households",
-            {"seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
+            {**self.common, "seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
              "longitude": scn.location.longitude},
             households=[h.model_dump() for h in simulated])
         self.meters = None
         if scn.meters is not None:
             m = scn.meters
-            self.meters = self.add("meters", "meter", "Meters", {"seed": sim_seed(scn.seed, "meter")},
+            self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": sim_seed(scn.seed, "meter")},
                                    accuracy_class=m.accuracy_class, interval=m.interval,
                                    resolution_w=m.resolution_w, exclude=sorted(real))
             self.world.connect(self.households, self.meters, "P", "Q")
         self.grid = None
         if scn.grid is not None:
             g = scn.grid
-            self.grid = self.add("grid", "grid", "Grid", {}, network=g.network,
+            self.grid = self.add("grid", "grid", "Grid", self.common, network=g.network,
                                  households=[h.id for h in b.households],
                                  mapping=None if g.mapping == "round_robin" else g.mapping,
                                  engine=g.engine, line_limit_pct=g.line_limit_pct,
@@ -126,22 +138,22 @@ class _Builder:
         if hil is None:
             return
         if hil.meters:
-            # recorded under the population 'meters' too (RECORDED_AS), with quality and age
-            real_meters = self.add("hil_meters", "hil_meter", "ModbusMeters", {},
+            # recorded under the population 'meters' too, with quality and age
+            real_meters = self.add("hil_meters", "hil_meter", "ModbusMeters", self.common, record_as="meters",
                                    devices=[d.model_dump() for d in hil.meters])
             if self.grid is not None:
                 self.world.connect(real_meters, self.grid, "P", "Q")
             if hil.gateways:
-                gateways = self.add("gateways", "hil_gateway", "ModbusGateways", {},
+                gateways = self.add("gateways", "hil_gateway", "ModbusGateways", self.common,
                                     devices=[d.model_dump() for d in hil.gateways])
                 if hil.controller == "self_consumption":
-                    rule = self.add("controller", "rule", "SelfConsumption", {},
+                    rule = self.add("controller", "rule", "SelfConsumption", self.common,
                                     ids=[g.id for g in hil.gateways], p_max_kw=5.0)
                     self.world.connect(real_meters, rule, "P")
                     self.world.connect(rule, gateways, "P_bat_set")
         if hil.device_server is not None:
             ds = hil.device_server
-            server = self.add("device_server", "device_server", "DeviceServer", {},
+            server = self.add("device_server", "device_server", "DeviceServer", self.common,
                               devices={k: v.model_dump() for k, v in ds.devices.items()},
                               host=ds.host, port=ds.port, tls_cert=ds.tls_cert, tls_key=ds.tls_key)
             self.world.connect(self.households, server, "P", "Q", "P_bat", "soc", "P_pv", "P_ev", "soc_ev")
@@ -150,11 +162,81 @@ class _Builder:
             self.world.connect(server, self.households, *SETPOINTS, time_shifted=True,
                                initial_data={a: {} for a in SETPOINTS})
 
+    def control(self) -> None:
+        """Home agents and LFA per district, the DSO agent, and the telecom carrying their messages."""
+        scn, c = self.scn, self.scn.control
+        if c is None:
+            return
+        from simulators.mas.mas_sim import DSO_OUT, HOME_OUT, LFA_OUT
+
+        real = set(self.built.real_homes)
+        homes: dict[str, list] = {}
+        for h in self.built.households:
+            if h.id not in real:
+                homes.setdefault(h.id.split(".")[0], []).append(h)
+        tariff = scn.economics.tariff.model_dump()
+        mas = {"start": scn.start.isoformat(), "seed": sim_seed(scn.seed, "household"),
+               "latitude": scn.location.latitude, "longitude": scn.location.longitude,
+               "K": c.horizon // c.slot, "slot_s": c.slot // 1000, "replan_s": c.replan // 1000,
+               "mode": c.mode, "loopback": scn.telecom is None, "reference": c.reference,
+               "forecast_noise": c.forecast_noise, "end": self.built.until}
+        shifted = {"time_shifted": True}
+        agents_all = []
+        for d in scn.districts:
+            if d.name not in homes:
+                continue
+            agents = self.add(f"agents.{d.name}", "mas", "HomeAgents", mas if not agents_all else None,
+                              outputs=[a for a in HOME_OUT if a not in ("app_start", "plan_src")],
+                              record_as="agents", events="flex", district=d.name,
+                              households=[h.model_dump() for h in homes[d.name]], tariff=tariff,
+                              fallback_ms=c.fallback)
+            lfa = self.add(f"lfa.{d.name}", "mas", "LFA", None, outputs=LFA_OUT, record_as="lfa", events="flex",
+                           district=d.name, objective=c.lfa.objective.model_dump(), tariff=tariff,
+                           tol=c.lfa.tol, max_rounds=c.lfa.max_rounds, round_timeout_ms=c.lfa.round_timeout,
+                           neg_timeout_ms=c.lfa.negotiation_timeout)
+            # agents decide on the last measurements; their set points act at once
+            self.world.connect(self.households, agents, "soc", "soc_ev", "T_in", **shifted,
+                               initial_data={"soc": {}, "soc_ev": {}, "T_in": {}})
+            if self.meters is not None:
+                self.world.connect(self.meters, agents, "E_imp", "E_exp", **shifted,
+                                   initial_data={"E_imp": {}, "E_exp": {}})
+            if self.grid is not None:
+                self.world.connect(self.grid, lfa, "P_trafo", **shifted, initial_data={"P_trafo": {}})
+            self.world.connect(agents, self.households, *SETPOINTS, "app_start")
+            agents_all += [agents, lfa]
+        if not agents_all:
+            return
+        if scn.dso is not None:
+            o = scn.dso
+            dso = self.add("dso", "mas", "DSO", None, outputs=DSO_OUT, events="flex",
+                           districts=[d.name for d in scn.districts if d.name in homes],
+                           trafo_limit_kw=o.trafo_limit_kw, lookahead_slots=o.lookahead_slots,
+                           lead_slots=o.lead_slots, margin=o.margin, price_max=o.price_max,
+                           penalty=o.penalty, offer_timeout_ms=o.offer_timeout)
+            self.world.connect(self.grid, dso, "P_trafo", "trafo_loading", **shifted,
+                               initial_data={"P_trafo": {}, "trafo_loading": {}})
+            if self.meters is not None:
+                self.world.connect(self.meters, dso, "E_imp", "E_exp", **shifted,
+                                   initial_data={"E_imp": {}, "E_exp": {}})
+            agents_all.append(dso)
+        if scn.telecom is not None:
+            t = scn.telecom
+            telecom = self.add("telecom", "telecom", "Telecom",
+                               {"start": scn.start.isoformat(), "seed": sim_seed(scn.seed, "telecom")},
+                               outputs=["sent", "delivered", "lost", "bytes_sent", "latency_mean_ms"],
+                               events="messages", endpoints=t.endpoints, default=t.default,
+                               overrides=t.overrides, domains=t.domains, max_retries=t.max_retries,
+                               quantum_ms=t.quantum_ms)
+            for entity in agents_all:
+                self.world.connect(entity, telecom, "outbox")
+            # one MAS entity takes the whole inbox: all agents live in that one simulator
+            self.world.connect(telecom, agents_all[0], "inbox", time_shifted=1)
+
     def realtime(self, rt_factor: float | None) -> None:
         if rt_factor is None:
             return
         threshold = self.scn.realtime.threshold_ms if self.scn.realtime else 100.0
-        self.add("realtime", "realtime", "RealtimeMonitor", {}, rt_factor=rt_factor, threshold_ms=threshold)
+        self.add("realtime", "realtime", "RealtimeMonitor", self.common, rt_factor=rt_factor, threshold_ms=threshold)
 
     def check_real_homes(self) -> None:
         hil = self.scn.hil
@@ -178,29 +260,27 @@ def build_world(world: mosaik.World, scn: Scenario, provenance: dict, out_path: 
     b.check_real_homes()
     b.physical()
     b.hil()
+    b.control()
     b.realtime(rt_factor)
     _connect_recorder(world, scn, provenance, out_path, until_ms, progress, b.built)
     return b.built
 
 
-# population -> name under which it is recorded (several entities may share one population)
-RECORDED_AS = {"hil_meters": "meters"}
-
-
 def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, built: BuiltWorld) -> None:
     every = scn.record.every or scn.step
     include = dict(scn.record.include)
-    for extra in ("gateways", "controller", "realtime"):
+    for extra in ("gateways", "controller", "realtime", "agents", "lfa", "dso", "telecom"):
         include.setdefault(extra, "all")
-    present = {RECORDED_AS.get(p, p) for p in built.entities}
+    present = {rec for _, _, rec, _ in built.entities.values()}
     if "include" in scn.record.model_fields_set:
         unknown = sorted(set(scn.record.include) - present)
         if unknown:
             raise ScenarioError([f"record.include.{p}: no such population in this scenario "
                                  f"(there are: {', '.join(sorted(present))})" for p in unknown])
-    series, pop_of, wiring = [], {}, []
-    for pop, (entity, offered, _) in built.entities.items():
-        name = RECORDED_AS.get(pop, pop)
+    series, pop_of, wiring, event_sources = [], {}, [], {}
+    for pop, (entity, offered, name, events) in built.entities.items():
+        if events:
+            event_sources[entity.full_id] = events
         selection = include.get(name)
         if selection is None:
             continue
@@ -221,7 +301,10 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
                           progress=progress)
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
-                                event_streams=[], flush_every=scn.record.flush_every)
+                                event_sources=event_sources, flush_every=scn.record.flush_every)
     for entity, attrs in wiring:
         if attrs:
             world.connect(entity, recorder, *attrs)
+    for pop, (entity, _, _, events) in built.entities.items():
+        if events:
+            world.connect(entity, recorder, "events")
