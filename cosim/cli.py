@@ -59,6 +59,11 @@ def cmd_run(args) -> int:
         return EXIT_FAIL
     if not args.quiet:
         print(f"{scn.name}: {result.steps} steps in {result.wall_s:.1f} s -> {result.path}")
+    if not args.quiet and (scn.control is not None or scn.grid is not None):
+        from cosim.summary import run_summary
+
+        for line in run_summary(result.path):
+            print("  " + line)
     if result.lateness:
         lt = result.lateness
         print(f"real-time lateness over {lt['steps']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
