@@ -89,3 +89,18 @@ def test_open_orders_are_settled_at_the_end_of_the_run():
     st = [e for e in host.events["dso"] if e["kind"] == "settlement"]
     assert st and all(e["partial"] and e["penalty"] == 0.0 for e in st)
     assert all(abs(e["cancelled_kwh"] - float(np.sum(dso.orders[e["order"]]["kw"]))) < 1e-9 for e in st)
+
+
+def test_settlement_waiting_for_meter_data_does_not_spin():
+    host = build()
+    dso = host.dso
+    host.step(0, {})
+    dso.limits["total"] = 0.85 * max(dso.forecast("total", k * H) for k in range(1, 7))
+    host.step(H, {})
+    o = next(iter(dso.orders.values()))
+    t = o["end"] + 1_000  # past the order's end, no meter data connected
+    host.step(t, {})
+    assert o["status"] == "ordered"
+    assert host.next_time(t) >= o["end"] + H - 1  # wait for the next slot, not the next tick
+    host.step(o["end"] + H, {})
+    assert o["status"] == "settled" and o["missing_slots"] == len(o["kw"])

@@ -152,7 +152,9 @@ class DSOAgent:
 
     def next_time(self) -> int | None:
         ts = [r["deadline"] for r in self.requests.values() if r["status"] == "open"]
-        ts += [o["end"] + self.settle_delay for o in self.orders.values() if o["status"] == "ordered"]
+        for o in self.orders.values():
+            if o["status"] == "ordered":  # settle at the end, or one slot later without meter data
+                ts += [o["end"] + self.settle_delay, o["end"] + self.settle_delay + self.slot_ms]
         return min(ts) if ts else None
 
     def _check_congestion(self, now: int) -> list:

@@ -149,7 +149,9 @@ class AgentHost:
                 t = self.dso.next_time()
                 if t is not None:
                     cands.append(t)
-        return max(int(min(cands)), now + 1)
+        # timers already due were handled in this step; one that is still pending (e.g. a settlement
+        # waiting for meter data) must not make the simulator step every tick
+        return int(min(t for t in cands if t > now))
 
     # ------------------------------------------------------------------ stepping
     def _send(self, src: str, items, now: int) -> list[dict]:
