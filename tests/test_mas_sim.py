@@ -150,7 +150,7 @@ def test_home_agents_use_the_household_flex_envelope():
     for hid in ev_homes:
         h = host.homes[hid]
         f = flex[hid]["ev"]
-        assert abs(h.model._lp.lo[h.model.rblocks["evdyn"].start] - f["e_kwh"]) < 1e-9  # energy from flex
+        assert abs(h.model.lb[h.model.blocks["rhs_evdyn"].start] - f["e_kwh"]) < 1e-9  # energy from flex
         home = [x for x in f["sessions"] if x["home"]]
         if home and h.model.ev_targets:
             kd, target = h.model.ev_targets[0]

@@ -222,10 +222,17 @@ class HomeModel:
             var("hp", K), var("T", K), var("slo", K), var("shi", K)
         if self.tariff.peak_price > 0:
             var("pk", 1)
+        # right-hand sides that change every round enter as fixed columns (-1 in the row, bounds
+        # [v, v]): HiGHS then takes the whole update in one vectorised changeColsBounds call
+        self.rhs_blocks = ["bal"] + (["soc"] if dev.battery is not None else []) \
+            + (["evdyn"] if dev.ev is not None else []) + (["th"] if dev.heat_pump is not None else [])
+        for rb in self.rhs_blocks:
+            var(f"rhs_{rb}", K)
         self.n_main = n  # the proximal block comes last: the plain LP is the leading submatrix
         if not self.simple:
             for j in range(len(PROX_WIDTH)):
                 var(f"up{j}", K), var(f"un{j}", K)
+            var("rhs_prox", K)
         self.blocks, self.n = blocks, n
         rows, cols, vals = [], [], []
         rblocks: dict[str, slice] = {}
@@ -281,6 +288,9 @@ class HomeModel:
             put(r, col("imp"), 1.0), put(r, col("exp"), -1.0)
             for j in range(len(PROX_WIDTH)):
                 put(r, col(f"up{j}"), -1.0), put(r, col(f"un{j}"), 1.0)
+            put(r, col("rhs_prox"), -1.0)
+        for rb in self.rhs_blocks:
+            put(rblocks[rb].start + ar, col(f"rhs_{rb}"), -1.0)
         self.rblocks, self.m = rblocks, m
         A = sp.coo_matrix(
             (np.concatenate([np.asarray(v, float) for v in vals]),
@@ -363,6 +373,10 @@ class HomeModel:
             for j, w in enumerate(PROX_WIDTH):
                 ub[B[f"up{j}"]] = w * PROX_DELTA
                 ub[B[f"un{j}"]] = w * PROX_DELTA
+        for blk in self.rhs_blocks + (["prox"] if "prox" in rb else []):
+            r, cb = rb[blk], B[f"rhs_{blk}"]
+            lb[cb] = ub[cb] = lo[r]
+            lo[r] = hi[r] = 0.0
         # costs
         m0, sm = self.minute0, self.slot_min
         self.pi_imp = self.tariff.import_prices(m0, K, sm)
@@ -528,9 +542,9 @@ class HomeModel:
             for j, sl in enumerate(PROX_SLOPE):
                 c[self.blocks[f"up{j}"]] = sigma * sl * self.dt
                 c[self.blocks[f"un{j}"]] = sigma * sl * self.dt
-            r = self.rblocks["prox"]
+            cb = self.blocks["rhs_prox"]
             t = np.asarray(target, float)[: self.K]
-            lp.set_rows(np.arange(r.start, r.stop), t, t)
+            lp.set_cols_bounds(np.arange(cb.start, cb.stop), t, t)
             lp.set_cost(c)
             x = lp.solve().x
         else:
@@ -556,6 +570,8 @@ class HomeModel:
         x[B["exp"]] = np.maximum(-p, 0.0)
         if "cur" in B:
             x[B["cur"]] = p - r
+        for blk in self.rhs_blocks:  # fixed right-hand-side columns
+            x[B[f"rhs_{blk}"]] = self.lb[B[f"rhs_{blk}"]]
         return x
 
     def plan_from_x(self, x: np.ndarray) -> HomePlan:
@@ -595,8 +611,9 @@ class HomeModel:
         """Largest violation of rows and bounds (0 = feasible) — used by tests."""
         A, lo, hi, lb, ub, _ = self.lp_arrays()
         if "prox" in self.rblocks:  # the proximal rows are not constraints of the household
-            r = self.rblocks["prox"]
+            r, cb = self.rblocks["prox"], self.blocks["rhs_prox"]
             lo[r], hi[r] = -np.inf, np.inf
+            lb[cb], ub[cb] = -np.inf, np.inf
         ax = A @ x
         v = max(
             float(np.max(np.r_[lo - ax, ax - hi, 0.0])),

@@ -144,6 +144,17 @@ class LP:
         if self._h is not None:
             self._h.changeColsBounds(self.n, self._all_cols, self.lb, self.ub)
 
+    def set_cols_bounds(self, cols: np.ndarray, lb, ub) -> None:
+        """Change the bounds of some columns (one vectorised HiGHS call)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        lb, ub = _inf(np.atleast_1d(lb)), _inf(np.atleast_1d(ub))
+        if np.array_equal(lb, self.lb[cols]) and np.array_equal(ub, self.ub[cols]):
+            return
+        self.lb[cols], self.ub[cols] = lb, ub
+        self._primal_changed = True
+        if self._h is not None:
+            self._h.changeColsBounds(len(cols), cols.astype(np.int32), self.lb[cols], self.ub[cols])
+
     def set_row_bounds(self, lo, hi) -> None:
         self.set_rows(np.arange(self.m), lo, hi)
 
@@ -165,13 +176,14 @@ class LP:
 
     def set_coeff(self, row: int, col: int, value: float) -> None:
         """Change an existing (structurally non-zero) matrix entry."""
-        start, end = self.A.indptr[col], self.A.indptr[col + 1]
-        pos = start + np.searchsorted(self.A.indices[start:end], row)
-        if pos >= end or self.A.indices[pos] != row:
+        A = self.A if self._pending else self._A
+        start, end = A.indptr[col], A.indptr[col + 1]
+        pos = start + np.searchsorted(A.indices[start:end], row)
+        if pos >= end or A.indices[pos] != row:
             raise KeyError(f"entry ({row}, {col}) is not in the sparsity pattern")
-        if self.A.data[pos] == value:
+        if A.data[pos] == value:
             return
-        self.A.data[pos] = value
+        A.data[pos] = value
         self._primal_changed = True
         if self._h is not None:
             self._h.changeCoeff(int(row), int(col), float(value))
