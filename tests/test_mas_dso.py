@@ -69,6 +69,11 @@ def test_flex_cycle_every_order_settled_from_meter_energy():
         assert abs(s["payment"] - o["price"] * np.minimum(o["delivered"], o["kw"]).sum()) < 1e-6
         print(f"\n{o['id']} {o['lfa']} ordered {s['ordered_kwh']:.2f} kWh delivered {s['delivered_kwh']:.2f} kWh "
               f"price {o['price']:.3f} EUR/kWh payment {s['payment']:.2f} penalty {s['penalty']:.2f}")
+    o = next(iter(orders))
+    k = dso.slot_kpis(o["t0"])
+    assert k["flex_ordered"] >= o["kw"][0] - 1e-9 and k["flex_requested"] >= k["flex_ordered"] - 1e-9
+    # delivered kW of the first ordered slot, reported once that slot is complete (dt = 1 h here)
+    assert dso.slot_kpis(o["t0"] + H)["flex_delivered"] >= o["delivered"][0] - 1e-6
     # activation worked: together the orders were (almost) delivered
     assert sum(e["delivered_kwh"] for e in settled) >= 0.8 * sum(min(e["delivered_kwh"], e["ordered_kwh"])
                                                                  for e in settled)

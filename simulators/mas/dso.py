@@ -299,11 +299,19 @@ class DSOAgent:
 
     # ------------------------------------------------------------------ KPIs
     def slot_kpis(self, now: int) -> dict:
+        """kW requested / ordered for the present slot, kW delivered in the last completed slot."""
         t = (now // self.slot_ms) * self.slot_ms
-        req = sum(v for (s, tt), v in self.requested.items() if tt == t)
-        req += sum(float(r["kw"][(t - r["t0"]) // self.slot_ms]) for r in self.requests.values()
-                   if r["t0"] <= t < r["t0"] + len(r["kw"]) * self.slot_ms and r["status"] != "open")
-        ordd = sum(v for (s, tt), v in self.ordered.items() if tt == t)
+
+        def at(items, tt):
+            v = 0.0
+            for r in items:
+                j = (tt - r["t0"]) // self.slot_ms
+                if 0 <= j < len(r["kw"]):
+                    v += float(r["kw"][j])
+            return v
+
+        req = at(self.requests.values(), t)
+        ordd = at(self.orders.values(), t)
         delv = 0.0
         prev = t - self.slot_ms
         for o in self.orders.values():
