@@ -126,7 +126,12 @@ class AgentHost:
             cur[1] = float(e_exp)
 
     def set_trafo(self, name: str, p_kw: float) -> None:
-        scope = self.trafo_map.get(name, name)
+        """Measured transformer power; ``trafo_map`` names its scope (district or "total"). Without a
+        map, a DSO that only watches the substation ("total") takes any transformer as the substation."""
+        scope = self.trafo_map.get(name)
+        if scope is None:
+            only_total = self.dso is not None and set(self.dso.limits) == {"total"}
+            scope = "total" if only_total else name
         self.p_trafo[scope] = float(p_kw)
 
     # ------------------------------------------------------------------ schedule
