@@ -60,8 +60,10 @@ def test_expand_grid_random_and_validation(tmp_path):
 
 
 def test_sweep_on_local_cluster_with_failure_and_rerun(tmp_path):
+    broken = tmp_path / "no_such_grid.json"  # passes validation (a file), fails when the grid loads it
+    broken.write_text("{this is not a pandapower network")
     grids = [None, {"network": "cigre_lv"}, {"network": "cigre_lv", "trafo_limit_pct": 50},
-             {"network": "no_such_grid"}]
+             {"network": str(broken)}]
     path = _write(tmp_path, {"grid": grids})
     out = tmp_path / "out"
     res = run_sweep(path, workers=2, out=out, progress=False)
