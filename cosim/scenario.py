@@ -212,6 +212,8 @@ class LFAConfig(_Strict):
     max_rounds: PosInt = 10
     round_timeout: DurationMs = Field(5_000, description="wait for the home agents' answers per round")
     negotiation_timeout: DurationMs = Field(60_000, description="deadline of a negotiation (then fallback)")
+    stall_tol: float = Field(0.001, ge=0, description="stop when the plan cost improves less than this "
+                             "(relative) over two rounds; 0 = run to tol or max_rounds")
 
 
 class ControlConfig(_Strict):

@@ -193,7 +193,7 @@ class _Builder:
             lfa = self.add(f"lfa.{d.name}", "mas", "LFA", None, outputs=LFA_OUT, record_as="lfa", events="flex",
                            district=d.name, objective=c.lfa.objective.model_dump(), tariff=tariff,
                            tol=c.lfa.tol, max_rounds=c.lfa.max_rounds, round_timeout_ms=c.lfa.round_timeout,
-                           neg_timeout_ms=c.lfa.negotiation_timeout)
+                           neg_timeout_ms=c.lfa.negotiation_timeout, stall_tol=c.lfa.stall_tol)
             # agents decide on the last measurements; their set points act at once
             self.world.connect(self.households, agents, "soc", "soc_ev", "T_in", **shifted,
                                initial_data={"soc": {}, "soc_ev": {}, "T_in": {}})
