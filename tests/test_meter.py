@@ -1,0 +1,61 @@
+"""Smart-meter population: accuracy class, quantisation, monotonic Wh registers, 15-minute averages."""
+
+import numpy as np
+
+from simulators.meter import MeterPopulation, MeterSim
+
+MIN = 60_000
+
+
+def run_meter(p_series: dict[str, list[float]], accuracy_class=1.0, interval=MIN, resolution_w=1.0, seed=3):
+    sim = MeterSim()
+    sim.init("m", time_resolution=0.001, start="2026-01-01T00:00:00+01:00", step_size=MIN, seed=seed)
+    sim.create(1, "Meters", accuracy_class=accuracy_class, interval=interval, resolution_w=resolution_w)
+    n = len(next(iter(p_series.values())))
+    rows = []
+    for k in range(n):
+        p = {hid: series[k] for hid, series in p_series.items()}
+        sim.step(k * MIN, {"meters": {"P": {"hh.households": p}}}, None)
+        rows.append(sim.get_data({"meters": ["P", "E_imp", "E_exp", "P_15"]})["meters"])
+    return rows
+
+
+def test_accuracy_class_and_quantisation():
+    rows = run_meter({"a": [2.0] * 200, "b": [-3.0] * 200}, accuracy_class=1.0, resolution_w=10.0)
+    pa = np.array([r["P"]["a"] for r in rows])
+    pb = np.array([r["P"]["b"] for r in rows])
+    assert np.all(np.abs(pa - 2.0) / 2.0 < 0.02) and np.all(np.abs(pb + 3.0) / 3.0 < 0.02)
+    assert np.allclose(np.round(pa / 0.01), pa / 0.01)  # 10 W resolution
+    assert abs(pa.mean() - 2.0) / 2.0 <= 0.005 + 3 * 0.01 / 3 / np.sqrt(200)  # gain error within class/2
+
+
+def test_registers_monotonic_integer_and_energy_right():
+    rng = np.random.default_rng(0)
+    series = list(rng.normal(0.5, 2.0, 120))  # import and export
+    rows = run_meter({"a": series}, accuracy_class=0.5)
+    e_imp = np.array([r["E_imp"]["a"] for r in rows])
+    e_exp = np.array([r["E_exp"]["a"] for r in rows])
+    assert (np.diff(e_imp) >= 0).all() and (np.diff(e_exp) >= 0).all()
+    assert np.array_equal(e_imp, np.floor(e_imp))
+    true_imp = sum(max(p, 0) for p in series[:-1]) * 1000 / 60  # registers at t hold energy up to t
+    assert abs(e_imp[-1] - true_imp) <= 0.01 * true_imp + 1
+
+
+def test_quarter_hour_average_and_interval():
+    series = [1.0] * 15 + [3.0] * 15 + [0.0] * 15
+    rows = run_meter({"a": series}, accuracy_class=0.2, resolution_w=1.0)
+    p15 = [r["P_15"]["a"] for r in rows]
+    assert p15[14] == 0.0 and abs(p15[15] - 1.0) < 0.01 and abs(p15[30] - 3.0) < 0.03
+    rows = run_meter({"a": list(np.linspace(0, 5, 30))}, interval=5 * MIN)
+    p = [r["P"]["a"] for r in rows]
+    assert p[0] == p[4] and p[5] == p[9] and p[4] != p[5]  # published every 5 min, held between
+
+
+def test_seeded_and_new_devices_join():
+    a = run_meter({"a": [1.0] * 10, "b": [2.0] * 10}, seed=9)
+    b = run_meter({"a": [1.0] * 10, "b": [2.0] * 10}, seed=9)
+    assert a == b
+    pop = MeterPopulation(seed=1)
+    v = pop.vector({"x": 1.0})
+    v = pop.vector({"y": 2.0, "x": 1.5})
+    assert pop.ids == ["x", "y"] and list(v) == [1.5, 2.0]
