@@ -70,3 +70,13 @@ def cosim_cmd(*args: str) -> list[str]:
 
 def run_cosim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(cosim_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def wait_until(pred, timeout: float, period: float = 0.02) -> float:
+    """Poll *pred* until it is true; return the seconds it took, fail after *timeout*."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(period)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -7,6 +7,7 @@ import pytest
 
 from hil.gateway_adapter import GatewayClient, ModbusGateways
 from hil.testing import ThreadedEmulators
+from tests.conftest import wait_until
 
 EID = "gateways_0"
 OUT = ["P_bat", "soc", "setpoint_ack", "setpoint_clipped", "quality", "age"]
@@ -28,15 +29,6 @@ def _sim(devices):
 
 def _data(sim):
     return sim.get_data({EID: OUT})[EID]
-
-
-def _wait(pred, timeout, period=0.02):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return time.monotonic() - t0
-        time.sleep(period)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def _sp(value, dev="d1.h001"):
@@ -62,12 +54,12 @@ def test_setpoint_reaches_battery_then_reverts_after_the_timer(lab):
         assert 0.49 < d["soc"]["d1.h001"] < 0.52
         # the controller disappears: no more set points (the co-simulation keeps stepping)
         t_stop = time.monotonic()
-        dt = _wait(lambda: emu.get("m802.W") == 0.0, 2.5)
+        dt = wait_until(lambda: emu.get("m802.W") == 0.0, 2.5)
         assert 0.6 < time.monotonic() - t_stop < 1.6, dt  # ~ revert_s after the last write
         assert emu.get("m704.WSet") == 0.0
         t = sim.step(t, {}, 10**9)
-        _wait(lambda: _data(sim)["setpoint_ack"] == {"d1.h001": 0.0}, 1.0)  # device reverted
-        _wait(lambda: _data(sim)["P_bat"]["d1.h001"] == 0.0, 1.0)
+        wait_until(lambda: _data(sim)["setpoint_ack"] == {"d1.h001": 0.0}, 1.0)  # device reverted
+        wait_until(lambda: _data(sim)["P_bat"]["d1.h001"] == 0.0, 1.0)
     finally:
         sim.finalize()
 
@@ -77,11 +69,11 @@ def test_out_of_range_setpoints_are_clipped_and_counted(lab):
     sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=5.0)])
     try:
         sim.step(0, _sp(-9.0), 10**9)  # discharge 9 kW > 5 kW rating
-        _wait(lambda: emu.get("m704.WSet") == 5000.0, 2)
+        wait_until(lambda: emu.get("m704.WSet") == 5000.0, 2)
         sim.step(200, _sp(7.5), 10**9)
-        _wait(lambda: emu.get("m704.WSet") == -5000.0, 2)
+        wait_until(lambda: emu.get("m704.WSet") == -5000.0, 2)
         sim.step(400, _sp(float("nan")), 10**9)  # ignored
-        _wait(lambda: _data(sim).get("setpoint_ack") == {"d1.h001": 1.0}, 2)
+        wait_until(lambda: _data(sim).get("setpoint_ack") == {"d1.h001": 1.0}, 2)
         d = _data(sim)
         assert d["setpoint_clipped"] == {"d1.h001": 2.0}
         assert emu.get("m704.WSet") == -5000.0
@@ -108,15 +100,15 @@ def test_exception_answers_give_quality_error(lab):
     emu = lab.start("sunspec-battery", seed=4)
     sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.1, revert_s=5.0)])
     try:
-        _wait(lambda: _data(sim)["quality"] == {"d1.h001": 0.0}, 3)
+        wait_until(lambda: _data(sim)["quality"] == {"d1.h001": 0.0}, 3)
         emu.fail(6)  # SERVER DEVICE BUSY
         t = sim.step(0, _sp(1.0), 10**9)
-        _wait(lambda: _data(sim)["quality"] == {"d1.h001": 2.0}, 2)
+        wait_until(lambda: _data(sim)["quality"] == {"d1.h001": 2.0}, 2)
         for _ in range(3):
             t = sim.step(t, _sp(1.0), 10**9)
         emu.fail(None)
         t = sim.step(t, _sp(1.0), 10**9)
-        _wait(lambda: _data(sim)["quality"] == {"d1.h001": 0.0} and emu.get("m704.WSet") == -1000.0, 2)
+        wait_until(lambda: _data(sim)["quality"] == {"d1.h001": 0.0} and emu.get("m704.WSet") == -1000.0, 2)
     finally:
         sim.finalize()
 
@@ -126,7 +118,7 @@ def test_gateway_client_without_mosaik(lab):
     gw = GatewayClient([dict(id="b", port=emu.port, interval=0.2, revert_s=2.0)]).start()
     try:
         gw.set("b", {"P_bat_set": -0.5, "unknown_attr": 1.0})
-        _wait(lambda: gw.snapshot()["b"].get("setpoint_ack") == 1.0, 2)
+        wait_until(lambda: gw.snapshot()["b"].get("setpoint_ack") == 1.0, 2)
         assert emu.get("m704.WSet") == 500.0
         assert gw.stats()["b"]["writes"] == 1
     finally:

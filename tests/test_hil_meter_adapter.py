@@ -10,6 +10,7 @@ import pytest
 
 from hil.meter_adapter import ModbusMeters, WindowAverage
 from hil.testing import ThreadedEmulators
+from tests.conftest import wait_until
 
 EID = "meters_0"
 ALL = ["P", "Q", "E_imp", "E_exp", "P_15", "quality", "age"]
@@ -32,22 +33,13 @@ def _data(sim, attrs=ALL):
     return sim.get_data({EID: attrs})[EID]
 
 
-def _wait(pred, timeout, period=0.02):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return time.monotonic() - t0
-        time.sleep(period)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def test_values_arrive_from_three_meter_types(lab):
     kinds = {"h1": "sdm630", "h2": "em24", "h3": "sunspec-meter"}
     emus = {h: lab.start(k, seed=9, start_tod=18 * 3600) for h, k in kinds.items()}
     maps = {"sdm630": "sdm630", "em24": "em24", "sunspec-meter": "sunspec_meter"}
     sim = _sim([dict(id=h, port=e.port, map=maps[kinds[h]], interval=0.1) for h, e in emus.items()])
     try:
-        _wait(lambda: _data(sim)["quality"] == {"h1": 0.0, "h2": 0.0, "h3": 0.0}, 3)
+        wait_until(lambda: _data(sim)["quality"] == {"h1": 0.0, "h2": 0.0, "h3": 0.0}, 3)
         t = 0
         for _ in range(3):
             t = sim.step(t, {}, 10**9)
@@ -73,10 +65,10 @@ def test_device_stopped_and_restarted_goes_stale_then_fresh_within_2s(lab):
     sim = _sim([dict(id="h1", port=port, interval=0.2, timeout=0.5),
                 dict(id="h2", port=other.port, map="em24", interval=0.2, timeout=0.5)])
     try:
-        _wait(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
+        wait_until(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
         p_before = _data(sim)["P"]["h1"]
         lab.stop(emu)
-        _wait(lambda: _data(sim)["quality"]["h1"] == 1.0, 2)
+        wait_until(lambda: _data(sim)["quality"]["h1"] == 1.0, 2)
         t = 0
         ages = []
         for _ in range(5):  # the run continues, values held, age grows
@@ -91,7 +83,7 @@ def test_device_stopped_and_restarted_goes_stale_then_fresh_within_2s(lab):
         assert ages == sorted(ages) and ages[-1] > 0.8
         time.sleep(1.5)  # let the backoff reach its cap
         lab.start("sdm630", port=port, seed=1)
-        dt = _wait(lambda: _data(sim)["quality"]["h1"] == 0.0, 2.0)
+        dt = wait_until(lambda: _data(sim)["quality"]["h1"] == 0.0, 2.0)
         assert dt < 2.0
         assert _data(sim)["age"]["h1"] < 0.5
         st = sim.pollers[EID].stats()["h1"]
@@ -110,7 +102,7 @@ def test_device_absent_at_start_then_appears(lab):
         d = _data(sim)
         assert d["quality"] == {"h1": 1.0} and d["P"] == {} and d["age"]["h1"] >= 0.4
         lab.start("sdm630", port=port)
-        _wait(lambda: _data(sim)["quality"]["h1"] == 0.0, 2.0)
+        wait_until(lambda: _data(sim)["quality"]["h1"] == 0.0, 2.0)
     finally:
         sim.finalize()
 
@@ -119,9 +111,9 @@ def test_exception_answers_give_quality_error_and_steps_continue(lab):
     emu = lab.start("sunspec-meter", seed=3)
     sim = _sim([dict(id="h1", port=emu.port, map="sunspec_meter", interval=0.1)])
     try:
-        _wait(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
+        wait_until(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
         emu.fail(4)  # SERVER DEVICE FAILURE on every request
-        _wait(lambda: _data(sim)["quality"]["h1"] == 2.0, 2)
+        wait_until(lambda: _data(sim)["quality"]["h1"] == 2.0, 2)
         t = 0
         for _ in range(5):
             t = sim.step(t, {}, 10**9)
@@ -133,7 +125,7 @@ def test_exception_answers_give_quality_error_and_steps_continue(lab):
         time.sleep(0.3)
         assert _data(sim)["quality"]["h1"] == 2.0
         emu.fail(None)
-        _wait(lambda: _data(sim)["quality"]["h1"] == 0.0, 2)
+        wait_until(lambda: _data(sim)["quality"]["h1"] == 0.0, 2)
         assert sim.pollers[EID].stats()["h1"]["exception"] >= 3
     finally:
         sim.finalize()
