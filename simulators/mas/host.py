@@ -293,7 +293,9 @@ class AgentHost:
             return
         t = time.perf_counter()
         models = [self.homes[m].model for m in lfa.members if m in self.homes and self.homes[m].neg == neg.id]
-        if len(models) != len(lfa.members):
+        if len(models) != len(lfa.members) or len(neg.known) < len(neg.members):
+            # a home's plan never arrived: the MAS plan is not a plan of the same problem -> no gap
+            lfa.kpi["gap_central"] = None
             return
         res = solve_central(models, lfa._district_part(neg.t0), backend=self.backend)
         self.stats["central_s"] += time.perf_counter() - t
