@@ -247,6 +247,16 @@ class DSOConfig(_Strict):
     offer_timeout: DurationMs = 60_000
 
 
+class MeterLinkConfig(_Strict):
+    """Smart-meter readings carried to the district's LFA over their own network (e.g. PLC)."""
+
+    technology: str = "plc"
+    every: DurationMs = Field(900_000, description="one reading per meter per interval")
+    bytes: PosInt = Field(48, description="payload of one reading")
+    quantum_ms: PosInt = Field(1000, description="deliveries rounded up to this many ms (meter data is not "
+                               "latency-critical; fewer simulation steps)")
+
+
 class TelecomConfig(_Strict):
     """Technologies carrying agent messages (simulators/telecom_tech.py has the table and sources)."""
 
@@ -256,6 +266,7 @@ class TelecomConfig(_Strict):
     domains: dict[str, Any] | None = None
     max_retries: int = Field(0, ge=0)
     quantum_ms: int = Field(1, ge=1, description="round delivery times up to this many ms (fewer steps)")
+    meters: MeterLinkConfig | None = Field(None, description="meter readings over their own network")
 
     @model_validator(mode="after")
     def _techs(self):
@@ -265,7 +276,10 @@ class TelecomConfig(_Strict):
             known = build_table(self.overrides)
         except ValueError as exc:
             raise ValueError(f"overrides: {exc}") from None
-        for where, tech in [("default", self.default), *((f"endpoints.{k}", v) for k, v in self.endpoints.items())]:
+        techs = [("default", self.default), *((f"endpoints.{k}", v) for k, v in self.endpoints.items())]
+        if self.meters is not None:
+            techs.append(("meters.technology", self.meters.technology))
+        for where, tech in techs:
             if canonical(tech) not in known:
                 raise ValueError(f"{where}: unknown technology {tech!r} (known: {', '.join(sorted(known))})")
         return self

@@ -231,6 +231,14 @@ class _Builder:
                 self.world.connect(entity, telecom, "outbox")
             # one MAS entity takes the whole inbox: all agents live in that one simulator
             self.world.connect(telecom, agents_all[0], "inbox", time_shifted=1)
+            if t.meters is not None and self.meters is not None:
+                # meter readings on their own network (e.g. PLC): traffic, latency and losses recorded
+                meter_net = self.add("meter_telecom", "telecom", "Telecom", None,
+                                     outputs=["sent", "delivered", "lost", "latency_mean_ms"],
+                                     events="meter_readings", default=t.meters.technology,
+                                     overrides=t.overrides, quantum_ms=t.meters.quantum_ms,
+                                     readings={"bytes": t.meters.bytes, "every": t.meters.every})
+                self.world.connect(self.meters, meter_net, ("E_imp", "readings"))
 
     def realtime(self, rt_factor: float | None) -> None:
         if rt_factor is None:
@@ -269,7 +277,7 @@ def build_world(world: mosaik.World, scn: Scenario, provenance: dict, out_path: 
 def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, built: BuiltWorld) -> None:
     every = scn.record.every or scn.step
     include = dict(scn.record.include)
-    for extra in ("gateways", "controller", "realtime", "agents", "lfa", "dso", "telecom"):
+    for extra in ("gateways", "controller", "realtime", "agents", "lfa", "dso", "telecom", "meter_telecom"):
         include.setdefault(extra, "all")
     present = {rec for _, _, rec, _ in built.entities.values()}
     if "include" in scn.record.model_fields_set:

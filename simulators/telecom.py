@@ -24,8 +24,9 @@ Inputs (triggers)
     ``readings`` {src_full_id: {device_id: value}} — optional: meter readings carried as messages
                  ``{"id": "rd:<dev>:<tick>", "src": dev, "dst": "lfa.<district>", "kind":
                  "reading", "body": {"value": value}, "bytes": 48}``; model param ``readings``
-                 ``{"dst": "lfa.{district}", "kind": "reading", "bytes": 48}`` changes the template
-                 (``{district}``, ``{home}``, ``{id}`` are filled in).
+                 ``{"dst": "lfa.{district}", "kind": "reading", "bytes": 48, "every": 0}`` changes the
+                 template (``{district}``, ``{home}``, ``{id}`` are filled in); ``every`` (ticks) sends
+                 at most one reading per device per interval (0: one per input).
 Outputs
     ``inbox``    {dst_agent_id: [msg, ...]} non-persistent: the messages arriving at the consumer,
                  each a copy of the sent msg plus ``"delivered"`` (tick) and ``"latency_ms"``
@@ -84,16 +85,18 @@ META = {
     "extra_methods": ["network_stats"],
 }
 
-READINGS_DEFAULT = {"dst": "lfa.{district}", "kind": "reading", "bytes": 48}
+READINGS_DEFAULT = {"dst": "lfa.{district}", "kind": "reading", "bytes": 48, "every": 0}
 
 
 class _Entity:
-    __slots__ = ("eid", "model", "readings", "inbox", "events", "lat_step")
+    __slots__ = ("eid", "model", "readings", "last_reading", "readings_due", "inbox", "events", "lat_step")
 
     def __init__(self, eid: str, model: TelecomModel, readings: dict[str, Any]):
         self.eid = eid
         self.model = model
         self.readings = readings
+        self.last_reading: dict[str, int] = {}
+        self.readings_due = 0  # with ``every``: no device is due before this tick
         self.inbox: dict[str, list] = {}
         self.events: list[dict] = []
         self.lat_step: dict[str, float] = {}
@@ -144,10 +147,14 @@ class TelecomSim(mosaik_api_v3.Simulator):
             for _src_full, value in (attrs.get("outbox") or {}).items():
                 for msg in iter_messages(value):
                     self._send(ent, msg, time)
-            for _src_full, value in (attrs.get("readings") or {}).items():
-                if isinstance(value, dict):
-                    for dev, val in value.items():
-                        self._send_reading(ent, str(dev), val, time)
+            if time >= ent.readings_due:
+                for _src_full, value in (attrs.get("readings") or {}).items():
+                    if isinstance(value, dict):
+                        for dev, val in value.items():
+                            self._send_reading(ent, str(dev), val, time)
+                every = int(ent.readings.get("every") or 0)
+                if every and ent.last_reading:
+                    ent.readings_due = min(ent.last_reading.values()) + every
             m.advance(due)
             if self.use_lookahead:
                 m.lookahead(max(max_advance if max_advance is not None else due, due), self.shift)
@@ -187,6 +194,10 @@ class TelecomSim(mosaik_api_v3.Simulator):
 
     def _send_reading(self, ent: _Entity, dev: str, value: Any, time: int) -> None:
         cfg = ent.readings
+        every = int(cfg.get("every") or 0)  # ticks between two readings of one device (0 = each input)
+        if every and time - ent.last_reading.get(dev, -every) < every:
+            return
+        ent.last_reading[dev] = time
         try:
             dst = str(cfg["dst"]).format(district=district_of(dev), home=home_of(dev), id=dev)
         except (KeyError, IndexError, ValueError):

@@ -48,8 +48,6 @@ Stepping: at every slot boundary (setpoints change), at every re-plan tick, at t
 
 from __future__ import annotations
 
-import copy
-
 import mosaik_api_v3
 
 from simulators.devices.common import Clock
@@ -170,6 +168,8 @@ class MASSim(mosaik_api_v3.Simulator):
 
     # ------------------------------------------------------------------ stepping
     def _read_inputs(self, inputs: dict) -> dict:
+        """Merge the inputs. Delivered messages are used as they are: the telecom hands over fresh
+        copies (or JSON decodes them, across processes) and nothing else receives them."""
         h = self.host
         inbox: dict = {}
         for _eid, attrs in inputs.items():
@@ -181,10 +181,10 @@ class MASSim(mosaik_api_v3.Simulator):
                         if isinstance(val, dict):
                             for dst, msgs in val.items():
                                 lst = msgs if isinstance(msgs, list) else [msgs]
-                                inbox.setdefault(dst, []).extend(copy.deepcopy(lst))
+                                inbox.setdefault(dst, []).extend(lst)
                         elif isinstance(val, list):
                             for m in val:
-                                inbox.setdefault(m.get("dst"), []).append(copy.deepcopy(m))
+                                inbox.setdefault(m.get("dst"), []).append(m)
                         continue
                     if not isinstance(val, dict):
                         continue
