@@ -98,3 +98,16 @@ def test_dso_flexibility_reduces_congestion_and_every_order_is_settled(write_sce
     for order in orders:  # delivered energy is measured from the meters' registers
         s = settled[order]
         assert s["delivered_kwh"] >= 0 and np.isfinite(s["delivered_kwh"])
+
+
+def test_mas_in_a_subprocess_equals_in_process(write_scenario, tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    short = {"duration": "2h"}
+    assert main(["run", str(control_scenario(write_scenario, "p.yaml", **short)), "--out", str(a), "--quiet"]) == 0
+    cmd = {"mas": {"mode": "cmd"}}
+    scn = control_scenario(write_scenario, "c.yaml", simulators=cmd, **short)
+    assert main(["run", str(scn), "--out", str(b), "--quiet"]) == 0
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for key in ("agents/P_bat_set", "lfa/plan_cost", "households/P", "telecom/sent"):
+            np.testing.assert_array_equal(fa[key][()], fb[key][()], err_msg=key)
+    assert events(a, "messages") == events(b, "messages")

@@ -55,10 +55,11 @@ def test_provenance_reproduces_the_run(write_scenario, tmp_path):
 
 
 def test_subprocess_simulators_equal_in_process(write_scenario, tmp_path):
-    cmd = {"household": {"mode": "cmd"}, "meter": {"mode": "cmd"}}
+    cmd = {"household": {"mode": "cmd"}, "meter": {"mode": "cmd"}, "grid": {"mode": "cmd"}}
+    grid = {"network": "cigre_lv"}
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
-    assert main(["run", str(write_scenario("p.yaml")), "--out", str(a), "--quiet"]) == 0
-    assert main(["run", str(write_scenario("c.yaml", simulators=cmd)), "--out", str(b), "--quiet"]) == 0
+    assert main(["run", str(write_scenario("p.yaml", grid=grid)), "--out", str(a), "--quiet"]) == 0
+    assert main(["run", str(write_scenario("c.yaml", grid=grid, simulators=cmd)), "--out", str(b), "--quiet"]) == 0
     assert_same(a, b)
 
 
