@@ -66,8 +66,8 @@ class BuiltWorld:
     until: int
     households: list[HouseholdSpec]
     real_homes: list[str] = field(default_factory=list)
-    populations: dict[str, str] = field(default_factory=dict)  # full entity id -> population name
-    entities: dict[str, tuple] = field(default_factory=dict)  # population -> (entity, attrs, factory)
+    # population -> (entity, recorded attrs, population recorded under, event stream or None)
+    entities: dict[str, tuple] = field(default_factory=dict)
 
 
 def make_world(scn: Scenario) -> mosaik.World:
@@ -305,7 +305,6 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
         pop_of[entity.full_id] = name
         series += [(name, a) for a in attrs if (name, a) not in series]
         wiring.append((entity, attrs))
-    built.populations = pop_of
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
                           progress=progress)
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,

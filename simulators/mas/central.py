@@ -99,7 +99,7 @@ class DistrictPart:
 
     def value(self, D: np.ndarray) -> float:
         """g(D) for a given district net exchange (kW per slot)."""
-        K, dt = self.K, self.dt
+        K = self.K
         D = np.asarray(D, float)
         Dp, Dm = np.maximum(D, 0), np.maximum(-D, 0)
         ov = np.maximum(Dp - self.cap_imp, 0)

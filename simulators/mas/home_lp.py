@@ -313,7 +313,7 @@ class HomeModel:
         ``ev_sessions`` [(arrive, depart, need_kwh, home)] (local minutes) or else ``ev_present``,
         ``ev_departure`` (local minute), ``ev_need_kwh``; ``T_in`` (°C); ``cop`` (per slot).
         ``fixed_load``: kW per slot of decided appliance cycles."""
-        K, dt, dev, B = self.K, self.dt, self.dev, self.blocks
+        K, dev, B = self.K, self.dev, self.blocks
         state = state or {}
         self.minute0 = float(minute0)
         base = np.asarray(forecast.get("base", np.zeros(K)), float)[:K]

@@ -502,7 +502,6 @@ class LFAAgent:
                 cap[k] = baseline[k] - v
         price_max = float(req.get("price_max", 0.5))
         # offer negotiation on the same pool of plans, with the request as a soft cap priced at price_max
-        dp = base.master.d
         cap0, pen0 = self._order_caps(base.t0)
         use = cap < cap0
         caps = np.where(use, cap, cap0)
