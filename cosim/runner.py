@@ -146,7 +146,7 @@ def run_scenario(
                 if in_main:
                     loop.remove_signal_handler(signal.SIGINT)
         status = "completed"
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, KeyboardInterrupt):  # SIGINT during the run / while building
         status, error = "interrupted", "stopped by SIGINT"
         raise RunInterrupted(f"run interrupted; completed steps are in {path}") from None
     except RemoteException as exc:
