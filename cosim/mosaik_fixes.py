@@ -11,6 +11,13 @@ Dataflow cache pruning: after every step mosaik rebuilds every simulator's outpu
 advances. With event-driven agents that sleep while others step, the caches hold thousands of entries
 and the rebuild was the largest single cost of a UC3 day (8 s of 75 s, profiled). The replacement
 prunes only when the oldest needed time has moved, and deletes in place; what is kept is identical.
+
+Progress of descendants of a simulator that is stepping: ``advance_progress`` bounds a simulator's
+progress by its triggering ancestors' *next* steps only. While an ancestor in another process is in the
+middle of a step it has no next step queued, so a descendant's progress jumped ahead and mosaik then
+failed with "cannot progress backwards" once the ancestor returned an earlier next step (MAS <->
+telecom loop with the telecom in a subprocess). The replacement also bounds by the ancestor's current
+step, which is what it may still produce output for.
 """
 
 from __future__ import annotations
@@ -33,7 +40,28 @@ def apply() -> None:
 
     _progress.Progress.set = set_pruned
     _scheduler.prune_dataflow_cache = _prune_dataflow_cache
+    _scheduler.advance_progress = _advance_progress
     _applied = True
+
+
+def _advance_progress(sim, world) -> None:
+    bounds = []
+    for pre_sim, distance in sim.triggering_ancestors.items():
+        if pre_sim.next_steps:
+            bounds.append(distance.earliest_sum(pre_sim.next_steps[0]))
+        if pre_sim.current_step is not None and getattr(pre_sim, "is_in_step", False):
+            bounds.append(distance.earliest_sum(pre_sim.current_step))
+    if sim.next_steps:
+        bounds.append(sim.next_steps[0])
+    if sim.current_step:
+        bounds.append(sim.current_step)
+    if world.rt_factor:
+        rt_passed = _scheduler.perf_counter() - sim.rt_start
+        bounds.append(_scheduler.TieredTime(_scheduler.ceil(rt_passed / world.rt_factor)))
+    bounds.append(_scheduler.TieredTime(world.until) + sim.from_world_time)
+    new_progress = min(bounds)
+    sim.progress.set(new_progress)
+    sim.tqdm.update(new_progress.time - sim.tqdm.n)
 
 
 def _prune_dataflow_cache(world) -> None:

@@ -143,15 +143,6 @@ class GridConfig(_Strict):
 class SimulatorsConfig(_Strict):
     """Start mode per simulator (default: all in-process)."""
 
-    @model_validator(mode="after")
-    def _telecom_in_process(self):
-        # Known limitation: with the telecom in another process mosaik 3.6's scheduler stops with
-        # "cannot progress backwards" (time-shifted trigger loop MAS <-> telecom); in-process works.
-        if self.telecom.mode != "python":
-            raise ValueError("telecom: only mode 'python' is supported (mosaik 3.6 fails with a remote "
-                             "telecom in the MAS message loop); the MAS itself may run in a subprocess")
-        return self
-
     household: SimulatorStart = Field(default_factory=SimulatorStart)
     meter: SimulatorStart = Field(default_factory=SimulatorStart)
     grid: SimulatorStart = Field(default_factory=SimulatorStart)

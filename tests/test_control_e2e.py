@@ -99,11 +99,11 @@ def test_dso_flexibility_reduces_congestion_and_every_order_is_settled(write_sce
         assert s["delivered_kwh"] >= 0 and np.isfinite(s["delivered_kwh"])
 
 
-def test_mas_in_a_subprocess_equals_in_process(write_scenario, tmp_path):
+def test_mas_and_telecom_in_subprocesses_equal_in_process(write_scenario, tmp_path):
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     short = {"duration": "2h"}
     assert main(["run", str(control_scenario(write_scenario, "p.yaml", **short)), "--out", str(a), "--quiet"]) == 0
-    cmd = {"mas": {"mode": "cmd"}}
+    cmd = {"mas": {"mode": "cmd"}, "telecom": {"mode": "cmd"}}
     scn = control_scenario(write_scenario, "c.yaml", simulators=cmd, **short)
     assert main(["run", str(scn), "--out", str(b), "--quiet"]) == 0
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:

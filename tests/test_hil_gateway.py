@@ -83,11 +83,12 @@ def test_out_of_range_setpoints_are_clipped_and_counted(lab):
 
 def test_hold_rewrites_the_last_setpoint_every_step(lab):
     emu = lab.start("sunspec-battery", seed=3)
-    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=0.6, hold=True)])
+    # generous margins (revert 1.5 s, a write every 0.3 s) so a loaded CI machine cannot cause a revert
+    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=1.5, hold=True)])
     try:
         t = sim.step(0, _sp(-1.0), 10**9)
-        for _ in range(8):  # 1.6 s without new input: hold keeps the device from reverting
-            time.sleep(0.2)
+        for _ in range(8):  # 2.4 s without new input: hold keeps the device from reverting
+            time.sleep(0.3)
             t = sim.step(t, {}, 10**9)
         assert emu.get("m704.WSet") == 1000.0
     finally:
