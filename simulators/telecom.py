@@ -14,11 +14,12 @@ init params: ``time_resolution`` (s per tick, 0.001 -> tick = 1 ms), ``start`` (
 
 Type ``hybrid`` (not ``event-based``): mosaik 3.6 forbids persistent outputs for event-based
 simulators, and the cumulative counters below are persistent so that a time-based recorder can
-pull them at any step. Behaviour is event-based: inputs ``outbox`` and ``readings`` are triggers,
+pull them at any step. Behaviour is event-based: input ``outbox`` triggers (``readings`` is sampled, see below),
 the simulator steps when messages arrive and at the times it requests (``step`` returns the next
 one, or ``None`` when nothing is in flight). Like every hybrid simulator it also steps once at 0.
 
-Inputs (triggers)
+Inputs (``outbox`` triggers a step; ``readings`` is sampled at the steps the telecom takes anyway and
+at every reading interval ``every``, so meters publishing each minute do not wake it each minute)
     ``outbox``   {src_full_id: {agent_id: [msg, ...]}} (also accepted: a list of msgs or one msg);
                  every source is merged; messages are copied on arrival (mosaik reuses inputs).
     ``readings`` {src_full_id: {device_id: value}} — optional: meter readings carried as messages
@@ -78,7 +79,7 @@ META = {
             "params": ["endpoints", "default", "overrides", "domains", "max_retries", "readings",
                        "quantum_ms"],
             "attrs": INPUTS + NON_PERSISTENT + PERSISTENT,
-            "trigger": INPUTS,
+            "trigger": ["outbox"],  # readings are sampled: the telecom steps when the next is due
             "non-persistent": NON_PERSISTENT,
         }
     },
@@ -175,6 +176,8 @@ class TelecomSim(mosaik_api_v3.Simulator):
                 mm.payload = None
             ent.lat_step = {d: s / len(ent.inbox[d]) for d, s in lat_sum.items()}
             nxt = min(nxt, m.next_ready_tick() - self.shift, m.next_event_tick() - self.shift)
+            if ent.readings_due > time:  # sample the meters again when the next reading is due
+                nxt = min(nxt, ent.readings_due)
         if nxt == math.inf:
             return None
         return int(max(nxt, time + 1))
