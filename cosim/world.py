@@ -107,6 +107,10 @@ class _Builder:
         self.built.entities[pop] = (entity, recorded, record_as or pop, events)
         return entity
 
+    def connect_shifted(self, src, dest, *attrs: str) -> None:
+        """Cycle-closing connection: *dest* gets *src*'s last values (empty mappings at first)."""
+        self.world.connect(src, dest, *attrs, time_shifted=True, initial_data={a: {} for a in attrs})
+
     def physical(self) -> None:
         scn, b = self.scn, self.built
         real = set(b.real_homes)
@@ -159,8 +163,7 @@ class _Builder:
             self.world.connect(self.households, server, "P", "Q", "P_bat", "soc", "P_pv", "P_ev", "soc_ev")
             if self.meters is not None:
                 self.world.connect(self.meters, server, "E_imp", "E_exp", "P_15")
-            self.world.connect(server, self.households, *SETPOINTS, time_shifted=True,
-                               initial_data={a: {} for a in SETPOINTS})
+            self.connect_shifted(server, self.households, *SETPOINTS)
 
     def control(self) -> None:
         """Home agents and LFA per district, the DSO agent, and the telecom carrying their messages."""
@@ -180,7 +183,6 @@ class _Builder:
                "K": c.horizon // c.slot, "slot_s": c.slot // 1000, "replan_s": c.replan // 1000,
                "mode": c.mode, "loopback": scn.telecom is None, "reference": c.reference,
                "forecast_noise": c.forecast_noise, "end": self.built.until}
-        shifted = {"time_shifted": True}
         agents_all = []
         for d in scn.districts:
             if d.name not in homes:
@@ -195,13 +197,11 @@ class _Builder:
                            tol=c.lfa.tol, max_rounds=c.lfa.max_rounds, round_timeout_ms=c.lfa.round_timeout,
                            neg_timeout_ms=c.lfa.negotiation_timeout, stall_tol=c.lfa.stall_tol)
             # agents decide on the last measurements; their set points act at once
-            self.world.connect(self.households, agents, "soc", "soc_ev", "T_in", **shifted,
-                               initial_data={"soc": {}, "soc_ev": {}, "T_in": {}})
+            self.connect_shifted(self.households, agents, "soc", "soc_ev", "T_in")
             if self.meters is not None:
-                self.world.connect(self.meters, agents, "E_imp", "E_exp", **shifted,
-                                   initial_data={"E_imp": {}, "E_exp": {}})
+                self.connect_shifted(self.meters, agents, "E_imp", "E_exp")
             if self.grid is not None:
-                self.world.connect(self.grid, lfa, "P_trafo", **shifted, initial_data={"P_trafo": {}})
+                self.connect_shifted(self.grid, lfa, "P_trafo")
             self.world.connect(agents, self.households, *SETPOINTS, "app_start")
             agents_all += [agents, lfa]
         if not agents_all:
@@ -213,11 +213,9 @@ class _Builder:
                            trafo_limit_kw=o.trafo_limit_kw, lookahead_slots=o.lookahead_slots,
                            lead_slots=o.lead_slots, margin=o.margin, price_max=o.price_max,
                            penalty=o.penalty, offer_timeout_ms=o.offer_timeout)
-            self.world.connect(self.grid, dso, "P_trafo", "trafo_loading", **shifted,
-                               initial_data={"P_trafo": {}, "trafo_loading": {}})
+            self.connect_shifted(self.grid, dso, "P_trafo", "trafo_loading")
             if self.meters is not None:
-                self.world.connect(self.meters, dso, "E_imp", "E_exp", **shifted,
-                                   initial_data={"E_imp": {}, "E_exp": {}})
+                self.connect_shifted(self.meters, dso, "E_imp", "E_exp")
             agents_all.append(dso)
         if scn.telecom is not None:
             t = scn.telecom

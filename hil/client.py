@@ -230,3 +230,13 @@ class Backoff:
 
     def reset(self) -> None:
         self.cur = self.lo
+
+
+def snapshot_outputs(sources, outputs) -> dict[str, dict[str, dict[str, float]]]:
+    """mosaik ``get_data`` of adapter populations: *sources* maps entity id -> an object whose
+    ``snapshot()`` gives ``{device_id: {attr: value}}``; only attrs a device has are included."""
+    data: dict[str, dict[str, dict[str, float]]] = {}
+    for eid, attrs in outputs.items():
+        snap = sources[eid].snapshot()
+        data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs}
+    return data

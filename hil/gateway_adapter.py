@@ -43,7 +43,7 @@ from typing import Any
 import mosaik_api_v3
 
 from .aio import BackgroundLoop
-from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus
+from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, snapshot_outputs
 from .registers import Point
 
 log = logging.getLogger(__name__)
@@ -354,11 +354,7 @@ class ModbusGateways(mosaik_api_v3.Simulator):
         return time + self.step_size
 
     def get_data(self, outputs):
-        data: dict[str, dict[str, dict[str, float]]] = {}
-        for eid, attrs in outputs.items():
-            snap = self.clients[eid].snapshot()
-            data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs}
-        return data
+        return snapshot_outputs(self.clients, outputs)
 
     def finalize(self):
         for c in self.clients.values():

@@ -33,7 +33,7 @@ from typing import Any
 import mosaik_api_v3
 
 from .aio import BackgroundLoop
-from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus
+from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, snapshot_outputs
 
 log = logging.getLogger(__name__)
 
@@ -286,11 +286,7 @@ class ModbusMeters(mosaik_api_v3.Simulator):
         return time + self.step_size
 
     def get_data(self, outputs):
-        data: dict[str, dict[str, dict[str, float]]] = {}
-        for eid, attrs in outputs.items():
-            snap = self.pollers[eid].snapshot()
-            data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs}
-        return data
+        return snapshot_outputs(self.pollers, outputs)
 
     def finalize(self):
         for p in self.pollers.values():

@@ -41,6 +41,15 @@ def f32_be(regs):
     return struct.unpack(">f", struct.pack(">HH", *regs))[0]
 
 
+async def _read_p(link):
+    """Connect *link*, read its P point once, close; the value in kW."""
+    assert await link.connect()
+    await link.read_points([link.map.by_attr("P")])
+    v = link.attr_value("P")
+    link.close()
+    return v
+
+
 def test_binds_loopback_on_a_free_port(served):
     assert served.host == "127.0.0.1" and served.port > 0
 
@@ -170,14 +179,7 @@ def test_tls(loop, tmp_path):
 
         link = ModbusLink(DeviceConfig(id="h1", port=srv.port, transport="tls", cafile=str(cert)))
 
-        async def read():
-            assert await link.connect()
-            await link.read_points([link.map.by_attr("P")])
-            v = link.attr_value("P")
-            link.close()
-            return v
-
-        assert loop.run(read(), timeout=10) == pytest.approx(2.0)
+        assert loop.run(_read_p(link), timeout=10) == pytest.approx(2.0)
         # a plain-TCP client gets nothing from a TLS server
         c = client(srv, 1)
         c.timeout = 0.5
@@ -196,14 +198,7 @@ def test_rtu_over_tcp(loop):
 
         link = ModbusLink(DeviceConfig(id="h1", port=srv.port, unit=5, transport="rtu-tcp"))
 
-        async def read():
-            assert await link.connect()
-            await link.read_points([link.map.by_attr("P")])
-            v = link.attr_value("P")
-            link.close()
-            return v
-
-        assert loop.run(read(), timeout=10) == pytest.approx(0.75)
+        assert loop.run(_read_p(link), timeout=10) == pytest.approx(0.75)
     finally:
         loop.run(srv.stop(), timeout=5)
 
