@@ -240,3 +240,19 @@ def snapshot_outputs(sources, outputs) -> dict[str, dict[str, dict[str, float]]]
         snap = sources[eid].snapshot()
         data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs}
     return data
+
+
+async def reconnect(dev, backoff: "Backoff") -> bool:
+    """(Re)connect a polled device whose link is down: *dev* has ``link``, ``lock``, ``connected`` and
+    ``stats``. True when connected now; False after a failed attempt (the backoff delay is slept)."""
+    with dev.lock:
+        dev.connected = False
+    if not await dev.link.connect():
+        dev.stats["connect_fail"] += 1
+        await asyncio.sleep(backoff.next())
+        return False
+    backoff.reset()
+    dev.stats["connects"] += 1
+    with dev.lock:
+        dev.connected = True
+    return True

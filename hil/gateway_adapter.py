@@ -43,7 +43,7 @@ from typing import Any
 import mosaik_api_v3
 
 from .aio import BackgroundLoop
-from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, snapshot_outputs
+from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, reconnect, snapshot_outputs
 from .registers import Point
 
 log = logging.getLogger(__name__)
@@ -209,16 +209,8 @@ class GatewayClient:
         try:
             while True:
                 if not g.link.connected:
-                    with g.lock:
-                        g.connected = False
-                    if not await g.link.connect():
-                        g.stats["connect_fail"] += 1
-                        await asyncio.sleep(backoff.next())
+                    if not await reconnect(g, backoff):
                         continue
-                    backoff.reset()
-                    g.stats["connects"] += 1
-                    with g.lock:
-                        g.connected = True
                     next_read = loop.time()
                 wait = next_read - loop.time()
                 if wait > 0 and not g.event.is_set():

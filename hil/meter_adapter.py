@@ -33,7 +33,7 @@ from typing import Any
 import mosaik_api_v3
 
 from .aio import BackgroundLoop
-from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, snapshot_outputs
+from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, reconnect, snapshot_outputs
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +171,8 @@ class MeterPoller:
         try:
             while True:
                 if not m.link.connected:
-                    with m.lock:
-                        m.connected = False
-                    if not await m.link.connect():
-                        m.stats["connect_fail"] += 1
-                        await asyncio.sleep(backoff.next())
+                    if not await reconnect(m, backoff):
                         continue
-                    backoff.reset()
-                    m.stats["connects"] += 1
-                    with m.lock:
-                        m.connected = True
                     next_t = loop.time()  # poll at once after (re)connecting
                 t0 = time.perf_counter()
                 try:
