@@ -87,6 +87,8 @@ class _Gateway:
         self.clipped = 0
         self._clip_logged: collections.Counter = collections.Counter()
         self.event: asyncio.Event | None = None
+        self.task: asyncio.Task | None = None  # the polling/writing task, awaited on shutdown
+        self.stopping = False
         self.stats = collections.Counter()
         self.write_latency = collections.deque(maxlen=10_000)
 
@@ -177,11 +179,11 @@ class GatewayClient:
             raise ValueError(f"duplicate gateway ids: {ids}")
         self.gateways = {c.id: _Gateway(c) for c in cfgs}
         self.loop = BackgroundLoop("hil-gateways")
-        self._futures: list = []
 
     def start(self) -> GatewayClient:
         self.loop.start()
-        self._futures = [self.loop.submit(self._run(g)) for g in self.gateways.values()]
+        for g in self.gateways.values():
+            self.loop.submit(self._run(g))
         return self
 
     def set(self, device_id: str, values: dict[str, Any]) -> None:
@@ -202,12 +204,13 @@ class GatewayClient:
 
     async def _run(self, g: _Gateway) -> None:
         cfg = g.cfg
+        g.task = asyncio.current_task()
         g.event = asyncio.Event()
         loop = asyncio.get_running_loop()
         backoff = Backoff(cfg.backoff_min, cfg.backoff_max)
         next_read = loop.time()
         try:
-            while True:
+            while not g.stopping:
                 if not g.link.connected:
                     if not await reconnect(g, backoff):
                         continue
@@ -275,11 +278,19 @@ class GatewayClient:
         return {d: dict(g.stats) for d, g in self.gateways.items()}
 
     def stop(self, safe: bool = True) -> None:
-        for f in self._futures:
-            f.cancel()
         if self.loop.running:
             async def _shutdown():
-                await asyncio.sleep(0)
+                # let a write in flight finish first, so the safe set point is the last one written
+                tasks = [g.task for g in self.gateways.values() if g.task is not None]
+                for g in self.gateways.values():
+                    g.stopping = True
+                    if g.event is not None:
+                        g.event.set()
+                if tasks:
+                    _, late = await asyncio.wait(tasks, timeout=2.0)
+                    for t in late:
+                        t.cancel()
+                    await asyncio.gather(*late, return_exceptions=True)
                 for g in self.gateways.values():
                     vals = g.safe_points() if safe else {}
                     if vals and g.link.connected:
