@@ -114,9 +114,13 @@ def scenario_from_text(text: str):
 
 
 class Results:
-    """Read access to a results file (also while it is being written, SWMR)."""
+    """Read access to a results file (also while it is being written, SWMR).
 
-    def __init__(self, path: str | Path):
+    ``window=True`` (default): rows, series and events are those of the evaluated window
+    (file attributes ``eval_start_ms``/``eval_end_ms``, written by the runner; the whole file when
+    absent). ``full_series`` reads a series over the whole simulated period."""
+
+    def __init__(self, path: str | Path, window: bool = True):
         self.path = str(path)
         if not Path(path).exists():
             raise InputError(f"{path}: no such file")
@@ -128,7 +132,14 @@ class Results:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file (no /time dataset)")
         self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
-        self.t_ms = np.asarray(self.f["time"][()], dtype=np.int64)
+        self.t_all = np.asarray(self.f["time"][()], dtype=np.int64)
+        i0, i1 = 0, len(self.t_all)
+        w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")
+        self.window_ms = (int(w0), int(w1)) if window and w0 is not None and w1 is not None else None
+        if self.window_ms is not None:
+            i0, i1 = (int(np.searchsorted(self.t_all, w, side="left")) for w in self.window_ms)
+        self.rows = slice(i0, i1)
+        self.t_ms = self.t_all[self.rows]
         start = _text(self.f["time"].attrs.get("start")) or self.attrs.get("start")
         try:
             self.start = dt.datetime.fromisoformat(str(start)) if start else None
@@ -142,6 +153,13 @@ class Results:
         self.step_ms = int(step or 60_000)
         self.status = str(self.attrs.get("status", ""))
         self._cache: dict[tuple[str, str], Series | None] = {}
+
+    @property
+    def window_start(self) -> dt.datetime | None:
+        """Local time of the first evaluated instant (the scenario's ``start``)."""
+        if self.start is None:
+            return None
+        return self.start + dt.timedelta(milliseconds=self.window_ms[0] if self.window_ms else 0)
 
     # context manager
     def __enter__(self) -> "Results":
@@ -198,7 +216,14 @@ class Results:
         return sorted(k for k, v in self.f[pop].items() if isinstance(v, h5py.Dataset))
 
     def series(self, pop: str, attr: str) -> Series | None:
-        """The (T, N) data of ``/pop/attr`` or ``None`` when absent or without columns."""
+        """The (T, N) data of ``/pop/attr`` in the window, or ``None`` when absent or without columns."""
+        full = self.full_series(pop, attr)
+        if full is None or self.rows == slice(0, len(self.t_all)):
+            return full
+        return Series(ids=full.ids, values=full.values[self.rows], unit=full.unit)
+
+    def full_series(self, pop: str, attr: str) -> Series | None:
+        """The (T_all, N) data of ``/pop/attr`` over the whole simulated period."""
         key = (pop, attr)
         if key in self._cache:
             return self._cache[key]
@@ -213,7 +238,7 @@ class Results:
                 n = min(len(ids), vals.shape[1]) if ids else vals.shape[1]
                 ids = ids[:n] if ids else [f"{attr}{j}" for j in range(n)]
                 vals = vals[:, :n]
-                T = self.T
+                T = len(self.t_all)
                 if vals.shape[0] >= T:
                     vals = vals[:T]
                 else:
@@ -237,9 +262,18 @@ class Results:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(rec, dict):
+            if isinstance(rec, dict) and self.in_window(rec):
                 out.append(rec)
         return out
+
+    def in_window(self, rec: dict) -> bool:
+        """An event belongs to the window by the time it is about (``t0``) or else when it happened."""
+        if self.window_ms is None:
+            return True
+        t = rec.get("t0", rec.get("t", rec.get("sent")))
+        if not isinstance(t, (int, float)):
+            return True
+        return self.window_ms[0] <= t < self.window_ms[1]
 
     # ---- time
 
@@ -479,6 +513,34 @@ def _par(peak: float, mean: float) -> float | None:
 # ---------------------------------------------------------------------------- KPI groups
 
 
+def heat_pump_params(res: Results, specs: dict, hid: str):
+    """The heat-pump parameters of a household: its spec, else its district's defaults, else the defaults."""
+    from simulators.devices.params import HeatPumpParams
+
+    spec = specs.get(hid)
+    hp = spec.devices.heat_pump if spec and spec.devices.heat_pump else None
+    if hp is None and res.scenario is not None:
+        d = next((x for x in res.scenario.districts if x.name == district_of(hid)), None)
+        hp = d.devices.heat_pump if d else None
+    return hp or HeatPumpParams()
+
+
+def comfort_kh(res: Results, ids: list[str], specs: dict) -> np.ndarray | None:
+    """K·h outside the heat-pump comfort band per household (NaN without a heat pump); None without T_in."""
+    tin_s = res.series("households", "T_in")
+    if tin_s is None:
+        return None
+    comfort = np.full(len(ids), np.nan)
+    T = tin_s.aligned(ids)
+    for j, hid in enumerate(ids):
+        if not np.isfinite(T[:, j]).any():
+            continue
+        hp = heat_pump_params(res, specs, hid)
+        v = np.maximum(hp.t_min - T[:, j], 0) + np.maximum(T[:, j] - hp.t_max, 0)
+        comfort[j] = float(np.nansum(v * res.dt_h))
+    return comfort
+
+
 def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dict]:
     ids, dt_h = en.ids, res.dt_h
     specs = res.household_specs()
@@ -506,25 +568,9 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
         else:
             na["battery_efc"] = "no households/soc or households/P_bat in the results"
 
-    # comfort
-    comfort = np.full(len(ids), np.nan)
-    tin_s = res.series("households", "T_in")
-    if tin_s is not None:
-        from simulators.devices.params import HeatPumpParams
-
-        T = tin_s.aligned(ids)
-        for j, hid in enumerate(ids):
-            if not np.isfinite(T[:, j]).any():
-                continue
-            spec = specs.get(hid)
-            hp = spec.devices.heat_pump if spec and spec.devices.heat_pump else None
-            if hp is None and res.scenario is not None:
-                d = next((x for x in res.scenario.districts if x.name == district_of(hid)), None)
-                hp = d.devices.heat_pump if d else None
-            hp = hp or HeatPumpParams()
-            v = np.maximum(hp.t_min - T[:, j], 0) + np.maximum(T[:, j] - hp.t_max, 0)
-            comfort[j] = float(np.nansum(v * dt_h))
-    else:
+    comfort = comfort_kh(res, ids, specs)
+    if comfort is None:
+        comfort = np.full(len(ids), np.nan)
         na["comfort_violation_kh"] = "no households/T_in in the results (no heat pumps recorded)"
 
     households = {}
@@ -590,6 +636,24 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
         districts[name] = group(cols)
     total = group(np.arange(len(ids)))
     return households, districts, total
+
+
+def _add_cost_kpis(res: Results, en: Energy, out: dict) -> None:
+    """The realised objective, the terminal adjustment and their sum (cosim/objective.py) per district and total."""
+    from cosim.objective import objective_kpis, terminal_kpis
+
+    comfort = comfort_kh(res, en.ids, res.household_specs())
+    objective = objective_kpis(res, en, comfort if comfort is not None else np.full(len(en.ids), np.nan), district_of)
+    terminal = terminal_kpis(res, en.ids, district_of)
+    for key, target in [("total", out["total"])] + list(out["districts"].items()):
+        o, t = objective.get(key, {}), terminal.get(key, {})
+        target.update({k: _f(v, 4) if isinstance(v, float) else v for k, v in (o | t).items()})
+        if "objective_eur" in o and "terminal_adjustment_eur" in t:
+            target["cost_eur"] = _f(o["objective_eur"] + t["terminal_adjustment_eur"], 4)
+    run = out["run"]
+    run["window_h"] = _f(res.duration_h, 4)
+    if res.window_ms is not None:
+        run["window_ms"] = list(res.window_ms)
 
 
 def grid_limits(res: Results) -> tuple[float, float, float]:
@@ -727,42 +791,33 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
 
 
 def _mas_kpis(res: Results, na: dict) -> dict | None:
+    """MAS gap per negotiation (%, the dispatched plan against that negotiation's central optimum;
+    simulators/mas/host.py) from the ``negotiation`` events: a mean over negotiations, not over time."""
     if not res.has("lfa"):
         na["mas"] = "no lfa population in the results (run without MAS controller)"
         return None
     out: dict[str, Any] = {"agents": {}}
-    gap = res.series("lfa", "gap")
+    negs = [e for e in (res.events("flex") or []) if e.get("kind") == "negotiation"]
     rounds = res.series("lfa", "rounds")
-    cost = res.series("lfa", "plan_cost")
-    ids = sorted(set((gap.ids if gap else []) + (rounds.ids if rounds else []) + (cost.ids if cost else [])))
-    # the KPI is a fraction; the series' unit attribute decides, and without one the MAS simulator's
-    # documented output unit (% MAS vs central optimum, simulators/mas/mas_sim.py) is assumed
-    unit = gap.unit.strip() if gap is not None else ""
-    scale = 1.0 if unit in ("1", "fraction") else 0.01
-    means = []
+    ids = sorted({e.get("agent") for e in negs} | set(rounds.ids if rounds else []))
+
+    def summary(items: list[dict]) -> dict:
+        g = np.array([e["gap_central_pct"] for e in items if e.get("gap_central_pct") is not None], dtype=float)
+        r = np.array([e.get("rounds", np.nan) for e in items], dtype=float)
+        status = [e.get("status") for e in items]
+        return {"negotiations": len(items),
+                "negotiations_partial": status.count("partial"),
+                "negotiations_failed": status.count("failed"),
+                "gap_mean_pct": _f(g.mean(), 4) if g.size else None,
+                "gap_max_pct": _f(g.max(), 4) if g.size else None,
+                "rounds_mean": _f(np.nanmean(r), 2) if np.isfinite(r).any() else None,
+                "rounds_max": _f(np.nanmax(r), 0) if np.isfinite(r).any() else None}
+
     for ag in ids:
-        d: dict[str, Any] = {}
-        if gap is not None and ag in gap.ids:
-            g = gap.values[:, gap.ids.index(ag)] * scale
-            g = g[np.isfinite(g)]
-            d["gap_mean"] = _f(g.mean(), 5) if g.size else None
-            d["gap_max"] = _f(g.max(), 5) if g.size else None
-            d["gap_last"] = _f(g[-1], 5) if g.size else None
-            if g.size:
-                means.append(float(g.mean()))
-        if rounds is not None and ag in rounds.ids:
-            r = rounds.values[:, rounds.ids.index(ag)]
-            r = r[np.isfinite(r)]
-            d["rounds_mean"] = _f(r.mean(), 2) if r.size else None
-            d["rounds_max"] = _f(r.max(), 0) if r.size else None
-        if cost is not None and ag in cost.ids:
-            c = cost.values[:, cost.ids.index(ag)]
-            c = c[np.isfinite(c)]
-            d["plan_cost_last"] = _f(c[-1], 4) if c.size else None
-        out["agents"][ag] = d
-    out["gap_mean"] = _f(np.mean(means), 5) if means else None
-    if gap is None:
-        na["mas.gap"] = "no lfa/gap series in the results"
+        out["agents"][ag] = summary([e for e in negs if e.get("agent") == ag])
+    out.update(summary(negs))
+    if out["gap_mean_pct"] is None:
+        na["mas.gap"] = "no negotiation with a central reference in the window (control.reference: false?)"
     return out
 
 
@@ -857,7 +912,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             "status": res.status,
             "error": res.attrs.get("error") or None,
             "seed": _text(res.attrs.get("seed")),
-            "start": res.start.isoformat() if res.start else None,
+            "start": res.window_start.isoformat() if res.start else None,
             "duration_h": _f(res.duration_h, 4),
             "rows": res.T,
             "record_s": _f(res.record_ms / 1000.0, 3),
@@ -875,6 +930,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
         else:
             run["bill_source"] = en.bill_source
             out["households"], out["districts"], out["total"] = _household_kpis(res, en, na)
+            _add_cost_kpis(res, en, out)
         out["grid"] = _grid_kpis(res, na)
         out["flexibility"] = _flex_kpis(res, na)
         out["mas"] = _mas_kpis(res, na)
@@ -891,7 +947,10 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
 
 # (dotted key, label, unit) of the KPIs shown in tables, compare and sweep summaries
 KEY_KPIS: list[tuple[str, str, str]] = [
-    ("total.bill_eur", "energy bill", "€"),
+    ("total.cost_eur", "cost (objective + terminal adjustment)", "€"),
+    ("total.objective_eur", "optimised objective", "€"),
+    ("total.terminal_adjustment_eur", "terminal adjustment (stored energy drawn)", "€"),
+    ("total.bill_eur", "sum of energy bills", "€"),
     ("total.import_kwh", "import", "kWh"),
     ("total.export_kwh", "export", "kWh"),
     ("total.pv_kwh", "PV produced", "kWh"),
@@ -919,7 +978,10 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("flexibility.offered_kwh", "flex offered", "kWh"),
     ("flexibility.ordered_kwh", "flex ordered", "kWh"),
     ("flexibility.delivered_kwh", "flex delivered", "kWh"),
-    ("mas.gap_mean", "MAS gap to optimum (mean)", "1"),
+    ("mas.gap_mean_pct", "MAS planned gap to optimum (mean per negotiation)", "%"),
+    ("mas.gap_max_pct", "MAS planned gap to optimum (max)", "%"),
+    ("mas.negotiations_partial", "negotiations with missing replies", "1"),
+    ("mas.negotiations_failed", "negotiations without reference", "1"),
     ("telecom.messages_sent", "messages sent", "1"),
     ("telecom.bytes_sent", "bytes sent", "B"),
     ("telecom.loss_rate", "message loss rate", "1"),

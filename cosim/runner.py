@@ -126,15 +126,19 @@ def run_scenario(
     if rt_factor is None and scn.realtime is not None:
         rt_factor = scn.realtime.factor
     path.parent.mkdir(parents=True, exist_ok=True)
-    until = until_ms or scn.duration
+    evaluated = until_ms or scn.duration
+    sim = scn.model_copy(update={"duration": evaluated}).simulated()  # warm-up + window + cool-down
+    until = sim.duration
+    window = {"eval_start_ms": scn.warmup_ms, "eval_end_ms": scn.warmup_ms + evaluated}
     t0 = time.perf_counter()
     world = None
     status, error = "failed", ""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
-            world = make_world(scn)
-            build_world(world, scn, provenance(scenario_yaml, scn.seed), str(path), until, progress, rt_factor)
+            world = make_world(sim)
+            build_world(world, sim, provenance(scenario_yaml, scn.seed) | window, str(path), until, progress,
+                        rt_factor)
             loop = world.loop
             task = loop.create_task(_drive(world, until, rt_factor))
             in_main = threading.current_thread() is threading.main_thread()

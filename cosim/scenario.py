@@ -285,6 +285,19 @@ class TelecomConfig(_Strict):
         return self
 
 
+class EvaluationConfig(_Strict):
+    """The evaluated period is ``start`` + ``duration``; the run also simulates ``warmup`` before it and
+    ``cooldown`` after it, so that controllers start the window in operation and the end of the run
+    does not truncate their plans. KPIs, value flows, compare and report use the window only."""
+
+    warmup: DurationMs | None = Field(None, description="simulated before the window (default: the control horizon)")
+    cooldown: DurationMs | None = Field(None, description="simulated after the window (default: the control horizon)")
+    terminal_price: float | None = Field(
+        None, ge=0, le=10,
+        description="EUR/kWh (electric) of the energy stored at the window's ends (default: the tariff's "
+                    "time-weighted mean import price)")
+
+
 class DeviceServerEntry(_Strict):
     unit: int = Field(ge=1, le=247)
     map: str = "sdm630"
@@ -313,6 +326,7 @@ class Scenario(_Strict):
     record: RecordConfig = Field(default_factory=RecordConfig)
     output: str = "results/{name}.h5"
     economics: Economics = Field(default_factory=Economics)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @field_validator("start")
     @classmethod
@@ -335,7 +349,41 @@ class Scenario(_Strict):
             raise ValueError("meters.interval must be a multiple of step")
         if self.dso is not None and (self.control is None or self.grid is None):
             raise ValueError("dso needs a control section and a grid")
+        for part in ("warmup", "cooldown"):
+            if getattr(self.evaluation, part) is not None and getattr(self.evaluation, part) % self.step:
+                raise ValueError(f"evaluation.{part} must be a multiple of step")
         return self
+
+    @property
+    def warmup_ms(self) -> int:
+        ev = self.evaluation.warmup
+        return ev if ev is not None else (self.control.horizon if self.control is not None else 0)
+
+    @property
+    def cooldown_ms(self) -> int:
+        ev = self.evaluation.cooldown
+        return ev if ev is not None else (self.control.horizon if self.control is not None else 0)
+
+    def simulated(self) -> "Scenario":
+        """The scenario as simulated: starts ``warmup`` earlier and runs warmup + duration + cooldown.
+
+        The evaluated window of the result is [warmup, warmup + duration) ms after its start."""
+        w, c = self.warmup_ms, self.cooldown_ms
+        if not w and not c:
+            return self
+        return self.model_copy(update={"start": self.start - dt.timedelta(milliseconds=w),
+                                       "duration": w + self.duration + c})
+
+    def window_warnings(self) -> list[str]:
+        """Why the evaluation window may bias a controlled run (empty when it cannot)."""
+        if self.control is None or self.control.mode == "none":
+            return []
+        h = self.control.horizon
+        if self.warmup_ms + self.cooldown_ms < h:
+            return [f"warmup + cooldown ({(self.warmup_ms + self.cooldown_ms) / 3_600_000:g} h) is shorter than the "
+                    f"control horizon ({h / 3_600_000:g} h): the controller's start-up and end effects fall "
+                    "inside the evaluated window (set evaluation.warmup/cooldown)"]
+        return []
 
     @property
     def n_steps(self) -> int:

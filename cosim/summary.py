@@ -11,18 +11,22 @@ def run_summary(path: str | Path) -> list[str]:
     k = compute_kpis(str(path))
     lines = []
     total = k.get("total") or {}
+    run = k.get("run") or {}
+    if total.get("objective_eur") is not None:
+        basis = "community exchange at the transformer" if total.get("objective_community") else "sum of bills"
+        lines.append(f"window {run.get('window_h', 0):g} h from {run.get('start')}: cost {total['cost_eur']:.2f} EUR = "
+                     f"objective {total['objective_eur']:.2f} EUR ({basis}, "
+                     f"{total['objective_netting_min']:g}-min netting) + terminal adjustment "
+                     f"{total['terminal_adjustment_eur']:+.2f} EUR (stored energy "
+                     f"{total['stored_start_kwh']:.1f} -> {total['stored_end_kwh']:.1f} kWh)")
     if total.get("bill_eur") is not None:
-        lines.append(f"district cost (bill) {total['bill_eur']:.2f} EUR, peak {total.get('peak_kw', float('nan')):.1f} kW")
+        lines.append(f"sum of household bills {total['bill_eur']:.2f} EUR, peak {total.get('peak_kw', float('nan')):.1f} kW")
     mas = k.get("mas") or {}
-    agents = mas.get("agents") or {}
-    if agents:
-        gaps = [a["gap_max"] for a in agents.values() if a.get("gap_max") is not None]
-        rounds = [a["rounds_mean"] for a in agents.values() if a.get("rounds_mean") is not None]
-        if mas.get("gap_mean") is not None:
-            lines.append(f"MAS gap to the centralised optimum: mean {100 * mas['gap_mean']:.2f} %, "
-                         f"max {100 * max(gaps):.2f} % ({len(agents)} LFA)")
-        if rounds:
-            lines.append(f"negotiation rounds: mean {sum(rounds) / len(rounds):.1f}")
+    if mas.get("negotiations"):
+        gap = (f"planned gap to the central optimum per negotiation: mean {mas['gap_mean_pct']:.2f} %, "
+               f"max {mas['gap_max_pct']:.2f} %" if mas.get("gap_mean_pct") is not None else "no central reference")
+        lines.append(f"{mas['negotiations']} negotiations ({mas['negotiations_partial']} partial, "
+                     f"{mas['negotiations_failed']} failed), rounds mean {mas.get('rounds_mean') or 0:.1f}; {gap}")
     tel = k.get("telecom") or {}
     if tel.get("messages_sent"):
         lat = tel.get("latency_ms") or {}

@@ -109,3 +109,50 @@ def test_settlement_waiting_for_meter_data_does_not_spin():
     assert host.next_time(t) >= o["end"] + H - 1  # wait for the next slot, not the next tick
     host.step(o["end"] + H, {})
     assert o["status"] == "settled" and o["missing_slots"] == len(o["kw"])
+
+
+def test_settlement_measures_exactly_the_slot_with_lagged_meter_registers():
+    """Registers reach the DSO one meter step late (time-shifted connection, as in the world): a load
+    step of 5 kW per home exactly at a slot boundary is settled as the integral of P over each slot."""
+    host = build()
+    lag = 60_000
+    host.meter_lag = lag
+    dso = host.dso
+    host.end = 10 * H
+    E = {h: [0.0, 0.0] for h in host.homes}
+    history: dict[int, dict] = {}  # tick -> registers as they stood then
+    step_at = None
+    t = 0
+    while t < 10 * H:
+        if t >= lag:
+            for hid, v in history[t - lag].items():
+                host.set_meter(hid, *v)
+        history[t] = {h: tuple(v) for h, v in E.items()}
+        host.step(t, {})
+        if t == 0:
+            dso.limits["total"] = 0.85 * max(dso.forecast("total", k * H) for k in range(1, 7))
+        if step_at is None and dso.orders:
+            o = next(iter(dso.orders.values()))
+            step_at = o["t0"] + H  # the sharp step: at the boundary of the order's second slot
+        for hid, h in host.homes.items():
+            p = h.planned_power(t) or 0.0
+            if step_at is not None and t >= step_at:
+                p += 5.0
+            E[hid][0] += max(p, 0.0) * 1000 / 60
+            E[hid][1] += max(-p, 0.0) * 1000 / 60
+        t += 60_000
+    settled = [o for o in dso.orders.values() if o["status"] == "settled"]
+    assert settled and step_at is not None
+    checked = 0
+    for o in settled:
+        for j in range(len(o["kw"])):
+            ta = o["t0"] + j * H
+            if not np.isfinite(o["measured"][j]):
+                continue
+            ids = dso._members(o)
+            exact = sum(  # the true energy of the order's members over exactly [ta, ta + H)
+                (history[ta + H][h][0] - history[ta + H][h][1]) - (history[ta][h][0] - history[ta][h][1])
+                for h in ids) / 1000.0
+            assert abs(o["measured"][j] - exact) <= 1e-3 * abs(exact)
+            checked += 1
+    assert checked >= 2

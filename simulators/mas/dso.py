@@ -92,10 +92,14 @@ class DSOAgent:
         return float(sum(vals)) + self.bias.get(scope, 0.0)
 
     # ------------------------------------------------------------------ inputs
-    def measure(self, now: int, meters: dict[str, tuple[float, float]] | None, p_trafo: dict | None) -> None:
-        """Meter registers {hid: (E_imp Wh, E_exp Wh)} and measured transformer power {district|"total": kW}."""
-        if meters and now % self.slot_ms == 0:
-            self.snap[int(now)] = {h: float(ei) - float(ee) for h, (ei, ee) in meters.items()}
+    def measure(self, now: int, meters: dict[str, tuple[float, float]] | None, p_trafo: dict | None,
+                meter_time: int | None = None) -> None:
+        """Meter registers {hid: (E_imp Wh, E_exp Wh)} as they stood at tick ``meter_time`` (default
+        ``now``) and measured transformer power {district|"total": kW}. Registers are snapshotted at
+        slot boundaries of the instant they describe, so a slot's energy is measured over exactly it."""
+        meter_time = int(now if meter_time is None else meter_time)
+        if meters and meter_time % self.slot_ms == 0 and meter_time >= 0:
+            self.snap[meter_time] = {h: float(ei) - float(ee) for h, (ei, ee) in meters.items()}
             if len(self.snap) > 400:
                 for t in sorted(self.snap)[:100]:
                     del self.snap[t]
@@ -281,7 +285,8 @@ class DSOAgent:
         pen = float(self.penalty * short.sum())
         order.update(status="settled", delivered=delivered, measured=measured, payment=payment, penalty_paid=pen,
                      settled_at=int(now), missing_slots=missing)
-        ev = {"kind": "settlement", "agent": self.id, "t": int(now), "order": order["id"], "lfa": order["lfa"],
+        ev = {"kind": "settlement", "agent": self.id, "t": int(now), "t0": int(order["t0"]), "order": order["id"],
+              "lfa": order["lfa"],
               "ordered_kwh": float(ordered.sum()), "delivered_kwh": float(delivered.sum()),
               "payment": payment, "penalty": pen, "missing_slots": missing, "partial": bool(partial),
               "cancelled_kwh": cancelled}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import numpy as np
 
 from simulators.devices.common import Clock
 from simulators.devices.params import HouseholdSpec
@@ -67,6 +68,9 @@ class AgentHost:
         self.version = 0  # changes whenever a household's followed plan changes
         self._out_cache: dict = {}
         self.end: int | None = None  # tick at which the run ends (open flex orders are settled before)
+        # meter registers arrive this many ticks after the instant they describe (a time-shifted
+        # connection: the meters' previous step); settlement snapshots are keyed by that instant
+        self.meter_lag = 0
 
     # ------------------------------------------------------------------ configuration
     def add_homes(self, district: str, specs: list[HouseholdSpec], tariff: Tariff, community: bool, forecast,
@@ -141,6 +145,10 @@ class AgentHost:
     def next_time(self, now: int) -> int:
         nxt = self.grid0 + ((now - self.grid0) // self.slot_ms + 1) * self.slot_ms if now >= self.grid0 else self.grid0
         cands = [nxt]
+        if self.dso is not None and self.meter_lag:
+            # the registers of the slot boundary arrive one meter step later: step then to snapshot them
+            last = self.grid0 + ((now - self.meter_lag - self.grid0) // self.slot_ms) * self.slot_ms
+            cands += [last + self.meter_lag, last + self.slot_ms + self.meter_lag]
         if self.mode == "mas":
             for a in self.lfas.values():
                 t = a.next_time()
@@ -258,7 +266,8 @@ class AgentHost:
         for h in self.homes.values():
             h.poll(now)
         if self.dso is not None:
-            self.dso.measure(now, {h: tuple(v) for h, v in self.meters.items() if None not in v}, self.p_trafo)
+            self.dso.measure(now, {h: tuple(v) for h, v in self.meters.items() if None not in v}, self.p_trafo,
+                             meter_time=now - self.meter_lag)
             out += self._send(self.dso.id, self.dso.on_time(now), now)
             if self.end is not None and now + self.slot_ms >= self.end:  # last slot of the run
                 out += self._send(self.dso.id, self.dso.settle_all(now), now)
@@ -288,22 +297,44 @@ class AgentHost:
                                               "slot_s": self.slot_s}
 
     def _reference(self, lfa: LFAAgent, ev: dict) -> None:
+        """Gap of the plan the negotiation dispatched to that negotiation's central optimum (%).
+
+        Every negotiation counts: members without a dispatched share (no plan arrived, or not in the
+        master solution) are evaluated with the plan they fall back to (home_agent.py). A negotiation
+        is ``complete`` when every member replied, ``partial`` otherwise, ``failed`` when a member never
+        started it (its start message was lost): its problem is then not known and it has no gap."""
         neg = lfa.last
         if neg is None:
             return
         t = time.perf_counter()
-        models = [self.homes[m].model for m in lfa.members if m in self.homes and self.homes[m].neg == neg.id]
-        if len(models) != len(lfa.members) or len(neg.known) < len(neg.members):
-            # a home's plan never arrived: the MAS plan is not a plan of the same problem -> no gap
+        homes = [self.homes[m] for m in lfa.members if m in self.homes]
+        status = "complete" if len(neg.known) >= len(neg.members) else "partial"
+        ev["status"] = status
+        if len(homes) != len(lfa.members) or any(h.neg != neg.id or not h.plans for h in homes):
+            ev["status"] = "failed"
             lfa.kpi["gap_central"] = None
             return
-        res = solve_central(models, lfa._district_part(neg.t0), backend=self.backend)
+        dp = lfa._district_part(neg.t0)
+        res = solve_central([h.model for h in homes], dp, backend=self.backend)
+        cost, D = 0.0, np.zeros(self.K)
+        for h in homes:
+            plan = self._dispatched_plan(h, neg.sol.w.get(h.id))
+            cost += plan.cost
+            D += plan.p
+        dispatched = cost + dp.value(D)
         self.stats["central_s"] += time.perf_counter() - t
-        gap = (neg.ub - res.obj) / max(abs(res.obj), 1e-9) * 100.0
+        gap = (dispatched - res.obj) / max(abs(res.obj), 1e-9) * 100.0
         lfa.kpi["gap_central"] = gap
         lfa.kpi["central_cost"] = res.obj
-        ev["central"] = res.obj
-        ev["gap_central_pct"] = gap
+        ev.update(central=res.obj, dispatched=dispatched, gap_central_pct=gap)
+
+    @staticmethod
+    def _dispatched_plan(home: HomeAgent, pairs):
+        """The plan a home follows after the dispatch *pairs* (tag, weight), or its fallback plan."""
+        pairs = [(t, w) for t, w in (pairs or []) if w > 1e-9]
+        if pairs and all(t in home.plans for t, _ in pairs):
+            return home.model.combine([home.plans[t] for t, _ in pairs], [w for _, w in pairs])
+        return home._fallback_plan()
 
     # ------------------------------------------------------------------ outputs
     def home_outputs(self, district_ids: list[str], now: int) -> dict[str, dict]:
