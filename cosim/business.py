@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from cosim.compare import realised_gaps
 from cosim.economics import ALL_MODELS, OUT_OF_SCOPE, Economics
 from cosim.errors import InputError
 from cosim.kpi import (
@@ -186,6 +187,7 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
     order = [en_b.ids.index(h) for h in ids]
     Pb = en_b.P[:, order]
     kr, kb = compute_kpis(run), compute_kpis(base)
+    warnings += realised_gaps([kr, kb], [Path(run.path).stem, Path(base.path).stem])[1]
     dt_h = run.dt_h
     hours = run.duration_h
     months = hours / MONTH_H
@@ -241,6 +243,14 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
             bb = float((en_b.import_cost - en_b.feed_in).sum())
             L.add(m, "prosumer", "retailer", br - bb,
                   f"ToU energy bill {_n(br, 4)} − {_n(bb, 4)} € (controlled − baseline, from {en_r.bill_source})")
+            tr, tb = (k.get("total") or {} for k in (kr, kb))
+            if tr.get("terminal_adjustment_eur") is not None and tb.get("terminal_adjustment_eur") is not None:
+                dt_eur = tr["terminal_adjustment_eur"] - tb["terminal_adjustment_eur"]
+                L.add(m, "prosumer", "retailer", dt_eur,
+                      f"terminal adjustment: stored energy drawn in the window "
+                      f"{_n(tr['stored_start_kwh'] - tr['stored_end_kwh'])} − "
+                      f"{_n(tb['stored_start_kwh'] - tb['stored_end_kwh'])} kWh × "
+                      f"{tr['terminal_price_eur_per_kwh']:.4f} €/kWh (bought later under the tariff)")
         elif m == "B5":
             di = float(en_r.import_kwh.sum() - en_b.import_kwh.sum())
             L.add(m, "prosumer", "dso", pr.grid_fee * di, f"Δ import {_n(di)} kWh × {pr.grid_fee} €/kWh grid fee")

@@ -66,7 +66,7 @@ def cmd_run(args) -> int:
             print("  " + line)
     if result.lateness:
         lt = result.lateness
-        print(f"real-time lateness over {lt['steps']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
+        print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
               f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)")
     return EXIT_OK
 

@@ -16,20 +16,66 @@ def run_labels(paths: list[str]) -> list[str]:
             for p in paths]
 
 
-def compare(paths: list[str]) -> dict:
-    """{"runs": [labels], "files": [...], "kpis": {dotted key: [value per run]}, "labels": {key: (label, unit)}}.
+# runs whose stored energy changed by more than this share of their window's import energy differ in
+# end state enough that only ``cost_eur`` (objective + terminal adjustment) compares them fairly
+END_STATE_TOL = 0.01
 
-    Rows where no run has a value are left out."""
-    flats = [flat_kpis(compute_kpis(p)) for p in paths]
+
+def compare(paths: list[str]) -> dict:
+    """{"runs": [labels], "files": [...], "kpis": {dotted key: [value per run]}, "labels": {key: (label, unit)},
+    "realised_gap_pct": [per run or None], "warnings": [...]}.
+
+    Rows where no run has a value are left out. With a ``central`` run among them, every other run's
+    realised gap is its cost (objective + terminal adjustment, same window) against the central run's."""
+    full = [compute_kpis(p) for p in paths]
+    flats = [flat_kpis(k) for k in full]
     kpis = {}
     for key, _, _ in KEY_KPIS:
         vals = [f.get(key) for f in flats]
         if any(v is not None for v in vals):
             kpis[key] = vals
-    return {"runs": run_labels(paths), "files": list(paths), "kpis": kpis,
-            "labels": {k: (lab, u) for k, lab, u in KEY_KPIS if k in kpis}}
+    labels = run_labels(paths)
+    gaps, warnings = realised_gaps(full, labels)
+    return {"runs": labels, "files": list(paths), "kpis": kpis,
+            "labels": {k: (lab, u) for k, lab, u in KEY_KPIS if k in kpis},
+            "realised_gap_pct": gaps, "warnings": warnings}
+
+
+def _mode(k: dict) -> str | None:
+    return (k.get("run") or {}).get("control_mode")
+
+
+def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | None], list[str]]:
+    """Realised gap (%) of each run's cost to the central run's, and warnings on unfair comparisons."""
+    warnings = []
+    runs = [k.get("run") or {} for k in full]
+    ref = [(r.get("start"), r.get("window_h"), r.get("seed"), r.get("name")) for r in runs]
+    if len(set(ref)) > 1:
+        warnings.append("the runs differ in scenario, seed or evaluated window: "
+                        + "; ".join(f"{lab}: {r[3]} seed {r[2]}, {r[1]} h from {r[0]}" for lab, r in zip(labels, ref)))
+    totals = [k.get("total") or {} for k in full]
+    drawn = [(t.get("stored_start_kwh") or 0.0) - (t.get("stored_end_kwh") or 0.0) for t in totals]
+    imports = [t.get("import_kwh") or 0.0 for t in totals]
+    base = max(imports) if imports else 0.0
+    if base > 0 and max(drawn) - min(drawn) > END_STATE_TOL * base:
+        warnings.append(f"end states differ: stored energy drawn in the window "
+                        + ", ".join(f"{lab} {d:+.1f} kWh" for lab, d in zip(labels, drawn))
+                        + f" (> {100 * END_STATE_TOL:g} % of {base:.0f} kWh imported): compare cost_eur, "
+                        "which values it (terminal adjustment), not the objective or the bills alone")
+    central = [i for i, k in enumerate(full) if _mode(k) == "central"]
+    gaps: list[float | None] = [None] * len(full)
+    if central:
+        c = totals[central[0]].get("cost_eur")
+        if c is not None and abs(c) > 1e-9:
+            for i, t in enumerate(totals):
+                if i != central[0] and t.get("cost_eur") is not None:
+                    gaps[i] = round((t["cost_eur"] - c) / abs(c) * 100.0, 4)
+    return gaps, warnings
 
 
 def compare_text(result: dict) -> str:
     rows = [[result["labels"][k][0], result["labels"][k][1]] + vals for k, vals in result["kpis"].items()]
-    return text_table(["KPI", "unit"] + result["runs"], rows, left=(0, 1))
+    if any(g is not None for g in result.get("realised_gap_pct", [])):
+        rows.append(["realised gap to the central run (cost)", "%"] + result["realised_gap_pct"])
+    out = text_table(["KPI", "unit"] + result["runs"], rows, left=(0, 1))
+    return "\n".join([out] + [f"warning: {w}" for w in result.get("warnings", [])])

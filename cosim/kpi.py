@@ -873,15 +873,16 @@ def _telecom_kpis(res: Results, na: dict) -> dict | None:
 
 
 def _realtime_kpis(res: Results, na: dict) -> dict | None:
+    from hil.realtime import recorded_lateness_stats
+
     s = res.series("realtime", "lateness_ms")
     if s is None:
         na["realtime"] = "no realtime/lateness_ms in the results (not a real-time run)"
         return None
-    x = s.values[np.isfinite(s.values)]
-    return {"lateness_ms": {"p50": _f(np.percentile(x, 50)) if x.size else None,
-                            "p99": _f(np.percentile(x, 99)) if x.size else None,
-                            "max": _f(x.max()) if x.size else None},
-            "samples": int(x.size)}
+    scn = res.scenario
+    st = recorded_lateness_stats(s.values.ravel(), scn.realtime.threshold_ms if scn and scn.realtime else 100.0)
+    return {"lateness_ms": {"p50": _f(st["p50_ms"]), "p99": _f(st["p99_ms"]), "max": _f(st["max_ms"])},
+            "late_steps": st["late"], "threshold_ms": st["threshold_ms"], "samples": st["n"]}
 
 
 def use_case(res: Results) -> str:
@@ -917,6 +918,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             "rows": res.T,
             "record_s": _f(res.record_ms / 1000.0, 3),
             "use_case": use_case(res),
+            "control_mode": scn.control.mode if scn is not None and scn.control is not None else None,
             "populations": res.populations(),
             "events": sorted(res.f["events"].keys()) if isinstance(res.f.get("events"), h5py.Group) else [],
         }

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import numpy as np
 from mosaik import scheduler
 from mosaik.exceptions import ScenarioError as MosaikScenarioError
 from mosaik.exceptions import SimulationError, SimulatorError
 from mosaik_api_v3.connection import RemoteException
 
 from cosim import mosaik_fixes, recorder
+from hil.realtime import recorded_lateness_stats
 from cosim.provenance import provenance
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
@@ -47,26 +47,13 @@ class RunResult:
 
 
 def _lateness_summary(path: Path, threshold_ms: float) -> dict | None:
-    """Summarise the recorded per-step lateness and stamp it on the results file."""
+    """Summarise the recorded per-step lateness (hil.realtime.recorded_lateness_stats) and stamp it on the file."""
     with h5py.File(path, "r+", libver="latest") as f:
         if "realtime/lateness_ms" not in f:
             return None
-        values = f["realtime/lateness_ms"][:, 0]
-        values = values[np.isfinite(values)]
-        if not len(values):
+        stats = recorded_lateness_stats(f["realtime/lateness_ms"][:, 0], threshold_ms)
+        if not stats["n"]:
             return None
-        # The monitor anchors its schedule at its own first step, which may itself be late (start-up
-        # work at t=0). mosaik never steps before its absolute schedule, so the earliest step is the
-        # best estimate of the schedule's origin: re-anchor there.
-        values = values - values.min()
-        stats = {
-            "steps": int(len(values)),
-            "p50_ms": float(np.percentile(values, 50)),
-            "p99_ms": float(np.percentile(values, 99)),
-            "max_ms": float(values.max()),
-            "late": int((values > threshold_ms).sum()),
-            "threshold_ms": threshold_ms,
-        }
         f.attrs.update({f"lateness_{k}": v for k, v in stats.items()})
     return stats
 

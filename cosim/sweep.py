@@ -50,7 +50,7 @@ from cosim.errors import InputError
 SUMMARY_KPIS = [
     "total.bill_eur", "total.self_sufficiency", "total.self_consumption", "total.peak_kw", "total.par",
     "total.battery_efc", "total.comfort_violation_kh", "grid.losses_kwh", "grid.trafo_loading_pct.max",
-    "grid.congestion_min", "grid.v_violation_min", "flexibility.delivered_kwh", "mas.gap_mean",
+    "grid.congestion_min", "grid.v_violation_min", "flexibility.delivered_kwh", "mas.gap_mean_pct", "total.cost_eur", "total.objective_eur",
     "telecom.messages_sent", "telecom.latency_ms.p99",
 ]
 
@@ -471,7 +471,7 @@ def sweep_text(result: SweepResult) -> str:
 
     spec = result.spec
     params = list(spec.parameters)
-    show = ["total.bill_eur", "total.self_sufficiency", "grid.congestion_min", "mas.gap_mean"]
+    show = ["total.cost_eur", "total.self_sufficiency", "grid.congestion_min", "mas.gap_mean_pct"]
     show = [k for k in show if any(v.kpis.get(k) is not None for v in result.variants)]
     rows = []
     for v in result.variants:

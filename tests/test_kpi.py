@@ -99,7 +99,12 @@ def write_synthetic(path, baseline: bool = False, mas: bool = True) -> str:
         order = {"kind": "flex_order", "order": "x1", "t0": 18 * H, "slot_s": 3600, "kw": [10, 10]}
         sett = {"kind": "settlement", "order": "x1", "lfa": "lfa.d1", "ordered_kwh": 20.0, "delivered_kwh": 16.0,
                 "payment": 2.4, "penalty": 0.5}
-        w.add_events("flex", [req, offer, dict(offer), order, sett])  # the offer twice (DSO and LFA logs)
+        negs = [{"kind": "negotiation", "agent": "lfa.d1", "t": 3 * H, "rounds": 4, "status": "complete",
+                 "gap_central_pct": 1.0},
+                {"kind": "negotiation", "agent": "lfa.d1", "t": 9 * H, "rounds": 4, "status": "partial",
+                 "gap_central_pct": 3.0},
+                {"kind": "negotiation", "agent": "lfa.d1", "t": 15 * H, "rounds": 4, "status": "failed"}]
+        w.add_events("flex", [req, offer, dict(offer), order, sett] + negs)  # the offer twice (DSO and LFA logs)
         msgs = []
         for i in range(10):
             lost = i == 9
@@ -169,12 +174,16 @@ def test_mas_flex_telecom_realtime(synth):
     assert f["requested_kwh"] == 20.0 and f["delivered_kwh"] == 16.0
     assert (f["requests"], f["offers"], f["orders"], f["settlements"]) == (1, 1, 1, 1)
     assert f["settlement_payment_eur"] == 2.4 and f["settled_delivered_kwh"] == 16.0
-    assert k["mas"]["gap_mean"] == pytest.approx(0.01)
-    assert k["mas"]["agents"]["lfa.d1"]["rounds_mean"] == 4.0
+    # the gap is a mean over negotiations (not minutes), in %; the failed one has no reference
+    m = k["mas"]
+    assert (m["gap_mean_pct"], m["gap_max_pct"]) == (pytest.approx(2.0), pytest.approx(3.0))
+    assert (m["negotiations"], m["negotiations_partial"], m["negotiations_failed"]) == (3, 1, 1)
+    assert m["agents"]["lfa.d1"]["rounds_mean"] == 4.0
     t = k["telecom"]
     assert (t["messages_sent"], t["messages_delivered"], t["messages_lost"], t["bytes_sent"]) == (10, 9, 1, 1000)
     assert t["latency_ms"]["p50"] == 50.0 and t["latency_ms"]["max"] == 90.0
-    assert k["realtime"]["lateness_ms"]["max"] == 24.0
+    # one definition (hil.realtime.recorded_lateness_stats): re-anchored at the earliest step (1 ms)
+    assert k["realtime"]["lateness_ms"]["max"] == 23.0 and k["realtime"]["lateness_ms"]["p50"] == 11.5
     assert k["not_available"] == {}
     json.dumps(k, allow_nan=False)
 
@@ -185,7 +194,7 @@ def test_missing_populations_are_reported(tmp_path):
     assert k["mas"] is None and k["telecom"] is None and k["realtime"] is None and k["flexibility"] is None
     assert set(k["not_available"]) == {"mas", "telecom", "realtime", "flexibility"}
     flat = flat_kpis(k)
-    assert flat["mas.gap_mean"] is None and flat["grid.congestion_min"] == 120.0
+    assert flat["mas.gap_mean_pct"] is None and flat["grid.congestion_min"] == 120.0
     assert "Not available" in kpi_text(k)
 
 

@@ -85,9 +85,9 @@ def test_compare(pair):
     res = compare([run, base])
     assert res["runs"] == ["run", "base"]
     assert res["kpis"]["total.bill_eur"] == [pytest.approx(24.26), pytest.approx(25.86)]
-    assert res["kpis"]["mas.gap_mean"] == [0.01, None]
+    assert res["kpis"]["mas.gap_mean_pct"] == [2.0, None]
     txt = compare_text(res)
-    assert "energy bill" in txt and "n/a" in txt
+    assert "sum of energy bills" in txt and "n/a" in txt
     proc = run_cosim("compare", run, base, "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["runs"] == ["run", "base"]

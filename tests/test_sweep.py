@@ -79,7 +79,7 @@ def test_sweep_on_local_cluster_with_failure_and_rerun(tmp_path):
     assert [r["status"] for r in rows] == status
     assert rows[3]["error"] and "no_such_grid" in rows[3]["grid"]
     assert {"run", "grid", "status", "wall_s", "error", "total.bill_eur", "total.self_sufficiency",
-            "grid.congestion_min", "mas.gap_mean"} <= set(rows[0])
+            "grid.congestion_min", "mas.gap_mean_pct"} <= set(rows[0])
     first_wall = res.wall_s
 
     # a re-run skips the finished runs and retries the failed one (through the CLI)
