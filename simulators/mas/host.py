@@ -297,7 +297,8 @@ class AgentHost:
                                               "slot_s": self.slot_s}
 
     def _reference(self, lfa: LFAAgent, ev: dict) -> None:
-        """Gap of the plan the negotiation dispatched to that negotiation's central optimum (%).
+        """Gap of the plan the negotiation dispatched to that negotiation's central optimum: € and % of
+        max(|optimum|, gross value of the households' planned energy flows at their tariff).
 
         Every negotiation counts: members without a dispatched share (no plan arrived, or not in the
         master solution) are evaluated with the plan they fall back to (home_agent.py). A negotiation
@@ -323,10 +324,17 @@ class AgentHost:
             D += plan.p
         dispatched = cost + dp.value(D)
         self.stats["central_s"] += time.perf_counter() - t
-        gap = (dispatched - res.obj) / max(abs(res.obj), 1e-9) * 100.0
+        # relative to the money the plan moves, not to the objective alone: a district whose PV about
+        # balances its load has an objective near 0 € and a relative gap without meaning
+        m0, sm = lfa.clock.local_min(neg.t0), lfa.slot_s / 60.0
+        pi_i, pi_e = lfa.tariff.import_prices(m0, self.K, sm), lfa.tariff.export_prices(m0, self.K, sm)
+        P = np.array([pl.p for pl in res.plans.values()])
+        gross = lfa.dt * float((np.maximum(P, 0) @ pi_i).sum() + (np.maximum(-P, 0) @ pi_e).sum())
+        gap = (dispatched - res.obj) / max(abs(res.obj), gross, 1e-9) * 100.0
         lfa.kpi["gap_central"] = gap
         lfa.kpi["central_cost"] = res.obj
-        ev.update(central=res.obj, dispatched=dispatched, gap_central_pct=gap)
+        ev.update(central=res.obj, dispatched=dispatched, gross=gross, gap_central_pct=gap,
+                  gap_central_eur=dispatched - res.obj)
 
     @staticmethod
     def _dispatched_plan(home: HomeAgent, pairs):

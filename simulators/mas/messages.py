@@ -5,8 +5,10 @@ A message is a JSON-safe dict (the telecom simulator's format)::
     {"id": "d1.h007#12", "src": "d1.h007", "dst": "lfa.d1", "kind": "plan",
      "body": {...}, "bytes": 412, "sent": 3600000}
 
-``bytes`` is the size of the JSON encoding of the whole message (what a gateway would transmit
-without compression). Kinds and bodies (ticks are mosaik ticks, powers kW, prices €/kWh):
+``bytes`` is the size of the message on the wire: MessagePack (msgpack.org, a compact binary JSON)
+with floats as IEEE single precision (7 significant digits: 1 W in 10 MW, 0.1 µ€ in 1 €/kWh). The
+receiver gets exactly what that encoding carries (``Outbox.send`` replaces the body by its decoded
+form), so the telecom model's sizes and the agents' numbers are those of one real encoding. Kinds and bodies (ticks are mosaik ticks, powers kW, prices €/kWh):
 
 =============  ==========  =============================================================================
 kind           direction   body
@@ -25,10 +27,10 @@ settlement     DSO → LFA   order, ordered_kwh, delivered_kwh, payment, penalty
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 
+import msgpack
 import numpy as np
 
 KINDS = ("plan", "price", "dispatch", "start", "report", "flex_request", "flex_offer", "flex_order", "settlement")
@@ -55,9 +57,10 @@ class Outbox:
 
     def send(self, src: str, dst: str, kind: str, body: dict, tick: int) -> dict:
         self.seq[src] += 1
-        msg = {"id": f"{src}#{self.seq[src]}", "src": src, "dst": dst, "kind": kind, "body": body,
-               "bytes": 0, "sent": int(tick)}
-        msg["bytes"] = len(json.dumps(msg, separators=(",", ":")))
+        msg = decode(encode({"id": f"{src}#{self.seq[src]}", "src": src, "dst": dst, "kind": kind, "body": body,
+                             "bytes": 0, "sent": int(tick)}))
+        msg["bytes"] = len(encode(msg))
+        msg["bytes"] = len(encode(msg))  # its own size field included (a larger integer takes more bytes)
         self.items[src].append(msg)
         return msg
 
@@ -67,9 +70,18 @@ class Outbox:
         return out
 
 
+def encode(msg: dict) -> bytes:
+    """The wire form of a message (MessagePack, single-precision floats)."""
+    return msgpack.packb(msg, use_single_float=True)
+
+
+def decode(data: bytes) -> dict:
+    return msgpack.unpackb(data)
+
+
 def wire_copy(msg: dict) -> dict:
-    """What the receiver gets: a deep copy through JSON (no shared memory between agents)."""
-    return json.loads(json.dumps(msg))
+    """What the receiver gets: a deep copy through the wire encoding (no shared memory between agents)."""
+    return decode(encode(msg))
 
 
 class LossyPump:
