@@ -40,6 +40,8 @@ def cmd_run(args) -> int:
     if args.control is not None:
         overrides["control.mode"] = args.control
     scn, text = _load(args, overrides)
+    for w in scn.window_warnings():
+        print(f"warning: {w}", file=sys.stderr)
     rt = args.realtime
     try:
         if args.emulate:
@@ -74,8 +76,12 @@ def cmd_run(args) -> int:
 def cmd_validate(args) -> int:
     scn, _ = _load(args)
     n = sum(d.households for d in scn.districts)
+    extra = (f", + {scn.warmup_ms // scn.step} warm-up and {scn.cooldown_ms // scn.step} cool-down steps"
+             if scn.warmup_ms or scn.cooldown_ms else "")
     print(f"{args.scenario}: ok ({scn.name}: {len(scn.districts)} district(s), {n} households, "
-          f"{scn.n_steps} steps of {scn.step // 1000} s)")
+          f"{scn.n_steps} evaluated steps of {scn.step // 1000} s{extra})")
+    for w in scn.window_warnings():
+        print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -106,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario (a YAML path, a bundled name, or a results file to re-run)")
     r.add_argument("scenario", metavar="SCENARIO")
     r.add_argument("--out", help="results file (default: the scenario's output field)")
-    r.add_argument("--until", metavar="DURATION", help="simulate only this long, e.g. 1d, 6h, 90min")
+    r.add_argument("--until", metavar="DURATION",
+                   help="evaluate only this long, e.g. 1d, 6h, 90min (warm-up and cool-down are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
