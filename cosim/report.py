@@ -77,7 +77,9 @@ def _kpi_section(k: dict, kb: dict | None) -> str:
     # per district
     dists = k.get("districts") or {}
     if len(dists) > 1 or (dists and k.get("households") and len(k["households"]) > 1):
-        keys = [("households", "households", ""), ("bill_eur", "energy bill", "€"), ("import_kwh", "import", "kWh"),
+        keys = [("households", "households", ""), ("cost_eur", "cost (objective + terminal)", "€"),
+                ("objective_eur", "optimised objective", "€"), ("terminal_adjustment_eur", "terminal adjustment", "€"),
+                ("bill_eur", "sum of energy bills", "€"), ("import_kwh", "import", "kWh"),
                 ("export_kwh", "export", "kWh"), ("self_consumption", "self-consumption", "1"),
                 ("self_sufficiency", "self-sufficiency", "1"), ("shared_kwh", "shared", "kWh"),
                 ("peak_kw", "peak", "kW"), ("par", "peak-to-average", "1"), ("battery_efc", "battery cycles", "EFC"),
@@ -157,7 +159,7 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
     title = f"Report: {r.get('name') or Path(path).stem}"
     meta = [("results", str(path)), ("baseline", str(baseline) if baseline else "none"),
             ("status", r.get("status")), ("use case", r.get("use_case")), ("start", r.get("start")),
-            ("duration", f"{r.get('duration_h')} h, {r.get('rows')} rows of {r.get('record_s')} s"),
+            ("evaluated window", f"{r.get('duration_h')} h, {r.get('rows')} rows of {r.get('record_s')} s"),
             ("seed", r.get("seed")), ("git commit", attrs.get("git_commit", "")),
             ("bill from", r.get("bill_source", "n/a")), ("populations", ", ".join(r.get("populations", []))),
             ("event streams", ", ".join(r.get("events", [])) or "none")]
