@@ -128,13 +128,15 @@ def test_realised_objective_central_le_mas_le_none_on_the_same_window(write_scen
     assert {k[m]["run"]["window_ms"][0] for m in k} == {6 * 3_600_000}  # warm-up = the 6-h horizon
     obj = {m: k[m]["total"]["objective_eur"] for m in k}
     cost = {m: k[m]["total"]["cost_eur"] for m in k}  # + the stored energy drawn in the window
-    assert obj["central"] <= obj["mas"] <= obj["none"], obj
-    assert cost["central"] <= cost["mas"] <= cost["none"], cost
+    # both controllers beat no control; central and mas are both rolling-horizon plans of the same LP,
+    # so the realised order between them is not guaranteed (uc2_district's day: mas 1.5 % below central)
+    assert max(obj["central"], obj["mas"]) < obj["none"], obj
+    assert max(cost["central"], cost["mas"]) < cost["none"], cost
     res = compare([str(out["mas"]), str(out["central"]), str(out["none"])])
     gap = res["realised_gap_pct"]
     assert gap[1] is None and gap[0] is not None and gap[2] is not None
     assert gap[0] == round((cost["mas"] - cost["central"]) / abs(cost["central"]) * 100, 4)
-    # 8 homes, a 4-h window: the 2 % acceptance on a day of uc2_district is the slow test below
-    assert 0 <= gap[0] <= 5.0, gap
+    # 8 homes, a 4-h window: the 2 % acceptance on a day of uc2_district is tests/test_study_acceptance.py
+    assert abs(gap[0]) <= 5.0, gap
     # the controllers draw their stores in this window far more than the uncontrolled run
     assert any("end states differ" in w for w in res["warnings"])
