@@ -211,7 +211,7 @@ class BatteryModel:
 
     def step(self, dt: float) -> None:
         if self.q("wset_ena") >= 1:
-            if self.q("wset_mod", 2) == 1:
+            if self.q("wset_mod", 1) == 0:  # SunSpec 704 WSetMod: 0 = % of WMax, 1 = watts
                 target = self.q("wset_pct") * self.q("w_dis_max", 5000.0)
             else:
                 target = self.q("wset")
