@@ -139,20 +139,21 @@ class ScanError(Exception):
 ReadFn = Callable[[int, int], Awaitable[list[int]]]
 
 
-async def scan(read: ReadFn, bases: tuple[int, ...] = BASE_ADDRESSES,
-               max_models: int = 256) -> tuple[int, list[FoundModel]]:
+async def scan(read: ReadFn, bases: tuple[int, ...] = BASE_ADDRESSES, max_models: int = 256,
+               refused: tuple[type[BaseException], ...] = (Exception,)) -> tuple[int, list[FoundModel]]:
     """Walk a device's model chain: ``(base, [FoundModel, ...])`` up to (without) the end model.
 
-    ``read(address, count)`` reads holding registers and raises on a Modbus exception; a base
-    address that raises or does not hold ``SunS`` is skipped. Raises ScanError when no base holds
-    the marker, the chain runs past register 65535 or has more than ``max_models`` models.
+    ``read(address, count)`` reads holding registers; a base address where it raises one of
+    ``refused`` (the device's Modbus exception) or that does not hold ``SunS`` is skipped, other
+    errors propagate. Raises ScanError when no base holds the marker, the chain runs past register
+    65535 or has more than ``max_models`` models.
     """
     base = None
     tried = []
     for b in bases:
         try:
             regs = await read(b, 2)
-        except Exception as exc:  # noqa: BLE001 - any answer but SunS means "not here"
+        except refused as exc:
             tried.append(f"{b}: {exc}")
             continue
         if tuple(regs) == SUNS:
@@ -174,3 +175,41 @@ async def scan(read: ReadFn, bases: tuple[int, ...] = BASE_ADDRESSES,
         length = (await read(addr + 1, 1))[0]
         found.append(FoundModel(mid, addr, length))
         addr += length + 2
+
+
+def relocation(regmap, base: int, found: list[FoundModel]) -> list[tuple[int, int, int]]:
+    """Where a SunSpec map's blocks are on a scanned device: ``[(start, end, shift), ...]``
+    (nominal holding-register span of each block and the shift to add to reach the device's copy).
+
+    The marker block moves to ``base``, the n-th block of model X to the device's n-th model X, the
+    end block to the end of the chain. Raises ScanError when the device lacks a model of the map or
+    has it shorter than the map (its points would lie outside the device's model).
+    """
+    spans = []
+    seen: dict[int, int] = {}
+    chain_end = found[-1].address + found[-1].length + 2 if found else base + 2
+    first_model = min((regmap.point(f"{b.name}.ID").address for b in regmap.blocks if b.model is not None),
+                      default=None)
+    for b in regmap.blocks:
+        pts = [p for p in regmap.all_points if p.name.startswith(b.name + ".")]
+        if not pts:
+            continue
+        start, end = min(p.address for p in pts), max(p.end for p in pts)
+        if b.model is None:
+            if end == first_model:
+                spans.append((start, end, base + 2 - end))  # the SunS marker block
+            continue
+        if b.model == END_MODEL:
+            spans.append((start, end, chain_end - start))
+            continue
+        k = seen[b.model] = seen.get(b.model, -1) + 1
+        hits = [f for f in found if f.id == b.model]
+        if len(hits) <= k:
+            raise ScanError(f"the device has no SunSpec model {b.model} (found: "
+                            f"{', '.join(str(f.id) for f in found) or 'none'})")
+        dev = hits[k]
+        need = end - start - 2
+        if dev.length < need:
+            raise ScanError(f"SunSpec model {b.model} on the device has L={dev.length}, the map needs {need}")
+        spans.append((start, end, dev.address - start))
+    return sorted(spans)

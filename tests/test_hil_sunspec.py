@@ -3,14 +3,26 @@ scale-factor point and access as pysunspec2 lays the model out; layouts come fro
 that disagrees with the definition is refused; the model-chain scan."""
 
 import asyncio
+import time
 
 import pytest
 import sunspec2.device as ss
+import yaml
 
-from hil.registers import base_type, list_maps, load_map
+from hil.client import DeviceConfig, ModbusLink
+from hil.meter_adapter import MeterPoller
+from hil.registers import MAPS_DIR, base_type, list_maps, load_map
 from hil.sunspec import FoundModel, ScanError, scan
+from hil.testing import ThreadedEmulators
+from tests.conftest import wait_until
 
 SUNSPEC_MAPS = [n for n in list_maps() if load_map(n).sunspec]
+
+
+@pytest.fixture
+def lab():
+    with ThreadedEmulators() as lab:
+        yield lab
 
 
 def _reference_points(model_id: int) -> dict[str, ss.Point]:
@@ -113,3 +125,60 @@ def test_scan_without_marker_or_endless_chain():
     regs.update({a: (7 if a % 3 == 2 else 1) for a in range(40002, 41000)})
     with pytest.raises(ScanError, match="longer than 4"):
         asyncio.run(scan(_fake_device(regs), max_models=4))
+
+
+# ------------------------------------------------------------------------------------------------
+# our client finds the models by walking the chain, wherever the device puts them
+# ------------------------------------------------------------------------------------------------
+def _moved_map(name: str, vendor_after: str) -> dict:
+    """A bundled SunSpec map served from base 0 with a vendor model inserted after a block."""
+    data = yaml.safe_load((MAPS_DIR / f"{name}.yaml").read_text())
+    data["name"] = f"{name}_moved"
+    blocks = data["blocks"]
+    blocks[0]["base"] = 0
+    i = next(k for k, b in enumerate(blocks) if b["name"] == vendor_after)
+    blocks.insert(i + 1, {"name": "vnd", "model": 64100, "points": [
+        {"name": f"X{k}", "type": "uint16", "value": 7} for k in range(5)]})
+    return data
+
+
+def test_meter_adapter_reads_a_device_whose_models_moved(lab):
+    emu = lab.start("sunspec-meter", seed=5, tick=60.0, map=_moved_map("sunspec_meter", "m1"))
+    w_dev = emu.get("m203.W")
+    assert emu.server.devices["dev"].map.point("m203.W").address == 2 + 68 + 7 + 18
+    poller = MeterPoller([dict(id="m", port=emu.port, map="sunspec_meter", interval=0.2)]).start()
+    try:
+        wait_until(lambda: poller.snapshot()["m"]["quality"] == 0, 5)
+        assert poller.snapshot()["m"]["P"] == pytest.approx(w_dev / 1000)
+        assert poller.meters[0].link.shifts[0] == (40000, 40002, -40000)
+    finally:
+        poller.stop()
+
+
+def test_link_writes_a_set_point_where_the_device_has_model_704(lab):
+    emu = lab.start("sunspec-battery", seed=6, map=_moved_map("sunspec_battery", "m802"))
+    link = ModbusLink(DeviceConfig(id="b", port=emu.port, map="sunspec_battery"))
+
+    async def go():
+        assert await link.connect()
+        await link.write_points({"m704.WSet": -1500, "m704.WSetEna": 1, "m704.WSetMod": 1})
+        await link.read_points([link.map.point("m704.WSet"), link.map.point("m802.SoC")])
+        link.close()
+        return link.image.get("m704.WSet"), link.image.get("m802.SoC")
+
+    assert lab.loop.run(go(), timeout=10) == (-1500.0, pytest.approx(emu.get("m802.SoC")))
+    assert emu.get("m704.WSet") == -1500.0 and emu.get("m704.WSetEna") == 1
+
+
+def test_a_device_without_the_model_is_not_used(lab, caplog):
+    emu = lab.start("sunspec-battery", seed=7)
+    poller = MeterPoller([dict(id="m", port=emu.port, map="sunspec_meter", interval=0.2,
+                               backoff_max=0.2)]).start()
+    try:
+        time.sleep(1.0)
+        assert poller.snapshot()["m"]["quality"] == 1  # stale: never read from the wrong registers
+        assert "P" not in poller.snapshot()["m"]
+    finally:
+        poller.stop()
+    msgs = [r.getMessage() for r in caplog.records if "SunSpec scan" in r.getMessage()]
+    assert len(msgs) == 1 and "no SunSpec model 203 (found: 1, 802, 704)" in msgs[0]
