@@ -96,7 +96,7 @@ class _CheckedFramer:
             if not n:
                 return used, None
             if not frame:
-                self.on_bad("frame dropped (CRC error or garbage)")
+                self.on_bad("frame dropped (bad CRC, or too short)")
                 continue
             refusal = check_request(frame)
             if refusal is None:
