@@ -266,18 +266,25 @@ class DeviceServer:
                 except ValueError:
                     pass  # NaN into a plain integer register: keep the last value
             if any(dev.map.by_attr(a) is not None and dev.map.by_attr(a).quantity in ("P", "Q") for a in values):
-                self._derive_apparent_power(dev.image)
+                self._derive_from_totals(dev.image)
 
     @staticmethod
-    def _derive_apparent_power(img: RegisterImage) -> None:
-        """S and PF from the P and Q the image holds (as a client reads them), so that the served
-        registers agree with each other."""
+    def _derive_from_totals(img: RegisterImage) -> None:
+        """S, PF, currents and phase values from the P and Q the image holds (as a client reads
+        them), so that the served registers agree with each other. A simulated household is a
+        single-phase connection here: everything flows on L1, L2/L3 carry 0."""
         P = img.get_quantity("P")
         Q = img.get_quantity("Q", 0.0)
         if P is None:
             return
         S, PF = power_triangle(P, Q)
-        for q, v in (("S", S), ("PF", PF)):
+        V1 = img.get_quantity("V_L1", 230.0)
+        I1 = S / V1 if V1 and V1 > 0 else math.nan
+        derived = {"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
+                   "I_sum": I1, "I_avg": I1 / 3.0}
+        for k in (2, 3):
+            derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
+        for q, v in derived.items():
             try:
                 img.set_quantity(q, v)
             except ValueError:

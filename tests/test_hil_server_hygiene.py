@@ -202,6 +202,12 @@ def test_served_image_is_consistent(loop, P, Q):
         assert (p, q) == (pytest.approx(P * 1000), pytest.approx(Q * 1000))
         assert s == pytest.approx(math.hypot(p, q), rel=1e-6)
         assert pf == pytest.approx(abs(p) / s if s else 1.0, rel=1e-6)
+        # phases (single-phase household: all on L1) add up to the totals; I = S / V
+        phase = {n: [_f32(c, a + 2 * k) for k in range(3)]
+                 for n, a in (("V", 0x00), ("I", 0x06), ("P", 0x0C), ("S", 0x12), ("Q", 0x18))}
+        assert sum(phase["P"]) == pytest.approx(p) and sum(phase["Q"]) == pytest.approx(q)
+        assert sum(phase["S"]) == pytest.approx(s)
+        assert phase["I"][0] == pytest.approx(s / phase["V"][0]) and _f32(c, 0x30) == pytest.approx(sum(phase["I"]))
         c.close()
         # SunSpec meter: int16 registers with scale factors, as a client decodes them
         W, VA, VAR, PF = (srv.get_point("m1", f"m203.{n}") for n in ("W", "VA", "VAR", "PF"))
