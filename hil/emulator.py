@@ -420,7 +420,10 @@ async def _serve(args: argparse.Namespace) -> None:
     sslctx = None
     if args.tls_cert:
         sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sslctx.load_cert_chain(args.tls_cert, args.tls_key)
+        try:
+            sslctx.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {exc}") from None
     emu = Emulator(args.kind, host=args.host, port=args.port, unit=args.unit, seed=args.seed,
                    map=args.map, pv_kwp=args.pv_kwp, soc_init=args.soc, time_scale=args.time_scale,
                    framer="rtu" if args.rtu else "socket", sslctx=sslctx,
@@ -459,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         pass
+    except (ValueError, FileNotFoundError, ssl.SSLError) as exc:  # bad option values / files
+        print(f"cosim emulate: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cannot start the emulator: {exc}", file=sys.stderr)
         return 1

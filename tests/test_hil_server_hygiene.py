@@ -235,3 +235,16 @@ def test_emulated_image_is_consistent(kind):
             tol = 1.0 if kind != "sdm630" else 1e-3  # register resolution: 1 W / 0.1 W / float32
             assert S == pytest.approx(math.hypot(P, Q), abs=tol)
             assert PF == pytest.approx(abs(P) / S if S else 1.0, abs=0.011)
+
+
+@pytest.mark.parametrize("opts,what", [
+    (["--idle-timeout", "-1"], "idle_timeout"),
+    (["--max-connections", "-2"], "max_connections"),
+    (["--tls-cert", "/nonexistent/cert.pem"], "--tls-cert /nonexistent/cert.pem"),
+    (["--map", "/nonexistent/map.yaml"], "/nonexistent/map.yaml"),
+])
+def test_emulator_cli_bad_options_exit_2_with_one_line(opts, what):
+    r = subprocess.run([sys.executable, "-m", "hil.emulator", "sdm630", "--port", "0", "--duration", "1", *opts],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and what in r.stderr and "Traceback" not in r.stderr
