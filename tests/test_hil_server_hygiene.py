@@ -248,3 +248,28 @@ def test_emulator_cli_bad_options_exit_2_with_one_line(opts, what):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and what in r.stderr and "Traceback" not in r.stderr
+
+
+def _crc(frame: bytes) -> bytes:
+    from pymodbus.framer import FramerRTU
+    return FramerRTU.compute_CRC(frame).to_bytes(2, "big")
+
+
+def test_rtu_over_tcp_refusals_and_crc_errors(loop):
+    srv = DeviceServer({"h1": (1, "sdm630")}, framer="rtu")
+    loop.run(srv.start(), timeout=5)
+    try:
+        req = struct.pack(">BBHH", 1, 4, 0x34, 126)
+        ans = _ask(srv.port, req + _crc(req))
+        assert ans == b"\x01\x84\x03" + _crc(b"\x01\x84\x03")
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=0.5) as s:
+            s.sendall(req + b"\x00\x00")  # bad CRC: dropped, no answer
+            with pytest.raises(socket.timeout):
+                s.recv(10)
+            ok = struct.pack(">BBHH", 1, 4, 0x34, 2)
+            s.settimeout(2)
+            s.sendall(ok + _crc(ok))
+            assert s.recv(20)[:3] == b"\x01\x04\x04"  # the stream recovers
+        assert srv.connection_stats()["bad_frames"] == 2
+    finally:
+        loop.run(srv.stop(), timeout=5)
