@@ -21,6 +21,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
 from .registers import Point, RegisterImage, RegisterMap, load_map
+from .sunspec import ScanError, relocation, scan
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,10 @@ class ModbusLink:
         self.image = RegisterImage(self.map, initial=False)
         self.client: Any = None
         self._sf_known = False
+        # SunSpec maps: where the map's blocks sit on the device, found by walking its model chain
+        # at every connect - [(nominal start, nominal end, shift)] of the holding registers
+        self.shifts: list[tuple[int, int, int]] = []
+        self._scan_problem: str | None = None
 
     def _make_client(self):
         c = self.cfg
@@ -133,9 +138,59 @@ class ModbusLink:
             ok = await asyncio.wait_for(self.client.connect(), self.cfg.timeout + 0.5)
         except (asyncio.TimeoutError, OSError, ModbusException, ssl.SSLError):
             ok = False
+        self._sf_known = False
+        if ok and self.map.sunspec:
+            ok = await self._locate_models()
         if not ok:
             self.close()
         return bool(ok)
+
+    async def _locate_models(self) -> bool:
+        """Walk the device's SunSpec model chain and place the map's models where the device has
+        them. False (logged once per distinct problem) if the device lacks a model of the map."""
+        async def read(address: int, count: int) -> list[int]:
+            r = await self._call(self.client.read_holding_registers(address, count=count, device_id=self.cfg.unit))
+            return list(r.registers)[:count]
+
+        try:
+            base, found = await scan(read, refused=(DeviceError,))
+            self.shifts = relocation(self.map, base, found)
+        except (ScanError, DeviceError) as exc:
+            msg = f"{self.cfg.id}: SunSpec scan of {self.cfg.host}:{self.cfg.port} unit {self.cfg.unit}: {exc}"
+            if msg != self._scan_problem:
+                log.warning("%s", msg)
+            self._scan_problem = msg
+            return False
+        except LinkError:
+            return False
+        self._scan_problem = None
+        moved = [(s, sh) for s, _, sh in self.shifts if sh]
+        if moved:
+            log.info("%s: SunSpec models at %s", self.cfg.id,
+                     ", ".join(f"{s}->{s + sh}" for s, sh in moved))
+        return True
+
+    def device_runs(self, table: str, address: int, count: int) -> list[tuple[int, int, int]]:
+        """Split a request on map addresses into ``(map address, device address, count)`` runs."""
+        if not self.shifts or table != "holding":
+            return [(address, address, count)]
+        out: list[tuple[int, int, int]] = []
+        a, end = address, address + count
+        while a < end:
+            shift, stop = 0, end
+            for s, e, sh in self.shifts:
+                if s <= a < e:
+                    shift, stop = sh, min(e, end)
+                    break
+                if a < s:
+                    stop = min(s, end)
+                    break
+            if out and out[-1][1] + out[-1][2] == a + shift and out[-1][0] + out[-1][2] == a:
+                out[-1] = (out[-1][0], out[-1][1], out[-1][2] + stop - a)
+            else:
+                out.append((a, a + shift, stop - a))
+            a = stop
+        return out
 
     def close(self) -> None:
         client, self.client = self.client, None
@@ -162,13 +217,16 @@ class ModbusLink:
     async def read_table(self, table: str, address: int, count: int) -> list[int]:
         c = self.client
         u = self.cfg.unit
-        if table == "input":
-            r = await self._call(c.read_input_registers(address, count=count, device_id=u))
-        else:  # holding, or a shared table (read with FC3)
-            r = await self._call(c.read_holding_registers(address, count=count, device_id=u))
-        regs = list(r.registers)[:count]
-        if len(regs) != count:
-            raise DeviceError(3, f"short answer {len(regs)}/{count} registers")
+        regs: list[int] = []
+        for _, dev_addr, n in self.device_runs(table, address, count):
+            if table == "input":
+                r = await self._call(c.read_input_registers(dev_addr, count=n, device_id=u))
+            else:  # holding, or a shared table (read with FC3)
+                r = await self._call(c.read_holding_registers(dev_addr, count=n, device_id=u))
+            got = list(r.registers)[:n]
+            if len(got) != n:
+                raise DeviceError(3, f"short answer {len(got)}/{n} registers")
+            regs += got
         self.image.write(table, address, regs)
         return regs
 
@@ -205,10 +263,12 @@ class ModbusLink:
             start, end = run[0].address, run[-1].end
             regs = self.image.read(table, start, end - start)
             c = self.client
-            if len(regs) == 1:
-                await self._call(c.write_register(start, regs[0], device_id=self.cfg.unit))
-            else:
-                await self._call(c.write_registers(start, regs, device_id=self.cfg.unit))
+            for a, dev_addr, n in self.device_runs(table, start, end - start):
+                part = regs[a - start : a - start + n]
+                if n == 1:
+                    await self._call(c.write_register(dev_addr, part[0], device_id=self.cfg.unit))
+                else:
+                    await self._call(c.write_registers(dev_addr, part, device_id=self.cfg.unit))
         return len(runs)
 
     def attr_value(self, attr: str) -> float | None:

@@ -14,10 +14,16 @@ Behaviour towards clients (documented contract):
   written;
 * a write whose decoded value lies outside the point's ``[min, max]`` (or is NaN / the SunSpec
   not-implemented value) -> exception 3 (ILLEGAL DATA VALUE); nothing of that request is written;
-* coil / discrete-input functions -> exception 1 (ILLEGAL FUNCTION);
+* coil / discrete-input functions -> exception 1 (ILLEGAL FUNCTION), like every function code that
+  is not served;
 * a unit id that is not served -> exception 0x0B (GATEWAY TARGET FAILED TO RESPOND) at register 0,
   exception 2 elsewhere;
-* malformed frames are answered or dropped by pymodbus' framer; the server keeps serving (tested);
+* requests are checked before pymodbus decodes them (:mod:`hil.modbus_server`): a function code
+  that is not served -> exception 1, a register count outside 1..125 (or an inconsistent byte
+  count / length) -> exception 3, each answered with function code = request code + 0x80;
+  malformed frames are logged once per connection in one line, never with a traceback;
+* connections: at most ``max_connections`` (default 64) open at once (more are closed at once),
+  and a connection without a request for ``idle_timeout`` s (default 60) is closed;
 * set-point reversion (map ``setpoints`` with ``revert_timer``): a write touching a set point's
   group arms a wall-clock timer of ``revert_timer`` seconds (if ``revert_enable`` is non-zero);
   when it expires without a fresh write the set point takes ``revert_value`` (0 if omitted), and
@@ -44,11 +50,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerType
-from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .aio import cancel_and_wait
+from .modbus_server import make_server
 from .registers import Point, RegisterImage, RegisterMap, load_map
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,6 @@ log = logging.getLogger(__name__)
 WriteCallback = Callable[[str, dict[str, float | str]], None]
 
 _WRITE_FCS = {6, 16, 22, 23}
-_BIT_FCS = {1, 2, 5, 15}
 
 
 @dataclass
@@ -69,6 +73,15 @@ class ServedDevice:
     image: RegisterImage
     stats: dict[str, int] = field(default_factory=lambda: {
         "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0, "reverts": 0})
+
+
+def power_triangle(P: float, Q: float) -> tuple[float, float]:
+    """Apparent power S = sqrt(P^2 + Q^2) and power factor |P|/S (1 only when P = Q = 0);
+    NaN in, NaN out."""
+    S = math.hypot(P, Q)
+    if math.isnan(S):
+        return math.nan, math.nan
+    return S, (abs(P) / S if S > 0 else 1.0)
 
 
 def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
@@ -107,6 +120,13 @@ class DeviceServer:
     :param port: TCP port; 0 picks a free one (read it back from ``.port`` after ``start()``).
     :param framer: ``"socket"`` (Modbus TCP) or ``"rtu"`` (RTU frames over TCP, for serial gateways).
     :param sslctx: an ``ssl.SSLContext`` (server side, with certificate) to serve Modbus/TCP over TLS.
+    :param serial: serve RTU on a serial port instead of TCP: ``{"port": "/dev/ttyUSB0",
+        "baudrate": 9600, "parity": "N", "stopbits": 1, "bytesize": 8}`` (host/port unused).
+    :param idle_timeout: close a TCP connection without a request for this many seconds (None: never;
+        default 60 s, after the connection management of the Modbus Messaging on TCP/IP
+        Implementation Guide V1.0b, 4.2.1: a server bounds its connections and closes unused ones).
+    :param max_connections: TCP connections served at once; more are closed at once (None: no
+        limit; default 64).
     :param on_write: optional ``callback(device_id, {point_name: value})`` called (in the server's
         loop) after every accepted write.
     """
@@ -119,14 +139,24 @@ class DeviceServer:
         *,
         framer: str = "socket",
         sslctx: ssl.SSLContext | None = None,
+        serial: Mapping[str, Any] | None = None,
         on_write: WriteCallback | None = None,
+        idle_timeout: float | None = 60.0,
+        max_connections: int | None = 64,
     ):
         self.host = host
         self.port = int(port)
         if framer not in ("socket", "rtu"):
             raise ValueError(f"framer must be 'socket' or 'rtu', got {framer!r}")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be > 0 s or None, got {idle_timeout}")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1 or None, got {max_connections}")
         self.framer = framer
         self.sslctx = sslctx
+        self.serial = dict(serial) if serial is not None else None
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self.devices: dict[str, ServedDevice] = {}
         self._by_unit: dict[int, ServedDevice] = {}
         for dev_id, unit, regmap in _normalise_devices(devices):
@@ -138,7 +168,8 @@ class DeviceServer:
         self._writes: dict[str, dict[str, float]] = {}
         self._point_writes: dict[str, dict[str, float | str]] = {}
         self._wlock = threading.Lock()
-        self._server: ModbusTcpServer | None = None
+        self._server: Any = None
+        self._conn_stats: dict[str, int] = {}
         self._unknown_attrs: set[tuple[str, str]] = set()
         self.fail_mode: dict[str, int] = {}  # device_id -> exception code forced on every request
         # set-point reversion (map ``setpoints`` with revert_timer): (device, attr) -> deadline
@@ -157,21 +188,22 @@ class DeviceServer:
                 simdata=[SimData(address=0, count=1, datatype=DataType.REGISTERS)],
                 action=self._unknown_unit,
             ))
-        if self.sslctx is not None:
-            self._server = ModbusTlsServer(simdevs, address=(self.host, self.port), sslctx=self.sslctx)
-        else:
-            framer = FramerType.RTU if self.framer == "rtu" else FramerType.SOCKET
-            self._server = ModbusTcpServer(simdevs, address=(self.host, self.port), framer=framer)
+        where = self.serial["port"] if self.serial else f"{self.host}:{self.port}"
+        self._server = make_server(simdevs, name=f"device server {where}", host=self.host, port=self.port,
+                                   framer=self.framer, sslctx=self.sslctx, serial=self.serial,
+                                   idle_timeout=self.idle_timeout, max_connections=self.max_connections)
         try:
             await self._server.serve_forever(background=True)
         except RuntimeError as exc:
             self._server = None
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
-        sock = self._server.transport.sockets[0]
-        self.port = sock.getsockname()[1]
+            raise OSError(f"cannot listen on {where}: {exc}") from exc
+        if self.serial is None:
+            self.port = self._server.transport.sockets[0].getsockname()[1]
+            self._server.name = f"device server {self.host}:{self.port}"
+        self._conn_stats = self._server.stats
         if any(sp.revert_timer for d in self.devices.values() for sp in d.map.setpoints):
             self._revert_task = asyncio.get_running_loop().create_task(self._revert_loop())
-        log.info("device server on %s:%d serving %s", self.host, self.port,
+        log.info("device server on %s serving %s", self.serial["port"] if self.serial else f"{self.host}:{self.port}",
                  ", ".join(f"{d.id}@unit{d.unit}({d.map.name})" for d in self.devices.values()))
         return self
 
@@ -233,6 +265,30 @@ class DeviceServer:
                     dev.image.set(p, v / p.attr_scale if math.isfinite(v) else v)
                 except ValueError:
                     pass  # NaN into a plain integer register: keep the last value
+            if any(dev.map.by_attr(a) is not None and dev.map.by_attr(a).quantity in ("P", "Q") for a in values):
+                self._derive_from_totals(dev.image)
+
+    @staticmethod
+    def _derive_from_totals(img: RegisterImage) -> None:
+        """S, PF, currents and phase values from the P and Q the image holds (as a client reads
+        them), so that the served registers agree with each other. A simulated household is a
+        single-phase connection here: everything flows on L1, L2/L3 carry 0."""
+        P = img.get_quantity("P")
+        Q = img.get_quantity("Q", 0.0)
+        if P is None:
+            return
+        S, PF = power_triangle(P, Q)
+        V1 = img.get_quantity("V_L1", 230.0)
+        I1 = S / V1 if V1 and V1 > 0 else math.nan
+        derived = {"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
+                   "I_sum": I1, "I_avg": I1 / 3.0}
+        for k in (2, 3):
+            derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
+        for q, v in derived.items():
+            try:
+                img.set_quantity(q, v)
+            except ValueError:
+                pass  # NaN into a plain integer register: keep the last value
 
     def set_points(self, device_id: str, values: Mapping[str, float | str]) -> None:
         """Set points by name (engineering units)."""
@@ -276,6 +332,14 @@ class DeviceServer:
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {d.id: dict(d.stats) for d in self.devices.values()}
+
+    def connection_stats(self) -> dict[str, int]:
+        """Connections accepted / refused over the limit / closed idle, and bad frames."""
+        return dict(self._conn_stats)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._server.active_connections) if self._server is not None else 0
 
     # ------------------------------------------------------------------ set-point reversion
     def _arm_reverts(self, dev: ServedDevice, touched: set[str], now: float) -> None:
@@ -365,8 +429,6 @@ class DeviceServer:
         try:
             if dev.id in self.fail_mode:
                 return ExcCodes(self.fail_mode[dev.id])
-            if function_code in _BIT_FCS:
-                return ExcCodes.ILLEGAL_FUNCTION
             table = dev.map.table_for_fc(function_code)
             if values is None:
                 dev.stats["reads"] += 1

@@ -40,7 +40,7 @@ import time
 from typing import Any
 
 from .aio import cancel_and_wait
-from .device_server import DeviceServer
+from .device_server import DeviceServer, power_triangle
 
 log = logging.getLogger(__name__)
 
@@ -160,19 +160,17 @@ class HouseholdMeterModel:
     def quantities(self) -> dict[str, float]:
         P, Q = self.P, self.Q
         q: dict[str, float] = {"P": P, "Q": Q}
-        S = math.hypot(P, Q)
-        q["S"] = S
-        q["PF"] = abs(P) / S if S > 0 else 1.0
+        q["S"], q["PF"] = power_triangle(P, Q)
         V = [230.0 + d for d in self.dv]
         I_tot = 0.0
         for k in range(3):
             pk, qk = P * self.split[k], Q * self.split[k]
-            sk = math.hypot(pk, qk)
+            sk, pfk = power_triangle(pk, qk)
             ik = sk / V[k]
             I_tot += ik
             n = f"_L{k + 1}"
             q.update({"P" + n: pk, "Q" + n: qk, "S" + n: sk, "I" + n: ik, "V" + n: V[k],
-                      "PF" + n: abs(pk) / sk if sk > 0 else 1.0})
+                      "PF" + n: pfk})
         s3 = math.sqrt(3.0)
         q.update({
             "V_avg": sum(V) / 3.0, "V_LL_avg": s3 * sum(V) / 3.0,
@@ -211,7 +209,7 @@ class BatteryModel:
 
     def step(self, dt: float) -> None:
         if self.q("wset_ena") >= 1:
-            if self.q("wset_mod", 2) == 1:
+            if self.q("wset_mod", 1) == 0:  # SunSpec 704 WSetMod: 0 = % of WMax, 1 = watts
                 target = self.q("wset_pct") * self.q("w_dis_max", 5000.0)
             else:
                 target = self.q("wset")
@@ -278,6 +276,9 @@ class Emulator:
     :param soc_init: initial state of charge 0..1 (battery)
     :param framer: ``socket`` (Modbus TCP) | ``rtu`` (RTU over TCP)
     :param sslctx: server SSLContext for Modbus/TCP over TLS
+    :param serial: serve RTU on a serial port instead: ``{"port": "/dev/ttyUSB0", "baudrate": 9600}``
+    :param idle_timeout: close TCP connections idle this long, s (None: never)
+    :param max_connections: TCP connections served at once (None: no limit)
     """
 
     def __init__(
@@ -297,6 +298,9 @@ class Emulator:
         soc_init: float = 0.5,
         framer: str = "socket",
         sslctx: ssl.SSLContext | None = None,
+        serial: dict | None = None,
+        idle_timeout: float | None = 60.0,
+        max_connections: int | None = 64,
     ):
         if kind not in KINDS:
             raise ValueError(f"unknown emulator kind {kind!r}; known: {', '.join(KINDS)}")
@@ -307,7 +311,8 @@ class Emulator:
         self.model_dt = float(model_dt)
         self.time_scale = float(time_scale)
         self.server = DeviceServer({DEVICE_ID: (self.unit, map or KINDS[kind])}, host, port,
-                                   framer=framer, sslctx=sslctx)
+                                   framer=framer, sslctx=sslctx, serial=serial,
+                                   idle_timeout=idle_timeout, max_connections=max_connections)
         if start_tod is None:
             lt = time.localtime()
             start_tod = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec
@@ -399,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rtu", action="store_true", help="RTU framing over TCP (serial gateway style)")
     ap.add_argument("--tls-cert", default=None, help="serve Modbus/TCP over TLS with this certificate (PEM)")
     ap.add_argument("--tls-key", default=None, help="private key of --tls-cert")
+    ap.add_argument("--serial", default=None, metavar="DEVICE",
+                    help="serve Modbus RTU on this serial port (e.g. /dev/ttyUSB0) instead of TCP")
+    ap.add_argument("--baudrate", type=int, default=9600, help="serial baud rate (default 9600, 8N1)")
+    ap.add_argument("--idle-timeout", type=float, default=60.0,
+                    help="close TCP connections without a request for this many s (default 60; 0 = never)")
+    ap.add_argument("--max-connections", type=int, default=64,
+                    help="TCP connections served at once, more are closed (default 64; 0 = no limit)")
     ap.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap
@@ -408,10 +420,15 @@ async def _serve(args: argparse.Namespace) -> None:
     sslctx = None
     if args.tls_cert:
         sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sslctx.load_cert_chain(args.tls_cert, args.tls_key)
+        try:
+            sslctx.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {exc}") from None
     emu = Emulator(args.kind, host=args.host, port=args.port, unit=args.unit, seed=args.seed,
                    map=args.map, pv_kwp=args.pv_kwp, soc_init=args.soc, time_scale=args.time_scale,
-                   framer="rtu" if args.rtu else "socket", sslctx=sslctx)
+                   framer="rtu" if args.rtu else "socket", sslctx=sslctx,
+                   serial={"port": args.serial, "baudrate": args.baudrate} if args.serial else None,
+                   idle_timeout=args.idle_timeout or None, max_connections=args.max_connections or None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -421,8 +438,8 @@ async def _serve(args: argparse.Namespace) -> None:
             pass
     await emu.start()
     proto = "modbus+tls" if sslctx else ("modbus-rtu-over-tcp" if args.rtu else "modbus-tcp")
-    print(f"emulating {args.kind} (unit {args.unit}, seed {args.seed}) on {proto}://{emu.host}:{emu.port}"
-          " - Ctrl-C to stop", flush=True)
+    where = f"modbus-rtu on {args.serial}" if args.serial else f"{proto}://{emu.host}:{emu.port}"
+    print(f"emulating {args.kind} (unit {args.unit}, seed {args.seed}) on {where} - Ctrl-C to stop", flush=True)
     try:
         if args.duration is not None:
             await asyncio.wait_for(stop.wait(), args.duration)
@@ -445,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         pass
+    except (ValueError, FileNotFoundError, ssl.SSLError) as exc:  # bad option values / files
+        print(f"cosim emulate: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cannot start the emulator: {exc}", file=sys.stderr)
         return 1

@@ -66,6 +66,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pymodbus.client.mixin import ModbusClientMixin
 
+from .sunspec import END_MODEL, merge_block_points
+
 DT = ModbusClientMixin.DATATYPE
 MAPS_DIR = Path(__file__).with_name("maps")
 
@@ -314,6 +316,25 @@ class RegisterMap(_Strict):
     _owner: dict[str, dict[int, Point]] = PrivateAttr(default_factory=dict)
     _readable: dict[str, set[int]] = PrivateAttr(default_factory=dict)
     _setpoints: dict[str, SetpointSpec] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sunspec_layouts(cls, data: Any) -> Any:
+        """SunSpec model blocks take their layout from the official model definition
+        (:func:`hil.sunspec.merge_block_points`); the map's points only add values and attrs."""
+        if not isinstance(data, dict) or not data.get("sunspec"):
+            return data
+        blocks = []
+        for b in data.get("blocks") or []:
+            if isinstance(b, dict) and b.get("model") not in (None, END_MODEL):
+                try:
+                    merged = merge_block_points(int(b["model"]), list(b.get("points") or []))
+                except ValueError as exc:
+                    raise ValueError(f"block {b.get('name')}: {exc}") from None
+                if merged is not None:
+                    b = {**b, "points": merged}
+            blocks.append(b)
+        return {**data, "blocks": blocks}
 
     @model_validator(mode="after")
     def _resolve(self):

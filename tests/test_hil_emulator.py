@@ -99,7 +99,7 @@ def test_battery_follows_setpoint_soc_and_limits():
     async def run():
         async with Emulator("sunspec-battery", seed=1, soc_init=0.5, time_scale=60.0, tick=0.05) as emu:
             srv = emu.server
-            srv.set_points("dev", {"m704.WSetEna": 1, "m704.WSetMod": 2, "m704.WSet": -5000})
+            srv.set_points("dev", {"m704.WSetEna": 1, "m704.WSetMod": 1, "m704.WSet": -5000})
             await asyncio.sleep(0.5)  # ~30 device seconds of 5 kW charging
             w, soc = emu.get("m802.W"), emu.get("m802.SoC")
             assert emu.get("m802.ChaSt") == 4

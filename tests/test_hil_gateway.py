@@ -44,7 +44,7 @@ def test_setpoint_reaches_battery_then_reverts_after_the_timer(lab):
             t = sim.step(t, _sp(2.0), 10**9)  # charge 2 kW (load convention)
             time.sleep(0.25)
         assert emu.get("m704.WSet") == -2000.0  # SunSpec: W < 0 charging
-        assert emu.get("m704.WSetEna") == 1 and emu.get("m704.WSetRvrtEna") == 1
+        assert emu.get("m704.WSetEna") == 1 and emu.get("m704.WSetEnaRvrt") == 1
         assert emu.get("m704.WSetRvrtTms") == 1.0
         assert emu.get("m802.W") == pytest.approx(-2000, rel=0.02)
         d = _data(sim)

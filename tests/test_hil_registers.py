@@ -103,8 +103,10 @@ def test_sunspec_layout():
     assert end.address == 40070 + 107 and img.get(end) == 65535.0 and img.get("end.L") == 0.0
     b = load_map("sunspec_battery")
     bi = RegisterImage(b)
-    assert bi.get("m802.L") == 62 and bi.get("m704.L") == 69
-    assert b.point("m704.WSet").offset == 24 and b.point("m704.WSetRvrtTms").offset == 33
+    # offsets of the published SunSpec 704 table (ID = offset 0)
+    assert bi.get("m802.L") == 62 and bi.get("m704.L") == 65
+    assert b.point("m704.WSet").offset == 24 and b.point("m704.WSetPct").offset == 28
+    assert b.point("m704.WSetRvrtTms").offset == 31 and b.point("m704.WSet_SF").offset == 55
     assert b.point("m704.ID").address == b.point("m802.ID").address + 64
     assert bi.get("m1.Mn") == "lvflex"
     sp = b.setpoint("P_bat_set")
