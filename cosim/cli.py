@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cosim.durations import parse_duration_ms
+from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
+from simulators.vocabulary import CONTROL_MODES
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -20,14 +21,28 @@ def _err(*lines: str) -> None:
 
 
 def _load(args, overrides: dict | None = None):
-    from cosim.scenario import load_scenario
+    from cosim.api import load
 
-    return load_scenario(args.scenario, overrides)
+    return load(args.scenario, overrides)
+
+
+def _log_level(args) -> None:
+    """mosaik and the simulators log through loguru: set its level here and, through LOGURU_LEVEL, in the
+    subprocess simulators mosaik starts (their INFO lines otherwise reach the console)."""
+    import os
+
+    from loguru import logger
+
+    level = "ERROR" if args.quiet and args.log_level is None else (args.log_level or "WARNING")
+    os.environ["LOGURU_LEVEL"] = level
+    logger.remove()
+    logger.add(sys.stderr, level=level)
 
 
 def cmd_run(args) -> int:
     from cosim.runner import RunFailed, RunInterrupted, run_scenario
 
+    _log_level(args)
     overrides = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -40,6 +55,11 @@ def cmd_run(args) -> int:
     if args.control is not None:
         overrides["control.mode"] = args.control
     scn, text = _load(args, overrides)
+    if args.until is not None:
+        declared = _load(args, {k: v for k, v in overrides.items() if k != "duration"})[0].duration
+        if scn.duration > declared:
+            print(f"warning: --until {args.until} evaluates longer than the scenario's duration "
+                  f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
     rt = args.realtime
@@ -74,7 +94,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from cosim.world import check_record_include
+
     scn, _ = _load(args)
+    check_record_include(scn)
     n = sum(d.households for d in scn.districts)
     extra = (f", + {scn.warmup_ms // scn.step} warm-up and {scn.cooldown_ms // scn.step} cool-down steps"
              if scn.warmup_ms or scn.cooldown_ms else "")
@@ -97,6 +120,18 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args) -> int:
+    import json
+
+    from cosim.scenario import Scenario
+
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lvflex-cosim scenario"
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
 def cmd_inspect(args) -> int:
     from cosim.inspect import describe_results
 
@@ -107,6 +142,9 @@ def cmd_inspect(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cosim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from cosim import __version__
+
+    p.add_argument("--version", action="version", version=f"cosim (lvflex-cosim) {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a scenario (a YAML path, a bundled name, or a results file to re-run)")
@@ -117,9 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
-    r.add_argument("--control", choices=["mas", "central", "none"],
+    r.add_argument("--control", choices=CONTROL_MODES,
                    help="override control.mode: the MAS, the centralised optimiser, or no controller (baseline)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--quiet", action="store_true", help="no progress bar, summary or simulator log lines")
+    r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                   help="log level of mosaik and the simulators, also in subprocesses (default WARNING)")
+    r.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="INFO",
+                   help="same as --log-level INFO")
     r.add_argument("--emulate", action="store_true",
                    help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1")
     r.set_defaults(func=cmd_run)
@@ -127,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
     v.add_argument("scenario", metavar="SCENARIO")
     v.set_defaults(func=cmd_validate)
+
+    sc = sub.add_parser("schema", help="print the scenario JSON Schema (editor completion: yaml-language-server)")
+    sc.set_defaults(func=cmd_schema)
 
     ls = sub.add_parser("list", help="list the bundled scenarios")
     ls.set_defaults(func=cmd_list)
@@ -159,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -50,15 +50,3 @@ def provenance(scenario_yaml: str, seed: int) -> dict[str, str | int]:
         "host": socket.gethostname(),
         "command": " ".join(sys.argv),
     }
-
-
-def scenario_text_from_results(path: str) -> str:
-    import h5py
-
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
-        text = f.attrs.get("scenario")
-    if not text:
-        from cosim.scenario import ScenarioError
-
-        raise ScenarioError([f"{path}: results file has no 'scenario' provenance attribute"])
-    return text

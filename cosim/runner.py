@@ -16,7 +16,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 from mosaik import scheduler
 from mosaik.exceptions import ScenarioError as MosaikScenarioError
 from mosaik.exceptions import SimulationError, SimulatorError
@@ -25,6 +24,7 @@ from mosaik_api_v3.connection import RemoteException
 from cosim import mosaik_fixes, recorder
 from hil.realtime import recorded_lateness_stats
 from cosim.provenance import provenance
+from cosim.results import read_lateness, stamp_attrs
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
 
@@ -48,13 +48,13 @@ class RunResult:
 
 def _lateness_summary(path: Path, threshold_ms: float) -> dict | None:
     """Summarise the recorded per-step lateness (hil.realtime.recorded_lateness_stats) and stamp it on the file."""
-    with h5py.File(path, "r+", libver="latest") as f:
-        if "realtime/lateness_ms" not in f:
-            return None
-        stats = recorded_lateness_stats(f["realtime/lateness_ms"][:, 0], threshold_ms)
-        if not stats["n"]:
-            return None
-        f.attrs.update({f"lateness_{k}": v for k, v in stats.items()})
+    stamps = read_lateness(path)
+    if stamps is None:
+        return None
+    stats = recorded_lateness_stats(stamps, threshold_ms)
+    if not stats["n"]:
+        return None
+    stamp_attrs(path, {f"lateness_{k}": v for k, v in stats.items()})
     return stats
 
 

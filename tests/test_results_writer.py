@@ -5,7 +5,7 @@ import json
 import h5py
 import numpy as np
 
-from cosim.h5writer import ResultsWriter
+from cosim.results import ResultsWriter
 
 
 def make(path, flush_every=3):
