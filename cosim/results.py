@@ -256,6 +256,79 @@ class ResultsWriter:
                     steps=self.rows_written,
                     finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 )
+                for name in self.events:
+                    write_event_table(f, name)
+
+
+# ---------------------------------------------------------------------------- event tables
+
+EVENT_TABLES = "event_tables"
+
+
+def _records(raw: bytes) -> list[dict]:
+    text = raw.decode("utf-8", "replace").strip()
+    if not text:
+        return []
+    try:  # one parse of the whole stream (fast); per line only when a line is damaged
+        recs = json.loads("[" + ",".join(text.splitlines()) + "]")
+    except json.JSONDecodeError:
+        recs = []
+        for line in text.splitlines():
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a crash
+                continue
+    return [r for r in recs if isinstance(r, dict)]
+
+
+def _column(values: list) -> np.ndarray:
+    """A numpy column for HDF5: int64 when every value is an int, float64 when numeric (NaN = missing),
+    else UTF-8 bytes (lists and mappings as JSON text)."""
+    kinds = {type(v) for v in values}
+    if kinds <= {int}:
+        return np.asarray(values, dtype=np.int64)
+    if kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
+        return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    text = [b"" if v is None else (json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict))
+                                  else str(v)).encode() for v in values]
+    return np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
+
+
+def _flat(rec: dict, prefix: str = ""):
+    """(dotted key, value) of a record, nested mappings flattened (as pandas.json_normalize)."""
+    for k, v in rec.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def write_event_table(f: h5py.File, name: str) -> None:
+    """``/event_tables/<name>``: the stream as one compound dataset (one field per record key, nested keys
+    joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding.
+    (``/events/<name>`` stays the JSON Lines stream a reader sees while the run goes on: SWMR cannot
+    create or retype datasets once writing has started.)"""
+    recs = _records(bytes(np.asarray(f["events"][name][()], dtype=np.uint8).tobytes()))
+    if not recs:
+        return
+    columns: dict[str, list] = {}
+    for i, rec in enumerate(recs):
+        for key, v in _flat(rec):
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * i
+            col.append(v)
+        for col in columns.values():
+            if len(col) <= i:
+                col.append(None)
+    cols = {c: _column(v) for c, v in columns.items()}
+    table = np.empty(len(recs), dtype=[(c, a.dtype) for c, a in cols.items()])
+    for c, a in cols.items():
+        table[c] = a
+    g = f.require_group(EVENT_TABLES)
+    if name in g:
+        del g[name]
+    g.create_dataset(name, data=table, compression="gzip", compression_opts=1)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -435,18 +508,7 @@ class Results:
         if not isinstance(g, h5py.Group) or name not in g:
             return None
         raw = bytes(np.asarray(g[name][()], dtype=np.uint8).tobytes())
-        out = []
-        for line in raw.decode("utf-8", "replace").splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and self.in_window(rec):
-                out.append(rec)
-        return out
+        return [rec for rec in _records(raw) if self.in_window(rec)]
 
     def in_window(self, rec: dict) -> bool:
         """An event belongs to the window by the time it is about (``t0``) or else when it happened."""
@@ -515,9 +577,24 @@ class Results:
 
     def events(self, stream: str):
         """``/events/<stream>`` of the window as a DataFrame, one row per record (nested fields flattened
-        with dots). Raises :class:`InputError` when the stream is absent."""
+        with dots; from ``/event_tables/<stream>`` once the file is closed). Raises :class:`InputError`
+        when the stream is absent."""
         import pandas as pd
 
+        table = self.f.get(f"{EVENT_TABLES}/{stream}")
+        if isinstance(table, h5py.Dataset):
+            df = pd.DataFrame(table[()])
+            for c in df.columns:
+                if df[c].dtype == object:
+                    df[c] = df[c].str.decode("utf-8")
+            if self.window_ms is not None:
+                # as in_window: the time an event is about (t0), else when it happened (t, sent)
+                t = pd.Series(np.nan, index=df.index)
+                for c in ("t0", "t", "sent"):
+                    if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
+                        t = t.fillna(df[c].astype(float))
+                df = df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)
+            return df
         recs = self.records(stream)
         if recs is None:
             raise InputError(f"{self.path}: no event stream {stream!r} (the file has: "
