@@ -159,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        from cosim.h5open import raised_in_h5py, reason
+
+        damaged = raised_in_h5py(exc)
+        if damaged is None:
+            raise
+        _err(f"{damaged}: damaged results file ({reason(exc)})")
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

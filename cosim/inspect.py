@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 
-from cosim.errors import InputError
+from cosim.h5open import open_results
 
 PROVENANCE_KEYS = ("status", "error", "seed", "start", "step_ms", "steps", "started_at", "finished_at", "host",
                    "git_commit", "command")
-
-
-def open_results(path: str) -> h5py.File:
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
-    try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 results file ({exc})") from None
 
 
 def describe_results(path: str) -> str:

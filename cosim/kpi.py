@@ -50,6 +50,7 @@ import numpy as np
 import yaml
 
 from cosim.errors import InputError
+from cosim.h5open import open_results
 
 QUARTER_MS = 900_000
 MONTH_MS = int(30.4375 * 86_400_000)
@@ -122,12 +123,7 @@ class Results:
 
     def __init__(self, path: str | Path, window: bool = True):
         self.path = str(path)
-        if not Path(path).exists():
-            raise InputError(f"{path}: no such file")
-        try:
-            self.f = h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError as exc:
-            raise InputError(f"{path}: not a readable HDF5 results file ({exc})") from None
+        self.f = open_results(self.path)
         if "time" not in self.f:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file (no /time dataset)")

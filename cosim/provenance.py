@@ -53,9 +53,9 @@ def provenance(scenario_yaml: str, seed: int) -> dict[str, str | int]:
 
 
 def scenario_text_from_results(path: str) -> str:
-    import h5py
+    from cosim.h5open import open_results
 
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+    with open_results(path) as f:
         text = f.attrs.get("scenario")
     if not text:
         from cosim.scenario import ScenarioError

@@ -46,6 +46,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cosim.errors import InputError
+from cosim.h5open import open_results
 
 SUMMARY_KPIS = [
     "total.bill_eur", "total.self_sufficiency", "total.self_consumption", "total.peak_kw", "total.par",
@@ -301,7 +302,6 @@ def _sidecar(out: str | Path) -> Path:
 
 def summarize_existing(out: str, extra_kpis: list[str]) -> dict:
     """Summary of a finished run: wall time from its sidecar JSON (or the file's timestamps)."""
-    import h5py
 
     wall = None
     try:
@@ -309,7 +309,7 @@ def summarize_existing(out: str, extra_kpis: list[str]) -> dict:
     except (OSError, ValueError, AttributeError):
         pass
     if wall is None:
-        with h5py.File(out, "r", libver="latest", swmr=True) as f:
+        with open_results(out) as f:
             a, b = f.attrs.get("started_at"), f.attrs.get("finished_at")
         try:
             wall = (dt.datetime.fromisoformat(str(b)) - dt.datetime.fromisoformat(str(a))).total_seconds()
@@ -326,11 +326,9 @@ def is_completed(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        import h5py
-
-        with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        with open_results(path) as f:
             return str(f.attrs.get("status", "")) == "completed"
-    except OSError:
+    except InputError:
         return False
 
 
