@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a simulator or run failed, 2 bad input (scenario field, file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cosim.durations import parse_duration_ms
@@ -100,6 +101,10 @@ def cmd_list(args) -> int:
 def cmd_inspect(args) -> int:
     from cosim.inspect import describe_results
 
+    if args.repair:
+        from cosim.h5repair import repair
+
+        print(repair(args.results))
     print(describe_results(args.results))
     return EXIT_OK
 
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="show provenance, datasets and shapes of a results file")
     i.add_argument("results", metavar="RESULTS.h5")
+    i.add_argument("--repair", action="store_true",
+                   help="a file whose run was killed (status running, writer gone): rewrite it closed, status failed")
     i.set_defaults(func=cmd_inspect)
     from cosim.cli_study import register
     register(sub)
@@ -159,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         from cosim.h5open import raised_in_h5py, reason
 

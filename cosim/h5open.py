@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -23,43 +24,45 @@ SIGNATURE = b"\x89HDF\r\n\x1a\n"
 OPEN_FOR_WRITE = "already open for write"  # HDF5's message when the superblock's write flags are set
 
 
-def _superblock_eof(path: Path) -> tuple[int, int] | None:
-    """(base address, end-of-file address) from a version 2/3 superblock (libver="latest"), else None.
+@dataclass(frozen=True)
+class Superblock:
+    base: int
+    eof: int  # end-of-file address, relative to base
+    open_for_write: bool  # consistency flags: bit 0 open for write, bit 2 SWMR writer
+
+
+def superblock(path: Path) -> Superblock:
+    """The facts of a version 2/3 superblock (libver="latest"); all zero for older layouts or no HDF5.
 
     Layout (spec II.A, versions 2 and 3): signature (8), version (1), size of offsets (1), size of
     lengths (1), consistency flags (1), base address, extension address, end-of-file address, root
     group address (size-of-offsets bytes each, little-endian), checksum (4)."""
     with open(path, "rb") as fh:
-        offset = 0
-        size = path.stat().st_size
+        offset, size = 0, path.stat().st_size
         while offset + 48 <= size:
             fh.seek(offset)
             head = fh.read(12)
             if head[:8] == SIGNATURE:
-                if head[8] < 2:
-                    return None
+                fmt = {4: "<I", 8: "<Q"}.get(head[9])
+                if head[8] < 2 or fmt is None:
+                    break
                 n = head[9]
-                fmt = {4: "<I", 8: "<Q"}.get(n)
-                if fmt is None:
-                    return None
                 fields = fh.read(3 * n)
-                base = struct.unpack(fmt, fields[:n])[0]
-                eof = struct.unpack(fmt, fields[2 * n:3 * n])[0]
-                return base, eof
+                base, eof = struct.unpack(fmt, fields[:n])[0], struct.unpack(fmt, fields[2 * n:3 * n])[0]
+                return Superblock(base, eof, bool(head[11] & 0b101))
             offset = 512 if offset == 0 else offset * 2
-    return None
+    return Superblock(0, 0, False)
 
 
 def _check_length(path: Path, settle_s: float = 0.5) -> None:
     """Refuse a file shorter than its superblock says (a live writer may need a moment to catch up)."""
     deadline = time.monotonic() + settle_s
     while True:
-        found = _superblock_eof(path)
-        size = path.stat().st_size
-        if found is None or size >= found[0] + found[1]:
+        sb, size = superblock(path), path.stat().st_size
+        if size >= sb.base + sb.eof:
             return
         if time.monotonic() >= deadline:
-            raise InputError(f"{path}: truncated results file ({size} of {found[0] + found[1]} bytes)")
+            raise InputError(f"{path}: truncated results file ({size} of {sb.base + sb.eof} bytes)")
         time.sleep(0.05)
 
 

@@ -7,9 +7,10 @@ import json
 import h5py
 
 from cosim.h5open import open_results
+from cosim.h5repair import unclosed_note
 
 PROVENANCE_KEYS = ("status", "error", "seed", "start", "step_ms", "steps", "started_at", "finished_at", "host",
-                   "git_commit", "command")
+                   "pid", "git_commit", "command")
 
 
 def describe_results(path: str) -> str:
@@ -31,4 +32,5 @@ def describe_results(path: str) -> str:
                 lines.append(f"  /{name:<32} {str(obj.shape):<14} {obj.dtype}  {unit}")
 
         f.visititems(visit)
-    return "\n".join(lines)
+        note = unclosed_note(path, f.attrs)
+    return "\n".join(lines + ([note] if note else []))

@@ -25,6 +25,7 @@ from mosaik_api_v3.connection import RemoteException
 
 from cosim import mosaik_fixes, recorder, sim_watchdog
 from hil.realtime import recorded_lateness_stats
+from cosim.output_path import check_output
 from cosim.provenance import provenance
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
@@ -183,7 +184,7 @@ def run_scenario(
     path = Path(out) if out else scn.output_path()
     if rt_factor is None and scn.realtime is not None:
         rt_factor = scn.realtime.factor
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(path)
     evaluated = until_ms or scn.duration
     sim = scn.model_copy(update={"duration": evaluated}).simulated()  # warm-up + window + cool-down
     until = sim.duration
