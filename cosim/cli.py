@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a simulator or run failed, 2 bad input (scenario field, file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cosim.durations import format_duration_ms, parse_duration_ms
@@ -135,6 +136,10 @@ def cmd_schema(args) -> int:
 def cmd_inspect(args) -> int:
     from cosim.inspect import describe_results
 
+    if args.repair:
+        from cosim.h5repair import repair
+
+        print(repair(args.results))
     print(describe_results(args.results))
     return EXIT_OK
 
@@ -183,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="show provenance, datasets and shapes of a results file")
     i.add_argument("results", metavar="RESULTS.h5")
+    i.add_argument("--repair", action="store_true",
+                   help="a file whose run was killed (status running, writer gone): rewrite it closed, status failed")
     i.set_defaults(func=cmd_inspect)
     from cosim.cli_study import register
     register(sub)
@@ -204,11 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
-        import os
-
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:
+        from cosim.h5open import raised_in_h5py, reason
+
+        damaged = raised_in_h5py(exc)
+        if damaged is None:
+            raise
+        _err(f"{damaged}: damaged results file ({reason(exc)})")
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

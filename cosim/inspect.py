@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from cosim.h5repair import unclosed_note
 from cosim.results import list_datasets, read_attrs
 
 PROVENANCE_KEYS = ("status", "error", "seed", "start", "step_ms", "steps", "started_at", "finished_at", "host",
-                   "git_commit", "command")
+                   "pid", "git_commit", "command")
 
 
 def describe_results(path: str) -> str:
@@ -24,4 +25,5 @@ def describe_results(path: str) -> str:
     lines.append("datasets:")
     for name, shape, dtype, unit in list_datasets(path):
         lines.append(f"  {name:<33} {str(shape):<14} {dtype}  {unit}")
-    return "\n".join(lines)
+    note = unclosed_note(path, attrs)
+    return "\n".join(lines + ([note] if note else []))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -48,5 +49,6 @@ def provenance(scenario_yaml: str, seed: int) -> dict[str, str | int]:
         "git_commit": git_commit(),
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
+        "pid": os.getpid(),  # with host: tells a live writer from a killed one (cosim inspect)
         "command": " ".join(sys.argv),
     }

@@ -31,23 +31,20 @@ import h5py
 import numpy as np
 
 from cosim.errors import InputError
+from cosim.h5open import open_results
 
 # ---------------------------------------------------------------------------- opening
 
 
 def open_file(path: str | Path, mode: str = "r") -> h5py.File:
-    """Open a results file for reading (SWMR, also while it is being written) or ``r+``.
-
-    A missing, non-HDF5 or damaged file raises :class:`InputError` with one line."""
-    path = str(path)
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
+    """Open a results file for reading (checked: a damaged or truncated file is refused at once, one
+    line; SWMR only for a file that is being written, :mod:`cosim.h5open`) or ``r+``."""
+    if mode == "r":
+        return open_results(path)
     try:
-        if mode == "r":
-            return h5py.File(path, "r", libver="latest", swmr=True)
-        return h5py.File(path, mode, libver="latest")
+        return h5py.File(str(path), mode, libver="latest")
     except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 results file ({exc})") from None
+        raise InputError(f"{path}: cannot open the results file for writing ({exc})") from None
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
