@@ -1,6 +1,6 @@
 """Plots of a results file for the HTML report (matplotlib, Agg, no pyplot state).
 
-Every function takes the run (and optionally the baseline) as :class:`cosim.kpi.Results` and returns
+Every function takes the run (and optionally the baseline) as :class:`cosim.results.Results` and returns
 PNG bytes, or ``None`` when the file has no data for that plot. Time axes are in the scenario's
 local time (the timezone of its start).
 """
