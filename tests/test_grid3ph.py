@@ -12,13 +12,8 @@ from simulators.grid3ph_networks import (BUNDLED_DSS, from_pandapower, load_netw
                                          make_engine3ph)
 from simulators.grid_networks import element_names, load_buses, load_network, strip_injections
 
-try:
-    import dss as _dss  # dss-python (OpenDSS engine of DSS-Extensions)
-    _DSS_ERR = None
-except ImportError as exc:  # pragma: no cover - dss-python is in the test extra
-    _dss, _DSS_ERR = None, str(exc)
+from tests.helpers.opendss_ref import compile_master, needs_dss, yearly_voltages
 
-needs_dss = pytest.mark.skipif(_dss is None, reason=f"dss-python cannot be imported: {_DSS_ERR}")
 MASTER = BUNDLED_DSS["ieee_eu_lv"]
 
 
@@ -29,13 +24,6 @@ def ieee():
     return ns, eng
 
 
-def _opendss():
-    d = _dss.DSS
-    d.Text.Command = "clear"
-    d.Text.Command = f'redirect "{MASTER}"'
-    return d
-
-
 def _node_order(ns, names):
     bi = {b: k for k, b in enumerate(ns.net.buses)}
     return np.array([(bi[n.rsplit(".", 1)[0]], int(n.rsplit(".", 1)[1]) - 1) for n in names])
@@ -44,8 +32,7 @@ def _node_order(ns, names):
 @needs_dss
 def test_snapshot_equals_opendss(ieee):
     ns, eng = ieee
-    d = _opendss()                       # Master.dss ends with a snapshot solve at base kW
-    c = d.ActiveCircuit
+    c = compile_master(MASTER)           # Master.dss ends with a snapshot solve at base kW
     kw = np.array([ld.kw for ld in ns.feeder.loads])
     kvar = np.array([ld.kvar for ld in ns.feeder.loads])
     eng.reset()
@@ -73,18 +60,15 @@ def test_snapshot_equals_opendss(ieee):
 def test_full_day_equals_opendss(ieee):
     """1440 one-minute steps in OpenDSS yearly mode vs the engine: max |dV| <= 1e-4 p.u."""
     ns, eng = ieee
-    d = _opendss()
-    c = d.ActiveCircuit
-    o = _node_order(ns, c.AllNodeNames)
-    d.Text.Command = "set mode=yearly number=1 stepsize=1m"
+    names, ref = yearly_voltages(MASTER, 1440)
+    o = _node_order(ns, names)
     eng.reset()
     worst, vuf_max = 0.0, 0.0
     for k in range(1440):
-        c.Solution.Solve()
         kw, kvar = ns.feeder.load_kw(k)
         r = eng.solve(kw, kvar)
         assert r.converged
-        worst = max(worst, float(np.abs(r.vm_pu[o[:, 0], o[:, 1]] - np.array(c.AllBusVmagPu)).max()))
+        worst = max(worst, float(np.abs(r.vm_pu[o[:, 0], o[:, 1]] - ref[k]).max()))
         vuf_max = max(vuf_max, float(np.nanmax(r.vuf_pct)))
     assert worst <= 1e-4
     assert 0.0 < vuf_max < 100.0
