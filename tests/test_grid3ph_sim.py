@@ -3,6 +3,7 @@ scenario against OpenDSS, and one-line errors."""
 import math
 
 import h5py
+import yaml
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from simulators.grid3ph import GridModel3ph
 from simulators.grid3ph_networks import BUNDLED_DSS
 from simulators.household import HouseholdSim
 from simulators.phases import three_phase_devices
+from tests.conftest import ROOT
 from tests.helpers.opendss_ref import needs_dss, yearly_voltages
 
 
@@ -153,3 +155,12 @@ def test_unsupported_opendss_element_in_run_is_one_line(write_scenario, tmp_path
     assert main(["run", str(scn), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{master}:2:" in err[0] and "capacitor" in err[0]
+
+
+def test_readme_grid_example_validates(write_scenario):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Three-phase grid and OpenDSS networks", 1)[1]
+    block = section.split("```yaml", 1)[1].split("```", 1)[0]
+    grid = yaml.safe_load(block)["grid"]
+    assert grid["engine"] == "fast3ph"
+    assert main(["validate", str(write_scenario(grid=grid))]) == 0
