@@ -30,7 +30,7 @@ from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
 from simulators.mas.tariff import DistrictObjective
-from simulators.vocabulary import CONTROL_MODES
+from simulators.vocabulary import CONTROL_MODES, GRID_ENGINES
 from simulators.devices.params import (
     ApplianceParams,
     BaseLoadParams,
@@ -130,22 +130,47 @@ class MeterConfig(_Strict):
 
 
 class GridConfig(_Strict):
-    network: str = Field(description="bundled LV grid name, simbench:CODE, or pandapower JSON path")
+    network: str = Field(description="bundled LV grid name, simbench:CODE, pandapower JSON path, or (engine "
+                         "fast3ph) ieee_eu_lv / opendss:PATH/Master.dss")
 
     @field_validator("network")
     @classmethod
     def _known_network(cls, v: str) -> str:
+        from simulators.grid3ph_networks import BUNDLED_DSS
         from simulators.grid_networks import bundled_names
 
-        if v in bundled_names() or v.startswith("simbench:") or Path(v).is_file():
+        if v in bundled_names() or v in BUNDLED_DSS or v.startswith("simbench:") or Path(v).is_file():
             return v
-        raise ValueError(f"unknown network {v!r}: expected one of {', '.join(bundled_names())}, "
-                         "simbench:CODE, or the path of a pandapower JSON file")
-    engine: Literal["fast", "runpp"] = "fast"
-    mapping: dict[str, int] | Literal["round_robin"] = "round_robin"
+        if v.startswith("opendss:"):
+            if Path(v.split(":", 1)[1].strip()).is_file():
+                return v
+            raise ValueError(f"OpenDSS file {v.split(':', 1)[1].strip()!r} does not exist")
+        raise ValueError(f"unknown network {v!r}: expected one of "
+                         f"{', '.join(bundled_names() + sorted(BUNDLED_DSS))}, simbench:CODE, "
+                         "opendss:PATH/Master.dss, or the path of a pandapower JSON file")
+    engine: Literal[GRID_ENGINES] = Field(
+        "fast", description="fast/runpp: balanced (positive sequence); fast3ph: unbalanced, per phase")
+    mapping: dict[str, int | str] | Literal["round_robin"] = "round_robin"
+    phases: dict[str, Literal[1, 2, 3]] | Literal["seeded"] = Field(
+        "seeded", description="fast3ph: phase (1-3 = L1-L3) per household id; others drawn from the seed")
+    network_loads: bool = Field(False, description="fast3ph, OpenDSS network: its loads follow their "
+                                "Yearly load shapes as well (the file's own day)")
     line_limit_pct: float = Field(100.0, gt=0)
     trafo_limit_pct: float = Field(100.0, gt=0)
     v_band: float = Field(0.1, gt=0, lt=1, description="EN 50160 band half-width in p.u.")
+
+    @model_validator(mode="after")
+    def _engine_fits(self):
+        from simulators.grid3ph_networks import is_opendss
+
+        if self.engine != "fast3ph":
+            if is_opendss(self.network):
+                raise ValueError(f"network {self.network!r} (OpenDSS) needs engine: fast3ph")
+            if self.phases != "seeded" or self.network_loads:
+                raise ValueError("phases and network_loads need engine: fast3ph")
+        elif self.network_loads and not is_opendss(self.network):
+            raise ValueError("network_loads needs an OpenDSS network (ieee_eu_lv or opendss:PATH)")
+        return self
 
 
 class SimulatorsConfig(_Strict):
@@ -322,7 +347,8 @@ class Scenario(_Strict):
     step: DurationMs = 60_000
     seed: int = Field(ge=0)
     location: Location = Field(default_factory=Location)
-    districts: list[District] = Field(min_length=1)
+    districts: list[District] = Field(default_factory=list, description="at least one, unless "
+                                      "grid.network_loads drives the grid alone")
     meters: MeterConfig | None = Field(default_factory=MeterConfig)
     grid: GridConfig | None = None
     hil: HilConfig | None = None
@@ -346,6 +372,8 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistency(self):
+        if not self.districts and not (self.grid is not None and self.grid.network_loads):
+            raise ValueError("districts: at least one district is needed (or a grid with network_loads)")
         names = [d.name for d in self.districts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
