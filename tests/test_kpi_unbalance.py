@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cosim.h5writer import ResultsWriter
+from cosim.results import ResultsWriter
 from cosim.kpi import compute_kpis
 from cosim.kpi_unbalance import ten_minute_means
 
