@@ -66,11 +66,27 @@ def cmd_run(args) -> int:
 
         for line in run_summary(result.path):
             print("  " + line)
+    if scn.hil is not None and (scn.hil.meters or scn.hil.gateways):
+        _print_device_health(result.path, args.quiet)
     if result.lateness:
         lt = result.lateness
         print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
               f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)")
     return EXIT_OK
+
+
+def _print_device_health(path, quiet: bool) -> None:
+    """Outages and stale time per real device (printed under --quiet too when a device had any)."""
+    from cosim.device_health import device_health, health_lines
+    from cosim.kpi import Results
+
+    with Results(path) as res:
+        healths = device_health(res)
+    if healths and (not quiet or any(h.outages or h.exceptions for h in healths)):
+        lines = health_lines(healths)
+        print("real devices:")
+        for line in lines:
+            print("  " + line)
 
 
 def cmd_validate(args) -> int:
