@@ -42,14 +42,18 @@ def cmd_run(args) -> int:
     scn, text = _load(args, overrides)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
+    if args.port_base is not None:
+        from cosim.lab import with_ports
+
+        scn, text, placed = with_ports(scn, text, args.port_base)
+        print("ports: " + ", ".join(placed), flush=True)
     rt = args.realtime
     try:
         if args.emulate:
             from cosim.lab import emulated_devices
 
             with emulated_devices(scn) as started:
-                if not args.quiet:
-                    print("emulating: " + "; ".join(started))
+                print("emulated: " + "; ".join(started), flush=True)
                 result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
         else:
             result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
@@ -137,7 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override control.mode: the MAS, the centralised optimiser, or no controller (baseline)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.add_argument("--emulate", action="store_true",
-                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1")
+                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1, "
+                        "except those already answering on their port")
+    r.add_argument("--port-base", metavar="BASE|auto",
+                   help="put the hil devices on 127.0.0.1 (meters, gateways, then the device server) on "
+                        "consecutive ports from BASE, or on free ports with 'auto' (printed)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")

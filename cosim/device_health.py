@@ -31,6 +31,8 @@ class DeviceHealth:
 
 def device_health(res: Results) -> list[DeviceHealth]:
     row_s = res.dt_h * 3600.0
+    hil = res.scenario.hil if res.scenario is not None else None
+    addr = {(role, d.id): f"{d.host}:{d.port}" for pop, role in ROLE_OF.items() for d in getattr(hil, pop, [])}
     out: dict[tuple[str, str], DeviceHealth] = {}
     for pop, role in ROLE_OF.items():
         q = res.series(pop, "quality")
@@ -41,7 +43,7 @@ def device_health(res: Results) -> list[DeviceHealth]:
             if np.isnan(col).all():  # a simulated meter
                 continue
             out[(role, dev)] = DeviceHealth(role, dev, stale_s=float(row_s[col == 1].sum()),
-                                            error_s=float(row_s[col == 2].sum()))
+                                            error_s=float(row_s[col == 2].sum()), addr=addr.get((role, dev), ""))
     for ev in res.events("devices") or []:
         h = out.setdefault((ev.get("role", "?"), ev.get("device", "?")),
                            DeviceHealth(ev.get("role", "?"), ev.get("device", "?")))
