@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 from cosim.durations import parse_duration_ms
 from cosim.errors import InputError
@@ -49,13 +51,17 @@ def cmd_run(args) -> int:
         print("ports: " + ", ".join(placed), flush=True)
     rt = args.realtime
     try:
-        if args.emulate:
-            from cosim.lab import emulated_devices
+        with ExitStack() as stack:
+            if args.dashboard is not None:
+                from cosim.dashboard import live_dashboard
 
-            with emulated_devices(scn) as started:
-                print("emulated: " + "; ".join(started), flush=True)
-                result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
-        else:
+                address = stack.enter_context(live_dashboard(scn.start.isoformat(), args.dashboard_host,
+                                                             args.dashboard, f"{scn.name}: cosim run"))
+                print(f"dashboard: {address}", flush=True)
+            if args.emulate:
+                from cosim.lab import emulated_devices
+
+                print("emulated: " + "; ".join(stack.enter_context(emulated_devices(scn))), flush=True)
             result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
     except RunInterrupted as exc:
         _err(str(exc))
@@ -117,6 +123,19 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args) -> int:
+    from cosim.dashboard import FileSource, check_port, serve, url
+
+    source = FileSource(args.results)
+    port = check_port(args.host, args.port)
+    try:
+        serve(source, args.host, port, f"{Path(args.results).name}: cosim watch",
+              on_ready=lambda: print(f"dashboard: {url(args.host, port)} (Ctrl-C to stop)", flush=True))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
 def cmd_inspect(args) -> int:
     from cosim.inspect import describe_results
 
@@ -146,7 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--port-base", metavar="BASE|auto",
                    help="put the hil devices on 127.0.0.1 (meters, gateways, then the device server) on "
                         "consecutive ports from BASE, or on free ports with 'auto' (printed)")
+    r.add_argument("--dashboard", nargs="?", const=5006, type=int, metavar="PORT",
+                   help="serve a live dashboard of the run on http://127.0.0.1:PORT/ (default 5006; 0 = a free "
+                        "port; the URL is printed)")
+    r.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
+                   help="address the dashboard listens on (default 127.0.0.1)")
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("watch", help="serve the live dashboard of a results file (read-only, also while a run "
+                                     "writes it)")
+    w.add_argument("results", metavar="RESULTS.h5")
+    w.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 = a free one)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    w.set_defaults(func=cmd_watch)
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
     v.add_argument("scenario", metavar="SCENARIO")

@@ -33,7 +33,7 @@ META = {
 # attribute -> unit, for the dataset attributes (documented in docs/architecture.md)
 UNITS = {
     "P": "kW", "Q": "kvar", "P_base": "kW", "P_pv": "kW", "P_bat": "kW", "P_ev": "kW", "P_hp": "kW",
-    "P_app": "kW", "P_15": "kW", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
+    "P_app": "kW", "P_15": "kW", "V": "V", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
     "T_in": "degC", "T_out": "degC", "vm_pu": "p.u.", "v_min": "p.u.", "v_max": "p.u.",
     "line_loading": "%", "trafo_loading": "%", "max_line_loading": "%", "P_trafo": "kW", "losses": "kW",
     "congestion": "flag", "v_violation": "flag", "converged": "flag", "quality": "0 ok/1 stale/2 error",
@@ -43,6 +43,8 @@ UNITS = {
 
 # Writers of this process that are still open: the runner closes them on every exit path.
 OPEN_WRITERS: set[ResultsWriter] = set()
+# Live views of this process (cosim.live.LiveFeed): handed every row and event batch, never waited for.
+LIVE_FEEDS: list = []
 
 
 class RecorderSim(mosaik_api_v3.Simulator):
@@ -89,6 +91,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
                         agent_events = [{"t": int(time), **e} for e in agent_events]
                         self._print(time, agent_events)
                     self.writer.add_events(stream, agent_events)
+                    for feed in LIVE_FEEDS:
+                        feed.events(stream, agent_events)
         if time >= self.next_row:
             values = {}
             for attr, by_src in data.items():
@@ -101,6 +105,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
                     else:
                         values[key] = value
             self.writer.append(time, values)
+            for feed in LIVE_FEEDS:
+                feed.row(time, values)
             self.next_row = time + self.step_size
             if self.bar is not None:
                 self.bar.update(1)

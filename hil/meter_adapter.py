@@ -4,7 +4,8 @@ Model ``ModbusMeters(devices=[{id, host, port, unit, map, transport, timeout, in
 (one population entity; device fields: :class:`hil.client.DeviceConfig`). Outputs, per device id,
 exactly the attributes of the simulated meter (docs/architecture.md) plus link quality:
 
-* ``P``, ``Q`` [kW, kvar; load convention], ``E_imp``, ``E_exp`` [Wh] - the latest good sample;
+* ``P``, ``Q`` [kW, kvar; load convention], ``V`` [V, mean phase voltage, where the map has it],
+  ``E_imp``, ``E_exp`` [Wh] - the latest good sample;
 * ``P_15`` [kW] - time-weighted average of the polled P samples over the last completed
   15-minute window (windows aligned to the wall clock, ``p15_window`` seconds; until the first
   window completes, the running average of the current one);
@@ -40,7 +41,7 @@ from .client import (Backoff, DeviceConfig, DeviceError, LinkError, LinkEvents, 
 
 log = logging.getLogger(__name__)
 
-METER_ATTRS = ["P", "Q", "E_imp", "E_exp"]
+METER_ATTRS = ["P", "Q", "V", "E_imp", "E_exp"]
 OUT_ATTRS = [*METER_ATTRS, "P_15", "quality", "age"]
 
 META = {

@@ -1,0 +1,95 @@
+"""Cost of the live dashboard to a real-time run: 1 s steps, 16 emulated Modbus meters + 4 battery
+gateways (20 devices) + 150 simulated households with meters, grid and recording, run twice - without
+and with `--dashboard` and a headless chromium showing the page - printing the step lateness of each.
+
+Usage: python benchmarks/bench_dashboard.py [DURATION]   (default 3min per run)
+Needs Debian's chromium (/usr/bin/chromium) and playwright for the browser; without them the page is
+served but not opened (said in the output).
+"""
+
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import yaml
+
+from cosim.dashboard import live_dashboard
+from cosim.runner import run_scenario
+from cosim.scenario import parse_scenario
+from hil.testing import ThreadedEmulators
+
+MAPS = [("sdm630", "sdm630"), ("sunspec-meter", "sunspec_meter"), ("em24", "em24")]
+N_METERS, N_GATEWAYS, N_SIMULATED = 16, 4, 150
+
+
+def scenario(lab: ThreadedEmulators, duration: str) -> dict:
+    meters, gateways = [], []
+    for i in range(N_METERS):
+        kind, map_name = MAPS[i % len(MAPS)]
+        emu = lab.start(kind, seed=i)
+        meters.append({"id": f"d1.h{i + 1:03d}", "port": emu.port, "map": map_name, "interval": 1.0})
+    for i in range(N_GATEWAYS):
+        emu = lab.start("sunspec-battery", seed=100 + i)
+        gateways.append({"id": f"d1.h{i + 1:03d}", "port": emu.port, "map": "sunspec_battery", "interval": 1.0})
+    return {
+        "name": "bench_dashboard", "start": "2026-06-15T12:00:00+02:00", "duration": duration, "step": "1s",
+        "seed": 1, "districts": [{"name": "d1", "households": N_SIMULATED + N_METERS, "shares": {"pv": 0.4}}],
+        "meters": {"interval": "1s"}, "grid": {"network": "dickert_lv_long"},
+        "hil": {"meters": meters, "gateways": gateways}, "realtime": {"factor": 1.0, "threshold_ms": 20},
+    }
+
+
+def browse(url: str, stop: threading.Event, said: list[str]) -> None:
+    """Keep the page open in a headless chromium until *stop* (the page updates itself)."""
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        said.append("page not opened: chromium or playwright missing")
+        return
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#devices")
+        said.append("page open in headless chromium")
+        stop.wait()
+        browser.close()
+
+
+def run(duration: str, dashboard: bool) -> dict:
+    with ThreadedEmulators() as lab, tempfile.TemporaryDirectory() as tmp:
+        data = scenario(lab, duration)
+        scn = parse_scenario(data)
+        if not dashboard:
+            return run_scenario(scn, yaml.safe_dump(data), out=Path(tmp) / "rt.h5", progress=False).lateness
+        stop, said = threading.Event(), []
+        with live_dashboard(scn.start.isoformat(), "127.0.0.1", 0, "bench") as url:
+            viewer = threading.Thread(target=browse, args=(url, stop, said))
+            viewer.start()
+            try:
+                return run_scenario(scn, yaml.safe_dump(data), out=Path(tmp) / "rt.h5", progress=False).lateness
+            finally:
+                stop.set()
+                viewer.join()
+                print("  " + "; ".join(said))
+
+
+def main(duration: str = "3min") -> None:
+    print(f"real time, 1 s steps, {duration} per run: {N_METERS} Modbus meters + {N_GATEWAYS} gateways + "
+          f"{N_SIMULATED} simulated households, grid, recording")
+    results = {}
+    for name, dash in (("without dashboard", False), ("with dashboard + browser", True)):
+        lt = results[name] = run(duration, dash)
+        print(f"{name:<26} lateness p50 {lt['p50_ms']:6.2f} ms  p99 {lt['p99_ms']:6.2f} ms  "
+              f"max {lt['max_ms']:6.2f} ms  ({lt['n']} steps, {lt['late']} > {lt['threshold_ms']:.0f} ms)")
+    a, b = results.values()
+    print(f"added by the dashboard: p50 {b['p50_ms'] - a['p50_ms']:+.2f} ms, p99 {b['p99_ms'] - a['p99_ms']:+.2f} ms")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
