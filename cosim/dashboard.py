@@ -204,7 +204,7 @@ def make_document(doc, h: History, title: str) -> None:
     fmt = DatetimeTickFormatter(seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M",
                                 hours="%H:%M", days="%d %b")
     header, devices, state = Div(), Div(), Div(width=520)
-    plots = column()
+    plots = column(Div(text="<i>plots appear with the first step …</i>"))
     session = {"n": 0, "keys": None, "src": None}
 
     def fig(title_: str, y: str):

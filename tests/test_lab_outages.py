@@ -1,5 +1,6 @@
 """Device outages in a lab run: an emulated meter killed and restarted gives one console line per
-drop / reconnect (also under --quiet), records in /events/devices and per-device counts in the summary."""
+drop / reconnect (also under --quiet), records in /events/devices, per-device counts in the summary,
+and the lab part of the report (real devices table, lab plots, clock-time axes)."""
 
 import json
 import threading
@@ -8,7 +9,17 @@ import time
 import h5py
 import yaml
 
+import datetime as dt
+import re
+from types import SimpleNamespace
+
+import numpy as np
+from matplotlib.figure import Figure
+
 from cosim.cli import main
+from cosim.lab_plots import LAB_PLOTS
+from cosim.plots import _time_axis
+from cosim.report import build_report
 from hil.testing import ThreadedEmulators
 from tests.conftest import free_port
 from tests.test_lab_hil import lab_scenario
@@ -59,3 +70,26 @@ def test_killed_meter_is_reported_on_console_in_events_and_in_summary(tmp_path, 
     stale = float(home.split(" outage(s), ")[1].split(" s stale")[0])
     assert 2 <= stale <= 6, home
     assert "1 exception episode(s)" in summary["meter d1.h001 (127.0.0.1"]
+
+    # the lab report: the real devices' table and the four lab plots
+    page = build_report(out)
+    table = page[page.index("<h2>Real devices</h2>"):page.index("<h2>Plots</h2>")]
+    home_row = re.search(r"<td class=\"l\">meter</td><td class=\"l\">home.h001</td>(.*?)</tr>", table).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", home_row)
+    assert cells[0] == f"127.0.0.1:{ports['m0']}" and cells[1] == "1" and 2 <= float(cells[2]) <= 6, cells
+    for title, _ in LAB_PLOTS:
+        assert f'alt="{title}"' in page, title
+
+
+def test_time_axes_read_clock_time_on_every_tick():
+    """A 10-minute lab run's axis reads 12:00, 12:02, ... and a 1-minute one 12:00:10, ... (never "10, 20")."""
+    start = dt.datetime.fromisoformat("2026-06-15T12:00:00+02:00")
+    for minutes, pattern in ((10, r"^12:\d\d$"), (1, r"^12:0\d:\d\d$")):
+        fig = Figure()
+        ax = fig.subplots()
+        t = [start + dt.timedelta(seconds=s) for s in range(minutes * 60)]
+        ax.plot(t, np.zeros(len(t)))
+        _time_axis(ax, SimpleNamespace(start=start))
+        fig.canvas.draw()
+        labels = [x.get_text() for x in ax.get_xticklabels() if x.get_text()]
+        assert len(labels) >= 3 and all(re.match(pattern, x) for x in labels), labels
