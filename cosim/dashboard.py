@@ -4,7 +4,8 @@ results file being written (`cosim watch`).
 The page is served by Bokeh's own server with BokehJS from the installed package (``/static``): no
 CDN, it works with no network at all. It shows the real devices (readings, quality and age with stale
 and error highlighted, gateway set point against read-back), the step lateness, the grid's voltage
-band and transformer loading, and the MAS / telecom state, and updates four times a second.
+band and transformer loading, and the MAS / telecom state. Tables update four times a second,
+plots once a second.
 
 ``cosim run --dashboard`` serves from its own process (:func:`start_process`), fed snapshots
 (:mod:`cosim.live`) through a queue, so the Bokeh work never competes with the mosaik step.
@@ -24,7 +25,8 @@ from typing import Any
 
 from cosim.errors import InputError
 
-UPDATE_MS = 250        # page refresh (at least once a second; a stale device shows within 2 s)
+UPDATE_MS = 250        # tables and status (a device going stale shows within 2 s)
+PLOT_MS = 1000         # plots (at least once a second; redrawing them is most of the browser's work)
 POLL_MS = 100          # how often the server takes new snapshots
 HISTORY = 900          # points kept per series (15 min of 1-s steps)
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -251,13 +253,15 @@ def make_document(doc, h: History, title: str) -> None:
         for f in figs:
             if f.legend:
                 f.legend.location, f.legend.label_text_font_size = "top_left", "9pt"
-        plots.children = figs
+        plots.children = figs or [Div(text="<i>plots appear with the first step …</i>")]
         session.update(keys=keys, src=src, n=h.n)
 
     def update():
         header.text = status_text(h, title)
         devices.text = device_table(h.latest)
         state.text = state_text(h)
+
+    def update_plots():
         if sorted(h.cols) != session["keys"]:
             build()
         elif h.n > session["n"]:
@@ -265,13 +269,16 @@ def make_document(doc, h: History, title: str) -> None:
             session["n"] = h.n
 
     update()
+    update_plots()
     doc.title = title
     doc.add_root(column(header, row(column(devices, state), plots)))
     doc.add_periodic_callback(update, UPDATE_MS)
+    doc.add_periodic_callback(update_plots, PLOT_MS)
 
 
-def serve(source, host: str, port: int, title: str, on_ready=None) -> None:
-    """Serve the page of *source* on http://host:port/ until interrupted (blocks; own event loop)."""
+def serve(source, host: str, port: int, title: str, on_ready=None, orphaned=None) -> None:
+    """Serve the page of *source* on http://host:port/ until interrupted, or until *orphaned()* is true
+    (blocks; own event loop)."""
     import asyncio
 
     from bokeh.application import Application
@@ -287,6 +294,8 @@ def serve(source, host: str, port: int, title: str, on_ready=None) -> None:
                     check_unused_sessions_milliseconds=2000, unused_session_lifetime_milliseconds=5000)
     server.start()
     PeriodicCallback(lambda: source.poll(h), POLL_MS).start()
+    if orphaned is not None:
+        PeriodicCallback(lambda: orphaned() and server.io_loop.stop(), 1000).start()
     if on_ready is not None:
         on_ready()
     server.io_loop.start()
@@ -309,7 +318,8 @@ def check_port(host: str, port: int) -> int:
 
 
 def _child(q, host: str, port: int, title: str, ready) -> None:
-    serve(QueueSource(q), host, port, title, on_ready=ready.set)
+    parent = mp.parent_process()  # a run killed without cleaning up must not leave the server behind
+    serve(QueueSource(q), host, port, title, on_ready=ready.set, orphaned=lambda: not parent.is_alive())
 
 
 class DashboardProcess:

@@ -115,3 +115,54 @@ def test_watch_bad_file_and_busy_port_are_one_line_exit_2(tmp_path, capsys):
         assert main(["watch", str(path), "--port", str(busy)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: dashboard: cannot listen on 127.0.0.1:{busy}")
+
+
+def test_mas_and_telecom_state_and_device_table_highlight():
+    from cosim.dashboard import device_table, state_text
+
+    values = {**row(0, 0.5, 2.0), ("lfa", "rounds"): {"lfa.d1": 3.0}, ("lfa", "gap"): {"lfa.d1": 0.8},
+              ("telecom", "latency_mean_ms"): {"telecom": 42.0}, ("telecom", "sent"): {"telecom": 120.0},
+              ("telecom", "lost"): {"telecom": 2.0}}
+    s = snapshot(0, 0.0, lambda p, a: values.get((p, a)))
+    s["events"] = [{"kind": "negotiation", "agent": "lfa.d1", "neg": "d1-7", "rounds": 3, "members": 10,
+                    "replied": 9}, {"kind": "exception", "msg": "meter d1.h001 (127.0.0.1:1): exception response"}]
+    h = History()
+    h.add(s)
+    text = state_text(h)
+    assert "round 3, gap 0.80 %; last negotiation d1-7: 3 rounds, 9/10 replied" in text
+    assert "42.0 ms" in text and "120 / 2" in text and "<li class='warn'>" in text
+    table = device_table(s)
+    assert "<td class='quality q-error'>error</td>" in table
+    assert list(h.cols["latency_ms"]) == [42.0]
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_dashboard_process_goes_when_its_run_is_killed(write_scenario):
+    """A run killed without cleanup (SIGKILL) must not leave its dashboard server behind."""
+    import time
+
+    port = free_port()
+    path = write_scenario(realtime={"factor": 1.0})
+    run = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", str(path), "--quiet", "--out",
+                            str(path.with_suffix(".h5")), "--dashboard", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert run.stdout.readline().startswith(f"dashboard: http://127.0.0.1:{port}/")
+        assert not port_free(port)
+    finally:
+        run.kill()
+        run.wait(10)
+    t0 = time.monotonic()
+    while not port_free(port) and time.monotonic() - t0 < 10:
+        time.sleep(0.1)
+    assert port_free(port), "the dashboard server outlived its run"

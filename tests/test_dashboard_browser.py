@@ -4,6 +4,7 @@ killed, and "ok" again once it is restarted."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -73,5 +74,9 @@ def test_dashboard_shows_readings_stale_within_2s_and_ok_again(tmp_path):
                 assert any(f"meter home.h001 (127.0.0.1:{ports['m0']}): no answer" in e for e in events), events
                 browser.close()
         finally:
-            run.terminate()
-            run.wait(20)
+            run.send_signal(signal.SIGINT)  # the run stops cleanly and takes its dashboard process along
+            try:
+                run.wait(20)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait(5)
