@@ -6,12 +6,14 @@ Exit codes: 0 ok, 1 a simulator or run failed, 2 bad input (scenario field, file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from cosim.durations import parse_duration_ms
+from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
+from simulators.vocabulary import CONTROL_MODES
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -22,14 +24,28 @@ def _err(*lines: str) -> None:
 
 
 def _load(args, overrides: dict | None = None):
-    from cosim.scenario import load_scenario
+    from cosim.api import load
 
-    return load_scenario(args.scenario, overrides)
+    return load(args.scenario, overrides)
+
+
+def _log_level(args) -> None:
+    """mosaik and the simulators log through loguru: set its level here and, through LOGURU_LEVEL, in the
+    subprocess simulators mosaik starts (their INFO lines otherwise reach the console)."""
+    import os
+
+    from loguru import logger
+
+    level = "ERROR" if args.quiet and args.log_level is None else (args.log_level or "WARNING")
+    os.environ["LOGURU_LEVEL"] = level
+    logger.remove()
+    logger.add(sys.stderr, level=level)
 
 
 def cmd_run(args) -> int:
     from cosim.runner import RunFailed, RunInterrupted, run_scenario
 
+    _log_level(args)
     overrides = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -42,6 +58,11 @@ def cmd_run(args) -> int:
     if args.control is not None:
         overrides["control.mode"] = args.control
     scn, text = _load(args, overrides)
+    if args.until is not None:
+        declared = _load(args, {k: v for k, v in overrides.items() if k != "duration"})[0].duration
+        if scn.duration > declared:
+            print(f"warning: --until {args.until} evaluates longer than the scenario's duration "
+                  f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
     if args.port_base is not None:
@@ -88,7 +109,7 @@ def cmd_run(args) -> int:
 def _print_device_health(path, quiet: bool) -> None:
     """Outages and stale time per real device (printed under --quiet too when a device had any)."""
     from cosim.device_health import device_health, health_lines
-    from cosim.kpi import Results
+    from cosim.results import Results
 
     with Results(path) as res:
         healths = device_health(res)
@@ -100,7 +121,10 @@ def _print_device_health(path, quiet: bool) -> None:
 
 
 def cmd_validate(args) -> int:
+    from cosim.world import check_record_include
+
     scn, _ = _load(args)
+    check_record_include(scn)
     n = sum(d.households for d in scn.districts)
     extra = (f", + {scn.warmup_ms // scn.step} warm-up and {scn.cooldown_ms // scn.step} cool-down steps"
              if scn.warmup_ms or scn.cooldown_ms else "")
@@ -136,9 +160,25 @@ def cmd_watch(args) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args) -> int:
+    import json
+
+    from cosim.scenario import Scenario
+
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lvflex-cosim scenario"
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
 def cmd_inspect(args) -> int:
     from cosim.inspect import describe_results
 
+    if args.repair:
+        from cosim.h5repair import repair
+
+        print(repair(args.results))
     print(describe_results(args.results))
     return EXIT_OK
 
@@ -146,6 +186,9 @@ def cmd_inspect(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cosim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from cosim import __version__
+
+    p.add_argument("--version", action="version", version=f"cosim (lvflex-cosim) {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a scenario (a YAML path, a bundled name, or a results file to re-run)")
@@ -156,9 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
-    r.add_argument("--control", choices=["mas", "central", "none"],
+    r.add_argument("--control", choices=CONTROL_MODES,
                    help="override control.mode: the MAS, the centralised optimiser, or no controller (baseline)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--quiet", action="store_true", help="no progress bar, summary or simulator log lines")
+    r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                   help="log level of mosaik and the simulators, also in subprocesses (default WARNING)")
+    r.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="INFO",
+                   help="same as --log-level INFO")
     r.add_argument("--emulate", action="store_true",
                    help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1, "
                         "except those already answering on their port")
@@ -183,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("scenario", metavar="SCENARIO")
     v.set_defaults(func=cmd_validate)
 
+    sc = sub.add_parser("schema", help="print the scenario JSON Schema (editor completion: yaml-language-server)")
+    sc.set_defaults(func=cmd_schema)
+
     ls = sub.add_parser("list", help="list the bundled scenarios")
     ls.set_defaults(func=cmd_list)
 
@@ -193,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="show provenance, datasets and shapes of a results file")
     i.add_argument("results", metavar="RESULTS.h5")
+    i.add_argument("--repair", action="store_true",
+                   help="a file whose run was killed (status running, writer gone): rewrite it closed, status failed")
     i.set_defaults(func=cmd_inspect)
     from cosim.cli_study import register
     register(sub)
@@ -214,6 +266,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        from cosim.h5open import raised_in_h5py, reason
+
+        damaged = raised_in_h5py(exc)
+        if damaged is None:
+            raise
+        _err(f"{damaged}: damaged results file ({reason(exc)})")
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.kpi import Results
+from cosim.results import Results
 
 ROLE_OF = {"meters": "meter", "gateways": "gateway"}
 QUALITY_NAMES = {0: "ok", 1: "stale", 2: "error"}  # hil.meter_adapter QUALITY_* codes
@@ -44,7 +44,7 @@ def device_health(res: Results) -> list[DeviceHealth]:
                 continue
             out[(role, dev)] = DeviceHealth(role, dev, stale_s=float(row_s[col == 1].sum()),
                                             error_s=float(row_s[col == 2].sum()), addr=addr.get((role, dev), ""))
-    for ev in res.events("devices") or []:
+    for ev in res.records("devices") or []:
         h = out.setdefault((ev.get("role", "?"), ev.get("device", "?")),
                            DeviceHealth(ev.get("role", "?"), ev.get("device", "?")))
         h.addr = ev.get("addr", h.addr)

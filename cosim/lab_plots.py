@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from cosim.device_health import QUALITY_NAMES
-from cosim.kpi import Results
+from cosim.results import Results
 from cosim.plots import _figure, _png, _step, _time_axis, _times
 from hil.realtime import recorded_lateness_stats
 

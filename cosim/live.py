@@ -22,8 +22,9 @@ import queue
 import time
 from collections.abc import Callable
 
-import h5py
 import numpy as np
+
+from cosim.results import open_file
 
 METER_READINGS = ("P", "V", "E_imp", "E_exp", "quality", "age")
 GATEWAY_READINGS = ("P_bat", "soc", "setpoint_ack", "quality", "age")
@@ -123,7 +124,10 @@ class ResultsTail:
     """`cosim watch`'s side: the rows and events added to a results file (SWMR) since the last poll."""
 
     def __init__(self, path: str, max_rows: int = 900):
-        self.f = h5py.File(path, "r", libver="latest", swmr=True)
+        self.f = open_file(path)  # checked; SWMR while a run writes it
+        if "time" not in self.f:
+            self.f.close()
+            raise KeyError("no /time dataset")
         self.max_rows = max_rows
         self.origin = clock_origin_ms(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")))
         self.rows = 0
@@ -137,8 +141,7 @@ class ResultsTail:
         ids_ds = self.f.get(f"{pop}/_ids/{attr}")
         if ds is None or ids_ds is None:
             return None
-        ds.refresh()
-        ids_ds.refresh()
+        self._refresh(ds, ids_ds)
         ids = [_str(i) for i in ids_ds[()]]
         n = min(len(ids), ds.shape[1])
         block = np.full((r1 - r0, n), np.nan)
@@ -147,9 +150,14 @@ class ResultsTail:
             block[: have - r0] = ds[r0:have, :n]
         return ids[:n], block
 
+    def _refresh(self, *datasets) -> None:
+        if self.f.swmr_mode:  # a file still being written: see what the writer flushed since
+            for ds in datasets:
+                ds.refresh()
+
     def poll(self) -> list[dict]:
         t = self.f["time"]
-        t.refresh()
+        self._refresh(t)
         n = t.shape[0]
         if n <= self.rows:
             return []
@@ -172,7 +180,7 @@ class ResultsTail:
             ds = self.f.get(f"events/{stream}")
             if ds is None:
                 continue
-            ds.refresh()
+            self._refresh(ds)
             raw = bytes(ds[seen:].tobytes())
             end = raw.rfind(b"\n") + 1  # whole lines only
             self.event_bytes[stream] = seen + end

@@ -15,6 +15,11 @@ def household_id(district: str, index: int) -> str:
     return f"{district}.h{index:03d}"
 
 
+def district_of(hid: str) -> str:
+    """The district of a household id (the prefix before the first '.')."""
+    return hid.split(".", 1)[0] if "." in hid else "(none)"
+
+
 def _owners(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     k = int(round(share * n))

@@ -14,7 +14,8 @@ import sys
 import mosaik_api_v3
 from tqdm import tqdm
 
-from cosim.h5writer import ResultsWriter
+from cosim.results import ResultsWriter
+from simulators.vocabulary import UNITS
 
 META = {
     "api_version": "3.0",
@@ -28,17 +29,6 @@ META = {
             "trigger": ["events"],
         }
     },
-}
-
-# attribute -> unit, for the dataset attributes (documented in docs/architecture.md)
-UNITS = {
-    "P": "kW", "Q": "kvar", "P_base": "kW", "P_pv": "kW", "P_bat": "kW", "P_ev": "kW", "P_hp": "kW",
-    "P_app": "kW", "P_15": "kW", "V": "V", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
-    "T_in": "degC", "T_out": "degC", "vm_pu": "p.u.", "v_min": "p.u.", "v_max": "p.u.",
-    "line_loading": "%", "trafo_loading": "%", "max_line_loading": "%", "P_trafo": "kW", "losses": "kW",
-    "congestion": "flag", "v_violation": "flag", "converged": "flag", "quality": "0 ok/1 stale/2 error",
-    "age": "s", "lateness_ms": "ms", "P_bat_set": "kW", "P_ev_set": "kW", "P_hp_set": "kW",
-    "pv_limit": "kW", "gap": "%", "gap_dual": "%",
 }
 
 # Writers of this process that are still open: the runner closes them on every exit path.
@@ -63,7 +53,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.t0 = dt.datetime.fromisoformat(start) if start else None
         if progress and until:
             self.bar = tqdm(total=int(until) // self.step_size, unit="step", desc="simulating",
-                            dynamic_ncols=True, mininterval=0.5)
+                            dynamic_ncols=True, mininterval=0.5,
+                            disable=None)  # None: no bar frames in a log that is not a terminal
         return self.meta
 
     def create(self, num, model, path, attrs, series, populations, event_sources=None, flush_every=60, echo=()):

@@ -18,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -28,6 +30,7 @@ from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
 from simulators.mas.tariff import DistrictObjective
+from simulators.vocabulary import CONTROL_MODES
 from simulators.devices.params import (
     ApplianceParams,
     BaseLoadParams,
@@ -43,10 +46,15 @@ class ScenarioError(InputError):
 
 
 def _duration(v: Any) -> int:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):  # 60: seconds? minutes? say it
+        raise ValueError(f"a bare number is ambiguous: give a unit, e.g. '{v}s' or '{v}min'")
     return parse_duration_ms(v)
 
 
-DurationMs = Annotated[int, BeforeValidator(_duration)]
+# In YAML a duration is a string with a unit ("15min", "1d", "PT1H"); in Python, integer milliseconds.
+DurationMs = Annotated[int, BeforeValidator(_duration), WithJsonSchema(
+    {"type": "string", "pattern": r"^(P.+|-?(\d+(\.\d+)?\s*(ms|sec|min|s|m|h|d|w))+)$",
+     "description": "duration with a unit: 90s, 15min, 6h, 1d, 1w, 1h30min, or ISO-8601 PT1H"})]
 
 
 def _positive_int(v: Any) -> int:
@@ -219,7 +227,7 @@ class LFAConfig(_Strict):
 class ControlConfig(_Strict):
     """Who controls the flexible devices: the multi-agent system, a centralised optimiser, or nobody."""
 
-    mode: Literal["mas", "central", "none"] = "mas"
+    mode: Literal[CONTROL_MODES] = "mas"
     horizon: DurationMs = Field(86_400_000, description="planning horizon")
     slot: DurationMs = Field(900_000, description="planning slot")
     replan: DurationMs = Field(900_000, description="re-planning interval (a multiple of slot)")
@@ -327,6 +335,7 @@ class Scenario(_Strict):
     output: str = "results/{name}.h5"
     economics: Economics = Field(default_factory=Economics)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    _text: str = PrivateAttr("")  # the effective YAML text it was loaded from (cosim.api.load_scenario)
 
     @field_validator("start")
     @classmethod
@@ -492,11 +501,7 @@ def read_yaml(text: str, source: str) -> Any:
 
 
 def load_scenario_text(ref: str) -> tuple[str, str]:
-    """(yaml text, source label) of a scenario path, bundled name, or results file."""
-    if ref.endswith((".h5", ".hdf5")) and Path(ref).exists():
-        from cosim.provenance import scenario_text_from_results
-
-        return scenario_text_from_results(ref), ref
+    """(yaml text, source label) of a scenario path or bundled name (results files: :mod:`cosim.api`)."""
     path = resolve_scenario_path(ref)
     try:
         return path.read_text(encoding="utf-8"), str(path)
@@ -504,20 +509,48 @@ def load_scenario_text(ref: str) -> tuple[str, str]:
         raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
 
 
-def load_scenario(ref: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
-    """Load, apply top-level overrides (e.g. seed, duration) and validate.
+def scenario_from_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
+    """Parse YAML *text*, apply *overrides* (dotted paths as in sweeps: ``districts[0].households``)
+    and validate. Returns the scenario and the effective YAML text (recorded as provenance)."""
+    from cosim.overrides import set_path
 
-    Returns the scenario and the effective YAML text (recorded as provenance)."""
-    text, source = load_scenario_text(ref)
     data = read_yaml(text, source)
     if overrides and isinstance(data, dict):
         for dotted, value in overrides.items():
-            *parents, leaf = dotted.split(".")
-            target = data
-            for key in parents:
-                if not isinstance(target.get(key), dict):
-                    raise ScenarioError([f"{source}: {dotted}: the scenario has no {key} section to override"])
-                target = target[key]
-            target[leaf] = value
+            try:
+                set_path(data, dotted, value)
+            except ValueError as exc:
+                raise ScenarioError([f"{source}: {dotted}: {exc}"]) from None
         text = yaml.safe_dump(data, sort_keys=False)
     return parse_scenario(data, source), text
+
+
+def load_scenario(ref: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
+    """Load a scenario file or bundled name, apply overrides and validate (see :func:`scenario_from_text`)."""
+    text, source = load_scenario_text(ref)
+    return scenario_from_text(text, source, overrides)
+
+
+def parse_recorded(text: str) -> "Scenario | None":
+    """The scenario recorded in a results file, or ``None`` when it cannot be parsed.
+
+    Fields this checkout's schema does not know (written by a newer version) are dropped first."""
+    if not text:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return parse_scenario(data)
+    except ScenarioError:
+        pass
+    known = {k: v for k, v in data.items() if k in Scenario.model_fields}
+    for attempt in (known, {k: v for k, v in known.items() if k != "economics"}):
+        try:
+            return parse_scenario(attempt)
+        except ScenarioError:
+            continue
+    return None

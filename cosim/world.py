@@ -14,9 +14,11 @@ under the same population (``meters``) and device ids, so consumers cannot tell 
 
 from __future__ import annotations
 
+import os
 import sys
 import zlib
 from dataclasses import dataclass, field
+from importlib import import_module
 
 import mosaik
 import numpy as np
@@ -24,6 +26,7 @@ import numpy as np
 from cosim.population import build_population
 from cosim.scenario import Scenario, ScenarioError, SimulatorStart
 from simulators.devices.params import HouseholdSpec
+from simulators.vocabulary import SETPOINTS
 
 # simulator name -> (module, class); every module also runs as `python -m module HOST:PORT`
 SIMULATORS = {
@@ -39,7 +42,6 @@ SIMULATORS = {
     "realtime": ("hil.realtime", "RealtimeMonitor"),
     "recorder": ("cosim.recorder", "RecorderSim"),
 }
-SETPOINTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit"]
 DEVICE_EVENTS = "devices"  # event stream of the real devices' link transitions, echoed on the console
 
 
@@ -51,7 +53,9 @@ def sim_config(starts: dict[str, SimulatorStart]) -> dict:
         if start.mode == "python":
             config[name] = {"python": f"{module}:{cls}"}
         elif start.mode == "cmd":
-            config[name] = {"cmd": f'"{sys.executable}" -m {module} %(addr)s', "posix": True}
+            # mosaik_api_v3 logs INFO unless told: follow this process's level (loguru's LOGURU_LEVEL)
+            level = os.environ.get("LOGURU_LEVEL", "WARNING").lower()
+            config[name] = {"cmd": f'"{sys.executable}" -m {module} %(addr)s --log-level {level}', "posix": True}
         else:
             config[name] = {"connect": start.address}
     return config
@@ -78,10 +82,35 @@ def make_world(scn: Scenario) -> mosaik.World:
 
 
 def _outputs(factory, model: str) -> list[str]:
-    """Recordable outputs of a model: META 'outputs' (our convention) or else all its attrs but the
-    ``events`` stream (recorded as events, see :meth:`_Builder.add`)."""
-    desc = factory.meta["models"][model]
+    """Recordable outputs of a model: META 'outputs' (our convention) or else all its attrs."""
+    return _meta_outputs(factory.meta, model)
+
+
+def _meta_outputs(meta: dict, model: str) -> list[str]:
+    """... but never the ``events`` stream (recorded as events, see :meth:`_Builder.add`)."""
+    desc = meta["models"][model]
     return [a for a in desc.get("outputs", desc["attrs"]) if a != "events"]
+
+
+# populations whose recordable attributes are fixed by their simulator's META (checked before a run)
+_FIXED_OUTPUTS = {"households": ("household", "Households"), "meters": ("meter", "Meters"), "grid": ("grid", "Grid")}
+
+
+def check_record_include(scn: Scenario) -> None:
+    """Refuse unknown attributes in ``record.include`` before any simulator starts (what the recorder
+    checks again against the built world)."""
+    problems = []
+    for pop, selection in scn.record.include.items():
+        if selection == "all" or pop not in _FIXED_OUTPUTS:
+            continue
+        sim, model = _FIXED_OUTPUTS[pop]
+        offered = _meta_outputs(import_module(SIMULATORS[sim][0]).META, model)
+        unknown = [a for a in selection if a not in offered]
+        if unknown:
+            problems.append(f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}; "
+                            f"{pop} offers {', '.join(offered)}")
+    if problems:
+        raise ScenarioError(problems)
 
 
 class _Builder:

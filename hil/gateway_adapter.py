@@ -43,6 +43,8 @@ from typing import Any
 
 import mosaik_api_v3
 
+from simulators.vocabulary import GATEWAY_SETPOINTS
+
 from .aio import BackgroundLoop
 from .client import (Backoff, DeviceConfig, DeviceError, LinkError, LinkEvents, ModbusLink, quiet_pymodbus, reconnect,
                      snapshot_outputs)
@@ -50,7 +52,7 @@ from .registers import Point
 
 log = logging.getLogger(__name__)
 
-SETPOINT_ATTRS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "ev_current_set"]
+SETPOINT_ATTRS = list(GATEWAY_SETPOINTS)
 READBACK_ATTRS = ["P_bat", "soc", "P", "Q", "P_ev", "soc_ev", "P_pv"]
 STATUS_ATTRS = ["setpoint_ack", "setpoint_clipped", "quality", "age"]
 

@@ -79,10 +79,11 @@ from simulators.devices.heatpump import HeatPumps
 from simulators.devices.params import HouseholdSpec
 from simulators.devices.pv import PVArray
 from simulators.devices.weather import Weather
+from simulators.vocabulary import SETPOINTS
 
 MODEL = "Households"
 OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app", "flex"]
-INPUTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "app_start"]
+INPUTS = [*SETPOINTS, "app_start"]
 
 _KNOWN = set(OUTPUTS + INPUTS)
 RECORDABLE = [a for a in OUTPUTS if a != "flex"]  # float per device; flex is computed on request only
