@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
@@ -63,16 +65,24 @@ def cmd_run(args) -> int:
                   f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
+    if args.port_base is not None:
+        from cosim.lab import with_ports
+
+        scn, text, placed = with_ports(scn, text, args.port_base)
+        print("ports: " + ", ".join(placed), flush=True)
     rt = args.realtime
     try:
-        if args.emulate:
-            from cosim.lab import emulated_devices
+        with ExitStack() as stack:
+            if args.dashboard is not None:
+                from cosim.dashboard import live_dashboard
 
-            with emulated_devices(scn) as started:
-                if not args.quiet:
-                    print("emulating: " + "; ".join(started))
-                result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
-        else:
+                address = stack.enter_context(live_dashboard(scn.start.isoformat(), args.dashboard_host,
+                                                             args.dashboard, f"{scn.name}: cosim run"))
+                print(f"dashboard: {address}", flush=True)
+            if args.emulate:
+                from cosim.lab import emulated_devices
+
+                print("emulated: " + "; ".join(stack.enter_context(emulated_devices(scn))), flush=True)
             result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
     except RunInterrupted as exc:
         _err(str(exc))
@@ -87,11 +97,27 @@ def cmd_run(args) -> int:
 
         for line in run_summary(result.path):
             print("  " + line)
+    if scn.hil is not None and (scn.hil.meters or scn.hil.gateways):
+        _print_device_health(result.path, args.quiet)
     if result.lateness:
         lt = result.lateness
         print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
               f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)")
     return EXIT_OK
+
+
+def _print_device_health(path, quiet: bool) -> None:
+    """Outages and stale time per real device (printed under --quiet too when a device had any)."""
+    from cosim.device_health import device_health, health_lines
+    from cosim.results import Results
+
+    with Results(path) as res:
+        healths = device_health(res)
+    if healths and (not quiet or any(h.outages or h.exceptions for h in healths)):
+        lines = health_lines(healths)
+        print("real devices:")
+        for line in lines:
+            print("  " + line)
 
 
 def cmd_validate(args) -> int:
@@ -118,6 +144,19 @@ def cmd_list(args) -> int:
         data = yaml.safe_load(path.read_text()) or {}
         desc = str(data.get("description", "")).strip().splitlines()
         print(f"{name:<18} {desc[0] if desc else ''}")
+    return EXIT_OK
+
+
+def cmd_watch(args) -> int:
+    from cosim.dashboard import FileSource, check_port, serve, url
+
+    source = FileSource(args.results)
+    port = check_port(args.host, args.port)
+    try:
+        serve(source, args.host, port, f"{Path(args.results).name}: cosim watch",
+              on_ready=lambda: print(f"dashboard: {url(args.host, port)} (Ctrl-C to stop)", flush=True))
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 
@@ -168,8 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="INFO",
                    help="same as --log-level INFO")
     r.add_argument("--emulate", action="store_true",
-                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1")
+                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1, "
+                        "except those already answering on their port")
+    r.add_argument("--port-base", metavar="BASE|auto",
+                   help="put the hil devices on 127.0.0.1 (meters, gateways, then the device server) on "
+                        "consecutive ports from BASE, or on free ports with 'auto' (printed)")
+    r.add_argument("--dashboard", nargs="?", const=5006, type=int, metavar="PORT",
+                   help="serve a live dashboard of the run on http://127.0.0.1:PORT/ (default 5006; 0 = a free "
+                        "port; the URL is printed)")
+    r.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
+                   help="address the dashboard listens on (default 127.0.0.1)")
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("watch", help="serve the live dashboard of a results file (read-only, also while a run "
+                                     "writes it)")
+    w.add_argument("results", metavar="RESULTS.h5")
+    w.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 = a free one)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    w.set_defaults(func=cmd_watch)
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
     v.add_argument("scenario", metavar="SCENARIO")

@@ -50,10 +50,15 @@ def _figure(n_rows: int = 1, height: float = 3.4):
 
 
 def _time_axis(ax, res: Results) -> None:
+    """Local clock time on every tick: HH:MM (HH:MM:SS for ticks less than a minute apart, the day
+    for ticks a day or more apart), never the bare "10, 20" of a concise formatter."""
     tz = _tz(res)
     loc = mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=10)
+    fmt = mdates.AutoDateFormatter(loc, tz=tz)
+    fmt.scaled = {365.0: "%Y", 30.0: "%d %b", 1.0: "%d %b", 1 / 24: "%H:%M", 1 / 1440: "%H:%M",
+                  1 / 86400: "%H:%M:%S"}
     ax.xaxis.set_major_locator(loc)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=tz, show_offset=True))
+    ax.xaxis.set_major_formatter(fmt)
     ax.set_xlabel(f"local time ({_tzname(res)})")
     ax.grid(True, alpha=0.3)
 

@@ -17,6 +17,8 @@ from cosim.errors import InputError
 from cosim.kpi import GROUP_KPIS, HOUSEHOLD_KPIS, KEY_KPIS, compute_kpis, lookup
 from cosim.kpi_text import fmt
 from cosim.results import Results
+from cosim.device_health import device_health
+from cosim.lab_plots import LAB_PLOTS
 from cosim.plots import all_plots
 
 CSS = """
@@ -141,7 +143,8 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
                     ledger = value_flows(run, base)
                 except InputError as exc:
                     ledger_error = "; ".join(exc.lines)
-            plots = all_plots(run, base)
+            plots = all_plots(run, base) + [(t, png) for t, fn in LAB_PLOTS if (png := fn(run))]
+            devices = device_health(run)
             scenario_text = run.scenario_text
             attrs = run.attrs
         finally:
@@ -171,6 +174,13 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
         body += ["<h2>Business-model value flows</h2>",
                  "<p class='note'>No baseline given (<code>--baseline BASE.h5</code>): value flows are "
                  "computed against the same scenario run without controller.</p>"]
+    if devices:
+        body += ["<h2>Real devices</h2>",
+                 _table(["role", "device", "address", "outages", "stale s", "exception episodes", "error s"],
+                        [[h.role, h.device, h.addr, h.outages, f"{h.stale_s:.0f}", h.exceptions, f"{h.error_s:.0f}"]
+                         for h in devices], left=(0, 1, 2)),
+                 '<p class="note">Outages and exception episodes from <code>/events/devices</code>; stale / error '
+                 "seconds from the recorded <code>quality</code> (1 stale, 2 error).</p>"]
     body.append("<h2>Plots</h2>")
     if not plots:
         body.append("<p class='note'>No plottable data in the file.</p>")

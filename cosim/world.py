@@ -42,6 +42,7 @@ SIMULATORS = {
     "realtime": ("hil.realtime", "RealtimeMonitor"),
     "recorder": ("cosim.recorder", "RecorderSim"),
 }
+DEVICE_EVENTS = "devices"  # event stream of the real devices' link transitions, echoed on the console
 
 
 def sim_config(starts: dict[str, SimulatorStart]) -> dict:
@@ -86,8 +87,9 @@ def _outputs(factory, model: str) -> list[str]:
 
 
 def _meta_outputs(meta: dict, model: str) -> list[str]:
+    """... but never the ``events`` stream (recorded as events, see :meth:`_Builder.add`)."""
     desc = meta["models"][model]
-    return list(desc.get("outputs", desc["attrs"]))
+    return [a for a in desc.get("outputs", desc["attrs"]) if a != "events"]
 
 
 # populations whose recordable attributes are fixed by their simulator's META (checked before a run)
@@ -188,12 +190,12 @@ class _Builder:
         if hil.meters:
             # recorded under the population 'meters' too, with quality and age
             real_meters = self.add("hil_meters", "hil_meter", "ModbusMeters", self.common, record_as="meters",
-                                   devices=[d.model_dump() for d in hil.meters])
+                                   events=DEVICE_EVENTS, devices=[d.model_dump() for d in hil.meters])
             if self.grid is not None:
                 self.world.connect(real_meters, self.grid, "P", "Q")
             if hil.gateways:
                 gateways = self.add("gateways", "hil_gateway", "ModbusGateways", self.common,
-                                    devices=[d.model_dump() for d in hil.gateways])
+                                    events=DEVICE_EVENTS, devices=[d.model_dump() for d in hil.gateways])
                 if hil.controller == "self_consumption":
                     rule = self.add("controller", "rule", "SelfConsumption", self.common,
                                     ids=[g.id for g in hil.gateways], p_max_kw=5.0)
@@ -351,7 +353,8 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
                           progress=progress)
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
-                                event_sources=event_sources, flush_every=scn.record.flush_every)
+                                event_sources=event_sources, flush_every=scn.record.flush_every,
+                                echo=[DEVICE_EVENTS])
     for entity, attrs in wiring:
         if attrs:
             world.connect(entity, recorder, *attrs)

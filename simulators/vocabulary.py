@@ -19,7 +19,7 @@ GATEWAY_SETPOINTS = {**SETPOINTS, "ev_current_set": "A"}
 # Measured or simulated quantities, per device.
 MEASUREMENTS = {
     "P": "kW", "Q": "kvar", "P_base": "kW", "P_pv": "kW", "P_bat": "kW", "P_ev": "kW", "P_hp": "kW",
-    "P_app": "kW", "P_15": "kW", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
+    "P_app": "kW", "P_15": "kW", "V": "V", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
     "T_in": "degC", "T_out": "degC",
 }
 # Per-phase powers of a household / grid connection (three-phase grid, engine fast3ph).
