@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.scenario import District, Scenario
+from cosim.scenario import DEVICES, TRAITS, District, Scenario
 from simulators.devices.params import DeviceSet, HouseholdSpec
 
 # Independent random streams per purpose: adding a purpose never changes another's draws.
@@ -15,12 +15,35 @@ def household_id(district: str, index: int) -> str:
     return f"{district}.h{index:03d}"
 
 
-def _owners(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
-    mask = np.zeros(n, dtype=bool)
+def _top(score: np.ndarray, share: float, among: np.ndarray | None = None) -> np.ndarray:
+    """Owners: the round(share * n) households (of ``among``, default all) with the highest score.
+
+    Ranking a latent score keeps the scenario's share exact while the scores carry the correlations.
+    """
+    n = len(score)
     k = int(round(share * n))
+    pool = np.arange(n) if among is None else np.flatnonzero(among)
+    mask = np.zeros(n, dtype=bool)
     if k:
-        mask[rng.choice(n, size=k, replace=False)] = True
+        mask[pool[np.argsort(-score[pool], kind="stable")[:k]]] = True
     return mask
+
+
+def owners(district: District, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Device ownership masks of a district: Gaussian copula over TRAITS, exact shares.
+
+    Each household draws latent scores z ~ N(0, R) (R from ``district.ownership``); a device goes to
+    the households with the highest score for it, a battery (``battery_needs_pv``) to the PV homes
+    with the highest battery score. Also returns the ``new_building`` score (rank = newer).
+    """
+    n, sh, own = district.households, district.shares, district.ownership
+    z = rng.multivariate_normal(np.zeros(len(TRAITS)), own.matrix(), size=n, method="cholesky")
+    col = {t: z[:, i] for i, t in enumerate(TRAITS)}
+    out = {"new_building": col["new_building"]}
+    for dev in DEVICES:
+        among = out["pv"] if dev == "battery" and own.battery_needs_pv else None
+        out[dev] = _top(col[dev], getattr(sh, dev), among)
+    return out
 
 
 def _scaled(model, rng: np.random.Generator, variety: float, fields: tuple[str, ...]):
@@ -30,17 +53,17 @@ def _scaled(model, rng: np.random.Generator, variety: float, fields: tuple[str, 
 
 
 def district_households(district: District, rng: np.random.Generator) -> list[HouseholdSpec]:
-    n, sh, dev, var = district.households, district.shares, district.devices, district.variety
-    owners = {k: _owners(rng, n, getattr(sh, k)) for k in ("pv", "battery", "ev", "heat_pump", "appliances")}
+    n, dev, var = district.households, district.devices, district.variety
+    own = owners(district, rng)
     specs = []
     for i in range(n):
         devices = DeviceSet(
             base=_scaled(dev.base, rng, var, ("annual_kwh",)),
-            pv=_scaled(dev.pv, rng, var, ("kwp",)) if owners["pv"][i] else None,
-            battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if owners["battery"][i] else None,
-            ev=dev.ev if owners["ev"][i] else None,
-            heat_pump=_scaled(dev.heat_pump, rng, var, ("ua_kw_per_k",)) if owners["heat_pump"][i] else None,
-            appliances=list(dev.appliances) if owners["appliances"][i] else [],
+            pv=_scaled(dev.pv, rng, var, ("kwp",)) if own["pv"][i] else None,
+            battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if own["battery"][i] else None,
+            ev=dev.ev if own["ev"][i] else None,
+            heat_pump=_scaled(dev.heat_pump, rng, var, ("ua_kw_per_k",)) if own["heat_pump"][i] else None,
+            appliances=list(dev.appliances) if own["appliances"][i] else [],
         )
         specs.append(HouseholdSpec(id=household_id(district.name, i + 1), devices=devices))
     return specs

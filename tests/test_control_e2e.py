@@ -76,7 +76,7 @@ def test_half_of_the_messages_lost_falls_back_without_crashing(write_scenario, t
 
 
 def test_dso_flexibility_reduces_congestion_and_every_order_is_settled(write_scenario, tmp_path):
-    districts = [{"name": n, "households": 6, "shares": {"ev": 0.5, "battery": 0.5, "heat_pump": 0.3, "pv": 0.3}}
+    districts = [{"name": n, "households": 6, "shares": {"ev": 0.5, "battery": 0.5, "heat_pump": 0.3, "pv": 0.5}}
                  for n in ("d1", "d2")]
     scn = write_scenario(
         "dso.yaml", start="2026-01-20T16:00:00+01:00", duration="6h", seed=8, districts=districts,

@@ -27,7 +27,7 @@ SCENARIO = {
         {"name": "d1", "households": 2, "variety": 0.0,
          "shares": {"pv": 1.0, "heat_pump": 1.0},
          "devices": {"heat_pump": {"t_min": 20.0, "t_max": 22.0}}},
-        {"name": "d2", "households": 1, "shares": {"battery": 1.0}},
+        {"name": "d2", "households": 1, "shares": {"battery": 1.0}, "ownership": {"battery_needs_pv": False}},
     ],
     "meters": {"interval": "1h"},
     "grid": {"network": "cigre_lv", "trafo_limit_pct": 80, "v_band": 0.05},
