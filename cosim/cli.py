@@ -139,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="show provenance, datasets and shapes of a results file")
     i.add_argument("results", metavar="RESULTS.h5")
     i.set_defaults(func=cmd_inspect)
+    from cosim.calibrate import register as register_calibrate
     from cosim.cli_study import register
     register(sub)
+    register_calibrate(sub)
     return p
 
 

@@ -52,6 +52,33 @@ def _scaled(model, rng: np.random.Generator, variety: float, fields: tuple[str, 
     return model.model_copy(update={f: round(getattr(model, f) * factor, 3) for f in fields})
 
 
+# PV orientation when a district spreads it (``pv_orientation: spread``). Killinger et al. (2018), "On
+# the search for representative characteristics of PV systems", Solar Energy 173:1087–1106, analysed
+# the metadata of German rooftop systems: azimuths centred on south with most within ±45°, few
+# facing north of east/west; tilts mostly 20–40°, plus a group of low-tilt (flat-roof) systems.
+PV_FLAT_SHARE = 0.10  # share on flat roofs (low-tilt racks), Killinger et al. 2018 low-tilt group, rounded
+PV_FLAT_TILT = (5.0, 15.0)  # degrees, uniform: racked modules on flat roofs
+PV_TILT_MEAN, PV_TILT_SD, PV_TILT_RANGE = 32.0, 8.0, (15.0, 45.0)  # pitched roofs, degrees (clipped)
+PV_AZ_SD, PV_AZ_RANGE = 45.0, (90.0, 270.0)  # degrees around south (180), clipped to east..west
+
+
+def pv_orientation(rng: np.random.Generator) -> dict[str, float]:
+    """Seeded tilt and azimuth of one roof from the distribution above."""
+    u, a, b = rng.random(), rng.standard_normal(), rng.standard_normal()
+    az = float(np.clip(180.0 + PV_AZ_SD * a, *PV_AZ_RANGE))
+    if u < PV_FLAT_SHARE:
+        tilt = PV_FLAT_TILT[0] + (PV_FLAT_TILT[1] - PV_FLAT_TILT[0]) * u / PV_FLAT_SHARE
+    else:
+        tilt = float(np.clip(PV_TILT_MEAN + PV_TILT_SD * b, *PV_TILT_RANGE))
+    return {"tilt": round(tilt, 1), "azimuth": round(az, 1)}
+
+
+def _pv(district: District, rng: np.random.Generator):
+    pv = _scaled(district.devices.pv, rng, district.variety, ("kwp",))
+    orient = pv_orientation(rng)
+    return pv if district.pv_orientation == "fixed" else pv.model_copy(update=orient)
+
+
 def district_households(district: District, rng: np.random.Generator) -> list[HouseholdSpec]:
     n, dev, var = district.households, district.devices, district.variety
     own = owners(district, rng)
@@ -59,7 +86,7 @@ def district_households(district: District, rng: np.random.Generator) -> list[Ho
     for i in range(n):
         devices = DeviceSet(
             base=_scaled(dev.base, rng, var, ("annual_kwh",)),
-            pv=_scaled(dev.pv, rng, var, ("kwp",)) if own["pv"][i] else None,
+            pv=_pv(district, rng) if own["pv"][i] else None,
             battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if own["battery"][i] else None,
             ev=dev.ev if own["ev"][i] else None,
             heat_pump=_scaled(dev.heat_pump, rng, var, ("ua_kw_per_k",)) if own["heat_pump"][i] else None,

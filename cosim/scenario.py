@@ -159,6 +159,9 @@ class District(_Strict):
         0.2, ge=0, le=0.9, description="relative spread of sizes (annual kWh, kWp, kWh) between households"
     )
     ownership: Ownership = Field(default_factory=Ownership)
+    pv_orientation: Literal["spread", "fixed"] = Field(
+        "spread", description="spread: tilt/azimuth drawn per roof (cosim.population); fixed: devices.pv's"
+    )
 
     @model_validator(mode="after")
     def _battery_pv(self):

@@ -66,3 +66,18 @@ def test_default_correlations_heat_pump_newer_homes_ev_independent():
     flat = scenario(4000, ownership={"correlation": {}}, pv=0.4, heat_pump=0.3)
     own0 = owners(flat.districts[0], np.random.default_rng(3))
     assert abs(_phi(own0["pv"], own0["heat_pump"])) < 0.05
+
+
+def test_pv_orientation_spread_east_south_west_with_flat_roofs():
+    pop = build_population(scenario(2000, pv=1.0))
+    tilt = np.array([h.devices.pv.tilt for h in pop])
+    az = np.array([h.devices.pv.azimuth for h in pop])
+    flat = tilt < 15
+    assert 0.07 < flat.mean() < 0.13  # PV_FLAT_SHARE 0.10
+    assert np.all((tilt[~flat] >= 15) & (tilt[~flat] <= 45)) and 28 < tilt[~flat].mean() < 36
+    assert np.all((az >= 90) & (az <= 270)) and abs(np.median(az) - 180) < 5
+    assert 0.2 < np.mean(np.abs(az - 180) > 45) < 0.4  # a third of the roofs face more east or west than SE/SW
+    fixed = build_population(parse_scenario(dict(BASE, districts=[
+        {"name": "d1", "households": 5, "shares": {"pv": 1.0}, "pv_orientation": "fixed",
+         "devices": {"pv": {"tilt": 35, "azimuth": 170}}}])))
+    assert {(h.devices.pv.tilt, h.devices.pv.azimuth) for h in fixed} == {(35, 170)}

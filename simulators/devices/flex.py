@@ -34,7 +34,7 @@ def slot_forecast(base, pv, weather, m0: float, n: int, slot_min: int):
     """Slot means: base load (n, N) kW, PV generation (n, n_pv) kW ≥ 0, outdoor temperature (n,) °C.
 
     The slot grid starts at local minute m0; the base load is taken at minute resolution from
-    floor(m0), PV is averaged over three points per slot.
+    floor(m0), and so is PV (the minute values the simulation steps through).
     """
     mi = int(math.floor(m0 + 1e-9))
     # reduce along a contiguous per-household axis: bit-identical whatever the population size
@@ -43,8 +43,7 @@ def slot_forecast(base, pv, weather, m0: float, n: int, slot_min: int):
     starts = m0 + slot_min * np.arange(n)
     t_out = weather.temperature(starts + 0.5 * slot_min)
     if pv.n:
-        pts = (starts[:, None] + slot_min * np.array([1 / 6, 3 / 6, 5 / 6])[None, :]).ravel()
-        gen = pv.power(pts, weather).reshape(n, 3, pv.n).mean(axis=1)
+        gen = pv.minutes(mi, n * slot_min, weather).reshape(n, slot_min, pv.n).mean(axis=1)
     else:
         gen = np.zeros((n, 0))
     return p_base, gen, t_out

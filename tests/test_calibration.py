@@ -1,0 +1,53 @@
+"""Calibration bands (cosim.calibrate) on small populations: each statistic inside its published band."""
+
+import pytest
+
+from cosim import calibrate as cal
+from cosim.population import build_population
+from cosim.scenario import parse_scenario
+
+
+def small(households=20, **shares):
+    return parse_scenario({"name": "cal", "start": "2026-01-20T00:00:00+01:00", "duration": "1d", "seed": 7,
+                           "districts": [{"name": "d1", "households": households, "shares": shares}]})
+
+
+def assert_in_band(stats, names):
+    got = {s.name: s for s in stats}
+    assert set(names) <= set(got), set(names) - set(got)
+    for n in names:
+        s = got[n]
+        assert s.ok, f"{n} = {s.value} outside [{s.target.lo}, {s.target.hi}] ({s.target.source})"
+
+
+def test_every_target_names_its_source_and_a_band():
+    for name, t in cal.TARGETS.items():
+        assert t.lo <= t.hi and len(t.source) > 10 and t.unit, name
+
+
+def test_ownership_and_meter_bands():
+    scn = small(20, pv=0.4, battery=0.2, ev=0.3, heat_pump=0.25)
+    assert_in_band(cal.ownership_stats(scn, build_population(scn)) + cal.meter_stats(scn, 20_000),
+                   ["ownership.share_error", "ownership.batteries_in_pv_homes", "meter.within_class"])
+
+
+def test_pv_irradiation_yield_and_spread_bands():
+    scn = small(30, pv=1.0)
+    assert_in_band(cal.pv_stats(scn, build_population(scn), step_min=60.0),
+                   ["pv.ghi_kwh_m2", "pv.specific_yield", "pv.yield_spread"])
+
+
+def test_one_fixed_roof_has_no_yield_spread():
+    scn = small(10, pv=1.0)
+    scn.districts[0].pv_orientation = "fixed"
+    spread = {s.name: s for s in cal.pv_stats(scn, build_population(scn), step_min=60.0)}["pv.yield_spread"]
+    assert not spread.ok and spread.value < 0.01
+
+
+@pytest.mark.parametrize("args, code", [(["calibrate", "no_such_scenario"], 2)])
+def test_cli_bad_scenario_exits_2(args, code, capsys):
+    from cosim.cli import main
+
+    assert main(args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_scenario" in err[0]
