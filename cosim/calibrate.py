@@ -45,6 +45,18 @@ TARGETS = {
         0.03, 0.15, "CV",
         "PVGIS: 30° east/west roofs yield ~80–85 % of south ones; with the roof spread of Killinger et al. "
         "2018 (Solar Energy 173) yields differ by a few percent between homes (was < 1 % with one roof)"),
+    "ev.grid_kwh_per_day": Target(
+        5.0, 9.0, "kWh/EV/day",
+        "issue 11 / KBA mileage ~12,000–13,000 km/a × ~0.18–0.20 kWh/km ÷ charging efficiency (German private cars)"),
+    "ev.km_per_day": Target(
+        28.0, 42.0, "km/car/day",
+        "MiD 2017 (infas/DLR for BMVI 2019) ~39 km per car and day; KBA Verkehr in Kilometern 2023 ~34 km"),
+    "ev.plugged_day_share": Target(
+        0.3, 0.7, "share",
+        "private BEVs plug in at home a few times a week (rule-based charging as in emobpy, Gaete-Morales "
+        "et al. 2021, Sci. Data 8:152; not every day)"),
+    "ev.arrival_sd_h": Target(
+        1.0, 3.0, "h", "MiD 2017 time-of-day profiles: trips ending at home spread over ~14–21 h (was 0.75 h)"),
     "meter.within_class": Target(0.999, 1.0, "share", "IEC 62053-21 / EN 50470-3: error within the class"),
 }
 
@@ -115,6 +127,31 @@ def pv_stats(scn: Scenario, pop, step_min: float = 15.0) -> list[Stat]:
     return out
 
 
+def ev_stats(scn: Scenario, pop, days: int = 28, n_min: int = 60) -> list[Stat]:
+    """Default-rule charging of the scenario's EVs (at least ``n_min`` cars: the district's EV defaults
+    fill up) over ``days`` days from the scenario start, at 5-minute steps."""
+    from simulators.devices.ev import EVFleet
+
+    cars = [(h.id, h.devices.ev) for h in pop if h.devices.ev is not None]
+    cars += [(f"cal.ev{i:03d}", scn.districts[0].devices.ev) for i in range(max(0, n_min - len(cars)))]
+    ev = EVFleet([c[0] for c in cars], [c[1] for c in cars], scn.seed)
+    m0 = Clock(scn.start).start_local_min
+    d0 = int(m0 // MIN_PER_DAY)
+    kwh, step = 0.0, 5.0
+    for k in np.arange(0.0, days * MIN_PER_DAY, step):
+        kwh += float(ev.step(m0 + k, step, np.full(ev.n, np.nan)).sum()) * step / 60
+    km, plugged, arr = [], [], []
+    for d in range(d0, d0 + days):
+        used, e_trip, _, a, _ = ev.trips(d)
+        a_s, dep, _ = ev.sessions(d)
+        km.append(e_trip / ev.kwh_per_km)
+        plugged.append(np.mean(dep > a_s))
+        arr.append(a[used] - d * MIN_PER_DAY)
+    return [Stat("ev.grid_kwh_per_day", kwh / ev.n / days), Stat("ev.km_per_day", float(np.mean(km))),
+            Stat("ev.plugged_day_share", float(np.mean(plugged))),
+            Stat("ev.arrival_sd_h", float(np.concatenate(arr).std() / 60))]
+
+
 def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
     """Share of readings within the accuracy class over random true powers 0.2–10 kW, both signs."""
     acc = scn.meters.accuracy_class if scn.meters is not None else 1.0
@@ -128,7 +165,7 @@ def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
 
 def calibrate(scn: Scenario) -> list[Stat]:
     pop = build_population(scn)
-    return ownership_stats(scn, pop) + pv_stats(scn, pop) + meter_stats(scn)
+    return ownership_stats(scn, pop) + pv_stats(scn, pop) + ev_stats(scn, pop) + meter_stats(scn)
 
 
 def _fmt(v: float) -> str:

@@ -51,3 +51,9 @@ def test_cli_bad_scenario_exits_2(args, code, capsys):
     assert main(args) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_scenario" in err[0]
+
+
+def test_ev_energy_distance_plugging_and_arrival_bands():
+    scn = small(20, ev=0.5)
+    assert_in_band(cal.ev_stats(scn, build_population(scn), days=14, n_min=40),
+                   ["ev.grid_kwh_per_day", "ev.km_per_day", "ev.plugged_day_share", "ev.arrival_sd_h"])

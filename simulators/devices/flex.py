@@ -127,6 +127,7 @@ def _ev_envelope(ev, ev_idx, per, p_max, m0, s0, s1, n, slot_min, tick):
         arr, dep, need = ev.sessions(day)
         pending = ~ev.home & (day == ev.sess_day)  # next arrival, even if due at m0 exactly
         fut = ((arr >= m0) | pending) & (arr < m_end) & np.where(ev.home, day > ev.sess_day, day >= ev.sess_day)
+        fut &= dep > arr  # a zero-length session: the car is not plugged in that day
         if not fut.any():
             continue
         avail += np.where(fut[None, :], _overlap(s0[:, None], s1[:, None], arr[None, :], dep[None, :]), 0.0)

@@ -47,6 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from simulators.devices.heatpump import cop  # the household simulator's COP(T_out): same physics
+from simulators.devices.ev import typical_need_kwh  # mean driving energy of a day the car is used
 from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, minutes_of_day
 
 from .lp import LP
@@ -400,15 +401,15 @@ class HomeModel:
         e0 = state.get("ev_e_kwh")
         if e0 is None:
             soc = state.get("soc_ev")
-            e0 = cap * (float(soc) if soc is not None and np.isfinite(soc) else max(0.0, 1.0 - ev.energy_need_kwh / cap))
+            e0 = cap * (float(soc) if soc is not None and np.isfinite(soc) else max(0.0, 1.0 - typical_need_kwh(ev) / cap))
         e0 = float(e0)
         sess = state.get("ev_sessions")
         if sess is None:
             present = bool(state.get("ev_present", False))
             dep = state.get("ev_departure")
             need_now = state.get("ev_need_kwh")
-            need_now = ev.energy_need_kwh if need_now is None else max(0.0, float(need_now))
-            sess = [(a, d, need_now if cur else ev.energy_need_kwh, cur)
+            need_now = typical_need_kwh(ev) if need_now is None else max(0.0, float(need_now))
+            sess = [(a, d, need_now if cur else typical_need_kwh(ev), cur)
                     for a, d, cur in ev_sessions(ev, m0, K * sm, present, None if dep is None else float(dep))]
         avail = np.zeros(K)
         trip = np.zeros(K)
