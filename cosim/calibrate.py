@@ -57,6 +57,15 @@ TARGETS = {
         "et al. 2021, Sci. Data 8:152; not every day)"),
     "ev.arrival_sd_h": Target(
         1.0, 3.0, "h", "MiD 2017 time-of-day profiles: trips ending at home spread over ~14–21 h (was 0.75 h)"),
+    "hp.heating_limit_c": Target(
+        13.0, 17.0, "°C daily mean",
+        "VDI 3807-1 / DIN V 4108-6 heating limit 15 °C (G20/15 degree days) for existing homes; energy "
+        "signature (daily heat vs daily mean temperature) extrapolated to zero"),
+    "hp.dhw_kwh_th_per_day": Target(
+        4.5, 7.5, "kWh/day", "EN 16147 tapping cycle M: 5.845 kWh of hot water a day (household spread)"),
+    "hp.summer_kwh_el_per_day": Target(
+        1.2, 3.5, "kWh/day",
+        "hot water only in July: 5.845 kWh (EN 16147 M) + 1.4 kWh standby (EU 812/2013 class B) at COP ~3"),
     "meter.within_class": Target(0.999, 1.0, "share", "IEC 62053-21 / EN 50470-3: error within the class"),
 }
 
@@ -152,6 +161,35 @@ def ev_stats(scn: Scenario, pop, days: int = 28, n_min: int = 60) -> list[Stat]:
             Stat("ev.arrival_sd_h", float(np.concatenate(arr).std() / 60))]
 
 
+def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[Stat]:
+    """Heat-pump houses (the scenario's, filled up to ``n_min`` with the district default) under the
+    thermostat: heating limit from a year at hourly steps, hot water over ``dhw_days`` July days."""
+    from simulators.devices.heatpump import HeatPumps, HotWater, cop
+
+    homes = [(h.id, h.devices.heat_pump) for h in pop if h.devices.heat_pump is not None]
+    homes += [(f"cal.hp{i:03d}", scn.districts[0].devices.heat_pump) for i in range(max(0, n_min - len(homes)))]
+    ids, prm = [h[0] for h in homes], [h[1] for h in homes]
+    clock, m = _year_minutes(scn, 60.0)
+    weather = _weather(scn, clock)
+    mid = m + 30.0
+    t_out, ghi = weather.temperature(mid), weather.clearness(mid) * weather.sun(mid).ghi_cs
+    hp = HeatPumps(ids, prm)
+    heat = np.empty((len(m), hp.n))
+    for k in range(len(m)):
+        heat[k] = hp.step(float(t_out[k]), np.full(hp.n, np.nan), 1.0, hp.gains(ghi[k])) * cop(t_out[k])
+    days = len(m) // 24
+    t_day = t_out[: days * 24].reshape(days, 24).mean(axis=1)
+    q_day = heat[: days * 24].reshape(days, 24, hp.n).sum(axis=1).mean(axis=1)
+    cold = t_day <= 10.0
+    slope, icpt = np.polyfit(t_day[cold], q_day[cold], 1)
+    out = [Stat("hp.heating_limit_c", float(-icpt / slope))]
+    dhw = HotWater(ids, prm, scn.seed)
+    d0 = int(Clock(scn.start.replace(month=7, day=1, hour=0, minute=0)).start_local_min // MIN_PER_DAY)
+    drawn = np.mean([dhw.draws(d).sum(axis=0).mean() for d in range(d0, d0 + dhw_days)])
+    el = np.mean([dhw.day(d, weather).sum(axis=0).mean() / 60 for d in range(d0, d0 + dhw_days)])
+    return out + [Stat("hp.dhw_kwh_th_per_day", float(drawn)), Stat("hp.summer_kwh_el_per_day", float(el))]
+
+
 def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
     """Share of readings within the accuracy class over random true powers 0.2–10 kW, both signs."""
     acc = scn.meters.accuracy_class if scn.meters is not None else 1.0
@@ -165,7 +203,8 @@ def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
 
 def calibrate(scn: Scenario) -> list[Stat]:
     pop = build_population(scn)
-    return ownership_stats(scn, pop) + pv_stats(scn, pop) + ev_stats(scn, pop) + meter_stats(scn)
+    return (ownership_stats(scn, pop) + pv_stats(scn, pop) + ev_stats(scn, pop) + hp_stats(scn, pop)
+            + meter_stats(scn))
 
 
 def _fmt(v: float) -> str:

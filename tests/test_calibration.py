@@ -57,3 +57,18 @@ def test_ev_energy_distance_plugging_and_arrival_bands():
     scn = small(20, ev=0.5)
     assert_in_band(cal.ev_stats(scn, build_population(scn), days=14, n_min=40),
                    ["ev.grid_kwh_per_day", "ev.km_per_day", "ev.plugged_day_share", "ev.arrival_sd_h"])
+
+
+def test_heat_pump_heating_limit_hot_water_and_summer_load_bands():
+    scn = small(10, heat_pump=0.5)
+    assert_in_band(cal.hp_stats(scn, build_population(scn), n_min=8, dhw_days=7),
+                   ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day"])
+
+
+def test_without_gains_the_house_heats_far_above_the_heating_limit():
+    """The gains are what brings the limit to ~15 °C: the same houses without them heat up to ~20 °C."""
+    scn = small(10, heat_pump=1.0)
+    scn.districts[0].devices.heat_pump = scn.districts[0].devices.heat_pump.model_copy(
+        update={"floor_area_m2": 1e-6, "solar_aperture_m2": 0.0})
+    limit = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1)}["hp.heating_limit_c"]
+    assert limit.value > 18.0

@@ -338,3 +338,25 @@ def test_appliance_sub_minute_steps_keep_energy():
     for k in range(200):
         e += ap.step(clk.start_local_min + k * 0.25, 0.25)[0] * 0.25 / 60
     assert e == pytest.approx(6 / 60)
+
+
+def test_hot_water_is_seeded_balances_energy_and_is_larger_in_winter():
+    from simulators.devices.heatpump import DHW_LOSS_KW, T_FLOW_DHW, HotWater
+
+    prm = [HeatPumpParams()] * 6
+    w = Weather(3, utc_offset_min=60.0)
+    hw = HotWater([f"h{i}" for i in range(6)], prm, seed=3)
+    day_w = int(_clock("2026-02-10T00:00:00+01:00").start_local_min // MIN_PER_DAY)
+    day_s = day_w + 160  # mid-July
+    np.testing.assert_array_equal(hw.draws(day_w), HotWater([f"h{i}" for i in range(6)], prm, seed=3).draws(day_w))
+    for day in (day_w, day_s):
+        p = hw.day(day, w)
+        t = w.temperature(day * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY))
+        heat = (p * cop(t, T_FLOW_DHW)[:, None]).sum(axis=0) / 60
+        drawn = hw.draws(day).sum(axis=0) + DHW_LOSS_KW * 24
+        # heat delivered = drawn + losses, up to the tank's refill state at midnight (< 60 % of a tank)
+        assert np.all(np.abs(heat - drawn) <= 0.4 * hw.cap + 1e-9)
+        assert np.all(p.max(axis=0) <= hw.p_el + 1e-12) and np.all(p.sum(axis=0) > 0)
+    winter = np.mean([hw.draws(day_w + k).sum() for k in range(14)])
+    summer = np.mean([hw.draws(day_s + k).sum() for k in range(14)])
+    assert winter > summer  # colder mains water

@@ -98,6 +98,14 @@ class HeatPumpParams(_Strict):
     t_init: float = Field(21.0)
     ua_kw_per_k: float = Field(0.2, gt=0, description="house heat-loss coefficient")
     c_kwh_per_k: float = Field(8.0, gt=0, description="house thermal capacity")
+    floor_area_m2: float = Field(140.0, gt=0, description="heated living area (internal gains 5 W/m², DIN V 4108-6)")
+    solar_aperture_m2: float = Field(
+        4.0, ge=0, description="effective solar aperture on global horizontal irradiance (windows × g × frame × shading)"
+    )
+    dhw_kwh_per_day: float = Field(
+        5.845, ge=0, description="mean hot-water heat drawn per day (EN 16147 tapping cycle M); 0 = no hot water"
+    )
+    dhw_tank_l: float = Field(200.0, gt=0, description="hot-water tank volume, litres (heated 10 -> 50 °C)")
 
     @model_validator(mode="after")
     def _band(self):

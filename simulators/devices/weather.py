@@ -60,6 +60,7 @@ class Weather:
         self._wt = _ma_weights(_T_ANOM_PHI, _MA_LEN)
         self._wc = _ma_weights(_C_PHI, _MA_LEN // 2)
         self._tl = None
+        self._ghi: dict[int, np.ndarray] = {}
 
     # ---- per-day draws and hourly series -------------------------------------------------
     def _draws(self, day: int):
@@ -153,6 +154,23 @@ class Weather:
             cs = pvlib.clearsky.ineichen(app, am, self._linke()[doy - 1], _ALTITUDE_M, dni_extra)
         ghi = np.nan_to_num(np.asarray(cs["ghi"], dtype=float))
         return Sun(zen, sp["azimuth"].to_numpy(), ghi, dni_extra, doy)
+
+    def ghi_minutes(self, m0: int, n: int) -> np.ndarray:
+        """Global horizontal irradiance (W/m², shared cloud field, no lag) at the midpoints of the local
+        minutes m0 .. m0+n-1; whole days are evaluated once and cached."""
+        d0, d1 = m0 // MIN_PER_DAY, (m0 + n - 1) // MIN_PER_DAY
+        parts = []
+        for d in range(d0, d1 + 1):
+            g = self._ghi.get(d)
+            if g is None:
+                m = d * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY)
+                g = self.clearness(m) * self.sun(m).ghi_cs
+                if len(self._ghi) > 4:
+                    self._ghi.clear()
+                self._ghi[d] = g
+            parts.append(g)
+        r = m0 - d0 * MIN_PER_DAY
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts))[r : r + n]
 
     def _linke(self) -> np.ndarray:
         """Daily Linke turbidity (doy 1..366) of the location: pvlib's monthly climatology, interpolated."""
