@@ -31,6 +31,8 @@ class Target:
     source: str
 
 
+G_INF, G_NS = 0.07, (2, 5, 10, 20, 50, 100, 150)  # coincidence curve and the group sizes it is checked at
+
 TARGETS = {
     "ownership.share_error": Target(0.0, 0.0, "households", "the scenario's shares (rounded to whole homes)"),
     "ownership.batteries_in_pv_homes": Target(1.0, 1.0, "share", "issue 11: a battery only where there is PV"),
@@ -66,6 +68,18 @@ TARGETS = {
     "hp.summer_kwh_el_per_day": Target(
         1.2, 3.5, "kWh/day",
         "hot water only in July: 5.845 kWh (EN 16147 M) + 1.4 kWh standby (EU 812/2013 class B) at COP ~3"),
+    "base.window_energy_ratio": Target(
+        0.97, 1.03, "ratio", "BDEW H0 (dynamised, demandlib h0_dyn): energy it gives the window for the homes' annual kWh"),
+    "base.h0_profile_corr": Target(
+        0.98, 1.0, "Pearson r", "BDEW H0 (demandlib): mean day of the population's 15-min load against H0's over the window"),
+    "base.peak_1min_kw": Target(
+        5.0, 20.0, "kW",
+        "mean individual 1-min maximum: kettles 2–3 kW, hobs up to ~5 kW, cookers with oven ~10 kW, "
+        "instantaneous water heaters 18–24 kW (DIN 18015-1 connection values)"),
+    **{f"base.g({n})": Target(
+        0.75 * G_INF + 0.75 * (1 - G_INF) * n**-0.75, 1.25 * (G_INF + (1 - G_INF) * n**-0.75), "coincidence",
+        "Kerber 2011 / DIN 18015-1: g(n) = 0.07 + 0.93·n^(-3/4) for the 15-min peak of n homes, ±25 %")
+       for n in G_NS},
     "meter.within_class": Target(0.999, 1.0, "share", "IEC 62053-21 / EN 50470-3: error within the class"),
 }
 
@@ -190,6 +204,38 @@ def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[St
     return out + [Stat("hp.dhw_kwh_th_per_day", float(drawn)), Stat("hp.summer_kwh_el_per_day", float(el))]
 
 
+def base_stats(scn: Scenario, n_homes: int = 150, days: int = 90, groups: int = 20) -> list[Stat]:
+    """Base load of ``n_homes`` homes drawn like the scenario's first district, over ``days`` winter days
+    from 1 December before the start's year (the season of the annual peak): energy and shape against H0, 1-min
+    peaks and the 15-min coincidence factor g(n) (mean over up to ``groups`` random groups of n)."""
+    from simulators.devices.baseload import BaseLoad, day_shape
+
+    district = scn.districts[0].model_copy(update={"households": n_homes})
+    homes = build_population(scn.model_copy(update={"districts": [district]}))
+    base = BaseLoad([h.id for h in homes], [h.devices.base for h in homes], scn.seed)
+    dec1 = scn.start.replace(year=scn.start.year - 1, month=12, day=1, hour=0, minute=0, second=0, microsecond=0)
+    d0 = int(Clock(dec1).start_local_min // MIN_PER_DAY)
+    p = np.concatenate([base.day(d) for d in range(d0, d0 + days)])  # (T, N) kW at 1 min
+    shape = np.concatenate([day_shape(d) for d in range(d0, d0 + days)])
+    q = p.reshape(-1, 15, base.n).mean(axis=1)
+    expect = shape.reshape(-1, 15).mean(axis=1) * base.mean_kw.mean()
+    out = [Stat("base.window_energy_ratio", float(q.mean() / expect.mean())),
+           Stat("base.h0_profile_corr", float(np.corrcoef(q.mean(axis=1).reshape(days, 96).mean(axis=0),
+                                                           expect.reshape(days, 96).mean(axis=0))[0, 1])),
+           Stat("base.peak_1min_kw", float(p.max(axis=0).mean()))]
+    peak = q.max(axis=0)
+    g = np.random.default_rng([scn.seed, 11])
+    for n in G_NS:
+        if n > base.n:
+            break
+        vals = []
+        for _ in range(min(groups, max(1, base.n // n))):
+            sel = g.choice(base.n, n, replace=False)
+            vals.append(q[:, sel].sum(axis=1).max() / peak[sel].sum())
+        out.append(Stat(f"base.g({n})", float(np.mean(vals))))
+    return out
+
+
 def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
     """Share of readings within the accuracy class over random true powers 0.2–10 kW, both signs."""
     acc = scn.meters.accuracy_class if scn.meters is not None else 1.0
@@ -204,7 +250,7 @@ def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
 def calibrate(scn: Scenario) -> list[Stat]:
     pop = build_population(scn)
     return (ownership_stats(scn, pop) + pv_stats(scn, pop) + ev_stats(scn, pop) + hp_stats(scn, pop)
-            + meter_stats(scn))
+            + base_stats(scn) + meter_stats(scn))
 
 
 def _fmt(v: float) -> str:

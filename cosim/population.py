@@ -84,8 +84,10 @@ def district_households(district: District, rng: np.random.Generator) -> list[Ho
     own = owners(district, rng)
     specs = []
     for i in range(n):
+        u_wh = rng.random()  # heat-pump homes heat water with the heat pump
+        wh = (dev.base.instant_water_heater or u_wh < district.ownership.instant_water_heater) and not own["heat_pump"][i]
         devices = DeviceSet(
-            base=_scaled(dev.base, rng, var, ("annual_kwh",)),
+            base=_scaled(dev.base, rng, var, ("annual_kwh",)).model_copy(update={"instant_water_heater": wh}),
             pv=_pv(district, rng) if own["pv"][i] else None,
             battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if own["battery"][i] else None,
             ev=dev.ev if own["ev"][i] else None,

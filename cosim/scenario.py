@@ -111,6 +111,11 @@ class Ownership(_Strict):
     battery_needs_pv: bool = Field(
         True, description="batteries only in PV homes (a battery without PV never recharges under the default rule)"
     )
+    # Destatis Mikrozensus 2018 (Zusatzerhebung Wohnen) / BDEW Beheizungsstruktur: about a quarter of
+    # German dwellings heat water electrically and decentrally (instantaneous heaters, small tanks)
+    instant_water_heater: float = Field(
+        0.25, ge=0, le=1, description="share of the homes without heat pump with an instantaneous water heater"
+    )
     correlation: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_CORRELATION),
         description='latent correlations "a~b" between traits (new_building and the devices); unnamed pairs 0',

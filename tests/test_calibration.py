@@ -72,3 +72,11 @@ def test_without_gains_the_house_heats_far_above_the_heating_limit():
         update={"floor_area_m2": 1e-6, "solar_aperture_m2": 0.0})
     limit = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1)}["hp.heating_limit_c"]
     assert limit.value > 18.0
+
+
+def test_base_load_follows_h0_and_the_coincidence_curve():
+    scn = small(20, pv=0.4, heat_pump=0.2)
+    stats = cal.base_stats(scn, n_homes=60, days=28)
+    assert_in_band(stats, ["base.window_energy_ratio", "base.h0_profile_corr", "base.peak_1min_kw",
+                           "base.g(2)", "base.g(5)", "base.g(10)", "base.g(20)", "base.g(50)"])
+    assert "base.g(100)" not in {s.name for s in stats}  # not more homes than drawn

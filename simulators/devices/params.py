@@ -36,6 +36,9 @@ class BaseLoadParams(_Strict):
     """Household base load (everything not flexible)."""
 
     annual_kwh: float = Field(3500.0, gt=0, description="yearly consumption of the base load")
+    instant_water_heater: bool = Field(
+        False, description="electric instantaneous water heater (18-24 kW showers) in the base load"
+    )
     power_factor: float = Field(0.95, gt=0, le=1)
 
 
