@@ -202,7 +202,7 @@ def test_real_run_and_cli(tmp_path):
     from cosim.runner import run_scenario
     from cosim.scenario import parse_scenario
 
-    data = {"name": "kpi_real", "start": "2026-06-15T10:00:00+02:00", "duration": "2h", "step": "1min", "seed": 4,
+    data = {"name": "kpi_real", "start": "2026-06-15T18:00:00+02:00", "duration": "2h", "step": "1min", "seed": 4,
             "districts": [{"name": "d1", "households": 4,
                            "shares": {"pv": 0.5, "battery": 0.5, "heat_pump": 0.5}}],
             "meters": {"accuracy_class": 0.5}, "grid": {"network": "cigre_lv"}}
