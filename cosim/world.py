@@ -75,10 +75,16 @@ class BuiltWorld:
     entities: dict[str, tuple] = field(default_factory=dict)
 
 
+START_TIMEOUT_S = 60
+
+
 def make_world(scn: Scenario) -> mosaik.World:
-    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone."""
-    return mosaik.World(sim_config(dict(scn.simulators)), time_resolution=0.001, configure_logging=False,
-                        skip_greetings=True)
+    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone.
+
+    A subprocess simulator gets START_TIMEOUT_S to connect (mosaik's default 10 s is less than importing
+    pandapower takes on a loaded 2-core machine: 12 s measured); one that never connects fails the run."""
+    return mosaik.World(sim_config(dict(scn.simulators)), mosaik_config={"start_timeout": START_TIMEOUT_S},
+                        time_resolution=0.001, configure_logging=False, skip_greetings=True)
 
 
 def _outputs(factory, model: str) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import warnings
 import math
 from typing import NamedTuple
 
@@ -75,7 +76,10 @@ def _h0_year(year: int) -> np.ndarray:
     """(days, 1440) BDEW H0 (dynamised) of a calendar year at minute resolution, annual mean 1."""
     from demandlib import bdew
 
-    q = bdew.ElecSlp(year).get_scaled_power_profiles({"h0_dyn": 1.0})["h0_dyn"].to_numpy()
+    # demandlib 0.2.2's ElecSlp calls warnings.simplefilter("error") for the whole process (every later
+    # warning, e.g. mosaik's real-time "too slow", would become an exception): keep it inside this call.
+    with warnings.catch_warnings():
+        q = bdew.ElecSlp(year).get_scaled_power_profiles({"h0_dyn": 1.0})["h0_dyn"].to_numpy()
     q = q[: len(q) // 96 * 96]
     return np.repeat(q / q.mean(), 15).reshape(-1, MIN_PER_DAY)
 
