@@ -1,6 +1,5 @@
 """Unbalanced grid in the co-simulation: phases, per-phase household outputs, the ieee_eu_lv_day
 scenario against OpenDSS, and one-line errors."""
-import math
 
 import h5py
 import yaml
