@@ -7,7 +7,8 @@ params
                          the balanced grid (converted by ``grid3ph_networks.from_pandapower``)
     ``households``       household ids, mapped round-robin onto the network's load points (the
                          OpenDSS file's loads, or the pandapower net's load buses), unless
-    ``mapping``          ``{household_id: load name or bus name}`` places them explicitly
+    ``mapping``          ``{household_id: load name or bus name}`` places them explicitly (for
+                         pandapower networks also the bus index, as for ``Grid``)
     ``phases``           ``{household_id: 1|2|3}`` phase (L1/L2/L3) of a household's single-phase
                          connection; households not listed take the phase of their OpenDSS load,
                          else a phase drawn with ``seed`` (uniform over L1-L3)
@@ -122,6 +123,7 @@ class GridModel3ph:
         bus_names = set(ns.net.buses)
         for hid, where in mapping.items():
             key = str(where).strip().lower() if ns.fixed_phases else str(where).strip()
+            key = ns.aliases.get(key, key)          # pandapower bus index or "bus<i>"
             if key in by_name:
                 self.hh_point[hid] = by_name[key]
             elif key in bus_names:

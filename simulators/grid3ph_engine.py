@@ -72,7 +72,6 @@ class Network3ph:
     trafo_nodes: list[np.ndarray]            # [hv nodes, lv nodes] concatenated per trafo
     trafo_Yprim: list[np.ndarray]            # scaled primitive on those nodes
     trafo_irated: list[np.ndarray]           # rated current per terminal node, A
-    info: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,6 +64,7 @@ class Network3phSpec:
     points: list[LoadPoint]                # in file / load order
     fixed_phases: bool                     # True: the file fixes each load's phase
     lv_buses: np.ndarray                   # bool per bus: monitored (base < 1 kV)
+    aliases: dict[str, str] = field(default_factory=dict)  # pandapower index / "bus<i>" -> bus name
 
 
 def is_opendss(spec: str) -> bool:
@@ -188,8 +189,10 @@ def load_network3ph(spec: str) -> Network3phSpec:
         pos = {int(b): k for k, b in enumerate(pnet.bus.index)}
         points = [LoadPoint(names[pos[b]], names[pos[b]], (1, 2, 3)) for b in buses]
         fixed = False
+        aliases = {**{str(i): names[k] for i, k in pos.items()}, **{f"bus{i}": names[k] for i, k in pos.items()}}
     lv = net.bus_vbase * math.sqrt(3.0) < 1000.0
-    return Network3phSpec(spec, fd, net, points, fixed, lv if lv.any() else np.ones_like(lv))
+    return Network3phSpec(spec, fd, net, points, fixed, lv if lv.any() else np.ones_like(lv),
+                          {} if fixed else aliases)
 
 
 def make_engine3ph(ns: Network3phSpec, connections: list[tuple[LoadPoint, tuple[int, ...]]],

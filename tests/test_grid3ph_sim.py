@@ -10,6 +10,7 @@ from cosim.cli import main
 from simulators.devices.params import DeviceSet, EVParams, HeatPumpParams, HouseholdSpec, PVParams
 from simulators.grid3ph import GridModel3ph
 from simulators.grid3ph_networks import BUNDLED_DSS
+from simulators.grid_networks import load_network
 from simulators.household import HouseholdSim
 from simulators.phases import three_phase_devices
 from tests.conftest import ROOT
@@ -53,6 +54,9 @@ def test_bad_grid3ph_params_are_one_line_errors():
         GridModel3ph("ieee_eu_lv", mapping={"a": "nowhere"})
     g = GridModel3ph("ieee_eu_lv", mapping={"a": "LOAD3"})
     assert g.hh_point["a"].bus == "70" and g.phase["a"] == 1           # Load.LOAD3 Bus1=70.1
+    k = GridModel3ph("kerber_land_kabel_1", mapping={"a": 3, "b": "bus5"})  # pandapower bus indices
+    net = load_network("kerber_land_kabel_1")
+    assert (k.hh_point["a"].bus, k.hh_point["b"].bus) == (net.bus.name[3], net.bus.name[5])
 
 
 def test_three_phase_devices_vde_4105_limit():
