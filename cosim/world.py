@@ -26,6 +26,7 @@ import numpy as np
 from cosim.population import build_population
 from cosim.scenario import Scenario, ScenarioError, SimulatorStart
 from simulators.devices.params import HouseholdSpec
+from simulators import meter
 from simulators.vocabulary import PHASE_POWERS, SETPOINTS
 
 # simulator name -> (module, class); every module also runs as `python -m module HOST:PORT`
@@ -168,10 +169,13 @@ class _Builder:
         self.meters = None
         if scn.meters is not None and self.households is not None:
             m = scn.meters
+            three_phase = scn.grid is not None and scn.grid.engine == "fast3ph"  # per-phase meter readings
+            phases = meter.PHASES if three_phase else []
             self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": sim_seed(scn.seed, "meter")},
+                                   outputs=[*meter.REGISTERS, *phases],
                                    accuracy_class=m.accuracy_class, interval=m.interval,
                                    resolution_w=m.resolution_w, exclude=sorted(real))
-            self.world.connect(self.households, self.meters, "P", "Q")
+            self.world.connect(self.households, self.meters, "P", "Q", *phases)
         self.grid = None
         if scn.grid is not None:
             g = scn.grid

@@ -10,6 +10,11 @@ the meter's minimum current, where that step is negligible); integrates import a
 energy registers (Wh, monotonic, integer register values like a real meter's display) and keeps the
 last completed 15-minute average. Readings are published every ``interval``; energy is integrated
 every physical step. A HIL meter adapter outputs the same attributes for the device ids it replaces.
+
+Three-phase meters (SDM630, EM24 and every German smart meter are three-phase): when the household's
+per-phase powers ``P_a``/``P_b``/``P_c`` are connected (the unbalanced grid), the meter also publishes
+them as measured, with the meter's gain error and noise of its own seeded stream (the total ``P`` and
+the registers are unchanged by it).
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ from __future__ import annotations
 import numpy as np
 import mosaik_api_v3
 
-ATTRS = ["P", "Q", "E_imp", "E_exp", "P_15"]
+from simulators.vocabulary import PHASE_POWERS
+
+PHASES = [a for a in PHASE_POWERS if a.startswith("P_")]  # per-phase active power registers
+REGISTERS = ["P", "Q", "E_imp", "E_exp", "P_15"]  # every meter
+ATTRS = [*REGISTERS, *PHASES]
 META = {
     "api_version": "3.0",
     "type": "time-based",
@@ -48,6 +57,7 @@ class MeterPopulation:
         self.q_sum = np.zeros(0)  # kWh accumulated in the current quarter
         self.p15 = np.zeros(0)
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+        self.rng_phase = np.random.default_rng(np.random.SeedSequence([seed, 4]))  # per-phase readings only
 
     def _add(self, ids: list[str]) -> None:
         for i in ids:
@@ -76,9 +86,9 @@ class MeterPopulation:
                 out[self.index[k]] = v
         return out
 
-    def measure(self, p_true: np.ndarray) -> np.ndarray:
+    def measure(self, p_true: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         half = self.acc / 2.0
-        noise = np.clip(self.rng.normal(0.0, self.acc / 6.0, size=p_true.shape), -half, half)
+        noise = np.clip((rng or self.rng).normal(0.0, self.acc / 6.0, size=p_true.shape), -half, half)
         p = p_true * (self.gain + noise)
         return np.round(p / self.res_kw) * self.res_kw
 
@@ -140,6 +150,10 @@ class MeterSim(mosaik_api_v3.Simulator):
                 "E_exp": dict(zip(ids, np.floor(self.pop.e_exp).tolist())),
                 "P_15": dict(zip(ids, self.pop.p15.tolist())),
             }
+            for attr in PHASES:
+                phase = self._merged(ins, attr)
+                if phase:
+                    self.out[attr] = dict(zip(ids, self.pop.measure(self.pop.vector(phase), self.pop.rng_phase).tolist()))
         quarter_done = int(t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size

@@ -167,3 +167,17 @@ def test_readme_grid_example_validates(write_scenario):
     grid = yaml.safe_load(block)["grid"]
     assert grid["engine"] == "fast3ph"
     assert main(["validate", str(write_scenario(grid=grid))]) == 0
+
+
+def test_three_phase_run_records_per_phase_meter_readings(write_scenario, tmp_path):
+    """With the unbalanced grid the meters are three-phase: /meters/P_a.._c, each household's phases add
+    up to its total reading within the class."""
+    out = tmp_path / "m.h5"
+    path = write_scenario(duration="20min", grid={"network": "kerber_vorstadt_1", "engine": "fast3ph"})
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    with h5py.File(out, "r") as f:
+        p = f["meters/P"][()]
+        phases = np.stack([f[f"meters/P_{x}"][()] for x in "abc"])
+        assert [i.decode() for i in f["meters/_ids/P_a"][()]] == [i.decode() for i in f["meters/_ids/P"][()]]
+    assert np.isfinite(phases).all()
+    np.testing.assert_allclose(phases.sum(axis=0), p, atol=0.02 * np.abs(p).max() + 0.003)

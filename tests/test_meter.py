@@ -72,3 +72,28 @@ def test_readings_within_accuracy_class():
         meas = np.array([pop.measure(row) for row in p_true])
         within = np.abs(meas - p_true) <= acc / 100 * np.abs(p_true) + 0.0005
         assert within.mean() >= 0.999, (acc, within.mean())
+
+
+def test_three_phase_readings_within_class_and_the_total_unchanged():
+    """Per-phase registers (SDM630/EM24-like): each phase reading is within the class of its true value;
+    connecting the phases leaves the total P identical (their noise has its own seeded stream)."""
+    def run(with_phases: bool):
+        sim = MeterSim()
+        sim.init("m", time_resolution=0.001, start="2026-01-01T00:00:00+01:00", step_size=MIN, seed=5)
+        sim.create(1, "Meters", accuracy_class=1.0)
+        out = []
+        for k in range(200):
+            pa, pb, pc = 1.0 + 0.01 * k, 0.5, 2.0 - 0.005 * k
+            ins = {"P": {"hh": {"h1": pa + pb + pc}}}
+            if with_phases:
+                ins |= {"P_a": {"hh": {"h1": pa}}, "P_b": {"hh": {"h1": pb}}, "P_c": {"hh": {"h1": pc}}}
+            sim.step(k * MIN, {"meters": ins}, None)
+            out.append((sim.get_data({"meters": ["P", "P_a", "P_b", "P_c"]})["meters"], (pa, pb, pc)))
+        return out
+
+    with_p, without_p = run(True), run(False)
+    assert [r["P"] for r, _ in with_p] == [r["P"] for r, _ in without_p]
+    for reading, true in with_p:
+        for attr, t in zip(("P_a", "P_b", "P_c"), true):
+            assert abs(reading[attr]["h1"] - t) <= 0.01 * abs(t) + 0.0005 + 1e-12, (attr, reading, t)
+    assert without_p[0][0]["P_a"] == {}
