@@ -144,6 +144,7 @@ class _Builder:
         if hil.meters:
             # recorded under the population 'meters' too, with quality and age
             real_meters = self.add("hil_meters", "hil_meter", "ModbusMeters", self.common, record_as="meters",
+                                   events="devices",
                                    devices=[d.model_dump() for d in hil.meters])
             if self.grid is not None:
                 self.world.connect(real_meters, self.grid, "P", "Q")

@@ -10,7 +10,13 @@ exactly the attributes of the simulated meter (docs/architecture.md) plus link q
   window completes, the running average of the current one);
 * ``quality`` - 0 ok, 1 stale (no good sample for ``stale_after`` s, or not connected: values held),
   2 error (the device answered the last request with a Modbus exception);
-* ``age`` [s] - wall-clock seconds since the last good sample (since start if none yet).
+* ``age`` [s] - wall-clock seconds since the last good sample (since start if none yet);
+* ``events`` - ``{eid: [record, ...]}`` since the last ``get_data`` (recorded in ``/events/devices``):
+  ``kind: counter_reset`` when a device's energy register went back (a restarted or replaced meter).
+
+Energy registers are kept monotonic: after a reset the recorded ``E_imp``/``E_exp`` continue from
+their last recorded value by the register's increase since the reset (the energy counted while the
+device was down is unknown and not invented), and a warning is logged.
 
 Polling runs in a background asyncio loop (:class:`hil.aio.BackgroundLoop`), one task per device
 on its own absolute schedule, so ``step()`` only copies the latest samples and never waits for a
@@ -38,16 +44,19 @@ from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, q
 log = logging.getLogger(__name__)
 
 METER_ATTRS = ["P", "Q", "E_imp", "E_exp"]
+ENERGY_ATTRS = ("E_imp", "E_exp")
 OUT_ATTRS = [*METER_ATTRS, "P_15", "quality", "age"]
 
 META = {
     "api_version": "3.0",
-    "type": "time-based",
+    "type": "hybrid",  # time-based steps, plus the non-persistent device events
     "models": {
         "ModbusMeters": {
             "public": True,
             "params": ["devices"],
-            "attrs": OUT_ATTRS,
+            "attrs": [*OUT_ATTRS, "events"],
+            "outputs": OUT_ATTRS,  # recorded as series; events go to their stream
+            "non-persistent": ["events"],
         },
     },
 }
@@ -102,6 +111,28 @@ class WindowAverage:
         return self.last[1] if self.last else None
 
 
+class CounterGuard:
+    """Keeps energy registers monotonic across device restarts: a register that went back is a reset."""
+
+    def __init__(self):
+        self.raw: dict[str, float] = {}
+        self.offset: dict[str, float] = {}
+
+    def apply(self, values: dict[str, float]) -> list[tuple[str, float, float]]:
+        """Correct *values* in place; return (register, value before, value after) of each reset."""
+        resets = []
+        for attr in ENERGY_ATTRS:
+            if attr not in values:
+                continue
+            raw, last = values[attr], self.raw.get(attr)
+            if last is not None and raw < last:
+                self.offset[attr] = self.offset.get(attr, 0.0) + last - raw
+                resets.append((attr, last, raw))
+            self.raw[attr] = raw
+            values[attr] = raw + self.offset.get(attr, 0.0)
+        return resets
+
+
 class _Meter:
     def __init__(self, cfg: DeviceConfig, p15_window: float):
         self.cfg = cfg
@@ -120,6 +151,17 @@ class _Meter:
         self.p15 = WindowAverage(p15_window, max_hold=max(3 * cfg.interval, 2.0))
         self.stats = collections.Counter()
         self.latency = collections.deque(maxlen=100_000)
+        self.counters = CounterGuard()
+        self.events: list[dict[str, Any]] = []  # not yet handed to get_data
+
+    def check_counters(self, values: dict[str, float], wall: float) -> None:
+        """Keep the energy registers monotonic and note each reset (call with ``lock`` held)."""
+        for attr, before, after in self.counters.apply(values):
+            self.stats["counter_reset"] += 1
+            log.warning("meter %s: %s register went back from %.1f to %.1f Wh (device restarted?); recorded "
+                        "energy continues from %.1f Wh", self.cfg.id, attr, before, after, values[attr])
+            self.events.append({"kind": "counter_reset", "device": self.cfg.id, "register": attr,
+                                "before_wh": before, "after_wh": after, "wall_time": wall})
 
     def snapshot(self, now: float) -> dict[str, Any]:
         with self.lock:
@@ -182,6 +224,7 @@ class MeterPoller:
                     now_m, now_w = time.monotonic(), time.time()
                     with m.lock:
                         m.values = {k: v for k, v in vals.items() if v is not None}
+                        m.check_counters(m.values, now_w)
                         m.t_good = now_m
                         m.error_code = None
                         if "P" in m.values:
@@ -217,6 +260,15 @@ class MeterPoller:
         now = time.monotonic()
         return {m.cfg.id: m.snapshot(now) for m in self.meters}
 
+    def take_events(self) -> list[dict[str, Any]]:
+        """Device events since the last call (counter resets), oldest first."""
+        out: list[dict[str, Any]] = []
+        for m in self.meters:
+            with m.lock:
+                out.extend(m.events)
+                m.events = []
+        return sorted(out, key=lambda e: e["wall_time"])
+
     def latencies(self) -> list[float]:
         out: list[float] = []
         for m in self.meters:
@@ -250,6 +302,7 @@ class ModbusMeters(mosaik_api_v3.Simulator):
         self.step_size = 1
         self.p15_window = 900.0
         self.pollers: dict[str, MeterPoller] = {}
+        self.time = 0
 
     def init(self, sid, time_resolution=1.0, start=None, step_size=None, p15_window=900.0, **kwargs):
         self.sid = sid
@@ -275,10 +328,18 @@ class ModbusMeters(mosaik_api_v3.Simulator):
         return [{"eid": eid, "type": model}]
 
     def step(self, time, inputs, max_advance):
+        self.time = time
         return time + self.step_size
 
     def get_data(self, outputs):
-        return snapshot_outputs(self.pollers, outputs)
+        data = snapshot_outputs(self.pollers, {eid: [a for a in attrs if a != "events"]
+                                               for eid, attrs in outputs.items()})
+        for eid, attrs in outputs.items():
+            if "events" in attrs:
+                events = [{"t": self.time, **e} for e in self.pollers[eid].take_events()]
+                if events:
+                    data[eid]["events"] = {eid: events}
+        return data
 
     def finalize(self):
         for p in self.pollers.values():
