@@ -155,7 +155,11 @@ class GridConfig(_Strict):
     def _known_network(cls, v: str) -> str:
         from simulators.grid_networks import bundled_names
 
-        if v in bundled_names() or v.startswith("simbench:") or Path(v).is_file():
+        try:
+            is_file = Path(v).is_file()
+        except OSError:  # e.g. a name longer than the file system allows
+            is_file = False
+        if v in bundled_names() or v.startswith("simbench:") or is_file:
             return v
         raise ValueError(f"unknown network {v!r}: expected one of {', '.join(bundled_names())}, "
                          "simbench:CODE, or the path of a pandapower JSON file")
@@ -327,6 +331,14 @@ class EvaluationConfig(_Strict):
 class DeviceServerEntry(_Strict):
     unit: int = Field(ge=1, le=247)
     map: str = "sdm630"
+
+    @field_validator("map")
+    @classmethod
+    def _known_map(cls, v: str) -> str:
+        from hil.registers import check_map
+
+        check_map(v)
+        return v
 
 
 DeviceServerConfig.model_rebuild()
@@ -550,8 +562,11 @@ def bundled_scenarios() -> dict[str, Path]:
 
 def resolve_scenario_path(ref: str) -> Path:
     path = Path(ref)
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ScenarioError([f"{ref[:80]}...: {exc.strerror}"]) from None
     bundled = bundled_scenarios()
     if ref in bundled:
         return bundled[ref]
@@ -587,7 +602,7 @@ def read_yaml(text: str, source: str) -> Any:
 
 def load_scenario_text(ref: str) -> tuple[str, str]:
     """(yaml text, source label) of a scenario path, bundled name, or results file."""
-    if ref.endswith((".h5", ".hdf5")) and Path(ref).exists():
+    if ref.endswith((".h5", ".hdf5")):
         from cosim.provenance import scenario_text_from_results
 
         return scenario_text_from_results(ref), ref

@@ -15,12 +15,12 @@ import math
 import ssl
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from .registers import Point, RegisterImage, RegisterMap, load_map
+from .registers import Point, RegisterImage, RegisterMap, check_map, load_map
 from .sunspec import ScanError, relocation, scan
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,12 @@ class DeviceConfig(BaseModel):
     # gateway only
     revert_s: float = Field(30.0, ge=0, description="device revert timeout written with every set point")
     hold: bool = Field(False, description="re-write the last set point every step even without new input")
+
+    @field_validator("map")
+    @classmethod
+    def _known_map(cls, v: str | dict) -> str | dict:
+        check_map(v)
+        return v
 
     @model_validator(mode="after")
     def _check(self):
