@@ -27,6 +27,7 @@ class DeviceHealth:
     stale_s: float = 0.0    # recorded time with quality 1
     error_s: float = 0.0    # recorded time with quality 2
     addr: str = ""
+    counter_resets: int = 0  # energy registers that went back (device restarted or replaced)
 
 
 def device_health(res: Results) -> list[DeviceHealth]:
@@ -52,6 +53,8 @@ def device_health(res: Results) -> list[DeviceHealth]:
             h.outages += 1
         elif ev.get("kind") == "exception":
             h.exceptions += 1
+        elif ev.get("kind") == "counter_reset":
+            h.counter_resets += 1
     return list(out.values())
 
 
@@ -59,4 +62,5 @@ def health_lines(healths: list[DeviceHealth]) -> list[str]:
     """One line per real device for the end-of-run summary."""
     return [f"{h.role} {h.device}{f' ({h.addr})' if h.addr else ''}: {h.outages} outage(s), "
             f"{h.stale_s:.0f} s stale, {h.exceptions} exception episode(s), {h.error_s:.0f} s error"
+            + (f", {h.counter_resets} energy register reset(s)" if h.counter_resets else "")
             for h in healths]

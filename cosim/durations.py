@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS_MS = {
@@ -15,6 +16,9 @@ _UNITS_MS = {
     "w": 604_800_000,
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d|w)")
+# longest accepted duration: a century. Scenario times are datetimes (year <= 9999) and a study spans
+# days to years; anything longer is a typo and would overflow the date arithmetic.
+MAX_DURATION_MS = 36_525 * 86_400_000
 _ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
@@ -47,8 +51,12 @@ def parse_duration_ms(value: str | int | float) -> int:
                     f"expected a duration like '1d', '15min', '90s' or 'PT1H', got {value!r}"
                 )
             ms = -ms if negative else ms
+    if not math.isfinite(ms):
+        raise ValueError(f"expected a finite duration, got {value!r}")
     if ms <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
+    if ms > MAX_DURATION_MS:
+        raise ValueError(f"expected a duration of at most 100 years, got {value!r}")
     if ms != int(ms):
         raise ValueError(f"durations are resolved to whole milliseconds, got {value!r}")
     return int(ms)

@@ -69,10 +69,13 @@ def _check_length(path: Path, settle_s: float = 0.5) -> None:
 def open_results(path: str | Path) -> h5py.File:
     """The results file at *path*, open for reading; :class:`InputError` (one line) if it cannot be read."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: no such file")
-    if not p.is_file():
-        raise InputError(f"{path}: not a file")
+    try:
+        if not p.exists():
+            raise InputError(f"{path}: no such file")
+        if not p.is_file():
+            raise InputError(f"{path}: not a file")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"{str(path)[:80]}...: {exc.strerror}") from None
     try:
         if not h5py.is_hdf5(str(p)):
             raise InputError(f"{path}: not an HDF5 results file")

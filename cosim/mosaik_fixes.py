@@ -23,14 +23,20 @@ Requests to a simulator whose connection already closed: mosaik's reader task en
 of file, so a request written afterwards is never answered and the run waited forever (a SIGKILLed
 subprocess simulator between two requests, also while the world is built). Such a request now raises
 mosaik's own ``ConnectionClosedError`` at once; ``cosim.sim_watchdog`` covers a death while no request
-is pending.
+is pending. A ``cmd`` simulator that dies before it connects made mosaik wait for its whole start
+timeout; its start now fails as soon as the process has exited, naming the exit signal.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import subprocess
+
 import mosaik.progress as _progress
 import mosaik.scheduler as _scheduler
-from mosaik.exceptions import ConnectionClosedError
+import mosaik.starters as _starters
+from mosaik.exceptions import ConnectionClosedError, SimulationError
 from mosaik.proxies import RemoteProxy
 
 _applied = False
@@ -58,7 +64,48 @@ def apply() -> None:
         return await send(self, request)
 
     RemoteProxy.send = send_if_connected
+    _starters.subprocess = _RecordingSubprocess()
+    _starters.CmdStarter.start = _start_or_fail_fast(_starters.CmdStarter.start)
     _applied = True
+
+
+_SPAWNED: contextvars.ContextVar[list] = contextvars.ContextVar("cosim_spawned")
+
+
+class _RecordingSubprocess:
+    """``subprocess`` for mosaik's starters: notes the processes a start spawns (``_SPAWNED``)."""
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    def Popen(self, *args, **kwargs):  # noqa: N802 - subprocess's name
+        proc = subprocess.Popen(*args, **kwargs)
+        spawned = _SPAWNED.get(None)
+        if spawned is not None:
+            spawned.append(proc)
+        return proc
+
+
+def _start_or_fail_fast(start):
+    from cosim.sim_watchdog import POLL_S, describe_exit
+
+    async def start_watched(self, sim_id, *args, **kwargs):
+        spawned: list = []
+        token = _SPAWNED.set(spawned)
+        try:
+            task = asyncio.ensure_future(start(self, sim_id, *args, **kwargs))
+        finally:
+            _SPAWNED.reset(token)
+        while True:
+            done, _ = await asyncio.wait([task], timeout=POLL_S)
+            if done:
+                return task.result()
+            if spawned and spawned[0].poll() is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise SimulationError(f"{describe_exit(sim_id, spawned[0])} before it connected to mosaik")
+
+    return start_watched
 
 
 def _advance_progress(sim, world) -> None:

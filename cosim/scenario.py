@@ -8,6 +8,8 @@ name the field path (``districts[1].households: expected a positive integer, got
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -65,6 +67,30 @@ def _positive_int(v: Any) -> int:
 
 
 PosInt = Annotated[int, BeforeValidator(_positive_int)]
+
+# Largest seed: it is stored as a 64-bit signed HDF5 attribute of the results file.
+MAX_SEED = 2**63 - 1
+
+
+def _seed(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
+        raise ValueError(f"expected an integer from 0 to 2**63-1, got {v!r}")
+    return v
+
+
+# Households per district: an LV district is the area of one MV/LV substation, which serves tens to a
+# few hundred households (Kerber 2011, reference networks of 14 to 146 households); 10 000 leaves two
+# orders of magnitude for large aggregations while refusing typos that would exhaust memory.
+MAX_HOUSEHOLDS = 10_000
+
+# Largest magnitude of any real number in a scenario (kW, kWh, EUR/kWh, %, degrees, ...): a million
+# times a household's size. Products of two such numbers (price x energy in the LPs) stay below HiGHS's
+# large_matrix_value (1e15), above which HiGHS treats a coefficient as infinite (HiGHS option reference).
+MAX_MAGNITUDE = 1e6
+
+# Nesting depth of a scenario's YAML: the schema is at most 6 levels deep; 100 refuses pathological
+# files (thousands of brackets) before the YAML composer recurses into them.
+MAX_DEPTH = 100
 
 
 class _Strict(BaseModel):
@@ -164,8 +190,8 @@ class DeviceDefaults(_Strict):
 
 
 class District(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    households: PosInt
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)
+    households: PosInt = Field(le=MAX_HOUSEHOLDS)
     shares: DeviceShares = Field(default_factory=DeviceShares)
     devices: DeviceDefaults = Field(default_factory=DeviceDefaults)
     variety: float = Field(
@@ -208,7 +234,11 @@ class GridConfig(_Strict):
         from simulators.grid3ph_networks import BUNDLED_DSS
         from simulators.grid_networks import bundled_names
 
-        if v in bundled_names() or v in BUNDLED_DSS or v.startswith("simbench:") or Path(v).is_file():
+        try:
+            is_file = Path(v).is_file()
+        except OSError:  # e.g. a name longer than the file system allows
+            is_file = False
+        if v in bundled_names() or v in BUNDLED_DSS or v.startswith("simbench:") or is_file:
             return v
         if v.startswith("opendss:"):
             if Path(v.split(":", 1)[1].strip()).is_file():
@@ -404,17 +434,25 @@ class DeviceServerEntry(_Strict):
     unit: int = Field(ge=1, le=247)
     map: str = "sdm630"
 
+    @field_validator("map")
+    @classmethod
+    def _known_map(cls, v: str) -> str:
+        from hil.registers import check_map
+
+        check_map(v)
+        return v
+
 
 DeviceServerConfig.model_rebuild()
 
 
 class Scenario(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128, description="also names the output file")
     description: str = ""
     start: dt.datetime
     duration: DurationMs
     step: DurationMs = 60_000
-    seed: int = Field(ge=0)
+    seed: Annotated[int, BeforeValidator(_seed)]
     location: Location = Field(default_factory=Location)
     districts: list[District] = Field(default_factory=list, description="at least one, unless "
                                       "grid.network_loads drives the grid alone")
@@ -439,6 +477,28 @@ class Scenario(_Strict):
             raise ValueError("start needs a timezone, e.g. 2026-06-01T00:00:00+02:00")
         return v
 
+    @field_validator("output")
+    @classmethod
+    def _output_template(cls, v: str) -> str:
+        import string
+
+        from cosim.output_path import check_length
+
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"{v!r}: {exc} (write {{{{ and }}}} for literal braces)") from None
+        unknown = [f for f in fields if f not in ("name", "seed")]
+        if unknown:
+            raise ValueError(f"{v!r}: unknown placeholder {{{unknown[0]}}}; the output may use {{name}} and {{seed}}")
+        if not v or v.endswith(("/", "\\")):
+            raise ValueError(f"{v!r}: must name a file, e.g. results/{{name}}.h5")
+        try:
+            check_length(v, "output")
+        except InputError as exc:
+            raise ValueError(exc.lines[0].split(": ", 1)[1]) from None
+        return v
+
     @model_validator(mode="after")
     def _consistency(self):
         if not self.districts and not (self.grid is not None and self.grid.network_loads):
@@ -458,6 +518,14 @@ class Scenario(_Strict):
         for part in ("warmup", "cooldown"):
             if getattr(self.evaluation, part) is not None and getattr(self.evaluation, part) % self.step:
                 raise ValueError(f"evaluation.{part} must be a multiple of step")
+        if self.grid is not None and isinstance(self.grid.mapping, dict):
+            from cosim.population import household_id
+
+            known = {household_id(d.name, i + 1) for d in self.districts for i in range(d.households)}
+            strangers = sorted(set(self.grid.mapping) - known)
+            if strangers:
+                raise ValueError(f"grid.mapping: {strangers[0]!r} is not a household of the scenario "
+                                 f"(ids look like {household_id(self.districts[0].name, 1)!r})")
         return self
 
     @property
@@ -519,6 +587,7 @@ def _loc(loc: tuple) -> str:
 def _describe(err: dict) -> str:
     t, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
     shown = repr(given) if not isinstance(given, dict) else "a mapping"
+    shown = shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown)} characters)"
     if t == "missing":
         return "required field is missing"
     if t == "extra_forbidden":
@@ -548,21 +617,43 @@ def _describe(err: dict) -> str:
 def format_validation_error(exc: ValidationError, source: str) -> list[str]:
     lines, seen = [], set()
     for err in exc.errors(include_url=False):
-        loc = _loc(err["loc"])
-        line = f"{source}: {loc}: {_describe(err)}"
+        loc, text = _loc(err["loc"]), _describe(err)
+        if loc == "(top level)" and re.match(r"^[A-Za-z_][\w.\[\]]*: ", text):  # the message names its field
+            line = f"{source}: {text}"
+        else:
+            line = f"{source}: {loc}: {text}"
         if line not in seen:
             seen.add(line)
             lines.append(line)
     return lines
 
 
+def _magnitudes(value: Any, where: str = "") -> list[str]:
+    """Real numbers of a validated scenario that are not finite or larger than MAX_MAGNITUDE."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return [f"{where}: expected a finite number, got {value}"]
+        if abs(value) > MAX_MAGNITUDE:
+            return [f"{where}: {value:g} is out of range (|x| <= {MAX_MAGNITUDE:g} in the field's unit)"]
+        return []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _magnitudes(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _magnitudes(v, f"{where}[{i}]")]
+    return []
+
+
 def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError([f"{source}: expected a YAML mapping of scenario fields at the top level"])
     try:
-        return Scenario.model_validate(data)
+        scn = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(format_validation_error(exc, source)) from None
+    problems = _magnitudes(scn.model_dump(exclude={"start"}))
+    if problems:
+        raise ScenarioError([f"{source}: {p}" for p in problems])
+    return scn
 
 
 def bundled_scenarios() -> dict[str, Path]:
@@ -577,8 +668,11 @@ def bundled_scenarios() -> dict[str, Path]:
 
 def resolve_scenario_path(ref: str) -> Path:
     path = Path(ref)
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ScenarioError([f"{ref[:80]}...: {exc.strerror}"]) from None
     bundled = bundled_scenarios()
     if ref in bundled:
         return bundled[ref]
@@ -587,8 +681,23 @@ def resolve_scenario_path(ref: str) -> Path:
     )
 
 
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (PyYAML's composer recurses once per level)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise ScenarioError([f"{source}:{mark.line + 1}:{mark.column + 1}: nested more than {MAX_DEPTH} "
+                                     "levels deep; a scenario needs at most a few"])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def read_yaml(text: str, source: str) -> Any:
     try:
+        _check_depth(text, source)
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -604,6 +713,9 @@ def load_scenario_text(ref: str) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), str(path)
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                             "a scenario is a YAML text file"]) from None
 
 
 def scenario_from_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:

@@ -28,6 +28,13 @@ def _exit_reason(code: int) -> str:
     return f"exited with code {code}"
 
 
+def describe_exit(sid: str, process) -> str:
+    """'simulator grid-0 (python -m simulators.grid, pid 8392) killed by SIGKILL' of an exited process."""
+    args = process.args if isinstance(process.args, list) else [process.args]
+    cmd = " ".join(["python", *map(str, args[1:3])] if "-m" in args[1:2] else map(str, args[:1]))
+    return f"simulator {sid} ({cmd}, pid {process.pid}) {_exit_reason(process.returncode)}"
+
+
 def dead_simulator(proxies: dict, wait_s: float = 0.0) -> str | None:
     """One line naming the first remote simulator whose process exited or whose connection closed.
 
@@ -40,11 +47,8 @@ def dead_simulator(proxies: dict, wait_s: float = 0.0) -> str | None:
             if not isinstance(proxy, RemoteProxy):
                 continue
             process = proxy._process[0] if proxy._process else None
-            code = process.poll() if process is not None else None
-            if code is not None:
-                args = process.args if isinstance(process.args, list) else [process.args]
-                cmd = " ".join(["python", *map(str, args[1:3])] if "-m" in args[1:2] else map(str, args[:1]))
-                return f"simulator {sid} ({cmd}, pid {process.pid}) {_exit_reason(code)}"
+            if process is not None and process.poll() is not None:
+                return describe_exit(sid, process)
             if closed is None and proxy._channel._receiver_task.done():
                 closed = f"simulator {sid} closed its connection"
         if closed is None or time.monotonic() >= deadline:

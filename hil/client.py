@@ -18,12 +18,12 @@ import threading
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from .registers import Point, RegisterImage, RegisterMap, load_map
+from .registers import Point, RegisterImage, RegisterMap, check_map, load_map
 from .sunspec import ScanError, relocation, scan
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,12 @@ class DeviceConfig(BaseModel):
     # gateway only
     revert_s: float = Field(30.0, ge=0, description="device revert timeout written with every set point")
     hold: bool = Field(False, description="re-write the last set point every step even without new input")
+
+    @field_validator("map")
+    @classmethod
+    def _known_map(cls, v: str | dict) -> str | dict:
+        check_map(v)
+        return v
 
     @model_validator(mode="after")
     def _check(self):
@@ -295,15 +301,15 @@ class Backoff:
         self.cur = self.lo
 
 
-def snapshot_outputs(sources, outputs) -> dict[str, dict[str, dict[str, float]]]:
+def snapshot_outputs(sources, outputs, t: int | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """mosaik ``get_data`` of adapter populations: *sources* maps entity id -> an object whose
     ``snapshot()`` gives ``{device_id: {attr: value}}``; only attrs a device has are included
-    (``events``: see :func:`events_outputs`)."""
+    (``events``: see :func:`events_outputs`, stamped with the simulated time *t*)."""
     data: dict[str, dict[str, dict[str, float]]] = {}
     for eid, attrs in outputs.items():
         snap = sources[eid].snapshot()
         data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs if a != "events"}
-    for eid, out in events_outputs(sources, outputs).items():
+    for eid, out in events_outputs(sources, outputs, t).items():
         data[eid].update(out)
     return data
 
@@ -359,13 +365,21 @@ class LinkEvents:
         if self.state != "down":
             self._emit("drop", reason if self.state != "start" else f"not reachable at start: {reason}", "down")
 
+    def note(self, kind: str, detail: str, **fields) -> None:
+        """Queue a record that is not a link transition (e.g. ``counter_reset``), state unchanged."""
+        rec = {"kind": kind, "device": self.id, "role": self.role, "addr": self.addr,
+               "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "detail": detail,
+               **fields, "msg": f"{self.role} {self.id} ({self.addr}): {detail}"}
+        with self._lock:
+            self._queue.append(rec)
+
     def take(self) -> list[dict]:
         with self._lock:
             out, self._queue = self._queue, []
         return out
 
 
-def events_outputs(sources, outputs) -> dict:
+def events_outputs(sources, outputs, t: int | None = None) -> dict:
     """The non-persistent ``events`` output of adapter populations: ``{eid: {"events": {device_id:
     [record, ...]}}}`` for the entities asked for that have records (*sources*: eid -> object whose
     ``link_events()`` gives ``{device_id: LinkEvents}``)."""
@@ -373,6 +387,8 @@ def events_outputs(sources, outputs) -> dict:
     for eid, attrs in outputs.items():
         if "events" in attrs:
             recs = {dev: r for dev, ev in sources[eid].link_events().items() if (r := ev.take())}
+            if t is not None:
+                recs = {dev: [{"t": t, **rec} for rec in r] for dev, r in recs.items()}
             if recs:
                 data.setdefault(eid, {})["events"] = recs
     return data

@@ -13,7 +13,13 @@ exactly the attributes of the simulated meter (docs/architecture.md) plus link q
   2 error (the device answered the last request with a Modbus exception);
 * ``age`` [s] - wall-clock seconds since the last good sample (since start if none yet);
 * ``events`` (non-persistent) - ``{device_id: [record, ...]}`` when a device drops, reconnects,
-  answers with an exception or recovers from one (:class:`hil.client.LinkEvents`).
+  answers with an exception or recovers from one (:class:`hil.client.LinkEvents`), and
+  ``kind: counter_reset`` when a device's energy register went back (a restarted or replaced meter);
+  each record carries ``t``, the simulated time it was handed over (recorded in ``/events/devices``).
+
+Energy registers are kept monotonic: after a reset the recorded ``E_imp``/``E_exp`` continue from
+their last recorded value by the register's increase since the reset (the energy counted while the
+device was down is unknown and not invented), and a warning is logged.
 
 Polling runs in a background asyncio loop (:class:`hil.aio.BackgroundLoop`), one task per device
 on its own absolute schedule, so ``step()`` only copies the latest samples and never waits for a
@@ -42,16 +48,18 @@ from .client import (Backoff, DeviceConfig, DeviceError, LinkError, LinkEvents, 
 log = logging.getLogger(__name__)
 
 METER_ATTRS = ["P", "Q", "V", "E_imp", "E_exp"]
+ENERGY_ATTRS = ("E_imp", "E_exp")
 OUT_ATTRS = [*METER_ATTRS, "P_15", "quality", "age"]
 
 META = {
     "api_version": "3.0",
-    "type": "hybrid",  # time-based, with the non-persistent link events
+    "type": "hybrid",  # time-based, with the non-persistent device events
     "models": {
         "ModbusMeters": {
             "public": True,
             "params": ["devices"],
             "attrs": [*OUT_ATTRS, "events"],
+            "outputs": OUT_ATTRS,  # recorded as series; events go to their stream
             "non-persistent": ["events"],
         },
     },
@@ -107,6 +115,28 @@ class WindowAverage:
         return self.last[1] if self.last else None
 
 
+class CounterGuard:
+    """Keeps energy registers monotonic across device restarts: a register that went back is a reset."""
+
+    def __init__(self):
+        self.raw: dict[str, float] = {}
+        self.offset: dict[str, float] = {}
+
+    def apply(self, values: dict[str, float]) -> list[tuple[str, float, float]]:
+        """Correct *values* in place; return (register, value before, value after) of each reset."""
+        resets = []
+        for attr in ENERGY_ATTRS:
+            if attr not in values:
+                continue
+            raw, last = values[attr], self.raw.get(attr)
+            if last is not None and raw < last:
+                self.offset[attr] = self.offset.get(attr, 0.0) + last - raw
+                resets.append((attr, last, raw))
+            self.raw[attr] = raw
+            values[attr] = raw + self.offset.get(attr, 0.0)
+        return resets
+
+
 class _Meter:
     def __init__(self, cfg: DeviceConfig, p15_window: float):
         self.cfg = cfg
@@ -126,6 +156,16 @@ class _Meter:
         self.stats = collections.Counter()
         self.latency = collections.deque(maxlen=100_000)
         self.events = LinkEvents("meter", cfg)
+        self.counters = CounterGuard()
+
+    def check_counters(self, values: dict[str, float]) -> None:
+        """Keep the energy registers monotonic and note each reset (call with ``lock`` held)."""
+        for attr, before, after in self.counters.apply(values):
+            self.stats["counter_reset"] += 1
+            log.warning("meter %s: %s register went back from %.1f to %.1f Wh (device restarted?); recorded "
+                        "energy continues from %.1f Wh", self.cfg.id, attr, before, after, values[attr])
+            self.events.note("counter_reset", f"{attr} went back from {before:.1f} to {after:.1f} Wh",
+                             register=attr, before_wh=before, after_wh=after)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         with self.lock:
@@ -188,6 +228,7 @@ class MeterPoller:
                     now_m, now_w = time.monotonic(), time.time()
                     with m.lock:
                         m.values = {k: v for k, v in vals.items() if v is not None}
+                        m.check_counters(m.values)
                         m.t_good = now_m
                         m.error_code = None
                         if "P" in m.values:
@@ -259,6 +300,7 @@ class ModbusMeters(mosaik_api_v3.Simulator):
         self.step_size = 1
         self.p15_window = 900.0
         self.pollers: dict[str, MeterPoller] = {}
+        self.time = 0
 
     def init(self, sid, time_resolution=1.0, start=None, step_size=None, p15_window=900.0, **kwargs):
         self.sid = sid
@@ -284,10 +326,11 @@ class ModbusMeters(mosaik_api_v3.Simulator):
         return [{"eid": eid, "type": model}]
 
     def step(self, time, inputs, max_advance):
+        self.time = time
         return time + self.step_size
 
     def get_data(self, outputs):
-        return snapshot_outputs(self.pollers, outputs)
+        return snapshot_outputs(self.pollers, outputs, t=self.time)
 
     def finalize(self):
         for p in self.pollers.values():

@@ -712,6 +712,23 @@ def _load_path(path: str, mtime: float) -> RegisterMap:
         raise ValueError(f"{path}: invalid register map: {exc}") from exc
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
+def check_map(ref: str | dict) -> None:
+    """Raise ValueError (one line) unless *ref* names or is a loadable register map (for validators)."""
+    try:
+        load_map(ref)
+    except ValueError:
+        raise
+    except OSError as exc:  # our FileNotFoundError has a message; the system's name a file
+        raise ValueError(f"{str(exc.filename)[:80]}: {exc.strerror}" if exc.filename else str(exc)) from None
+
+
 def load_map(ref: str | Path | RegisterMap | dict) -> RegisterMap:
     """A map by bundled name (``"sdm630"``, ``"sunspec-meter"`` = ``sunspec_meter``), by YAML path,
     or passed through (RegisterMap / dict)."""
@@ -721,9 +738,9 @@ def load_map(ref: str | Path | RegisterMap | dict) -> RegisterMap:
         return map_from_dict(ref)
     s = str(ref)
     path = Path(s)
-    if not (s.endswith((".yaml", ".yml")) or path.exists()):
+    if not (s.endswith((".yaml", ".yml")) or _exists(path)):
         path = MAPS_DIR / f"{s.replace('-', '_')}.yaml"
-        if not path.exists():
-            raise FileNotFoundError(f"no register map {s!r}; bundled: {', '.join(list_maps())}")
+        if not _exists(path):
+            raise FileNotFoundError(f"no register map {s[:80]!r}; bundled: {', '.join(list_maps())}")
     path = path.resolve()
     return _load_path(str(path), path.stat().st_mtime)

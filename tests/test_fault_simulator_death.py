@@ -117,3 +117,27 @@ def test_sigterm_stops_the_run_like_sigint(write_scenario, tmp_path):
         assert f.attrs["status"] == "interrupted" and f.attrs["error"] == "stopped by SIGTERM"
         n = f["time"].shape[0]
         assert n >= rows and f.attrs["steps"] == n
+
+
+def test_simulator_killed_before_it_connects_fails_fast(write_scenario, tmp_path):
+    scn = write_scenario(grid={"network": "cigre_lv"}, simulators={"grid": {"mode": "cmd"}})
+    out = tmp_path / "s.h5"
+    proc = _start_run(scn, out)
+    try:
+        deadline = time.monotonic() + 60
+        victims = []
+        while not victims and time.monotonic() < deadline and proc.poll() is None:
+            victims = _children(proc.pid, "simulators.grid")
+            time.sleep(0.02)
+        subprocess.run(["kill", "-KILL", str(victims[0])], check=True)  # still importing: not connected
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, err
+    assert elapsed < KILL_TO_EXIT_S, f"{elapsed:.1f} s from kill to exit"
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "simulator grid-0" in errors[0] and "killed by SIGKILL" in errors[0], err
+    assert "Traceback" not in err

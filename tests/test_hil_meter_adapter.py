@@ -6,6 +6,7 @@ import threading
 import time
 
 import mosaik
+import numpy as np
 import pytest
 
 from hil.meter_adapter import ModbusMeters, WindowAverage
@@ -257,3 +258,76 @@ def test_mosaik_realtime_run(lab):
     assert next(iter(last["P"].values()))["d1.h001"] > 0
     lat = [next(iter(d["lateness_ms"].values()))["rt"] for _, d in data[1:]]
     assert max(lat) < 200
+
+
+def test_counter_reset_is_flagged_and_recorded_energy_stays_monotonic(lab):
+    emu = lab.start("sdm630", seed=3)
+    port = emu.port
+    sim = _sim([dict(id="h1", port=port, interval=0.1, timeout=0.5)])
+    try:
+        wait_until(lambda: _data(sim)["quality"].get("h1") == 0.0, 3)
+        sim.step(0, {}, 10**9)
+        before = _data(sim)["E_imp"]["h1"]
+        assert before > 1_000_000  # the emulated register starts at 1000..8000 kWh
+        lab.stop(emu)
+        restarted = lab.start("sdm630", port=port, seed=3)
+        restarted.model.E_imp = 500.0  # the restarted device's register counts from 500 Wh
+        restarted.model.E_exp = 0.0
+        events = []
+        wait_until(lambda: events.extend(_data(sim, ["events"]).get("events", {}).get("h1", []))
+                   or any(e["kind"] == "counter_reset" for e in events), 4)
+        events = [e for e in events if e["kind"] == "counter_reset"]  # the restart also gives drop/reconnect
+        (ev,) = events
+        assert ev["kind"] == "counter_reset" and ev["device"] == "h1" and ev["register"] == "E_imp"
+        assert ev["t"] == 0 and ev["before_wh"] == pytest.approx(before, abs=50) and 500 <= ev["after_wh"] < 600
+        sim.step(1000, {}, 10**9)
+        time.sleep(0.5)
+        after = _data(sim)["E_imp"]["h1"]
+        assert before <= after < before + 100  # continues from the last recorded value, no jump
+        assert 0 < after - before == pytest.approx(restarted.model.E_imp - 500.0, abs=5)
+        assert sim.pollers[EID].stats()["h1"]["counter_reset"] == 1  # E_exp stayed 0 -> 0: no reset
+    finally:
+        sim.finalize()
+
+
+def test_counter_reset_event_fields():
+    from hil.meter_adapter import CounterGuard
+
+    guard = CounterGuard()
+    seen = []
+    for imp in [100.0, 150.0, 20.0, 30.0, 5.0, 8.0]:
+        values = {"E_imp": imp, "E_exp": 7.0}
+        resets = guard.apply(values)
+        seen.append((values["E_imp"], resets))
+    assert [v for v, _ in seen] == [100.0, 150.0, 150.0, 160.0, 160.0, 163.0]
+    assert [r for _, r in seen if r] == [[("E_imp", 150.0, 20.0)], [("E_imp", 30.0, 5.0)]]
+
+
+@pytest.mark.filterwarnings("ignore:Simulation too slow")
+def test_counter_reset_lands_in_events_devices(lab, tmp_path):
+    """Through mosaik and the recorder, as the world builder wires it (stream 'devices')."""
+    import h5py
+    import json
+
+    emu = lab.start("sdm630", seed=4)
+    world = mosaik.World({"Meters": {"python": "hil.meter_adapter:ModbusMeters"},
+                          "Rec": {"python": "cosim.recorder:RecorderSim"}},
+                         time_resolution=0.001, configure_logging=False, skip_greetings=True)
+    meters = world.start("Meters", step_size=250).ModbusMeters(
+        devices=[{"id": "d1.h001", "port": emu.port, "interval": 0.05}])
+    out = tmp_path / "r.h5"
+    rec = world.start("Rec", start="2026-06-15T00:00:00+02:00", step_size=250).Recorder(
+        path=str(out), attrs={}, series=[("meters", "E_imp")], populations={meters.full_id: "meters"},
+        event_sources={meters.full_id: "devices"}, flush_every=1)
+    world.connect(meters, rec, "E_imp")
+    world.connect(meters, rec, "events")
+    wait_until(lambda: emu.model.E_imp > 0 and world.sims["Meters-0"]._proxy.sim.pollers["meters_0"]
+               .snapshot()["d1.h001"]["quality"] == 0, 3)
+    threading.Timer(1.0, lambda: setattr(emu.model, "E_imp", 10.0)).start()
+    world.run(until=2500, rt_factor=1.0)
+    with h5py.File(out, "r") as f:
+        records = [json.loads(line) for line in bytes(f["events/devices"][()]).decode().splitlines()]
+        e_imp = f["meters/E_imp"][:, 0]
+    assert [r["kind"] for r in records] == ["counter_reset"] and records[0]["device"] == "d1.h001"
+    assert 0 < records[0]["t"] <= 2500
+    assert (e_imp[~np.isnan(e_imp)][1:] >= e_imp[~np.isnan(e_imp)][:-1]).all()

@@ -49,7 +49,7 @@ def test_valid_scenario_loads():
         ({"start": "2026-06-01T00:00:00"}, "s.yaml: start: start needs a timezone"),
         ({"colour": "red"}, "s.yaml: colour: unknown field"),
         ({"districts__0__sharez": {}}, "s.yaml: districts[0].sharez: unknown field"),
-        ({"seed": -3}, "s.yaml: seed: expected a value >= 0, got -3"),
+        ({"seed": -3}, "s.yaml: seed: expected an integer from 0 to 2**63-1, got -3"),
         ({"districts__0__shares": {"pv": 1.5}}, "s.yaml: districts[0].shares.pv: expected a value <= 1"),
         ({"districts__0__devices": {"battery": {"soc_min": 0.9, "soc_max": 0.2}}},
          "s.yaml: districts[0].devices.battery: soc_min (0.9) must be below soc_max (0.2)"),

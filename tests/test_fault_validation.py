@@ -1,0 +1,105 @@
+"""Fault suite: scenarios that used to pass validation and crash at run time (issue 15, item 4) are refused
+by `cosim validate` and `cosim run` with one line naming the field, exit 2."""
+
+import pytest
+import yaml
+
+from cosim.cli import main
+from tests.conftest import small_scenario
+
+INF = float("inf")
+
+
+def _with_district(**district):
+    return {"districts": [{"name": "d1", "households": 2, **district}]}
+
+
+# name -> (scenario changes, text expected in the error line)
+CASES = {
+    "duration .inf": ({"duration": INF}, "duration: expected a finite duration, got inf"),
+    "control.slot .inf": ({"control": {"slot": INF}}, "control.slot: expected a finite duration, got inf"),
+    "century+ duration": ({"duration": "6000w"}, "duration: expected a duration of at most 100 years"),
+    "output {foo}": ({"output": "results/{foo}.h5"}, "output: 'results/{foo}.h5': unknown placeholder {foo}"),
+    "output unbalanced {": ({"output": "results/{name.h5"}, "output: 'results/{name.h5': expected '}'"),
+    "output unbalanced }": ({"output": "results/name}.h5"}, "output: 'results/name}.h5': Single '}'"),
+    "output attribute": ({"output": "{name.__class__}.h5"}, "unknown placeholder {name.__class__}"),
+    "output directory": ({"output": "results/"}, "output: 'results/': must name a file"),
+    "output 10000 chars": ({"output": "r/" + "a" * 10_000 + ".h5"}, "output: path of 10005 bytes"),
+    "output long name": ({"output": "r/" + "a" * 300 + ".h5"}, "output: file or directory name of 303 bytes"),
+    "name 10000 chars": ({"name": "a" * 10_000}, "name: String should have at most 128 characters"),
+    "seed 2**64+1": ({"seed": 2**64 + 1}, "seed: expected an integer from 0 to 2**63-1, got 18446744073709551617"),
+    "seed true": ({"seed": True}, "seed: expected an integer from 0 to 2**63-1, got True"),
+    "households 2**64+1": (_with_district(households=2**64 + 1), "districts[0].households: expected a value <= 10000"),
+    "mapping stranger": ({"grid": {"network": "cigre_lv", "mapping": {"d1.h999": 3}}},
+                         "grid.mapping: 'd1.h999' is not a household of the scenario"),
+    "price inf": ({"economics": {"tariff": {"import_price": INF}}},
+                  "economics.tariff.import_price: expected a finite number, got inf"),
+    "price 1e30": ({"economics": {"tariff": {"feed_in": 1e30}}}, "economics.tariff.feed_in: 1e+30 is out of range"),
+    "profile inf": (_with_district(shares={"appliances": 1}, devices={"appliances": [{"profile_kw": [1.0, INF]}]}),
+                    "districts[0].devices.appliances[0].profile_kw[1]: expected a finite number, got inf"),
+    "profile 1e30": (_with_district(shares={"appliances": 1}, devices={"appliances": [{"profile_kw": [1e30]}]}),
+                     "profile_kw[0]: 1e+30 is out of range"),
+    "market profile inf": ({"economics": {"prices": {"market_profile": [0.1] * 23 + [INF]}}},
+                           "economics.prices.market_profile[23]: expected a finite number"),
+    "kwp as huge int": (_with_district(shares={"pv": 1}, devices={"pv": {"kwp": 10**30}}),
+                        "districts[0].devices.pv.kwp: 1e+30 is out of range"),
+    "annual nan": (_with_district(devices={"base": {"annual_kwh": float("nan")}}),
+                   "annual_kwh: expected a value > 0, got nan"),
+    "heat pump t_init inf": (_with_district(devices={"heat_pump": {"t_init": INF}}),
+                             "districts[0].devices.heat_pump.t_init: expected a finite number, got inf"),
+    "telecom latency 1e30": ({"telecom": {"overrides": {"lte": {"latency_ms": 1e30}}}},
+                             "telecom.overrides.lte.latency_ms: 1e+30 is out of range"),
+}
+
+
+def _write(tmp_path, changes) -> str:
+    path = tmp_path / "s.yaml"
+    data = small_scenario(duration="10min")
+    data.update(changes)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_refused_with_one_line(tmp_path, capsys, name):
+    changes, expected = CASES[name]
+    path = _write(tmp_path, changes)
+    for argv in (["validate", path], ["run", path, "--quiet", "--out", str(tmp_path / "r.h5")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {path}: ") and expected in err[0], err
+        assert len(err[0]) < 300, err[0]
+    assert not (tmp_path / "r.h5").exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"name: x\ndescription: caf\xff\n", "not UTF-8 text (byte 0xff at offset 24)"),
+    (b"name: x\nfoo: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than 100 levels deep"),
+    (b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000, "nested more than 100 levels deep"),
+    (b"just some text\n", "expected a YAML mapping of scenario fields at the top level"),
+    (b"", "expected a YAML mapping of scenario fields at the top level"),
+])
+def test_unreadable_scenario_files(tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def test_run_on_a_directory(tmp_path, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: cannot read: Is a directory"
+
+
+@pytest.mark.parametrize("out, expected", [
+    ("{dir}", "is a directory; the output must name a file"),
+    ("/proc/x.h5", "cannot write the results file there (No such file or directory)"),
+    ("{dir}/" + "b" * 300 + ".h5", "file or directory name of 303 bytes"),
+])
+def test_bad_output_paths_at_run_time(tmp_path, capsys, out, expected):
+    scn = _write(tmp_path, {})
+    out = out.format(dir=tmp_path)
+    assert main(["run", scn, "--quiet", "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
