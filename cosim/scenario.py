@@ -49,7 +49,7 @@ class ScenarioError(InputError):
 
 
 def _duration(v: Any) -> int:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):  # 60: seconds? minutes? say it
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):  # 60: s? min? say it
         raise ValueError(f"a bare number is ambiguous: give a unit, e.g. '{v}s' or '{v}min'")
     return parse_duration_ms(v)
 

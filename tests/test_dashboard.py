@@ -7,7 +7,6 @@ import subprocess
 import sys
 import urllib.request
 
-import pytest
 
 from cosim import recorder
 from cosim.cli import main

@@ -65,7 +65,7 @@ def test_killed_meter_is_reported_on_console_in_events_and_in_summary(tmp_path, 
     assert 2.5 < back["down_s"] < 6.0 and isinstance(back["t"], int)
     # summary (printed under --quiet because a device had outages): counts and stale seconds
     summary = {line.strip().split(":")[0]: line for line in cap.out.splitlines() if line.startswith("  meter")}
-    home = summary[f"meter home.h001 (127.0.0.1"]
+    home = summary["meter home.h001 (127.0.0.1"]
     assert "1 outage(s)" in home and "0 exception episode(s)" in home
     stale = float(home.split(" outage(s), ")[1].split(" s stale")[0])
     assert 2 <= stale <= 6, home
