@@ -20,7 +20,7 @@ import yaml
 
 from cosim.compare import compare
 from cosim.kpi import compute_kpis
-from cosim.scenario import load_scenario_text
+from cosim.api import scenario_source
 
 MODES = ("none", "mas", "central")
 TECHS = ("ideal", "lte", "dsl", "plc", "nbiot")
@@ -54,11 +54,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenarios", nargs="*", default=["uc2_district", "uc3_substation"])
     ap.add_argument("--telecom", default=None)
+    ap.add_argument("--techs", nargs="+", default=list(TECHS), choices=TECHS, help="technologies of --telecom")
+    ap.add_argument("--no-modes", action="store_true", help="only the --telecom sweep")
     ap.add_argument("--out", default="results/study")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    for scn in a.scenarios:
+    for scn in [] if a.no_modes else a.scenarios:
         walls = {m: run(scn, out / f"{scn}_{m}.h5", "--control", m) for m in MODES}
         paths = [out / f"{scn}_{m}.h5" for m in MODES]
         gaps = compare([str(p) for p in paths])
@@ -74,8 +76,8 @@ def main() -> None:
         if not central.exists():
             run(scn, central, "--control", "central")
         print(f"\n{scn}: telecom technologies (agents' messages), mas\n{HEAD}")
-        data = yaml.safe_load(load_scenario_text(scn)[0])
-        for tech in TECHS:
+        data = yaml.safe_load(scenario_source(scn)[0])
+        for tech in a.techs:
             data["telecom"] = {**(data.get("telecom") or {}), "default": tech}
             f = out / f"{scn}_{tech}.yaml"
             f.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -84,6 +86,7 @@ def main() -> None:
             g = compare([str(p), str(central)])["realised_gap_pct"][0]
             print(row(tech, p, wall, g))
             sys.stdout.flush()
+
 
 if __name__ == "__main__":
     main()

@@ -65,15 +65,15 @@ from cosim.compare import realised_gaps
 from cosim.economics import ALL_MODELS, OUT_OF_SCOPE, Economics
 from cosim.errors import InputError
 from cosim.kpi import (
-    Results,
     compute_kpis,
     district_of,
     energy_data,
     monthly_peak_charge_kw_months,
-    text_table,
     trafo_overload,
     use_case,
 )
+from cosim.kpi_text import text_table
+from cosim.results import Results
 
 ACTORS = ("prosumer", "lfa", "dso", "retailer", "telecom", "data_service", "market")
 MONTH_H = 30.4375 * 24

@@ -6,10 +6,14 @@ Exit codes: 0 ok, 1 a simulator or run failed, 2 bad input (scenario field, file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
-from cosim.durations import parse_duration_ms
+from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
+from simulators.vocabulary import CONTROL_MODES
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -20,14 +24,28 @@ def _err(*lines: str) -> None:
 
 
 def _load(args, overrides: dict | None = None):
-    from cosim.scenario import load_scenario
+    from cosim.api import load
 
-    return load_scenario(args.scenario, overrides)
+    return load(args.scenario, overrides)
+
+
+def _log_level(args) -> None:
+    """mosaik and the simulators log through loguru: set its level here and, through LOGURU_LEVEL, in the
+    subprocess simulators mosaik starts (their INFO lines otherwise reach the console)."""
+    import os
+
+    from loguru import logger
+
+    level = "ERROR" if args.quiet and args.log_level is None else (args.log_level or "WARNING")
+    os.environ["LOGURU_LEVEL"] = level
+    logger.remove()
+    logger.add(sys.stderr, level=level)
 
 
 def cmd_run(args) -> int:
     from cosim.runner import RunFailed, RunInterrupted, run_scenario
 
+    _log_level(args)
     overrides = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -40,18 +58,31 @@ def cmd_run(args) -> int:
     if args.control is not None:
         overrides["control.mode"] = args.control
     scn, text = _load(args, overrides)
+    if args.until is not None:
+        declared = _load(args, {k: v for k, v in overrides.items() if k != "duration"})[0].duration
+        if scn.duration > declared:
+            print(f"warning: --until {args.until} evaluates longer than the scenario's duration "
+                  f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
+    if args.port_base is not None:
+        from cosim.lab import with_ports
+
+        scn, text, placed = with_ports(scn, text, args.port_base)
+        print("ports: " + ", ".join(placed), flush=True)
     rt = args.realtime
     try:
-        if args.emulate:
-            from cosim.lab import emulated_devices
+        with ExitStack() as stack:
+            if args.dashboard is not None:
+                from cosim.dashboard import live_dashboard
 
-            with emulated_devices(scn) as started:
-                if not args.quiet:
-                    print("emulating: " + "; ".join(started))
-                result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
-        else:
+                address = stack.enter_context(live_dashboard(scn.start.isoformat(), args.dashboard_host,
+                                                             args.dashboard, f"{scn.name}: cosim run"))
+                print(f"dashboard: {address}", flush=True)
+            if args.emulate:
+                from cosim.lab import emulated_devices
+
+                print("emulated: " + "; ".join(stack.enter_context(emulated_devices(scn))), flush=True)
             result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
     except RunInterrupted as exc:
         _err(str(exc))
@@ -66,6 +97,8 @@ def cmd_run(args) -> int:
 
         for line in run_summary(result.path):
             print("  " + line)
+    if scn.hil is not None and (scn.hil.meters or scn.hil.gateways):
+        _print_device_health(result.path, args.quiet)
     if result.lateness:
         lt = result.lateness
         print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
@@ -73,8 +106,25 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _print_device_health(path, quiet: bool) -> None:
+    """Outages and stale time per real device (printed under --quiet too when a device had any)."""
+    from cosim.device_health import device_health, health_lines
+    from cosim.results import Results
+
+    with Results(path) as res:
+        healths = device_health(res)
+    if healths and (not quiet or any(h.outages or h.exceptions for h in healths)):
+        lines = health_lines(healths)
+        print("real devices:")
+        for line in lines:
+            print("  " + line)
+
+
 def cmd_validate(args) -> int:
+    from cosim.world import check_record_include
+
     scn, _ = _load(args)
+    check_record_include(scn)
     n = sum(d.households for d in scn.districts)
     extra = (f", + {scn.warmup_ms // scn.step} warm-up and {scn.cooldown_ms // scn.step} cool-down steps"
              if scn.warmup_ms or scn.cooldown_ms else "")
@@ -97,9 +147,38 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args) -> int:
+    from cosim.dashboard import FileSource, check_port, serve, url
+
+    source = FileSource(args.results)
+    port = check_port(args.host, args.port)
+    try:
+        serve(source, args.host, port, f"{Path(args.results).name}: cosim watch",
+              on_ready=lambda: print(f"dashboard: {url(args.host, port)} (Ctrl-C to stop)", flush=True))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    import json
+
+    from cosim.scenario import Scenario
+
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lvflex-cosim scenario"
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
 def cmd_inspect(args) -> int:
     from cosim.inspect import describe_results
 
+    if args.repair:
+        from cosim.h5repair import repair
+
+        print(repair(args.results))
     print(describe_results(args.results))
     return EXIT_OK
 
@@ -107,6 +186,9 @@ def cmd_inspect(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cosim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from cosim import __version__
+
+    p.add_argument("--version", action="version", version=f"cosim (lvflex-cosim) {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a scenario (a YAML path, a bundled name, or a results file to re-run)")
@@ -117,16 +199,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
-    r.add_argument("--control", choices=["mas", "central", "none"],
+    r.add_argument("--control", choices=CONTROL_MODES,
                    help="override control.mode: the MAS, the centralised optimiser, or no controller (baseline)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--quiet", action="store_true", help="no progress bar, summary or simulator log lines")
+    r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                   help="log level of mosaik and the simulators, also in subprocesses (default WARNING)")
+    r.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="INFO",
+                   help="same as --log-level INFO")
     r.add_argument("--emulate", action="store_true",
-                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1")
+                   help="start emulators for the scenario's Modbus devices (hil section) on 127.0.0.1, "
+                        "except those already answering on their port")
+    r.add_argument("--port-base", metavar="BASE|auto",
+                   help="put the hil devices on 127.0.0.1 (meters, gateways, then the device server) on "
+                        "consecutive ports from BASE, or on free ports with 'auto' (printed)")
+    r.add_argument("--dashboard", nargs="?", const=5006, type=int, metavar="PORT",
+                   help="serve a live dashboard of the run on http://127.0.0.1:PORT/ (default 5006; 0 = a free "
+                        "port; the URL is printed)")
+    r.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
+                   help="address the dashboard listens on (default 127.0.0.1)")
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("watch", help="serve the live dashboard of a results file (read-only, also while a run "
+                                     "writes it)")
+    w.add_argument("results", metavar="RESULTS.h5")
+    w.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 = a free one)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    w.set_defaults(func=cmd_watch)
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
     v.add_argument("scenario", metavar="SCENARIO")
     v.set_defaults(func=cmd_validate)
+
+    sc = sub.add_parser("schema", help="print the scenario JSON Schema (editor completion: yaml-language-server)")
+    sc.set_defaults(func=cmd_schema)
 
     ls = sub.add_parser("list", help="list the bundled scenarios")
     ls.set_defaults(func=cmd_list)
@@ -138,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="show provenance, datasets and shapes of a results file")
     i.add_argument("results", metavar="RESULTS.h5")
+    i.add_argument("--repair", action="store_true",
+                   help="a file whose run was killed (status running, writer gone): rewrite it closed, status failed")
     i.set_defaults(func=cmd_inspect)
     from cosim.calibrate import register as register_calibrate
     from cosim.cli_study import register
@@ -161,6 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        from cosim.h5open import raised_in_h5py, reason
+
+        damaged = raised_in_h5py(exc)
+        if damaged is None:
+            raise
+        _err(f"{damaged}: damaged results file ({reason(exc)})")
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":

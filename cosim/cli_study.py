@@ -21,7 +21,8 @@ def _dump(obj) -> None:
 
 
 def cmd_kpis(args) -> int:
-    from cosim.kpi import compute_kpis, kpi_text
+    from cosim.kpi import compute_kpis
+    from cosim.kpi_text import kpi_text
 
     k = compute_kpis(args.results)
     if args.json:
@@ -71,13 +72,16 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from cosim.sweep import run_sweep, sweep_text
+    from cosim.sweep import run_sweep, sweep_text, unknown_kpis
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive integer, got {args.workers}")
     result = run_sweep(args.sweep, workers=args.workers, scheduler=args.scheduler, out=args.out,
                        progress=not args.quiet)
     print(sweep_text(result))
+    unknown = unknown_kpis(result)
+    if unknown:
+        raise InputError([f"{args.sweep}: {line}" for line in unknown])
     return EXIT_FAIL if result.failed else EXIT_OK
 
 

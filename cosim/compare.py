@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cosim.kpi import KEY_KPIS, compute_kpis, flat_kpis, text_table
+from cosim.kpi import KEY_KPIS, compute_kpis, flat_kpis
+from cosim.kpi_text import text_table
 
 
 def run_labels(paths: list[str]) -> list[str]:
@@ -58,7 +59,7 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
     imports = [t.get("import_kwh") or 0.0 for t in totals]
     base = max(imports) if imports else 0.0
     if base > 0 and max(drawn) - min(drawn) > END_STATE_TOL * base:
-        warnings.append(f"end states differ: stored energy drawn in the window "
+        warnings.append("end states differ: stored energy drawn in the window "
                         + ", ".join(f"{lab} {d:+.1f} kWh" for lab, d in zip(labels, drawn))
                         + f" (> {100 * END_STATE_TOL:g} % of {base:.0f} kWh imported): compare cost_eur, "
                         "which values it (terminal adjustment), not the objective or the bills alone")

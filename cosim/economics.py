@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simulators.mas.tariff import Tariff
@@ -109,3 +110,16 @@ class Economics(_Strict):
                 if m in OUT_OF_SCOPE:
                     raise ValueError(f"{m} is out of scope ({OUT_OF_SCOPE[m]})")
         return v
+
+
+def price_table_per_minute(tariff: Tariff) -> tuple[np.ndarray, np.ndarray]:
+    """(import, export) €/kWh per local minute of day, from the Tariff model itself."""
+    return (np.asarray(tariff.import_prices(0.0, 1440, 1.0), dtype=float),
+            np.asarray(tariff.export_prices(0.0, 1440, 1.0), dtype=float))
+
+
+def prices_at(tariff: Tariff, local_minutes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(import, export) €/kWh in force at each local minute of day."""
+    imp, exp = price_table_per_minute(tariff)
+    idx = np.floor(local_minutes).astype(int) % 1440
+    return imp[idx], exp[idx]

@@ -3,42 +3,27 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import h5py
-
-from cosim.errors import InputError
+from cosim.h5repair import unclosed_note
+from cosim.results import list_datasets, read_attrs
 
 PROVENANCE_KEYS = ("status", "error", "seed", "start", "step_ms", "steps", "started_at", "finished_at", "host",
-                   "git_commit", "command")
-
-
-def open_results(path: str) -> h5py.File:
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
-    try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 results file ({exc})") from None
+                   "pid", "git_commit", "command")
 
 
 def describe_results(path: str) -> str:
+    attrs = read_attrs(path)
     lines = [f"{path}"]
-    with open_results(path) as f:
-        for key in PROVENANCE_KEYS:
-            if key in f.attrs and str(f.attrs[key]) != "":
-                lines.append(f"  {key:<12} {f.attrs[key]}")
-        if "versions" in f.attrs:
-            versions = json.loads(f.attrs["versions"])
-            lines.append("  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-        scenario = f.attrs.get("scenario", "")
-        lines.append(f"  scenario     {len(scenario.splitlines())} lines of YAML (re-run: cosim run {path})")
-        lines.append("datasets:")
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and "/_ids/" not in f"/{name}/":
-                unit = obj.attrs.get("unit", "")
-                lines.append(f"  /{name:<32} {str(obj.shape):<14} {obj.dtype}  {unit}")
-
-        f.visititems(visit)
-    return "\n".join(lines)
+    for key in PROVENANCE_KEYS:
+        if key in attrs and str(attrs[key]) != "":
+            lines.append(f"  {key:<12} {attrs[key]}")
+    if "versions" in attrs:
+        versions = json.loads(attrs["versions"])
+        lines.append("  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    scenario = str(attrs.get("scenario", ""))
+    lines.append(f"  scenario     {len(scenario.splitlines())} lines of YAML (re-run: cosim run {path})")
+    lines.append("datasets:")
+    for name, shape, dtype, unit in list_datasets(path):
+        lines.append(f"  {name:<33} {str(shape):<14} {dtype}  {unit}")
+    note = unclosed_note(path, attrs)
+    return "\n".join(lines + ([note] if note else []))

@@ -38,280 +38,25 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
-import yaml
 
-from cosim.errors import InputError
+from cosim.economics import prices_at
+from cosim.objective import heat_pump_params, objective_kpis, terminal_kpis
+from cosim.population import district_of
+from cosim.results import Results, finite
+from cosim.kpi_unbalance import unbalance_kpis
 
 QUARTER_MS = 900_000
 MONTH_MS = int(30.4375 * 86_400_000)
 PCTS = (50, 95, 99)
 
 
-# ---------------------------------------------------------------------------- reading results
-
-
-@dataclass
-class Series:
-    """One population attribute: ``values`` (T, N), column j belongs to ``ids[j]``."""
-
-    ids: list[str]
-    values: np.ndarray
-    unit: str = ""
-
-    def aligned(self, ids: list[str], fill: float = np.nan) -> np.ndarray:
-        """(T, len(ids)) with the columns of *ids* (``fill`` where an id has no column)."""
-        index = {k: j for j, k in enumerate(self.ids)}
-        out = np.full((self.values.shape[0], len(ids)), fill, dtype=float)
-        for i, k in enumerate(ids):
-            j = index.get(k)
-            if j is not None:
-                out[:, i] = self.values[:, j]
-        return out
-
-
-def _text(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def scenario_from_text(text: str):
-    """The scenario recorded in a results file, or ``None`` when it cannot be parsed.
-
-    Fields this checkout's schema does not know (written by a newer version) are dropped first."""
-    from cosim.scenario import Scenario, ScenarioError, parse_scenario
-
-    if not text:
-        return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return parse_scenario(data)
-    except ScenarioError:
-        pass
-    known = {k: v for k, v in data.items() if k in Scenario.model_fields}
-    for attempt in (known, {k: v for k, v in known.items() if k != "economics"}):
-        try:
-            return parse_scenario(attempt)
-        except ScenarioError:
-            continue
-    return None
-
-
-class Results:
-    """Read access to a results file (also while it is being written, SWMR).
-
-    ``window=True`` (default): rows, series and events are those of the evaluated window
-    (file attributes ``eval_start_ms``/``eval_end_ms``, written by the runner; the whole file when
-    absent). ``full_series`` reads a series over the whole simulated period."""
-
-    def __init__(self, path: str | Path, window: bool = True):
-        self.path = str(path)
-        if not Path(path).exists():
-            raise InputError(f"{path}: no such file")
-        try:
-            self.f = h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError as exc:
-            raise InputError(f"{path}: not a readable HDF5 results file ({exc})") from None
-        if "time" not in self.f:
-            self.f.close()
-            raise InputError(f"{path}: not a cosim results file (no /time dataset)")
-        self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
-        self.t_all = np.asarray(self.f["time"][()], dtype=np.int64)
-        i0, i1 = 0, len(self.t_all)
-        w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")
-        self.window_ms = (int(w0), int(w1)) if window and w0 is not None and w1 is not None else None
-        if self.window_ms is not None:
-            i0, i1 = (int(np.searchsorted(self.t_all, w, side="left")) for w in self.window_ms)
-        self.rows = slice(i0, i1)
-        self.t_ms = self.t_all[self.rows]
-        start = _text(self.f["time"].attrs.get("start")) or self.attrs.get("start")
-        try:
-            self.start = dt.datetime.fromisoformat(str(start)) if start else None
-        except ValueError:
-            self.start = None
-        self.scenario_text = str(self.attrs.get("scenario") or "")
-        self.scenario = scenario_from_text(self.scenario_text)
-        step = self.attrs.get("step_ms")
-        if not step and len(self.t_ms) > 1:
-            step = int(np.median(np.diff(self.t_ms)))
-        self.step_ms = int(step or 60_000)
-        self.status = str(self.attrs.get("status", ""))
-        self._cache: dict[tuple[str, str], Series | None] = {}
-
-    @property
-    def window_start(self) -> dt.datetime | None:
-        """Local time of the first evaluated instant (the scenario's ``start``)."""
-        if self.start is None:
-            return None
-        return self.start + dt.timedelta(milliseconds=self.window_ms[0] if self.window_ms else 0)
-
-    # context manager
-    def __enter__(self) -> "Results":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        try:
-            self.f.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-    @property
-    def T(self) -> int:
-        return len(self.t_ms)
-
-    @property
-    def record_ms(self) -> int:
-        """Nominal row interval (the recording interval)."""
-        if len(self.t_ms) > 1:
-            return int(np.median(np.diff(self.t_ms)))
-        if self.scenario is not None and self.scenario.record.every:
-            return int(self.scenario.record.every)
-        return self.step_ms
-
-    @property
-    def dt_h(self) -> np.ndarray:
-        """Duration of each row in hours: up to the next row, the last one the nominal interval."""
-        if self.T == 0:
-            return np.zeros(0)
-        d = np.diff(self.t_ms, append=self.t_ms[-1] + self.record_ms).astype(float)
-        return d / 3_600_000.0
-
-    @property
-    def duration_h(self) -> float:
-        return float(self.dt_h.sum())
-
-    def populations(self) -> list[str]:
-        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k != "events")
-
-    def has(self, pop: str, attr: str | None = None) -> bool:
-        if pop not in self.f or not isinstance(self.f[pop], h5py.Group):
-            return False
-        if attr is None:
-            return True
-        s = self.series(pop, attr)
-        return s is not None
-
-    def attrs_of(self, pop: str) -> list[str]:
-        if not self.has(pop):
-            return []
-        return sorted(k for k, v in self.f[pop].items() if isinstance(v, h5py.Dataset))
-
-    def series(self, pop: str, attr: str) -> Series | None:
-        """The (T, N) data of ``/pop/attr`` in the window, or ``None`` when absent or without columns."""
-        full = self.full_series(pop, attr)
-        if full is None or self.rows == slice(0, len(self.t_all)):
-            return full
-        return Series(ids=full.ids, values=full.values[self.rows], unit=full.unit)
-
-    def full_series(self, pop: str, attr: str) -> Series | None:
-        """The (T_all, N) data of ``/pop/attr`` over the whole simulated period."""
-        key = (pop, attr)
-        if key in self._cache:
-            return self._cache[key]
-        out = None
-        g = self.f.get(pop)
-        if isinstance(g, h5py.Group) and isinstance(g.get(attr), h5py.Dataset):
-            ds = g[attr]
-            if ds.ndim == 2 and ds.shape[1] > 0:
-                ids_ds = g.get("_ids", {}).get(attr) if "_ids" in g else None
-                ids = [_text(x) for x in ids_ds[()]] if ids_ds is not None else []
-                vals = np.asarray(ds[()], dtype=float)
-                n = min(len(ids), vals.shape[1]) if ids else vals.shape[1]
-                ids = ids[:n] if ids else [f"{attr}{j}" for j in range(n)]
-                vals = vals[:, :n]
-                T = len(self.t_all)
-                if vals.shape[0] >= T:
-                    vals = vals[:T]
-                else:
-                    vals = np.vstack([vals, np.full((T - vals.shape[0], n), np.nan)])
-                out = Series(ids=ids, values=vals, unit=str(_text(ds.attrs.get("unit", ""))))
-        self._cache[key] = out
-        return out
-
-    def events(self, name: str) -> list[dict] | None:
-        """The records of ``/events/<name>`` (JSON Lines) or ``None`` when the stream is absent."""
-        g = self.f.get("events")
-        if not isinstance(g, h5py.Group) or name not in g:
-            return None
-        raw = bytes(np.asarray(g[name][()], dtype=np.uint8).tobytes())
-        out = []
-        for line in raw.decode("utf-8", "replace").splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and self.in_window(rec):
-                out.append(rec)
-        return out
-
-    def in_window(self, rec: dict) -> bool:
-        """An event belongs to the window by the time it is about (``t0``) or else when it happened."""
-        if self.window_ms is None:
-            return True
-        t = rec.get("t0", rec.get("t", rec.get("sent")))
-        if not isinstance(t, (int, float)):
-            return True
-        return self.window_ms[0] <= t < self.window_ms[1]
-
-    # ---- time
-
-    def local_times(self) -> list[dt.datetime]:
-        start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-        return [start + dt.timedelta(milliseconds=int(t)) for t in self.t_ms]
-
-    def local_minutes(self, t_ms: np.ndarray | None = None) -> np.ndarray:
-        """Local minute of day (float) of each time (default: each row)."""
-        t = self.t_ms if t_ms is None else np.asarray(t_ms)
-        start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-        m0 = start.hour * 60 + start.minute + start.second / 60.0
-        return (m0 + t / 60_000.0) % 1440.0
-
-    # ---- scenario-derived parameters
-
-    def economics(self):
-        from cosim.economics import Economics
-
-        return self.scenario.economics if self.scenario is not None else Economics()
-
-    def household_specs(self) -> dict:
-        """household id -> HouseholdSpec regenerated from the recorded scenario (seeded), or {}."""
-        if self.scenario is None:
-            return {}
-        try:
-            from cosim.population import build_population
-
-            return {h.id: h for h in build_population(self.scenario)}
-        except Exception:  # noqa: BLE001 - a KPI must not fail on a population it cannot rebuild
-            return {}
-
-
 # ---------------------------------------------------------------------------- helpers
-
-
-def district_of(hid: str) -> str:
-    return hid.split(".", 1)[0] if "." in hid else "(none)"
 
 
 def _f(v: Any, nd: int = 4) -> float | None:
@@ -337,22 +82,6 @@ def percentiles(x: np.ndarray) -> dict[str, float | None]:
     return out
 
 
-def price_table_per_minute(tariff) -> tuple[np.ndarray, np.ndarray]:
-    """(import, export) €/kWh per local minute of day, from the Tariff model itself."""
-    return (np.asarray(tariff.import_prices(0.0, 1440, 1.0), dtype=float),
-            np.asarray(tariff.export_prices(0.0, 1440, 1.0), dtype=float))
-
-
-def tariff_prices(res: Results, tariff, t_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    imp, exp = price_table_per_minute(tariff)
-    idx = np.floor(res.local_minutes(t_ms)).astype(int) % 1440
-    return imp[idx], exp[idx]
-
-
-def _nz(a: np.ndarray) -> np.ndarray:
-    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-
-
 def quarter_means(res: Results, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """15-min means of P (T, N) -> (quarters, N) and the start ms of each quarter."""
     if res.T == 0:
@@ -362,7 +91,7 @@ def quarter_means(res: Results, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = res.dt_h
     num = np.zeros((len(uq),) + P.shape[1:])
     den = np.zeros(len(uq))
-    np.add.at(num, inv, _nz(P) * (w if P.ndim == 1 else w[:, None]))
+    np.add.at(num, inv, finite(P) * (w if P.ndim == 1 else w[:, None]))
     np.add.at(den, inv, w)
     den[den == 0] = np.nan
     return num / (den if P.ndim == 1 else den[:, None]), uq * QUARTER_MS
@@ -434,7 +163,7 @@ def _meter_billing(res: Results, ids: list[str], tariff):
         dE = np.diff(E, axis=0) / 1000.0  # kWh of [t_k, t_{k+1})
         out.append((E, dE))
     t_start = res.t_ms[rows]
-    imp_p, exp_p = tariff_prices(res, tariff, t_start)
+    imp_p, exp_p = prices_at(tariff, res.local_minutes(t_start))
     (E_i, dE_i), (E_e, dE_e) = out
     import_kwh, export_kwh = dE_i.sum(axis=0), dE_e.sum(axis=0)
     import_cost = (dE_i * imp_p[:-1, None]).sum(axis=0)
@@ -442,7 +171,7 @@ def _meter_billing(res: Results, ids: list[str], tariff):
     # the open interval after the last reading, from the meter's last power reading
     tail_h = (end_ms - t_start[-1]) / 3_600_000.0
     if p_meter is not None and tail_h > 0:
-        p_last = _nz(p_meter.aligned(ids)[rows[-1]])
+        p_last = finite(p_meter.aligned(ids)[rows[-1]])
         import_kwh = import_kwh + np.maximum(p_last, 0) * tail_h
         export_kwh = export_kwh + np.maximum(-p_last, 0) * tail_h
         import_cost = import_cost + np.maximum(p_last, 0) * tail_h * imp_p[-1]
@@ -461,12 +190,12 @@ def energy_data(res: Results) -> Energy | None:
     extra = [i for i in (mt.ids if mt is not None else []) if i not in set(ids)]
     parts = ([hh.values] if hh is not None else []) + ([mt.aligned(extra)] if extra else [])
     ids += extra
-    P = _nz(np.hstack(parts))
+    P = finite(np.hstack(parts))
     pv_s = res.series("households", "P_pv")
     if pv_s is not None:
         pv_raw = pv_s.aligned(ids)
         has_pv = np.isfinite(pv_raw).any(axis=0)
-        pv = np.maximum(-_nz(pv_raw), 0.0)
+        pv = np.maximum(-finite(pv_raw), 0.0)
     else:
         has_pv = np.zeros(len(ids), dtype=bool)
         pv = np.zeros_like(P)
@@ -476,7 +205,7 @@ def energy_data(res: Results) -> Energy | None:
         source = "meters"
     else:
         dt_h = res.dt_h[:, None]
-        imp_p, exp_p = tariff_prices(res, tariff, res.t_ms)
+        imp_p, exp_p = prices_at(tariff, res.local_minutes(res.t_ms))
         imp_e, exp_e = np.maximum(P, 0) * dt_h, np.maximum(-P, 0) * dt_h
         imp_kwh, exp_kwh = imp_e.sum(axis=0), exp_e.sum(axis=0)
         cost, feed = (imp_e * imp_p[:, None]).sum(axis=0), (exp_e * exp_p[:, None]).sum(axis=0)
@@ -511,18 +240,6 @@ def _par(peak: float, mean: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------- KPI groups
-
-
-def heat_pump_params(res: Results, specs: dict, hid: str):
-    """The heat-pump parameters of a household: its spec, else its district's defaults, else the defaults."""
-    from simulators.devices.params import HeatPumpParams
-
-    spec = specs.get(hid)
-    hp = spec.devices.heat_pump if spec and spec.devices.heat_pump else None
-    if hp is None and res.scenario is not None:
-        d = next((x for x in res.scenario.districts if x.name == district_of(hid)), None)
-        hp = d.devices.heat_pump if d else None
-    return hp or HeatPumpParams()
 
 
 def comfort_kh(res: Results, ids: list[str], specs: dict) -> np.ndarray | None:
@@ -640,7 +357,6 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
 
 def _add_cost_kpis(res: Results, en: Energy, out: dict) -> None:
     """The realised objective, the terminal adjustment and their sum (cosim/objective.py) per district and total."""
-    from cosim.objective import objective_kpis, terminal_kpis
 
     comfort = comfort_kh(res, en.ids, res.household_specs())
     objective = objective_kpis(res, en, comfort if comfort is not None else np.full(len(en.ids), np.nan), district_of)
@@ -680,7 +396,7 @@ def trafo_overload(res: Results) -> tuple[float, float] | None:
     est[~(L > 1.0)] = np.nan
     rating = np.array([np.nanmedian(est[:, j]) if np.isfinite(est[:, j]).any() else np.nan
                        for j in range(L.shape[1])])
-    over_kva = _nz(np.maximum(L - limit, 0.0) / 100.0 * rating[None, :])
+    over_kva = finite(np.maximum(L - limit, 0.0) / 100.0 * rating[None, :])
     energy = float((over_kva * res.dt_h[:, None]).sum())
     return energy, float(over_kva.max()) if over_kva.size else 0.0
 
@@ -704,7 +420,7 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     over_l = (l_max > line_limit) if l_max is not None else np.zeros(res.T, bool)
     if tl is None and ll is None:
         flag = res.series("grid", "congestion")
-        cong = (_nz(flag.values).max(axis=1) > 0.5) if flag is not None else None
+        cong = (finite(flag.values).max(axis=1) > 0.5) if flag is not None else None
     else:
         cong = over_t | over_l
     out["trafo_overload_min"] = _f((dt_min * over_t).sum(), 2) if tl is not None else None
@@ -724,18 +440,19 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
         out["v_max_pu"] = _f(np.nanmax(vmax), 4)
     else:
         flag = res.series("grid", "v_violation")
-        out["v_violation_min"] = _f((dt_min * (_nz(flag.values).max(axis=1) > 0.5)).sum(), 2) if flag else None
+        out["v_violation_min"] = _f((dt_min * (finite(flag.values).max(axis=1) > 0.5)).sum(), 2) if flag else None
         out["v_min_pu"] = out["v_max_pu"] = None
     pt = res.series("grid", "P_trafo")
     if pt is not None:
-        tot = _nz(pt.values).sum(axis=1)
+        tot = finite(pt.values).sum(axis=1)
         out["trafo_peak_kw"] = _f(tot.max(), 3)
         out["trafo_energy_kwh"] = _f((tot * res.dt_h).sum(), 3)
     ov = trafo_overload(res)
     out["overload_kwh"] = _f(ov[0], 3) if ov else None
     out["reinforcement_kva"] = _f(ov[1], 3) if ov else None
+    out["unbalance"] = unbalance_kpis(res, band)
     conv = res.series("grid", "converged")
-    out["nonconverged_steps"] = int((_nz(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
+    out["nonconverged_steps"] = int((finite(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
     return out
 
 
@@ -757,7 +474,7 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
                 out[name] = _f(e.sum(), 3)
     if per_lfa:
         out["agents"] = per_lfa
-    ev = res.events("flex")
+    ev = res.records("flex")
     if ev is not None:
         found = True
         keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
@@ -797,7 +514,7 @@ def _mas_kpis(res: Results, na: dict) -> dict | None:
         na["mas"] = "no lfa population in the results (run without MAS controller)"
         return None
     out: dict[str, Any] = {"agents": {}}
-    negs = [e for e in (res.events("flex") or []) if e.get("kind") == "negotiation"]
+    negs = [e for e in (res.records("flex") or []) if e.get("kind") == "negotiation"]
     rounds = res.series("lfa", "rounds")
     ids = sorted({e.get("agent") for e in negs} | set(rounds.ids if rounds else []))
 
@@ -822,7 +539,7 @@ def _mas_kpis(res: Results, na: dict) -> dict | None:
 
 
 def _telecom_kpis(res: Results, na: dict) -> dict | None:
-    msgs = res.events("messages")
+    msgs = res.records("messages")
     if msgs is not None:
         lat = np.array([m["latency_ms"] for m in msgs if m.get("latency_ms") is not None], dtype=float)
         lost = sum(1 for m in msgs if m.get("lost"))
@@ -912,7 +629,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             "name": scn.name if scn else None,
             "status": res.status,
             "error": res.attrs.get("error") or None,
-            "seed": _text(res.attrs.get("seed")),
+            "seed": res.attrs.get("seed"),
             "start": res.window_start.isoformat() if res.start else None,
             "duration_h": _f(res.duration_h, 4),
             "rows": res.T,
@@ -920,7 +637,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             "use_case": use_case(res),
             "control_mode": scn.control.mode if scn is not None and scn.control is not None else None,
             "populations": res.populations(),
-            "events": sorted(res.f["events"].keys()) if isinstance(res.f.get("events"), h5py.Group) else [],
+            "events": res.event_streams(),
         }
         if scn is None:
             na["scenario"] = "the recorded scenario could not be parsed: default tariff and limits used"
@@ -956,6 +673,7 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("total.import_kwh", "import", "kWh"),
     ("total.export_kwh", "export", "kWh"),
     ("total.pv_kwh", "PV produced", "kWh"),
+    ("total.consumption_kwh", "consumption", "kWh"),
     ("total.self_consumption", "self-consumption", "1"),
     ("total.self_sufficiency", "self-sufficiency", "1"),
     ("total.shared_kwh", "shared between neighbours", "kWh"),
@@ -976,6 +694,7 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("grid.v_min_pu", "min voltage", "p.u."),
     ("grid.v_max_pu", "max voltage", "p.u."),
     ("grid.overload_kwh", "trafo overload energy", "kWh"),
+    ("grid.unbalance.vuf_10min_p95_pct", "voltage unbalance p95 of 10-min values (EN 50160: 2 %)", "%"),
     ("flexibility.requested_kwh", "flex requested", "kWh"),
     ("flexibility.offered_kwh", "flex offered", "kWh"),
     ("flexibility.ordered_kwh", "flex ordered", "kWh"),
@@ -994,6 +713,15 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("realtime.lateness_ms.max", "RT lateness max", "ms"),
 ]
 
+# (key, label, unit) of a district's / the total's KPIs: the "total." rows of KEY_KPIS
+GROUP_KPIS = [("households", "households", "")] + [
+    (k.split(".", 1)[1], label, unit) for k, label, unit in KEY_KPIS if k.startswith("total.")]
+# (key, column header) of the per-household tables
+HOUSEHOLD_KPIS = [("import_kwh", "import kWh"), ("export_kwh", "export kWh"), ("bill_eur", "bill €"),
+                  ("pv_kwh", "PV kWh"), ("self_consumption", "SC"), ("self_sufficiency", "SS"),
+                  ("peak_kw", "peak kW"), ("par", "PAR"), ("battery_efc", "EFC"),
+                  ("comfort_violation_kh", "comfort K·h")]
+
 
 def lookup(kpis: dict, dotted: str) -> Any:
     cur: Any = kpis
@@ -1007,77 +735,3 @@ def lookup(kpis: dict, dotted: str) -> Any:
 def flat_kpis(kpis: dict) -> dict[str, Any]:
     """{dotted key: value} of KEY_KPIS (None when not available)."""
     return {k: lookup(kpis, k) for k, _, _ in KEY_KPIS}
-
-
-def fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v}"
-    if isinstance(v, float):
-        a = abs(v)
-        if a == 0:
-            return "0"
-        if a >= 1000:
-            return f"{v:,.0f}"
-        if a >= 10:
-            return f"{v:.1f}"
-        if a >= 0.01:
-            return f"{v:.3f}"
-        return f"{v:.3g}"
-    return str(v)
-
-
-def text_table(headers: list[str], rows: list[list[Any]], left: tuple[int, ...] = (0,)) -> str:
-    """Plain-text table; columns in *left* are left-aligned, the others right-aligned."""
-    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, r in enumerate(cells):
-        parts = [r[i].ljust(widths[i]) if i in left else r[i].rjust(widths[i]) for i in range(len(r))]
-        lines.append("  ".join(parts).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-HOUSEHOLD_COLS = [("import_kwh", "import kWh"), ("export_kwh", "export kWh"), ("bill_eur", "bill €"),
-                  ("self_consumption", "SC"), ("self_sufficiency", "SS"), ("peak_kw", "peak kW"),
-                  ("par", "PAR"), ("battery_efc", "EFC"), ("comfort_violation_kh", "comfort K·h")]
-
-
-def kpi_text(kpis: dict, households: bool | None = None) -> str:
-    """Human-readable KPI report of one run."""
-    run = kpis["run"]
-    out = [f"{run['file']}: {run.get('name')} ({run.get('use_case')}), status {run.get('status')}, "
-           f"{run.get('duration_h')} h, {run.get('rows')} rows of {run.get('record_s')} s"
-           + (f", bill from {run['bill_source']}" if run.get("bill_source") else "")]
-    # energy: total and districts side by side
-    if kpis.get("total"):
-        cols = ["total"] + list(kpis["districts"])
-        data = [kpis["total"]] + [kpis["districts"][d] for d in kpis["districts"]]
-        keys = [("households", "households", ""), ("bill_eur", "energy bill", "€"),
-                ("import_kwh", "import", "kWh"), ("export_kwh", "export", "kWh"),
-                ("pv_kwh", "PV produced", "kWh"), ("consumption_kwh", "consumption", "kWh"),
-                ("self_consumption", "self-consumption", "1"), ("self_sufficiency", "self-sufficiency", "1"),
-                ("shared_kwh", "shared between neighbours", "kWh"), ("peak_kw", "peak", "kW"),
-                ("peak_15min_kw", "peak 15-min", "kW"), ("par", "peak-to-average", "1"),
-                ("battery_efc", "battery cycles (mean)", "EFC"),
-                ("comfort_violation_kh", "comfort violation", "K·h")]
-        out += ["", "Energy (total and per district)",
-                text_table(["KPI", "unit"] + cols, [[lab, u] + [d.get(k) for d in data] for k, lab, u in keys],
-                           left=(0, 1))]
-    hh = kpis.get("households") or {}
-    if hh and (households or (households is None and len(hh) <= 12)):
-        out += ["", "Households",
-                text_table(["household"] + [c for _, c in HOUSEHOLD_COLS],
-                           [[h] + [v.get(k) for k, _ in HOUSEHOLD_COLS] for h, v in hh.items()])]
-    rest = [(k, lab, u) for k, lab, u in KEY_KPIS if not k.startswith("total.")]
-    rows = [[lab, u, lookup(kpis, k)] for k, lab, u in rest if lookup(kpis, k) is not None]
-    if rows:
-        out += ["", "Grid, flexibility, MAS, telecom, real time", text_table(["KPI", "unit", "value"], rows, left=(0, 1))]
-    if kpis.get("not_available"):
-        out += ["", "Not available:"] + [f"  {k}: {v}" for k, v in kpis["not_available"].items()]
-    return "\n".join(out)

@@ -18,12 +18,20 @@ middle of a step it has no next step queued, so a descendant's progress jumped a
 failed with "cannot progress backwards" once the ancestor returned an earlier next step (MAS <->
 telecom loop with the telecom in a subprocess). The replacement also bounds by the ancestor's current
 step, which is what it may still produce output for.
+
+Requests to a simulator whose connection already closed: mosaik's reader task ends at the socket's end
+of file, so a request written afterwards is never answered and the run waited forever (a SIGKILLed
+subprocess simulator between two requests, also while the world is built). Such a request now raises
+mosaik's own ``ConnectionClosedError`` at once; ``cosim.sim_watchdog`` covers a death while no request
+is pending.
 """
 
 from __future__ import annotations
 
 import mosaik.progress as _progress
 import mosaik.scheduler as _scheduler
+from mosaik.exceptions import ConnectionClosedError
+from mosaik.proxies import RemoteProxy
 
 _applied = False
 
@@ -41,6 +49,15 @@ def apply() -> None:
     _progress.Progress.set = set_pruned
     _scheduler.prune_dataflow_cache = _prune_dataflow_cache
     _scheduler.advance_progress = _advance_progress
+    send = RemoteProxy.send
+
+    async def send_if_connected(self, request):
+        if self._channel._receiver_task.done():
+            raise ConnectionClosedError(simulator=self._channel._name or "unknown simulator",
+                                        method_called=request[0])
+        return await send(self, request)
+
+    RemoteProxy.send = send_if_connected
     _applied = True
 
 

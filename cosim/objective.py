@@ -28,6 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cosim.economics import prices_at
+from cosim.population import district_of
+from cosim.results import Results, finite
+from simulators.devices.params import HeatPumpParams
+
 COP_RATING_T_OUT = 7.0  # °C, EN 14511 rating point A7/W35 for the nominal COP
 
 
@@ -58,7 +63,6 @@ def _slot_means(res, P: np.ndarray, inv: np.ndarray, n: int) -> tuple[np.ndarray
 
 def objective_kpis(res, en, comfort: np.ndarray, district_of) -> dict[str, dict]:
     """{"total": {...}, "<district>": {...}} with ``objective_eur`` and its parts."""
-    from cosim.kpi import _nz, tariff_prices
     from simulators.mas.tariff import DistrictObjective
 
     scn = res.scenario
@@ -71,8 +75,8 @@ def objective_kpis(res, en, comfort: np.ndarray, district_of) -> dict[str, dict]
     inv, slot_t = _slot_index(res)
     n = len(slot_t)
     pm, dt = _slot_means(res, en.P, inv, n)
-    pm, dt = _nz(pm), _nz(dt)
-    pi_i, pi_e = tariff_prices(res, tariff, slot_t)
+    pm, dt = finite(pm), finite(dt)
+    pi_i, pi_e = prices_at(tariff, res.local_minutes(slot_t))
     imp, exp = np.maximum(pm, 0), np.maximum(-pm, 0)
     own_energy = ((pi_i * dt)[:, None] * imp - (pi_e * dt)[:, None] * exp).sum(axis=0)
     b5 = tariff.self_consumption * ((imp + exp) * dt[:, None]).sum(axis=0)
@@ -140,7 +144,6 @@ def stored_energy(res, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Grid-equivalent stored kWh per household at the window's start and end (see module docstring).
 
     Without a row before the window (no warm-up) the start state is the device's initial state."""
-    from cosim.kpi import heat_pump_params
     from simulators.devices.heatpump import cop
 
     specs = res.household_specs()
@@ -192,3 +195,13 @@ def terminal_kpis(res, ids: list[str], district_of) -> dict[str, dict]:
     for name in sorted({district_of(h) for h in ids}):
         out[name] = group(np.array([j for j, h in enumerate(ids) if district_of(h) == name], dtype=int))
     return out
+
+
+def heat_pump_params(res: Results, specs: dict, hid: str):
+    """The heat-pump parameters of a household: its spec, else its district's defaults, else the defaults."""
+    spec = specs.get(hid)
+    hp = spec.devices.heat_pump if spec and spec.devices.heat_pump else None
+    if hp is None and res.scenario is not None:
+        d = next((x for x in res.scenario.districts if x.name == district_of(hid)), None)
+        hp = d.devices.heat_pump if d else None
+    return hp or HeatPumpParams()

@@ -1,6 +1,6 @@
 """Plots of a results file for the HTML report (matplotlib, Agg, no pyplot state).
 
-Every function takes the run (and optionally the baseline) as :class:`cosim.kpi.Results` and returns
+Every function takes the run (and optionally the baseline) as :class:`cosim.results.Results` and returns
 PNG bytes, or ``None`` when the file has no data for that plot. Time axes are in the scenario's
 local time (the timezone of its start).
 """
@@ -18,7 +18,9 @@ import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from cosim.kpi import Results, district_of, grid_limits  # noqa: E402
+from cosim.kpi import grid_limits  # noqa: E402
+from cosim.population import district_of  # noqa: E402
+from cosim.results import Results, finite  # noqa: E402
 
 RUN_STYLE = {"lw": 1.4}
 BASE_STYLE = {"lw": 1.1, "ls": "--", "alpha": 0.8}
@@ -48,10 +50,15 @@ def _figure(n_rows: int = 1, height: float = 3.4):
 
 
 def _time_axis(ax, res: Results) -> None:
+    """Local clock time on every tick: HH:MM (HH:MM:SS for ticks less than a minute apart, the day
+    for ticks a day or more apart), never the bare "10, 20" of a concise formatter."""
     tz = _tz(res)
     loc = mdates.AutoDateLocator(tz=tz, minticks=4, maxticks=10)
+    fmt = mdates.AutoDateFormatter(loc, tz=tz)
+    fmt.scaled = {365.0: "%Y", 30.0: "%d %b", 1.0: "%d %b", 1 / 24: "%H:%M", 1 / 1440: "%H:%M",
+                  1 / 86400: "%H:%M:%S"}
     ax.xaxis.set_major_locator(loc)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=tz, show_offset=True))
+    ax.xaxis.set_major_formatter(fmt)
     ax.set_xlabel(f"local time ({_tzname(res)})")
     ax.grid(True, alpha=0.3)
 
@@ -60,10 +67,6 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
-
-
-def _nz(a):
-    return np.nan_to_num(a, nan=0.0)
 
 
 def _step(ax, x, y, **kw):
@@ -86,9 +89,9 @@ def district_load(run: Results, base: Results | None = None) -> bytes | None:
     for i, g in enumerate(groups):
         ids = s.ids if g == "all households" else [h for h in s.ids if district_of(h) == g]
         c = colors[i % 10]
-        _step(ax, x, _nz(s.aligned(ids)).sum(axis=1), color=c, label=f"{g} (controlled)" if sb else g, **RUN_STYLE)
+        _step(ax, x, finite(s.aligned(ids)).sum(axis=1), color=c, label=f"{g} (controlled)" if sb else g, **RUN_STYLE)
         if sb is not None:
-            _step(ax, x, _nz(sb.aligned(ids)).sum(axis=1), color=c, label=f"{g} (baseline)", **BASE_STYLE)
+            _step(ax, x, finite(sb.aligned(ids)).sum(axis=1), color=c, label=f"{g} (baseline)", **BASE_STYLE)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel("P (kW, + import)")
     ax.set_title("District load: sum of household net power" + (" with and without control" if sb else ""))
@@ -121,12 +124,12 @@ def household_load(run: Results, base: Results | None = None, n: int = 3) -> byt
     fig, axes = _figure(len(chosen), height=2.4)
     x = _times(run)
     for ax, hid in zip(axes, chosen):
-        _step(ax, x, _nz(s.aligned([hid])[:, 0]), color="C0", label="controlled" if sb else "P", **RUN_STYLE)
+        _step(ax, x, finite(s.aligned([hid])[:, 0]), color="C0", label="controlled" if sb else "P", **RUN_STYLE)
         if sb is not None and hid in sb.ids:
-            _step(ax, x, _nz(sb.aligned([hid])[:, 0]), color="C1", label="baseline", **BASE_STYLE)
+            _step(ax, x, finite(sb.aligned([hid])[:, 0]), color="C1", label="baseline", **BASE_STYLE)
         pv = run.series("households", "P_pv")
         if pv is not None and hid in pv.ids:
-            ax.fill_between(x, _nz(pv.aligned([hid])[:, 0]), 0, step="post", color="gold", alpha=0.35,
+            ax.fill_between(x, finite(pv.aligned([hid])[:, 0]), 0, step="post", color="gold", alpha=0.35,
                             label="PV", lw=0)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_ylabel("P (kW, + import)")
@@ -258,8 +261,8 @@ def flexibility(run: Results, base: Results | None = None) -> bytes | None:
                        ("flex_ordered", "ordered"), ("flex_delivered", "delivered")):
         s = run.series("lfa", key) or run.series("dso", key)
         if s is not None:
-            curves.append((label, _nz(s.values).sum(axis=1)))
-    ev = run.events("flex")
+            curves.append((label, finite(s.values).sum(axis=1)))
+    ev = run.records("flex")
     if not curves and ev:
         t0 = run.t_ms
         for kind, label in (("flex_request", "requested"), ("flex_order", "ordered")):
@@ -291,7 +294,7 @@ def flexibility(run: Results, base: Results | None = None) -> bytes | None:
 
 
 def latency_histogram(run: Results, base: Results | None = None) -> bytes | None:
-    msgs = run.events("messages")
+    msgs = run.records("messages")
     if not msgs:
         return None
     lat = np.array([m["latency_ms"] for m in msgs if m.get("latency_ms") is not None], dtype=float)

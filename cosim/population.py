@@ -6,13 +6,20 @@ import numpy as np
 
 from cosim.scenario import DEVICES, TRAITS, District, Scenario
 from simulators.devices.params import DeviceSet, HouseholdSpec
+from simulators.phases import assign_phases
 
 # Independent random streams per purpose: adding a purpose never changes another's draws.
 STREAM_POPULATION = 1
+STREAM_PHASES = 2
 
 
 def household_id(district: str, index: int) -> str:
     return f"{district}.h{index:03d}"
+
+
+def district_of(hid: str) -> str:
+    """The district of a household id (the prefix before the first '.')."""
+    return hid.split(".", 1)[0] if "." in hid else "(none)"
 
 
 def _top(score: np.ndarray, share: float, among: np.ndarray | None = None) -> np.ndarray:
@@ -104,4 +111,12 @@ def build_population(scn: Scenario) -> list[HouseholdSpec]:
     out: list[HouseholdSpec] = []
     for district, child in zip(scn.districts, seq.spawn(len(scn.districts))):
         out.extend(district_households(district, np.random.default_rng(child)))
+    if scn.grid is not None and scn.grid.engine == "fast3ph":  # households on L1/L2/L3
+        given = scn.grid.phases if isinstance(scn.grid.phases, dict) else {}
+        unknown = sorted(set(given) - {h.id for h in out})
+        if unknown:
+            raise ValueError(f"grid.phases: unknown household id(s) {', '.join(unknown[:5])}")
+        rng = np.random.default_rng(np.random.SeedSequence([scn.seed, STREAM_PHASES]))
+        phases = assign_phases([h.id for h in out], rng, given)
+        out = [h.model_copy(update={"phase": phases[h.id]}) for h in out]
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -48,17 +49,6 @@ def provenance(scenario_yaml: str, seed: int) -> dict[str, str | int]:
         "git_commit": git_commit(),
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
+        "pid": os.getpid(),  # with host: tells a live writer from a killed one (cosim inspect)
         "command": " ".join(sys.argv),
     }
-
-
-def scenario_text_from_results(path: str) -> str:
-    import h5py
-
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
-        text = f.attrs.get("scenario")
-    if not text:
-        from cosim.scenario import ScenarioError
-
-        raise ScenarioError([f"{path}: results file has no 'scenario' provenance attribute"])
-    return text

@@ -2,15 +2,20 @@
 
 One entity receives every recorded population attribute (``any_inputs``) and, through the ``events``
 input, discrete event records (messages, flexibility orders, ...). Rows are written at the recording
-interval; event inputs trigger extra steps (hybrid simulator) so no event is missed.
+interval; event inputs trigger extra steps (hybrid simulator) so no event is missed. Records of the
+``echo`` streams (the real devices' link events) are also printed, one line each, on stderr.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
+
 import mosaik_api_v3
 from tqdm import tqdm
 
-from cosim.h5writer import ResultsWriter
+from cosim.results import ResultsWriter
+from simulators.vocabulary import UNITS
 
 META = {
     "api_version": "3.0",
@@ -19,26 +24,17 @@ META = {
         "Recorder": {
             "public": True,
             "any_inputs": True,
-            "params": ["path", "attrs", "series", "populations", "event_sources", "flush_every"],
+            "params": ["path", "attrs", "series", "populations", "event_sources", "flush_every", "echo"],
             "attrs": ["events"],
             "trigger": ["events"],
         }
     },
 }
 
-# attribute -> unit, for the dataset attributes (documented in docs/architecture.md)
-UNITS = {
-    "P": "kW", "Q": "kvar", "P_base": "kW", "P_pv": "kW", "P_bat": "kW", "P_ev": "kW", "P_hp": "kW",
-    "P_app": "kW", "P_15": "kW", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
-    "T_in": "degC", "T_out": "degC", "vm_pu": "p.u.", "v_min": "p.u.", "v_max": "p.u.",
-    "line_loading": "%", "trafo_loading": "%", "max_line_loading": "%", "P_trafo": "kW", "losses": "kW",
-    "congestion": "flag", "v_violation": "flag", "converged": "flag", "quality": "0 ok/1 stale/2 error",
-    "age": "s", "lateness_ms": "ms", "P_bat_set": "kW", "P_ev_set": "kW", "P_hp_set": "kW",
-    "pv_limit": "kW", "gap": "%", "gap_dual": "%",
-}
-
 # Writers of this process that are still open: the runner closes them on every exit path.
 OPEN_WRITERS: set[ResultsWriter] = set()
+# Live views of this process (cosim.live.LiveFeed): handed every row and event batch, never waited for.
+LIVE_FEEDS: list = []
 
 
 class RecorderSim(mosaik_api_v3.Simulator):
@@ -50,19 +46,24 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.step_size = 60_000
         self.next_row = 0
         self.bar = None
+        self.echo: set[str] = set()
 
     def init(self, sid, time_resolution=0.001, start="", step_size=60_000, until=None, progress=False):
         self.start_iso, self.step_size = start, int(step_size)
+        self.t0 = dt.datetime.fromisoformat(start) if start else None
         if progress and until:
             self.bar = tqdm(total=int(until) // self.step_size, unit="step", desc="simulating",
-                            dynamic_ncols=True, mininterval=0.5)
+                            dynamic_ncols=True, mininterval=0.5,
+                            disable=None)  # None: no bar frames in a log that is not a terminal
         return self.meta
 
-    def create(self, num, model, path, attrs, series, populations, event_sources=None, flush_every=60):
-        """*event_sources*: full entity id -> name of the event stream its ``events`` go to."""
+    def create(self, num, model, path, attrs, series, populations, event_sources=None, flush_every=60, echo=()):
+        """*event_sources*: full entity id -> name of the event stream its ``events`` go to; *echo*:
+        the streams whose records are printed (their ``msg``)."""
         if num != 1 or self.writer is not None:
             raise ValueError("exactly one Recorder entity per simulator")
         self.populations = dict(populations)
+        self.echo = set(echo)
         self.event_sources = dict(event_sources or {})
         self.writer = ResultsWriter(
             path, attrs, [(p, a, UNITS.get(a, "")) for p, a in series],
@@ -77,7 +78,12 @@ class RecorderSim(mosaik_api_v3.Simulator):
             stream = self.event_sources.get(src)
             if stream is not None and events:
                 for agent_events in events.values():
+                    if stream in self.echo:
+                        agent_events = [{"t": int(time), **e} for e in agent_events]
+                        self._print(time, agent_events)
                     self.writer.add_events(stream, agent_events)
+                    for feed in LIVE_FEEDS:
+                        feed.events(stream, agent_events)
         if time >= self.next_row:
             values = {}
             for attr, by_src in data.items():
@@ -90,10 +96,19 @@ class RecorderSim(mosaik_api_v3.Simulator):
                     else:
                         values[key] = value
             self.writer.append(time, values)
+            for feed in LIVE_FEEDS:
+                feed.row(time, values)
             self.next_row = time + self.step_size
             if self.bar is not None:
                 self.bar.update(1)
         return self.next_row
+
+    def _print(self, time: int, events: list[dict]) -> None:
+        """One line per record on stderr (beside the progress bar), stamped with the simulated time."""
+        when = (self.t0 + dt.timedelta(milliseconds=time)).strftime("%H:%M:%S") if self.t0 else f"{time} ms"
+        for e in events:
+            level = "warning" if e.get("kind") in ("drop", "exception") else "note"
+            tqdm.write(f"{level}: {when} {e.get('msg', e)}", file=sys.stderr)
 
     def finalize(self):
         if self.bar is not None:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 from cosim.business import value_flows
 from cosim.errors import InputError
-from cosim.kpi import KEY_KPIS, Results, compute_kpis, fmt, lookup
+from cosim.kpi import GROUP_KPIS, HOUSEHOLD_KPIS, KEY_KPIS, compute_kpis, lookup
+from cosim.kpi_text import fmt
+from cosim.results import Results
+from cosim.device_health import device_health
+from cosim.lab_plots import LAB_PLOTS
 from cosim.plots import all_plots
 
 CSS = """
@@ -77,22 +81,12 @@ def _kpi_section(k: dict, kb: dict | None) -> str:
     # per district
     dists = k.get("districts") or {}
     if len(dists) > 1 or (dists and k.get("households") and len(k["households"]) > 1):
-        keys = [("households", "households", ""), ("cost_eur", "cost (objective + terminal)", "€"),
-                ("objective_eur", "optimised objective", "€"), ("terminal_adjustment_eur", "terminal adjustment", "€"),
-                ("bill_eur", "sum of energy bills", "€"), ("import_kwh", "import", "kWh"),
-                ("export_kwh", "export", "kWh"), ("self_consumption", "self-consumption", "1"),
-                ("self_sufficiency", "self-sufficiency", "1"), ("shared_kwh", "shared", "kWh"),
-                ("peak_kw", "peak", "kW"), ("par", "peak-to-average", "1"), ("battery_efc", "battery cycles", "EFC"),
-                ("comfort_violation_kh", "comfort violation", "K·h")]
         parts.append("<h3>Per district</h3>")
         parts.append(_table(["KPI", "unit"] + list(dists),
-                            [[lab, u] + [dists[d].get(key) for d in dists] for key, lab, u in keys], left=(0, 1)))
+                            [[lab, u] + [dists[d].get(key) for d in dists] for key, lab, u in GROUP_KPIS], left=(0, 1)))
     hh = k.get("households") or {}
     if 1 < len(hh) <= 30:
-        cols = [("district", "district"), ("bill_eur", "bill €"), ("import_kwh", "import kWh"),
-                ("export_kwh", "export kWh"), ("pv_kwh", "PV kWh"), ("self_consumption", "self-cons."),
-                ("self_sufficiency", "self-suff."), ("peak_kw", "peak kW"), ("battery_efc", "EFC"),
-                ("comfort_violation_kh", "comfort K·h")]
+        cols = [("district", "district"), *HOUSEHOLD_KPIS]
         parts.append("<h3>Per household</h3>")
         parts.append(_table(["household"] + [c for _, c in cols],
                             [[h] + [v.get(key) for key, _ in cols] for h, v in hh.items()], left=(0, 1)))
@@ -149,7 +143,8 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
                     ledger = value_flows(run, base)
                 except InputError as exc:
                     ledger_error = "; ".join(exc.lines)
-            plots = all_plots(run, base)
+            plots = all_plots(run, base) + [(t, png) for t, fn in LAB_PLOTS if (png := fn(run))]
+            devices = device_health(run)
             scenario_text = run.scenario_text
             attrs = run.attrs
         finally:
@@ -179,6 +174,13 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
         body += ["<h2>Business-model value flows</h2>",
                  "<p class='note'>No baseline given (<code>--baseline BASE.h5</code>): value flows are "
                  "computed against the same scenario run without controller.</p>"]
+    if devices:
+        body += ["<h2>Real devices</h2>",
+                 _table(["role", "device", "address", "outages", "stale s", "exception episodes", "error s"],
+                        [[h.role, h.device, h.addr, h.outages, f"{h.stale_s:.0f}", h.exceptions, f"{h.error_s:.0f}"]
+                         for h in devices], left=(0, 1, 2)),
+                 '<p class="note">Outages and exception episodes from <code>/events/devices</code>; stale / error '
+                 "seconds from the recorded <code>quality</code> (1 stale, 2 error).</p>"]
     body.append("<h2>Plots</h2>")
     if not plots:
         body.append("<p class='note'>No plottable data in the file.</p>")

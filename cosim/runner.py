@@ -13,18 +13,20 @@ import signal
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 from mosaik import scheduler
 from mosaik.exceptions import ScenarioError as MosaikScenarioError
-from mosaik.exceptions import SimulationError, SimulatorError
+from mosaik.exceptions import ConnectionClosedError, SimulationError, SimulatorError
 from mosaik_api_v3.connection import RemoteException
 
-from cosim import mosaik_fixes, recorder
+from cosim import mosaik_fixes, recorder, sim_watchdog
 from hil.realtime import recorded_lateness_stats
+from cosim.output_path import check_output
 from cosim.provenance import provenance
+from cosim.results import read_lateness, stamp_attrs
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
 
@@ -34,7 +36,7 @@ class RunFailed(Exception):
 
 
 class RunInterrupted(Exception):
-    """The run was stopped by the user (SIGINT)."""
+    """The run was stopped by SIGINT or SIGTERM."""
 
 
 @dataclass
@@ -46,15 +48,18 @@ class RunResult:
     lateness: dict | None = None  # real-time runs: p50/p99/max lateness (ms) and late steps
 
 
+DEATH_GRACE_S = 0.5  # after a simulator died, its error reply (if it sent one) wins over "died"
+
+
 def _lateness_summary(path: Path, threshold_ms: float) -> dict | None:
     """Summarise the recorded per-step lateness (hil.realtime.recorded_lateness_stats) and stamp it on the file."""
-    with h5py.File(path, "r+", libver="latest") as f:
-        if "realtime/lateness_ms" not in f:
-            return None
-        stats = recorded_lateness_stats(f["realtime/lateness_ms"][:, 0], threshold_ms)
-        if not stats["n"]:
-            return None
-        f.attrs.update({f"lateness_{k}": v for k, v in stats.items()})
+    stamps = read_lateness(path)
+    if stamps is None:
+        return None
+    stats = recorded_lateness_stats(stamps, threshold_ms)
+    if not stats["n"]:
+        return None
+    stamp_attrs(path, {f"lateness_{k}": v for k, v in stats.items()})
     return stats
 
 
@@ -64,13 +69,27 @@ def _describe_remote(exc: RemoteException) -> str:
 
 
 async def _drive(world, until: int, rt_factor: float | None) -> None:
-    mosaik_fixes.apply()
     aw = world._async_world
     aw.compile(use_cache=True)
     aw._init_progress_bars(until, False)  # mosaik's own bars stay disabled; the recorder shows one
+    run = asyncio.ensure_future(scheduler.run(aw, until, rt_factor, False, True))
+    watch = asyncio.ensure_future(sim_watchdog.watch(aw._proxies))
     try:
-        await scheduler.run(aw, until, rt_factor, False, True)
+        await asyncio.wait([run, watch], return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            # a simulator died: give the scheduler a moment to raise the simulator's own error first
+            await asyncio.wait([run], timeout=DEATH_GRACE_S)
+        if not run.done():
+            raise RunFailed(watch.result())
+        try:
+            run.result()
+        except ConnectionClosedError as exc:  # the scheduler saw the death first: name the dead simulator
+            done, _ = await asyncio.wait([watch], timeout=DEATH_GRACE_S + 2 * sim_watchdog.POLL_S)
+            raise RunFailed(watch.result() if done else str(exc)) from None
     finally:
+        for task in (run, watch):
+            task.cancel()
+        await asyncio.gather(run, watch, return_exceptions=True)
         for sim in aw._get_sim_runners().values():
             sim.tqdm.close()
         aw.tqdm.close()
@@ -96,8 +115,60 @@ def _shutdown(world) -> None:
     except Exception:  # noqa: BLE001 - a dead remote simulator must not hide the run's outcome
         pass
     finally:
+        # tasks mosaik's scheduler left waiting (a cancelled or failed run) end here, not in a warning
+        pending = asyncio.all_tasks(loop)
+        for t in pending:
+            t.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         world._async_world._shutdown_performed = True
         loop.close()
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM both stop a run cleanly (main thread only): while the world is built they raise
+    KeyboardInterrupt, while it runs they cancel the run's task. ``received`` names the signal."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received = ""
+        self.active = threading.current_thread() is threading.main_thread()
+        self.previous = {}
+
+    closing = False  # while the results file is closed a signal is only noted: the status must get written
+
+    def _raise(self, signum, frame):
+        self.received = self.received or signal.Signals(signum).name
+        if not self.closing:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if self.active:
+            self.previous = {s: signal.signal(s, self._raise) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    @contextmanager
+    def cancelling(self, loop, task):
+        if not self.active:
+            yield
+            return
+
+        def cancel(sig):
+            self.received = sig.name
+            task.cancel()
+
+        for s in self.SIGNALS:
+            loop.add_signal_handler(s, cancel, s)
+        try:
+            yield
+        finally:
+            for s in self.SIGNALS:
+                loop.remove_signal_handler(s)
+                signal.signal(s, self._raise)  # asyncio resets it to the default
 
 
 def run_scenario(
@@ -109,10 +180,11 @@ def run_scenario(
     progress: bool = True,
 ) -> RunResult:
     """Run *scn* (whose effective YAML text is *scenario_yaml*) and return where the results are."""
+    mosaik_fixes.apply()
     path = Path(out) if out else scn.output_path()
     if rt_factor is None and scn.realtime is not None:
         rt_factor = scn.realtime.factor
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(path)
     evaluated = until_ms or scn.duration
     sim = scn.model_copy(update={"duration": evaluated}).simulated()  # warm-up + window + cool-down
     until = sim.duration
@@ -120,39 +192,40 @@ def run_scenario(
     t0 = time.perf_counter()
     world = None
     status, error = "failed", ""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
-            world = make_world(sim)
-            build_world(world, sim, provenance(scenario_yaml, scn.seed) | window, str(path), until, progress,
-                        rt_factor)
-            loop = world.loop
-            task = loop.create_task(_drive(world, until, rt_factor))
-            in_main = threading.current_thread() is threading.main_thread()
-            if in_main:
-                loop.add_signal_handler(signal.SIGINT, task.cancel)
-            try:
-                loop.run_until_complete(task)
-            finally:
-                if in_main:
-                    loop.remove_signal_handler(signal.SIGINT)
-        status = "completed"
-    except (asyncio.CancelledError, KeyboardInterrupt):  # SIGINT during the run / while building
-        status, error = "interrupted", "stopped by SIGINT"
-        raise RunInterrupted(f"run interrupted; completed steps are in {path}") from None
-    except RemoteException as exc:
-        error = _describe_remote(exc)
-        raise RunFailed(error) from None
-    except (SimulationError, SimulatorError, MosaikScenarioError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise RunFailed(error) from None
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        steps = _close_writers(status, error)
-        if world is not None:
-            _shutdown(world)
+    with _StopSignals() as stop:
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
+                world = make_world(sim)
+                build_world(world, sim, provenance(scenario_yaml, scn.seed) | window, str(path), until, progress,
+                            rt_factor)
+                loop = world.loop
+                task = loop.create_task(_drive(world, until, rt_factor))
+                with stop.cancelling(loop, task):
+                    loop.run_until_complete(task)
+            status = "completed"
+        except (asyncio.CancelledError, KeyboardInterrupt):  # SIGINT/SIGTERM during the run / while building
+            signame = stop.received or "SIGINT"
+            status, error = "interrupted", f"stopped by {signame}"
+            raise RunInterrupted(f"run interrupted ({signame}); completed steps are in {path}") from None
+        except RunFailed as exc:
+            error = str(exc)
+            raise
+        except RemoteException as exc:
+            error = _describe_remote(exc)
+            raise RunFailed(error) from None
+        except (SimulationError, SimulatorError, MosaikScenarioError) as exc:
+            dead = world is not None and sim_watchdog.dead_simulator(world._async_world._proxies, wait_s=1.0)
+            error = dead or f"{type(exc).__name__}: {exc}"
+            raise RunFailed(error) from None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            stop.closing = True
+            steps = _close_writers(status, error)
+            if world is not None:
+                _shutdown(world)
     lateness = None
     if rt_factor is not None:
         lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)

@@ -19,7 +19,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -29,6 +31,7 @@ from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
 from simulators.mas.tariff import DistrictObjective
+from simulators.vocabulary import CONTROL_MODES, GRID_ENGINES
 from simulators.devices.params import (
     ApplianceParams,
     BaseLoadParams,
@@ -44,10 +47,15 @@ class ScenarioError(InputError):
 
 
 def _duration(v: Any) -> int:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):  # 60: seconds? minutes? say it
+        raise ValueError(f"a bare number is ambiguous: give a unit, e.g. '{v}s' or '{v}min'")
     return parse_duration_ms(v)
 
 
-DurationMs = Annotated[int, BeforeValidator(_duration)]
+# In YAML a duration is a string with a unit ("15min", "1d", "PT1H"); in Python, integer milliseconds.
+DurationMs = Annotated[int, BeforeValidator(_duration), WithJsonSchema(
+    {"type": "string", "pattern": r"^(P.+|-?(\d+(\.\d+)?\s*(ms|sec|min|s|m|h|d|w))+)$",
+     "description": "duration with a unit: 90s, 15min, 6h, 1d, 1w, 1h30min, or ISO-8601 PT1H"})]
 
 
 def _positive_int(v: Any) -> int:
@@ -191,22 +199,47 @@ class MeterConfig(_Strict):
 
 
 class GridConfig(_Strict):
-    network: str = Field(description="bundled LV grid name, simbench:CODE, or pandapower JSON path")
+    network: str = Field(description="bundled LV grid name, simbench:CODE, pandapower JSON path, or (engine "
+                         "fast3ph) ieee_eu_lv / opendss:PATH/Master.dss")
 
     @field_validator("network")
     @classmethod
     def _known_network(cls, v: str) -> str:
+        from simulators.grid3ph_networks import BUNDLED_DSS
         from simulators.grid_networks import bundled_names
 
-        if v in bundled_names() or v.startswith("simbench:") or Path(v).is_file():
+        if v in bundled_names() or v in BUNDLED_DSS or v.startswith("simbench:") or Path(v).is_file():
             return v
-        raise ValueError(f"unknown network {v!r}: expected one of {', '.join(bundled_names())}, "
-                         "simbench:CODE, or the path of a pandapower JSON file")
-    engine: Literal["fast", "runpp"] = "fast"
-    mapping: dict[str, int] | Literal["round_robin"] = "round_robin"
+        if v.startswith("opendss:"):
+            if Path(v.split(":", 1)[1].strip()).is_file():
+                return v
+            raise ValueError(f"OpenDSS file {v.split(':', 1)[1].strip()!r} does not exist")
+        raise ValueError(f"unknown network {v!r}: expected one of "
+                         f"{', '.join(bundled_names() + sorted(BUNDLED_DSS))}, simbench:CODE, "
+                         "opendss:PATH/Master.dss, or the path of a pandapower JSON file")
+    engine: Literal[GRID_ENGINES] = Field(
+        "fast", description="fast/runpp: balanced (positive sequence); fast3ph: unbalanced, per phase")
+    mapping: dict[str, int | str] | Literal["round_robin"] = "round_robin"
+    phases: dict[str, Literal[1, 2, 3]] | Literal["seeded"] = Field(
+        "seeded", description="fast3ph: phase (1-3 = L1-L3) per household id; others drawn from the seed")
+    network_loads: bool = Field(False, description="fast3ph, OpenDSS network: its loads follow their "
+                                "Yearly load shapes as well (the file's own day)")
     line_limit_pct: float = Field(100.0, gt=0)
     trafo_limit_pct: float = Field(100.0, gt=0)
     v_band: float = Field(0.1, gt=0, lt=1, description="EN 50160 band half-width in p.u.")
+
+    @model_validator(mode="after")
+    def _engine_fits(self):
+        from simulators.grid3ph_networks import is_opendss
+
+        if self.engine != "fast3ph":
+            if is_opendss(self.network):
+                raise ValueError(f"network {self.network!r} (OpenDSS) needs engine: fast3ph")
+            if self.phases != "seeded" or self.network_loads:
+                raise ValueError("phases and network_loads need engine: fast3ph")
+        elif self.network_loads and not is_opendss(self.network):
+            raise ValueError("network_loads needs an OpenDSS network (ieee_eu_lv or opendss:PATH)")
+        return self
 
 
 class SimulatorsConfig(_Strict):
@@ -288,7 +321,7 @@ class LFAConfig(_Strict):
 class ControlConfig(_Strict):
     """Who controls the flexible devices: the multi-agent system, a centralised optimiser, or nobody."""
 
-    mode: Literal["mas", "central", "none"] = "mas"
+    mode: Literal[CONTROL_MODES] = "mas"
     horizon: DurationMs = Field(86_400_000, description="planning horizon")
     slot: DurationMs = Field(900_000, description="planning slot")
     replan: DurationMs = Field(900_000, description="re-planning interval (a multiple of slot)")
@@ -383,7 +416,8 @@ class Scenario(_Strict):
     step: DurationMs = 60_000
     seed: int = Field(ge=0)
     location: Location = Field(default_factory=Location)
-    districts: list[District] = Field(min_length=1)
+    districts: list[District] = Field(default_factory=list, description="at least one, unless "
+                                      "grid.network_loads drives the grid alone")
     meters: MeterConfig | None = Field(default_factory=MeterConfig)
     grid: GridConfig | None = None
     hil: HilConfig | None = None
@@ -396,6 +430,7 @@ class Scenario(_Strict):
     output: str = "results/{name}.h5"
     economics: Economics = Field(default_factory=Economics)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    _text: str = PrivateAttr("")  # the effective YAML text it was loaded from (cosim.api.load_scenario)
 
     @field_validator("start")
     @classmethod
@@ -406,6 +441,8 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistency(self):
+        if not self.districts and not (self.grid is not None and self.grid.network_loads):
+            raise ValueError("districts: at least one district is needed (or a grid with network_loads)")
         names = [d.name for d in self.districts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -561,11 +598,7 @@ def read_yaml(text: str, source: str) -> Any:
 
 
 def load_scenario_text(ref: str) -> tuple[str, str]:
-    """(yaml text, source label) of a scenario path, bundled name, or results file."""
-    if ref.endswith((".h5", ".hdf5")) and Path(ref).exists():
-        from cosim.provenance import scenario_text_from_results
-
-        return scenario_text_from_results(ref), ref
+    """(yaml text, source label) of a scenario path or bundled name (results files: :mod:`cosim.api`)."""
     path = resolve_scenario_path(ref)
     try:
         return path.read_text(encoding="utf-8"), str(path)
@@ -573,20 +606,48 @@ def load_scenario_text(ref: str) -> tuple[str, str]:
         raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
 
 
-def load_scenario(ref: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
-    """Load, apply top-level overrides (e.g. seed, duration) and validate.
+def scenario_from_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
+    """Parse YAML *text*, apply *overrides* (dotted paths as in sweeps: ``districts[0].households``)
+    and validate. Returns the scenario and the effective YAML text (recorded as provenance)."""
+    from cosim.overrides import set_path
 
-    Returns the scenario and the effective YAML text (recorded as provenance)."""
-    text, source = load_scenario_text(ref)
     data = read_yaml(text, source)
     if overrides and isinstance(data, dict):
         for dotted, value in overrides.items():
-            *parents, leaf = dotted.split(".")
-            target = data
-            for key in parents:
-                if not isinstance(target.get(key), dict):
-                    raise ScenarioError([f"{source}: {dotted}: the scenario has no {key} section to override"])
-                target = target[key]
-            target[leaf] = value
+            try:
+                set_path(data, dotted, value)
+            except ValueError as exc:
+                raise ScenarioError([f"{source}: {dotted}: {exc}"]) from None
         text = yaml.safe_dump(data, sort_keys=False)
     return parse_scenario(data, source), text
+
+
+def load_scenario(ref: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
+    """Load a scenario file or bundled name, apply overrides and validate (see :func:`scenario_from_text`)."""
+    text, source = load_scenario_text(ref)
+    return scenario_from_text(text, source, overrides)
+
+
+def parse_recorded(text: str) -> "Scenario | None":
+    """The scenario recorded in a results file, or ``None`` when it cannot be parsed.
+
+    Fields this checkout's schema does not know (written by a newer version) are dropped first."""
+    if not text:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return parse_scenario(data)
+    except ScenarioError:
+        pass
+    known = {k: v for k, v in data.items() if k in Scenario.model_fields}
+    for attempt in (known, {k: v for k, v in known.items() if k != "economics"}):
+        try:
+            return parse_scenario(attempt)
+        except ScenarioError:
+            continue
+    return None

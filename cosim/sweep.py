@@ -35,7 +35,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cosim.errors import InputError
+from cosim.overrides import set_path
+from cosim.results import read_attrs
 
 SUMMARY_KPIS = [
     "total.bill_eur", "total.self_sufficiency", "total.self_consumption", "total.peak_kw", "total.par",
@@ -53,10 +54,6 @@ SUMMARY_KPIS = [
     "grid.congestion_min", "grid.v_violation_min", "flexibility.delivered_kwh", "mas.gap_mean_pct", "total.cost_eur", "total.objective_eur",
     "telecom.messages_sent", "telecom.latency_ms.p99",
 ]
-
-_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
-_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])*(\.[A-Za-z_][A-Za-z0-9_-]*(\[\d+\])*)*$")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -88,46 +85,6 @@ class SweepSpec(_Strict):
     parameters: dict[str, list[Any] | Range] = Field(min_length=1)
     out: str | None = None
     kpis: list[str] = Field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------- dotted paths
-
-
-def parse_path(path: str) -> list[str | int]:
-    if not _PATH.match(path):
-        raise ValueError(f"not a dotted path like districts[0].shares.pv: {path!r}")
-    return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _TOKEN.finditer(path)]
-
-
-def set_path(data: dict, path: str, value: Any) -> None:
-    """Set ``data[path] = value`` in nested dicts/lists; missing mapping keys are created."""
-    parts = parse_path(path)
-    cur: Any = data
-    where = ""
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(part, int):
-            if not isinstance(cur, list):
-                raise ValueError(f"{where or '(top level)'} is not a list")
-            if part >= len(cur):
-                raise ValueError(f"index [{part}] out of range: {where} has {len(cur)} entries")
-            where += f"[{part}]"
-            if last:
-                cur[part] = copy.deepcopy(value)
-            else:
-                if cur[part] is None:
-                    cur[part] = {}
-                cur = cur[part]
-        else:
-            if not isinstance(cur, dict):
-                raise ValueError(f"{where} is not a mapping (it is {type(cur).__name__})")
-            where += ("." if where else "") + part
-            if last:
-                cur[part] = copy.deepcopy(value)
-            else:
-                if cur.get(part) is None:
-                    cur[part] = [] if isinstance(parts[i + 1], int) else {}
-                cur = cur[part]
 
 
 # ---------------------------------------------------------------------------- variants
@@ -187,13 +144,14 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
 
 
 def _base_data(spec: SweepSpec, sweep_path: Path) -> tuple[dict, str]:
-    from cosim.scenario import load_scenario_text, read_yaml
+    from cosim.api import scenario_source
+    from cosim.scenario import read_yaml
 
     ref = spec.base
     local = sweep_path.parent / ref
     if not Path(ref).is_absolute() and local.exists():
         ref = str(local)
-    text, source = load_scenario_text(ref)
+    text, source = scenario_source(ref)
     data = read_yaml(text, source)
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a YAML mapping of scenario fields")
@@ -301,16 +259,14 @@ def _sidecar(out: str | Path) -> Path:
 
 def summarize_existing(out: str, extra_kpis: list[str]) -> dict:
     """Summary of a finished run: wall time from its sidecar JSON (or the file's timestamps)."""
-    import h5py
-
     wall = None
     try:
         wall = json.loads(_sidecar(out).read_text(encoding="utf-8")).get("wall_s")
     except (OSError, ValueError, AttributeError):
         pass
     if wall is None:
-        with h5py.File(out, "r", libver="latest", swmr=True) as f:
-            a, b = f.attrs.get("started_at"), f.attrs.get("finished_at")
+        attrs = read_attrs(out)
+        a, b = attrs.get("started_at"), attrs.get("finished_at")
         try:
             wall = (dt.datetime.fromisoformat(str(b)) - dt.datetime.fromisoformat(str(a))).total_seconds()
         except (TypeError, ValueError):
@@ -326,11 +282,8 @@ def is_completed(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        import h5py
-
-        with h5py.File(path, "r", libver="latest", swmr=True) as f:
-            return str(f.attrs.get("status", "")) == "completed"
-    except OSError:
+        return str(read_attrs(path).get("status", "")) == "completed"
+    except InputError:
         return False
 
 
@@ -384,6 +337,33 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
     wall = time.perf_counter() - t0
     csv_path, pq_path = write_summary(spec, variants, out_dir)
     return SweepResult(spec, out_dir, variants, wall, csv_path, pq_path)
+
+
+def unknown_kpis(result: SweepResult) -> list[str]:
+    """One line per ``kpis:`` entry of the sweep that names no KPI of its runs (with the nearest names)."""
+    import difflib
+
+    from cosim.kpi import compute_kpis
+
+    done = [v for v in result.variants if v.status == "completed"]
+    if not result.spec.kpis or not done:
+        return []
+    known: set[str] = set()
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            known.add(prefix + k)
+            if isinstance(v, dict):
+                walk(v, prefix + k + ".")
+
+    walk(compute_kpis(str(done[0].path)), "")
+    out = []
+    for key in result.spec.kpis:
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=3)
+            out.append(f"kpis: {key!r} is not a KPI of these runs"
+                       + (f" (did you mean {', '.join(near)}?)" if near else " (see `cosim kpis --json`)"))
+    return out
 
 
 def _apply(v: Variant, r: dict) -> None:
@@ -467,7 +447,7 @@ def write_summary(spec: SweepSpec, variants: list[Variant], out_dir: Path) -> tu
 
 
 def sweep_text(result: SweepResult) -> str:
-    from cosim.kpi import text_table
+    from cosim.kpi_text import text_table
 
     spec = result.spec
     params = list(spec.parameters)

@@ -14,9 +14,11 @@ under the same population (``meters``) and device ids, so consumers cannot tell 
 
 from __future__ import annotations
 
+import os
 import sys
 import zlib
 from dataclasses import dataclass, field
+from importlib import import_module
 
 import mosaik
 import numpy as np
@@ -24,6 +26,7 @@ import numpy as np
 from cosim.population import build_population
 from cosim.scenario import Scenario, ScenarioError, SimulatorStart
 from simulators.devices.params import HouseholdSpec
+from simulators.vocabulary import PHASE_POWERS, SETPOINTS
 
 # simulator name -> (module, class); every module also runs as `python -m module HOST:PORT`
 SIMULATORS = {
@@ -39,7 +42,7 @@ SIMULATORS = {
     "realtime": ("hil.realtime", "RealtimeMonitor"),
     "recorder": ("cosim.recorder", "RecorderSim"),
 }
-SETPOINTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit"]
+DEVICE_EVENTS = "devices"  # event stream of the real devices' link transitions, echoed on the console
 
 
 def sim_config(starts: dict[str, SimulatorStart]) -> dict:
@@ -50,7 +53,9 @@ def sim_config(starts: dict[str, SimulatorStart]) -> dict:
         if start.mode == "python":
             config[name] = {"python": f"{module}:{cls}"}
         elif start.mode == "cmd":
-            config[name] = {"cmd": f'"{sys.executable}" -m {module} %(addr)s', "posix": True}
+            # mosaik_api_v3 logs INFO unless told: follow this process's level (loguru's LOGURU_LEVEL)
+            level = os.environ.get("LOGURU_LEVEL", "WARNING").lower()
+            config[name] = {"cmd": f'"{sys.executable}" -m {module} %(addr)s --log-level {level}', "posix": True}
         else:
             config[name] = {"connect": start.address}
     return config
@@ -70,23 +75,61 @@ class BuiltWorld:
     entities: dict[str, tuple] = field(default_factory=dict)
 
 
+START_TIMEOUT_S = 60
+
+
 def make_world(scn: Scenario) -> mosaik.World:
-    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone."""
-    return mosaik.World(sim_config(dict(scn.simulators)), time_resolution=0.001, configure_logging=False,
-                        skip_greetings=True)
+    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone.
+
+    A subprocess simulator gets START_TIMEOUT_S to connect (mosaik's default 10 s is less than importing
+    pandapower takes on a loaded 2-core machine: 12 s measured); one that never connects fails the run."""
+    return mosaik.World(sim_config(dict(scn.simulators)), mosaik_config={"start_timeout": START_TIMEOUT_S},
+                        time_resolution=0.001, configure_logging=False, skip_greetings=True)
 
 
 def _outputs(factory, model: str) -> list[str]:
     """Recordable outputs of a model: META 'outputs' (our convention) or else all its attrs."""
-    desc = factory.meta["models"][model]
-    return list(desc.get("outputs", desc["attrs"]))
+    return _meta_outputs(factory.meta, model)
+
+
+def _meta_outputs(meta: dict, model: str) -> list[str]:
+    """... but never the ``events`` stream (recorded as events, see :meth:`_Builder.add`)."""
+    desc = meta["models"][model]
+    return [a for a in desc.get("outputs", desc["attrs"]) if a != "events"]
+
+
+# populations whose recordable attributes are fixed by their simulator's META (checked before a run)
+_FIXED_OUTPUTS = {"households": ("household", "Households"), "meters": ("meter", "Meters"), "grid": ("grid", "Grid"),
+                  "grid3ph": ("grid", "Grid3ph")}
+
+
+def check_record_include(scn: Scenario) -> None:
+    """Refuse unknown attributes in ``record.include`` before any simulator starts (what the recorder
+    checks again against the built world)."""
+    problems = []
+    for pop, selection in scn.record.include.items():
+        if selection == "all" or pop not in _FIXED_OUTPUTS:
+            continue
+        unbalanced = pop == "grid" and scn.grid is not None and scn.grid.engine == "fast3ph"
+        sim, model = _FIXED_OUTPUTS["grid3ph" if unbalanced else pop]
+        offered = _meta_outputs(import_module(SIMULATORS[sim][0]).META, model)
+        unknown = [a for a in selection if a not in offered]
+        if unknown:
+            problems.append(f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}; "
+                            f"{pop} offers {', '.join(offered)}")
+    if problems:
+        raise ScenarioError(problems)
 
 
 class _Builder:
     def __init__(self, world: mosaik.World, scn: Scenario, until: int):
         self.world, self.scn = world, scn
         self.common = {"start": scn.start.isoformat(), "step_size": scn.step}
-        self.built = BuiltWorld(until=until, households=build_population(scn))
+        try:
+            households = build_population(scn)
+        except ValueError as exc:
+            raise ScenarioError([str(exc)]) from None
+        self.built = BuiltWorld(until=until, households=households)
         self.factories = {}
 
     def add(self, pop: str, name: str, model: str, sim_params: dict | None, outputs=None, record_as=None,
@@ -115,13 +158,15 @@ class _Builder:
         scn, b = self.scn, self.built
         real = set(b.real_homes)
         simulated = [h for h in b.households if h.id not in real]
-        self.households = self.add(
-            "households", "household", "Households",
-            {**self.common, "seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
-             "longitude": scn.location.longitude},
-            households=[h.model_dump() for h in simulated])
+        self.households = None
+        if simulated:
+            self.households = self.add(
+                "households", "household", "Households",
+                {**self.common, "seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
+                 "longitude": scn.location.longitude},
+                households=[h.model_dump() for h in simulated])
         self.meters = None
-        if scn.meters is not None:
+        if scn.meters is not None and self.households is not None:
             m = scn.meters
             self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": sim_seed(scn.seed, "meter")},
                                    accuracy_class=m.accuracy_class, interval=m.interval,
@@ -130,12 +175,19 @@ class _Builder:
         self.grid = None
         if scn.grid is not None:
             g = scn.grid
-            self.grid = self.add("grid", "grid", "Grid", self.common, network=g.network,
-                                 households=[h.id for h in b.households],
-                                 mapping=None if g.mapping == "round_robin" else g.mapping,
-                                 engine=g.engine, line_limit_pct=g.line_limit_pct,
-                                 trafo_limit_pct=g.trafo_limit_pct, v_band=g.v_band)
-            self.world.connect(self.households, self.grid, "P", "Q")
+            ids = [h.id for h in b.households]
+            mapping = None if g.mapping == "round_robin" else g.mapping
+            limits = dict(line_limit_pct=g.line_limit_pct, trafo_limit_pct=g.trafo_limit_pct, v_band=g.v_band)
+            if g.engine == "fast3ph":
+                self.grid = self.add("grid", "grid", "Grid3ph", self.common, network=g.network, households=ids,
+                                     mapping=mapping, phases={h.id: h.phase for h in b.households},
+                                     network_loads=g.network_loads, **limits)
+            else:
+                self.grid = self.add("grid", "grid", "Grid", self.common, network=g.network, households=ids,
+                                     mapping=mapping, engine=g.engine, **limits)
+            if self.households is not None:
+                phase_attrs = tuple(PHASE_POWERS) if g.engine == "fast3ph" else ()
+                self.world.connect(self.households, self.grid, "P", "Q", *phase_attrs)
 
     def hil(self) -> None:
         hil = self.scn.hil
@@ -144,12 +196,12 @@ class _Builder:
         if hil.meters:
             # recorded under the population 'meters' too, with quality and age
             real_meters = self.add("hil_meters", "hil_meter", "ModbusMeters", self.common, record_as="meters",
-                                   devices=[d.model_dump() for d in hil.meters])
+                                   events=DEVICE_EVENTS, devices=[d.model_dump() for d in hil.meters])
             if self.grid is not None:
                 self.world.connect(real_meters, self.grid, "P", "Q")
             if hil.gateways:
                 gateways = self.add("gateways", "hil_gateway", "ModbusGateways", self.common,
-                                    devices=[d.model_dump() for d in hil.gateways])
+                                    events=DEVICE_EVENTS, devices=[d.model_dump() for d in hil.gateways])
                 if hil.controller == "self_consumption":
                     rule = self.add("controller", "rule", "SelfConsumption", self.common,
                                     ids=[g.id for g in hil.gateways], p_max_kw=5.0)
@@ -307,7 +359,8 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
                           progress=progress)
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
-                                event_sources=event_sources, flush_every=scn.record.flush_every)
+                                event_sources=event_sources, flush_every=scn.record.flush_every,
+                                echo=[DEVICE_EVENTS])
     for entity, attrs in wiring:
         if attrs:
             world.connect(entity, recorder, *attrs)

@@ -10,9 +10,12 @@ and coalesced writes of points.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import ssl
+import threading
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -294,21 +297,95 @@ class Backoff:
 
 def snapshot_outputs(sources, outputs) -> dict[str, dict[str, dict[str, float]]]:
     """mosaik ``get_data`` of adapter populations: *sources* maps entity id -> an object whose
-    ``snapshot()`` gives ``{device_id: {attr: value}}``; only attrs a device has are included."""
+    ``snapshot()`` gives ``{device_id: {attr: value}}``; only attrs a device has are included
+    (``events``: see :func:`events_outputs`)."""
     data: dict[str, dict[str, dict[str, float]]] = {}
     for eid, attrs in outputs.items():
         snap = sources[eid].snapshot()
-        data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs}
+        data[eid] = {a: {dev: float(v[a]) for dev, v in snap.items() if a in v} for a in attrs if a != "events"}
+    for eid, out in events_outputs(sources, outputs).items():
+        data[eid].update(out)
+    return data
+
+
+class LinkEvents:
+    """Drop / reconnect / exception / recovered transitions of one polled device, as event records.
+
+    The polling task reports every answer (``good()``), Modbus exception (``exception(code)``) and
+    missing answer (``lost(reason)``); a record is queued only when the device's state changes, so
+    a device that stays away gives one ``drop`` however often it is retried. ``take()`` hands the
+    queued records over (the adapter's non-persistent ``events`` output). Record fields: ``kind``,
+    ``device``, ``role`` (meter/gateway), ``addr``, ``wall`` (UTC ISO time), ``detail``, ``down_s``
+    (seconds since the device was last good, on ``reconnect`` / ``recovered``) and ``msg`` (one line).
+    """
+
+    def __init__(self, role: str, cfg: DeviceConfig):
+        self.role, self.id = role, cfg.id
+        self.addr = cfg.serial_port if cfg.transport == "rtu-serial" else f"{cfg.host}:{cfg.port}"
+        self.state = "start"  # start | up | down | error
+        self.t_bad: float | None = None
+        self._lock = threading.Lock()
+        self._queue: list[dict] = []
+
+    def _emit(self, kind: str, detail: str, state: str) -> None:
+        now = time.monotonic()
+        rec = {"kind": kind, "device": self.id, "role": self.role, "addr": self.addr,
+               "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "detail": detail}
+        if kind in ("reconnect", "recovered") and self.t_bad is not None:
+            rec["down_s"] = round(now - self.t_bad, 3)
+        if state in ("down", "error") and self.state not in ("down", "error"):
+            self.t_bad = now
+        what = {"drop": "no answer", "reconnect": "answering again", "exception": "exception response",
+                "recovered": "exception cleared"}[kind]
+        extra = f" after {rec['down_s']:.1f} s" if "down_s" in rec else ""
+        rec["msg"] = f"{self.role} {self.id} ({self.addr}): {what}{extra}" + (f" ({detail})" if detail else "")
+        self.state = state
+        with self._lock:
+            self._queue.append(rec)
+
+    def good(self) -> None:
+        if self.state == "down":
+            self._emit("reconnect", "", "up")
+        elif self.state == "error":
+            self._emit("recovered", "", "up")
+        else:
+            self.state = "up"
+
+    def exception(self, code: int) -> None:
+        if self.state != "error":
+            self._emit("exception", f"Modbus exception {code}", "error")
+
+    def lost(self, reason: str) -> None:
+        if self.state != "down":
+            self._emit("drop", reason if self.state != "start" else f"not reachable at start: {reason}", "down")
+
+    def take(self) -> list[dict]:
+        with self._lock:
+            out, self._queue = self._queue, []
+        return out
+
+
+def events_outputs(sources, outputs) -> dict:
+    """The non-persistent ``events`` output of adapter populations: ``{eid: {"events": {device_id:
+    [record, ...]}}}`` for the entities asked for that have records (*sources*: eid -> object whose
+    ``link_events()`` gives ``{device_id: LinkEvents}``)."""
+    data: dict = {}
+    for eid, attrs in outputs.items():
+        if "events" in attrs:
+            recs = {dev: r for dev, ev in sources[eid].link_events().items() if (r := ev.take())}
+            if recs:
+                data.setdefault(eid, {})["events"] = recs
     return data
 
 
 async def reconnect(dev, backoff: "Backoff") -> bool:
-    """(Re)connect a polled device whose link is down: *dev* has ``link``, ``lock``, ``connected`` and
-    ``stats``. True when connected now; False after a failed attempt (the backoff delay is slept)."""
+    """(Re)connect a polled device whose link is down: *dev* has ``link``, ``lock``, ``connected``,
+    ``stats`` and ``events`` (:class:`LinkEvents`). True when connected now; False after a failed attempt (the backoff delay is slept)."""
     with dev.lock:
         dev.connected = False
     if not await dev.link.connect():
         dev.stats["connect_fail"] += 1
+        dev.events.lost("connection refused or timed out")
         await asyncio.sleep(backoff.next())
         return False
     backoff.reset()

@@ -27,13 +27,15 @@ from typing import Any
 
 import mosaik_api_v3
 
+from simulators.vocabulary import GATEWAY_SETPOINTS
+
 from .aio import BackgroundLoop
 from .device_server import DeviceServer
 
 log = logging.getLogger(__name__)
 
 INPUT_ATTRS = ["P", "Q", "E_imp", "E_exp", "P_15", "P_bat", "soc", "P_pv", "P_ev", "soc_ev"]
-SETPOINT_ATTRS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "ev_current_set"]
+SETPOINT_ATTRS = list(GATEWAY_SETPOINTS)
 
 META = {
     "api_version": "3.0",

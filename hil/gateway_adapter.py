@@ -27,7 +27,8 @@ Outputs, per device id: the read-back of every non-set-point attr of the map (e.
 [kW], ``soc`` [0..1]), ``setpoint_ack`` (1 when the last read-back of every written set point
 equals the value written, within one register step; 0 otherwise - e.g. after a reversion or a
 refused write; absent before the first write), ``setpoint_clipped`` (count), ``quality``
-(0 ok, 1 stale, 2 error) and ``age`` [s] since the last good read-back.
+(0 ok, 1 stale, 2 error), ``age`` [s] since the last good read-back, and the non-persistent
+``events`` (link transitions, :class:`hil.client.LinkEvents`).
 """
 
 from __future__ import annotations
@@ -42,24 +43,28 @@ from typing import Any
 
 import mosaik_api_v3
 
+from simulators.vocabulary import GATEWAY_SETPOINTS
+
 from .aio import BackgroundLoop
-from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, reconnect, snapshot_outputs
+from .client import (Backoff, DeviceConfig, DeviceError, LinkError, LinkEvents, ModbusLink, quiet_pymodbus, reconnect,
+                     snapshot_outputs)
 from .registers import Point
 
 log = logging.getLogger(__name__)
 
-SETPOINT_ATTRS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "ev_current_set"]
+SETPOINT_ATTRS = list(GATEWAY_SETPOINTS)
 READBACK_ATTRS = ["P_bat", "soc", "P", "Q", "P_ev", "soc_ev", "P_pv"]
 STATUS_ATTRS = ["setpoint_ack", "setpoint_clipped", "quality", "age"]
 
 META = {
     "api_version": "3.0",
-    "type": "time-based",
+    "type": "hybrid",  # time-based, with the non-persistent link events
     "models": {
         "ModbusGateways": {
             "public": True,
             "params": ["devices"],
-            "attrs": SETPOINT_ATTRS + READBACK_ATTRS + STATUS_ATTRS,
+            "attrs": SETPOINT_ATTRS + READBACK_ATTRS + STATUS_ATTRS + ["events"],
+            "non-persistent": ["events"],
         },
     },
 }
@@ -91,6 +96,7 @@ class _Gateway:
         self.stopping = False
         self.stats = collections.Counter()
         self.write_latency = collections.deque(maxlen=10_000)
+        self.events = LinkEvents("gateway", cfg)
 
     def check(self, attr: str, value: Any) -> float | None:
         """Range check in attr units: clip and count."""
@@ -244,17 +250,17 @@ class GatewayClient:
                         g.t_good = time.monotonic()
                         g.error_code = None
                     g.stats["reads"] += 1
+                    g.events.good()
                 except DeviceError as exc:
                     g.stats["exception"] += 1
+                    g.events.exception(exc.code)
                     with g.lock:
-                        if g.error_code is None:
-                            log.warning("gateway %s: device answered %s", cfg.id, exc)
                         g.error_code = exc.code
                         if pend and not written:  # refused write: the ack compares against it
                             g.last_sent.update(pend)
                 except LinkError as exc:
                     g.stats["link_fail"] += 1
-                    log.info("gateway %s: link lost (%s), reconnecting", cfg.id, exc)
+                    g.events.lost(f"link lost: {exc}")
                     with g.lock:
                         g.connected = False
                         g.error_code = None
@@ -276,6 +282,9 @@ class GatewayClient:
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {d: dict(g.stats) for d, g in self.gateways.items()}
+
+    def link_events(self) -> dict[str, LinkEvents]:
+        return {d: g.events for d, g in self.gateways.items()}
 
     def stop(self, safe: bool = True) -> None:
         if self.loop.running:

@@ -4,13 +4,16 @@ Model ``ModbusMeters(devices=[{id, host, port, unit, map, transport, timeout, in
 (one population entity; device fields: :class:`hil.client.DeviceConfig`). Outputs, per device id,
 exactly the attributes of the simulated meter (docs/architecture.md) plus link quality:
 
-* ``P``, ``Q`` [kW, kvar; load convention], ``E_imp``, ``E_exp`` [Wh] - the latest good sample;
+* ``P``, ``Q`` [kW, kvar; load convention], ``V`` [V, mean phase voltage, where the map has it],
+  ``E_imp``, ``E_exp`` [Wh] - the latest good sample;
 * ``P_15`` [kW] - time-weighted average of the polled P samples over the last completed
   15-minute window (windows aligned to the wall clock, ``p15_window`` seconds; until the first
   window completes, the running average of the current one);
 * ``quality`` - 0 ok, 1 stale (no good sample for ``stale_after`` s, or not connected: values held),
   2 error (the device answered the last request with a Modbus exception);
-* ``age`` [s] - wall-clock seconds since the last good sample (since start if none yet).
+* ``age`` [s] - wall-clock seconds since the last good sample (since start if none yet);
+* ``events`` (non-persistent) - ``{device_id: [record, ...]}`` when a device drops, reconnects,
+  answers with an exception or recovers from one (:class:`hil.client.LinkEvents`).
 
 Polling runs in a background asyncio loop (:class:`hil.aio.BackgroundLoop`), one task per device
 on its own absolute schedule, so ``step()`` only copies the latest samples and never waits for a
@@ -33,21 +36,23 @@ from typing import Any
 import mosaik_api_v3
 
 from .aio import BackgroundLoop
-from .client import Backoff, DeviceConfig, DeviceError, LinkError, ModbusLink, quiet_pymodbus, reconnect, snapshot_outputs
+from .client import (Backoff, DeviceConfig, DeviceError, LinkError, LinkEvents, ModbusLink, quiet_pymodbus, reconnect,
+                     snapshot_outputs)
 
 log = logging.getLogger(__name__)
 
-METER_ATTRS = ["P", "Q", "E_imp", "E_exp"]
+METER_ATTRS = ["P", "Q", "V", "E_imp", "E_exp"]
 OUT_ATTRS = [*METER_ATTRS, "P_15", "quality", "age"]
 
 META = {
     "api_version": "3.0",
-    "type": "time-based",
+    "type": "hybrid",  # time-based, with the non-persistent link events
     "models": {
         "ModbusMeters": {
             "public": True,
             "params": ["devices"],
-            "attrs": OUT_ATTRS,
+            "attrs": [*OUT_ATTRS, "events"],
+            "non-persistent": ["events"],
         },
     },
 }
@@ -120,6 +125,7 @@ class _Meter:
         self.p15 = WindowAverage(p15_window, max_hold=max(3 * cfg.interval, 2.0))
         self.stats = collections.Counter()
         self.latency = collections.deque(maxlen=100_000)
+        self.events = LinkEvents("meter", cfg)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         with self.lock:
@@ -188,15 +194,15 @@ class MeterPoller:
                             m.p15.add(now_w, m.values["P"])
                     m.latency.append(dt)
                     m.stats["ok"] += 1
+                    m.events.good()
                 except DeviceError as exc:
                     m.stats["exception"] += 1
+                    m.events.exception(exc.code)
                     with m.lock:
-                        if m.error_code is None:
-                            log.warning("meter %s: device answered %s", cfg.id, exc)
                         m.error_code = exc.code
                 except LinkError as exc:
                     m.stats["link_fail"] += 1
-                    log.info("meter %s: link lost (%s), reconnecting", cfg.id, exc)
+                    m.events.lost(f"link lost: {exc}")
                     with m.lock:
                         m.connected = False
                         m.error_code = None  # no answer at all: stale, not error
@@ -225,6 +231,9 @@ class MeterPoller:
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {m.cfg.id: dict(m.stats) for m in self.meters}
+
+    def link_events(self) -> dict[str, LinkEvents]:
+        return {m.cfg.id: m.events for m in self.meters}
 
     def stop(self) -> None:
         for f in self._futures:

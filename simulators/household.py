@@ -20,6 +20,10 @@ Every step covers [t, t + step_size); powers are that interval's (mean) power, s
   ``P_ev``, ``soc_ev``  EV charging power, EV state of charge  households with an EV
   ``P_hp``, ``T_in``  heat-pump electrical power (space heating + hot water), indoor °C   heat-pump households
   ``P_app``         sum of the shiftable appliances          households with appliances
+  ``P_a``, ``P_b``, ``P_c``, ``Q_a``, ``Q_b``, ``Q_c``  per phase (households with a ``phase``):
+                    the single-phase part on L1/L2/L3 = ``phase``, three-phase devices
+                    (``simulators.phases.three_phase_devices``: heat pumps, PV/EV/battery above
+                    4.6 kVA) split equally; the phases add up to ``P`` and ``Q``
   ``flex``          flexibility envelope (below), computed only when requested (not in META
                     "outputs", the list of per-step recordable floats)
   the input attributes, when requested, give the active setpoints ({hid: value}; app_start
@@ -80,11 +84,15 @@ from simulators.devices.flex import envelope, hp_forecast, slot_forecast, slot_g
 from simulators.devices.heatpump import HeatPumps, HotWater
 from simulators.devices.params import HouseholdSpec
 from simulators.devices.pv import PVArray
+from simulators.phases import three_phase_devices
 from simulators.devices.weather import Weather
+from simulators.vocabulary import PHASE_POWERS, SETPOINTS
 
 MODEL = "Households"
-OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app", "flex"]
-INPUTS = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "app_start"]
+PHASE_OUTPUTS = list(PHASE_POWERS)
+OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app",
+           *PHASE_OUTPUTS, "flex"]
+INPUTS = [*SETPOINTS, "app_start"]
 
 _KNOWN = set(OUTPUTS + INPUTS)
 RECORDABLE = [a for a in OUTPUTS if a != "flex"]  # float per device; flex is computed on request only
@@ -201,6 +209,16 @@ class Population:
             "P_pv": self.pv_ids, "P_bat": self.bat_ids, "soc": self.bat_ids, "P_ev": self.ev_ids,
             "soc_ev": self.ev_ids, "P_hp": self.hp_ids, "T_in": self.hp_ids, "P_app": self.app_ids,
         }
+        # per-phase outputs: households with a phase; which devices are three-phase
+        self.ph_idx = np.array([i for i, sp in enumerate(specs) if sp.phase is not None], dtype=np.int64)
+        self.ph_ids = [self.ids[i] for i in self.ph_idx]
+        self._phase = np.array([specs[i].phase - 1 for i in self.ph_idx], dtype=np.int64)
+        kinds = [three_phase_devices(s.devices) for s in specs]
+        self._three = {k: np.array([k in kinds[i] for i in idx], dtype=bool)
+                       for k, idx in (("pv", self.pv_idx), ("battery", self.bat_idx), ("ev", self.ev_idx),
+                                      ("heat_pump", self.hp_idx))}
+        for a in PHASE_OUTPUTS:
+            self.ids_of[a] = self.ph_ids
         self.out: dict[str, np.ndarray] = {}
         self.m_next = None
 
@@ -271,9 +289,27 @@ class Population:
             out["P_bat"], out["soc"] = p, self.bat.soc
         out["P"] = net
         out["Q"] = self.base.q(p_base)
+        if len(self.ph_idx):
+            self._per_phase(out)
         self.out = out
         self.m_next = m + dt_min
         self._flex = None
+
+    def _per_phase(self, out: dict) -> None:
+        """P_a..Q_c: three-phase devices split in thirds, the rest on the household's phase."""
+        three = np.zeros(self.n)
+        for kind, attr, idx in (("pv", "P_pv", self.pv_idx), ("battery", "P_bat", self.bat_idx),
+                                ("ev", "P_ev", self.ev_idx), ("heat_pump", "P_hp", self.hp_idx)):
+            if attr in out and self._three[kind].any():
+                three[idx[self._three[kind]]] += out[attr][self._three[kind]]
+        single = (out["P"] - three)[self.ph_idx]
+        k = np.arange(len(self.ph_idx))
+        p = np.repeat(three[self.ph_idx, None] / 3.0, 3, axis=1)
+        p[k, self._phase] += single
+        q = np.zeros((len(self.ph_idx), 3))
+        q[k, self._phase] = out["Q"][self.ph_idx]
+        for j, c in enumerate("abc"):
+            out[f"P_{c}"], out[f"Q_{c}"] = p[:, j], q[:, j]
 
     def output(self, attr: str, horizon_s: float = 86400, slot_s: float = 900):
         if attr == "flex":

@@ -114,7 +114,7 @@ def test_economics_in_scenario_and_explicit_models(pair, tmp_path):
 
 def test_baseline_must_match(pair, tmp_path):
     from cosim.errors import InputError
-    from cosim.h5writer import ResultsWriter
+    from cosim.results import ResultsWriter
 
     run, _ = pair
     other = tmp_path / "short.h5"

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from cosim.h5writer import ResultsWriter
-from cosim.kpi import compute_kpis, flat_kpis, kpi_text
+from cosim.results import ResultsWriter
+from cosim.kpi import compute_kpis, flat_kpis
+from cosim.kpi_text import kpi_text
 from tests.conftest import run_cosim
 
 H = 3_600_000  # one row per hour
@@ -213,7 +214,8 @@ def test_real_run_and_cli(tmp_path):
     hh = k["households"]
     assert len(hh) == 4
     # billed import from the meter registers agrees with the household power within the meter class
-    from cosim.kpi import Results, _balance
+    from cosim.kpi import _balance
+    from cosim.results import Results
 
     with Results(out) as r:
         P = np.nan_to_num(r.series("households", "P").values)

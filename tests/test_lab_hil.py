@@ -93,7 +93,7 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
         assert (qd == 2).any() and qd[-1] == 0, qd
         # the controller's set point reaches the emulated battery and is read back
         ack = f["gateways/setpoint_ack"][()][:, 0]
-        assert ack[-1] == 1
+        assert ack[-1] == 1, (ack, f["controller/P_bat_set"][()][:, 0], f["gateways/P_bat"][()][:, 0])
         p_bat, p_set = f["gateways/P_bat"][()][:, 0], f["controller/P_bat_set"][()][:, 0]
         assert abs(p_bat[-1] - p_set[-2]) < 0.05 or abs(p_bat[-1] - p_set[-1]) < 0.05
         # the device server served the simulated household's power to an independent client

@@ -54,7 +54,8 @@ def test_report_with_baseline_is_self_contained(pair, tmp_path):
     assert p.links == [] and "http://" not in text and "https://" not in text and "<script" not in text
     alts = [i["alt"] for i in p.imgs]
     assert alts == ["District load", "Household load", "Transformer loading", "Voltage band",
-                    "Battery state of charge", "Indoor temperature", "Flexibility", "Message latency"]
+                    "Battery state of charge", "Indoor temperature", "Flexibility", "Message latency",
+                    "Real-time lateness"]  # the synthetic run has a real-time lateness record
     for img in p.imgs:
         assert img["src"].startswith("data:image/png;base64,")
         png = base64.b64decode(img["src"].split(",", 1)[1], validate=True)

@@ -82,7 +82,8 @@ def _h0_year(year: int) -> np.ndarray:
 
     The same numbers as demandlib's ``ElecSlp(year)`` profile ``h0_dyn`` (no holidays; tested equal),
     taken from demandlib's BDEW table and dynamisation function without building every other
-    standard profile of the year (which costs ~1 s per year)."""
+    standard profile of the year (which costs ~1 s per year) and without ElecSlp's process-wide
+    ``warnings.simplefilter("error")`` (demandlib 0.2.2)."""
     import pandas as pd
     from demandlib.bdew import elec_slp
 

@@ -167,3 +167,5 @@ class HouseholdSpec(_Strict):
 
     id: str
     devices: DeviceSet = Field(default_factory=DeviceSet)
+    phase: int | None = Field(None, ge=1, le=3, description="L1/L2/L3 of the single-phase connection "
+                              "(unbalanced grid); None: no per-phase outputs")

@@ -27,16 +27,16 @@ from .home_agent import HomeAgent
 from .lfa import LFAAgent
 from .messages import Outbox, wire_copy
 from .tariff import DistrictObjective, Tariff
+from simulators.vocabulary import CONTROL_MODES
 
-MODES = ("mas", "central", "none")
 STATE_KEYS = ("soc", "soc_ev", "T_in", "ev_present", "ev_departure", "ev_need_kwh")
 
 
 class AgentHost:
     def __init__(self, clock: Clock, K: int = 96, slot_s: int = 900, replan_s: int = 900, mode: str = "mas",
                  loopback: bool = False, reference: bool = False, backend: str | None = None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode not in CONTROL_MODES:
+            raise ValueError(f"mode must be one of {CONTROL_MODES}, got {mode!r}")
         if replan_s % slot_s:
             raise ValueError(f"replan interval ({replan_s} s) must be a multiple of the slot ({slot_s} s)")
         self.clock = clock

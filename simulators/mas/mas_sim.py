@@ -56,10 +56,11 @@ from simulators.household import validate_households
 from .forecast import HouseholdKnowledge
 from .host import AgentHost
 from .tariff import DistrictObjective, Tariff
+from simulators.vocabulary import SETPOINTS
 
 COMMON = ["inbox", "outbox", "events"]
 HOME_IN = ["soc", "soc_ev", "T_in", "flex", "E_imp", "E_exp", "P"]
-HOME_OUT = ["P_bat_set", "P_ev_set", "P_hp_set", "pv_limit", "app_start", "plan_cost", "P_plan", "plan_src"]
+HOME_OUT = [*SETPOINTS, "app_start", "plan_cost", "P_plan", "plan_src"]
 LFA_IN = ["P_trafo", "E_imp", "E_exp"]
 LFA_OUT = ["plan_cost", "rounds", "gap", "gap_dual", "flex_offered", "flex_ordered", "P_plan"]
 DSO_IN = ["P_trafo", "trafo_loading", "E_imp", "E_exp"]

@@ -5,7 +5,7 @@ import json
 import h5py
 import numpy as np
 
-from cosim.h5writer import ResultsWriter
+from cosim.results import ResultsWriter
 
 
 def make(path, flush_every=3):
@@ -45,3 +45,36 @@ def test_close_twice_and_flush_after_partial_block(tmp_path):
     with h5py.File(tmp_path / "r.h5", "r") as f:
         assert f.attrs["status"] == "interrupted" and f.attrs["error"] == "stopped by SIGINT"
         np.testing.assert_array_equal(f["pop/P"][()][:, 0], np.arange(6.0))
+
+
+def test_event_tables_read_without_json_and_equal_the_stream(tmp_path):
+    """At close each JSON Lines stream is also written as a compound dataset (h5py/pandas, no JSON);
+    Results.events gives the same frame from either, in the window."""
+    import h5py
+    import pandas as pd
+
+    from cosim.results import Results
+
+    path = tmp_path / "ev.h5"
+    w = ResultsWriter(str(path), {"eval_start_ms": 60_000, "eval_end_ms": 180_000}, [("households", "P", "kW")],
+                      ["flex"], "2026-06-15T00:00:00+02:00", 60_000, flush_every=2)
+    recs = [{"kind": "order", "t": 0, "kwh": 1.5, "agent": "lfa.d1", "slot": {"a": 1}},
+            {"kind": "negotiation", "t": 70_000, "gap": 0.25, "members": [1, 2]},
+            {"kind": "settlement", "t": 200_000, "t0": 120_000, "kwh": 2.0}]
+    for i in range(4):
+        w.append(i * 60_000, {("households", "P"): {"h1": float(i)}})
+    w.add_events("flex", recs)
+    w.flush()
+    with Results(path) as live:  # still being written: from the JSON Lines stream
+        from_stream = live.events("flex")
+    w.close()
+    with h5py.File(path, "r") as f:
+        table = f["event_tables/flex"][()]
+    assert set(table.dtype.names) == {"kind", "t", "kwh", "agent", "gap", "members", "t0", "slot.a"}
+    assert list(table["t"]) == [0, 70_000, 200_000] and table["kind"][2] == b"settlement"
+    assert table["members"][1] == b"[1,2]" and pd.isna(table["kwh"][1])
+    with Results(path) as res:
+        df = res.events("flex")
+    assert list(df["kind"]) == ["negotiation", "settlement"]  # t=0 is before the window; settlement is about t0
+    assert list(from_stream["kind"]) == ["negotiation", "settlement"]
+    assert df["gap"].iloc[0] == 0.25 and df["t0"].iloc[1] == 120_000

@@ -1,0 +1,368 @@
+"""The live dashboard: a Bokeh server page of a running lab run (`cosim run --dashboard`) or of a
+results file being written (`cosim watch`).
+
+The page is served by Bokeh's own server with BokehJS from the installed package (``/static``): no
+CDN, it works with no network at all. It shows the real devices (readings, quality and age with stale
+and error highlighted, gateway set point against read-back), the step lateness, the grid's voltage
+band and transformer loading, and the MAS / telecom state. Tables update four times a second,
+plots once a second.
+
+``cosim run --dashboard`` serves from its own process (:func:`start_process`), fed snapshots
+(:mod:`cosim.live`) through a queue, so the Bokeh work never competes with the mosaik step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+import multiprocessing as mp
+import queue
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from cosim.errors import InputError
+
+UPDATE_MS = 250        # tables and status (a device going stale shows within 2 s)
+PLOT_MS = 1000         # plots (at least once a second; redrawing them is most of the browser's work)
+POLL_MS = 100          # how often the server takes new snapshots
+HISTORY = 900          # points kept per series (15 min of 1-s steps)
+LOOPBACK = ("127.0.0.1", "localhost")
+QUALITY = {0: ("ok", "q-ok"), 1: ("stale", "q-stale"), 2: ("error", "q-error")}  # hil quality codes
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+CSS = """
+<style>
+.lab table{border-collapse:collapse;font:13px system-ui,sans-serif}
+.lab th,.lab td{border:1px solid #ccc;padding:2px 8px;text-align:right}
+.lab th{background:#f2f2f2}.lab td.l{text-align:left}
+.lab .q-ok{background:#d8f5d8}.lab .q-stale{background:#ffe08a;font-weight:bold}
+.lab .q-error{background:#f7b0aa;font-weight:bold}.lab .warn{color:#b3261e}.lab .note{color:#555}
+</style>
+"""
+
+
+def _f(v: Any, nd: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
+
+
+class History:
+    """Rolling history of snapshots: flat time series for the plots and the latest state for the tables."""
+
+    def __init__(self, maxlen: int = HISTORY):
+        self.maxlen = maxlen
+        self.cols: dict[str, deque] = {"x": deque(maxlen=maxlen)}
+        self.n = 0                      # snapshots taken so far
+        self.latest: dict | None = None
+        self.events: deque = deque(maxlen=15)
+        self.negotiations: dict[str, dict] = {}
+        self.finished = False
+        self.lateness_origin = math.inf
+
+    def flat(self, snap: dict) -> dict[str, float]:
+        """One point per plotted series; a series appears with its first value (a run without grid or
+        telecom has no such plot)."""
+        row = {"x": snap["x"]}
+        for d in snap["devices"]:
+            if d["role"] == "meter":
+                row[f"P {d['id']}"] = d.get("P")
+            else:
+                row[f"set {d['id']}"], row[f"readback {d['id']}"] = d.get("set"), d.get("readback")
+        for k in ("v_min", "v_max", "trafo_loading", "latency_ms"):
+            if snap.get(k) is not None or k in self.cols:
+                row[k] = snap.get(k)
+        if snap.get("lateness_ms") is not None:
+            # re-anchored at the earliest step, as hil.realtime.recorded_lateness_stats does for the summary
+            self.lateness_origin = min(self.lateness_origin, snap["lateness_ms"])
+            row["lateness_ms"] = snap["lateness_ms"] - self.lateness_origin
+        return {k: (math.nan if v is None else float(v)) for k, v in row.items()}
+
+    def add(self, snap: dict) -> None:
+        row = self.flat(snap)
+        for k in row.keys() - self.cols.keys():
+            self.cols[k] = deque([math.nan] * len(self.cols["x"]), maxlen=self.maxlen)
+        for k, col in self.cols.items():
+            col.append(row.get(k, math.nan))
+        self.latest = snap
+        for ev in snap.get("events", []):
+            if ev.get("kind") == "negotiation":
+                self.negotiations[str(ev.get("agent"))] = ev
+            else:
+                self.events.append(ev)
+        self.n += 1
+
+    def since(self, n: int) -> dict[str, list]:
+        """The columns' points added after the first *n* snapshots (those still held)."""
+        k = min(self.n - n, len(self.cols["x"]))
+        return {c: list(v)[len(v) - k:] for c, v in self.cols.items()}
+
+
+class QueueSource:
+    """Snapshots from a running simulation (:class:`cosim.live.LiveFeed`'s queue); None = run ended."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def poll(self, history: History) -> None:
+        while True:
+            try:
+                snap = self.q.get_nowait()
+            except (queue.Empty, EOFError, OSError):
+                return
+            if snap is None:
+                history.finished = True
+                return
+            history.add(snap)
+
+
+class FileSource:
+    """Snapshots from a results file being written (:class:`cosim.live.ResultsTail`)."""
+
+    def __init__(self, path: str):
+        from cosim.live import ResultsTail
+
+        try:
+            self.tail = ResultsTail(path)
+        except (OSError, KeyError) as exc:
+            raise InputError(f"{path}: not a readable cosim results file ({exc})") from None
+
+    def poll(self, history: History) -> None:
+        for snap in self.tail.poll():
+            history.add(snap)
+        history.finished = self.tail.status() not in ("", "running")
+
+
+# ------------------------------------------------------------------------------------------ page
+
+
+def device_table(snap: dict | None) -> str:
+    if snap is None:
+        return "<div class='lab'><p class='note'>waiting for the first step …</p></div>"
+    rows = []
+    for d in snap["devices"]:
+        q = d.get("quality")
+        text, cls = QUALITY.get(int(q), ("?", "")) if q is not None else ("?", "")
+        energy = lambda a: _f(d[a] / 1000.0, 3) if d.get(a) is not None else "–"  # noqa: E731 - Wh -> kWh
+        p = d.get("P") if d["role"] == "meter" else d.get("readback")
+        rows.append(
+            f"<tr data-device='{html.escape(d['role'])} {html.escape(d['id'])}'><td class='l'>{html.escape(d['role'])}</td>"
+            f"<td class='l'>{html.escape(d['id'])}</td><td>{_f(p, 3)}</td><td>{_f(d.get('V'), 1)}</td>"
+            f"<td>{energy('E_imp')}</td><td>{energy('E_exp')}</td><td>{_f(d.get('set'), 3)}</td>"
+            f"<td>{_f(d.get('soc') * 100 if d.get('soc') is not None else None, 0)}</td>"
+            f"<td class='quality {cls}'>{text}</td><td class='{cls}'>{_f(d.get('age'), 1)}</td></tr>")
+    if not rows:
+        rows.append("<tr><td class='l' colspan='10'>no real devices in this run</td></tr>")
+    return (f"<div class='lab'>{CSS}<table id='devices'><thead><tr><th class='l'>role</th><th class='l'>device</th>"
+            "<th>P kW</th><th>V</th><th>import kWh</th><th>export kWh</th><th>set point kW</th><th>SoC %</th>"
+            "<th>quality</th><th>age s</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+
+
+def status_text(h: History, title: str) -> str:
+    s = h.latest
+    when = "–"
+    if s is not None:
+        when = dt.datetime.fromtimestamp(s["x"] / 1000.0, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    state = "finished" if h.finished else ("running" if s is not None else "starting")
+    lat = _f(h.cols["lateness_ms"][-1], 1) if "lateness_ms" in h.cols else "–"
+    return (f"<div class='lab'>{CSS}<h2 style='margin:0'>{html.escape(title)}</h2>"
+            f"<p>simulated time <b id='simtime'>{when}</b> · <span id='state'>{state}</span> · "
+            f"step lateness <b>{lat} ms</b> · update {h.n}</p></div>")
+
+
+def state_text(h: History) -> str:
+    s = h.latest or {}
+    parts = [f"<div class='lab'>{CSS}<h3>Grid, MAS and telecom</h3><table><tbody>",
+             f"<tr><td class='l'>voltage min / max</td><td>{_f(s.get('v_min'), 3)} / {_f(s.get('v_max'), 3)} p.u.</td></tr>",
+             f"<tr><td class='l'>transformer loading</td><td>{_f(s.get('trafo_loading'), 1)} %</td></tr>",
+             f"<tr><td class='l'>messages sent / lost</td><td>{_f(s.get('sent'), 0)} / {_f(s.get('lost'), 0)}</td></tr>",
+             f"<tr><td class='l'>message latency (mean)</td><td>{_f(s.get('latency_ms'), 1)} ms</td></tr>"]
+    for lfa, v in (s.get("lfa") or {}).items():
+        neg = h.negotiations.get(lfa)
+        last = (f"; last negotiation {html.escape(str(neg.get('neg')))}: {neg.get('rounds')} rounds, "
+                f"{neg.get('replied')}/{neg.get('members')} replied") if neg else ""
+        parts.append(f"<tr><td class='l'>{html.escape(lfa)}</td><td>round {_f(v.get('rounds'), 0)}, gap "
+                     f"{_f(v.get('gap'), 2)} %{last}</td></tr>")
+    if not s.get("lfa"):
+        parts.append("<tr><td class='l'>MAS</td><td>no negotiation in this run</td></tr>")
+    parts.append("</tbody></table>")
+    if h.events:
+        parts.append("<h3>Device events</h3><ul>")
+        for ev in reversed(h.events):
+            cls = "warn" if ev.get("kind") in ("drop", "exception") else "note"
+            parts.append(f"<li class='{cls}'>{html.escape(str(ev.get('wall', ''))[11:19])} "
+                         f"{html.escape(str(ev.get('msg', ev.get('kind'))))}</li>")
+        parts.append("</ul>")
+    return "".join(parts) + "</div>"
+
+
+def make_document(doc, h: History, title: str) -> None:
+    """Build one browser session's page; it streams what *h* gains every UPDATE_MS."""
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, DatetimeTickFormatter, Div
+    from bokeh.plotting import figure
+
+    fmt = DatetimeTickFormatter(seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M",
+                                hours="%H:%M", days="%d %b")
+    header, devices, state = Div(), Div(), Div(width=520)
+    plots = column(Div(text="<i>plots appear with the first step …</i>"))
+    session = {"n": 0, "keys": None, "src": None}
+
+    def fig(title_: str, y: str):
+        p = figure(title=title_, x_axis_type="datetime", height=190, width=620, toolbar_location=None,
+                   y_axis_label=y)
+        p.xaxis.formatter = fmt
+        p.xaxis.axis_label = "simulated local time"
+        return p
+
+    def build():
+        keys = sorted(h.cols)
+        src = ColumnDataSource({k: list(v) for k, v in h.cols.items()})
+        figs = []
+        real = [k for k in keys if k.startswith("P ")]
+        if real:
+            p = fig("Real meters: P", "kW (+ import)")
+            for i, k in enumerate(real):
+                p.line("x", k, source=src, color=PALETTE[i % len(PALETTE)], legend_label=k[2:])
+            figs.append(p)
+        gws = [k[4:] for k in keys if k.startswith("set ")]
+        if gws:
+            p = fig("Gateways: set point (dashed) vs read-back", "kW (+ charging)")
+            for i, g in enumerate(gws):
+                c = PALETTE[i % len(PALETTE)]
+                p.line("x", f"set {g}", source=src, color=c, line_dash="dashed", legend_label=f"set {g}")
+                p.line("x", f"readback {g}", source=src, color=c, legend_label=f"read-back {g}")
+            figs.append(p)
+        if "lateness_ms" in keys:
+            p = fig("Step lateness (real time)", "ms")
+            p.line("x", "lateness_ms", source=src, color="#444")
+            figs.append(p)
+        if "v_min" in keys:
+            p = fig("Grid voltage band", "p.u.")
+            p.line("x", "v_min", source=src, color=PALETTE[0], legend_label="min")
+            p.line("x", "v_max", source=src, color=PALETTE[1], legend_label="max")
+            figs.append(p)
+            p = fig("Transformer loading", "%")
+            p.line("x", "trafo_loading", source=src, color=PALETTE[2])
+            figs.append(p)
+        if "latency_ms" in keys:
+            p = fig("Message latency (mean)", "ms")
+            p.line("x", "latency_ms", source=src, color=PALETTE[3])
+            figs.append(p)
+        for f in figs:
+            if f.legend:
+                f.legend.location, f.legend.label_text_font_size = "top_left", "9pt"
+        plots.children = figs or [Div(text="<i>plots appear with the first step …</i>")]
+        session.update(keys=keys, src=src, n=h.n)
+
+    def update():
+        header.text = status_text(h, title)
+        devices.text = device_table(h.latest)
+        state.text = state_text(h)
+
+    def update_plots():
+        if sorted(h.cols) != session["keys"]:
+            build()
+        elif h.n > session["n"]:
+            session["src"].stream(h.since(session["n"]), rollover=h.maxlen)
+            session["n"] = h.n
+
+    update()
+    update_plots()
+    doc.title = title
+    doc.add_root(column(header, row(column(devices, state), plots)))
+    doc.add_periodic_callback(update, UPDATE_MS)
+    doc.add_periodic_callback(update_plots, PLOT_MS)
+
+
+def serve(source, host: str, port: int, title: str, on_ready=None, orphaned=None) -> None:
+    """Serve the page of *source* on http://host:port/ until interrupted, or until *orphaned()* is true
+    (blocks; own event loop)."""
+    import asyncio
+
+    from bokeh.application import Application
+    from bokeh.application.handlers.function import FunctionHandler
+    from bokeh.server.server import Server
+    from tornado.ioloop import IOLoop, PeriodicCallback
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    h = History()
+    origins = [f"{n}:{port}" for n in (*LOOPBACK, host)] if host in LOOPBACK else ["*"]
+    server = Server({"/": Application(FunctionHandler(lambda doc: make_document(doc, h, title)))},
+                    io_loop=IOLoop.current(), address=host, port=port, allow_websocket_origin=origins,
+                    check_unused_sessions_milliseconds=2000, unused_session_lifetime_milliseconds=5000)
+    server.start()
+    PeriodicCallback(lambda: source.poll(h), POLL_MS).start()
+    if orphaned is not None:
+        PeriodicCallback(lambda: orphaned() and server.io_loop.stop(), 1000).start()
+    if on_ready is not None:
+        on_ready()
+    server.io_loop.start()
+
+
+def url(host: str, port: int) -> str:
+    return f"http://{host}:{port}/"
+
+
+def check_port(host: str, port: int) -> int:
+    """The port to serve on (0: a free one), or an InputError when it cannot be bound."""
+    import socket
+
+    try:
+        with socket.socket() as s:
+            s.bind((host, port))
+            return s.getsockname()[1]
+    except OSError as exc:
+        raise InputError(f"dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _child(q, host: str, port: int, title: str, ready) -> None:
+    parent = mp.parent_process()  # a run killed without cleaning up must not leave the server behind
+    serve(QueueSource(q), host, port, title, on_ready=ready.set, orphaned=lambda: not parent.is_alive())
+
+
+class DashboardProcess:
+    """`cosim run --dashboard`: the page served from its own process, fed by a queue of snapshots."""
+
+    def __init__(self, host: str, port: int, title: str):
+        self.host, self.port = host, check_port(host, port)
+        ctx = mp.get_context("spawn")
+        self.queue = ctx.Queue(maxsize=64)
+        self._ready = ctx.Event()
+        self.proc = ctx.Process(target=_child, args=(self.queue, self.host, self.port, title, self._ready),
+                                name="cosim-dashboard", daemon=True)
+
+    def start(self, timeout: float = 60.0) -> str:
+        self.proc.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise InputError(f"dashboard: the server did not start on {self.host}:{self.port} within {timeout:.0f} s")
+        return url(self.host, self.port)
+
+    def stop(self, linger: float = 0.0) -> None:
+        """Stop serving (after *linger* s, so the page can show the end of the run)."""
+        if self.proc.is_alive():
+            self.proc.join(linger)
+            self.proc.terminate()
+            self.proc.join(5)
+        self.queue.close()
+        self.queue.cancel_join_thread()
+
+
+@contextmanager
+def live_dashboard(start_iso: str, host: str, port: int, title: str) -> Iterator[str]:
+    """While the block runs, serve the dashboard of this process's simulation; yields its URL."""
+    from cosim import recorder
+    from cosim.live import LiveFeed
+
+    dash = DashboardProcess(host, port, title)
+    address = dash.start()
+    feed = LiveFeed(dash.queue, start_iso)
+    recorder.LIVE_FEEDS.append(feed)
+    try:
+        yield address
+    finally:
+        recorder.LIVE_FEEDS.remove(feed)
+        feed.close()
+        dash.stop(linger=1.0)

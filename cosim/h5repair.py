@@ -1,0 +1,78 @@
+"""A results file whose writer was killed: tell it from a live one, and repair it (``cosim inspect --repair``).
+
+A run writes its file in SWMR mode; HDF5 marks the superblock "open for write" until the file is
+closed. A writer killed with SIGKILL never clears the mark, so a plain ``h5py.File(p, "r")`` then fails
+with "file is already open for write" (SWMR readers and ``cosim`` commands still read it). The repair
+copies every group, dataset and attribute into a new file with h5py and replaces the old one
+atomically, with ``status: failed``; this is what ``h5clear -s`` (Debian package hdf5-tools) does to
+the flag, without needing the tool. A file whose writer is still running is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import h5py
+
+from cosim.errors import InputError
+from cosim.h5open import open_results, superblock
+
+KILLED = "the run stopped without closing the file (writer killed); repaired by cosim inspect --repair"
+
+
+def writer_state(attrs) -> str:
+    """'closed', 'alive' (pid N runs on this host), 'gone' (it does not), or 'unknown' (another host)."""
+    if str(attrs.get("status", "")) != "running":
+        return "closed"
+    pid, host = attrs.get("pid"), str(attrs.get("host", ""))
+    if pid is None or host != socket.gethostname():
+        return "unknown"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        return "alive"
+    return "alive"
+
+
+def unclosed_note(path: str | Path, attrs) -> str | None:
+    """One line for ``cosim inspect`` about a file no run has closed (None for a closed file)."""
+    state = writer_state(attrs)
+    if state == "closed" or not superblock(Path(path)).open_for_write:
+        return None
+    who = f"pid {attrs.get('pid', '?')} on {attrs.get('host', '?')}"
+    if state == "alive":
+        return f"note: a run ({who}) is writing this file; rows appear as it flushes"
+    if state == "gone":
+        return (f"note: no run closed this file: its writer ({who}) was killed; the rows shown are those it "
+                f"flushed; `cosim inspect --repair {path}` closes it with status failed")
+    return (f"note: no run closed this file: a run ({who}) is writing it, or was killed; then "
+            f"`h5clear -s {path}` (Debian package hdf5-tools) clears HDF5's open-for-write flag")
+
+
+def repair(path: str | Path) -> str:
+    """Rewrite a killed writer's file as a closed one with ``status: failed``; return one line."""
+    p = Path(path)
+    with open_results(p) as src:
+        attrs = dict(src.attrs)
+        state = writer_state(attrs)
+        if state == "alive":
+            raise InputError(f"{p}: still being written by pid {attrs.get('pid')}; not repaired")
+        if state == "unknown":
+            raise InputError(f"{p}: written on {attrs.get('host', 'an unknown host')}, so whether its writer "
+                             "still runs cannot be told here; not repaired (h5clear -s FILE clears the flag)")
+        if state == "closed" and not superblock(p).open_for_write:
+            return f"{p}: closed by its run (status {attrs.get('status')}); nothing to repair"
+        tmp = p.with_name(p.name + ".repair")
+        rows = src["time"].shape[0] if "time" in src else 0
+        with h5py.File(tmp, "w", libver="latest") as dst:
+            for name in src:
+                src.copy(src[name], dst, name=name)
+            dst.attrs.update(attrs)
+            if state != "closed":
+                dst.attrs.update(status="failed", error=KILLED, steps=rows)
+    os.replace(tmp, p)
+    return f"{p}: repaired: {rows} rows kept, status failed (its writer was killed)"

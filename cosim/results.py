@@ -1,0 +1,599 @@
+"""The results file: its HDF5 layout, the writer and the reader (docs/architecture.md).
+
+This is the only module that knows the layout:
+
+* file attributes: provenance (``scenario`` YAML text, ``seed``, ``versions``, ``git_commit``, ...),
+  ``status`` (``running``/``completed``/``interrupted``/``failed``), ``error``, ``steps``, ``start``,
+  ``step_ms``, the evaluated window ``eval_start_ms``/``eval_end_ms`` and, for real-time runs, the
+  lateness summary ``lateness_*``;
+* ``/time``: int64 ms since ``start``;
+* ``/<population>/<attr>``: float64 (time, devices) with attributes ``unit``, ``population``, ``attr``;
+  ``/<population>/_ids/<attr>``: the fixed-width device id of each column;
+* ``/events/<stream>``: JSON Lines stored as uint8 bytes (variable-length strings cannot be read under
+  SWMR).
+
+The writer creates every dataset before SWMR starts; new devices widen a dataset (NaN fill). Rows are
+buffered and written in blocks; a block write is idempotent, so :meth:`ResultsWriter.close` after an
+interruption rewrites what might be half done and the file always holds every completed step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cosim.errors import InputError
+from cosim.h5open import open_results
+
+# ---------------------------------------------------------------------------- opening
+
+
+def open_file(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open a results file for reading (checked: a damaged or truncated file is refused at once, one
+    line; SWMR only for a file that is being written, :mod:`cosim.h5open`) or ``r+``."""
+    if mode == "r":
+        return open_results(path)
+    try:
+        return h5py.File(str(path), mode, libver="latest")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open the results file for writing ({exc})") from None
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """The file attributes (provenance, status, window), decoded."""
+    with open_file(path) as f:
+        return {k: _text(v) for k, v in f.attrs.items()}
+
+
+def list_datasets(path: str | Path) -> list[tuple[str, tuple, str, str]]:
+    """(name, shape, dtype, unit) of every data set except the device-id columns."""
+    out = []
+    with open_file(path) as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and "/_ids/" not in f"/{name}/":
+                out.append((f"/{name}", obj.shape, str(obj.dtype), str(_text(obj.attrs.get("unit", "")))))
+
+        f.visititems(visit)
+    return out
+
+
+def read_scenario_text(path: str | Path) -> str:
+    """The scenario YAML recorded in a results file."""
+    text = read_attrs(path).get("scenario")
+    if not text:
+        raise InputError(f"{path}: results file has no 'scenario' provenance attribute")
+    return str(text)
+
+
+def stamp_attrs(path: str | Path, attrs: dict[str, Any]) -> None:
+    """Add attributes to a closed results file (e.g. the lateness summary)."""
+    with open_file(path, "r+") as f:
+        f.attrs.update(attrs)
+
+
+def read_lateness(path: str | Path):
+    """The per-step lateness stamps (ms) of a real-time run, or ``None``."""
+    with open_file(path) as f:
+        if "realtime/lateness_ms" not in f:
+            return None
+        return np.asarray(f["realtime/lateness_ms"][:, 0], dtype=float)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+ID_DTYPE = "S64"
+TIME_CHUNK = 1024
+
+
+class _Series:
+    """Buffered (time, devices) dataset of one population attribute."""
+
+    __slots__ = ("ds", "ids_ds", "ids", "index", "rows", "written_ids")
+
+    def __init__(self, group: h5py.Group, attr: str, unit: str, population: str, chunk_rows: int):
+        # Chunks hold one flush block of rows, so each chunk is compressed once; gzip level 1
+        # without shuffle measured fastest and smallest on meter-like data (benchmarks/bench_spine.py).
+        self.ds = group.create_dataset(
+            attr, shape=(0, 0), maxshape=(None, None), dtype="f8", chunks=(chunk_rows, 256),
+            compression="gzip", compression_opts=1, fillvalue=np.nan,
+        )
+        self.ds.attrs.update(unit=unit, population=population, attr=attr)
+        self.ids_ds = group.require_group("_ids").create_dataset(
+            attr, shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(1024,)
+        )
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.rows: list[np.ndarray | None] = []
+        self.written_ids = 0
+
+    def add(self, value) -> None:
+        if not isinstance(value, dict):
+            self.rows.append(None)
+            return
+        ids = self.ids
+        if len(value) == len(ids) and list(value) == ids:
+            try:
+                self.rows.append(np.fromiter(value.values(), dtype=float, count=len(ids)))
+                return
+            except (TypeError, ValueError):
+                pass
+        row = np.full(len(ids) + len(value), np.nan)
+        for key, v in value.items():
+            j = self.index.get(key)
+            if j is None:
+                j = self.index[key] = len(ids)
+                ids.append(key)
+            row[j] = _as_float(v)
+        self.rows.append(row[: len(ids)])
+
+    def write(self, t0: int, t1: int) -> None:
+        """Write buffered rows as file rows t0..t1 (buffer index 0 = row t0)."""
+        n = len(self.ids)
+        if n > self.written_ids:
+            self.ids_ds.resize((n,))
+            self.ids_ds[self.written_ids:] = np.array(self.ids[self.written_ids:], dtype=ID_DTYPE)
+            self.written_ids = n
+        block = np.full((t1 - t0, n), np.nan)
+        for i, row in enumerate(self.rows[: t1 - t0]):
+            if row is not None:
+                block[i, : len(row)] = row
+        self.ds.resize((t1, max(n, self.ds.shape[1])))
+        if n:
+            self.ds[t0:t1, :n] = block
+
+    def pad_to(self, n_rows: int) -> None:
+        while len(self.rows) < n_rows:
+            self.rows.append(None)
+
+
+def _as_float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class ResultsWriter:
+    def __init__(
+        self,
+        path: str,
+        attrs: dict,
+        series: list[tuple[str, str, str]],
+        event_streams: list[str],
+        start_iso: str,
+        step_ms: int,
+        flush_every: int = 60,
+    ):
+        self.path = str(path)
+        self.flush_every = flush_every
+        self._lock = threading.RLock()
+        self.f = h5py.File(self.path, "w", libver="latest")
+        self.f.attrs.update({k: v for k, v in attrs.items() if v is not None})
+        self.f.attrs.update(status="running", start=start_iso, step_ms=step_ms)
+        self.time = self.f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="i8",
+                                          chunks=(TIME_CHUNK,))
+        self.time.attrs.update(unit="ms", start=start_iso)
+        self.series: dict[tuple[str, str], _Series] = {}
+        for pop, attr, unit in series:
+            self.series[(pop, attr)] = _Series(self.f.require_group(pop), attr, unit, pop, flush_every)
+        self.events = {}
+        for name in event_streams:
+            self.events[name] = self.f.require_group("events").create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype="u1", chunks=(65536,), compression="gzip"
+            )
+        self._event_buf: dict[str, list[bytes]] = {name: [] for name in event_streams}
+        self.times: list[int] = []
+        self.rows_written = 0
+        self.f.swmr_mode = True
+        self.closed = False
+
+    def append(self, t_ms: int, values: dict[tuple[str, str], dict]) -> None:
+        """Add one time row; missing series get NaN."""
+        with self._lock:
+            n = len(self.times) - self.rows_written
+            for key, series in self.series.items():
+                series.pad_to(n)
+                series.add(values.get(key))
+            self.times.append(int(t_ms))
+            if n + 1 >= self.flush_every:
+                self.flush()
+
+    def add_events(self, stream: str, events: list[dict]) -> None:
+        with self._lock:
+            buf = self._event_buf[stream]
+            buf.extend((json.dumps(e, separators=(",", ":"), default=str) + "\n").encode() for e in events)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            t0, t1 = self.rows_written, len(self.times)
+            if t1 > t0:
+                for series in self.series.values():
+                    series.pad_to(t1 - t0)
+                    series.write(t0, t1)
+                self.time.resize((t1,))
+                self.time[t0:t1] = np.asarray(self.times[t0:t1], dtype="i8")
+                for series in self.series.values():
+                    del series.rows[: t1 - t0]
+                self.rows_written = t1
+            for name, buf in self._event_buf.items():
+                if buf:
+                    data = np.frombuffer(b"".join(buf), dtype="u1")
+                    ds = self.events[name]
+                    n = ds.shape[0]
+                    ds.resize((n + len(data),))
+                    ds[n:] = data
+                    buf.clear()
+            self.f.flush()
+
+    def close(self, status: str = "completed", error: str = "") -> None:
+        """Write what is buffered, close, and stamp the final status (outside SWMR)."""
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                self.flush()
+            finally:
+                self.closed = True
+                self.f.close()
+            with h5py.File(self.path, "r+", libver="latest") as f:
+                f.attrs.update(
+                    status=status,
+                    error=error,
+                    steps=self.rows_written,
+                    finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                )
+                for name in self.events:
+                    write_event_table(f, name)
+
+
+# ---------------------------------------------------------------------------- event tables
+
+EVENT_TABLES = "event_tables"
+
+
+def _records(raw: bytes) -> list[dict]:
+    text = raw.decode("utf-8", "replace").strip()
+    if not text:
+        return []
+    try:  # one parse of the whole stream (fast); per line only when a line is damaged
+        recs = json.loads("[" + ",".join(text.splitlines()) + "]")
+    except json.JSONDecodeError:
+        recs = []
+        for line in text.splitlines():
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a crash
+                continue
+    return [r for r in recs if isinstance(r, dict)]
+
+
+def _column(values: list) -> np.ndarray:
+    """A numpy column for HDF5: int64 when every value is an int, float64 when numeric (NaN = missing),
+    else UTF-8 bytes (lists and mappings as JSON text)."""
+    kinds = {type(v) for v in values}
+    if kinds <= {int}:
+        return np.asarray(values, dtype=np.int64)
+    if kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
+        return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    text = [b"" if v is None else (json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict))
+                                  else str(v)).encode() for v in values]
+    return np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
+
+
+def _flat(rec: dict, prefix: str = ""):
+    """(dotted key, value) of a record, nested mappings flattened (as pandas.json_normalize)."""
+    for k, v in rec.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def write_event_table(f: h5py.File, name: str) -> None:
+    """``/event_tables/<name>``: the stream as one compound dataset (one field per record key, nested keys
+    joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding.
+    (``/events/<name>`` stays the JSON Lines stream a reader sees while the run goes on: SWMR cannot
+    create or retype datasets once writing has started.)"""
+    recs = _records(bytes(np.asarray(f["events"][name][()], dtype=np.uint8).tobytes()))
+    if not recs:
+        return
+    columns: dict[str, list] = {}
+    for i, rec in enumerate(recs):
+        for key, v in _flat(rec):
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * i
+            col.append(v)
+        for col in columns.values():
+            if len(col) <= i:
+                col.append(None)
+    cols = {c: _column(v) for c, v in columns.items()}
+    table = np.empty(len(recs), dtype=[(c, a.dtype) for c, a in cols.items()])
+    for c, a in cols.items():
+        table[c] = a
+    g = f.require_group(EVENT_TABLES)
+    if name in g:
+        del g[name]
+    g.create_dataset(name, data=table, compression="gzip", compression_opts=1)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+
+def finite(a: np.ndarray) -> np.ndarray:
+    """Missing values (NaN: a device without a column, a row before it existed) and infinities as 0."""
+    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@dataclass
+class Series:
+    """One population attribute: ``values`` (T, N), column j belongs to ``ids[j]``."""
+
+    ids: list[str]
+    values: np.ndarray
+    unit: str = ""
+
+    def aligned(self, ids: list[str], fill: float = np.nan) -> np.ndarray:
+        """(T, len(ids)) with the columns of *ids* (``fill`` where an id has no column)."""
+        index = {k: j for j, k in enumerate(self.ids)}
+        out = np.full((self.values.shape[0], len(ids)), fill, dtype=float)
+        for i, k in enumerate(ids):
+            j = index.get(k)
+            if j is not None:
+                out[:, i] = self.values[:, j]
+        return out
+
+
+def _text(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class Results:
+    """Read access to a results file (also while it is being written, SWMR).
+
+    ``window=True`` (default): rows, series and events are those of the evaluated window
+    (file attributes ``eval_start_ms``/``eval_end_ms``, written by the runner; the whole file when
+    absent). ``full_series`` reads a series over the whole simulated period."""
+
+    def __init__(self, path: str | Path, window: bool = True):
+        self.path = str(path)
+        self.f = open_file(self.path)
+        if "time" not in self.f:
+            self.f.close()
+            raise InputError(f"{path}: not a cosim results file (no /time dataset)")
+        self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
+        self.t_all = np.asarray(self.f["time"][()], dtype=np.int64)
+        i0, i1 = 0, len(self.t_all)
+        w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")
+        self.window_ms = (int(w0), int(w1)) if window and w0 is not None and w1 is not None else None
+        if self.window_ms is not None:
+            i0, i1 = (int(np.searchsorted(self.t_all, w, side="left")) for w in self.window_ms)
+        self.rows = slice(i0, i1)
+        self.t_ms = self.t_all[self.rows]
+        start = _text(self.f["time"].attrs.get("start")) or self.attrs.get("start")
+        try:
+            self.start = dt.datetime.fromisoformat(str(start)) if start else None
+        except ValueError:
+            self.start = None
+        self.scenario_text = str(self.attrs.get("scenario") or "")
+        from cosim.scenario import parse_recorded  # the scenario schema reads the recorded text
+
+        self.scenario = parse_recorded(self.scenario_text)
+        step = self.attrs.get("step_ms")
+        if not step and len(self.t_ms) > 1:
+            step = int(np.median(np.diff(self.t_ms)))
+        self.step_ms = int(step or 60_000)
+        self.status = str(self.attrs.get("status", ""))
+        self._cache: dict[tuple[str, str], Series | None] = {}
+
+    @property
+    def window_start(self) -> dt.datetime | None:
+        """Local time of the first evaluated instant (the scenario's ``start``)."""
+        if self.start is None:
+            return None
+        return self.start + dt.timedelta(milliseconds=self.window_ms[0] if self.window_ms else 0)
+
+    # context manager
+    def __enter__(self) -> "Results":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @property
+    def T(self) -> int:
+        return len(self.t_ms)
+
+    @property
+    def record_ms(self) -> int:
+        """Nominal row interval (the recording interval)."""
+        if len(self.t_ms) > 1:
+            return int(np.median(np.diff(self.t_ms)))
+        if self.scenario is not None and self.scenario.record.every:
+            return int(self.scenario.record.every)
+        return self.step_ms
+
+    @property
+    def dt_h(self) -> np.ndarray:
+        """Duration of each row in hours: up to the next row, the last one the nominal interval."""
+        if self.T == 0:
+            return np.zeros(0)
+        d = np.diff(self.t_ms, append=self.t_ms[-1] + self.record_ms).astype(float)
+        return d / 3_600_000.0
+
+    @property
+    def duration_h(self) -> float:
+        return float(self.dt_h.sum())
+
+    def populations(self) -> list[str]:
+        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k != "events")
+
+    def has(self, pop: str, attr: str | None = None) -> bool:
+        if pop not in self.f or not isinstance(self.f[pop], h5py.Group):
+            return False
+        if attr is None:
+            return True
+        s = self.series(pop, attr)
+        return s is not None
+
+    def attrs_of(self, pop: str) -> list[str]:
+        if not self.has(pop):
+            return []
+        return sorted(k for k, v in self.f[pop].items() if isinstance(v, h5py.Dataset))
+
+    def series(self, pop: str, attr: str) -> Series | None:
+        """The (T, N) data of ``/pop/attr`` in the window, or ``None`` when absent or without columns."""
+        full = self.full_series(pop, attr)
+        if full is None or self.rows == slice(0, len(self.t_all)):
+            return full
+        return Series(ids=full.ids, values=full.values[self.rows], unit=full.unit)
+
+    def full_series(self, pop: str, attr: str) -> Series | None:
+        """The (T_all, N) data of ``/pop/attr`` over the whole simulated period."""
+        key = (pop, attr)
+        if key in self._cache:
+            return self._cache[key]
+        out = None
+        g = self.f.get(pop)
+        if isinstance(g, h5py.Group) and isinstance(g.get(attr), h5py.Dataset):
+            ds = g[attr]
+            if ds.ndim == 2 and ds.shape[1] > 0:
+                ids_ds = g.get("_ids", {}).get(attr) if "_ids" in g else None
+                ids = [_text(x) for x in ids_ds[()]] if ids_ds is not None else []
+                vals = np.asarray(ds[()], dtype=float)
+                n = min(len(ids), vals.shape[1]) if ids else vals.shape[1]
+                ids = ids[:n] if ids else [f"{attr}{j}" for j in range(n)]
+                vals = vals[:, :n]
+                T = len(self.t_all)
+                if vals.shape[0] >= T:
+                    vals = vals[:T]
+                else:
+                    vals = np.vstack([vals, np.full((T - vals.shape[0], n), np.nan)])
+                out = Series(ids=ids, values=vals, unit=str(_text(ds.attrs.get("unit", ""))))
+        self._cache[key] = out
+        return out
+
+    def event_streams(self) -> list[str]:
+        g = self.f.get("events")
+        return sorted(g.keys()) if isinstance(g, h5py.Group) else []
+
+    def records(self, name: str) -> list[dict] | None:
+        """The records of ``/events/<name>`` (JSON Lines) or ``None`` when the stream is absent."""
+        g = self.f.get("events")
+        if not isinstance(g, h5py.Group) or name not in g:
+            return None
+        raw = bytes(np.asarray(g[name][()], dtype=np.uint8).tobytes())
+        return [rec for rec in _records(raw) if self.in_window(rec)]
+
+    def in_window(self, rec: dict) -> bool:
+        """An event belongs to the window by the time it is about (``t0``) or else when it happened."""
+        if self.window_ms is None:
+            return True
+        t = rec.get("t0", rec.get("t", rec.get("sent")))
+        if not isinstance(t, (int, float)):
+            return True
+        return self.window_ms[0] <= t < self.window_ms[1]
+
+    # ---- time
+
+    def local_times(self) -> list[dt.datetime]:
+        start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        return [start + dt.timedelta(milliseconds=int(t)) for t in self.t_ms]
+
+    def local_minutes(self, t_ms: np.ndarray | None = None) -> np.ndarray:
+        """Local minute of day (float) of each time (default: each row)."""
+        t = self.t_ms if t_ms is None else np.asarray(t_ms)
+        start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        m0 = start.hour * 60 + start.minute + start.second / 60.0
+        return (m0 + t / 60_000.0) % 1440.0
+
+    # ---- scenario-derived parameters
+
+    def economics(self):
+        from cosim.economics import Economics
+
+        return self.scenario.economics if self.scenario is not None else Economics()
+
+    def household_specs(self) -> dict:
+        """household id -> HouseholdSpec regenerated from the recorded scenario (seeded), or {}."""
+        if self.scenario is None:
+            return {}
+        try:
+            from cosim.population import build_population
+
+            return {h.id: h for h in build_population(self.scenario)}
+        except Exception:  # noqa: BLE001 - a KPI must not fail on a population it cannot rebuild
+            return {}
+
+    # ---- pandas views (the public API, README "Python API")
+
+    def index(self, full: bool = False):
+        """tz-aware ``pandas.DatetimeIndex`` of the rows (evaluated window, or every row with *full*)."""
+        import pandas as pd
+
+        t = self.t_all if full else self.t_ms
+        start = pd.Timestamp(self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+        return pd.DatetimeIndex(start + pd.to_timedelta(t, unit="ms"), name="time")
+
+    def frame(self, population: str, attr: str, full: bool = False):
+        """``/population/attr`` as a DataFrame: tz-aware DatetimeIndex, one column per device.
+
+        The unit is in ``df.attrs["unit"]``. Raises :class:`InputError` naming what the file has when
+        the series is absent."""
+        import pandas as pd
+
+        s = self.full_series(population, attr) if full else self.series(population, attr)
+        if s is None:
+            have = ", ".join(f"{p}/{a}" for p in self.populations() for a in self.attrs_of(p)) or "none"
+            raise InputError(f"{self.path}: no series {population}/{attr} (the file has: {have})")
+        df = pd.DataFrame(s.values, index=self.index(full), columns=pd.Index(s.ids, name="device"))
+        df.attrs["unit"] = s.unit
+        return df
+
+    def events(self, stream: str):
+        """``/events/<stream>`` of the window as a DataFrame, one row per record (nested fields flattened
+        with dots; from ``/event_tables/<stream>`` once the file is closed). Raises :class:`InputError`
+        when the stream is absent."""
+        import pandas as pd
+
+        table = self.f.get(f"{EVENT_TABLES}/{stream}")
+        if isinstance(table, h5py.Dataset):
+            df = pd.DataFrame(table[()])
+            for c in df.columns:
+                if df[c].dtype == object:
+                    df[c] = df[c].str.decode("utf-8")
+            if self.window_ms is not None:
+                # as in_window: the time an event is about (t0), else when it happened (t, sent)
+                t = pd.Series(np.nan, index=df.index)
+                for c in ("t0", "t", "sent"):
+                    if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
+                        t = t.fillna(df[c].astype(float))
+                df = df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)
+            return df
+        recs = self.records(stream)
+        if recs is None:
+            raise InputError(f"{self.path}: no event stream {stream!r} (the file has: "
+                             f"{', '.join(self.event_streams()) or 'none'})")
+        return pd.json_normalize(recs) if recs else pd.DataFrame()

@@ -1,0 +1,95 @@
+"""Small CLI gaps: --version, unit-less durations, --until beyond the scenario, log levels in subprocess
+simulators, misspelt sweep KPIs, dotted overrides, the public API's errors."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import cosim
+from cosim.cli import main
+from tests.conftest import run_cosim, small_scenario
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith(f"cosim (lvflex-cosim) {cosim.__version__}")
+
+
+def test_a_bare_number_duration_is_refused(write_scenario, capsys):
+    assert main(["validate", str(write_scenario(step=60))]) == 2
+    err = capsys.readouterr().err
+    assert "step: a bare number is ambiguous: give a unit, e.g. '60s' or '60min'" in err and len(err.splitlines()) == 1
+
+
+def test_until_beyond_the_scenario_warns(write_scenario, tmp_path, capsys):
+    assert main(["run", str(write_scenario(duration="10min")), "--until", "20min", "--quiet",
+                 "--out", str(tmp_path / "a.h5")]) == 0
+    assert "warning: --until 20min evaluates longer than the scenario's duration (10min)" in capsys.readouterr().err
+
+
+def test_quiet_silences_subprocess_simulators_and_verbose_shows_them(write_scenario, tmp_path):
+    scn = write_scenario(duration="3min", simulators={"household": {"mode": "cmd"}})
+    quiet = run_cosim("run", str(scn), "--quiet", "--out", str(tmp_path / "q.h5"))
+    assert quiet.returncode == 0 and "INFO" not in quiet.stderr and quiet.stdout == "", quiet.stderr
+    loud = run_cosim("run", str(scn), "-v", "--out", str(tmp_path / "v.h5"))
+    assert loud.returncode == 0 and "HouseholdSim tries to connect" in loud.stderr
+
+
+def test_a_misspelt_sweep_kpi_is_an_input_error(tmp_path):
+    base = small_scenario(duration="5min", districts=[{"name": "d1", "households": 1}])
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    spec = {"name": "t", "base": "base.yaml", "parameters": {"seed": [1]}, "kpis": ["total.peak_15mn_kw"]}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    proc = run_cosim("sweep", str(tmp_path / "sweep.yaml"), "--workers", "1", "--out", str(tmp_path / "o"), "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "kpis: 'total.peak_15mn_kw' is not a KPI of these runs (did you mean total.peak_15min_kw" in proc.stderr
+
+
+def test_api_overrides_take_dotted_paths_and_bad_input_is_one_line(write_scenario):
+    path = write_scenario()
+    scn = cosim.load_scenario(path, **{"districts[0].households": 3, "duration": "30min"})
+    assert scn.districts[0].households == 3 and scn.duration == 1_800_000
+    with pytest.raises(cosim.ScenarioError, match=r"districts\[5\].households: index \[5\] out of range"):
+        cosim.load_scenario(path, **{"districts[5].households": 3})
+    with pytest.raises(cosim.ScenarioError, match="households"):
+        cosim.load_scenario(path, **{"districts[0].households": "ten"})
+
+
+def test_api_results_frame_and_events_errors(write_scenario, tmp_path):
+    res = cosim.run(write_scenario(duration="10min"), out=tmp_path / "r.h5")
+    df = res.frame("households", "P")
+    assert df.shape == (10, 6) and str(df.index.tz) == "UTC+02:00" and df.attrs["unit"] == "kW"
+    assert df.index[1] - df.index[0] == __import__("pandas").Timedelta("1min")
+    with pytest.raises(cosim.results.InputError if hasattr(cosim, "results") else Exception, match="no series"):
+        res.frame("households", "nope")
+    with pytest.raises(Exception, match="no event stream 'flex'"):
+        res.events("flex")
+    assert res.kpis()["total"]["households"] == 6
+
+
+def test_validate_refuses_an_unknown_recorded_attribute_before_running(write_scenario, capsys):
+    path = write_scenario(record={"include": {"households": ["P", "Pbogus"]}})
+    assert main(["validate", str(path)]) == 2
+    assert "record.include.households: unknown attribute(s) Pbogus; households offers P, Q" in capsys.readouterr().err
+
+
+def test_schema_validates_every_bundled_scenario_and_rejects_a_unitless_step(capsys):
+    import json
+
+    import jsonschema
+
+    from cosim.scenario import bundled_scenarios
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name, path in bundled_scenarios().items():
+        data = yaml.safe_load(path.read_text())
+        data["start"] = data["start"].isoformat() if hasattr(data["start"], "isoformat") else data["start"]
+        errors = [e.message for e in validator.iter_errors(data)]
+        assert not errors, (name, errors)
+    bad = small_scenario(step=60)
+    assert any("is not of type 'string'" in e.message for e in validator.iter_errors(bad))

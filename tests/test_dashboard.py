@@ -1,0 +1,168 @@
+"""The live dashboard without a browser: the page and BokehJS are served by this machine only (no CDN),
+snapshots carry the real devices and only them, a results file is tailed incrementally, and bad
+input is one line with exit code 2."""
+
+import re
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from cosim import recorder
+from cosim.cli import main
+from cosim.dashboard import History, live_dashboard
+from cosim.results import ResultsWriter
+from cosim.live import ResultsTail, snapshot
+from tests.conftest import free_port
+
+START = "2026-06-15T12:00:00+02:00"
+
+
+def row(t_s: float, p_real: float, quality: float) -> dict:
+    return {("meters", "P"): {"d1.h001": p_real, "d1.h002": 0.4},   # d1.h002: a simulated meter
+            ("meters", "quality"): {"d1.h001": quality}, ("meters", "age"): {"d1.h001": 0.2 + t_s},
+            ("gateways", "P_bat"): {"d1.h001": 1.0}, ("gateways", "quality"): {"d1.h001": 0.0},
+            ("controller", "P_bat_set"): {"d1.h001": 1.5}, ("realtime", "lateness_ms"): {"rt": 3.0},
+            ("grid", "v_min"): {"grid": 0.97}, ("grid", "v_max"): {"grid": 1.02}}
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+        return r.read().decode("utf-8", "replace")
+
+
+def test_snapshot_has_the_real_devices_only_with_set_point_and_read_back():
+    values = row(1, 0.7, 1.0)
+    s = snapshot(1000, 0.0, lambda p, a: values.get((p, a)))
+    assert [(d["role"], d["id"]) for d in s["devices"]] == [("meter", "d1.h001"), ("gateway", "d1.h001")]
+    meter, gateway = s["devices"]
+    assert meter["P"] == 0.7 and meter["quality"] == 1.0 and meter["V"] is None
+    assert gateway["set"] == 1.5 and gateway["readback"] == 1.0
+    assert (s["v_min"], s["v_max"], s["lateness_ms"], s["x"]) == (0.97, 1.02, 3.0, 1000.0)
+
+
+def test_page_and_bokehjs_are_served_locally_without_any_external_url():
+    port = free_port()
+    with live_dashboard(START, "127.0.0.1", port, "test") as url:
+        assert url == f"http://127.0.0.1:{port}/"
+        feed = recorder.LIVE_FEEDS[-1]
+        feed.row(0, row(0, 0.5, 0.0))
+        page = get(url)
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert assets and all(a.startswith("/static/") for a in assets), assets
+        assert not re.search(r"https?://(?!127\.0\.0\.1)", page)
+        js = get(f"http://127.0.0.1:{port}{assets[0]}")
+        assert len(js) > 100_000 and "Bokeh" in js
+    assert recorder.LIVE_FEEDS == []
+
+
+def test_results_tail_reads_new_rows_and_device_events_of_a_file_being_written(tmp_path):
+    path = tmp_path / "r.h5"
+    keys = list(row(0, 0, 0))
+    w = ResultsWriter(str(path), {}, [(p, a, "") for p, a in keys], ["devices"], START, 1000, flush_every=1)
+    for t in range(3):
+        w.append(t * 1000, row(t, 0.5 + t, 0.0))
+    tail = ResultsTail(str(path))
+    first = tail.poll()
+    assert [s["t"] for s in first] == [0, 1000, 2000]
+    assert first[-1]["devices"][0]["P"] == 2.5 and first[-1]["events"] == []
+    assert tail.poll() == []
+    w.add_events("devices", [{"kind": "drop", "device": "d1.h001", "msg": "meter d1.h001: no answer"}])
+    w.append(3000, row(3, 9.0, 1.0))
+    new = tail.poll()
+    assert [s["t"] for s in new] == [3000] and new[0]["devices"][0]["quality"] == 1.0
+    assert [e["kind"] for e in new[0]["events"]] == ["drop"]
+    h = History()
+    for s in first + new:
+        h.add(s)
+    assert list(h.cols["P d1.h001"]) == [0.5, 1.5, 2.5, 9.0]
+    assert list(h.cols["set d1.h001"]) == [1.5] * 4 and len(h.events) == 1
+    tail.close()
+    w.close()
+
+
+def test_watch_serves_the_page_of_a_results_file(tmp_path):
+    path = tmp_path / "r.h5"
+    w = ResultsWriter(str(path), {}, [(p, a, "") for p, a in row(0, 0, 0)], [], START, 1000, flush_every=1)
+    w.append(0, row(0, 0.5, 0.0))
+    w.close()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "watch", str(path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"dashboard: http://127.0.0.1:{port}/"), line
+        assert "bokeh" in get(f"http://127.0.0.1:{port}/").lower()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_watch_bad_file_and_busy_port_are_one_line_exit_2(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "missing.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'missing.h5'}: no such file"]
+    path = tmp_path / "r.h5"
+    ResultsWriter(str(path), {}, [], [], START, 1000).close()
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert main(["watch", str(path), "--port", str(busy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: dashboard: cannot listen on 127.0.0.1:{busy}")
+
+
+def test_mas_and_telecom_state_and_device_table_highlight():
+    from cosim.dashboard import device_table, state_text
+
+    values = {**row(0, 0.5, 2.0), ("lfa", "rounds"): {"lfa.d1": 3.0}, ("lfa", "gap"): {"lfa.d1": 0.8},
+              ("telecom", "latency_mean_ms"): {"telecom": 42.0}, ("telecom", "sent"): {"telecom": 120.0},
+              ("telecom", "lost"): {"telecom": 2.0}}
+    s = snapshot(0, 0.0, lambda p, a: values.get((p, a)))
+    s["events"] = [{"kind": "negotiation", "agent": "lfa.d1", "neg": "d1-7", "rounds": 3, "members": 10,
+                    "replied": 9}, {"kind": "exception", "msg": "meter d1.h001 (127.0.0.1:1): exception response"}]
+    h = History()
+    h.add(s)
+    text = state_text(h)
+    assert "round 3, gap 0.80 %; last negotiation d1-7: 3 rounds, 9/10 replied" in text
+    assert "42.0 ms" in text and "120 / 2" in text and "<li class='warn'>" in text
+    table = device_table(s)
+    assert "<td class='quality q-error'>error</td>" in table
+    assert list(h.cols["latency_ms"]) == [42.0]
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_dashboard_process_goes_when_its_run_is_killed(write_scenario):
+    """A run killed without cleanup (SIGKILL) must not leave its dashboard server behind."""
+    import time
+
+    port = free_port()
+    path = write_scenario(realtime={"factor": 1.0})
+    run = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", str(path), "--quiet", "--out",
+                            str(path.with_suffix(".h5")), "--dashboard", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert run.stdout.readline().startswith(f"dashboard: http://127.0.0.1:{port}/")
+        assert not port_free(port)
+    finally:
+        run.kill()
+        run.wait(10)
+    t0 = time.monotonic()
+    while not port_free(port) and time.monotonic() - t0 < 10:
+        time.sleep(0.1)
+    assert port_free(port), "the dashboard server outlived its run"

@@ -1,0 +1,68 @@
+"""Fault suite: truncated or damaged results files never hang an analysis command; one line, exit 2."""
+
+import time
+
+import pytest
+
+from cosim.cli import main
+
+COMMANDS = [
+    lambda bad, good, tmp: ["inspect", bad],
+    lambda bad, good, tmp: ["kpis", bad],
+    lambda bad, good, tmp: ["report", bad, "--out", str(tmp / "r.html")],
+    lambda bad, good, tmp: ["compare", good, bad],
+    lambda bad, good, tmp: ["value", bad, "--baseline", good],
+    lambda bad, good, tmp: ["run", bad, "--out", str(tmp / "rerun.h5"), "--quiet"],
+]
+NAMES = ["inspect", "kpis", "report", "compare", "value", "run"]
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    """A real small run (6 households, meters and a grid, 1 h)."""
+    from tests.conftest import small_scenario
+    import yaml
+
+    d = tmp_path_factory.mktemp("damaged")
+    scn = d / "s.yaml"
+    scn.write_text(yaml.safe_dump(small_scenario(grid={"network": "cigre_lv"}, duration="1h")))
+    out = d / "good.h5"
+    assert main(["run", str(scn), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _damaged(good, tmp_path, how: str):
+    data = good.read_bytes()
+    bad = tmp_path / f"{how}.h5"
+    if how == "half":
+        bad.write_bytes(data[: len(data) // 2])
+    elif how.startswith("head"):
+        bad.write_bytes(data[: int(how[4:])])
+    elif how == "overwritten":  # the superblock's tail and the root group's header
+        bad.write_bytes(data[:40] + b"\xaa" * 3000 + data[3040:])
+    elif how == "empty":
+        bad.write_bytes(b"")
+    elif how == "text":
+        bad.write_text("time,P\n0,1.0\n")
+    return bad
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["head2048", "head4096", "half", "overwritten", "empty", "text"])
+@pytest.mark.parametrize("command", range(len(COMMANDS)), ids=NAMES)
+def test_damaged_results_file_one_line_exit_2(good_run, tmp_path, capsys, how, command):
+    bad = _damaged(good_run, tmp_path, how)
+    t0 = time.monotonic()
+    code = main(COMMANDS[command](str(bad), str(good_run), tmp_path))
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: "), err
+    assert elapsed < 10, f"{elapsed:.1f} s"
+
+
+def test_directory_and_missing_file(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert main(["kpis", str(tmp_path / "nope.h5")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {tmp_path}: not a file", f"error: {tmp_path / 'nope.h5'}: no such file"]

@@ -1,0 +1,73 @@
+"""Fault suite: the output path never clobbers a foreign file; a killed writer's file is explained and repaired."""
+
+import signal
+import subprocess
+import time
+
+import h5py
+import pytest
+
+from cosim.cli import main
+from tests.conftest import ROOT, cosim_cmd
+
+
+def test_existing_foreign_file_is_not_overwritten(write_scenario, tmp_path, capsys):
+    out = tmp_path / "notes.h5"
+    out.write_text("my lab notes\n")
+    assert main(["run", str(write_scenario(duration="10min")), "--out", str(out), "--quiet"]) == 2
+    assert out.read_text() == "my lab notes\n"
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {out}: exists and is not a cosim results file; refusing to overwrite it "
+                   "(remove it or choose another output)"]
+
+
+def test_existing_results_file_is_replaced(write_scenario, tmp_path):
+    out = tmp_path / "r.h5"
+    assert main(["run", str(write_scenario(duration="10min")), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write_scenario(duration="20min")), "--out", str(out), "--quiet"]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["time"].shape == (20,)
+
+
+def _inspect(path) -> subprocess.CompletedProcess:
+    return subprocess.run(cosim_cmd("inspect", str(path)), cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_killed_writer_file_is_explained_and_repaired(write_scenario, tmp_path, capsys):
+    scn = write_scenario(duration="30d", record={"flush_every": 1})
+    out = tmp_path / "k.h5"
+    proc = subprocess.Popen(cosim_cmd("run", str(scn), "--out", str(out), "--quiet"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, note = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and "/time" not in note:
+            time.sleep(0.5)
+            if out.exists():
+                live = _inspect(out)
+                note = live.stdout if live.returncode == 0 else ""
+        assert "is writing this file" in note, note
+        assert main(["inspect", "--repair", str(out)]) == 2  # never repairs a file a live run writes
+        assert "still being written" in capsys.readouterr().err
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(OSError, match="already open for write"):
+        h5py.File(out, "r")
+    gone = _inspect(out)
+    assert gone.returncode == 0 and "status       running" in gone.stdout
+    assert "was killed" in gone.stdout and f"cosim inspect --repair {out}" in gone.stdout
+    with h5py.File(out, "r", libver="latest", swmr=True) as f:
+        rows = f["time"].shape[0]
+        p = f["households/P"][:rows]
+    assert rows >= 1
+    assert main(["inspect", "--repair", str(out)]) == 0
+    assert f"{out}: repaired: {rows} rows kept" in capsys.readouterr().out
+    with h5py.File(out, "r") as f:  # a plain open works again
+        assert f.attrs["status"] == "failed" and "writer killed" in f.attrs["error"]
+        assert f.attrs["steps"] == rows == f["time"].shape[0]
+        assert (f["households/P"][:rows] == p).all()
+    assert main(["kpis", str(out)]) == 0
+    assert main(["inspect", "--repair", str(out)]) == 0
+    assert "nothing to repair" in capsys.readouterr().out
