@@ -82,7 +82,7 @@ def test_base_load_follows_h0_and_the_coincidence_curve():
     assert "base.g(100)" not in {s.name for s in stats}  # not more homes than drawn
 
 
-def test_readme_population_example_is_a_valid_district():
+def test_readme_population_example_has_exact_shares():
     import re
     from pathlib import Path
 
@@ -91,11 +91,7 @@ def test_readme_population_example_is_a_valid_district():
     text = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
     section = text.split("## Household population and calibration", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
-    data = {"name": "readme", "start": "2026-01-20T00:00:00+01:00", "duration": "1h", "seed": 1,
-            **yaml.safe_load(block)}
-    from cosim.scenario import parse_scenario
-
-    scn = parse_scenario(data)
+    scn = parse_scenario(yaml.safe_load(block))
     assert cal.ownership_stats(scn, build_population(scn))[0].value == 0
 
 
