@@ -270,9 +270,11 @@ class Population:
         if self.hp.n:
             t_out = float(self.weather.temperature(m + 0.5 * dt_min))
             m0, nm = int(math.floor(m + 1e-9)), max(1, int(round(dt_min)))
-            gain = self.hp.gains(float(self.weather.ghi_minutes(m0, nm).mean()))
+            ghi = self.weather.ghi_minutes(m0, nm)
+            gain = self.hp.gains(float(ghi[0] if nm == 1 else ghi.mean()))
             p = self.hp.step(t_out, self.sp["P_hp_set"].values, dt_h, gain)
-            p += self.dhw.minutes(m0, nm, self.weather).mean(axis=0)
+            dhw = self.dhw.minutes(m0, nm, self.weather)
+            p += dhw[0] if nm == 1 else dhw.mean(axis=0)
             net[self.hp_idx] += p
             out["P_hp"], out["T_in"] = p, self.hp.t_in
         if self.app.n:

@@ -80,3 +80,33 @@ def test_base_load_follows_h0_and_the_coincidence_curve():
     assert_in_band(stats, ["base.window_energy_ratio", "base.h0_profile_corr", "base.peak_1min_kw",
                            "base.g(2)", "base.g(5)", "base.g(10)", "base.g(20)", "base.g(50)"])
     assert "base.g(100)" not in {s.name for s in stats}  # not more homes than drawn
+
+
+def test_readme_population_example_has_exact_shares():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    section = text.split("## Household population and calibration", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    scn = parse_scenario(yaml.safe_load(block))
+    assert cal.ownership_stats(scn, build_population(scn))[0].value == 0
+
+
+def test_cli_prints_every_statistic_with_band_and_source_and_exit_code(monkeypatch, capsys):
+    import json
+
+    from cosim.cli import main
+
+    stats = [cal.Stat("pv.specific_yield", 1000.0), cal.Stat("ev.grid_kwh_per_day", 12.0)]
+    monkeypatch.setattr(cal, "calibrate", lambda scn: stats)
+    assert main(["calibrate", "uc2_district"]) == 1  # one statistic outside its band
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("pv.specific_yield") and "900 – 1100" in out[1] and "yes" in out[1]
+    assert "Fraunhofer ISE" in out[1] and "NO" in out[2]
+    assert main(["calibrate", "uc2_district", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["scenario"] == "uc2_district" and [s["ok"] for s in doc["stats"]] == [True, False]
+    assert all({"value", "lo", "hi", "unit", "source"} <= set(s) for s in doc["stats"])

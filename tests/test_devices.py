@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -360,3 +362,14 @@ def test_hot_water_is_seeded_balances_energy_and_is_larger_in_winter():
     winter = np.mean([hw.draws(day_w + k).sum() for k in range(14)])
     summer = np.mean([hw.draws(day_s + k).sum() for k in range(14)])
     assert winter > summer  # colder mains water
+
+
+@pytest.mark.parametrize("year", [2024, 2026])
+def test_base_load_shape_is_demandlibs_dynamised_h0(year):
+    from demandlib import bdew
+
+    from simulators.devices.baseload import _h0_year
+
+    with warnings.catch_warnings():  # ElecSlp sets simplefilter("error") process-wide (demandlib 0.2.2)
+        ref = bdew.ElecSlp(year).get_profiles("h0_dyn")["h0_dyn"].to_numpy()
+    np.testing.assert_allclose(_h0_year(year), np.repeat(ref / ref.mean(), 15).reshape(-1, MIN_PER_DAY), rtol=1e-12)

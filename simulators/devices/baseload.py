@@ -1,6 +1,6 @@
 """Seeded synthetic household base load at 1-minute resolution.
 
-Mean shape: the BDEW H0 standard load profile with its dynamisation (demandlib ``h0_dyn``: 15-minute
+Mean shape: the BDEW H0 standard load profile with its dynamisation (demandlib's ``h0_dyn``: 15-minute
 values of the calendar year, weekdays/Saturdays/Sundays and seasons; public holidays not marked),
 normalised to an annual mean of 1 (``day_shape``). Every household's expected load is this shape times
 ``annual_kwh / 8760`` kW, so the population mean follows H0.
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import warnings
 import math
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -71,16 +71,31 @@ _WH = np.array([a.water_heater for a in APPLIANCES])
 _E_EVENT = _KW.mean(axis=1) * _MIN.mean(axis=1) / 60.0  # expected kWh per event
 
 
+# demandlib's default BDEW seasons (ElecSlp): (month, day) ranges, inclusive
+H0_SEASONS = {"summer": [((5, 15), (9, 14))], "transition": [((3, 21), (5, 14)), ((9, 15), (10, 31))],
+              "winter": [((1, 1), (3, 20)), ((11, 1), (12, 31))]}
+
+
 @functools.lru_cache(maxsize=4)
 def _h0_year(year: int) -> np.ndarray:
-    """(days, 1440) BDEW H0 (dynamised) of a calendar year at minute resolution, annual mean 1."""
-    from demandlib import bdew
+    """(days, 1440) BDEW H0 with dynamisation of a calendar year at minute resolution, annual mean 1.
 
-    # demandlib 0.2.2's ElecSlp calls warnings.simplefilter("error") for the whole process (every later
-    # warning, e.g. mosaik's real-time "too slow", would become an exception): keep it inside this call.
-    with warnings.catch_warnings():
-        q = bdew.ElecSlp(year).get_scaled_power_profiles({"h0_dyn": 1.0})["h0_dyn"].to_numpy()
-    q = q[: len(q) // 96 * 96]
+    The same numbers as demandlib's ``ElecSlp(year)`` profile ``h0_dyn`` (no holidays; tested equal),
+    taken from demandlib's BDEW table and dynamisation function without building every other
+    standard profile of the year (which costs ~1 s per year) and without ElecSlp's process-wide
+    ``warnings.simplefilter("error")`` (demandlib 0.2.2)."""
+    import pandas as pd
+    from demandlib.bdew import elec_slp
+
+    tab = pd.read_csv(Path(elec_slp._bdew_datapath) / "selp_series.csv", usecols=["period", "weekday", "h0"])
+    h0 = {(p, int(w)): g.to_numpy() for (p, w), g in tab.groupby(["period", "weekday"], sort=False)["h0"]}
+    days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    season = np.empty(len(days), dtype=object)
+    for name, ranges in H0_SEASONS.items():
+        for (m0, d0), (m1, d1) in ranges:
+            season[(days >= pd.Timestamp(year, m0, d0)) & (days <= pd.Timestamp(year, m1, d1))] = name
+    q = np.concatenate([h0[(s, int(d.weekday()) + 1)] for s, d in zip(season, days)])
+    q = q / q.sum() * elec_slp.dynamisation_function(pd.date_range(days[0], periods=len(q), freq="15min")).to_numpy()
     return np.repeat(q / q.mean(), 15).reshape(-1, MIN_PER_DAY)
 
 

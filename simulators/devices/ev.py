@@ -105,6 +105,7 @@ class EVFleet:
         self._draws: dict[int, tuple] = {}
         self._days: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._started = False
+        self._next_event = -np.inf  # local minute of the next arrival or departure
 
     # ---- seeded trips and sessions ------------------------------------------------------------
     def trips(self, day: int):
@@ -176,8 +177,11 @@ class EVFleet:
         self.e = np.where(self.home, np.maximum(self.e_dep - self.need, 0.0) + charged, self.e_dep)
         self.remaining = np.where(self.home, np.minimum(self.need - charged, self.capacity - self.e), 0.0)
         self._started = True
+        self._next_event = -np.inf
 
     def _events(self, m: float) -> None:
+        if m < self._next_event:
+            return
         for _ in range(4):
             dep = self.home & (m >= self.dep)
             if dep.any():
@@ -193,6 +197,7 @@ class EVFleet:
                 self.remaining[arr] = np.minimum(self.need[arr], self.capacity[arr] - self.e[arr])
             if not dep.any() and not arr.any():
                 break
+        self._next_event = float(np.min(np.where(self.home, self.dep, self.arr), initial=np.inf))
 
     # ---- stepping -----------------------------------------------------------------------
     def step(self, m: float, dt_min: float, p_set: np.ndarray) -> np.ndarray:

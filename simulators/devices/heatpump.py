@@ -88,10 +88,14 @@ class HeatPumps:
 
     def step(self, t_out: float, p_set: np.ndarray, dt_h: float, gain: np.ndarray | float = 0.0) -> np.ndarray:
         """Electrical power (kW ≥ 0) over the step; advances T_in. NaN setpoint = thermostat."""
-        a = np.exp(-self.ua * dt_h / self.c)
-        cp = cop(t_out)
-        self.on = np.where(self.t_in < self.t_on, True, np.where(self.t_in > self.t_off, False, self.on))
-        p = np.where(np.isnan(p_set), np.where(self.on, self.p_el, 0.0), np.clip(p_set, 0.0, self.p_el))
+        if getattr(self, "_dt_h", None) != dt_h:
+            self._dt_h, self._a = dt_h, np.exp(-self.ua * dt_h / self.c)
+        a = self._a
+        cp = float(cop(t_out))
+        self.on = (self.t_in < self.t_on) | (self.on & (self.t_in <= self.t_off))
+        p = np.where(self.on, self.p_el, 0.0)
+        if not np.isnan(p_set).all():
+            p = np.where(np.isnan(p_set), p, np.clip(p_set, 0.0, self.p_el))
         gain_k = (1 - a) * cp / self.ua  # K per kW
         free = a * self.t_in + (1 - a) * (t_out + gain / self.ua)
         p_lo = np.clip((self.t_min - free) / gain_k, 0.0, self.p_el)

@@ -133,7 +133,14 @@ class Weather:
 
     # ---- public ---------------------------------------------------------------------------
     def temperature(self, m):
-        """Outdoor temperature, °C."""
+        """Outdoor temperature, °C (a float for a scalar m: the per-step path)."""
+        if np.ndim(m) == 0:
+            x = float(m)
+            d = math.floor(x / MIN_PER_DAY)
+            t = self.hourly(d, d)[0]
+            h = (x - d * MIN_PER_DAY) / 60.0
+            i = min(int(h), 23)
+            return float(t[i] + (h - i) * (t[i + 1] - t[i]))
         return self._interp(m, 0)
 
     def clearness(self, m, lag=0.0):
