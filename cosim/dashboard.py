@@ -18,6 +18,7 @@ import html
 import math
 import multiprocessing as mp
 import queue
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,11 +93,6 @@ class History:
             else:
                 self.events.append(ev)
         self.n += 1
-
-    def since(self, n: int) -> dict[str, list]:
-        """The columns' points added after the first *n* snapshots (those still held)."""
-        k = min(self.n - n, len(self.cols["x"]))
-        return {c: list(v)[len(v) - k:] for c, v in self.cols.items()}
 
 
 class QueueSource:
@@ -197,8 +193,31 @@ def state_text(h: History) -> str:
     return "".join(parts) + "</div>"
 
 
+def plot_groups(keys: list[str]) -> list[tuple[str, str, list[tuple[str, list[str], list[str]]]]]:
+    """The plots for the history's series *keys*: (title, y label, [(line dash, series, labels)]); every
+    group is drawn by one ``multi_line`` (one renderer per group keeps the browser's work per update
+    small, whatever the number of devices)."""
+    meters = [k for k in keys if k.startswith("P ")]
+    gws = [k[len("set "):] for k in keys if k.startswith("set ")]
+    out = []
+    if meters:
+        out.append(("Real meters: P", "kW (+ import)", [("solid", meters, [k[2:] for k in meters])]))
+    if gws:
+        out.append(("Gateways: set point (dashed) vs read-back", "kW (+ charging)",
+                    [("dashed", [f"set {g}" for g in gws], [f"set {g}" for g in gws]),
+                     ("solid", [f"readback {g}" for g in gws], [f"read-back {g}" for g in gws])]))
+    if "lateness_ms" in keys:
+        out.append(("Step lateness (real time)", "ms", [("solid", ["lateness_ms"], ["lateness"])]))
+    if "v_min" in keys:
+        out.append(("Grid voltage band", "p.u.", [("solid", ["v_min", "v_max"], ["min", "max"])]))
+        out.append(("Transformer loading", "%", [("solid", ["trafo_loading"], ["highest"])]))
+    if "latency_ms" in keys:
+        out.append(("Message latency (mean)", "ms", [("solid", ["latency_ms"], ["mean"])]))
+    return out
+
+
 def make_document(doc, h: History, title: str) -> None:
-    """Build one browser session's page; it streams what *h* gains every UPDATE_MS."""
+    """Build one browser session's page: tables every UPDATE_MS, plots every PLOT_MS."""
     from bokeh.layouts import column, row
     from bokeh.models import ColumnDataSource, DatetimeTickFormatter, Div
     from bokeh.plotting import figure
@@ -206,55 +225,32 @@ def make_document(doc, h: History, title: str) -> None:
     fmt = DatetimeTickFormatter(seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M",
                                 hours="%H:%M", days="%d %b")
     header, devices, state = Div(), Div(), Div(width=520)
-    plots = column(Div(text="<i>plots appear with the first step …</i>"))
-    session = {"n": 0, "keys": None, "src": None}
+    waiting = Div(text="<i>plots appear with the first step …</i>")
+    plots = column(waiting)
+    session = {"n": -1, "keys": None, "groups": []}  # groups: [(ColumnDataSource, series keys)]
 
-    def fig(title_: str, y: str):
-        p = figure(title=title_, x_axis_type="datetime", height=190, width=620, toolbar_location=None,
-                   y_axis_label=y)
-        p.xaxis.formatter = fmt
-        p.xaxis.axis_label = "simulated local time"
-        return p
+    def data(keys: list[str], labels: list[str]) -> dict:
+        x = list(h.cols["x"])
+        return {"xs": [x] * len(keys), "ys": [list(h.cols[k]) for k in keys], "label": labels,
+                "color": [PALETTE[i % len(PALETTE)] for i in range(len(keys))]}
 
     def build():
         keys = sorted(h.cols)
-        src = ColumnDataSource({k: list(v) for k, v in h.cols.items()})
-        figs = []
-        real = [k for k in keys if k.startswith("P ")]
-        if real:
-            p = fig("Real meters: P", "kW (+ import)")
-            for i, k in enumerate(real):
-                p.line("x", k, source=src, color=PALETTE[i % len(PALETTE)], legend_label=k[2:])
+        figs, groups = [], []
+        for title_, ylabel, lines in plot_groups(keys):
+            p = figure(title=title_, x_axis_type="datetime", height=190, width=620, toolbar_location=None,
+                       y_axis_label=ylabel)
+            p.xaxis.formatter = fmt
+            p.xaxis.axis_label = "simulated local time"
+            for dash, series, labels in lines:
+                src = ColumnDataSource(data(series, labels))
+                p.multi_line("xs", "ys", source=src, color="color", line_dash=dash, line_width=1.5,
+                             legend_field="label")
+                groups.append((src, series, labels))
+            p.legend.location, p.legend.label_text_font_size = "top_left", "9pt"
             figs.append(p)
-        gws = [k[4:] for k in keys if k.startswith("set ")]
-        if gws:
-            p = fig("Gateways: set point (dashed) vs read-back", "kW (+ charging)")
-            for i, g in enumerate(gws):
-                c = PALETTE[i % len(PALETTE)]
-                p.line("x", f"set {g}", source=src, color=c, line_dash="dashed", legend_label=f"set {g}")
-                p.line("x", f"readback {g}", source=src, color=c, legend_label=f"read-back {g}")
-            figs.append(p)
-        if "lateness_ms" in keys:
-            p = fig("Step lateness (real time)", "ms")
-            p.line("x", "lateness_ms", source=src, color="#444")
-            figs.append(p)
-        if "v_min" in keys:
-            p = fig("Grid voltage band", "p.u.")
-            p.line("x", "v_min", source=src, color=PALETTE[0], legend_label="min")
-            p.line("x", "v_max", source=src, color=PALETTE[1], legend_label="max")
-            figs.append(p)
-            p = fig("Transformer loading", "%")
-            p.line("x", "trafo_loading", source=src, color=PALETTE[2])
-            figs.append(p)
-        if "latency_ms" in keys:
-            p = fig("Message latency (mean)", "ms")
-            p.line("x", "latency_ms", source=src, color=PALETTE[3])
-            figs.append(p)
-        for f in figs:
-            if f.legend:
-                f.legend.location, f.legend.label_text_font_size = "top_left", "9pt"
-        plots.children = figs or [Div(text="<i>plots appear with the first step …</i>")]
-        session.update(keys=keys, src=src, n=h.n)
+        plots.children = figs or [waiting]
+        session.update(keys=keys, groups=groups, n=h.n)
 
     def update():
         header.text = status_text(h, title)
@@ -265,7 +261,8 @@ def make_document(doc, h: History, title: str) -> None:
         if sorted(h.cols) != session["keys"]:
             build()
         elif h.n > session["n"]:
-            session["src"].stream(h.since(session["n"]), rollover=h.maxlen)
+            for src, series, labels in session["groups"]:
+                src.data = data(series, labels)
             session["n"] = h.n
 
     update()
@@ -335,9 +332,13 @@ class DashboardProcess:
 
     def start(self, timeout: float = 60.0) -> str:
         self.proc.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise InputError(f"dashboard: the server did not start on {self.host}:{self.port} within {timeout:.0f} s")
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if not self.proc.is_alive() or time.monotonic() > deadline:
+                code = self.proc.exitcode
+                self.stop()
+                why = f"its process exited with code {code}" if code is not None else f"not within {timeout:.0f} s"
+                raise InputError(f"dashboard: the server did not start on {self.host}:{self.port} ({why})")
         return url(self.host, self.port)
 
     def stop(self, linger: float = 0.0) -> None:
