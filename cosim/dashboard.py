@@ -61,6 +61,7 @@ class History:
         self.negotiations: dict[str, dict] = {}
         self.finished = False
         self.lateness_origin = math.inf
+        self.origin = 0.0
 
     def flat(self, snap: dict) -> dict[str, float]:
         """One point per plotted series; a series appears with its first value (a run without grid or
@@ -87,6 +88,7 @@ class History:
         for k, col in self.cols.items():
             col.append(row.get(k, math.nan))
         self.latest = snap
+        self.origin = snap["x"] - snap["t"]  # naive epoch ms of the simulated start
         for ev in snap.get("events", []):
             if ev.get("kind") == "negotiation":
                 self.negotiations[str(ev.get("agent"))] = ev
@@ -151,7 +153,7 @@ def device_table(snap: dict | None) -> str:
     if not rows:
         rows.append("<tr><td class='l' colspan='10'>no real devices in this run</td></tr>")
     return (f"<div class='lab'>{CSS}<table id='devices'><thead><tr><th class='l'>role</th><th class='l'>device</th>"
-            "<th>P kW</th><th>V</th><th>import kWh</th><th>export kWh</th><th>set point kW</th><th>SoC %</th>"
+            "<th>P / read-back kW</th><th>V</th><th>import kWh</th><th>export kWh</th><th>set point kW</th><th>SoC %</th>"
             "<th>quality</th><th>age s</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
@@ -187,7 +189,9 @@ def state_text(h: History) -> str:
         parts.append("<h3>Device events</h3><ul>")
         for ev in reversed(h.events):
             cls = "warn" if ev.get("kind") in ("drop", "exception") else "note"
-            parts.append(f"<li class='{cls}'>{html.escape(str(ev.get('wall', ''))[11:19])} "
+            when = (dt.datetime.fromtimestamp((h.origin + ev["t"]) / 1000.0, dt.timezone.utc).strftime("%H:%M:%S")
+                    if isinstance(ev.get("t"), (int, float)) else "")
+            parts.append(f"<li class='{cls}'>{when} "
                          f"{html.escape(str(ev.get('msg', ev.get('kind'))))}</li>")
         parts.append("</ul>")
     return "".join(parts) + "</div>"
@@ -227,12 +231,17 @@ def make_document(doc, h: History, title: str) -> None:
     header, devices, state = Div(), Div(), Div(width=520)
     waiting = Div(text="<i>plots appear with the first step …</i>")
     plots = column(waiting)
-    session = {"n": -1, "keys": None, "groups": []}  # groups: [(ColumnDataSource, series keys)]
+    session = {"n": -1, "keys": None, "groups": []}  # groups: [(source, series keys, labels, group index)]
 
     def data(keys: list[str], labels: list[str]) -> dict:
         x = list(h.cols["x"])
         return {"xs": [x] * len(keys), "ys": [list(h.cols[k]) for k in keys], "label": labels,
                 "color": [PALETTE[i % len(PALETTE)] for i in range(len(keys))]}
+
+    def legend_field(src, i: int) -> str:
+        """Each group its own label column: groups sharing one field name would share one legend entry."""
+        src.data[f"label{i}"] = src.data["label"]
+        return f"label{i}"
 
     def build():
         keys = sorted(h.cols)
@@ -242,11 +251,11 @@ def make_document(doc, h: History, title: str) -> None:
                        y_axis_label=ylabel)
             p.xaxis.formatter = fmt
             p.xaxis.axis_label = "simulated local time"
-            for dash, series, labels in lines:
+            for i, (dash, series, labels) in enumerate(lines):
                 src = ColumnDataSource(data(series, labels))
                 p.multi_line("xs", "ys", source=src, color="color", line_dash=dash, line_width=1.5,
-                             legend_field="label")
-                groups.append((src, series, labels))
+                             legend_field=legend_field(src, i))
+                groups.append((src, series, labels, i))
             p.legend.location, p.legend.label_text_font_size = "top_left", "9pt"
             figs.append(p)
         plots.children = figs or [waiting]
@@ -261,8 +270,8 @@ def make_document(doc, h: History, title: str) -> None:
         if sorted(h.cols) != session["keys"]:
             build()
         elif h.n > session["n"]:
-            for src, series, labels in session["groups"]:
-                src.data = data(series, labels)
+            for src, series, labels, i in session["groups"]:
+                src.data = {**data(series, labels), f"label{i}": labels}
             session["n"] = h.n
 
     update()
