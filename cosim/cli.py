@@ -246,8 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--repair", action="store_true",
                    help="a file whose run was killed (status running, writer gone): rewrite it closed, status failed")
     i.set_defaults(func=cmd_inspect)
+    from cosim.calibrate import register as register_calibrate
     from cosim.cli_study import register
     register(sub)
+    register_calibrate(sub)
     return p
 
 

@@ -49,6 +49,7 @@ from cosim.economics import prices_at
 from cosim.objective import heat_pump_params, objective_kpis, terminal_kpis
 from cosim.population import district_of
 from cosim.results import Results, finite
+from cosim.kpi_unbalance import unbalance_kpis
 
 QUARTER_MS = 900_000
 MONTH_MS = int(30.4375 * 86_400_000)
@@ -449,6 +450,7 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     ov = trafo_overload(res)
     out["overload_kwh"] = _f(ov[0], 3) if ov else None
     out["reinforcement_kva"] = _f(ov[1], 3) if ov else None
+    out["unbalance"] = unbalance_kpis(res, band)
     conv = res.series("grid", "converged")
     out["nonconverged_steps"] = int((finite(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
     return out
@@ -692,6 +694,7 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("grid.v_min_pu", "min voltage", "p.u."),
     ("grid.v_max_pu", "max voltage", "p.u."),
     ("grid.overload_kwh", "trafo overload energy", "kWh"),
+    ("grid.unbalance.vuf_10min_p95_pct", "voltage unbalance p95 of 10-min values (EN 50160: 2 %)", "%"),
     ("flexibility.requested_kwh", "flex requested", "kWh"),
     ("flexibility.offered_kwh", "flex offered", "kWh"),
     ("flexibility.ordered_kwh", "flex ordered", "kWh"),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.scenario import District, Scenario
+from cosim.scenario import DEVICES, TRAITS, District, Scenario
 from simulators.devices.params import DeviceSet, HouseholdSpec
+from simulators.phases import assign_phases
 
 # Independent random streams per purpose: adding a purpose never changes another's draws.
 STREAM_POPULATION = 1
+STREAM_PHASES = 2
 
 
 def household_id(district: str, index: int) -> str:
@@ -20,12 +22,35 @@ def district_of(hid: str) -> str:
     return hid.split(".", 1)[0] if "." in hid else "(none)"
 
 
-def _owners(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
-    mask = np.zeros(n, dtype=bool)
+def _top(score: np.ndarray, share: float, among: np.ndarray | None = None) -> np.ndarray:
+    """Owners: the round(share * n) households (of ``among``, default all) with the highest score.
+
+    Ranking a latent score keeps the scenario's share exact while the scores carry the correlations.
+    """
+    n = len(score)
     k = int(round(share * n))
+    pool = np.arange(n) if among is None else np.flatnonzero(among)
+    mask = np.zeros(n, dtype=bool)
     if k:
-        mask[rng.choice(n, size=k, replace=False)] = True
+        mask[pool[np.argsort(-score[pool], kind="stable")[:k]]] = True
     return mask
+
+
+def owners(district: District, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Device ownership masks of a district: Gaussian copula over TRAITS, exact shares.
+
+    Each household draws latent scores z ~ N(0, R) (R from ``district.ownership``); a device goes to
+    the households with the highest score for it, a battery (``battery_needs_pv``) to the PV homes
+    with the highest battery score. Also returns the ``new_building`` score (rank = newer).
+    """
+    n, sh, own = district.households, district.shares, district.ownership
+    z = rng.multivariate_normal(np.zeros(len(TRAITS)), own.matrix(), size=n, method="cholesky")
+    col = {t: z[:, i] for i, t in enumerate(TRAITS)}
+    out = {"new_building": col["new_building"]}
+    for dev in DEVICES:
+        among = out["pv"] if dev == "battery" and own.battery_needs_pv else None
+        out[dev] = _top(col[dev], getattr(sh, dev), among)
+    return out
 
 
 def _scaled(model, rng: np.random.Generator, variety: float, fields: tuple[str, ...]):
@@ -34,18 +59,47 @@ def _scaled(model, rng: np.random.Generator, variety: float, fields: tuple[str, 
     return model.model_copy(update={f: round(getattr(model, f) * factor, 3) for f in fields})
 
 
+# PV orientation when a district spreads it (``pv_orientation: spread``). Killinger et al. (2018), "On
+# the search for representative characteristics of PV systems", Solar Energy 173:1087–1106, analysed
+# the metadata of German rooftop systems: azimuths centred on south with most within ±45°, few
+# facing north of east/west; tilts mostly 20–40°, plus a group of low-tilt (flat-roof) systems.
+PV_FLAT_SHARE = 0.10  # share on flat roofs (low-tilt racks), Killinger et al. 2018 low-tilt group, rounded
+PV_FLAT_TILT = (5.0, 15.0)  # degrees, uniform: racked modules on flat roofs
+PV_TILT_MEAN, PV_TILT_SD, PV_TILT_RANGE = 32.0, 8.0, (15.0, 45.0)  # pitched roofs, degrees (clipped)
+PV_AZ_SD, PV_AZ_RANGE = 45.0, (90.0, 270.0)  # degrees around south (180), clipped to east..west
+
+
+def pv_orientation(rng: np.random.Generator) -> dict[str, float]:
+    """Seeded tilt and azimuth of one roof from the distribution above."""
+    u, a, b = rng.random(), rng.standard_normal(), rng.standard_normal()
+    az = float(np.clip(180.0 + PV_AZ_SD * a, *PV_AZ_RANGE))
+    if u < PV_FLAT_SHARE:
+        tilt = PV_FLAT_TILT[0] + (PV_FLAT_TILT[1] - PV_FLAT_TILT[0]) * u / PV_FLAT_SHARE
+    else:
+        tilt = float(np.clip(PV_TILT_MEAN + PV_TILT_SD * b, *PV_TILT_RANGE))
+    return {"tilt": round(tilt, 1), "azimuth": round(az, 1)}
+
+
+def _pv(district: District, rng: np.random.Generator):
+    pv = _scaled(district.devices.pv, rng, district.variety, ("kwp",))
+    orient = pv_orientation(rng)
+    return pv if district.pv_orientation == "fixed" else pv.model_copy(update=orient)
+
+
 def district_households(district: District, rng: np.random.Generator) -> list[HouseholdSpec]:
-    n, sh, dev, var = district.households, district.shares, district.devices, district.variety
-    owners = {k: _owners(rng, n, getattr(sh, k)) for k in ("pv", "battery", "ev", "heat_pump", "appliances")}
+    n, dev, var = district.households, district.devices, district.variety
+    own = owners(district, rng)
     specs = []
     for i in range(n):
+        u_wh = rng.random()  # heat-pump homes heat water with the heat pump
+        wh = (dev.base.instant_water_heater or u_wh < district.ownership.instant_water_heater) and not own["heat_pump"][i]
         devices = DeviceSet(
-            base=_scaled(dev.base, rng, var, ("annual_kwh",)),
-            pv=_scaled(dev.pv, rng, var, ("kwp",)) if owners["pv"][i] else None,
-            battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if owners["battery"][i] else None,
-            ev=dev.ev if owners["ev"][i] else None,
-            heat_pump=_scaled(dev.heat_pump, rng, var, ("ua_kw_per_k",)) if owners["heat_pump"][i] else None,
-            appliances=list(dev.appliances) if owners["appliances"][i] else [],
+            base=_scaled(dev.base, rng, var, ("annual_kwh",)).model_copy(update={"instant_water_heater": wh}),
+            pv=_pv(district, rng) if own["pv"][i] else None,
+            battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if own["battery"][i] else None,
+            ev=dev.ev if own["ev"][i] else None,
+            heat_pump=_scaled(dev.heat_pump, rng, var, ("ua_kw_per_k",)) if own["heat_pump"][i] else None,
+            appliances=list(dev.appliances) if own["appliances"][i] else [],
         )
         specs.append(HouseholdSpec(id=household_id(district.name, i + 1), devices=devices))
     return specs
@@ -57,4 +111,12 @@ def build_population(scn: Scenario) -> list[HouseholdSpec]:
     out: list[HouseholdSpec] = []
     for district, child in zip(scn.districts, seq.spawn(len(scn.districts))):
         out.extend(district_households(district, np.random.default_rng(child)))
+    if scn.grid is not None and scn.grid.engine == "fast3ph":  # households on L1/L2/L3
+        given = scn.grid.phases if isinstance(scn.grid.phases, dict) else {}
+        unknown = sorted(set(given) - {h.id for h in out})
+        if unknown:
+            raise ValueError(f"grid.phases: unknown household id(s) {', '.join(unknown[:5])}")
+        rng = np.random.default_rng(np.random.SeedSequence([scn.seed, STREAM_PHASES]))
+        phases = assign_phases([h.id for h in out], rng, given)
+        out = [h.model_copy(update={"phase": phases[h.id]}) for h in out]
     return out

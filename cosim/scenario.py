@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -30,7 +31,7 @@ from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
 from simulators.mas.tariff import DistrictObjective
-from simulators.vocabulary import CONTROL_MODES
+from simulators.vocabulary import CONTROL_MODES, GRID_ENGINES
 from simulators.devices.params import (
     ApplianceParams,
     BaseLoadParams,
@@ -97,6 +98,60 @@ class DeviceShares(_Strict):
     appliances: float = Field(0.0, ge=0, le=1)
 
 
+DEVICES = tuple(DeviceShares.model_fields)  # the device vocabulary of shares, defaults and ownership
+TRAITS = ("new_building", *DEVICES)  # latent household traits of the ownership copula
+
+# Default rank correlations of the ownership copula (cosim.population). Sources of the signs and sizes:
+# * heat pump ~ new building 0.6: heat pumps are the primary heating of 64 % of the residential
+#   buildings completed in Germany in 2023 (Destatis, press release 21 June 2024) but of only ~6 % of
+#   the dwelling stock (BDEW, "Wie heizt Deutschland 2023"); a strong positive dependence.
+# * PV ~ new building 0.3: state PV obligations for new roofs (e.g. Baden-Württemberg KSG 2022) and
+#   EEG statistics showing higher PV adoption on post-2000 single-family homes (assumed moderate).
+# * PV ~ heat pump 0.3: owners combine them for self-consumption (BSW-Solar / BWP market surveys
+#   report a majority of new heat pumps in PV homes; assumed moderate).
+# * EV: independent of the others (0; the issue's requested default, adjustable per scenario).
+DEFAULT_CORRELATION = {"heat_pump~new_building": 0.6, "pv~new_building": 0.3, "pv~heat_pump": 0.3}
+
+
+class Ownership(_Strict):
+    """How device ownership is drawn: a Gaussian copula over household traits (cosim.population)."""
+
+    battery_needs_pv: bool = Field(
+        True, description="batteries only in PV homes (a battery without PV never recharges under the default rule)"
+    )
+    # Destatis Mikrozensus 2018 (Zusatzerhebung Wohnen) / BDEW Beheizungsstruktur: about a quarter of
+    # German dwellings heat water electrically and decentrally (instantaneous heaters, small tanks)
+    instant_water_heater: float = Field(
+        0.25, ge=0, le=1, description="share of the homes without heat pump with an instantaneous water heater"
+    )
+    correlation: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_CORRELATION),
+        description='latent correlations "a~b" between traits (new_building and the devices); unnamed pairs 0',
+    )
+
+    @field_validator("correlation")
+    @classmethod
+    def _pairs(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, rho in v.items():
+            a, _, b = key.partition("~")
+            if a not in TRAITS or b not in TRAITS or a == b:
+                raise ValueError(f'"{key}": expected "a~b" with two different names of {", ".join(TRAITS)}')
+            if not -1 < rho < 1:
+                raise ValueError(f'"{key}": correlation must lie in (-1, 1), got {rho}')
+        return v
+
+    def matrix(self):
+        """Correlation matrix over TRAITS; ValueError when it is not positive definite."""
+        c = np.eye(len(TRAITS))
+        for key, rho in self.correlation.items():
+            a, _, b = key.partition("~")
+            i, j = TRAITS.index(a), TRAITS.index(b)
+            c[i, j] = c[j, i] = rho
+        if np.linalg.eigvalsh(c).min() <= 1e-9:
+            raise ValueError("correlation: the matrix these pairs define is not positive definite")
+        return c
+
+
 class DeviceDefaults(_Strict):
     """Parameters of the district's devices (each household varies around them, seeded)."""
 
@@ -116,6 +171,20 @@ class District(_Strict):
     variety: float = Field(
         0.2, ge=0, le=0.9, description="relative spread of sizes (annual kWh, kWp, kWh) between households"
     )
+    ownership: Ownership = Field(default_factory=Ownership)
+    pv_orientation: Literal["spread", "fixed"] = Field(
+        "spread", description="spread: tilt/azimuth drawn per roof (cosim.population); fixed: devices.pv's"
+    )
+
+    @model_validator(mode="after")
+    def _battery_pv(self):
+        self.ownership.matrix()
+        if self.ownership.battery_needs_pv and self.shares.battery > self.shares.pv:
+            raise ValueError(
+                f"shares.battery ({self.shares.battery}) exceeds shares.pv ({self.shares.pv}): batteries go to PV "
+                "homes only (set ownership.battery_needs_pv: false to allow batteries without PV)"
+            )
+        return self
 
 
 class Location(_Strict):
@@ -130,22 +199,47 @@ class MeterConfig(_Strict):
 
 
 class GridConfig(_Strict):
-    network: str = Field(description="bundled LV grid name, simbench:CODE, or pandapower JSON path")
+    network: str = Field(description="bundled LV grid name, simbench:CODE, pandapower JSON path, or (engine "
+                         "fast3ph) ieee_eu_lv / opendss:PATH/Master.dss")
 
     @field_validator("network")
     @classmethod
     def _known_network(cls, v: str) -> str:
+        from simulators.grid3ph_networks import BUNDLED_DSS
         from simulators.grid_networks import bundled_names
 
-        if v in bundled_names() or v.startswith("simbench:") or Path(v).is_file():
+        if v in bundled_names() or v in BUNDLED_DSS or v.startswith("simbench:") or Path(v).is_file():
             return v
-        raise ValueError(f"unknown network {v!r}: expected one of {', '.join(bundled_names())}, "
-                         "simbench:CODE, or the path of a pandapower JSON file")
-    engine: Literal["fast", "runpp"] = "fast"
-    mapping: dict[str, int] | Literal["round_robin"] = "round_robin"
+        if v.startswith("opendss:"):
+            if Path(v.split(":", 1)[1].strip()).is_file():
+                return v
+            raise ValueError(f"OpenDSS file {v.split(':', 1)[1].strip()!r} does not exist")
+        raise ValueError(f"unknown network {v!r}: expected one of "
+                         f"{', '.join(bundled_names() + sorted(BUNDLED_DSS))}, simbench:CODE, "
+                         "opendss:PATH/Master.dss, or the path of a pandapower JSON file")
+    engine: Literal[GRID_ENGINES] = Field(
+        "fast", description="fast/runpp: balanced (positive sequence); fast3ph: unbalanced, per phase")
+    mapping: dict[str, int | str] | Literal["round_robin"] = "round_robin"
+    phases: dict[str, Literal[1, 2, 3]] | Literal["seeded"] = Field(
+        "seeded", description="fast3ph: phase (1-3 = L1-L3) per household id; others drawn from the seed")
+    network_loads: bool = Field(False, description="fast3ph, OpenDSS network: its loads follow their "
+                                "Yearly load shapes as well (the file's own day)")
     line_limit_pct: float = Field(100.0, gt=0)
     trafo_limit_pct: float = Field(100.0, gt=0)
     v_band: float = Field(0.1, gt=0, lt=1, description="EN 50160 band half-width in p.u.")
+
+    @model_validator(mode="after")
+    def _engine_fits(self):
+        from simulators.grid3ph_networks import is_opendss
+
+        if self.engine != "fast3ph":
+            if is_opendss(self.network):
+                raise ValueError(f"network {self.network!r} (OpenDSS) needs engine: fast3ph")
+            if self.phases != "seeded" or self.network_loads:
+                raise ValueError("phases and network_loads need engine: fast3ph")
+        elif self.network_loads and not is_opendss(self.network):
+            raise ValueError("network_loads needs an OpenDSS network (ieee_eu_lv or opendss:PATH)")
+        return self
 
 
 class SimulatorsConfig(_Strict):
@@ -322,7 +416,8 @@ class Scenario(_Strict):
     step: DurationMs = 60_000
     seed: int = Field(ge=0)
     location: Location = Field(default_factory=Location)
-    districts: list[District] = Field(min_length=1)
+    districts: list[District] = Field(default_factory=list, description="at least one, unless "
+                                      "grid.network_loads drives the grid alone")
     meters: MeterConfig | None = Field(default_factory=MeterConfig)
     grid: GridConfig | None = None
     hil: HilConfig | None = None
@@ -346,6 +441,8 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistency(self):
+        if not self.districts and not (self.grid is not None and self.grid.network_loads):
+            raise ValueError("districts: at least one district is needed (or a grid with network_loads)")
         names = [d.name for d in self.districts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

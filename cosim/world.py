@@ -26,7 +26,7 @@ import numpy as np
 from cosim.population import build_population
 from cosim.scenario import Scenario, ScenarioError, SimulatorStart
 from simulators.devices.params import HouseholdSpec
-from simulators.vocabulary import SETPOINTS
+from simulators.vocabulary import PHASE_POWERS, SETPOINTS
 
 # simulator name -> (module, class); every module also runs as `python -m module HOST:PORT`
 SIMULATORS = {
@@ -75,10 +75,16 @@ class BuiltWorld:
     entities: dict[str, tuple] = field(default_factory=dict)
 
 
+START_TIMEOUT_S = 60
+
+
 def make_world(scn: Scenario) -> mosaik.World:
-    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone."""
-    return mosaik.World(sim_config(dict(scn.simulators)), time_resolution=0.001, configure_logging=False,
-                        skip_greetings=True)
+    """An empty world: 1 tick = 1 ms, mosaik leaves the application's logging alone.
+
+    A subprocess simulator gets START_TIMEOUT_S to connect (mosaik's default 10 s is less than importing
+    pandapower takes on a loaded 2-core machine: 12 s measured); one that never connects fails the run."""
+    return mosaik.World(sim_config(dict(scn.simulators)), mosaik_config={"start_timeout": START_TIMEOUT_S},
+                        time_resolution=0.001, configure_logging=False, skip_greetings=True)
 
 
 def _outputs(factory, model: str) -> list[str]:
@@ -93,7 +99,8 @@ def _meta_outputs(meta: dict, model: str) -> list[str]:
 
 
 # populations whose recordable attributes are fixed by their simulator's META (checked before a run)
-_FIXED_OUTPUTS = {"households": ("household", "Households"), "meters": ("meter", "Meters"), "grid": ("grid", "Grid")}
+_FIXED_OUTPUTS = {"households": ("household", "Households"), "meters": ("meter", "Meters"), "grid": ("grid", "Grid"),
+                  "grid3ph": ("grid", "Grid3ph")}
 
 
 def check_record_include(scn: Scenario) -> None:
@@ -103,7 +110,8 @@ def check_record_include(scn: Scenario) -> None:
     for pop, selection in scn.record.include.items():
         if selection == "all" or pop not in _FIXED_OUTPUTS:
             continue
-        sim, model = _FIXED_OUTPUTS[pop]
+        unbalanced = pop == "grid" and scn.grid is not None and scn.grid.engine == "fast3ph"
+        sim, model = _FIXED_OUTPUTS["grid3ph" if unbalanced else pop]
         offered = _meta_outputs(import_module(SIMULATORS[sim][0]).META, model)
         unknown = [a for a in selection if a not in offered]
         if unknown:
@@ -117,7 +125,11 @@ class _Builder:
     def __init__(self, world: mosaik.World, scn: Scenario, until: int):
         self.world, self.scn = world, scn
         self.common = {"start": scn.start.isoformat(), "step_size": scn.step}
-        self.built = BuiltWorld(until=until, households=build_population(scn))
+        try:
+            households = build_population(scn)
+        except ValueError as exc:
+            raise ScenarioError([str(exc)]) from None
+        self.built = BuiltWorld(until=until, households=households)
         self.factories = {}
 
     def add(self, pop: str, name: str, model: str, sim_params: dict | None, outputs=None, record_as=None,
@@ -146,13 +158,15 @@ class _Builder:
         scn, b = self.scn, self.built
         real = set(b.real_homes)
         simulated = [h for h in b.households if h.id not in real]
-        self.households = self.add(
-            "households", "household", "Households",
-            {**self.common, "seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
-             "longitude": scn.location.longitude},
-            households=[h.model_dump() for h in simulated])
+        self.households = None
+        if simulated:
+            self.households = self.add(
+                "households", "household", "Households",
+                {**self.common, "seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
+                 "longitude": scn.location.longitude},
+                households=[h.model_dump() for h in simulated])
         self.meters = None
-        if scn.meters is not None:
+        if scn.meters is not None and self.households is not None:
             m = scn.meters
             self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": sim_seed(scn.seed, "meter")},
                                    accuracy_class=m.accuracy_class, interval=m.interval,
@@ -161,12 +175,19 @@ class _Builder:
         self.grid = None
         if scn.grid is not None:
             g = scn.grid
-            self.grid = self.add("grid", "grid", "Grid", self.common, network=g.network,
-                                 households=[h.id for h in b.households],
-                                 mapping=None if g.mapping == "round_robin" else g.mapping,
-                                 engine=g.engine, line_limit_pct=g.line_limit_pct,
-                                 trafo_limit_pct=g.trafo_limit_pct, v_band=g.v_band)
-            self.world.connect(self.households, self.grid, "P", "Q")
+            ids = [h.id for h in b.households]
+            mapping = None if g.mapping == "round_robin" else g.mapping
+            limits = dict(line_limit_pct=g.line_limit_pct, trafo_limit_pct=g.trafo_limit_pct, v_band=g.v_band)
+            if g.engine == "fast3ph":
+                self.grid = self.add("grid", "grid", "Grid3ph", self.common, network=g.network, households=ids,
+                                     mapping=mapping, phases={h.id: h.phase for h in b.households},
+                                     network_loads=g.network_loads, **limits)
+            else:
+                self.grid = self.add("grid", "grid", "Grid", self.common, network=g.network, households=ids,
+                                     mapping=mapping, engine=g.engine, **limits)
+            if self.households is not None:
+                phase_attrs = tuple(PHASE_POWERS) if g.engine == "fast3ph" else ()
+                self.world.connect(self.households, self.grid, "P", "Q", *phase_attrs)
 
     def hil(self) -> None:
         hil = self.scn.hil

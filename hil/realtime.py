@@ -3,8 +3,8 @@
 mosaik's ``rt_factor`` keeps an absolute schedule but ``rt_strict`` is unusable in mosaik 3.6,
 so a HIL run measures its own lateness: :class:`RealtimeMonitor` is stepped at every physical
 step and records, per step, the wall-clock lateness against the ideal schedule
-``t0 + sim_time / rt_factor`` (``t0`` = wall time of its first step, minus that step's sim time
-/ rt_factor). :func:`lateness_stats` summarises any list of (scheduled, actual) wall times.
+``t0 + sim_time * rt_factor`` (mosaik's factor: wall seconds per simulated second, 0.5 = twice as
+fast; ``t0`` = wall time of its first step, minus that step's sim time × rt_factor). :func:`lateness_stats` summarises any list of (scheduled, actual) wall times.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ class RealtimeMonitor(mosaik_api_v3.Simulator):
         now = self.clock()
         sim_s = time * self.time_resolution
         if self.t0 is None:
-            self.t0 = now - sim_s / self.rt_factor
-        scheduled = self.t0 + sim_s / self.rt_factor
+            self.t0 = now - sim_s * self.rt_factor
+        scheduled = self.t0 + sim_s * self.rt_factor
         self.records.append((sim_s, scheduled, now))
         self.current = (now - scheduled) * 1000.0
         return time + self.step_size

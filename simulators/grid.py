@@ -42,6 +42,9 @@ Monitored buses are the LV buses (``vn_kv < 1``) when the net has any, else all 
 When the power flow does not converge (loads beyond what the grid can carry) every electrical value
 is NaN, ``converged`` is 0 and ``congestion`` and ``v_violation`` are set to 1.
 
+Model ``Grid3ph`` (``engine: fast3ph``) is the unbalanced grid of :mod:`simulators.grid3ph`
+(households on phases, per-phase voltages, OpenDSS networks); same simulator, same stepping.
+
 Init params: ``start`` (ISO-8601, informative), ``step_size`` (ticks, default 60 000 = 1 min at
 ``time_resolution=0.001``).
 """
@@ -55,6 +58,7 @@ from typing import Any, Iterable, Mapping
 import mosaik_api_v3
 import numpy as np
 
+from simulators.grid3ph import IN_ATTRS_3PH, OUT_ATTRS_3PH, PARAMS_3PH, GridModel3ph
 from simulators.grid_engine import PFResult, make_engine
 from simulators.grid_networks import (default_mapping, element_names, load_buses, load_network,
                                       strip_injections)
@@ -73,7 +77,12 @@ META = {
             "params": ["network", "households", "mapping", "engine", "line_limit_pct",
                        "trafo_limit_pct", "v_band", "engine_options"],
             "attrs": IN_ATTRS + OUT_ATTRS,
-        }
+        },
+        "Grid3ph": {
+            "public": True,
+            "params": PARAMS_3PH,
+            "attrs": IN_ATTRS_3PH + OUT_ATTRS_3PH,
+        },
     },
 }
 ENGINE_NAMES = ("fast", "runpp", "runpp_norecycle")
@@ -277,7 +286,7 @@ class GridModel:
 class GridSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
-        self.models: dict[str, GridModel] = {}
+        self.models: dict[str, GridModel | GridModel3ph] = {}
         self.step_size = 60_000
         self.start: str | None = None
         self.time_resolution = 0.001
@@ -297,21 +306,26 @@ class GridSim(mosaik_api_v3.Simulator):
         return self.meta
 
     def create(self, num: int, model: str, **params):
-        if model != "Grid":
-            raise ValueError(f"GridSim has no model {model!r} (only 'Grid')")
+        if model not in ("Grid", "Grid3ph"):
+            raise ValueError(f"GridSim has no model {model!r} (only 'Grid' and 'Grid3ph')")
         if "network" not in params:
-            raise ValueError("Grid needs a 'network' param")
+            raise ValueError(f"{model} needs a 'network' param")
+        cls = GridModel if model == "Grid" else GridModel3ph
         out = []
         for _ in range(num):
             eid = f"Grid-{len(self.models)}"
-            self.models[eid] = GridModel(**params)
+            self.models[eid] = cls(**params)
             out.append({"eid": eid, "type": model})
         return out
 
     def step(self, time, inputs, max_advance):
+        time_h = time * self.time_resolution / 3600.0
         for eid, model in self.models.items():
             model.set_inputs(inputs.get(eid))
-            model.solve()
+            if isinstance(model, GridModel):
+                model.solve()
+            else:
+                model.solve(time_h)
         return time + self.step_size
 
     def get_data(self, outputs):

@@ -18,8 +18,12 @@ Every step covers [t, t + step_size); powers are that interval's (mean) power, s
   ``P_pv``          PV (≤ 0)                       households with PV
   ``P_bat``, ``soc``  battery power, state of charge (0..1)   households with a battery
   ``P_ev``, ``soc_ev``  EV charging power, EV state of charge  households with an EV
-  ``P_hp``, ``T_in``  heat-pump electrical power, indoor °C    households with a heat pump
+  ``P_hp``, ``T_in``  heat-pump electrical power (space heating + hot water), indoor °C   heat-pump households
   ``P_app``         sum of the shiftable appliances          households with appliances
+  ``P_a``, ``P_b``, ``P_c``, ``Q_a``, ``Q_b``, ``Q_c``  per phase (households with a ``phase``):
+                    the single-phase part on L1/L2/L3 = ``phase``, three-phase devices
+                    (``simulators.phases.three_phase_devices``: heat pumps, PV/EV/battery above
+                    4.6 kVA) split equally; the phases add up to ``P`` and ``Q``
   ``flex``          flexibility envelope (below), computed only when requested (not in META
                     "outputs", the list of per-step recordable floats)
   the input attributes, when requested, give the active setpoints ({hid: value}; app_start
@@ -28,7 +32,8 @@ Inputs (setpoints persist until changed; None or NaN = back to the default rule;
   ``P_bat_set`` kW (+ charge)  clipped to power and SoC limits; default self-consumption
   ``P_ev_set``  kW ≥ 0         clipped to [0, charger_kw] and capacity; 0 while away; default full
                                power until the need is met; need guard forces full power when needed
-  ``P_hp_set``  kW el          clipped to [0, p_el_kw]; comfort guard keeps T_in in [t_min, t_max]
+  ``P_hp_set``  kW el          space heating, clipped to [0, p_el_kw]; comfort guard keeps T_in in
+                               [t_min, t_max]; hot water (P_hp - space heating) is not controlled
   ``pv_limit``  kW             cap on PV generation (curtailment); default no cap
   ``app_start`` tick (ms since sim start) of the planned start of that day's appliance cycle;
                 a number applies to all the household's appliances, a dict {name: tick} per appliance
@@ -47,8 +52,9 @@ Flexibility envelope ``flex`` {hid: dict} for the horizon starting at the end of
                sessions: [{arrive, depart (ticks), e_need_kwh, home}]}: per session
                Σ p_k·η·slot_h over its slots ≥ e_need_kwh, 0 ≤ p_k ≤ charger_kw·avail_k; on a future
                arrival the battery energy drops by that session's need (the trip's consumption)
-  ``hp``       {t_in, t_min, t_max, p_el_kw, ua_kw_per_k, c_kwh_per_k, a, t_out [per slot],
-               cop [per slot]}: T_{k+1} = a·T_k + (1 - a)·(t_out_k + cop_k·p_k/ua), t_min ≤ T ≤ t_max
+  ``hp``       {t_in, t_min, t_max, p_el_kw, ua_kw_per_k, c_kwh_per_k, a, t_out, cop, gain_kw, p_dhw
+               [each per slot]}: T_{k+1} = a·T_k + (1 - a)·(t_out_k + (cop_k·p_k + gain_k)/ua),
+               t_min ≤ T ≤ t_max (p = space heating); p_dhw (hot water, committed) is in p_min/p_max
   ``appliances`` [{name, profile_kw (per minute), cycles: [{earliest, latest_start, default_start,
                state ("pending"|"running"|"done"), start}]}]: run the profile once per pending cycle,
                starting in [earliest, latest_start] (ticks)
@@ -74,15 +80,18 @@ from simulators.devices.baseload import BaseLoad
 from simulators.devices.battery import Battery
 from simulators.devices.common import S_FORECAST, Clock, id_key, rng
 from simulators.devices.ev import EVFleet
-from simulators.devices.flex import envelope, slot_forecast, slot_grid
-from simulators.devices.heatpump import HeatPumps
+from simulators.devices.flex import envelope, hp_forecast, slot_forecast, slot_grid
+from simulators.devices.heatpump import HeatPumps, HotWater
 from simulators.devices.params import HouseholdSpec
 from simulators.devices.pv import PVArray
+from simulators.phases import three_phase_devices
 from simulators.devices.weather import Weather
-from simulators.vocabulary import SETPOINTS
+from simulators.vocabulary import PHASE_POWERS, SETPOINTS
 
 MODEL = "Households"
-OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app", "flex"]
+PHASE_OUTPUTS = list(PHASE_POWERS)
+OUTPUTS = ["P", "Q", "P_base", "P_pv", "P_bat", "soc", "P_ev", "soc_ev", "P_hp", "T_in", "P_app",
+           *PHASE_OUTPUTS, "flex"]
 INPUTS = [*SETPOINTS, "app_start"]
 
 _KNOWN = set(OUTPUTS + INPUTS)
@@ -178,6 +187,7 @@ class Population:
         self.ev = EVFleet(self.ev_ids, prm, seed)
         self.hp_idx, self.hp_ids, prm = _subset(specs, "heat_pump")
         self.hp = HeatPumps(self.hp_ids, prm)
+        self.dhw = HotWater(self.hp_ids, prm, seed)
         owner, aprm = [], []
         for i, s in enumerate(specs):
             for a in s.devices.appliances:
@@ -199,6 +209,16 @@ class Population:
             "P_pv": self.pv_ids, "P_bat": self.bat_ids, "soc": self.bat_ids, "P_ev": self.ev_ids,
             "soc_ev": self.ev_ids, "P_hp": self.hp_ids, "T_in": self.hp_ids, "P_app": self.app_ids,
         }
+        # per-phase outputs: households with a phase; which devices are three-phase
+        self.ph_idx = np.array([i for i, sp in enumerate(specs) if sp.phase is not None], dtype=np.int64)
+        self.ph_ids = [self.ids[i] for i in self.ph_idx]
+        self._phase = np.array([specs[i].phase - 1 for i in self.ph_idx], dtype=np.int64)
+        kinds = [three_phase_devices(s.devices) for s in specs]
+        self._three = {k: np.array([k in kinds[i] for i in idx], dtype=bool)
+                       for k, idx in (("pv", self.pv_idx), ("battery", self.bat_idx), ("ev", self.ev_idx),
+                                      ("heat_pump", self.hp_idx))}
+        for a in PHASE_OUTPUTS:
+            self.ids_of[a] = self.ph_ids
         self.out: dict[str, np.ndarray] = {}
         self.m_next = None
 
@@ -249,7 +269,10 @@ class Population:
             out["P_ev"], out["soc_ev"] = p, self.ev.soc
         if self.hp.n:
             t_out = float(self.weather.temperature(m + 0.5 * dt_min))
-            p = self.hp.step(t_out, self.sp["P_hp_set"].values, dt_h)
+            m0, nm = int(math.floor(m + 1e-9)), max(1, int(round(dt_min)))
+            gain = self.hp.gains(float(self.weather.ghi_minutes(m0, nm).mean()))
+            p = self.hp.step(t_out, self.sp["P_hp_set"].values, dt_h, gain)
+            p += self.dhw.minutes(m0, nm, self.weather).mean(axis=0)
             net[self.hp_idx] += p
             out["P_hp"], out["T_in"] = p, self.hp.t_in
         if self.app.n:
@@ -264,9 +287,27 @@ class Population:
             out["P_bat"], out["soc"] = p, self.bat.soc
         out["P"] = net
         out["Q"] = self.base.q(p_base)
+        if len(self.ph_idx):
+            self._per_phase(out)
         self.out = out
         self.m_next = m + dt_min
         self._flex = None
+
+    def _per_phase(self, out: dict) -> None:
+        """P_a..Q_c: three-phase devices split in thirds, the rest on the household's phase."""
+        three = np.zeros(self.n)
+        for kind, attr, idx in (("pv", "P_pv", self.pv_idx), ("battery", "P_bat", self.bat_idx),
+                                ("ev", "P_ev", self.ev_idx), ("heat_pump", "P_hp", self.hp_idx)):
+            if attr in out and self._three[kind].any():
+                three[idx[self._three[kind]]] += out[attr][self._three[kind]]
+        single = (out["P"] - three)[self.ph_idx]
+        k = np.arange(len(self.ph_idx))
+        p = np.repeat(three[self.ph_idx, None] / 3.0, 3, axis=1)
+        p[k, self._phase] += single
+        q = np.zeros((len(self.ph_idx), 3))
+        q[k, self._phase] = out["Q"][self.ph_idx]
+        for j, c in enumerate("abc"):
+            out[f"P_{c}"], out[f"Q_{c}"] = p[:, j], q[:, j]
 
     def output(self, attr: str, horizon_s: float = 86400, slot_s: float = 900):
         if attr == "flex":
@@ -313,10 +354,14 @@ class Forecaster:
         self.pv = PVArray(pv_ids, prm, seed)
         self.has_pv = np.zeros(len(self.ids), dtype=bool)
         self.has_pv[self.pv_idx] = True
+        self.hp_idx, hp_ids, prm = _subset(specs, "heat_pump")
+        self.hp, self.dhw = HeatPumps(hp_ids, prm), HotWater(hp_ids, prm, seed)
+        self.hp_col = {int(i): j for j, i in enumerate(self.hp_idx)}
         self._cache: dict = {}
 
     def _arrays(self, t0: int, horizon_s: float, slot_s: float, noise: float):
-        """(p_base (n, N), p_pv (n, N) ≤ 0, t_out (n,)), cached for the last few requests."""
+        """(p_base (n, N), p_pv (n, N) ≤ 0, t_out (n,), hp gains (n, N_hp), hot water (n, N_hp)), cached
+        for the last few requests."""
         key = (int(t0), float(horizon_s), float(slot_s), float(noise))
         hit = self._cache.get(key)
         if hit is not None:
@@ -324,6 +369,7 @@ class Forecaster:
         m0 = self.clock.local_min(t0)
         n, slot_min = slot_grid(m0, horizon_s, slot_s)
         p_base, gen, t_out = slot_forecast(self.base, self.pv, self.weather, m0, n, slot_min)
+        hp = hp_forecast(self.hp, self.dhw, self.weather, m0, n, slot_min) if self.hp.n else None
         p_pv = np.zeros_like(p_base)
         p_pv[:, self.pv_idx] = -gen
         if noise > 0:
@@ -337,12 +383,12 @@ class Forecaster:
             p_pv = np.maximum(p_pv, -kwp)
         if len(self._cache) > 8:
             self._cache.clear()
-        self._cache[key] = (p_base, p_pv, t_out)
-        return p_base, p_pv, t_out
+        self._cache[key] = (p_base, p_pv, t_out, hp)
+        return p_base, p_pv, t_out, hp
 
     def __call__(self, t0: int, horizon_s: float = 86400, slot_s: float = 900, noise: float = 0.0) -> dict:
         """{hid: {"t0", "slot_s", "n", "p_base", "p_pv" (PV households), "t_out"}} (lists, JSON-safe)."""
-        p_base, p_pv, t_out = self._arrays(t0, horizon_s, slot_s, noise)
+        p_base, p_pv, t_out, hp = self._arrays(t0, horizon_s, slot_s, noise)
         n = p_base.shape[0]
         t_l = t_out.tolist()
         base_l, pv_l = p_base.T.tolist(), p_pv.T.tolist()
@@ -351,15 +397,23 @@ class Forecaster:
             d = {"t0": int(t0), "slot_s": float(slot_s), "n": n, "p_base": base_l[i], "t_out": t_l}
             if self.has_pv[i]:
                 d["p_pv"] = pv_l[i]
+            j = self.hp_col.get(i)
+            if j is not None:
+                d["hp_gain"], d["p_dhw"] = hp[0][:, j].tolist(), hp[1][:, j].tolist()
             out[hid] = d
         return out
 
     def agent(self, household_id: str, t0_tick: int, K: int, slot_s: int, noise: float = 0.0) -> dict:
         """The home-agent forecaster signature of ``simulators.mas`` (``MASSim(forecast=...)``):
-        numpy arrays of length K: ``base`` (kW), ``pv`` (kW ≤ 0, zeros without PV), ``t_out`` (°C)."""
-        p_base, p_pv, t_out = self._arrays(t0_tick, K * slot_s, slot_s, noise)
+        numpy arrays of length K: ``base`` (kW), ``pv`` (kW ≤ 0, zeros without PV), ``t_out`` (°C), and for
+        heat-pump homes ``hp_gain`` (internal + solar gains, kW) and ``dhw`` (hot-water power, kW)."""
+        p_base, p_pv, t_out, hp = self._arrays(t0_tick, K * slot_s, slot_s, noise)
         i = self.index[household_id]
-        return {"base": p_base[:, i].copy(), "pv": p_pv[:, i].copy(), "t_out": t_out.copy()}
+        out = {"base": p_base[:, i].copy(), "pv": p_pv[:, i].copy(), "t_out": t_out.copy()}
+        j = self.hp_col.get(i)
+        if j is not None:
+            out["hp_gain"], out["dhw"] = hp[0][:, j].copy(), hp[1][:, j].copy()
+        return out
 
 
 def forecast(households, t0: int, *, start: str, seed: int, horizon_s: float = 86400, slot_s: float = 900,
@@ -368,7 +422,7 @@ def forecast(households, t0: int, *, start: str, seed: int, horizon_s: float = 8
     """Forecast per household for ``n = horizon_s / slot_s`` slots from tick ``t0`` (ms since start).
 
     Returns ``{hid: {"t0", "slot_s", "n", "p_base": [kW], "p_pv": [kW ≤ 0, PV households only],
-    "t_out": [°C]}}``. With the simulator's ``start``/``seed``/location and ``noise=0`` this is exactly
+    "t_out": [°C], "hp_gain", "p_dhw": [kW, heat-pump households only]}}``. With the simulator's ``start``/``seed``/location and ``noise=0`` this is exactly
     what the simulation will produce (slot means; PV before curtailment). ``noise`` (e.g. 0.2) adds a
     seeded error growing with lead time: base × lognormal(σ), PV × (1 + σ·N(0, 1)), σ = noise·√(lead).
     For repeated calls build a ``Forecaster`` once (it caches the generated days).

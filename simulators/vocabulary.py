@@ -22,8 +22,11 @@ MEASUREMENTS = {
     "P_app": "kW", "P_15": "kW", "V": "V", "E_imp": "Wh", "E_exp": "Wh", "soc": "1", "soc_ev": "1",
     "T_in": "degC", "T_out": "degC",
 }
-# Grid simulator outputs.
+# Per-phase powers of a household / grid connection (three-phase grid, engine fast3ph).
+PHASE_POWERS = {"P_a": "kW", "P_b": "kW", "P_c": "kW", "Q_a": "kvar", "Q_b": "kvar", "Q_c": "kvar"}
+# Grid simulator outputs (balanced and unbalanced).
 GRID = {
+    "vm_pu_a": "p.u.", "vm_pu_b": "p.u.", "vm_pu_c": "p.u.", "vuf": "%", "vuf_max": "%",
     "vm_pu": "p.u.", "v_min": "p.u.", "v_max": "p.u.", "line_loading": "%", "trafo_loading": "%",
     "max_line_loading": "%", "P_trafo": "kW", "losses": "kW", "congestion": "flag", "v_violation": "flag",
     "converged": "flag",
@@ -45,7 +48,10 @@ HIL = {
     "lateness_ms": "ms",
 }
 
-UNITS = {**MEASUREMENTS, **GRID, **AGENTS, **TELECOM, **HIL, **GATEWAY_SETPOINTS}
+UNITS = {**MEASUREMENTS, **PHASE_POWERS, **GRID, **AGENTS, **TELECOM, **HIL, **GATEWAY_SETPOINTS}
 
 # Who controls the flexible devices (scenario control.mode, `cosim run --control`).
 CONTROL_MODES = ("mas", "central", "none")
+# Power-flow engines a scenario can choose (grid.engine): balanced fast engine, pandapower runpp,
+# unbalanced phase-domain engine.
+GRID_ENGINES = ("fast", "runpp", "fast3ph")

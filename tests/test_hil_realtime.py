@@ -42,10 +42,11 @@ def test_monitor_with_a_fake_clock(tmp_path):
 
 
 def test_monitor_rt_factor_scales_the_schedule():
+    """mosaik's rt_factor is wall seconds per simulated second (0.5 = twice as fast as real time)."""
     clock = iter([0.0, 0.5, 1.0]).__next__
     mon = RealtimeMonitor(clock=clock)
     mon.init("RT", time_resolution=0.001, step_size=1000)
-    mon.create(1, "RealtimeMonitor", rt_factor=2.0)
+    mon.create(1, "RealtimeMonitor", rt_factor=0.5)
     t = 0
     for _ in range(3):
         t = mon.step(t, {}, 10**9)

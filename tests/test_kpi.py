@@ -28,7 +28,7 @@ SCENARIO = {
         {"name": "d1", "households": 2, "variety": 0.0,
          "shares": {"pv": 1.0, "heat_pump": 1.0},
          "devices": {"heat_pump": {"t_min": 20.0, "t_max": 22.0}}},
-        {"name": "d2", "households": 1, "shares": {"battery": 1.0}},
+        {"name": "d2", "households": 1, "shares": {"battery": 1.0}, "ownership": {"battery_needs_pv": False}},
     ],
     "meters": {"interval": "1h"},
     "grid": {"network": "cigre_lv", "trafo_limit_pct": 80, "v_band": 0.05},
@@ -203,7 +203,7 @@ def test_real_run_and_cli(tmp_path):
     from cosim.runner import run_scenario
     from cosim.scenario import parse_scenario
 
-    data = {"name": "kpi_real", "start": "2026-06-15T10:00:00+02:00", "duration": "2h", "step": "1min", "seed": 4,
+    data = {"name": "kpi_real", "start": "2026-06-15T18:00:00+02:00", "duration": "2h", "step": "1min", "seed": 4,
             "districts": [{"name": "d1", "households": 4,
                            "shares": {"pv": 0.5, "battery": 0.5, "heat_pump": 0.5}}],
             "meters": {"accuracy_class": 0.5}, "grid": {"network": "cigre_lv"}}

@@ -129,8 +129,8 @@ def test_settlement_measures_exactly_the_slot_with_lagged_meter_registers():
                 host.set_meter(hid, *v)
         history[t] = {h: tuple(v) for h, v in E.items()}
         host.step(t, {})
-        if t == 0:
-            dso.limits["total"] = 0.85 * max(dso.forecast("total", k * H) for k in range(1, 7))
+        if t == 0:  # a limit below two consecutive planned hours, so the order has two slots
+            dso.limits["total"] = 0.65 * max(dso.forecast("total", k * H) for k in range(1, 7))
         if step_at is None and dso.orders:
             o = next(iter(dso.orders.values()))
             step_at = o["t0"] + H  # the sharp step: at the boundary of the order's second slot

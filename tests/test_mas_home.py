@@ -24,7 +24,7 @@ def _forecast(K=K, cold=True):
 def _full_home():
     return HouseholdSpec(id="d1.h001", devices=DeviceSet(
         pv=PVParams(kwp=5), battery=BatteryParams(capacity_kwh=8, p_max_kw=3),
-        ev=EVParams(charger_kw=7.4, energy_need_kwh=12, arrival="18:00", departure="07:30"),
+        ev=EVParams(charger_kw=7.4, arrival="18:00", departure="07:30"),
         heat_pump=HeatPumpParams(p_el_kw=3, t_min=20, t_max=22, t_init=21)))
 
 

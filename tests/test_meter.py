@@ -59,3 +59,16 @@ def test_seeded_and_new_devices_join():
     v = pop.vector({"x": 1.0})
     v = pop.vector({"y": 2.0, "x": 1.5})
     assert pop.ids == ["x", "y"] and list(v) == [1.5, 2.0]
+
+
+def test_readings_within_accuracy_class():
+    """IEC 62053-21: the class bounds each reading's total error; >= 99.9 % must lie within it."""
+    for acc in (0.5, 1.0, 2.0):
+        pop = MeterPopulation(seed=5, accuracy_class=acc, resolution_w=1.0)
+        ids = {f"h{i}": 0.0 for i in range(500)}
+        pop.vector(ids)
+        rng = np.random.default_rng(1)
+        p_true = rng.uniform(0.2, 10.0, (200, 500)) * rng.choice([-1, 1], (200, 500))
+        meas = np.array([pop.measure(row) for row in p_true])
+        within = np.abs(meas - p_true) <= acc / 100 * np.abs(p_true) + 0.0005
+        assert within.mean() >= 0.999, (acc, within.mean())

@@ -1,75 +1,96 @@
 """Seeded synthetic household base load at 1-minute resolution.
 
-Shape: an H0-like standard-load-profile shape (hourly, three day types × winter/summer, blended by
-season; hand-made approximation of the BDEW H0 curve, not the official table) with a seasonal level
-(+15 % in winter, -15 % in summer) and weekday/Saturday/Sunday levels.
-Per household (seeded by household id, persistent): a clock shift (σ 25 min), a morning-vs-evening
-emphasis, a noise strength. Per household and day: a daily level factor (lognormal, σ 0.1), an AR(1)
-minute noise (lognormal, mean 1) and random appliance spikes (kettle, oven, …: 1–3 kW, 1–20 min, more
-likely at active hours) carrying ``SPIKE_SHARE`` of the energy. Everything is normalised so the
-expected mean power is ``annual_kwh / 8760`` kW. Reactive power from the power factor (inductive).
+Mean shape: the BDEW H0 standard load profile with its dynamisation (demandlib ``h0_dyn``: 15-minute
+values of the calendar year, weekdays/Saturdays/Sundays and seasons; public holidays not marked),
+normalised to an annual mean of 1 (``day_shape``). Every household's expected load is this shape times
+``annual_kwh / 8760`` kW, so the population mean follows H0.
+
+Around it, per household (seeded by household id, persistent): a clock shift (σ 25 min), a morning-
+vs-evening emphasis and a noise strength. Per household and day: a daily level factor (lognormal,
+σ 0.1), an AR(1) minute noise (lognormal, mean 1) on the continuous part, and appliance events
+(``APPLIANCES``: kettle, hob, oven, small appliances, laundry heating, and showers and taps on an
+instantaneous water heater where the home has one) with nameplate powers and durations, started at
+times drawn from the household's shifted shape. The events carry their expected energy; the continuous
+part the rest of ``annual_kwh``. The events set the 1-minute peaks and, being rare and short, the
+diversity between homes: the 15-minute coincidence factor of many homes follows the Kerber /
+DIN 18015-1 curve g(n) = g∞ + (1 - g∞)·n^(-3/4), g∞ ≈ 0.07 (``cosim calibrate``).
+Reactive power from the power factor (inductive).
 
 Each local day is generated once for the whole population as a (1440, N) matrix; a step reads a row.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import functools
+import warnings
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy.signal import lfilter
 
-from .common import MIN_PER_DAY, S_BASE_DAY, S_BASE_PARAMS, day_of_year, id_key, rng, weekday
+from .common import MIN_PER_DAY, S_BASE_DAY, S_BASE_PARAMS, id_key, rng
 from .params import BaseLoadParams
 
-SPIKE_SHARE = 0.25
-_SPIKE_P = (1.0, 3.0)  # kW, uniform
-_SPIKE_D = (1, 20)  # minutes, uniform integer
-_SPIKE_E = 0.5 * sum(_SPIKE_P) * 0.5 * (_SPIKE_D[0] + _SPIKE_D[1]) / 60.0  # expected kWh per spike
 _NOISE_PHI = 0.9
-
-# hourly H0-like shapes, W per 1000 kWh/a (winter, summer) x (weekday, Saturday, Sunday)
-_W = {
-    "winter": [
-        [70, 55, 48, 45, 45, 50, 75, 115, 125, 120, 118, 125, 140, 135, 120, 115, 125, 160, 190, 200, 190, 170, 140, 100],
-        [80, 62, 52, 48, 46, 47, 55, 80, 120, 150, 165, 175, 180, 165, 145, 140, 145, 170, 195, 200, 190, 175, 150, 115],
-        [90, 70, 57, 50, 47, 46, 50, 62, 95, 140, 170, 195, 210, 180, 150, 145, 150, 170, 190, 195, 185, 165, 135, 100],
-    ],
-    "summer": [
-        [75, 58, 50, 47, 46, 50, 70, 100, 110, 110, 112, 120, 135, 128, 112, 105, 108, 120, 130, 135, 140, 150, 135, 105],
-        [85, 65, 55, 50, 48, 48, 55, 75, 110, 135, 145, 155, 160, 145, 125, 118, 118, 125, 135, 138, 140, 148, 138, 110],
-        [95, 72, 58, 52, 49, 48, 50, 60, 90, 130, 155, 175, 185, 160, 130, 120, 120, 125, 135, 140, 142, 145, 130, 100],
-    ],
-}
+REF_KWH = 3500.0  # event rates are per day for a household of this annual consumption (scaled)
+MAX_EVENT_SHARE = 0.8  # the continuous part keeps at least 20 % of the energy
 
 
-def _minute_shapes() -> dict[str, np.ndarray]:
-    """(3, 1440) per season: each day type's shape, weekly mean normalised to 1."""
-    out = {}
-    hours = np.arange(24) + 0.5
-    mins = np.arange(MIN_PER_DAY) / 60.0
-    for season, tables in _W.items():
-        rows = []
-        for tab in tables:
-            t = np.asarray(tab, float)
-            rows.append(np.interp(mins, np.r_[hours - 24, hours, hours + 24], np.r_[t, t, t]))
-        arr = np.array(rows)
-        week_mean = (5 * arr[0].mean() + arr[1].mean() + arr[2].mean()) / 7
-        out[season] = arr / week_mean
-    return out
+class Appliance(NamedTuple):
+    name: str
+    per_day: float  # events per day at REF_KWH and an average day
+    kw: tuple[float, float]  # uniform power range
+    minutes: tuple[int, int]  # uniform integer duration range
+    water_heater: bool  # only in homes with an instantaneous water heater
 
 
-_SHAPES = _minute_shapes()
-_EVENING = np.cos(2 * np.pi * (np.arange(MIN_PER_DAY) / MIN_PER_DAY - 20.0 / 24.0))
+# Nameplate ratings: kettles 2-3 kW; hob 1-3 plates of 1.2-2.0 kW (up to ~5 kW together); ovens
+# 2.0-3.5 kW; a festive meal with hob and oven together 6-10 kW (a 4-plate cooker with oven is
+# rated ~10-11 kW, the DIN 18015-1 connection value for an electric cooker); microwave/toaster/hair dryer/vacuum 0.8-2 kW; washing machine and dishwasher heating
+# phases ~2 kW; instantaneous water heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates:
+# cooking (hob, oven, kettle) ≈ 13 % of a 3,500 kWh household's electricity (HEA/BDEW, "Stromverbrauch
+# im Haushalt": cooking 9-13 %); a shower a day per home and a few hand-wash draws on the water heater
+# (DHW ≈ 700 kWh per person and year; Destatis/BDEW: about a quarter of German homes heat water
+# electrically and decentrally, cf. cosim.population).
+APPLIANCES = (
+    Appliance("kettle", 1.5, (2.0, 3.0), (2, 4), False),
+    Appliance("hob", 0.6, (1.2, 5.0), (10, 40), False),
+    Appliance("oven", 0.2, (2.0, 3.5), (15, 45), False),
+    Appliance("hob_and_oven", 0.06, (6.0, 10.0), (20, 60), False),
+    Appliance("small", 2.0, (0.8, 2.0), (2, 15), False),
+    Appliance("laundry_heating", 0.3, (1.8, 2.5), (10, 30), False),
+    Appliance("shower", 0.9, (18.0, 24.0), (4, 10), True),
+    Appliance("tap", 3.0, (18.0, 24.0), (1, 1), True),
+)
+_RATE = np.array([a.per_day for a in APPLIANCES])
+_KW = np.array([a.kw for a in APPLIANCES])
+_MIN = np.array([a.minutes for a in APPLIANCES])
+_WH = np.array([a.water_heater for a in APPLIANCES])
+_E_EVENT = _KW.mean(axis=1) * _MIN.mean(axis=1) / 60.0  # expected kWh per event
+
+
+@functools.lru_cache(maxsize=4)
+def _h0_year(year: int) -> np.ndarray:
+    """(days, 1440) BDEW H0 (dynamised) of a calendar year at minute resolution, annual mean 1."""
+    from demandlib import bdew
+
+    # demandlib 0.2.2's ElecSlp calls warnings.simplefilter("error") for the whole process (every later
+    # warning, e.g. mosaik's real-time "too slow", would become an exception): keep it inside this call.
+    with warnings.catch_warnings():
+        q = bdew.ElecSlp(year).get_scaled_power_profiles({"h0_dyn": 1.0})["h0_dyn"].to_numpy()
+    q = q[: len(q) // 96 * 96]
+    return np.repeat(q / q.mean(), 15).reshape(-1, MIN_PER_DAY)
 
 
 def day_shape(day: int) -> np.ndarray:
-    """Population-independent shape of a local day (1440,), annual mean 1."""
-    doy, wd = day_of_year(day), weekday(day)
-    dtype = 0 if wd < 5 else (1 if wd == 5 else 2)
-    w = 0.5 * (1 + math.cos(2 * math.pi * (doy - 15) / 365.0))
-    level = 1.0 + 0.15 * math.cos(2 * math.pi * (doy - 5) / 365.0)
-    return level * (w * _SHAPES["winter"][dtype] + (1 - w) * _SHAPES["summer"][dtype])
+    """Population-independent shape of a local day (1440,): BDEW H0, annual mean 1."""
+    date = _dt.date(1970, 1, 1) + _dt.timedelta(days=int(day))
+    return _h0_year(date.year)[date.timetuple().tm_yday - 1]
+
+
+_EVENING = np.cos(2 * np.pi * (np.arange(MIN_PER_DAY) / MIN_PER_DAY - 20.0 / 24.0))
 
 
 class BaseLoad:
@@ -91,6 +112,13 @@ class BaseLoad:
             sig[i] = g.uniform(0.2, 0.4)
         self.shift = np.rint(shift).astype(np.int64)
         self.emph, self.sigma = emph, sig
+        # appliance event rates per household (events/day on an average day), scaled with consumption
+        wh = np.array([p.instant_water_heater for p in params])
+        rate = _RATE[None, :] * (self.mean_kw * 8760.0 / REF_KWH)[:, None] * (~_WH[None, :] | wh[:, None])
+        e_day = rate @ _E_EVENT
+        cap = MAX_EVENT_SHARE * self.mean_kw * 24.0
+        self.rate = rate * np.minimum(1.0, cap / np.maximum(e_day, 1e-12))[:, None]
+        self.event_share = (self.rate @ _E_EVENT) / (self.mean_kw * 24.0)
         self._days: dict[int, np.ndarray] = {}
         self._idx = self._even = None
 
@@ -106,17 +134,19 @@ class BaseLoad:
         shape *= base.mean() / shape.mean(axis=1, keepdims=True)
         x = np.empty((n, M))
         dfac = np.empty(n)
-        lam = SPIKE_SHARE * self.mean_kw * 24.0 * base.mean() / _SPIKE_E
+        level = base.mean()
         cdf = np.cumsum(base)
         cdf /= cdf[-1]
-        ev_h, ev_u = [], []
+        ev_h, ev_t, ev_u = [], [], []
         for i, k in enumerate(self.keys):
             g = rng(self.seed, S_BASE_DAY, k, day + 1_000_000)
             x[i] = g.standard_normal(M)
             dfac[i] = g.standard_normal()
-            ns = g.poisson(lam[i])
+            counts = g.poisson(self.rate[i] * level)
+            ns = int(counts.sum())
             if ns:
                 ev_h.append(np.full(ns, i))
+                ev_t.append(np.repeat(np.arange(len(APPLIANCES)), counts))
                 ev_u.append(g.random((3, ns)))
         c = math.sqrt(1 - _NOISE_PHI**2)
         y = lfilter([c], [1.0, -_NOISE_PHI], x, axis=1, zi=((1 - c) * x[:, :1]))[0]
@@ -125,13 +155,14 @@ class BaseLoad:
         y -= 0.5 * s * s
         np.exp(y, out=y)
         y *= shape
-        y *= (self.mean_kw * (1 - SPIKE_SHARE) * np.exp(0.1 * dfac - 0.005))[:, None]
+        y *= (self.mean_kw * (1 - self.event_share) * np.exp(0.1 * dfac - 0.005))[:, None]
         p = y
         if ev_h:
-            h, u = np.concatenate(ev_h), np.concatenate(ev_u, axis=1)
-            st = np.minimum(np.searchsorted(cdf, u[0]), M - 1) + self.shift[h]
-            du = _SPIKE_D[0] + (u[1] * (_SPIKE_D[1] - _SPIKE_D[0] + 1)).astype(np.int64)
-            pw = _SPIKE_P[0] + u[2] * (_SPIKE_P[1] - _SPIKE_P[0])
+            h, t, u = np.concatenate(ev_h), np.concatenate(ev_t), np.concatenate(ev_u, axis=1)
+            lo, hi = _MIN[t, 0], _MIN[t, 1]
+            du = lo + (u[1] * (hi - lo + 1)).astype(np.int64)
+            st = np.minimum(np.searchsorted(cdf, u[0]), M - 1) + self.shift[h] - du // 2
+            pw = _KW[t, 0] + u[2] * (_KW[t, 1] - _KW[t, 0])
             rep = np.repeat(np.arange(len(h)), du)
             off = np.arange(len(rep)) - np.repeat(np.cumsum(du) - du, du)
             flat = h[rep] * M + (st[rep] + off) % M

@@ -34,7 +34,7 @@ def slot_forecast(base, pv, weather, m0: float, n: int, slot_min: int):
     """Slot means: base load (n, N) kW, PV generation (n, n_pv) kW ≥ 0, outdoor temperature (n,) °C.
 
     The slot grid starts at local minute m0; the base load is taken at minute resolution from
-    floor(m0), PV is averaged over three points per slot.
+    floor(m0), and so is PV (the minute values the simulation steps through).
     """
     mi = int(math.floor(m0 + 1e-9))
     # reduce along a contiguous per-household axis: bit-identical whatever the population size
@@ -43,11 +43,18 @@ def slot_forecast(base, pv, weather, m0: float, n: int, slot_min: int):
     starts = m0 + slot_min * np.arange(n)
     t_out = weather.temperature(starts + 0.5 * slot_min)
     if pv.n:
-        pts = (starts[:, None] + slot_min * np.array([1 / 6, 3 / 6, 5 / 6])[None, :]).ravel()
-        gen = pv.power(pts, weather).reshape(n, 3, pv.n).mean(axis=1)
+        gen = pv.minutes(mi, n * slot_min, weather).reshape(n, slot_min, pv.n).mean(axis=1)
     else:
         gen = np.zeros((n, 0))
     return p_base, gen, t_out
+
+
+def hp_forecast(hp, dhw, weather, m0: float, n: int, slot_min: int):
+    """Slot means for the heat-pump houses: gains (n, n_hp) kW and hot-water power (n, n_hp) kW."""
+    mi = int(math.floor(m0 + 1e-9))
+    ghi = weather.ghi_minutes(mi, n * slot_min).reshape(n, slot_min).mean(axis=1)
+    p_dhw = dhw.minutes(mi, n * slot_min, weather).reshape(n, slot_min, dhw.n).mean(axis=1)
+    return hp.gains(ghi), p_dhw
 
 
 def _overlap(a0, a1, b0, b1):
@@ -95,14 +102,16 @@ def envelope(pop, m0: float, horizon_s: float, slot_s: float) -> dict[str, dict]
 
     hp = pop.hp
     if hp.n:
-        p_max[:, pop.hp_idx] += hp.p_el
+        gain, p_dhw = hp_forecast(hp, pop.dhw, pop.weather, m0, n, slot_min)
+        p_min[:, pop.hp_idx] += p_dhw
+        p_max[:, pop.hp_idx] += hp.p_el + p_dhw
         t_out_l, cop_l = t_out.tolist(), cop(t_out).tolist()
         a = np.exp(-hp.ua * slot_h / hp.c)
         cols = zip(pop.hp_idx.tolist(), hp.t_in.tolist(), hp.t_min.tolist(), hp.t_max.tolist(), hp.p_el.tolist(),
-                   hp.ua.tolist(), hp.c.tolist(), a.tolist())
-        for i, tin, tmin, tmax, pel, ua, c, aa in cols:
+                   hp.ua.tolist(), hp.c.tolist(), a.tolist(), gain.T.tolist(), p_dhw.T.tolist())
+        for i, tin, tmin, tmax, pel, ua, c, aa, g, dh in cols:
             per[i]["hp"] = {"t_in": tin, "t_min": tmin, "t_max": tmax, "p_el_kw": pel, "ua_kw_per_k": ua,
-                            "c_kwh_per_k": c, "a": aa, "t_out": t_out_l, "cop": cop_l}
+                            "c_kwh_per_k": c, "a": aa, "t_out": t_out_l, "cop": cop_l, "gain_kw": g, "p_dhw": dh}
 
     if pop.app.n:
         _app_envelope(pop.app, per, p_min, p_max, m0, s0, s1, n, slot_min, tick)
@@ -128,6 +137,7 @@ def _ev_envelope(ev, ev_idx, per, p_max, m0, s0, s1, n, slot_min, tick):
         arr, dep, need = ev.sessions(day)
         pending = ~ev.home & (day == ev.sess_day)  # next arrival, even if due at m0 exactly
         fut = ((arr >= m0) | pending) & (arr < m_end) & np.where(ev.home, day > ev.sess_day, day >= ev.sess_day)
+        fut &= dep > arr  # a zero-length session: the car is not plugged in that day
         if not fut.any():
             continue
         avail += np.where(fut[None, :], _overlap(s0[:, None], s1[:, None], arr[None, :], dep[None, :]), 0.0)

@@ -36,6 +36,9 @@ class BaseLoadParams(_Strict):
     """Household base load (everything not flexible)."""
 
     annual_kwh: float = Field(3500.0, gt=0, description="yearly consumption of the base load")
+    instant_water_heater: bool = Field(
+        False, description="electric instantaneous water heater (18-24 kW showers) in the base load"
+    )
     power_factor: float = Field(0.95, gt=0, le=1)
 
 
@@ -67,22 +70,26 @@ class BatteryParams(_Strict):
 
 
 class EVParams(_Strict):
+    """A home-charged car; its trips follow mobility statistics (simulators.devices.ev)."""
+
     capacity_kwh: float = Field(50.0, gt=0)
     charger_kw: float = Field(11.0, gt=0)
     efficiency: float = Field(0.9, gt=0, le=1)
-    arrival: str = Field("18:00", description="typical daily arrival HH:MM")
-    departure: str = Field("07:30", description="typical daily departure HH:MM")
-    energy_need_kwh: float = Field(10.0, ge=0, description="typical energy to recharge per day")
-    jitter_min: float = Field(45.0, ge=0, description="std-dev of arrival/departure, minutes")
-    soc_init: float = Field(0.6, ge=0, le=1, description="state of charge at simulation start")
+    # ADAC Ecotest (2023): tested BEVs need ~20 kWh/100 km from the grid incl. ~10 % charging losses
+    consumption_kwh_per_km: float = Field(0.18, gt=0, le=1, description="driving energy at the battery")
+    arrival: str = Field("17:30", description="typical weekday arrival home HH:MM (MiD 2017 afternoon peak)")
+    departure: str = Field("07:30", description="typical weekday departure HH:MM (MiD 2017 morning peak)")
+    jitter_min: float = Field(45.0, ge=0, description="day-to-day std-dev of arrival/departure, minutes")
+    soc_init: float = Field(0.6, ge=0, le=1, description="state of charge when leaving home (steady state)")
 
     _hhmm = field_validator("arrival", "departure")(classmethod(lambda cls, v: _check_hhmm(v)))
 
     @model_validator(mode="after")
-    def _need(self):
-        if self.energy_need_kwh > self.capacity_kwh:
+    def _overnight(self):
+        if not minutes_of_day(self.departure) < minutes_of_day(self.arrival):
             raise ValueError(
-                f"energy_need_kwh ({self.energy_need_kwh}) exceeds capacity_kwh ({self.capacity_kwh})"
+                f"departure ({self.departure}) must be before arrival ({self.arrival}): the car charges at home "
+                "overnight"
             )
         return self
 
@@ -94,6 +101,14 @@ class HeatPumpParams(_Strict):
     t_init: float = Field(21.0)
     ua_kw_per_k: float = Field(0.2, gt=0, description="house heat-loss coefficient")
     c_kwh_per_k: float = Field(8.0, gt=0, description="house thermal capacity")
+    floor_area_m2: float = Field(140.0, gt=0, description="heated living area (internal gains 5 W/m², DIN V 4108-6)")
+    solar_aperture_m2: float = Field(
+        4.0, ge=0, description="effective solar aperture on global horizontal irradiance (windows × g × frame × shading)"
+    )
+    dhw_kwh_per_day: float = Field(
+        5.845, ge=0, description="mean hot-water heat drawn per day (EN 16147 tapping cycle M); 0 = no hot water"
+    )
+    dhw_tank_l: float = Field(200.0, gt=0, description="hot-water tank volume, litres (heated 10 -> 50 °C)")
 
     @model_validator(mode="after")
     def _band(self):
@@ -152,3 +167,5 @@ class HouseholdSpec(_Strict):
 
     id: str
     devices: DeviceSet = Field(default_factory=DeviceSet)
+    phase: int | None = Field(None, ge=1, le=3, description="L1/L2/L3 of the single-phase connection "
+                              "(unbalanced grid); None: no per-phase outputs")

@@ -8,62 +8,44 @@ Everything is a deterministic function of (seed, local day) so a forecast reprod
 * Clearness k (ratio of global irradiance to clear sky, 0.03…1): a daily latent weather state
   (moving-average over 5 days, sunnier in summer) mapped through a logistic, plus hourly AR(1)
   variability that is largest on mixed days.
-* Sun position: NOAA low-precision formulas (equation of time, declination), accurate to ≈ 0.5°.
-* Clear sky: Meinel beam attenuation with Kasten–Young air mass, plus a 12 % diffuse share.
+* Sun position and clear sky: pvlib (NREL SPA in numpy; Ineichen–Perez clear-sky model with the
+  Linke turbidity climatology pvlib ships, interpolated to the day; Kasten–Young air mass).
 All hourly values are interpolated linearly to the minute.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
+import pvlib
 
 from .common import MIN_PER_DAY, S_WEATHER_DAY, doy_array, rng
 
 _T_MEAN, _T_SEASON_AMP, _T_COLDEST_DOY = 9.3, 9.8, 20
 _T_ANOM_PHI, _T_ANOM_SD, _T_HOURLY_SD = 0.75, 3.5, 0.8
-_C_PHI, _C_SD, _C_MU0, _C_MU_SEASON = 0.5, 1.3, 0.15, 0.75
+_C_PHI, _C_SD, _C_MU0, _C_MU_SEASON = 0.5, 1.3, 0.7, 0.75  # μ0: annual GHI ≈ 1,180 kWh/m² at Munich (DWD 1991–2020 annual global irradiation, southern Bavaria 1,150–1,250)
 _MA_LEN = 10
+_ALTITUDE_M = 500.0  # site altitude for the clear sky (Munich ≈ 520 m a.s.l.)
+_PRESSURE_PA = pvlib.atmosphere.alt2pres(_ALTITUDE_M)
+
+
+class Sun(NamedTuple):
+    """Per time: zenith and azimuth (degrees, azimuth clockwise from north), clear-sky GHI (W/m²),
+    extraterrestrial normal irradiance (W/m²), day of year."""
+
+    zenith: np.ndarray
+    azimuth: np.ndarray
+    ghi_cs: np.ndarray
+    dni_extra: np.ndarray
+    doy: np.ndarray
 
 
 def _ma_weights(phi: float, n: int) -> np.ndarray:
     w = phi ** np.arange(n)
     return w / math.sqrt(float(np.sum(w**2)))  # unit variance
-
-
-def solar_position(utc_min: np.ndarray, latitude: float, longitude: float):
-    """cos(zenith) and sun azimuth (rad, from north, clockwise) at UTC minutes since 1970."""
-    utc_min = np.asarray(utc_min, dtype=float)
-    day = np.floor_divide(utc_min, MIN_PER_DAY)
-    mod = utc_min - day * MIN_PER_DAY
-    doy = doy_array(day.astype(np.int64))
-    g = 2 * np.pi / 365.0 * (doy - 1 + (mod / 60.0 - 12) / 24.0)
-    eqt = 229.18 * (
-        0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g) - 0.014615 * np.cos(2 * g) - 0.040849 * np.sin(2 * g)
-    )
-    decl = (
-        0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g) - 0.006758 * np.cos(2 * g)
-        + 0.000907 * np.sin(2 * g) - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g)
-    )
-    tst = mod + eqt + 4.0 * longitude
-    ha = np.radians(tst / 4.0 - 180.0)
-    lat = math.radians(latitude)
-    cos_z = math.sin(lat) * np.sin(decl) + math.cos(lat) * np.cos(decl) * np.cos(ha)
-    az = np.arctan2(np.sin(ha), np.cos(ha) * math.sin(lat) - np.tan(decl) * math.cos(lat)) + np.pi
-    return np.clip(cos_z, -1.0, 1.0), az
-
-
-def clear_sky(cos_z: np.ndarray, doy: np.ndarray):
-    """Clear-sky direct normal and diffuse horizontal irradiance, W/m²."""
-    cz = np.maximum(cos_z, 0.0)
-    zen = np.degrees(np.arccos(np.clip(cos_z, -1, 1)))
-    i0 = 1361.0 * (1 + 0.033 * np.cos(2 * np.pi * doy / 365.0))
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        am = 1.0 / (cz + 0.50572 * np.maximum(96.07995 - zen, 1e-3) ** -1.6364)
-        dni = np.where(cz > 0, i0 * 0.7 ** (am**0.678), 0.0)
-    dhi = 0.12 * dni * cz / 0.88
-    return dni, dhi
 
 
 class Weather:
@@ -77,6 +59,8 @@ class Weather:
         self._last_hourly = None
         self._wt = _ma_weights(_T_ANOM_PHI, _MA_LEN)
         self._wc = _ma_weights(_C_PHI, _MA_LEN // 2)
+        self._tl = None
+        self._ghi: dict[int, np.ndarray] = {}
 
     # ---- per-day draws and hourly series -------------------------------------------------
     def _draws(self, day: int):
@@ -156,38 +140,41 @@ class Weather:
         """Clearness index (global / clear-sky global), optionally at time m - lag (minutes)."""
         return self._interp(m, 1, lag)
 
-    def sun(self, m):
-        """(cos zenith, azimuth rad from north, clear-sky DNI, clear-sky DHI) at local minutes m."""
-        if np.ndim(m) == 0 or (np.ndim(m) == 1 and len(m) == 1):
-            r = self._sun_scalar(float(np.reshape(m, -1)[0]))
-            return tuple(np.array([v]) for v in r)
-        m = np.asarray(m, dtype=float)
-        utc = m - self.utc_offset_min
-        cz, az = solar_position(utc, self.latitude, self.longitude)
-        doy = doy_array(np.floor_divide(utc, MIN_PER_DAY).astype(np.int64))
-        dni, dhi = clear_sky(cz, doy)
-        return cz, az, dni, dhi
+    def sun(self, m) -> Sun:
+        """Sun position and clear-sky irradiance (pvlib) at local minutes m (array)."""
+        m = np.atleast_1d(np.asarray(m, dtype=float))
+        utc_ns = np.rint((m - self.utc_offset_min) * 60e9).astype("int64")
+        times = pd.DatetimeIndex(utc_ns.astype("datetime64[ns]"), tz="UTC")
+        sp = pvlib.solarposition.get_solarposition(times, self.latitude, self.longitude, method="nrel_numpy")
+        zen, app = sp["zenith"].to_numpy(), sp["apparent_zenith"].to_numpy()
+        doy = times.dayofyear.to_numpy()
+        dni_extra = np.asarray(pvlib.irradiance.get_extra_radiation(doy), dtype=float)
+        am = pvlib.atmosphere.get_absolute_airmass(pvlib.atmosphere.get_relative_airmass(app), _PRESSURE_PA)
+        with np.errstate(divide="ignore", invalid="ignore"):  # night rows (sun below the horizon)
+            cs = pvlib.clearsky.ineichen(app, am, self._linke()[doy - 1], _ALTITUDE_M, dni_extra)
+        ghi = np.nan_to_num(np.asarray(cs["ghi"], dtype=float))
+        return Sun(zen, sp["azimuth"].to_numpy(), ghi, dni_extra, doy)
 
-    def _sun_scalar(self, m: float):
-        """Same as ``sun`` for one time, in plain floats (the per-step path)."""
-        utc = m - self.utc_offset_min
-        day = math.floor(utc / MIN_PER_DAY)
-        mod = utc - day * MIN_PER_DAY
-        doy = int(doy_array(np.array([day]))[0]) if day != getattr(self, "_sd", None) else self._sdoy
-        self._sd, self._sdoy = day, doy
-        g = 2 * math.pi / 365.0 * (doy - 1 + (mod / 60.0 - 12) / 24.0)
-        c1, s1, c2, s2 = math.cos(g), math.sin(g), math.cos(2 * g), math.sin(2 * g)
-        c3, s3 = math.cos(3 * g), math.sin(3 * g)
-        eqt = 229.18 * (0.000075 + 0.001868 * c1 - 0.032077 * s1 - 0.014615 * c2 - 0.040849 * s2)
-        decl = 0.006918 - 0.399912 * c1 + 0.070257 * s1 - 0.006758 * c2 + 0.000907 * s2 - 0.002697 * c3 + 0.00148 * s3
-        ha = math.radians((mod + eqt + 4.0 * self.longitude) / 4.0 - 180.0)
-        lat = math.radians(self.latitude)
-        cz = max(-1.0, min(1.0, math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(ha)))
-        az = math.atan2(math.sin(ha), math.cos(ha) * math.sin(lat) - math.tan(decl) * math.cos(lat)) + math.pi
-        if cz <= 0:
-            return cz, az, 0.0, 0.0
-        zen = math.degrees(math.acos(cz))
-        i0 = 1361.0 * (1 + 0.033 * math.cos(2 * math.pi * doy / 365.0))
-        am = 1.0 / (cz + 0.50572 * max(96.07995 - zen, 1e-3) ** -1.6364)
-        dni = i0 * 0.7 ** (am**0.678)
-        return cz, az, dni, 0.12 * dni * cz / 0.88
+    def ghi_minutes(self, m0: int, n: int) -> np.ndarray:
+        """Global horizontal irradiance (W/m², shared cloud field, no lag) at the midpoints of the local
+        minutes m0 .. m0+n-1; whole days are evaluated once and cached."""
+        d0, d1 = m0 // MIN_PER_DAY, (m0 + n - 1) // MIN_PER_DAY
+        parts = []
+        for d in range(d0, d1 + 1):
+            g = self._ghi.get(d)
+            if g is None:
+                m = d * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY)
+                g = self.clearness(m) * self.sun(m).ghi_cs
+                if len(self._ghi) > 4:
+                    self._ghi.clear()
+                self._ghi[d] = g
+            parts.append(g)
+        r = m0 - d0 * MIN_PER_DAY
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts))[r : r + n]
+
+    def _linke(self) -> np.ndarray:
+        """Daily Linke turbidity (doy 1..366) of the location: pvlib's monthly climatology, interpolated."""
+        if self._tl is None:
+            days = pd.date_range("2024-01-01", periods=366, freq="D", tz="UTC")
+            self._tl = pvlib.clearsky.lookup_linke_turbidity(days, self.latitude, self.longitude).to_numpy()
+        return self._tl

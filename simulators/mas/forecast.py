@@ -40,6 +40,6 @@ class HouseholdKnowledge:
         out = []
         for day in range(math.floor(m_from / MIN_PER_DAY) - 1, math.floor(m_to / MIN_PER_DAY) + 1):
             a, d, need = self.ev.sessions(day)
-            if d[i] > m_from and a[i] < m_to:
+            if d[i] > max(m_from, a[i]) and a[i] < m_to:  # (a zero-length session: not plugged in that day)
                 out.append((float(a[i]), float(d[i]), float(need[i])))
         return out

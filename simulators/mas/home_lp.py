@@ -47,6 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from simulators.devices.heatpump import cop  # the household simulator's COP(T_out): same physics
+from simulators.devices.ev import typical_need_kwh  # mean driving energy of a day the car is used
 from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, minutes_of_day
 
 from .lp import LP
@@ -308,7 +309,8 @@ class HomeModel:
     def update(self, minute0: float, state: dict | None, forecast: dict, fixed_load: np.ndarray | None = None):
         """Set the round's data. ``minute0``: local minute (since 1970, see devices.common.Clock) of slot 0.
 
-        ``forecast``: ``base`` (kW ≥ 0), ``pv`` (kW ≤ 0), ``t_out`` (°C), arrays of length K.
+        ``forecast``: ``base`` (kW ≥ 0), ``pv`` (kW ≤ 0), ``t_out`` (°C), arrays of length K; for a heat pump
+        also ``hp_gain`` (internal + solar gains, kW) and ``dhw`` (hot-water power, kW, uncontrolled).
         ``state`` keys (all optional): ``soc`` (0..1) or ``bat_e_kwh``; ``soc_ev`` or ``ev_e_kwh``;
         ``ev_sessions`` [(arrive, depart, need_kwh, home)] (local minutes) or else ``ev_present``,
         ``ev_departure`` (local minute), ``ev_need_kwh``; ``T_in`` (°C); ``cop`` (per slot).
@@ -320,6 +322,8 @@ class HomeModel:
         pv = np.minimum(np.asarray(forecast.get("pv", np.zeros(K)), float)[:K], 0.0) if dev.pv is not None else np.zeros(K)
         t_out = np.asarray(forecast.get("t_out", np.full(K, 10.0)), float)[:K]
         fixed = np.zeros(K) if fixed_load is None else np.asarray(fixed_load, float)[:K]
+        if dev.heat_pump is not None:  # hot water runs on its own: uncontrolled load
+            fixed = fixed + np.asarray(forecast.get("dhw", np.zeros(K)), float)[:K]
         self.rhs_load = base + pv + fixed  # uncontrolled net load
         self.gen = -pv
         lo, hi, lb, ub = self.lo, self.hi, self.lb, self.ub
@@ -355,7 +359,8 @@ class HomeModel:
             T0 = h.t_init if T0 is None or not np.isfinite(T0) else float(T0)
             a = self._a
             r = rb["th"]
-            lo[r] = hi[r] = (1 - a) * t_out
+            gain = np.asarray(forecast.get("hp_gain", np.zeros(K)), float)[:K]  # internal + solar, kW
+            lo[r] = hi[r] = (1 - a) * (t_out + gain / h.ua_kw_per_k)
             lo[r.start] += a * T0
             hi[r.start] += a * T0
             cp = state.get("cop")
@@ -400,15 +405,15 @@ class HomeModel:
         e0 = state.get("ev_e_kwh")
         if e0 is None:
             soc = state.get("soc_ev")
-            e0 = cap * (float(soc) if soc is not None and np.isfinite(soc) else max(0.0, 1.0 - ev.energy_need_kwh / cap))
+            e0 = cap * (float(soc) if soc is not None and np.isfinite(soc) else max(0.0, 1.0 - typical_need_kwh(ev) / cap))
         e0 = float(e0)
         sess = state.get("ev_sessions")
         if sess is None:
             present = bool(state.get("ev_present", False))
             dep = state.get("ev_departure")
             need_now = state.get("ev_need_kwh")
-            need_now = ev.energy_need_kwh if need_now is None else max(0.0, float(need_now))
-            sess = [(a, d, need_now if cur else ev.energy_need_kwh, cur)
+            need_now = typical_need_kwh(ev) if need_now is None else max(0.0, float(need_now))
+            sess = [(a, d, need_now if cur else typical_need_kwh(ev), cur)
                     for a, d, cur in ev_sessions(ev, m0, K * sm, present, None if dep is None else float(dep))]
         avail = np.zeros(K)
         trip = np.zeros(K)

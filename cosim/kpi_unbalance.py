@@ -1,0 +1,82 @@
+"""Grid KPIs of the unbalanced (per-phase) grid: worst-phase voltage violations and EN 50160
+voltage unbalance. Used by :mod:`cosim.kpi` (``grid.unbalance``); None for balanced results.
+
+EN 50160:2010, 4.2.5 (LV supply voltage unbalance): under normal operating conditions, during
+each period of one week, 95 % of the 10-min mean r.m.s. values of the negative-sequence component
+shall be within 0 % to 2 % of the positive-sequence component. Here the period is the evaluated
+window; the 10-min means are taken over consecutive 10-min blocks from the window start, per bus
+(``/grid/vuf``), or over the grid-wide maximum (``/grid/vuf_max``, conservative) when the per-bus
+values were not recorded.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EN50160_VUF_LIMIT_PCT", "EN50160_VUF_SHARE", "unbalance_kpis", "ten_minute_means"]
+
+#: EN 50160:2010 4.2.5: 10-min values of the unbalance within 2 % ...
+EN50160_VUF_LIMIT_PCT = 2.0
+#: ... for 95 % of the 10-min intervals
+EN50160_VUF_SHARE = 0.95
+_BLOCK_MS = 600_000
+
+
+def ten_minute_means(t_ms: np.ndarray, dt_h: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(blocks, N) duration-weighted means of ``values`` (T, N) over 10-min blocks (NaN ignored)."""
+    block = (t_ms - t_ms[0]) // _BLOCK_MS
+    nb = int(block[-1]) + 1
+    ok = np.isfinite(values)
+    w = dt_h[:, None] * ok
+    num = np.zeros((nb, values.shape[1]))
+    den = np.zeros((nb, values.shape[1]))
+    np.add.at(num, block, np.where(ok, values, 0.0) * w)
+    np.add.at(den, block, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _r(v: float, nd: int = 4) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), nd)
+
+
+def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
+    """Per-phase KPIs of a results file (``cosim.kpi.Results``), None without per-phase data."""
+    phases = {c: res.series("grid", f"vm_pu_{c}") for c in "abc"}
+    vuf = res.series("grid", "vuf")
+    vuf_src = "per bus"
+    if vuf is None:
+        vuf, vuf_src = res.series("grid", "vuf_max"), "grid maximum"
+    if all(s is None for s in phases.values()) and vuf is None:
+        return None
+    out: dict[str, Any] = {}
+    dt_min = res.dt_h * 60.0
+    if any(s is not None for s in phases.values()):
+        worst = np.zeros(res.T, dtype=bool)
+        by_phase = {}
+        for c, s in phases.items():
+            if s is None:
+                continue
+            v = s.values
+            with np.errstate(invalid="ignore"):
+                bad = (np.abs(v - 1.0) > band).any(axis=1) | ~np.isfinite(v).any(axis=1)
+            by_phase[c] = _r((dt_min * bad).sum(), 2)
+            worst |= bad
+        out["v_violation_min_by_phase"] = by_phase
+        out["v_violation_worst_phase_min"] = _r((dt_min * worst).sum(), 2)
+    if vuf is not None and res.T:
+        v = vuf.values
+        m10 = ten_minute_means(res.t_ms, res.dt_h, v)
+        with np.errstate(invalid="ignore"):
+            share = np.nanmean(np.where(np.isfinite(m10), m10 <= EN50160_VUF_LIMIT_PCT, np.nan), axis=0)
+        worst_bus = int(np.nanargmin(share)) if np.isfinite(share).any() else 0
+        out["vuf_source"] = vuf_src
+        out["vuf_max_pct"] = _r(np.nanmax(v)) if np.isfinite(v).any() else None
+        out["vuf_10min_p95_pct"] = _r(np.nanmax(np.nanpercentile(m10, 95, axis=0))) \
+            if np.isfinite(m10).any() else None
+        out["en50160_share_within_2pct"] = _r(share[worst_bus])
+        out["en50160_unbalance_ok"] = bool(share[worst_bus] >= EN50160_VUF_SHARE) \
+            if np.isfinite(share[worst_bus]) else None
+        out["worst_bus"] = vuf.ids[worst_bus]
+    return out

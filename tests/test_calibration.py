@@ -1,0 +1,82 @@
+"""Calibration bands (cosim.calibrate) on small populations: each statistic inside its published band."""
+
+import pytest
+
+from cosim import calibrate as cal
+from cosim.population import build_population
+from cosim.scenario import parse_scenario
+
+
+def small(households=20, **shares):
+    return parse_scenario({"name": "cal", "start": "2026-01-20T00:00:00+01:00", "duration": "1d", "seed": 7,
+                           "districts": [{"name": "d1", "households": households, "shares": shares}]})
+
+
+def assert_in_band(stats, names):
+    got = {s.name: s for s in stats}
+    assert set(names) <= set(got), set(names) - set(got)
+    for n in names:
+        s = got[n]
+        assert s.ok, f"{n} = {s.value} outside [{s.target.lo}, {s.target.hi}] ({s.target.source})"
+
+
+def test_every_target_names_its_source_and_a_band():
+    for name, t in cal.TARGETS.items():
+        assert t.lo <= t.hi and len(t.source) > 10 and t.unit, name
+
+
+def test_ownership_and_meter_bands():
+    scn = small(20, pv=0.4, battery=0.2, ev=0.3, heat_pump=0.25)
+    assert_in_band(cal.ownership_stats(scn, build_population(scn)) + cal.meter_stats(scn, 20_000),
+                   ["ownership.share_error", "ownership.batteries_in_pv_homes", "meter.within_class"])
+
+
+def test_pv_irradiation_yield_and_spread_bands():
+    scn = small(30, pv=1.0)
+    assert_in_band(cal.pv_stats(scn, build_population(scn), step_min=60.0),
+                   ["pv.ghi_kwh_m2", "pv.specific_yield", "pv.yield_spread"])
+
+
+def test_one_fixed_roof_has_no_yield_spread():
+    scn = small(10, pv=1.0)
+    scn.districts[0].pv_orientation = "fixed"
+    spread = {s.name: s for s in cal.pv_stats(scn, build_population(scn), step_min=60.0)}["pv.yield_spread"]
+    assert not spread.ok and spread.value < 0.01
+
+
+@pytest.mark.parametrize("args, code", [(["calibrate", "no_such_scenario"], 2)])
+def test_cli_bad_scenario_exits_2(args, code, capsys):
+    from cosim.cli import main
+
+    assert main(args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_scenario" in err[0]
+
+
+def test_ev_energy_distance_plugging_and_arrival_bands():
+    scn = small(20, ev=0.5)
+    assert_in_band(cal.ev_stats(scn, build_population(scn), days=14, n_min=40),
+                   ["ev.grid_kwh_per_day", "ev.km_per_day", "ev.plugged_day_share", "ev.arrival_sd_h"])
+
+
+def test_heat_pump_heating_limit_hot_water_and_summer_load_bands():
+    scn = small(10, heat_pump=0.5)
+    assert_in_band(cal.hp_stats(scn, build_population(scn), n_min=8, dhw_days=7),
+                   ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day"])
+
+
+def test_without_gains_the_house_heats_far_above_the_heating_limit():
+    """The gains are what brings the limit to ~15 °C: the same houses without them heat up to ~20 °C."""
+    scn = small(10, heat_pump=1.0)
+    scn.districts[0].devices.heat_pump = scn.districts[0].devices.heat_pump.model_copy(
+        update={"floor_area_m2": 1e-6, "solar_aperture_m2": 0.0})
+    limit = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1)}["hp.heating_limit_c"]
+    assert limit.value > 18.0
+
+
+def test_base_load_follows_h0_and_the_coincidence_curve():
+    scn = small(20, pv=0.4, heat_pump=0.2)
+    stats = cal.base_stats(scn, n_homes=60, days=28)
+    assert_in_band(stats, ["base.window_energy_ratio", "base.h0_profile_corr", "base.peak_1min_kw",
+                           "base.g(2)", "base.g(5)", "base.g(10)", "base.g(20)", "base.g(50)"])
+    assert "base.g(100)" not in {s.name for s in stats}  # not more homes than drawn

@@ -1,0 +1,144 @@
+"""Unbalanced engine against independent engines: OpenDSS (dss-python) on the IEEE European LV
+feeder, pandapower runpp_3ph on kerber networks with random unbalanced loads."""
+import math
+import warnings
+
+import numpy as np
+import pandapower as pp
+import pytest
+
+from simulators.grid3ph_engine import Engine3ph, vuf_percent
+from simulators.grid3ph_networks import (BUNDLED_DSS, from_pandapower, load_network3ph,
+                                         make_engine3ph)
+from simulators.grid_networks import element_names, load_buses, load_network, strip_injections
+
+from tests.helpers.opendss_ref import compile_master, needs_dss, yearly_voltages
+
+MASTER = BUNDLED_DSS["ieee_eu_lv"]
+
+
+@pytest.fixture(scope="module")
+def ieee():
+    ns = load_network3ph("ieee_eu_lv")
+    eng = make_engine3ph(ns, [(p, p.phases) for p in ns.points])
+    return ns, eng
+
+
+def _node_order(ns, names):
+    bi = {b: k for k, b in enumerate(ns.net.buses)}
+    return np.array([(bi[n.rsplit(".", 1)[0]], int(n.rsplit(".", 1)[1]) - 1) for n in names])
+
+
+@needs_dss
+def test_snapshot_equals_opendss(ieee):
+    ns, eng = ieee
+    c = compile_master(MASTER)           # Master.dss ends with a snapshot solve at base kW
+    kw = np.array([ld.kw for ld in ns.feeder.loads])
+    kvar = np.array([ld.kvar for ld in ns.feeder.loads])
+    eng.reset()
+    r = eng.solve(kw, kvar)
+    assert r.converged
+    o = _node_order(ns, c.AllNodeNames)
+    ref = np.array(c.AllBusVmagPu)
+    assert np.abs(r.vm_pu[o[:, 0], o[:, 1]] - ref).max() <= 1e-5
+    # currents of every line, per phase (A), and total losses
+    c.Lines.First
+    i_ref = []
+    while True:
+        i_ref.append(np.asarray(c.ActiveCktElement.CurrentsMagAng)[:6:2])
+        if not c.Lines.Next:
+            break
+    np.testing.assert_allclose(r.line_i_ka * 1e3, np.array(i_ref), atol=1e-3)
+    assert r.losses_mw * 1e6 == pytest.approx(c.Losses[0], rel=1e-5)
+    # transformer: HV power into the unit
+    c.SetActiveElement("Transformer.TR1")
+    p_hv = sum(c.ActiveCktElement.Powers[0:8:2])  # kW, 4 conductors of the HV terminal
+    assert r.p_trafo_mw[0] * 1e3 == pytest.approx(p_hv, rel=1e-5)
+
+
+@needs_dss
+def test_full_day_equals_opendss(ieee):
+    """1440 one-minute steps in OpenDSS yearly mode vs the engine: max |dV| <= 1e-4 p.u."""
+    ns, eng = ieee
+    names, ref = yearly_voltages(MASTER, 1440)
+    o = _node_order(ns, names)
+    eng.reset()
+    worst, vuf_max = 0.0, 0.0
+    for k in range(1440):
+        kw, kvar = ns.feeder.load_kw(k)
+        r = eng.solve(kw, kvar)
+        assert r.converged
+        worst = max(worst, float(np.abs(r.vm_pu[o[:, 0], o[:, 1]] - ref[k]).max()))
+        vuf_max = max(vuf_max, float(np.nanmax(r.vuf_pct)))
+    assert worst <= 1e-4
+    assert 0.0 < vuf_max < 100.0
+
+
+def _pp_unbalanced(name, seed):
+    net = load_network(name)
+    buses = load_buses(net)
+    strip_injections(net)
+    # runpp_3ph data; the engine reads the same columns (zero sequence = the cited ratios)
+    net.ext_grid["s_sc_max_mva"] = 1e8           # ideal source: runpp_3ph's positive sequence is
+    net.ext_grid["rx_max"] = 0.1                 # an ideal slack, the engine's a Thevenin source
+    net.ext_grid["x0x_max"] = 1.0
+    net.ext_grid["r0x0_max"] = 0.1
+    net.line["r0_ohm_per_km"] = net.line.r_ohm_per_km * 3.49
+    net.line["x0_ohm_per_km"] = net.line.x_ohm_per_km * 1.15
+    net.line["c0_nf_per_km"] = net.line.c_nf_per_km
+    net.trafo["vector_group"] = "Dyn"            # shift_degree stays 150 (Dyn5)
+    net.trafo["vk0_percent"] = net.trafo.vk_percent
+    net.trafo["vkr0_percent"] = net.trafo.vkr_percent
+    net.trafo["mag0_percent"] = 1e10             # bank of single-phase units: Z0 = Z1
+    net.trafo["mag0_rx"] = 0.0
+    net.trafo["si0_hv_partial"] = 0.9
+    rng = np.random.default_rng(seed)
+    P = rng.uniform(0.0, 8.0, (len(buses), 3))
+    P[rng.random((len(buses), 3)) < 0.4] = 0.0  # many single/two-phase connections
+    Q = P * rng.uniform(-0.3, 0.5, P.shape)
+    for b, p, q in zip(buses, P, Q):
+        pp.create_asymmetric_load(net, b, p_a_mw=p[0] / 1e3, p_b_mw=p[1] / 1e3, p_c_mw=p[2] / 1e3,
+                                  q_a_mvar=q[0] / 1e3, q_b_mvar=q[1] / 1e3, q_c_mvar=q[2] / 1e3)
+    return net, buses, P, Q
+
+
+@pytest.mark.parametrize("name, seed", [("kerber_land_kabel_1", 1), ("kerber_dorf", 2)])
+def test_equals_pandapower_runpp_3ph(name, seed):
+    from pandapower.pf.runpp_3ph import runpp_3ph
+    net, buses, P, Q = _pp_unbalanced(name, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runpp_3ph(net, numba=False, tolerance_mva=1e-10, max_iteration=100)
+    n3 = from_pandapower(net, name)
+    idx, names = n3.node_index(), element_names(net.bus, "bus")
+    pos = {int(b): k for k, b in enumerate(net.bus.index)}
+    eng = Engine3ph(n3, [idx[(names[pos[b]], ph)] for b in buses for ph in (1, 2, 3)])
+    r = eng.solve(P.ravel(), Q.ravel())
+    assert r.converged
+    bi = [n3.buses.index(names[pos[b]]) for b in net.bus.index]
+    ref = net.res_bus_3ph[["vm_a_pu", "vm_b_pu", "vm_c_pu"]].values
+    assert np.abs(r.vm_pu[bi] - ref).max() <= 1e-6
+    assert ref.min() < 0.97                       # the case is loaded and unbalanced
+    assert np.nanmax(r.vuf_pct) > 0.5
+    res = net.res_line_3ph
+    i_ref = np.maximum(res[["i_a_from_ka", "i_b_from_ka", "i_c_from_ka"]].values,
+                       res[["i_a_to_ka", "i_b_to_ka", "i_c_to_ka"]].values)
+    np.testing.assert_allclose(r.line_i_ka, i_ref, atol=1e-6)
+    np.testing.assert_allclose(r.trafo_loading, net.res_trafo_3ph.loading_percent.values, rtol=1e-5)
+
+
+def test_vuf_of_known_phasors():
+    a = np.exp(2j * math.pi / 3)
+    V = np.array([[1, a * a, a], [1.0, 0.9 * a * a, a]])
+    v1 = (1 + a * 0.9 * a * a + a * a * a) / 3
+    v2 = (1 + a * a * 0.9 * a * a + a * a) / 3
+    np.testing.assert_allclose(vuf_percent(V), [0.0, abs(v2) / abs(v1) * 100], atol=1e-12)
+
+
+def test_non_convergence_is_flagged_not_raised(ieee):
+    ns, eng = ieee
+    kw = np.full(len(ns.points), 1e4)                       # 10 MW per house: no solution
+    r = eng.solve(kw, kw * 0.3)
+    assert not r.converged and np.isnan(r.vm_pu).all() and math.isnan(r.losses_mw)
+    ok = eng.solve(np.ones(len(ns.points)), np.zeros(len(ns.points)))
+    assert ok.converged                                      # and the next step solves again

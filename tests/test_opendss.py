@@ -1,0 +1,92 @@
+"""OpenDSS reader: the bundled IEEE European LV feeder, and one-line errors naming file:line."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+from simulators.grid3ph_networks import BUNDLED_DSS
+from simulators.opendss import DSSError, read_dss
+
+
+def test_reads_ieee_eu_lv():
+    fd = read_dss(BUNDLED_DSS["ieee_eu_lv"])
+    assert fd.base_freq == 50.0
+    assert len(fd.buses()) == 907 and len(fd.lines) == 905 and len(fd.loads) == 55
+    assert len(fd.loadshapes) == 55 and all(len(s.mult) == 1440 for s in fd.loadshapes.values())
+    assert all(not s.useactual for s in fd.loadshapes.values())        # BatchEdit useactual=no
+    assert fd.loadshapes["shape_1"].interval_h == pytest.approx(1 / 60)
+    ld = fd.loads[0]
+    assert (ld.bus, ld.nodes, ld.kv, ld.kw) == ("34", (1,), 0.23, 1.0)
+    assert ld.kvar == pytest.approx(math.tan(math.acos(0.95)))          # PF=0.95
+    tr = fd.transformers[0]
+    assert tr.conns == ("delta", "wye") and tr.kvs == (11.0, 0.416) and tr.x_pu == 0.04
+    assert tr.r_pu == pytest.approx(0.004)                               # default %R 0.2 per winding
+    src = fd.source
+    assert (src.bus, src.basekv, src.pu) == ("sourcebus", 11.0, 1.05)
+    # ISC3 = 3000 A at 11 kV: |Z1| = V_ln / Isc3
+    assert abs(src.z1) == pytest.approx(11e3 / math.sqrt(3) / 3000, rel=1e-12)
+    # ISC1 = 5 A: |2 Z1 + Z0| = 3 V_ln / Isc1
+    assert abs(2 * src.z1 + src.z0) == pytest.approx(3 * 11e3 / math.sqrt(3) / 5, rel=1e-12)
+    # LineCode 4c_70 R1=0.446 R0=1.505 ohm/km, LINE1 1.098 m: Zs = (2 R1 + R0)/3 * length
+    ln = fd.lines[0]
+    assert ln.z[0, 0].real == pytest.approx((2 * 0.446 + 1.505) / 3 * 1.098e-3)
+    assert ln.z[0, 1].real == pytest.approx((1.505 - 0.446) / 3 * 1.098e-3)
+    kw, kvar = fd.load_kw(0)
+    assert kw[0] == pytest.approx(0.036) and kvar[0] == pytest.approx(0.036 * math.tan(math.acos(0.95)))
+
+
+def _write(tmp_path, text, extra=None):
+    (tmp_path / "Master.dss").write_text(text)
+    for name, body in (extra or {}).items():
+        (tmp_path / name).write_text(body)
+    return str(tmp_path / "Master.dss")
+
+
+BASE = ("New Circuit.t basekv=11 pu=1 isc3=3000 isc1=5\n"
+        "New LineCode.c nphases=3 R1=0.4 X1=0.07 R0=1.5 X0=0.08 C1=0 C0=0 Units=km\n")
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("New Capacitor.c1 bus1=a kvar=10", "unsupported element class 'capacitor'"),
+    ("New Line.l1 bus1=sourcebus bus2=b linecode=c length=1 switch=yes", "unsupported property 'switch'"),
+    ("New Line.l1 bus1=sourcebus bus2=b linecode=nope length=1", "unknown linecode 'nope'"),
+    ("New Line.l1 bus1=sourcebus bus2=b linecode=c length=1 units=furlong", "unsupported units 'furlong'"),
+    ("New Load.x bus1=b.1 phases=1 kv=0.23 kw=1 model=2", "only model=1"),
+    ("Set mode=snap algorithm=newton foo=1", "unsupported option 'Set foo'"),
+    ("Plot circuit", "unsupported command 'Plot'"),
+    ("Redirect missing.dss", "cannot read"),
+    ("New Line.l1 bus1=sourcebus bus2=b linecode=c length=1 R1=0.1", "give X1, R0, X0, C1 (or B1), C0 (or B0)"),
+    ("New Loadshape.s npts=3 mult=(file=nofile.txt)", "file"),
+])
+def test_unsupported_input_one_line_with_file_and_line(tmp_path, line, needle):
+    path = _write(tmp_path, BASE + "! comment\n" + line + "\n")
+    with pytest.raises(DSSError) as exc:
+        read_dss(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and needle in msg
+    assert msg.startswith(f"{os.path.abspath(path)}:4:")
+
+
+def test_error_in_redirected_file_names_that_file(tmp_path):
+    path = _write(tmp_path, BASE + "Redirect Loads.txt\n",
+                  {"Loads.txt": "New Load.a bus1=b.1 phases=1 kv=0.23 kw=1\nNew Load.b bus1=b.1 kw=1 foo=2\n"})
+    with pytest.raises(DSSError, match=r"Loads\.txt:2: load\.b: unsupported property 'foo'"):
+        read_dss(path)
+
+
+def test_inline_mult_edit_more_and_comments(tmp_path):
+    path = _write(tmp_path, BASE + (
+        "/* block\n comment */\n"
+        "New Line.l1 bus1=SourceBus bus2=B linecode=c length=100 units=m  // trailing\n"
+        "New Loadshape.s npts=3 interval=1 mult=[0.5 1, 2]\n"
+        "New Load.a bus1=b.2 phases=1 kv=0.23 kw=2 pf=0.9 yearly=s\n"
+        "Edit Load.a kw=4\n~ kvar=1\n"))
+    fd = read_dss(path)
+    assert [b for b in fd.buses()] == ["sourcebus", "b"]
+    np.testing.assert_allclose(fd.loadshapes["s"].mult, [0.5, 1.0, 2.0])
+    ld = fd.loads[0]
+    assert (ld.nodes, ld.kw, ld.kvar) == ((2,), 4.0, 1.0)
+    kw, kvar = fd.load_kw(2)
+    assert (kw[0], kvar[0]) == (8.0, 2.0)
+    assert fd.lines[0].z[0, 0].real == pytest.approx((2 * 0.4 + 1.5) / 3 * 0.1)

@@ -1,0 +1,83 @@
+"""Household population: exact shares, batteries in PV homes, documented ownership correlations."""
+
+import numpy as np
+import pytest
+
+from cosim.population import build_population, owners
+from cosim.scenario import ScenarioError, parse_scenario
+
+BASE = {"name": "t", "start": "2026-06-01T00:00:00+02:00", "duration": "1h", "seed": 4}
+
+
+def scenario(n=20, ownership=None, **shares):
+    d = {"name": "d1", "households": n, "shares": shares}
+    if ownership is not None:
+        d["ownership"] = ownership
+    return parse_scenario(dict(BASE, districts=[d]), "s.yaml")
+
+
+@pytest.mark.parametrize("n", [7, 20, 146])
+def test_realised_shares_match_the_scenario(n):
+    shares = {"pv": 0.4, "battery": 0.2, "ev": 0.25, "heat_pump": 0.3, "appliances": 0.5}
+    pop = build_population(scenario(n, **shares))
+    for dev, s in shares.items():
+        got = sum(bool(getattr(h.devices, dev)) for h in pop)
+        assert got == round(s * n), (dev, got)
+
+
+def test_batteries_only_in_pv_homes_unless_asked():
+    pop = build_population(scenario(50, pv=0.4, battery=0.4))
+    assert all(h.devices.pv is not None for h in pop if h.devices.battery is not None)
+    free = build_population(scenario(50, ownership={"battery_needs_pv": False}, pv=0.2, battery=0.6))
+    assert sum(h.devices.battery is not None and h.devices.pv is None for h in free) > 0
+
+
+def test_battery_share_above_pv_share_is_one_line_error():
+    with pytest.raises(ScenarioError) as exc:
+        scenario(10, pv=0.2, battery=0.5)
+    assert exc.value.lines == [
+        "s.yaml: districts[0]: shares.battery (0.5) exceeds shares.pv (0.2): batteries go to PV homes only "
+        "(set ownership.battery_needs_pv: false to allow batteries without PV)"]
+
+
+@pytest.mark.parametrize("corr, msg", [
+    ({"heat_pump~attic": 0.5}, '"heat_pump~attic": expected "a~b" with two different names of new_building, pv'),
+    ({"pv~ev": 1.0}, '"pv~ev": correlation must lie in (-1, 1), got 1.0'),
+    ({"pv~ev": 0.9, "pv~heat_pump": 0.9, "ev~heat_pump": -0.9}, "matrix these pairs define is not positive definite"),
+])
+def test_bad_correlation_is_one_line_error(corr, msg):
+    with pytest.raises(ScenarioError) as exc:
+        scenario(10, ownership={"correlation": corr}, pv=0.2)
+    assert len(exc.value.lines) == 1 and msg in exc.value.lines[0]
+
+
+def _phi(a, b):
+    return float(np.corrcoef(a.astype(float), b.astype(float))[0, 1])
+
+
+def test_default_correlations_heat_pump_newer_homes_ev_independent():
+    scn = scenario(4000, pv=0.4, battery=0.2, ev=0.3, heat_pump=0.3)
+    own = owners(scn.districts[0], np.random.default_rng(3))
+    newer = own["new_building"] > np.median(own["new_building"])
+    # heat pumps mostly in the newer half of the homes (latent rho 0.6), PV somewhat (0.3)
+    assert own["heat_pump"][newer].mean() > 2 * own["heat_pump"][~newer].mean()
+    assert _phi(own["pv"], own["heat_pump"]) > 0.1
+    assert abs(_phi(own["ev"], own["heat_pump"])) < 0.05 and abs(_phi(own["ev"], own["pv"])) < 0.05
+    flat = scenario(4000, ownership={"correlation": {}}, pv=0.4, heat_pump=0.3)
+    own0 = owners(flat.districts[0], np.random.default_rng(3))
+    assert abs(_phi(own0["pv"], own0["heat_pump"])) < 0.05
+
+
+def test_pv_orientation_spread_east_south_west_with_flat_roofs():
+    pop = build_population(scenario(2000, pv=1.0))
+    tilt = np.array([h.devices.pv.tilt for h in pop])
+    az = np.array([h.devices.pv.azimuth for h in pop])
+    flat = tilt < 15
+    assert 0.07 < flat.mean() < 0.13  # PV_FLAT_SHARE 0.10
+    assert np.all((tilt[~flat] >= 15) & (tilt[~flat] <= 45)) and 28 < tilt[~flat].mean() < 36
+    assert np.all((az >= 90) & (az <= 270)) and abs(np.median(az) - 180) < 5
+    assert 0.2 < np.mean(np.abs(az - 180) > 45) < 0.4  # a third of the roofs face more east or west than SE/SW
+    fixed = build_population(parse_scenario(dict(BASE, districts=[
+        {"name": "d1", "households": 5, "shares": {"pv": 1.0}, "pv_orientation": "fixed",
+         "devices": {"pv": {"tilt": 35, "azimuth": 170}}}])))
+    assert {(h.devices.pv.tilt, h.devices.pv.azimuth) for h in fixed} == {(35, 170)}
