@@ -4,7 +4,7 @@ results file being written (`cosim watch`).
 The page is served by Bokeh's own server with BokehJS from the installed package (``/static``): no
 CDN, it works with no network at all. It shows the real devices (readings, quality and age with stale
 and error highlighted, gateway set point against read-back), the step lateness, the grid's voltage
-band and transformer loading, and the MAS / telecom state. Tables update four times a second,
+band and transformer loading, and the MAS / telecom state. Tables update five times a second,
 plots once a second.
 
 ``cosim run --dashboard`` serves from its own process (:func:`start_process`), fed snapshots
@@ -26,7 +26,7 @@ from typing import Any
 
 from cosim.errors import InputError
 
-UPDATE_MS = 250        # tables and status (a device going stale shows within 2 s)
+UPDATE_MS = 200        # tables and status (a device going stale shows within 2 s)
 PLOT_MS = 1000         # plots (at least once a second; redrawing them is most of the browser's work)
 POLL_MS = 100          # how often the server takes new snapshots
 HISTORY = 900          # points kept per series (15 min of 1-s steps)
