@@ -5,7 +5,8 @@ step lateness of each run, the difference of the medians, the spread between the
 dashboard (the machine's noise) and the time the recorder spends handing rows to the dashboard (the
 only work the dashboard adds to the simulation's thread).
 
-Usage: python benchmarks/bench_dashboard.py [DURATION] [PAIRS]   (default 2min, 2 pairs)
+Usage: python benchmarks/bench_dashboard.py [DURATION] [PAIRS] [--no-browser]   (default 2min, 2 pairs;
+--no-browser: the page is served but not opened, as when the browser runs on another machine)
 Needs Debian's chromium (/usr/bin/chromium) and playwright for the browser; without them the page is
 served but not opened (said in the output).
 """
@@ -123,7 +124,7 @@ def handover_alone(n: int = 2000) -> list[float]:
     return sorted(out)
 
 
-def run(duration: str, dashboard: bool) -> dict:
+def run(duration: str, dashboard: bool, browser: bool = True) -> dict:
     with ThreadedEmulators() as lab, tempfile.TemporaryDirectory() as tmp:
         data = scenario(lab, duration)
         scn = parse_scenario(data)
@@ -131,7 +132,8 @@ def run(duration: str, dashboard: bool) -> dict:
             return run_scenario(scn, yaml.safe_dump(data), out=Path(tmp) / "rt.h5", progress=False).lateness
         stop, said = threading.Event(), []
         with live_dashboard(scn.start.isoformat(), "127.0.0.1", 0, "bench") as url:
-            viewer = threading.Thread(target=browse, args=(url, stop, said))
+            viewer = threading.Thread(target=browse if browser else lambda *a: said.append("no browser"),
+                                      args=(url, stop, said))
             viewer.start()
             try:
                 return run_scenario(scn, yaml.safe_dump(data), out=Path(tmp) / "rt.h5", progress=False).lateness
@@ -143,7 +145,8 @@ def run(duration: str, dashboard: bool) -> dict:
                 print("  " + "; ".join(said))
 
 
-def main(duration: str = "2min", pairs: str = "2") -> None:
+def main(duration: str = "2min", pairs: str = "2", *flags: str) -> None:
+    browser = "--no-browser" not in flags
     print(f"real time, 1 s steps, {duration} per run: {N_METERS} Modbus meters + {N_GATEWAYS} gateways + "
           f"{N_SIMULATED} simulated households, grid, recording")
     row = LiveFeed.row
@@ -151,9 +154,9 @@ def main(duration: str = "2min", pairs: str = "2") -> None:
     runs: dict[bool, list[dict]] = {False: [], True: []}
     for _ in range(int(pairs)):
         for dash in (False, True):
-            lt = run(duration, dash)
+            lt = run(duration, dash, browser)
             runs[dash].append(lt)
-            name = "with dashboard + browser" if dash else "without dashboard"
+            name = ("with dashboard + browser" if browser else "with dashboard") if dash else "without dashboard"
             print(f"{name:<26} lateness p50 {lt['p50_ms']:6.2f} ms  p99 {lt['p99_ms']:6.2f} ms  "
                   f"max {lt['max_ms']:7.2f} ms  ({lt['n']} steps, {lt['late']} > {lt['threshold_ms']:.0f} ms)")
     med = {d: {k: statistics.median(r[k] for r in runs[d]) for k in ("p50_ms", "p99_ms")} for d in runs}

@@ -4,7 +4,7 @@ results file being written (`cosim watch`).
 The page is served by Bokeh's own server with BokehJS from the installed package (``/static``): no
 CDN, it works with no network at all. It shows the real devices (readings, quality and age with stale
 and error highlighted, gateway set point against read-back), the step lateness, the grid's voltage
-band and transformer loading, and the MAS / telecom state. Tables update four times a second,
+band and transformer loading, and the MAS / telecom state. Tables update five times a second,
 plots once a second.
 
 ``cosim run --dashboard`` serves from its own process (:func:`start_process`), fed snapshots
@@ -18,6 +18,7 @@ import html
 import math
 import multiprocessing as mp
 import queue
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import Any
 
 from cosim.errors import InputError
 
-UPDATE_MS = 250        # tables and status (a device going stale shows within 2 s)
+UPDATE_MS = 200        # tables and status (a device going stale shows within 2 s)
 PLOT_MS = 1000         # plots (at least once a second; redrawing them is most of the browser's work)
 POLL_MS = 100          # how often the server takes new snapshots
 HISTORY = 900          # points kept per series (15 min of 1-s steps)
@@ -60,6 +61,7 @@ class History:
         self.negotiations: dict[str, dict] = {}
         self.finished = False
         self.lateness_origin = math.inf
+        self.origin = 0.0
 
     def flat(self, snap: dict) -> dict[str, float]:
         """One point per plotted series; a series appears with its first value (a run without grid or
@@ -86,17 +88,13 @@ class History:
         for k, col in self.cols.items():
             col.append(row.get(k, math.nan))
         self.latest = snap
+        self.origin = snap["x"] - snap["t"]  # naive epoch ms of the simulated start
         for ev in snap.get("events", []):
             if ev.get("kind") == "negotiation":
                 self.negotiations[str(ev.get("agent"))] = ev
             else:
                 self.events.append(ev)
         self.n += 1
-
-    def since(self, n: int) -> dict[str, list]:
-        """The columns' points added after the first *n* snapshots (those still held)."""
-        k = min(self.n - n, len(self.cols["x"]))
-        return {c: list(v)[len(v) - k:] for c, v in self.cols.items()}
 
 
 class QueueSource:
@@ -155,7 +153,7 @@ def device_table(snap: dict | None) -> str:
     if not rows:
         rows.append("<tr><td class='l' colspan='10'>no real devices in this run</td></tr>")
     return (f"<div class='lab'>{CSS}<table id='devices'><thead><tr><th class='l'>role</th><th class='l'>device</th>"
-            "<th>P kW</th><th>V</th><th>import kWh</th><th>export kWh</th><th>set point kW</th><th>SoC %</th>"
+            "<th>P / read-back kW</th><th>V</th><th>import kWh</th><th>export kWh</th><th>set point kW</th><th>SoC %</th>"
             "<th>quality</th><th>age s</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
@@ -191,14 +189,39 @@ def state_text(h: History) -> str:
         parts.append("<h3>Device events</h3><ul>")
         for ev in reversed(h.events):
             cls = "warn" if ev.get("kind") in ("drop", "exception") else "note"
-            parts.append(f"<li class='{cls}'>{html.escape(str(ev.get('wall', ''))[11:19])} "
+            when = (dt.datetime.fromtimestamp((h.origin + ev["t"]) / 1000.0, dt.timezone.utc).strftime("%H:%M:%S")
+                    if isinstance(ev.get("t"), (int, float)) else "")
+            parts.append(f"<li class='{cls}'>{when} "
                          f"{html.escape(str(ev.get('msg', ev.get('kind'))))}</li>")
         parts.append("</ul>")
     return "".join(parts) + "</div>"
 
 
+def plot_groups(keys: list[str]) -> list[tuple[str, str, list[tuple[str, list[str], list[str]]]]]:
+    """The plots for the history's series *keys*: (title, y label, [(line dash, series, labels)]); every
+    group is drawn by one ``multi_line`` (one renderer per group keeps the browser's work per update
+    small, whatever the number of devices)."""
+    meters = [k for k in keys if k.startswith("P ")]
+    gws = [k[len("set "):] for k in keys if k.startswith("set ")]
+    out = []
+    if meters:
+        out.append(("Real meters: P", "kW (+ import)", [("solid", meters, [k[2:] for k in meters])]))
+    if gws:
+        out.append(("Gateways: set point (dashed) vs read-back", "kW (+ charging)",
+                    [("dashed", [f"set {g}" for g in gws], [f"set {g}" for g in gws]),
+                     ("solid", [f"readback {g}" for g in gws], [f"read-back {g}" for g in gws])]))
+    if "lateness_ms" in keys:
+        out.append(("Step lateness (real time)", "ms", [("solid", ["lateness_ms"], ["lateness"])]))
+    if "v_min" in keys:
+        out.append(("Grid voltage band", "p.u.", [("solid", ["v_min", "v_max"], ["min", "max"])]))
+        out.append(("Transformer loading", "%", [("solid", ["trafo_loading"], ["highest"])]))
+    if "latency_ms" in keys:
+        out.append(("Message latency (mean)", "ms", [("solid", ["latency_ms"], ["mean"])]))
+    return out
+
+
 def make_document(doc, h: History, title: str) -> None:
-    """Build one browser session's page; it streams what *h* gains every UPDATE_MS."""
+    """Build one browser session's page: tables every UPDATE_MS, plots every PLOT_MS."""
     from bokeh.layouts import column, row
     from bokeh.models import ColumnDataSource, DatetimeTickFormatter, Div
     from bokeh.plotting import figure
@@ -206,55 +229,37 @@ def make_document(doc, h: History, title: str) -> None:
     fmt = DatetimeTickFormatter(seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M",
                                 hours="%H:%M", days="%d %b")
     header, devices, state = Div(), Div(), Div(width=520)
-    plots = column(Div(text="<i>plots appear with the first step …</i>"))
-    session = {"n": 0, "keys": None, "src": None}
+    waiting = Div(text="<i>plots appear with the first step …</i>")
+    plots = column(waiting)
+    session = {"n": -1, "keys": None, "groups": []}  # groups: [(source, series keys, labels, group index)]
 
-    def fig(title_: str, y: str):
-        p = figure(title=title_, x_axis_type="datetime", height=190, width=620, toolbar_location=None,
-                   y_axis_label=y)
-        p.xaxis.formatter = fmt
-        p.xaxis.axis_label = "simulated local time"
-        return p
+    def data(keys: list[str], labels: list[str]) -> dict:
+        x = list(h.cols["x"])
+        return {"xs": [x] * len(keys), "ys": [list(h.cols[k]) for k in keys], "label": labels,
+                "color": [PALETTE[i % len(PALETTE)] for i in range(len(keys))]}
+
+    def legend_field(src, i: int) -> str:
+        """Each group its own label column: groups sharing one field name would share one legend entry."""
+        src.data[f"label{i}"] = src.data["label"]
+        return f"label{i}"
 
     def build():
         keys = sorted(h.cols)
-        src = ColumnDataSource({k: list(v) for k, v in h.cols.items()})
-        figs = []
-        real = [k for k in keys if k.startswith("P ")]
-        if real:
-            p = fig("Real meters: P", "kW (+ import)")
-            for i, k in enumerate(real):
-                p.line("x", k, source=src, color=PALETTE[i % len(PALETTE)], legend_label=k[2:])
+        figs, groups = [], []
+        for title_, ylabel, lines in plot_groups(keys):
+            p = figure(title=title_, x_axis_type="datetime", height=190, width=620, toolbar_location=None,
+                       y_axis_label=ylabel)
+            p.xaxis.formatter = fmt
+            p.xaxis.axis_label = "simulated local time"
+            for i, (dash, series, labels) in enumerate(lines):
+                src = ColumnDataSource(data(series, labels))
+                p.multi_line("xs", "ys", source=src, color="color", line_dash=dash, line_width=1.5,
+                             legend_field=legend_field(src, i))
+                groups.append((src, series, labels, i))
+            p.legend.location, p.legend.label_text_font_size = "top_left", "9pt"
             figs.append(p)
-        gws = [k[4:] for k in keys if k.startswith("set ")]
-        if gws:
-            p = fig("Gateways: set point (dashed) vs read-back", "kW (+ charging)")
-            for i, g in enumerate(gws):
-                c = PALETTE[i % len(PALETTE)]
-                p.line("x", f"set {g}", source=src, color=c, line_dash="dashed", legend_label=f"set {g}")
-                p.line("x", f"readback {g}", source=src, color=c, legend_label=f"read-back {g}")
-            figs.append(p)
-        if "lateness_ms" in keys:
-            p = fig("Step lateness (real time)", "ms")
-            p.line("x", "lateness_ms", source=src, color="#444")
-            figs.append(p)
-        if "v_min" in keys:
-            p = fig("Grid voltage band", "p.u.")
-            p.line("x", "v_min", source=src, color=PALETTE[0], legend_label="min")
-            p.line("x", "v_max", source=src, color=PALETTE[1], legend_label="max")
-            figs.append(p)
-            p = fig("Transformer loading", "%")
-            p.line("x", "trafo_loading", source=src, color=PALETTE[2])
-            figs.append(p)
-        if "latency_ms" in keys:
-            p = fig("Message latency (mean)", "ms")
-            p.line("x", "latency_ms", source=src, color=PALETTE[3])
-            figs.append(p)
-        for f in figs:
-            if f.legend:
-                f.legend.location, f.legend.label_text_font_size = "top_left", "9pt"
-        plots.children = figs or [Div(text="<i>plots appear with the first step …</i>")]
-        session.update(keys=keys, src=src, n=h.n)
+        plots.children = figs or [waiting]
+        session.update(keys=keys, groups=groups, n=h.n)
 
     def update():
         header.text = status_text(h, title)
@@ -265,7 +270,8 @@ def make_document(doc, h: History, title: str) -> None:
         if sorted(h.cols) != session["keys"]:
             build()
         elif h.n > session["n"]:
-            session["src"].stream(h.since(session["n"]), rollover=h.maxlen)
+            for src, series, labels, i in session["groups"]:
+                src.data = {**data(series, labels), f"label{i}": labels}
             session["n"] = h.n
 
     update()
@@ -335,9 +341,13 @@ class DashboardProcess:
 
     def start(self, timeout: float = 60.0) -> str:
         self.proc.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise InputError(f"dashboard: the server did not start on {self.host}:{self.port} within {timeout:.0f} s")
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if not self.proc.is_alive() or time.monotonic() > deadline:
+                code = self.proc.exitcode
+                self.stop()
+                why = f"its process exited with code {code}" if code is not None else f"not within {timeout:.0f} s"
+                raise InputError(f"dashboard: the server did not start on {self.host}:{self.port} ({why})")
         return url(self.host, self.port)
 
     def stop(self, linger: float = 0.0) -> None:
