@@ -51,3 +51,27 @@ def test_quiet_agents_same_results_fewer_steps(name, tmp_path, monkeypatch):
     assert differences(tmp_path / "before.h5", tmp_path / "after.h5") == []
     assert after["MASSim"] == before["MASSim"]
     assert after["TelecomSim"] < before["TelecomSim"] and after["RecorderSim"] < before["RecorderSim"]
+
+
+def test_time_arithmetic_as_mosaik_defines_it():
+    """The patched TieredTime operations give mosaik's results (its tuple_add, add/ext split and
+    dataclass equality) on random 1- to 3-tier values, including cutoffs shorter than the length."""
+    import random
+
+    from mosaik.tiered_time import TieredDuration, TieredTime, tuple_add
+
+    from cosim import mosaik_fixes
+
+    mosaik_fixes.apply()
+    rng = random.Random(14)
+    for _ in range(5000):
+        n = rng.randint(1, 3)
+        a = TieredTime(*(rng.randint(0, 3) for _ in range(n)))
+        b = TieredTime(*(rng.randint(0, 3) for _ in range(n)))
+        assert (a < b, a <= b, a > b, a >= b) == (a.tiers < b.tiers, a.tiers <= b.tiers, a.tiers > b.tiers,
+                                                  a.tiers >= b.tiers)
+        assert (a <= b) == (a.tiers < b.tiers or a == b)
+        cutoff = rng.randint(1, n)
+        d = TieredDuration(*(rng.randint(0, 3) for _ in range(rng.randint(cutoff, 3))), cutoff=cutoff, pre_length=n)
+        assert (a + d).tiers == tuple_add(a.tiers, d.add) + d.ext
+        assert type(a + d) is TieredTime and a + d == TieredTime(*(tuple_add(a.tiers, d.add) + d.ext))
