@@ -41,7 +41,13 @@ STEPPED = {"households": "simulators/household.py", "meters": "simulators/meter.
 
 
 def _entries(stats: pstats.Stats, suffix: str, name: str) -> list:
-    return [v for (f, _l, n), v in stats.stats.items() if n == name and f.replace("\\", "/").endswith(suffix)]
+    """Profile entries of *name* in the file ending with *suffix*, except those only called by a function
+    of the same name in that file (e.g. the households' own ``step``, inside the simulator's ``step``)."""
+    def here(f: str) -> bool:
+        return f.replace("\\", "/").endswith(suffix)
+
+    return [v for (f, _l, n), v in stats.stats.items()
+            if n == name and here(f) and (not v[4] or any(not here(cf) or cn != name for cf, _cl, cn in v[4]))]
 
 
 def breakdown(stats: pstats.Stats) -> tuple[float, dict[str, float], dict[str, int]]:
