@@ -1,29 +1,78 @@
-"""Wall time of bundled scenarios, in-process, no progress bar. Targets on the 2-core dev machine:
-uc3_physical (146 households, meters, grid, 1 day at 1 min) <= 8 s; uc3_substation (the same with
-3 LFAs, DSO, telecom and MAS) <= 15 s.
+"""Wall time of bundled scenarios, in-process, no progress bar, with a reference measured in the same run.
 
-Usage: python benchmarks/bench_scenarios.py [SCENARIO[:CONTROL] ...]   (default: uc3_physical uc3_substation)
+The machine is shared and noisy, so every run is timed together with a fixed reference workload
+(pure Python and numpy, the same kind of work as a simulation step) measured just before it; the
+ratio wall / reference is comparable across sessions and across code versions. The process's CPU
+time (all its threads) is printed too: waiting for a busy core inflates the wall time, not it. ``--until`` is the
+evaluated time: a scenario with ``evaluation: {warmup: 24h, cooldown: 24h}`` simulates 3 days for
+``--until 1d``, and the per-day numbers are given both ways.
+
+Before/after on one machine: run this script once per code version, alternately, e.g.
+``PYTHONPATH=/path/to/old/checkout python benchmarks/bench_scenarios.py`` (the old code's packages
+shadow the installed ones) and ``python benchmarks/bench_scenarios.py``, and compare the ratios.
+``--keep DIR`` keeps the results files (to compare them: ``python -m tests.helpers.same_results``).
+
+Usage: python benchmarks/bench_scenarios.py [--until 1d] [--repeat 2] [--keep DIR] [SCENARIO[:CONTROL] ...]
+       (default: uc1_home uc3_physical uc3_substation)
 """
 
-import sys
+from __future__ import annotations
+
+import argparse
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from cosim.durations import parse_duration_ms
 from cosim.runner import run_scenario
 from cosim.scenario import load_scenario
 
+DAY_MS = 86_400_000
 
-def main(names: list[str]) -> None:
-    print(f"{'scenario':<28} {'steps':>6} {'wall s':>8}")
+
+def reference_s() -> float:
+    """Seconds of a fixed workload: dict-heavy Python loops and small numpy operations."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    a = rng.random(256)
+    acc = 0.0
+    for i in range(60_000):
+        d = {f"h{j}": float(a[(i + j) % 256]) for j in range(8)}
+        acc += sum(d.values())
+        if i % 20 == 0:
+            acc += float(np.sort(a).cumsum()[-1])
+    assert acc > 0
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenarios", nargs="*", default=["uc1_home", "uc3_physical", "uc3_substation"])
+    ap.add_argument("--until", default=None, help="evaluated time per run (default: the scenario's duration)")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the results files in this folder")
+    args = ap.parse_args()
+    print(f"{'scenario':<22} {'rep':>3} {'sim d':>5} {'wall s':>7} {'s/sim d':>7} {'s/eval d':>8} {'ref s':>6} "
+          f"{'wall/ref':>8} {'cpu s':>7}")
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in names:
-            name, _, control = spec.partition(":")
-            scn, text = load_scenario(name, {"control.mode": control} if control else None)
-            t0 = time.perf_counter()
-            res = run_scenario(scn, text, out=Path(tmp) / f"{name}.h5", progress=False)
-            print(f"{spec:<28} {res.steps:>6} {time.perf_counter() - t0:>8.2f}")
+        out = args.keep or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        for rep in range(args.repeat):
+            for spec in args.scenarios:
+                name, _, control = spec.partition(":")
+                scn, text = load_scenario(name, {"control.mode": control} if control else None)
+                until = parse_duration_ms(args.until) if args.until else scn.duration
+                sim_days = (scn.warmup_ms + until + scn.cooldown_ms) / DAY_MS
+                ref = reference_s()
+                t0, c0 = time.perf_counter(), time.process_time()
+                run_scenario(scn, text, out=out / f"{spec.replace(':', '_')}_{rep}.h5", until_ms=until,
+                             progress=False)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                print(f"{spec:<22} {rep:>3} {sim_days:>5g} {wall:>7.2f} {wall / sim_days:>7.2f} "
+                      f"{wall / (until / DAY_MS):>8.2f} {ref:>6.2f} {wall / ref:>8.1f} {cpu:>7.1f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["uc3_physical", "uc3_substation"])
+    main()

@@ -25,6 +25,13 @@ subprocess simulator between two requests, also while the world is built). Such 
 mosaik's own ``ConnectionClosedError`` at once; ``cosim.sim_watchdog`` covers a death while no request
 is pending. A ``cmd`` simulator that dies before it connects made mosaik wait for its whole start
 timeout; its start now fails as soon as the process has exited, naming the exit signal.
+
+Time arithmetic: mosaik compares and adds its ``TieredTime`` values through generic tuple code with
+asserts (``tuple_add`` over a generator, ``functools.total_ordering``), a few million calls a
+simulated day of a controlled scenario. The replacements compute the same tuples directly (the
+lengths they asserted are guaranteed by mosaik's construction of the values), and ``Progress.set``
+wakes the same futures in the same order without a call per waiter; the scheduler's decisions and
+therefore every result are unchanged (tests/test_speed_equivalence.py).
 """
 
 from __future__ import annotations
@@ -32,12 +39,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import subprocess
+from operator import add as _add
 
 import mosaik.progress as _progress
 import mosaik.scheduler as _scheduler
 import mosaik.starters as _starters
 from mosaik.exceptions import ConnectionClosedError, SimulationError
 from mosaik.proxies import RemoteProxy
+from mosaik.tiered_time import TieredTime
 
 _applied = False
 
@@ -46,13 +55,12 @@ def apply() -> None:
     global _applied
     if _applied:
         return
-    original = _progress.Progress.set
-
-    def set_pruned(self, time):
-        self._futures = [(spec, fut) for spec, fut in self._futures if not fut.cancelled()]
-        return original(self, time)
-
-    _progress.Progress.set = set_pruned
+    _progress.Progress.set = _progress_set
+    TieredTime.__add__ = _time_add
+    TieredTime.__lt__ = _time_lt
+    TieredTime.__le__ = _time_le
+    TieredTime.__gt__ = _time_gt
+    TieredTime.__ge__ = _time_ge
     _scheduler.prune_dataflow_cache = _prune_dataflow_cache
     _scheduler.advance_progress = _advance_progress
     send = RemoteProxy.send
@@ -106,6 +114,51 @@ def _start_or_fail_fast(start):
                 raise SimulationError(f"{describe_exit(sim_id, spawned[0])} before it connected to mosaik")
 
     return start_watched
+_new_time = object.__new__
+_set_tiers = object.__setattr__
+
+
+def _time_add(self, interval):
+    """``TieredTime + TieredDuration``: the first ``cutoff`` tiers added, the duration's others appended."""
+    cut, tiers = interval.cutoff, interval.tiers
+    if cut == 1:
+        new = (self.tiers[0] + tiers[0], *tiers[1:])
+    else:
+        new = tuple(map(_add, self.tiers, tiers[:cut])) + tiers[cut:]
+    t = _new_time(TieredTime)
+    _set_tiers(t, "tiers", new)
+    return t
+
+
+def _time_lt(self, other):
+    return self.tiers < other.tiers
+
+
+def _time_le(self, other):
+    return self.tiers <= other.tiers
+
+
+def _time_gt(self, other):
+    return self.tiers > other.tiers
+
+
+def _time_ge(self, other):
+    return self.tiers >= other.tiers
+
+
+def _progress_set(self, time) -> None:
+    """mosaik's ``Progress.set`` (same checks, same waiters woken in the same order), with the
+    cancelled waiters dropped first."""
+    assert time >= self.time, "cannot progress backwards"
+    self.time = time
+    futures = self._futures = [(spec, fut) for spec, fut in self._futures if not fut.cancelled()]
+    for index in reversed(range(len(futures))):
+        (target, shift, needs_to_pass), future = futures[index]
+        at = time + shift
+        if at > target or (not needs_to_pass and at.tiers == target.tiers):
+            if not future.cancelled():
+                future.set_result(at)
+            del futures[index]
 
 
 def _advance_progress(sim, world) -> None:

@@ -99,12 +99,16 @@ def estimate_bytes(body: Any) -> int:
         return 256
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def json_copy(value: Any) -> Any:
-    """Deep copy of a JSON-like structure (dict/list/tuple; other values are shared)."""
+    """Deep copy of a JSON-like structure (dict/list/tuple; other values are shared). Scalars are
+    taken as they are, without a call each: message bodies are mostly long lists of floats."""
     if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
+        return {k: json_copy(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_copy(v) for v in value]
+        return [json_copy(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
 
 

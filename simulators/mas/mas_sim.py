@@ -40,7 +40,9 @@ offer_timeout_ms=60000)`` — agent id ``dso``. inputs: ``P_trafo`` (kW per tran
 
 Every model: input ``inbox`` (trigger; {telecom_full_id: {agent_id: [msg]}}), outputs ``outbox``
 ({agent_id: [msg]}, non-persistent) and ``events`` ({agent_id: [event dict]}, non-persistent:
-negotiations, flex requests/offers/orders, settlements).
+negotiations, flex requests/offers/orders, settlements). Both are omitted at a step that has none,
+so a step without messages does not trigger the telecom and one without events not the recorder
+(mosaik 3.6 triggers a successor whenever the attribute is present, even empty).
 
 Stepping: at every slot boundary (setpoints change), at every re-plan tick, at the agents' timers
 (round timeouts, fallback deadlines, offer deadlines, settlements) and whenever messages arrive.
@@ -242,9 +244,13 @@ class MASSim(mosaik_api_v3.Simulator):
             d = {}
             for attr in attrs:
                 if attr == "outbox":
-                    d[attr] = {a: msgs for a, msgs in self.out.items() if a in agents}
+                    box = {a: msgs for a, msgs in self.out.items() if a in agents}
+                    if box:  # omitted when empty: a present output triggers the telecom
+                        d[attr] = box
                 elif attr == "events":
-                    d[attr] = {a: ev for a, ev in self.step_events.items() if a in agents}
+                    events = {a: ev for a, ev in self.step_events.items() if a in agents}
+                    if events:  # omitted when empty: a present output triggers the recorder
+                        d[attr] = events
                 elif attr == "inbox" or attr in HOME_IN + LFA_IN + DSO_IN and attr not in vals:
                     d[attr] = {}
                 else:
