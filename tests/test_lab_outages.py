@@ -50,7 +50,8 @@ def test_killed_meter_is_reported_on_console_in_events_and_in_summary(tmp_path, 
         t.join()
     assert rc == 0
     cap = capsys.readouterr()
-    lines = [line for line in cap.err.splitlines() if f"127.0.0.1:{ports['m0']}" in line]
+    # the restarted emulator's register may restart a little lower: that is a counter reset, its own line
+    lines = [line for line in cap.err.splitlines() if f"127.0.0.1:{ports['m0']}" in line and "went back" not in line]
     addr = f"meter home.h001 (127.0.0.1:{ports['m0']})"
     assert [line.split(" ", 2)[0] for line in lines] == ["warning:", "note:"], cap.err
     assert f"{addr}: no answer" in lines[0] and f"{addr}: answering again after" in lines[1]
