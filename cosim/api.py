@@ -75,5 +75,9 @@ def run(scenario: str | Path | Scenario, *, until: str | None = None, seed: int 
         scn, text = scenario_from_text(text, scenario.name, overrides)
     else:
         scn, text = load(scenario, overrides)
+    if scn.substations:  # many substations: parallel runs on a local dask cluster, one results view
+        from cosim.substations import run_substations
+
+        return Results(run_substations(scn, text, out=out, progress=progress).path)
     result = run_scenario(scn, text, out=out, progress=progress)
     return Results(result.path)

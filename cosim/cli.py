@@ -65,6 +65,10 @@ def cmd_run(args) -> int:
                   f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
+    if scn.substations:
+        return _run_substations(args, scn, text)
+    if args.workers is not None or args.scheduler is not None:
+        raise InputError("--workers/--scheduler: only for a scenario with substations (a sweep: cosim sweep)")
     if args.port_base is not None:
         from cosim.lab import with_ports
 
@@ -106,6 +110,28 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _run_substations(args, scn, text) -> int:
+    """Every substation as its own run on dask, then one results view (cosim.substations)."""
+    from cosim.substations import run_substations
+
+    lab = [o for o, v in (("--realtime", args.realtime), ("--emulate", args.emulate), ("--port-base", args.port_base),
+                          ("--dashboard", args.dashboard)) if v]
+    if lab:
+        raise InputError(f"{', '.join(lab)}: not for a scenario with substations (they run as independent processes)")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers: expected a positive integer, got {args.workers}")
+    result = run_substations(scn, text, out=args.out, workers=args.workers, scheduler=args.scheduler,
+                             progress=not args.quiet)
+    for s in result.failed:
+        _err(f"substation {s.id} failed: {s.error}")
+    if not args.quiet:
+        done = len(result.substations) - len(result.failed)
+        print(f"{scn.name}: {done}/{len(result.substations)} substations, "
+              f"{sum(s.households for s in result.substations)} households in {result.wall_s:.1f} s -> "
+              f"{result.path} (files in {result.folder})")
+    return EXIT_FAIL if result.failed else EXIT_OK
+
+
 def _print_device_health(path, quiet: bool) -> None:
     """Outages and stale time per real device (printed under --quiet too when a device had any)."""
     from cosim.device_health import device_health, health_lines
@@ -123,7 +149,16 @@ def _print_device_health(path, quiet: bool) -> None:
 def cmd_validate(args) -> int:
     from cosim.world import check_record_include
 
-    scn, _ = _load(args)
+    scn, text = _load(args)
+    if scn.substations:
+        from cosim.scenario import parse_scenario, read_yaml
+        from cosim.substations import describe, expand
+
+        for s in {s.group: s for s in reversed(expand(read_yaml(text, args.scenario)))}.values():
+            check_record_include(parse_scenario(s.data, s.id))
+        print(f"{args.scenario}: ok ({scn.name}: {describe(scn)}, {scn.n_steps} evaluated steps of "
+              f"{scn.step // 1000} s each)")
+        return EXIT_OK
     check_record_include(scn)
     n = sum(d.households for d in scn.districts)
     extra = (f", + {scn.warmup_ms // scn.step} warm-up and {scn.cooldown_ms // scn.step} cool-down steps"
@@ -217,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "port; the URL is printed)")
     r.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="address the dashboard listens on (default 127.0.0.1)")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="substations: local worker processes (default: CPU count)")
+    r.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="substations: run on this dask scheduler's workers (output folder on a shared path)")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("watch", help="serve the live dashboard of a results file (read-only, also while a run "

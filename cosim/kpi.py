@@ -622,6 +622,10 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
     own = not isinstance(path_or_results, Results)
     res = Results(path_or_results) if own else path_or_results
     try:
+        if res.attrs.get("view") == "substations":  # the view over many substations' files
+            from cosim.substation_view import view_kpis
+
+            return view_kpis(res)
         na: dict[str, str] = {}
         scn = res.scenario
         run = {

@@ -44,6 +44,10 @@ def text_table(headers: list[str], rows: list[list[Any]], left: tuple[int, ...] 
 def kpi_text(kpis: dict, households: bool | None = None) -> str:
     """Human-readable KPI report of one run."""
     run = kpis["run"]
+    if "substations" in kpis:
+        from cosim.substation_view import view_text
+
+        return view_text(kpis)
     out = [f"{run['file']}: {run.get('name')} ({run.get('use_case')}), status {run.get('status')}, "
            f"{run.get('duration_h')} h, {run.get('rows')} rows of {run.get('record_s')} s"
            + (f", bill from {run['bill_source']}" if run.get("bill_source") else "")]

@@ -445,6 +445,22 @@ class DeviceServerEntry(_Strict):
 
 DeviceServerConfig.model_rebuild()
 
+# Substations of one scenario (cosim.substations): 1000 kerber Vorstadtnetze are 146 000 households, a
+# large city's LV level; the bound refuses typos before thousands of runs are expanded.
+MAX_SUBSTATIONS = 1000
+
+
+class SubstationGroup(_Strict):
+    """``count`` substations built from one template: its grid, districts (one LFA each) and DSO. Each
+    expanded substation is a scenario of its own (the top-level fields plus these), with its own seed."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32,
+                      description="prefix of the substations' ids: NAME_000, NAME_001, ...")
+    count: PosInt = Field(le=MAX_SUBSTATIONS)
+    grid: GridConfig
+    districts: list[District] = Field(min_length=1)
+    dso: DSOConfig | None = Field(None, description="DSO of each substation (default: the scenario's dso)")
+
 
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128, description="also names the output file")
@@ -468,6 +484,9 @@ class Scenario(_Strict):
     output: str = "results/{name}.h5"
     economics: Economics = Field(default_factory=Economics)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    substations: list[SubstationGroup] = Field(
+        default_factory=list, description="many substations, each run on its own in parallel (cosim.substations); "
+        "grid and districts are then given per group, not at the top level")
     _text: str = PrivateAttr("")  # the effective YAML text it was loaded from (cosim.api.load_scenario)
 
     @field_validator("start")
@@ -501,7 +520,18 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistency(self):
-        if not self.districts and not (self.grid is not None and self.grid.network_loads):
+        if self.substations:
+            clash = [f for f in ("districts", "grid", "hil", "realtime") if getattr(self, f)]
+            if clash:
+                raise ValueError(f"substations: {', '.join(clash)} cannot be combined with substations (each "
+                                 "group gives its grid and districts)")
+            groups = [g.name for g in self.substations]
+            if len(set(groups)) < len(groups):
+                raise ValueError(f"substations: group names must be unique, repeated: "
+                                 f"{', '.join(sorted({n for n in groups if groups.count(n) > 1}))}")
+            if sum(g.count for g in self.substations) > MAX_SUBSTATIONS:
+                raise ValueError(f"substations: more than {MAX_SUBSTATIONS} substations in all")
+        elif not self.districts and not (self.grid is not None and self.grid.network_loads):
             raise ValueError("districts: at least one district is needed (or a grid with network_loads)")
         names = [d.name for d in self.districts]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -513,7 +543,7 @@ class Scenario(_Strict):
             raise ValueError("record.every must be a multiple of step")
         if self.meters is not None and self.meters.interval % self.step:
             raise ValueError("meters.interval must be a multiple of step")
-        if self.dso is not None and (self.control is None or self.grid is None):
+        if self.dso is not None and (self.control is None or (self.grid is None and not self.substations)):
             raise ValueError("dso needs a control section and a grid")
         for part in ("warmup", "cooldown"):
             if getattr(self.evaluation, part) is not None and getattr(self.evaluation, part) % self.step:
@@ -653,6 +683,10 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     problems = _magnitudes(scn.model_dump(exclude={"start"}))
     if problems:
         raise ScenarioError([f"{source}: {p}" for p in problems])
+    if scn.substations:  # each group as the scenario one of its substations runs
+        from cosim.substations import check_groups
+
+        check_groups(data, source)
     return scn
 
 

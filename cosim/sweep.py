@@ -226,8 +226,9 @@ def summary_kpis(path: str, extra: list[str] | tuple = ()) -> dict[str, Any]:
     return {key: lookup(k, key) for key in [*SUMMARY_KPIS, *extra]}
 
 
-def run_variant(data: dict, out: str, extra_kpis: list[str]) -> dict:
-    """Run one variant into *out* and summarise it; never raises (errors become status failed)."""
+def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_kpis) -> dict:
+    """Run one variant into *out* and summarise it (``summarise(out, extra_kpis)``, default the summary
+    KPIs); never raises (errors become status failed)."""
     import warnings
 
     t0 = time.perf_counter()
@@ -247,7 +248,7 @@ def run_variant(data: dict, out: str, extra_kpis: list[str]) -> dict:
     wall = time.perf_counter() - t0
     if status == "completed":
         try:
-            kpis = summary_kpis(out, extra_kpis)
+            kpis = summarise(out, extra_kpis)
         except Exception as exc:  # noqa: BLE001
             error = f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
     return {"status": status, "error": error, "wall_s": round(wall, 3), "kpis": kpis}
@@ -370,37 +371,48 @@ def _apply(v: Variant, r: dict) -> None:
     v.status, v.error, v.wall_s, v.kpis = r["status"], r["error"], r["wall_s"], r["kpis"]
 
 
-def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], workers: int | None,
-             scheduler: str | None, progress: bool) -> None:
-    client, cluster = _client(workers, scheduler, len(todo))
+def execute(fn, jobs: list[tuple[str, tuple]], workers: int | None, scheduler: str | None, desc: str,
+            progress: bool, on_done) -> None:
+    """Run ``fn(*args)`` for every ``(name, args)`` of *jobs* on a dask cluster (:func:`_client`) and call
+    ``on_done(i, result)`` as job *i* finishes; a task that raised (e.g. its worker died) gives
+    ``{"status": "failed", "error": ..., "wall_s": None, "kpis": {}}``."""
+    client, cluster = _client(workers, scheduler, len(jobs))
     try:
         from distributed import as_completed
         from tqdm import tqdm
 
-        futures = {client.submit(run_variant, v.data, str(v.path), spec.kpis, pure=False,
-                                 key=f"run-{v.run_id}-{time.time_ns()}"): v for v in todo}
-        with tqdm(total=len(futures), desc=f"sweep {spec.name}", unit="run", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        futures = {client.submit(fn, *args, pure=False, key=f"run-{name}-{time.time_ns()}"): i
+                   for i, (name, args) in enumerate(jobs)}
+        with tqdm(total=len(futures), desc=desc, unit="run", disable=not progress, dynamic_ncols=True) as bar:
             for fut in as_completed(list(futures)):
-                v = futures[fut]
                 try:
                     r = fut.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. a worker died
                     r = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "wall_s": None,
                          "kpis": {}}
-                _apply(v, r)
-                try:
-                    _sidecar(v.path).write_text(json.dumps(
-                        {"run": v.run_id, "params": v.params, "status": v.status, "wall_s": v.wall_s,
-                         "error": v.error}, default=str, indent=1), encoding="utf-8")
-                except OSError:
-                    pass
+                bar.set_postfix_str(on_done(futures[fut], r) or "")
                 bar.update(1)
-                bar.set_postfix_str(f"{sum(x.status == 'failed' for x in variants)} failed")
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], workers: int | None,
+             scheduler: str | None, progress: bool) -> None:
+    def done(i: int, r: dict) -> str:
+        v = todo[i]
+        _apply(v, r)
+        try:
+            _sidecar(v.path).write_text(json.dumps(
+                {"run": v.run_id, "params": v.params, "status": v.status, "wall_s": v.wall_s,
+                 "error": v.error}, default=str, indent=1), encoding="utf-8")
+        except OSError:
+            pass
+        return f"{sum(x.status == 'failed' for x in variants)} failed"
+
+    execute(run_variant, [(v.run_id, (v.data, str(v.path), spec.kpis)) for v in todo], workers, scheduler,
+            f"sweep {spec.name}", progress, done)
 
 
 def _cell(v: Any) -> Any:
