@@ -31,7 +31,7 @@ def test_readme_yaml_block_validates(i):
     if "parameters" in data:  # a sweep file
         SweepSpec.model_validate(data)
         return
-    if "districts" not in data:  # a fragment: validated inside a small scenario with a grid
+    if "districts" not in data and "substations" not in data:  # a fragment: validated inside a small scenario with a grid
         data = small_scenario(grid={"network": "kerber_vorstadt_1"}) | data
     parse_scenario(data, f"README yaml block {i + 1}")
 

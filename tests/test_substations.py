@@ -1,0 +1,188 @@
+"""Many substations (`substations:`): schema and expansion, parallel runs on dask, the results view and
+its KPIs, the same run on a dask scheduler and worker started as on other hosts (loopback)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from cosim.api import Results, load
+from cosim.kpi import compute_kpis
+from cosim.scenario import MAX_SEED, ScenarioError, parse_scenario
+from cosim.substations import expand, run_substations, substation_seed
+from tests.conftest import ROOT, free_port, run_cosim, wait_until
+
+
+def scaled(tmp_path, **extra) -> dict:
+    """Two small substations (kerber Landnetz, 8 homes each) with MAS, DSO and LTE, 1 h."""
+    data = {
+        "name": "two", "start": "2026-01-20T00:00:00+01:00", "duration": "1h", "step": "1min", "seed": 5,
+        "control": {"mode": "mas", "horizon": "1h", "slot": "30min", "replan": "30min", "reference": False,
+                    "lfa": {"max_rounds": 3}},
+        "dso": {"trafo_limit_kw": 15, "lookahead_slots": 2},
+        "telecom": {"default": "lte", "endpoints": {"dso": "fibre"}, "quantum_ms": 50},
+        "evaluation": {"warmup": "30min", "cooldown": "30min"},
+        "substations": [{"name": "land", "count": 2, "grid": {"network": "kerber_land_kabel_1"},
+                         "districts": [{"name": "d1", "households": 8,
+                                        "shares": {"pv": 0.5, "battery": 0.25, "ev": 0.25, "heat_pump": 0.25}}]}],
+        "output": str(tmp_path / "two.h5"),
+    }
+    data.update(extra)
+    return data
+
+
+def write(tmp_path, data, name="two.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_expansion_ids_seeds_and_order(tmp_path):
+    data = scaled(tmp_path)
+    subs = expand(data)
+    assert [s.id for s in subs] == ["land_0", "land_1"]
+    assert [s.data["name"] for s in subs] == ["two-land_0", "two-land_1"]
+    assert all("substations" not in s.data and "output" not in s.data for s in subs)
+    assert subs[0].seed != subs[1].seed and subs[0].seed == substation_seed(5, 0)
+    # a group appended at the end leaves the others' seeds and scenarios alone
+    more = copy.deepcopy(data)
+    more["substations"].append(dict(data["substations"][0], name="more", count=3))
+    again = expand(more)
+    assert [s.data for s in again[:2]] == [s.data for s in subs] and len(again) == 5
+    seeds = [substation_seed(5, i) for i in range(2000)]
+    assert len(set(seeds)) == 2000 and all(0 <= x <= MAX_SEED for x in seeds)
+    assert substation_seed(6, 0) != substation_seed(5, 0)
+    # every expanded substation is a valid scenario of its own
+    for s in again:
+        assert parse_scenario(s.data).grid.network == "kerber_land_kabel_1"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"substations[0].districts[0].households": "ten"},
+     r"substations\[0\]\.districts\[0\]\.households: expected a positive integer, got 'ten'"),
+    ({"substations[0].grid.network": "nowhere"}, r"substations\[0\]\.grid\.network: unknown network 'nowhere'"),
+    ({"districts": [{"name": "d1", "households": 2}]}, r"substations: districts cannot be combined with substations"),
+    ({"substations[0].count": 0}, r"substations\[0\]\.count: expected a positive integer, got 0"),
+    ({"control": None}, r"dso needs a control section"),
+    ({"substations[0].grid.mapping": {"x.h001": 1}},
+     r"substations\[0\] \(land\): grid\.mapping: 'x\.h001' is not a household"),
+])
+def test_bad_substations_are_one_line_each(tmp_path, change, message):
+    from cosim.overrides import set_path
+
+    data = scaled(tmp_path)
+    for path, value in change.items():
+        set_path(data, path, value)
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(data, "s.yaml")
+    assert len(exc.value.lines) == 1 and re.search(message, exc.value.lines[0]), exc.value.lines
+
+
+def test_cli_validate_schema_and_bad_input(tmp_path):
+    proc = run_cosim("validate", "scale_10k")
+    assert proc.returncode == 0, proc.stderr
+    assert "92 substations" in proc.stdout and "10000 households" in proc.stdout
+    schema = run_cosim("schema")
+    assert "SubstationGroup" in schema.stdout and '"substations"' in schema.stdout
+    bad = scaled(tmp_path)
+    bad["substations"][0]["districts"][0]["households"] = -3
+    proc = run_cosim("validate", str(write(tmp_path, bad)))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "substations[0].districts[0]" in proc.stderr
+    proc = run_cosim("run", str(write(tmp_path, scaled(tmp_path))), "--realtime")
+    assert proc.returncode == 2 and "--realtime: not for a scenario with substations" in proc.stderr
+
+
+def test_bundled_scale_10k_has_10000_households_in_kerber_and_dickert_networks():
+    scn, _ = load("scale_10k")
+    nets = {g.grid.network for g in scn.substations}
+    assert sum(g.count * sum(d.households for d in g.districts) for g in scn.substations) == 10_000
+    assert any(n.startswith("kerber") for n in nets) and any(n.startswith("dickert") for n in nets)
+    assert scn.dso is not None and scn.telecom is not None and scn.control.mode == "mas"
+
+
+def _check_view(view, subs_folder):
+    """The view's columns are the substations' own data, and its KPIs aggregate theirs."""
+    with Results(view) as res:
+        P = res.frame("households", "P")
+        assert res.status == "completed" and P.shape[1] == 16
+        assert P.columns[0] == "land_0/d1.h001" and P.columns[-1] == "land_1/d1.h008"
+        k = res.kpis()
+    own = {}
+    for sid in ("land_0", "land_1"):
+        with Results(subs_folder / f"{sid}.h5") as r:
+            mine = r.frame("households", "P")
+            np.testing.assert_array_equal(P[[f"{sid}/{c}" for c in mine.columns]].to_numpy(), mine.to_numpy())
+            own[sid] = (compute_kpis(r), mine.sum(axis=1))
+    total = sum(p for _, p in own.values())
+    assert k["run"]["substations"] == 2 and k["run"]["households"] == 16
+    for key in ("import_kwh", "consumption_kwh", "bill_eur"):
+        assert k["total"][key] == pytest.approx(sum(o["total"][key] for o, _ in own.values()), abs=2e-3)
+    assert k["total"]["peak_kw"] == pytest.approx(float(total.max()), abs=1e-3)  # coincident
+    assert k["grid"]["congestion_min"] == sum(o["grid"]["congestion_min"] for o, _ in own.values())
+    assert set(k["substations"]) == {"land_0", "land_1"} and "congestion_min" in k["substations"]["land_0"]
+    return P
+
+
+def test_run_on_two_workers_view_kpis_and_worker_count_independence(tmp_path):
+    data = scaled(tmp_path)
+    path = write(tmp_path, data)
+    proc = run_cosim("run", str(path), "--workers", "2", "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    P2 = _check_view(tmp_path / "two.h5", tmp_path / "two_substations")
+    text = run_cosim("kpis", str(tmp_path / "two.h5"))
+    assert text.returncode == 0 and "2 substations (0 failed), 16 households" in text.stdout
+    # one worker, another folder: the same numbers; a re-run reuses the finished files
+    scn, yaml_text = load(str(path))
+    one = run_substations(scn, yaml_text, out=tmp_path / "one" / "two.h5", workers=1, progress=False)
+    with Results(one.path) as res:
+        np.testing.assert_array_equal(res.frame("households", "P").to_numpy(), P2.to_numpy())
+    again = run_substations(scn, yaml_text, out=tmp_path / "one" / "two.h5", workers=1, progress=False)
+    assert all(s.cached for s in again.substations) and not again.failed
+
+
+def _readme_recipe() -> list[str]:
+    """The shell lines of the README's multi-host recipe (section "Many substations")."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Many substations", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_multihost_recipe_on_loopback(tmp_path):
+    """The README recipe with HOST = 127.0.0.1 and free ports: a scheduler and a worker as separate
+    processes, `cosim run --scheduler`, results checked, both stopped."""
+    port = free_port()
+    lines = [ln.replace("HOST", "127.0.0.1").replace("8786", str(port)) for ln in _readme_recipe()]
+    scheduler, worker, run = lines
+    assert scheduler.startswith("dask scheduler") and worker.startswith("dask worker")
+    assert run.startswith("cosim run scale_10k --scheduler")
+    procs = []
+    try:
+        for line in (scheduler, worker):  # `dask ...` as `python -m dask ...` of this interpreter
+            with open(tmp_path / f"{line.split()[1]}.log", "w") as log:
+                procs.append(subprocess.Popen([sys.executable, "-m", *line.split(), "--no-dashboard"],
+                                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path))
+        from distributed import Client
+
+        with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as client:
+            wait_until(lambda: len(client.scheduler_info()["workers"]) >= 1, timeout=60, period=0.2)
+        args = run.split()[2:]
+        args[0] = str(write(tmp_path, scaled(tmp_path)))
+        proc = run_cosim("run", *args, "--quiet", timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        _check_view(tmp_path / "two.h5", tmp_path / "two_substations")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
