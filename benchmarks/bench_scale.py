@@ -6,10 +6,14 @@ one substation per task, then the results view) and prints
 * wall time of the whole run (cluster start, every substation, the view) and the peak of the summed
   RSS of this process and all its children (scheduler, nannies, workers), sampled every 0.2 s;
 * households and substations, and per group the measured seconds per substation (each substation's
-  own wall time in its worker: building its world, 1.5 simulated days, its KPIs);
+  own wall time in its worker: building its world, 1.5 simulated days, its KPIs)
+  and its CPU time (of its worker process: on a machine shared with other jobs, wall time includes
+  waiting for a core, CPU time does not);
 * with --count K (each group cut to K substations): the full scenario extrapolated from the measured
-  groups: CPU work = sum over groups of count x mean seconds, divided by the workers, plus the
-  measured fixed cost (wall - work / workers of this run). Measured and extrapolated are printed apart.
+  groups: CPU = sum over groups of count x mean CPU seconds per substation, divided by the workers
+  (the wall time on otherwise idle cores), and the fixed cost measured in this run (wall - CPU /
+  workers: cluster start, imports, the view, and waiting for cores). Measured and extrapolated are
+  printed apart.
 
 A reference workload (benchmarks/bench_scenarios.reference_s) is timed in the same run: the machine is
 shared and noisy, compare ratios across sessions.
@@ -20,6 +24,7 @@ Usage: python benchmarks/bench_scale.py [--count K] [--workers N] [--until DURAT
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -78,6 +83,7 @@ def main() -> None:
     if args.count:
         overrides |= {f"substations[{i}].count": min(g.count, args.count) for i, g in enumerate(full.substations)}
     scn, text = load(args.scenario, overrides)
+    load0 = os.getloadavg()
     ref = reference_s()
     with tempfile.TemporaryDirectory() as tmp:
         out = (args.keep or Path(tmp)) / f"{scn.name}.h5"
@@ -86,35 +92,38 @@ def main() -> None:
             result = run_substations(scn, text, out=out, workers=args.workers, progress=False)
         wall = time.perf_counter() - t0
     subs = result.substations
-    by_group: dict[str, list[float]] = defaultdict(list)
+    by_group: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in subs:
-        if s.wall_s is not None:
-            by_group[s.group].append(s.wall_s)
+        if s.wall_s is not None and s.cpu_s is not None:
+            by_group[s.group].append((s.wall_s, s.cpu_s))
     households = sum(s.households for s in subs)
     print(f"reference workload {ref:.2f} s; {args.workers} workers; evaluated {scn.duration / 3_600_000:g} h, "
-          f"simulated {scn.simulated().duration / 3_600_000:g} h per substation")
+          f"simulated {scn.simulated().duration / 3_600_000:g} h per substation; load average before "
+          f"{load0[0]:.1f}, after {os.getloadavg()[0]:.1f}")
     print(f"MEASURED: {len(subs)} substations ({len(result.failed)} failed), {households} households: "
           f"wall {wall:.1f} s, peak RSS (sum over processes) {rss.peak / 2**30:.2f} GiB")
-    print(f"{'group':<14} {'network':<26} {'hh':>4} {'n run':>5} {'s/substation (min-max)':>24}")
-    work_run = 0.0
-    work_full = 0.0
+    print(f"{'group':<14} {'network':<26} {'hh':>4} {'n run':>5} {'wall s/substation':>22} {'CPU s/substation':>22}")
+    cpu_run = cpu_full = 0.0
     for g in full.substations:
         t = by_group.get(g.name, [])
-        hh = sum(d.households for d in g.districts)
-        if t:
-            mean = sum(t) / len(t)
-            work_run += sum(t)
-            work_full += g.count * mean
-            print(f"{g.name:<14} {g.grid.network:<26} {hh:>4} {len(t):>5} {mean:>10.1f} ({min(t):.1f}-{max(t):.1f})")
+        if not t:
+            continue
+        walls, cpus = [w for w, _ in t], [c for _, c in t]
+        cpu_run += sum(cpus)
+        cpu_full += g.count * sum(cpus) / len(cpus)
+        print(f"{g.name:<14} {g.grid.network:<26} {sum(d.households for d in g.districts):>4} {len(t):>5} "
+              f"{sum(walls) / len(walls):>8.1f} ({min(walls):.1f}-{max(walls):.1f}) "
+              f"{sum(cpus) / len(cpus):>8.1f} ({min(cpus):.1f}-{max(cpus):.1f})")
+    print(f"CPU time of the substations {cpu_run:.0f} s = {cpu_run / max(wall, 1e-9):.2f} cores busy on average "
+          f"over the wall time")
     if args.count:
-        fixed = max(wall - work_run / args.workers, 0.0)
         n_full = sum(g.count for g in full.substations)
         hh_full = sum(g.count * sum(d.households for d in g.districts) for g in full.substations)
-        est = work_full / args.workers + fixed
-        print(f"EXTRAPOLATED to the full scenario ({n_full} substations, {hh_full} households): work "
-              f"{work_full:.0f} s / {args.workers} workers + fixed {fixed:.1f} s = {est:.0f} s wall "
-              f"({est / 60:.1f} min); ratio to the reference workload {est / ref:.0f}")
-
+        fixed = max(wall - cpu_run / args.workers, 0.0)
+        est = cpu_full / args.workers
+        print(f"EXTRAPOLATED to the full scenario ({n_full} substations, {hh_full} households): CPU "
+              f"{cpu_full:.0f} s; on {args.workers} otherwise idle cores {est:.0f} s ({est / 60:.1f} min) + the fixed "
+              f"cost measured here (wall - CPU / workers) {fixed:.0f} s; ratio to the reference workload {est / ref:.0f}")
 
 if __name__ == "__main__":
     main()

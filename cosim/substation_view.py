@@ -10,7 +10,7 @@ The view is an ordinary results file (read by :class:`cosim.results.Results`, ``
   the view, so the view and its ``<stem>_substations/`` folder can move together;
 * ``/substations/P``: each substation's households' total power (kW, one column per substation);
 * ``/substation_index``: one row per substation (id, group, network, households, seed, file, status,
-  wall time, error); ``/substation_kpis``: each substation's KPIs (JSON, as ``cosim kpis --json``).
+  wall and CPU time, error); ``/substation_kpis``: each substation's KPIs (JSON, as ``cosim kpis --json``).
 
 Event streams stay in the substations' files (their agent ids are per substation).
 
@@ -119,11 +119,12 @@ def _index(subs: list, path: Path) -> np.ndarray:
         return str(v).encode()
 
     rows = [(s(x.id), s(x.group), s(x.network), x.households, x.seed, s(os.path.relpath(x.path, path.parent)),
-             s(x.status), np.nan if x.wall_s is None else float(x.wall_s), s(x.error[:500])) for x in subs]
-    names = ["id", "group", "network", "households", "seed", "file", "status", "wall_s", "error"]
+             s(x.status), np.nan if x.wall_s is None else float(x.wall_s),
+             np.nan if x.cpu_s is None else float(x.cpu_s), s(x.error[:500])) for x in subs]
+    names = ["id", "group", "network", "households", "seed", "file", "status", "wall_s", "cpu_s", "error"]
     width = {n: max([1] + [len(r[i]) for r in rows]) for i, n in enumerate(names) if isinstance(rows[0][i], bytes)} \
         if rows else {}
-    dtype = [(n, f"S{width[n]}" if n in width else ("f8" if n == "wall_s" else "i8")) for n in names]
+    dtype = [(n, f"S{width[n]}" if n in width else ("f8" if n in ("wall_s", "cpu_s") else "i8")) for n in names]
     return np.array(rows, dtype=dtype)
 
 

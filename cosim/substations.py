@@ -44,6 +44,7 @@ class Substation:
     status: str = "pending"
     error: str = ""
     wall_s: float | None = None
+    cpu_s: float | None = None  # CPU time of its worker process while it ran (the machine's load aside)
     cached: bool = False
     summary: dict = field(default_factory=dict)
 
@@ -135,7 +136,8 @@ def run_substation(data: dict, out: str) -> dict:
             return {"status": "completed", "error": "", "wall_s": None, "kpis": summarise(out), "cached": True}
         except Exception:  # noqa: BLE001 - unreadable: run it again
             pass
-    return run_variant(data, out, [], summarise)
+    cpu = time.process_time()
+    return run_variant(data, out, [], summarise) | {"cpu_s": round(time.process_time() - cpu, 3)}
 
 
 # ---------------------------------------------------------------------------- driver
@@ -177,7 +179,7 @@ def run_substations(scn: Scenario, text: str, out: str | Path | None = None, wor
 
     def done(i: int, r: dict) -> str:
         s = subs[i]
-        s.status, s.error, s.wall_s = r["status"], r["error"], r["wall_s"]
+        s.status, s.error, s.wall_s, s.cpu_s = r["status"], r["error"], r["wall_s"], r.get("cpu_s")
         s.cached, s.summary = bool(r.get("cached")), r.get("kpis") or {}
         if s.status == "completed" and not Path(s.path).exists():
             s.status, s.error = "failed", (f"{s.path} is not visible here: the workers need the output folder "

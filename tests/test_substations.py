@@ -129,6 +129,27 @@ def _check_view(view, subs_folder):
     return P
 
 
+def test_view_of_substations_run_in_process(tmp_path):
+    """The work unit and the view without dask: two uncontrolled substations, 30 min."""
+    from cosim.substation_view import write_view
+    from cosim.substations import run_substation
+
+    data = scaled(tmp_path, duration="30min")
+    for key in ("control", "dso", "telecom", "evaluation"):
+        data.pop(key)
+    subs = expand(data)
+    (tmp_path / "two_substations").mkdir()
+    for s in subs:
+        s.path = tmp_path / "two_substations" / f"{s.id}.h5"
+        r = run_substation(s.data, str(s.path))
+        s.status, s.error, s.wall_s, s.cpu_s, s.summary = r["status"], r["error"], r["wall_s"], r["cpu_s"], r["kpis"]
+        assert s.status == "completed", s.error
+    write_view(tmp_path / "two.h5", yaml.safe_dump(data), 5, subs, 1.0)
+    _check_view(tmp_path / "two.h5", tmp_path / "two_substations")
+    assert run_substation(subs[0].data, str(subs[0].path))["cached"]  # the finished file is reused
+
+
+@pytest.mark.slow  # three local dask clusters and runs: 40-90 s on the shared 2-core machine
 def test_run_on_two_workers_view_kpis_and_worker_count_independence(tmp_path):
     data = scaled(tmp_path)
     path = write(tmp_path, data)
@@ -154,6 +175,7 @@ def _readme_recipe() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
 
 
+@pytest.mark.slow  # a scheduler, a worker and a run: 40 s on the shared 2-core machine
 def test_multihost_recipe_on_loopback(tmp_path):
     """The README recipe with HOST = 127.0.0.1 and free ports: a scheduler and a worker as separate
     processes, `cosim run --scheduler`, results checked, both stopped."""
