@@ -179,6 +179,12 @@ class GridModel3ph:
             float(v_band)
         self._monitored = ns.lv_buses
         self._three = self._monitored & self.engine._has.all(axis=1)
+        buses = np.asarray(self.ns.net.buses, dtype=object)
+        # output keys: buses carrying each phase, and buses with all three (VUF)
+        self._phase_rows = [np.flatnonzero(self.engine._has[:, k]) for k in range(3)]
+        self._phase_keys = [buses[rows].tolist() for rows in self._phase_rows]
+        self._three_rows = np.flatnonzero(self._three)
+        self._three_keys = buses[self._three_rows].tolist()
         self.result: Result3ph | None = None
         self._cache: dict[str, dict[str, float]] = {}
         self._time_h = 0.0
@@ -239,10 +245,9 @@ class GridModel3ph:
             raise ValueError(f"grid output {attr!r} requested before the first step")
         elif attr.startswith("vm_pu_"):
             k = "abc".index(attr[-1])
-            has = self.engine._has[:, k]
-            val = {b: float(v) for b, v, h in zip(self.ns.net.buses, r.vm_pu[:, k], has) if h}
+            val = dict(zip(self._phase_keys[k], r.vm_pu[self._phase_rows[k], k].tolist()))
         elif attr == "vuf":
-            val = {b: float(v) for b, v, m in zip(self.ns.net.buses, r.vuf_pct, self._three) if m}
+            val = dict(zip(self._three_keys, r.vuf_pct[self._three_rows].tolist()))
         elif attr == "line_loading":
             val = dict(zip(self.ns.net.line_names, r.line_loading.tolist()))
         elif attr == "trafo_loading":
