@@ -240,7 +240,7 @@ class LFAAgent:
     def _district_part(self, t0: int, extra_cap=None, extra_pen=None) -> DistrictPart:
         m0 = self.clock.local_min(t0)
         K, sm = self.K, self.slot_s / 60.0
-        pi_i, pi_e = self.tariff.import_prices(m0, K, sm), self.tariff.export_prices(m0, K, sm)
+        pi_i, pi_e = self.tariff.import_prices(m0, K, sm, self.clock), self.tariff.export_prices(m0, K, sm)
         cap, pen = self._order_caps(t0)
         if extra_cap is not None:
             use = extra_cap < cap
