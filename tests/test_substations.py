@@ -87,7 +87,7 @@ def test_bad_substations_are_one_line_each(tmp_path, change, message):
 def test_cli_validate_schema_and_bad_input(tmp_path):
     proc = run_cosim("validate", "scale_10k")
     assert proc.returncode == 0, proc.stderr
-    assert "92 substations" in proc.stdout and "10000 households" in proc.stdout
+    assert "104 substations" in proc.stdout and "10000 households" in proc.stdout
     schema = run_cosim("schema")
     assert "SubstationGroup" in schema.stdout and '"substations"' in schema.stdout
     bad = scaled(tmp_path)
