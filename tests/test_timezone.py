@@ -52,6 +52,8 @@ def test_wall_clock_agrees_with_zoneinfo(day):
             for u in utc.tolist()]
     np.testing.assert_array_equal(c.wall_min(m), want)
     assert [c.wall_min(float(x)) for x in m[::7]] == want[::7]  # the per-step scalar path
+    np.testing.assert_array_equal(c.wall_min(m[-100:]), want[-100:])  # inside the last scalar's segment
+    np.testing.assert_array_equal(c.wall_min(m[:100]), want[:100])
     # every wall minute of the day back to UTC, fold=0 (first occurrence; a skipped minute as zoneinfo reads it)
     w = _day_no(day) * 1440.0 + np.arange(1440.0)
     t0 = dt.datetime.combine(day, dt.time(0))
