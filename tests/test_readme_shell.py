@@ -97,4 +97,4 @@ def test_quickstart_as_written_in_a_fresh_venv(tmp_path):
     r = bash(f"{lines[0]}\n.venv/bin/cosim inspect results/uc1_home.h5\n{test_install}", tmp_path, timeout=3600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (tmp_path / "results" / "uc1_home.h5").exists()
-    assert "tests collected" in r.stdout, r.stdout[-2000:]
+    assert "status       completed" in r.stdout and "tests/test_readme_shell.py: " in r.stdout, r.stdout[-2000:]

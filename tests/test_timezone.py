@@ -14,7 +14,7 @@ from cosim.results import Results
 from cosim.runner import run_scenario
 from cosim.scenario import load_scenario
 from simulators.devices.baseload import BaseLoad
-from simulators.devices.common import FIXED, MIN_PER_DAY, Clock
+from simulators.devices.common import FIXED, Clock
 from simulators.devices.ev import EVFleet
 from simulators.devices.params import BaseLoadParams, EVParams
 from simulators.mas.home_lp import HomeModel, appliance_windows
