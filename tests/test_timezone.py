@@ -13,8 +13,9 @@ from cosim.cli import main
 from cosim.results import Results
 from cosim.runner import run_scenario
 from cosim.scenario import load_scenario
+from cosim.world import sim_seed
 from simulators.devices.baseload import BaseLoad
-from simulators.devices.common import FIXED, MIN_PER_DAY, Clock
+from simulators.devices.common import FIXED, Clock
 from simulators.devices.ev import EVFleet
 from simulators.devices.params import BaseLoadParams, EVParams
 from simulators.mas.home_lp import HomeModel, appliance_windows
@@ -52,6 +53,8 @@ def test_wall_clock_agrees_with_zoneinfo(day):
             for u in utc.tolist()]
     np.testing.assert_array_equal(c.wall_min(m), want)
     assert [c.wall_min(float(x)) for x in m[::7]] == want[::7]  # the per-step scalar path
+    np.testing.assert_array_equal(c.wall_min(m[-100:]), want[-100:])  # inside the last scalar's segment
+    np.testing.assert_array_equal(c.wall_min(m[:100]), want[:100])
     # every wall minute of the day back to UTC, fold=0 (first occurrence; a skipped minute as zoneinfo reads it)
     w = _day_no(day) * 1440.0 + np.arange(1440.0)
     t0 = dt.datetime.combine(day, dt.time(0))
@@ -135,20 +138,43 @@ def _short_uc1(out, **over):
     return Results(str(out))
 
 
+def _balanced(res: Results):
+    P = res.frame("households", "P")
+    parts = sum(res.frame("households", a).reindex(columns=P.columns, fill_value=0.0).to_numpy()
+                for a in ("P_base", "P_pv", "P_bat", "P_ev", "P_hp", "P_app"))
+    np.testing.assert_allclose(P.to_numpy(), parts, atol=1e-9)
+    assert (np.diff(P.index.asi8) == 60_000_000_000).all()  # elapsed time: one minute a row
+    return P
+
+
+def test_run_over_the_march_change(tmp_path):
+    """uc1_home over 2026-03-29: 02:00-02:59 never shows, the base load jumps from the 01:59 row to the
+    03:00 row of the H0 day, and energy balances every minute."""
+    res = _short_uc1(tmp_path / "mar.h5", start="2026-03-28T23:00:00+01:00")
+    P = _balanced(res)
+    assert P.index[0].isoformat() == "2026-03-28T23:00:00+01:00" and len(P) == 300
+    assert P.index[-1].isoformat() == "2026-03-29T04:59:00+02:00"
+    wall = list(P.index.strftime("%H:%M"))
+    assert wall[179:181] == ["01:59", "03:00"] and not any(w.startswith("02:") for w in wall)
+    np.testing.assert_array_equal(res.local_minutes()[[179, 180]], [119.0, 180.0])
+    # the recorded base load is the H0 day's rows at 23:00, 01:59 and then 03:00 (the model, rebuilt)
+    bl = BaseLoad(["home.h001"], [res.household_specs()["home.h001"].devices.base],
+                  sim_seed(res.scenario.seed, "household"))
+    day = _day_no(SPRING)
+    want = [bl.day(day - 1)[1380, 0], bl.day(day)[119, 0], bl.day(day)[180, 0]]
+    np.testing.assert_array_equal(res.frame("households", "P_base")["home.h001"].iloc[[0, 179, 180]], want)
+
+
 def test_run_over_the_october_change(tmp_path):
     """uc1_home (MAS control) over 2026-10-25: the frame shows 02:00-02:59 twice, energy balances every
     minute, the base load repeats its 02:xx rows, and the tariff KPI prices by the wall clock."""
     res = _short_uc1(tmp_path / "oct.h5")
-    P = res.frame("households", "P")
+    P = _balanced(res)
     assert str(P.index.tz) == "Europe/Berlin" and len(P) == 300
     assert P.index[0].isoformat() == "2026-10-24T23:00:00+02:00"
     assert P.index[-1].isoformat() == "2026-10-25T02:59:00+01:00"
-    assert (np.diff(P.index.asi8) == 60_000_000_000).all()  # elapsed time: one minute a row
     wall = P.index.strftime("%H:%M")
     assert list(wall).count("02:30") == 2 and list(wall).count("03:30") == 0
-    parts = sum(res.frame("households", a).reindex(columns=P.columns, fill_value=0.0).to_numpy()
-                for a in ("P_base", "P_pv", "P_bat", "P_ev", "P_hp", "P_app"))
-    np.testing.assert_allclose(P.to_numpy(), parts, atol=1e-9)
     base = res.frame("households", "P_base")
     first, second = base.iloc[180:240], base.iloc[240:300]  # 02:00-02:59 CEST, then CET
     np.testing.assert_array_equal(first.to_numpy(), second.to_numpy())

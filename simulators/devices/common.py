@@ -106,7 +106,9 @@ def wall_rows(day_table, clock: Clock, m0: int, n: int) -> np.ndarray:
     wall-clock day indexed by wall-clock minute (profiles by local time: a skipped hour is not read, an
     hour that occurs twice is read twice)."""
     w = None
-    if clock.zone is not None:
+    if clock.zone is not None and n == 1:
+        m0 = int(round(clock.wall_min(float(m0))))
+    elif clock.zone is not None:
         w = np.rint(clock.wall_min(m0 + np.arange(n, dtype=float))).astype(np.int64)
         if w[-1] - w[0] == n - 1:  # no change inside: one contiguous block
             m0, w = int(w[0]), None

@@ -63,11 +63,18 @@ class ZoneOffsets:
         self.years, self.lo, self.hi = (y0, y1), a, b
         self.t, self.o = np.array(t, dtype=float), np.array(o, dtype=float)
 
-    def offset_at(self, utc_min: np.ndarray) -> np.ndarray:
-        """Offset (minutes east of UTC) at each UTC minute (since 1970)."""
+    def offset_at(self, utc_min: np.ndarray) -> np.ndarray | float:
+        """Offset (minutes east of UTC) at each UTC minute (since 1970); one number when they all fall
+        between the same two changes as the last scalar lookup (a horizon without a change)."""
         u = np.asarray(utc_min, dtype=float)
-        if u.size and (u.min() < self.lo or u.max() >= self.hi):
-            self._cover(float(u.min()), float(u.max()))
+        if not u.size:
+            return np.empty(u.shape)
+        lo, hi = float(u.min()), float(u.max())
+        a, b, off = self._seg
+        if a <= lo and hi < b:
+            return off
+        if lo < self.lo or hi >= self.hi:
+            self._cover(lo, hi)
         return self.o[np.searchsorted(self.t, u, side="right")]
 
     def offset_of(self, utc_min: float) -> float:

@@ -502,11 +502,7 @@ class HomeModel:
         lp = self._lp_prox if prox else self._lp
         if lp is None:
             if self.dev.heat_pump is not None and not self._coef_set:
-                A = self.A.tolil()
-                r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-                for k, v in enumerate(self._hp_coef):
-                    A[r0 + k, c0 + k] = -v
-                self.A = A.tocsc()
+                self.A.data[self._hp_pos()] = -self._hp_coef
                 self._coef_set = True
             n, m = (self.n, self.m) if prox else (self.n_main, self.m_main)
             lp = LP(self.A[:m, :n], self.c_f[:n], self.lo[:m], self.hi[:m], self.lb[:n], self.ub[:n],
@@ -522,12 +518,22 @@ class HomeModel:
 
     def lp_arrays(self):
         """(A, lo, hi, lb, ub, c_f) of the current round, with the COP coefficients applied."""
-        A = self.A.tolil(copy=True)
-        if self.dev.heat_pump is not None:
+        A = self.A.copy()
+        if self.dev.heat_pump is not None:  # entries of the structure (built with -1.0): set in place
+            A.data[self._hp_pos()] = -self._hp_coef
+        return A, self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
+
+    def _hp_pos(self) -> np.ndarray:
+        """Positions in ``A.data`` of the heat pump's COP coefficients (row th_k, column hp_k)."""
+        if getattr(self, "_hp_pos_cache", None) is None:
+            A, K = self.A, self.K
             r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-            for k, v in enumerate(self._hp_coef):
-                A[r0 + k, c0 + k] = -v
-        return A.tocsc(), self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
+            pos = np.empty(K, dtype=np.int64)
+            for k in range(K):
+                s, e = A.indptr[c0 + k], A.indptr[c0 + k + 1]
+                pos[k] = s + int(np.flatnonzero(A.indices[s:e] == r0 + k)[0])
+            self._hp_pos_cache = pos
+        return self._hp_pos_cache
 
     def solve(self, lam: np.ndarray | None = None, own: bool = False, target: np.ndarray | None = None,
               sigma: float = 0.0) -> HomePlan:

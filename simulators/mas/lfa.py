@@ -118,8 +118,7 @@ class Master:
             self._P[member] = np.zeros((0, self.K))
         row = self.conv[member]
         nz = np.flatnonzero(p)
-        entries = sp.csc_matrix((np.r_[p[nz], 1.0], np.r_[nz, row], [0, len(nz) + 1]), shape=(self.lp.m, 1))
-        col = int(self.lp.add_cols([cost], [0.0], [np.inf], entries)[0])
+        col = self.lp.add_col(cost, 0.0, np.inf, np.r_[nz, row], np.r_[p[nz], 1.0])
         self.cols[member].append((tag, p, float(cost), col))
         self._P[member] = np.vstack([self._P[member], p])
         return True
