@@ -30,13 +30,16 @@ def recipe(marker: str) -> str:
 
 
 QUICKSTART, REALISED_GAP, LAB = "cosim run uc1_home --until 1d", "cosim compare mas.h5 central.h5", "cosim run lab_hil"
+MULTIHOST = "cosim run scale_10k --scheduler"  # tests/test_substations.py, on loopback
 
 
 def test_every_shell_block_is_run_by_a_test():
     """A new shell block in the README needs its test here (or its marker added to a test)."""
     for b in shell_blocks():
-        assert sum(m in b for m in (QUICKSTART, REALISED_GAP, LAB)) == 1, f"README shell block not run by a test:\n{b}"
+        assert sum(m in b for m in (QUICKSTART, REALISED_GAP, LAB, MULTIHOST)) == 1, \
+            f"README shell block not run by a test:\n{b}"
     assert "recipe()" in (ROOT / "tests" / "test_readme_lab_recipe.py").read_text()
+    assert "recipe(MULTIHOST)" in (ROOT / "tests" / "test_substations.py").read_text()
 
 
 def short_copy(name: str, cwd: Path, **overrides) -> str:

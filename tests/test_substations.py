@@ -167,20 +167,15 @@ def test_run_on_two_workers_view_kpis_and_worker_count_independence(tmp_path):
     assert all(s.cached for s in again.substations) and not again.failed
 
 
-def _readme_recipe() -> list[str]:
-    """The shell lines of the README's multi-host recipe (section "Many substations")."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Many substations", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
-
-
 @pytest.mark.slow  # a scheduler, a worker and a run: 40 s on the shared 2-core machine
 def test_multihost_recipe_on_loopback(tmp_path):
     """The README recipe with HOST = 127.0.0.1 and free ports: a scheduler and a worker as separate
     processes, `cosim run --scheduler`, results checked, both stopped."""
     port = free_port()
-    lines = [ln.replace("HOST", "127.0.0.1").replace("8786", str(port)) for ln in _readme_recipe()]
+    from tests.test_readme_shell import MULTIHOST, recipe
+
+    lines = [ln.split("#", 1)[0].strip().replace("HOST", "127.0.0.1").replace("8786", str(port))
+             for ln in recipe(MULTIHOST).splitlines() if ln.split("#", 1)[0].strip()]
     scheduler, worker, run = lines
     assert scheduler.startswith("dask scheduler") and worker.startswith("dask worker")
     assert run.startswith("cosim run scale_10k --scheduler")
