@@ -57,6 +57,8 @@ def cmd_run(args) -> int:
         overrides["duration"] = args.until
     if args.control is not None:
         overrides["control.mode"] = args.control
+    if args.aggregate is not None:
+        overrides["record.aggregate"] = args.aggregate
     scn, text = _load(args, overrides)
     if args.until is not None:
         declared = _load(args, {k: v for k, v in overrides.items() if k != "duration"})[0].duration
@@ -197,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until", metavar="DURATION",
                    help="evaluate only this long, e.g. 1d, 6h, 90min (warm-up and cool-down are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
+    r.add_argument("--aggregate", metavar="DURATION",
+                   help="record one row of interval means per DURATION, e.g. 15min (record.aggregate)")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
     r.add_argument("--control", choices=CONTROL_MODES,
