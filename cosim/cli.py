@@ -72,6 +72,8 @@ def cmd_run(args) -> int:
 
         scn, text, placed = with_ports(scn, text, args.port_base)
         print("ports: " + ", ".join(placed), flush=True)
+    if args.split is not None:
+        return _run_split(args, scn, text)
     rt = args.realtime
     try:
         with ExitStack() as stack:
@@ -105,6 +107,27 @@ def cmd_run(args) -> int:
         lt = result.lateness
         print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
               f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)")
+    return EXIT_OK
+
+
+def _run_split(args, scn, text) -> int:
+    """``cosim run --split``: the parts on dask, stitched into one results file (cosim.split)."""
+    from cosim.split import run_split
+
+    clash = [o for o, v in (("--realtime", args.realtime), ("--dashboard", args.dashboard),
+                            ("--emulate", args.emulate), ("--port-base", args.port_base)) if v]
+    if clash or scn.hil is not None or scn.realtime is not None:
+        raise InputError(f"--split: not with {clash[0] if clash else 'a hil or realtime scenario'} "
+                         "(parts run as independent simulations)")
+    path, wall = run_split(scn, text, args.split, out=args.out, workers=args.workers, warmup=args.split_warmup,
+                           progress=not args.quiet)
+    if not args.quiet:
+        print(f"{scn.name}: stitched in {wall:.1f} s -> {path}")
+        if scn.control is not None or scn.grid is not None:
+            from cosim.summary import run_summary
+
+            for line in run_summary(path):
+                print("  " + line)
     return EXIT_OK
 
 
@@ -201,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--aggregate", metavar="DURATION",
                    help="record one row of interval means per DURATION, e.g. 15min (record.aggregate)")
+    r.add_argument("--split", metavar="month|DURATION",
+                   help="run the evaluated period as parts (calendar months, or e.g. 7d) in parallel on dask and "
+                        "stitch them into one results file (README 'A year')")
+    r.add_argument("--split-warmup", metavar="DURATION", help="warm-up of every part after the first (default 2d)")
+    r.add_argument("--workers", type=int, help="dask worker processes for --split (default: the cores)")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
     r.add_argument("--control", choices=CONTROL_MODES,
