@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-#: states and cumulative counters: the end-of-interval value
-LAST = frozenset({"soc", "soc_ev", "T_in", "sent", "delivered", "lost", "bytes_sent"})
-#: meter energy registers: the reading at the row's time stamp
-FIRST = frozenset({"E_imp", "E_exp"})
+#: meter energy registers (Wh, cumulative) and telecom message counters (cumulative)
+REGISTERS = frozenset({"E_imp", "E_exp"})
+COUNTERS = frozenset({"sent", "delivered", "lost", "bytes_sent"})
+CUMULATIVE = REGISTERS | COUNTERS
+#: states and counters: the end-of-interval value
+LAST = frozenset({"soc", "soc_ev", "T_in"}) | COUNTERS
+#: registers: the reading at the row's time stamp
+FIRST = REGISTERS
 #: also stored as interval minimum and maximum
 EXTREMES = frozenset({"vm_pu", "vm_pu_a", "vm_pu_b", "vm_pu_c", "v_min", "v_max", "line_loading",
                       "trafo_loading", "max_line_loading", "vuf", "vuf_max"})

@@ -40,6 +40,7 @@ import h5py
 import numpy as np
 import yaml
 
+from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
 from cosim.scenario import Scenario
@@ -201,6 +202,10 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                 cols = {}
                 for k in have:
                     cols[k] = [ids.setdefault(i, len(ids)) for i in _ids(files[k], name)]
+                if name.rpartition("/")[2] in CUMULATIVE:
+                    _continued(g, name, files, have, cols, spans, len(ids))
+                    _copy_ids_and_attrs(g, name, files[have[0]], ids)
+                    continue
                 layout = h5py.VirtualLayout(shape=(T, len(ids)), dtype="f8")
                 for k in have:
                     i0, i1, _, _ = spans[k]
@@ -209,10 +214,8 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                     src = h5py.VirtualSource(g_rel(part_paths[k], out), name, shape=ds.shape)
                     for s0, c0, n in _runs(cols[k][: ds.shape[1]]):
                         layout[row0:row0 + i1 - i0, c0:c0 + n] = src[i0:i1, s0:s0 + n]
-                vds = g.create_virtual_dataset(name, layout, fillvalue=np.nan)
-                vds.attrs.update(dict(files[have[0]][name].attrs))
-                group, _, attr = name.rpartition("/")
-                g.require_group(f"{group}/_ids").create_dataset(attr, data=np.array(list(ids), dtype="S64"))
+                g.create_virtual_dataset(name, layout, fillvalue=np.nan)
+                _copy_ids_and_attrs(g, name, files[have[0]], ids)
             streams = sorted({s for f in files for s in (f["events"].keys() if "events" in f else [])})
             for stream in streams:
                 lines = []
@@ -227,6 +230,32 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
     finally:
         for f in files:
             f.close()
+
+
+def _copy_ids_and_attrs(g: h5py.File, name: str, first: h5py.File, ids: dict[bytes, int]) -> None:
+    g[name].attrs.update(dict(first[name].attrs))
+    group, _, attr = name.rpartition("/")
+    g.require_group(f"{group}/_ids").create_dataset(attr, data=np.array(list(ids), dtype="S64"))
+
+
+def _continued(g: h5py.File, name: str, files: list[h5py.File], have: list[int], cols: dict[int, list[int]],
+               spans: list[tuple], n: int) -> None:
+    """A cumulative series (meter registers, message counters; each part's start from zero) as a real
+    dataset that continues across parts: part k is offset by what the previous part had counted at
+    the boundary (its reading at its window's end, which it has when it ran a cool-down; else its
+    last window row, one step short)."""
+    blocks, offset, prev_end = [], np.zeros(n), None
+    for k in have:
+        i0, i1, _, _ = spans[k]
+        ds = files[k][name]
+        full = np.full((ds.shape[0], n), np.nan)
+        m = min(ds.shape[1], len(cols[k]))
+        full[:, cols[k][:m]] = ds[()][:, :m]
+        if prev_end is not None:
+            offset = offset + np.nan_to_num(prev_end - full[i0], nan=0.0)
+        blocks.append(full[i0:i1] + offset)
+        prev_end = full[i1] if i1 < len(full) else full[i1 - 1]
+    g.create_dataset(name, data=np.vstack(blocks), compression="gzip", compression_opts=1, fillvalue=np.nan)
 
 
 def g_rel(part: Path, out: Path) -> str:
