@@ -5,7 +5,7 @@
 with its own ``start``, ``duration`` and an evaluation window: the first part keeps the scenario's
 warm-up (it starts exactly as the single run does), the others simulate ``--split-warmup`` (default
 2 days) before their window; every part keeps the scenario's cool-down (the last one ends exactly as
-the single run does). The parts run as a sweep (:mod:`cosim.sweep`: dask.distributed, one run per
+the single run does), and at least one recorded row, so that the meter readings at each boundary exist. The parts run as a sweep (:mod:`cosim.sweep`: dask.distributed, one run per
 worker process, finished parts are reused on a re-run) into ``<out>.parts/``.
 
 The stitched file ``<out>`` is one results file (:mod:`cosim.results` layout) whose series are HDF5
@@ -58,6 +58,7 @@ class Part:
     start: dt.datetime  # start of the part's evaluated window
     duration_ms: int
     warmup_ms: int
+    cooldown_ms: int
 
 
 def plan(scn: Scenario, split: str, warmup_ms: int) -> list[Part]:
@@ -77,9 +78,12 @@ def plan(scn: Scenario, split: str, warmup_ms: int) -> list[Part]:
             raise InputError(f"--split {split}: {exc} (give 'month' or a duration such as 7d)") from None
         cuts = [scn.start + dt.timedelta(milliseconds=k) for k in range(length, scn.duration, length)]
     edges = [scn.start, *cuts, end]
-    parts = [Part(a, int((b - a).total_seconds() * 1000), scn.warmup_ms if i == 0 else warmup_ms)
-             for i, (a, b) in enumerate(zip(edges, edges[1:]))]
     grain = scn.record.aggregate or scn.step
+    # every part but the last runs at least one row past its window: the meter readings at the boundary
+    # continue the registers exactly in the stitched file
+    parts = [Part(a, int((b - a).total_seconds() * 1000), scn.warmup_ms if i == 0 else warmup_ms,
+                  scn.cooldown_ms if i == len(edges) - 2 else max(scn.cooldown_ms, grain))
+             for i, (a, b) in enumerate(zip(edges, edges[1:]))]
     for p in parts:
         if p.duration_ms % grain or p.warmup_ms % grain:
             raise InputError(f"--split {split}: a part of {format_duration_ms(p.duration_ms)} with "
@@ -95,7 +99,7 @@ def part_data(scn: Scenario, text: str, part: Part) -> dict:
     data["start"] = part.start.isoformat()
     data["duration"] = format_duration_ms(part.duration_ms)
     ev = dict(data.get("evaluation") or {})
-    for key, ms in (("warmup", part.warmup_ms), ("cooldown", scn.cooldown_ms)):
+    for key, ms in (("warmup", part.warmup_ms), ("cooldown", part.cooldown_ms)):
         ev.pop(key, None)
         if ms:  # zero is the default without a controller (and not a valid duration)
             ev[key] = format_duration_ms(ms)
@@ -242,8 +246,7 @@ def _continued(g: h5py.File, name: str, files: list[h5py.File], have: list[int],
                spans: list[tuple], n: int) -> None:
     """A cumulative series (meter registers, message counters; each part's start from zero) as a real
     dataset that continues across parts: part k is offset by what the previous part had counted at
-    the boundary (its reading at its window's end, which it has when it ran a cool-down; else its
-    last window row, one step short)."""
+    the boundary (its reading at its window's end: every part but the last runs past it)."""
     blocks, offset, prev_end = [], np.zeros(n), None
     for k in have:
         i0, i1, _, _ = spans[k]
@@ -254,7 +257,7 @@ def _continued(g: h5py.File, name: str, files: list[h5py.File], have: list[int],
         if prev_end is not None:
             offset = offset + np.nan_to_num(prev_end - full[i0], nan=0.0)
         blocks.append(full[i0:i1] + offset)
-        prev_end = full[i1] if i1 < len(full) else full[i1 - 1]
+        prev_end = full[min(i1, len(full) - 1)]
     g.create_dataset(name, data=np.vstack(blocks), compression="gzip", compression_opts=1, fillvalue=np.nan)
 
 
