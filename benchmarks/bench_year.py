@@ -65,8 +65,9 @@ def child(name: str, days: float, aggregate: bool, out: str) -> dict:
     sim_days = res.until_ms / DAY_MS
     s = np.array(samples) if samples else np.zeros((0, 3))
     late = s[s[:, 1] >= min(1.0, sim_days / 2)] if len(s) else s
-    growth = float(np.polyfit(late[:, 1], late[:, 2], 1)[0]) if len(late) > 3 and np.ptp(late[:, 1]) > 0 else float("nan")
-    per_day = float(np.polyfit(late[:, 1], late[:, 0], 1)[0]) if len(late) > 3 and np.ptp(late[:, 1]) > 0 else wall / sim_days
+    fit = len(late) > 3 and np.ptp(late[:, 1]) > 0
+    growth = float(np.polyfit(late[:, 1], late[:, 2], 1)[0]) if fit else float("nan")
+    per_day = float(np.polyfit(late[:, 1], late[:, 0], 1)[0]) if fit else wall / sim_days
     return {"wall_s": wall, "sim_days": sim_days, "s_per_day": per_day, "startup_s": wall - per_day * sim_days,
             "rss_peak_mb": float(s[:, 2].max()) if len(s) else float("nan"), "rss_growth_mb_per_day": growth,
             "file_mb": Path(out).stat().st_size / 1e6,

@@ -119,8 +119,14 @@ def _run_split(args, scn, text) -> int:
     if clash or scn.hil is not None or scn.realtime is not None:
         raise InputError(f"--split: not with {clash[0] if clash else 'a hil or realtime scenario'} "
                          "(parts run as independent simulations)")
-    path, wall = run_split(scn, text, args.split, out=args.out, workers=args.workers, warmup=args.split_warmup,
-                           progress=not args.quiet)
+    from cosim.runner import RunFailed
+
+    try:
+        path, wall = run_split(scn, text, args.split, out=args.out, workers=args.workers,
+                               warmup=args.split_warmup, progress=not args.quiet)
+    except RunFailed as exc:
+        _err(str(exc))
+        return EXIT_FAIL
     if not args.quiet:
         print(f"{scn.name}: stitched in {wall:.1f} s -> {path}")
         if scn.control is not None or scn.grid is not None:

@@ -5,7 +5,8 @@
 with its own ``start``, ``duration`` and an evaluation window: the first part keeps the scenario's
 warm-up (it starts exactly as the single run does), the others simulate ``--split-warmup`` (default
 2 days) before their window; every part keeps the scenario's cool-down (the last one ends exactly as
-the single run does), and at least one recorded row, so that the meter readings at each boundary exist. The parts run as a sweep (:mod:`cosim.sweep`: dask.distributed, one run per
+the single run does), and at least one recorded row, so that the meter readings at each boundary
+exist. The parts run as a sweep (:mod:`cosim.sweep`: dask.distributed, one run per
 worker process, finished parts are reused on a re-run) into ``<out>.parts/``.
 
 The stitched file ``<out>`` is one results file (:mod:`cosim.results` layout) whose series are HDF5
@@ -130,11 +131,14 @@ def run_split(scn: Scenario, text: str, split: str, out: str | Path | None = Non
     todo = [v for v in variants if not is_completed(v.path)]
     t0 = time.perf_counter()
     if todo:
-        spec = SweepSpec(name=f"{scn.name}-split", base=scn.name, parameters={"start": [v.params["start"] for v in variants]})
+        spec = SweepSpec(name=f"{scn.name}-split", base=scn.name,
+                         parameters={"start": [v.params["start"] for v in variants]})
         _execute(spec, variants, todo, workers, scheduler, progress)
     failed = [v for v in todo if v.status != "completed"]
     if failed:
-        raise InputError(f"--split: part {failed[0].index} ({failed[0].params['start']}) failed: {failed[0].error}")
+        from cosim.runner import RunFailed
+
+        raise RunFailed(f"--split: part {failed[0].index} ({failed[0].params['start']}) failed: {failed[0].error}")
     stitch([v.path for v in variants], path, text)
     return path, time.perf_counter() - t0
 
