@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from zoneinfo import ZoneInfo
 
 import matplotlib
 
@@ -32,6 +33,8 @@ def _tz(res: Results) -> dt.tzinfo:
 
 
 def _tzname(res: Results) -> str:
+    if res.start is not None and isinstance(res.start.tzinfo, ZoneInfo):
+        return res.start.tzinfo.key
     off = res.start.utcoffset() if res.start is not None else None
     if off is None:
         return "UTC"

@@ -26,12 +26,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import h5py
 import numpy as np
 
 from cosim.errors import InputError
 from cosim.h5open import open_results
+from simulators.devices.common import Clock, after
 
 # ---------------------------------------------------------------------------- opening
 
@@ -404,6 +406,8 @@ class Results:
         from cosim.scenario import parse_recorded  # the scenario schema reads the recorded text
 
         self.scenario = parse_recorded(self.scenario_text)
+        if self.start is not None and self.scenario is not None and self.scenario.timezone:
+            self.start = self.start.astimezone(ZoneInfo(self.scenario.timezone))  # local time follows DST
         step = self.attrs.get("step_ms")
         if not step and len(self.t_ms) > 1:
             step = int(np.median(np.diff(self.t_ms)))
@@ -416,7 +420,7 @@ class Results:
         """Local time of the first evaluated instant (the scenario's ``start``)."""
         if self.start is None:
             return None
-        return self.start + dt.timedelta(milliseconds=self.window_ms[0] if self.window_ms else 0)
+        return after(self.start, self.window_ms[0] if self.window_ms else 0)
 
     # context manager
     def __enter__(self) -> "Results":
@@ -547,12 +551,15 @@ class Results:
 
     def local_times(self) -> list[dt.datetime]:
         start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-        return [start + dt.timedelta(milliseconds=int(t)) for t in self.t_ms]
+        return [after(start, int(t)) for t in self.t_ms]
 
     def local_minutes(self, t_ms: np.ndarray | None = None) -> np.ndarray:
-        """Local minute of day (float) of each time (default: each row)."""
+        """Local (wall-clock) minute of day (float) of each time (default: each row)."""
         t = self.t_ms if t_ms is None else np.asarray(t_ms)
         start = self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        if isinstance(start.tzinfo, ZoneInfo):
+            clock = Clock(start)
+            return clock.wall_min(clock.start_local_min + t / 60_000.0) % 1440.0
         m0 = start.hour * 60 + start.minute + start.second / 60.0
         return (m0 + t / 60_000.0) % 1440.0
 
@@ -582,7 +589,8 @@ class Results:
 
         t = self.t_all if full else self.t_ms
         start = pd.Timestamp(self.start or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
-        return pd.DatetimeIndex(start + pd.to_timedelta(t, unit="ms"), name="time")
+        utc = start.tz_convert("UTC") + pd.to_timedelta(t, unit="ms")  # elapsed time, shown in the run's zone
+        return pd.DatetimeIndex(utc, name="time").tz_convert(start.tz)
 
     def frame(self, population: str, attr: str, full: bool = False):
         """``/population/attr`` as a DataFrame: tz-aware DatetimeIndex, one column per device.

@@ -13,6 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import yaml
@@ -23,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -33,6 +35,7 @@ from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
 from simulators.mas.tariff import DistrictObjective
+from simulators.devices.common import after, parse_start
 from simulators.vocabulary import CONTROL_MODES, GRID_ENGINES
 from simulators.devices.params import (
     ApplianceParams,
@@ -452,6 +455,9 @@ DeviceServerConfig.model_rebuild()
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128, description="also names the output file")
     description: str = ""
+    timezone: str | None = Field(None, description="IANA time zone, e.g. Europe/Berlin: local time (tariff "
+                                 "bands, EV and appliance times, profiles, plots) follows its daylight-saving "
+                                 "changes; unset: the start's UTC offset, fixed for the whole run")
     start: dt.datetime
     duration: DurationMs
     step: DurationMs = 60_000
@@ -473,12 +479,28 @@ class Scenario(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     _text: str = PrivateAttr("")  # the effective YAML text it was loaded from (cosim.api.load_scenario)
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                raise ValueError(f"unknown IANA time zone {v!r} (e.g. Europe/Berlin, UTC)") from None
+        return v
+
     @field_validator("start")
     @classmethod
-    def _tz(cls, v: dt.datetime) -> dt.datetime:
-        if v.tzinfo is None:
-            raise ValueError("start needs a timezone, e.g. 2026-06-01T00:00:00+02:00")
-        return v
+    def _tz(cls, v: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        zone = info.data.get("timezone")
+        if zone is None:
+            if v.tzinfo is None:
+                raise ValueError("start needs a timezone, e.g. 2026-06-01T00:00:00+02:00")
+            return v
+        try:  # a naive start is wall-clock time in the zone; an offset must be the zone's at that instant
+            return parse_start(f"{v.isoformat()}[{zone}]")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("output")
     @classmethod
@@ -557,7 +579,7 @@ class Scenario(_Strict):
         w, c = self.warmup_ms, self.cooldown_ms
         if not w and not c:
             return self
-        return self.model_copy(update={"start": self.start - dt.timedelta(milliseconds=w),
+        return self.model_copy(update={"start": after(self.start, -w),
                                        "duration": w + self.duration + c})
 
     def window_warnings(self) -> list[str]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from cosim.population import build_population
 from cosim.scenario import Scenario, ScenarioError, SimulatorStart
+from simulators.devices.common import start_text
 from simulators.devices.params import HouseholdSpec
 from simulators import meter
 from simulators.vocabulary import PHASE_POWERS, SETPOINTS
@@ -163,7 +164,8 @@ class _Builder:
         if simulated:
             self.households = self.add(
                 "households", "household", "Households",
-                {**self.common, "seed": sim_seed(scn.seed, "household"), "latitude": scn.location.latitude,
+                {**self.common, "start": start_text(scn.start), "seed": sim_seed(scn.seed, "household"),
+                 "latitude": scn.location.latitude,
                  "longitude": scn.location.longitude},
                 households=[h.model_dump() for h in simulated])
         self.meters = None
@@ -234,7 +236,7 @@ class _Builder:
             if h.id not in real:
                 homes.setdefault(h.id.split(".")[0], []).append(h)
         tariff = scn.economics.tariff.model_dump()
-        mas = {"start": scn.start.isoformat(), "seed": sim_seed(scn.seed, "household"),
+        mas = {"start": start_text(scn.start), "seed": sim_seed(scn.seed, "household"),
                "latitude": scn.location.latitude, "longitude": scn.location.longitude,
                "K": c.horizon // c.slot, "slot_s": c.slot // 1000, "replan_s": c.replan // 1000,
                "mode": c.mode, "loopback": scn.telecom is None, "reference": c.reference,

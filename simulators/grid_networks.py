@@ -9,7 +9,11 @@
 * a path to a pandapower JSON file (``pandapower.to_json`` output).
 
 Bundled networks are built with Python's ``random`` seeded (pandapower's kerber factories draw
-cable types from it), so a name always gives the same network.
+cable types from it), so a name always gives the same network. Building one takes 1-4 s (pandapower's
+element-by-element ``create_*``), so the built net is kept in a per-user disk cache (a pickle, 15 ms to
+load) keyed by name, pandapower version, build seed and Python version: ``$LVFLEX_CACHE_DIR``, else
+``$XDG_CACHE_HOME/lvflex-cosim``, else ``~/.cache/lvflex-cosim``. An unreadable entry is rebuilt; an
+unwritable cache directory only costs the build time.
 
 The loaded net still carries its original ``load``/``sgen`` elements (the example consumption of the
 network's authors). :func:`load_buses` reads the load buses from them (household bus candidates),
@@ -21,7 +25,11 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import random
+import sys
+import tempfile
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import pandapower as pp
@@ -101,6 +109,40 @@ def _build_seeded(factory: Callable[[], pp.pandapowerNet]) -> pp.pandapowerNet:
         random.setstate(state)
 
 
+def cache_dir() -> Path:
+    """Directory of the built-network cache (see the module docstring)."""
+    if os.environ.get("LVFLEX_CACHE_DIR"):
+        return Path(os.environ["LVFLEX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lvflex-cosim"
+
+
+def _cache_file(name: str) -> Path:
+    py = f"{sys.version_info.major}{sys.version_info.minor}"
+    return cache_dir() / "networks" / f"{name}-pp{pp.__version__}-seed{BUILD_SEED}-py{py}.pkl"
+
+
+def _cached_build(name: str) -> pp.pandapowerNet:
+    """The bundled net ``name`` from the disk cache, built (and stored) when absent or unreadable."""
+    path = _cache_file(name)
+    try:
+        with open(path, "rb") as f:
+            net = pickle.load(f)
+        if isinstance(net, pp.pandapowerNet):
+            return net
+    except Exception:  # absent, truncated, or written by an incompatible version: rebuild
+        pass
+    net = _build_seeded(BUNDLED[name])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+            pickle.dump(net, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(f.name, path)  # atomic: concurrent runs never read a half-written entry
+    except OSError:
+        pass  # read-only home or full disk: the build still serves this process
+    return net
+
+
 def load_network(spec: str) -> pp.pandapowerNet:
     """Return a fresh pandapower net for ``spec`` (bundled name, ``simbench:<code>`` or JSON path).
 
@@ -113,8 +155,8 @@ def load_network(spec: str) -> pp.pandapowerNet:
                          "or a path to a pandapower JSON file")
     spec = spec.strip()
     if spec in BUNDLED:
-        if spec not in _CACHE:  # building kerber_vorstadt takes ~1 s, a deep copy ~10 ms
-            _CACHE[spec] = _build_seeded(BUNDLED[spec])
+        if spec not in _CACHE:  # a deep copy takes ~5 ms
+            _CACHE[spec] = _cached_build(spec)
         return copy.deepcopy(_CACHE[spec])
     if spec.startswith("simbench:"):
         return _load_simbench(spec.split(":", 1)[1])

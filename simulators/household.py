@@ -6,7 +6,8 @@ mapping ``household id -> value`` (plain floats). Inside, the device models in
 (seed, household id, day), so a run is reproducible and a forecast reproduces the simulation.
 
 Model ``Households(households=[HouseholdSpec.model_dump(), ...])``.
-init params: ``time_resolution`` (s per tick, normally 0.001), ``start`` (ISO-8601 with timezone),
+init params: ``time_resolution`` (s per tick, normally 0.001), ``start`` (ISO-8601 with timezone, optionally
+an IANA zone in brackets, RFC 9557: ``2026-10-25T00:00:00+02:00[Europe/Berlin]``, see ``devices.common.Clock``),
 ``step_size`` (ticks), ``seed`` (int), ``latitude``/``longitude`` (default 48.1/11.6),
 ``flex_horizon_s`` (default 86400) and ``flex_slot_s`` (default 900) of the ``flex`` output.
 
@@ -178,22 +179,22 @@ class Population:
         self.ids = [s.id for s in specs]
         self.index = {h: i for i, h in enumerate(self.ids)}
         self.n = len(specs)
-        self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed)
+        self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed, clock)
         self.pv_idx, self.pv_ids, prm = _subset(specs, "pv")
         self.pv = PVArray(self.pv_ids, prm, seed)
         self.bat_idx, self.bat_ids, prm = _subset(specs, "battery")
         self.bat = Battery(self.bat_ids, prm)
         self.ev_idx, self.ev_ids, prm = _subset(specs, "ev")
-        self.ev = EVFleet(self.ev_ids, prm, seed)
+        self.ev = EVFleet(self.ev_ids, prm, seed, clock)
         self.hp_idx, self.hp_ids, prm = _subset(specs, "heat_pump")
         self.hp = HeatPumps(self.hp_ids, prm)
-        self.dhw = HotWater(self.hp_ids, prm, seed)
+        self.dhw = HotWater(self.hp_ids, prm, seed, clock)
         owner, aprm = [], []
         for i, s in enumerate(specs):
             for a in s.devices.appliances:
                 owner.append(i)
                 aprm.append(a)
-        self.app = Appliances(owner, aprm)
+        self.app = Appliances(owner, aprm, clock)
         self.app_hh = np.unique(np.asarray(owner, dtype=np.int64))
         self.app_ids = [self.ids[i] for i in self.app_hh]
         self._app_of: dict[str, list[int]] = {}
@@ -350,14 +351,14 @@ class Forecaster:
         self.seed = int(seed)
         self.weather = Weather(self.seed, latitude, longitude, self.clock.utc_offset_min)
         self.ids = [s.id for s in specs]
-        self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed)
+        self.base = BaseLoad(self.ids, [s.devices.base for s in specs], seed, self.clock)
         self.index = {h: i for i, h in enumerate(self.ids)}
         self.pv_idx, pv_ids, prm = _subset(specs, "pv")
         self.pv = PVArray(pv_ids, prm, seed)
         self.has_pv = np.zeros(len(self.ids), dtype=bool)
         self.has_pv[self.pv_idx] = True
         self.hp_idx, hp_ids, prm = _subset(specs, "heat_pump")
-        self.hp, self.dhw = HeatPumps(hp_ids, prm), HotWater(hp_ids, prm, seed)
+        self.hp, self.dhw = HeatPumps(hp_ids, prm), HotWater(hp_ids, prm, seed, self.clock)
         self.hp_col = {int(i): j for j, i in enumerate(self.hp_idx)}
         self._cache: dict = {}
 

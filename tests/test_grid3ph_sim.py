@@ -181,3 +181,22 @@ def test_three_phase_run_records_per_phase_meter_readings(write_scenario, tmp_pa
         assert [i.decode() for i in f["meters/_ids/P_a"][()]] == [i.decode() for i in f["meters/_ids/P"][()]]
     assert np.isfinite(phases).all()
     np.testing.assert_allclose(phases.sum(axis=0), p, atol=0.02 * np.abs(p).max() + 0.003)
+
+
+def test_inputs_in_a_known_key_order_take_the_vectorised_path_with_the_same_result():
+    hids = [f"h{i}" for i in range(8)]
+    fast = GridModel3ph("kerber_dorf", households=hids, seed=3)
+    fresh = lambda: GridModel3ph("kerber_dorf", households=hids, seed=3)  # noqa: E731
+    steps = [{h: 1.0 + i for i, h in enumerate(hids)},
+             {h: (float("nan") if i == 5 else 0.5 * i) for i, h in enumerate(hids)},  # vectorised, NaN kept out
+             {h: (None if i == 2 else 2.0 - i) for i, h in enumerate(hids)},          # a None: per item
+             {h: 3.0 * i for i, h in enumerate(hids)}]
+    ref = fresh()  # never learns an order: the per-item path only
+    ref._orders = None
+    for P in steps:  # the first call learns the order, later ones use it
+        fast.set_power(P=P, P_a={hids[0]: 0.25})
+        ref.set_power(P=P, P_a={hids[0]: 0.25})
+        assert np.array_equal(fast.P, ref.P) and np.array_equal(fast.Pph, ref.Pph, equal_nan=True)
+    assert fast._orders and ("P", "direct") in fast._orders
+    with pytest.raises(ValueError, match="unknown household id 'x'"):
+        fast.set_power(P={"x": 1.0})

@@ -9,6 +9,7 @@ import mosaik
 import numpy as np
 import pytest
 
+from hil.emulator import DEVICE_ID
 from hil.meter_adapter import ModbusMeters, WindowAverage
 from hil.testing import ThreadedEmulators
 from tests.conftest import wait_until
@@ -270,9 +271,11 @@ def test_counter_reset_is_flagged_and_recorded_energy_stays_monotonic(lab):
         before = _data(sim)["E_imp"]["h1"]
         assert before > 1_000_000  # the emulated register starts at 1000..8000 kWh
         lab.stop(emu)
-        restarted = lab.start("sdm630", port=port, seed=3)
-        restarted.model.E_imp = 500.0  # the restarted device's register counts from 500 Wh
-        restarted.model.E_exp = 0.0
+        def from_500_wh(emu):  # the restarted device's register counts from 500 Wh, from its first answer
+            emu.model.E_imp, emu.model.E_exp = 500.0, 0.0
+            emu.server.set_quantities(DEVICE_ID, emu.model.quantities())
+
+        restarted = lab.start("sdm630", port=port, seed=3, setup=from_500_wh)
         events = []
         wait_until(lambda: events.extend(_data(sim, ["events"]).get("events", {}).get("h1", []))
                    or any(e["kind"] == "counter_reset" for e in events), 4)

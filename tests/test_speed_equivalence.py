@@ -1,6 +1,7 @@
 """The speed-ups of issue 14 leave every result as it was: short runs of the controlled scenarios with
 the previous behaviour restored (here, in the test) and without, compared dataset by dataset and
-event by event (tests/helpers/same_results.py), and the optimised run takes fewer mosaik steps."""
+event by event (tests/helpers/same_results.py); the quiet agents also take fewer mosaik steps, and
+the cheaper LP handling hands HiGHS the same models."""
 
 from collections import Counter
 
@@ -75,3 +76,143 @@ def test_time_arithmetic_as_mosaik_defines_it():
         d = TieredDuration(*(rng.randint(0, 3) for _ in range(rng.randint(cutoff, 3))), cutoff=cutoff, pre_length=n)
         assert (a + d).tiers == tuple_add(a.tiers, d.add) + d.ext
         assert type(a + d) is TieredTime and a + d == TieredTime(*(tuple_add(a.tiers, d.add) + d.ext))
+
+
+# ---------------------------------------------------------------- the LP changes (MAS Python around HiGHS)
+def _old_lp_arrays(self):
+    """HomeModel.lp_arrays as before: the COP coefficients set through a LIL copy."""
+    A = self.A.tolil(copy=True)
+    if self.dev.heat_pump is not None:
+        r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
+        for k, v in enumerate(self._hp_coef):
+            A[r0 + k, c0 + k] = -v
+    return A.tocsc(), self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
+
+
+def _old_solve_central(models, district, fixed=None, backend=None):
+    """solve_central as before: per-household LIL coupling blocks, block_diag, hstack and vstack."""
+    import time
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from simulators.mas.central import CentralResult
+    from simulators.mas.lp import solve_once
+
+    t0, K = time.perf_counter(), district.K
+    blocks, cs, los, his, lbs, ubs, coup_cols, offs, off = [], [], [], [], [], [], [], [], 0
+    for mdl in models:
+        A, lo, hi, lb, ub, c = mdl.lp_arrays()
+        blocks.append(A), cs.append(c), los.append(lo), his.append(hi), lbs.append(lb), ubs.append(ub)
+        C = sp.lil_matrix((K, mdl.n))
+        bi, be = mdl.blocks["imp"], mdl.blocks["exp"]
+        C[np.arange(K), np.arange(bi.start, bi.stop)] = 1.0
+        C[np.arange(K), np.arange(be.start, be.stop)] = -1.0
+        coup_cols.append(C.tocsc()), offs.append(off)
+        off += mdl.n
+    H = sp.block_diag(blocks, format="csc")
+    coup = sp.hstack(coup_cols + [district.coup], format="csc")
+    dist_rows = sp.hstack([sp.csc_matrix((district.m, off)), district.A], format="csc")
+    top = sp.hstack([H, sp.csc_matrix((H.shape[0], district.n))], format="csc")
+    A = sp.vstack([top, coup, dist_rows], format="csc")
+    F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
+    sol = solve_once(A, np.concatenate(cs + [district.c]), np.concatenate(los + [-F, district.lo]),
+                     np.concatenate(his + [-F, district.hi]), np.concatenate(lbs + [district.lb]),
+                     np.concatenate(ubs + [district.ub]), backend=backend)
+    plans = {mdl.hid: mdl.plan_from_x(sol.x[o:o + mdl.n]) for mdl, o in zip(models, offs)}
+    xd = sol.x[off:]
+    lam = -sol.row_dual[H.shape[0]:H.shape[0] + K] / district.dt
+    return CentralResult(sol.obj, plans, xd[0:K] - xd[K:2 * K], lam, time.perf_counter() - t0, A.shape[1],
+                         A.shape[0])
+
+
+def _old_lp(m):
+    """Restore the LP wrapper's previous behaviour: every cost and column bound sent to HiGHS at each
+    change, master columns added as a sparse matrix each."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from simulators.mas import lp as lpmod
+
+    def set_cost(self, c):
+        c = np.asarray(c, dtype=float)
+        if np.array_equal(c, self.c):
+            return
+        self.c[:] = c
+        if self._h is not None:
+            self._h.changeColsCost(self.n, np.arange(self.n, dtype=np.int32), self.c)
+
+    def set_col_bounds(self, lb, ub):
+        lb, ub = lpmod._inf(lb), lpmod._inf(ub)
+        if np.array_equal(lb, self.lb) and np.array_equal(ub, self.ub):
+            return
+        self.lb[:], self.ub[:] = lb, ub
+        self._primal_changed = True
+        if self._h is not None:
+            self._h.changeColsBounds(self.n, np.arange(self.n, dtype=np.int32), self.lb, self.ub)
+
+    def add_col(self, c, lb, ub, rows, vals):
+        col = sp.csc_matrix((np.asarray(vals, float), np.asarray(rows), [0, len(rows)]), shape=(self.m, 1))
+        return int(self.add_cols([c], [lb], [ub], col)[0])
+
+    m.setattr(lpmod.LP, "set_cost", set_cost)
+    m.setattr(lpmod.LP, "set_col_bounds", set_col_bounds)
+    m.setattr(lpmod.LP, "add_col", add_col)
+
+
+@pytest.mark.parametrize("name", ["uc1_home", "uc3_substation"])
+def test_lp_changes_same_results(name, tmp_path, monkeypatch):
+    """Central reference assembled from coordinates, COP coefficients set in place, only changed costs
+    and bounds sent to HiGHS, master columns without a sparse matrix: the same files as before."""
+    from simulators.mas import host
+    from simulators.mas.home_lp import HomeModel
+
+    with monkeypatch.context() as m:
+        m.setattr(HomeModel, "lp_arrays", _old_lp_arrays)
+        m.setattr(host, "solve_central", _old_solve_central)
+        _old_lp(m)
+        scn, text = load_scenario(name, SHORT)
+        run_scenario(scn, text, out=tmp_path / "before.h5", until_ms=2 * 3_600_000, progress=False)
+    scn, text = load_scenario(name, SHORT)
+    run_scenario(scn, text, out=tmp_path / "after.h5", until_ms=2 * 3_600_000, progress=False)
+    assert differences(tmp_path / "before.h5", tmp_path / "after.h5") == []
+
+
+def test_central_lp_and_cop_coefficients_as_before(monkeypatch):
+    """The district LP handed to HiGHS has exactly the entries of the block-diagonal assembly, and
+    lp_arrays the COP coefficients of the LIL path (homes with and without a heat pump)."""
+    import numpy as np
+
+    from simulators.mas import central
+    from simulators.mas import lp as lpmod
+    from simulators.mas.central import DistrictPart
+    from simulators.mas.home_lp import HomeModel
+    from simulators.mas.lp import solve_once
+    from simulators.mas.tariff import DistrictObjective
+
+    models = []
+    for i, hp in enumerate([True, False, True]):
+        spec = {"id": f"h{i}", "devices": {"pv": {"kwp": 5.0}, "battery": {"capacity_kwh": 8.0},
+                                           **({"heat_pump": {"p_el_kw": 3.0}} if hp else {})}}
+        mdl = HomeModel(spec, K=16, slot_s=1800)
+        fc = {"base": np.full(16, 0.4), "pv": -np.linspace(0, 2, 16), "t_out": np.linspace(-5, 5, 16) + i}
+        mdl.update(0.0, {"soc": 0.5, "T_in": 21.0}, fc)
+        models.append(mdl)
+    for mdl in models:
+        A_new, A_old = mdl.lp_arrays()[0], _old_lp_arrays(mdl)[0]
+        assert A_new.nnz == A_old.nnz and (A_new != A_old).nnz == 0
+    seen = []
+
+    def recording(A, *rest, **kw):
+        seen.append((A, rest))
+        return solve_once(A, *rest, **kw)
+
+    monkeypatch.setattr(central, "solve_once", recording)
+    monkeypatch.setattr(lpmod, "solve_once", recording)
+    dp = DistrictPart(16, 0.5, np.full(16, 0.3), np.full(16, 0.08), DistrictObjective(community=True))
+    new = central.solve_central(models, dp)
+    old = _old_solve_central(models, dp)
+    (A1, r1), (A0, r0) = seen
+    assert A1.shape == A0.shape and A1.nnz == A0.nnz and (A1 != A0).nnz == 0
+    assert all(np.array_equal(a, b) for a, b in zip(r1, r0))
+    assert new.obj == old.obj and np.array_equal(new.lam, old.lam)

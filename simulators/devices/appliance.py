@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import MIN_PER_DAY
+from .common import FIXED, MIN_PER_DAY, Clock, wall_day
 from .params import ApplianceParams, minutes_of_day
 
 PENDING, RUNNING, DONE = 0, 1, 2
 
 
 class Appliances:
-    def __init__(self, owner: list[int], params: list[ApplianceParams]):
-        """owner[k]: population index of the household owning instance k."""
+    def __init__(self, owner: list[int], params: list[ApplianceParams], clock: Clock | None = None):
+        """owner[k]: population index of the household owning instance k. Windows are wall-clock times
+        of the ``clock``'s zone; the cycles run on its linear axis."""
+        self.clock = clock or FIXED
+        self._windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.owner = np.asarray(owner, dtype=np.int64)
         self.n = len(params)
         self.names = [p.name for p in params]
@@ -35,38 +38,49 @@ class Appliances:
         self.peak = prof.max(axis=1) if self.n else np.zeros(0)
         self.ws = np.array([minutes_of_day(p.window_start) for p in params], dtype=float)
         self.we = np.array([minutes_of_day(p.window_end) for p in params], dtype=float)
-        self.latest = self.we - self.length
         self.state = np.full(self.n, PENDING, dtype=np.int64)
         self.day = np.full(self.n, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.start_min = np.full(self.n, np.nan)
         self.request = np.full(self.n, np.nan)  # requested start, local minutes
         self.runs = {}  # (instance, day) -> start minute: the run log (tests, KPIs)
 
-    def planned(self, day) -> np.ndarray:
+    def window(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(window start, window end, latest start) per instance on wall-clock day ``day``, linear minutes."""
+        w = self._windows.get(day)
+        if w is None:
+            d0 = day * MIN_PER_DAY
+            lin = self.clock.linear_min
+            w0, w1 = lin(d0 + self.ws), lin(d0 + self.we)
+            w = self._windows[day] = (w0, w1, w1 - self.length)
+            if len(self._windows) > 4:
+                del self._windows[min(self._windows)]
+        return w
+
+    def planned(self, day: int) -> np.ndarray:
         """Start minute (local) planned for the cycle of ``day``: valid request or window start."""
-        d0 = np.asarray(day) * MIN_PER_DAY
+        w0, _, latest = self.window(day)
         r = self.request
-        ok = (~np.isnan(r)) & (r >= d0 + self.ws) & (r <= d0 + self.latest)
-        return np.where(ok, r, d0 + self.ws)
+        ok = (~np.isnan(r)) & (r >= w0) & (r <= latest)
+        return np.where(ok, r, w0)
 
     def step(self, m: float, dt_min: float) -> np.ndarray:
         """Power (kW) per instance, mean over [m, m + dt_min)."""
         if self.n == 0:
             return np.zeros(0)
-        day = int(m // MIN_PER_DAY)
-        d0 = day * MIN_PER_DAY
+        day = wall_day(self.clock, m)
+        w0, _, latest = self.window(day)
         new = self.day != day
         if new.any():
             first = self.day[new] < -10**9
             st = np.where(self.state[new] == RUNNING, RUNNING, PENDING)  # (cannot run over midnight)
             # first day: a window whose latest start already passed is skipped
-            late = first & (m > d0 + self.latest[new] + 1e-9)
+            late = first & (m > latest[new] + 1e-9)
             self.state[new] = np.where(late, DONE, st)
             self.day[new] = day
         start = (
             (self.state == PENDING)
-            & (m >= d0 + self.ws - 1e-9)
-            & ((m >= self.planned(day) - 1e-9) | (m + dt_min > d0 + self.latest + 1e-9))
+            & (m >= w0 - 1e-9)
+            & ((m >= self.planned(day) - 1e-9) | (m + dt_min > latest + 1e-9))
         )
         if start.any():
             self.state[start] = RUNNING

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.signal import lfilter
 
-from .common import MIN_PER_DAY, S_BASE_DAY, S_BASE_PARAMS, id_key, rng
+from .common import FIXED, MIN_PER_DAY, S_BASE_DAY, S_BASE_PARAMS, Clock, id_key, rng, wall_rows
 from .params import BaseLoadParams
 
 _NOISE_PHI = 0.9
@@ -111,8 +111,9 @@ _EVENING = np.cos(2 * np.pi * (np.arange(MIN_PER_DAY) / MIN_PER_DAY - 20.0 / 24.
 class BaseLoad:
     """Base load of a population (every household has one)."""
 
-    def __init__(self, ids: list[str], params: list[BaseLoadParams], seed: int):
+    def __init__(self, ids: list[str], params: list[BaseLoadParams], seed: int, clock: Clock | None = None):
         self.ids = list(ids)
+        self.clock = clock or FIXED  # H0 is by local time: rows are read at the wall-clock minute
         self.seed = int(seed)
         self.n = len(ids)
         self.keys = [id_key(h) for h in ids]
@@ -196,14 +197,8 @@ class BaseLoad:
         return m
 
     def minutes(self, m0: int, n: int) -> np.ndarray:
-        """(n, N) kW for the local minutes m0 .. m0+n-1."""
-        d0, d1 = m0 // MIN_PER_DAY, (m0 + n - 1) // MIN_PER_DAY
-        if d0 == d1:
-            r = m0 - d0 * MIN_PER_DAY
-            return self.day(d0)[r : r + n]
-        block = np.concatenate([self.day(d) for d in range(d0, d1 + 1)])
-        r = m0 - d0 * MIN_PER_DAY
-        return block[r : r + n]
+        """(n, N) kW for the (linear) local minutes m0 .. m0+n-1."""
+        return wall_rows(self.day, self.clock, m0, n)
 
     # ---- stepping -----------------------------------------------------------------------
     def step(self, m: float, dt_min: float) -> np.ndarray:
@@ -211,8 +206,9 @@ class BaseLoad:
         m0 = int(math.floor(m + 1e-9))
         n = max(1, int(round(dt_min)))
         if n == 1:
-            d = m0 // MIN_PER_DAY
-            return self.day(d)[m0 - d * MIN_PER_DAY]
+            w = m0 if self.clock.zone is None else int(round(self.clock.wall_min(float(m0))))
+            d = w // MIN_PER_DAY
+            return self.day(d)[w - d * MIN_PER_DAY]
         return self.minutes(m0, n).mean(axis=0)
 
     def q(self, p: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-from .common import MIN_PER_DAY, S_EV_DAY, S_EV_PARAMS, id_key, rng, weekday
+from .common import FIXED, MIN_PER_DAY, S_EV_DAY, S_EV_PARAMS, Clock, id_key, rng, wall_day, weekday
 from .params import EVParams, minutes_of_day
 
 # Mobility statistics, index 0 = Monday-Friday, 1 = Saturday, 2 = Sunday.
@@ -76,8 +76,9 @@ def _day_type(day: int) -> int:
 
 
 class EVFleet:
-    def __init__(self, ids: list[str], params: list[EVParams], seed: int):
+    def __init__(self, ids: list[str], params: list[EVParams], seed: int, clock: Clock | None = None):
         self.ids = list(ids)
+        self.clock = clock or FIXED  # days and times of day by the wall clock; sessions on the linear axis
         self.n = len(ids)
         self.seed = int(seed)
         self.keys = [id_key(h) for h in ids]
@@ -109,7 +110,8 @@ class EVFleet:
 
     # ---- seeded trips and sessions ------------------------------------------------------------
     def trips(self, day: int):
-        """(used, trip kWh, departure minute, arrival minute, plug draw) per car on local day ``day``."""
+        """(used, trip kWh, departure minute, arrival minute, plug draw) per car on local day ``day``
+        (a wall-clock day; the minutes on the linear axis)."""
         t = self._draws.get(day)
         if t is None:
             u = np.empty((self.n, 5))
@@ -123,7 +125,8 @@ class EVFleet:
             wk = dt_ > 0
             dep_tod = np.clip(self.dep0 + WEEKEND_DEP_SHIFT * wk + self.jitter * z[:, 1], *DEP_WINDOW)
             arr_tod = np.clip(self.arr0 + WEEKEND_ARR_SHIFT * wk + self.jitter * z[:, 2], dep_tod + MIN_AWAY, ARR_LATEST)
-            t = (used, kwh, day * MIN_PER_DAY + dep_tod, day * MIN_PER_DAY + arr_tod, u[:, 4])
+            lin = self.clock.linear_min
+            t = (used, kwh, lin(day * MIN_PER_DAY + dep_tod), lin(day * MIN_PER_DAY + arr_tod), u[:, 4])
             if len(self._draws) > 3 * LOOKBACK:
                 for old in sorted(self._draws)[: LOOKBACK]:
                     del self._draws[old]
@@ -163,7 +166,7 @@ class EVFleet:
 
     def _start(self, m: float) -> None:
         """Steady state at m: the car left with e_dep; one plugged in now has charged since arrival."""
-        d0 = int(m // MIN_PER_DAY)
+        d0 = wall_day(self.clock, m)
         self.sess_day[:] = d0 - 1
         self._load(np.ones(self.n, dtype=bool))
         for _ in range(3):  # advance to the session containing m or the next one

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .appliance import DONE, PENDING, RUNNING
-from .common import MIN_PER_DAY
+from .common import wall_day
 from .heatpump import cop
 
 _STATE = {PENDING: "pending", RUNNING: "running", DONE: "done"}
@@ -133,7 +133,7 @@ def _ev_envelope(ev, ev_idx, per, p_max, m0, s0, s1, n, slot_min, tick):
         sess[j].append({"arrive": tick(m0), "depart": tick(float(ev.dep[j])),
                         "e_need_kwh": float(ev.remaining[j]), "home": True})
     # future sessions inside the horizon (seeded, hence known in advance)
-    for day in range(int(m0 // MIN_PER_DAY) - 1, int(m_end // MIN_PER_DAY) + 1):
+    for day in range(wall_day(ev.clock, m0) - 1, wall_day(ev.clock, m_end) + 1):
         arr, dep, need = ev.sessions(day)
         pending = ~ev.home & (day == ev.sess_day)  # next arrival, even if due at m0 exactly
         fut = ((arr >= m0) | pending) & (arr < m_end) & np.where(ev.home, day > ev.sess_day, day >= ev.sess_day)
@@ -158,9 +158,8 @@ def _app_envelope(ap, per, p_min, p_max, m0, s0, s1, n, slot_min, tick):
     if not hasattr(ap, "_profile_lists"):
         ap._profile_lists = [ap.profile[k, : int(ap.length[k])].tolist() for k in range(ap.n)]
     entries = [{"name": ap.names[k], "profile_kw": ap._profile_lists[k], "cycles": []} for k in range(ap.n)]
-    for day in range(int(m0 // MIN_PER_DAY), int(m_end // MIN_PER_DAY) + 1):
-        d0 = day * MIN_PER_DAY
-        w0, w1, latest = d0 + ap.ws, d0 + ap.we, d0 + ap.latest
+    for day in range(wall_day(ap.clock, m0), wall_day(ap.clock, m_end) + 1):
+        w0, w1, latest = ap.window(day)
         today = ap.day == day
         state = np.where(today, ap.state, PENDING)
         show = (w1 > m0) & (w0 < m_end) & ~((state == PENDING) & (m0 > latest + 1e-9))

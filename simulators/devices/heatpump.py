@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import MIN_PER_DAY, S_DHW_DAY, S_DHW_PARAMS, doy_array, id_key, rng
+from .common import FIXED, MIN_PER_DAY, S_DHW_DAY, S_DHW_PARAMS, Clock, doy_array, id_key, rng, wall_rows
 from .params import HeatPumpParams
 
 T_FLOW = 35.0
@@ -109,8 +109,9 @@ class HeatPumps:
 class HotWater:
     """Hot-water tanks of the heat-pump households: seeded draws, reheating by the heat pump."""
 
-    def __init__(self, ids: list[str], params: list[HeatPumpParams], seed: int):
+    def __init__(self, ids: list[str], params: list[HeatPumpParams], seed: int, clock: Clock | None = None):
         self.ids, self.n, self.seed = list(ids), len(ids), int(seed)
+        self.clock = clock or FIXED  # draws by local time (EN 16147 cycle clock minutes)
         self.keys = [id_key(h) for h in ids]
         self.mean_kwh = np.array([p.dhw_kwh_per_day for p in params], dtype=float)
         self.cap = np.array([p.dhw_tank_l for p in params], dtype=float) * WATER_KWH_PER_L_K * DHW_DT_K
@@ -147,7 +148,8 @@ class HotWater:
         if hit is not None:
             return hit
         draw = self.draws(day)
-        cp = cop(weather.temperature(day * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY)), T_FLOW_DHW)
+        cp = cop(weather.temperature(self.clock.linear_min(day * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY))),
+                 T_FLOW_DHW)
         e = self.cap.copy()
         on = np.zeros(self.n, dtype=bool)
         p = np.zeros((MIN_PER_DAY, self.n))
@@ -165,9 +167,5 @@ class HotWater:
         return p
 
     def minutes(self, m0: int, n: int, weather) -> np.ndarray:
-        """(n, n_hp) kW for the local minutes m0 .. m0+n-1."""
-        d0, d1 = m0 // MIN_PER_DAY, (m0 + n - 1) // MIN_PER_DAY
-        r = m0 - d0 * MIN_PER_DAY
-        if d0 == d1:
-            return self.day(d0, weather)[r : r + n]
-        return np.concatenate([self.day(d, weather) for d in range(d0, d1 + 1)])[r : r + n]
+        """(n, n_hp) kW for the (linear) local minutes m0 .. m0+n-1."""
+        return wall_rows(lambda d: self.day(d, weather), self.clock, m0, n)

@@ -139,28 +139,29 @@ def solve_central(models: list[HomeModel], district: DistrictPart, fixed: np.nda
     """One LP over all households and the district part (cold HiGHS solve)."""
     t0 = time.perf_counter()
     K, dt = district.K, district.dt
-    blocks, cs, los, his, lbs, ubs = [], [], [], [], [], []
-    coup_cols = []
+    # the matrix is assembled from coordinates: household blocks on the diagonal, then the coupling
+    # rows (+imp −exp of every household, −Dp +Dm), then the district rows
+    rows, cols, vals = [], [], []
+    cs, los, his, lbs, ubs = [], [], [], [], []
     offs = []
-    off = 0
+    mh = nh = 0
+    ar = np.arange(K)
     for mdl in models:
         A, lo, hi, lb, ub, c = mdl.lp_arrays()
-        blocks.append(A)
+        A = A.tocoo()
+        rows.append(A.row + mh), cols.append(A.col + nh), vals.append(A.data)
         cs.append(c), los.append(lo), his.append(hi), lbs.append(lb), ubs.append(ub)
-        # coupling: + imp − exp
-        C = sp.lil_matrix((K, mdl.n))
-        bi, be = mdl.blocks["imp"], mdl.blocks["exp"]
-        C[np.arange(K), np.arange(bi.start, bi.stop)] = 1.0
-        C[np.arange(K), np.arange(be.start, be.stop)] = -1.0
-        coup_cols.append(C.tocsc())
-        offs.append(off)
-        off += mdl.n
-    H = sp.block_diag(blocks, format="csc") if blocks else sp.csc_matrix((0, 0))
-    nh = off
-    coup = sp.hstack(coup_cols + [district.coup], format="csc")
-    dist_rows = sp.hstack([sp.csc_matrix((district.m, nh)), district.A], format="csc")
-    top = sp.hstack([H, sp.csc_matrix((H.shape[0], district.n))], format="csc")
-    A = sp.vstack([top, coup, dist_rows], format="csc")
+        offs.append(nh)
+        mh += mdl.m
+        nh += mdl.n
+    for mdl, o in zip(models, offs):
+        for blk, v in (("imp", 1.0), ("exp", -1.0)):
+            rows.append(mh + ar), cols.append(o + mdl.blocks[blk].start + ar), vals.append(np.full(K, v))
+    for part, r0 in ((district.coup, mh), (district.A, mh + K)):
+        part = part.tocoo()
+        rows.append(part.row + r0), cols.append(part.col + nh), vals.append(part.data)
+    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(mh + K + district.m, nh + district.n))
     F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
     c = np.concatenate(cs + [district.c])
     lo = np.concatenate(los + [-F, district.lo])
@@ -174,7 +175,7 @@ def solve_central(models: list[HomeModel], district: DistrictPart, fixed: np.nda
         plans[mdl.hid] = mdl.plan_from_x(x)
     xd = sol.x[nh:]
     D = xd[0:K] - xd[K:2 * K]
-    r0 = H.shape[0]
+    r0 = mh
     # row k of the coupling reads Σ p − Dp + Dm = −F; ∂obj/∂F_k = −y_k, so the price per kWh is −y/dt
     lam = -sol.row_dual[r0:r0 + K] / dt
     return CentralResult(sol.obj, plans, D, lam, time.perf_counter() - t0, A.shape[1], A.shape[0])

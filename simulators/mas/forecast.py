@@ -10,9 +10,7 @@ gives a home energy manager. Build it with the household simulator's ``start``, 
 
 from __future__ import annotations
 
-import math
-
-from simulators.devices.common import MIN_PER_DAY
+from simulators.devices.common import wall_day
 from simulators.devices.ev import EVFleet
 from simulators.devices.params import HouseholdSpec
 
@@ -27,7 +25,7 @@ class HouseholdKnowledge:
                              time_resolution=time_resolution, latitude=latitude, longitude=longitude)
         ev = [s for s in specs if s.devices.ev is not None]
         self.ev_index = {s.id: i for i, s in enumerate(ev)}
-        self.ev = EVFleet([s.id for s in ev], [s.devices.ev for s in ev], seed) if ev else None
+        self.ev = EVFleet([s.id for s in ev], [s.devices.ev for s in ev], seed, self.fc.clock) if ev else None
 
     def forecast(self, hid: str, t0_tick: int, K: int, slot_s: int) -> dict:
         return self.fc.agent(hid, t0_tick, K, slot_s, noise=self.noise)
@@ -38,7 +36,7 @@ class HouseholdKnowledge:
         if i is None or self.ev is None:
             return []
         out = []
-        for day in range(math.floor(m_from / MIN_PER_DAY) - 1, math.floor(m_to / MIN_PER_DAY) + 1):
+        for day in range(wall_day(self.ev.clock, m_from) - 1, wall_day(self.ev.clock, m_to) + 1):
             a, d, need = self.ev.sessions(day)
             if d[i] > max(m_from, a[i]) and a[i] < m_to:  # (a zero-length session: not plugged in that day)
                 out.append((float(a[i]), float(d[i]), float(need[i])))

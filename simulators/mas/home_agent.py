@@ -37,7 +37,7 @@ class HomeAgent:
         self.id = spec.id
         self.spec = spec
         self.lfa = lfa_id
-        self.model = HomeModel(spec, K, slot_s, tariff, community, backend)
+        self.model = HomeModel(spec, K, slot_s, tariff, community, backend, clock)
         self.K, self.slot_s = K, int(slot_s)
         self.slot_ms = int(round(self.slot_s / clock.time_resolution))
         self.clock = clock
@@ -116,7 +116,7 @@ class HomeAgent:
                         sess.append((a, d, need, False))
                 st["ev_sessions"] = sess
             elif "ev_present" not in st:
-                m = now_min % 1440.0
+                m = self.clock.wall_min(now_min) % 1440.0
                 a, d = minutes_of_day(ev.arrival), minutes_of_day(ev.departure)
                 st["ev_present"] = not ((d <= m < a) if d < a else not (a <= m < d))
         return st, cycles
@@ -140,7 +140,7 @@ class HomeAgent:
         if not apps:
             return fixed
         t = self.model.tariff
-        price = np.where(rhs > 0, t.import_prices(minute0, K, sm), t.export_prices(minute0, K, sm))
+        price = np.where(rhs > 0, t.import_prices(minute0, K, sm, self.clock), t.export_prices(minute0, K, sm))
         if lam is not None:
             price = lam if self.model.community else price + lam
         horizon = K * sm
@@ -159,7 +159,7 @@ class HomeAgent:
                 st = self._app_planned.get(j)
                 if st is not None and st <= now_min:
                     self._app_started[j] = st
-                for e, l in appliance_windows(app, minute0, horizon):
+                for e, l in appliance_windows(app, minute0, horizon, self.clock):
                     run = self._app_started.get(j)
                     if run is not None and e - 1e-9 <= run <= l + 1e-9:
                         windows.append((e, l, "running" if run + n > now_min else "done", run))

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from simulators.devices.common import FIXED, Clock, wall_day
 from simulators.devices.heatpump import cop  # the household simulator's COP(T_out): same physics
 from simulators.devices.ev import typical_need_kwh  # mean driving energy of a day the car is used
 from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, minutes_of_day
@@ -81,19 +82,20 @@ class HomePlan:
         return float(v[k])
 
 
-def ev_sessions(ev, minute0: float, horizon_min: float, present: bool, departure: float | None):
+def ev_sessions(ev, minute0: float, horizon_min: float, present: bool, departure: float | None,
+                clock: Clock = FIXED):
     """EV presence sessions (arrival, departure) in local minutes overlapping [minute0, minute0+H).
 
     The current session (present now) ends at ``departure`` or the next typical departure; later
-    sessions follow the typical daily arrival/departure times of the parameters."""
+    sessions follow the typical daily arrival/departure times of the parameters (wall clock)."""
     arr_m, dep_m = minutes_of_day(ev.arrival), minutes_of_day(ev.departure)
     end = minute0 + horizon_min
     day0 = math.floor(minute0 / 1440.0)
 
     def next_at(t: float, mod: int) -> float:
-        d = math.floor(t / 1440.0)
-        c = d * 1440.0 + mod
-        return c if c > t else c + 1440.0
+        d = wall_day(clock, t)
+        c = clock.linear_min(d * 1440.0 + mod)
+        return c if c > t else clock.linear_min((d + 1) * 1440.0 + mod)
 
     out = []
     t = minute0
@@ -128,13 +130,14 @@ def shift_profile(a: np.ndarray, t_from: int, t_to: int, slot_ms: int, day_horiz
     return np.r_[a[s:], np.full(s, a[-1])]
 
 
-def appliance_windows(app: ApplianceParams, minute0: float, horizon_min: float) -> list[tuple[float, float]]:
-    """(earliest start, latest start) in local minutes of the daily windows overlapping the horizon."""
+def appliance_windows(app: ApplianceParams, minute0: float, horizon_min: float,
+                      clock: Clock = FIXED) -> list[tuple[float, float]]:
+    """(earliest start, latest start) in local minutes of the daily (wall-clock) windows overlapping the horizon."""
     n = len(app.profile_kw)
     ws, we = minutes_of_day(app.window_start), minutes_of_day(app.window_end)
     out = []
-    for d in range(math.floor(minute0 / 1440.0) - 1, math.floor((minute0 + horizon_min) / 1440.0) + 1):
-        s0, s1 = d * 1440.0 + ws, d * 1440.0 + we - n
+    for d in range(wall_day(clock, minute0) - 1, wall_day(clock, minute0 + horizon_min) + 1):
+        s0, s1 = clock.linear_min(d * 1440.0 + ws), clock.linear_min(d * 1440.0 + we) - n
         if s1 >= minute0 and s0 < minute0 + horizon_min:
             out.append((s0, s1))
     return out
@@ -181,8 +184,9 @@ class HomeModel:
     """LP of one household, built once, updated in place each planning round."""
 
     def __init__(self, spec: HouseholdSpec | dict, K: int = 96, slot_s: int = 900, tariff: Tariff | None = None,
-                 community: bool = False, backend: str | None = None):
+                 community: bool = False, backend: str | None = None, clock: Clock = FIXED):
         self.spec = spec if isinstance(spec, HouseholdSpec) else HouseholdSpec.model_validate(spec)
+        self.clock = clock  # time-of-day lookups (tariff bands, typical EV times) by its wall clock
         self.hid = self.spec.id
         self.dev: DeviceSet = self.spec.devices
         self.K, self.slot_s = int(K), int(slot_s)
@@ -384,7 +388,7 @@ class HomeModel:
             lo[r] = hi[r] = 0.0
         # costs
         m0, sm = self.minute0, self.slot_min
-        self.pi_imp = self.tariff.import_prices(m0, K, sm)
+        self.pi_imp = self.tariff.import_prices(m0, K, sm, self.clock)
         self.pi_exp = self.tariff.export_prices(m0, K, sm)
         self.c_f = self._cost(alpha=0.0 if self.community else 1.0)
         self.c_own = self._cost(alpha=1.0)
@@ -414,7 +418,7 @@ class HomeModel:
             need_now = state.get("ev_need_kwh")
             need_now = typical_need_kwh(ev) if need_now is None else max(0.0, float(need_now))
             sess = [(a, d, need_now if cur else typical_need_kwh(ev), cur)
-                    for a, d, cur in ev_sessions(ev, m0, K * sm, present, None if dep is None else float(dep))]
+                    for a, d, cur in ev_sessions(ev, m0, K * sm, present, None if dep is None else float(dep), self.clock)]
         avail = np.zeros(K)
         trip = np.zeros(K)
         tgt_lb = np.full(K, -np.inf)
@@ -498,11 +502,7 @@ class HomeModel:
         lp = self._lp_prox if prox else self._lp
         if lp is None:
             if self.dev.heat_pump is not None and not self._coef_set:
-                A = self.A.tolil()
-                r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-                for k, v in enumerate(self._hp_coef):
-                    A[r0 + k, c0 + k] = -v
-                self.A = A.tocsc()
+                self.A.data[self._hp_pos()] = -self._hp_coef
                 self._coef_set = True
             n, m = (self.n, self.m) if prox else (self.n_main, self.m_main)
             lp = LP(self.A[:m, :n], self.c_f[:n], self.lo[:m], self.hi[:m], self.lb[:n], self.ub[:n],
@@ -518,12 +518,22 @@ class HomeModel:
 
     def lp_arrays(self):
         """(A, lo, hi, lb, ub, c_f) of the current round, with the COP coefficients applied."""
-        A = self.A.tolil(copy=True)
-        if self.dev.heat_pump is not None:
+        A = self.A.copy()
+        if self.dev.heat_pump is not None:  # entries of the structure (built with -1.0): set in place
+            A.data[self._hp_pos()] = -self._hp_coef
+        return A, self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
+
+    def _hp_pos(self) -> np.ndarray:
+        """Positions in ``A.data`` of the heat pump's COP coefficients (row th_k, column hp_k)."""
+        if getattr(self, "_hp_pos_cache", None) is None:
+            A, K = self.A, self.K
             r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-            for k, v in enumerate(self._hp_coef):
-                A[r0 + k, c0 + k] = -v
-        return A.tocsc(), self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
+            pos = np.empty(K, dtype=np.int64)
+            for k in range(K):
+                s, e = A.indptr[c0 + k], A.indptr[c0 + k + 1]
+                pos[k] = s + int(np.flatnonzero(A.indices[s:e] == r0 + k)[0])
+            self._hp_pos_cache = pos
+        return self._hp_pos_cache
 
     def solve(self, lam: np.ndarray | None = None, own: bool = False, target: np.ndarray | None = None,
               sigma: float = 0.0) -> HomePlan:

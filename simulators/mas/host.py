@@ -327,7 +327,7 @@ class AgentHost:
         # relative to the money the plan moves, not to the objective alone: a district whose PV about
         # balances its load has an objective near 0 € and a relative gap without meaning
         m0, sm = lfa.clock.local_min(neg.t0), lfa.slot_s / 60.0
-        pi_i, pi_e = lfa.tariff.import_prices(m0, self.K, sm), lfa.tariff.export_prices(m0, self.K, sm)
+        pi_i, pi_e = lfa.tariff.import_prices(m0, self.K, sm, lfa.clock), lfa.tariff.export_prices(m0, self.K, sm)
         P = np.array([pl.p for pl in res.plans.values()])
         gross = lfa.dt * float((np.maximum(P, 0) @ pi_i).sum() + (np.maximum(-P, 0) @ pi_e).sum())
         gap = (dispatched - res.obj) / max(abs(res.obj), gross, 1e-9) * 100.0

@@ -118,8 +118,7 @@ class Master:
             self._P[member] = np.zeros((0, self.K))
         row = self.conv[member]
         nz = np.flatnonzero(p)
-        entries = sp.csc_matrix((np.r_[p[nz], 1.0], np.r_[nz, row], [0, len(nz) + 1]), shape=(self.lp.m, 1))
-        col = int(self.lp.add_cols([cost], [0.0], [np.inf], entries)[0])
+        col = self.lp.add_col(cost, 0.0, np.inf, np.r_[nz, row], np.r_[p[nz], 1.0])
         self.cols[member].append((tag, p, float(cost), col))
         self._P[member] = np.vstack([self._P[member], p])
         return True
@@ -240,7 +239,7 @@ class LFAAgent:
     def _district_part(self, t0: int, extra_cap=None, extra_pen=None) -> DistrictPart:
         m0 = self.clock.local_min(t0)
         K, sm = self.K, self.slot_s / 60.0
-        pi_i, pi_e = self.tariff.import_prices(m0, K, sm), self.tariff.export_prices(m0, K, sm)
+        pi_i, pi_e = self.tariff.import_prices(m0, K, sm, self.clock), self.tariff.export_prices(m0, K, sm)
         cap, pen = self._order_caps(t0)
         if extra_cap is not None:
             use = extra_cap < cap

@@ -44,8 +44,14 @@ class LPError(RuntimeError):
 class Solution:
     x: np.ndarray
     obj: float
-    row_dual: np.ndarray
+    _row_dual: object  # an array, or HiGHS's solution record (read on first use: most callers never do)
     iterations: int = 0
+
+    @property
+    def row_dual(self) -> np.ndarray:
+        if not isinstance(self._row_dual, np.ndarray):
+            self._row_dual = np.asarray(self._row_dual.row_dual, dtype=float)
+        return self._row_dual
 
 
 def default_backend() -> str:
@@ -91,7 +97,8 @@ class LP:
             A = self._A
             if A.shape[0] < self.m:
                 A = sp.csc_matrix((A.data, A.indices, A.indptr), shape=(self.m, A.shape[1]))
-            blocks = [sp.csc_matrix((b.data, b.indices, b.indptr), shape=(self.m, b.shape[1])) for b in self._pending]
+            blocks = [sp.csc_matrix((b.data, b.indices, b.indptr), shape=(self.m, b.shape[1])) if sp.issparse(b)
+                      else sp.csc_matrix((b[1], b[0], [0, len(b[0])]), shape=(self.m, 1)) for b in self._pending]
             self._A = sp.hstack([A] + blocks, format="csc")
             self._A.sort_indices()
             self._pending = []
@@ -123,26 +130,26 @@ class LP:
             raise LPError("HiGHS rejected the model")
         self._h = h
         self._first = True
-        self._all_cols = np.arange(self.n, dtype=np.int32)
-        self._all_rows = np.arange(self.m, dtype=np.int32)
 
     # ------------------------------------------------------------------ model changes
     def set_cost(self, c) -> None:
         c = np.asarray(c, dtype=float)
-        if np.array_equal(c, self.c):
+        cols = np.flatnonzero(c != self.c)
+        if not len(cols):
             return
         self.c[:] = c
-        if self._h is not None:
-            self._h.changeColsCost(self.n, self._all_cols, self.c)
+        if self._h is not None:  # only the changed costs: the same model, less work in HiGHS
+            self._h.changeColsCost(len(cols), cols.astype(np.int32), self.c[cols])
 
     def set_col_bounds(self, lb, ub) -> None:
         lb, ub = _inf(lb), _inf(ub)
-        if np.array_equal(lb, self.lb) and np.array_equal(ub, self.ub):
+        cols = np.flatnonzero((lb != self.lb) | (ub != self.ub))
+        if not len(cols):
             return
         self.lb[:], self.ub[:] = lb, ub
         self._primal_changed = True
         if self._h is not None:
-            self._h.changeColsBounds(self.n, self._all_cols, self.lb, self.ub)
+            self._h.changeColsBounds(len(cols), cols.astype(np.int32), self.lb[cols], self.ub[cols])
 
     def set_cols_bounds(self, cols: np.ndarray, lb, ub) -> None:
         """Change the bounds of some columns (one vectorised HiGHS call)."""
@@ -197,7 +204,6 @@ class LP:
         self.m += k
         if self._h is not None:
             self._h.addRows(k, lo, hi, 0, np.zeros(k + 1, dtype=np.int32)[:k], np.zeros(0, np.int32), np.zeros(0))
-            self._all_rows = np.arange(self.m, dtype=np.int32)
         return idx
 
     def add_cols(self, c, lb, ub, cols) -> np.ndarray:
@@ -214,8 +220,23 @@ class LP:
         if self._h is not None:
             self._h.addCols(k, c, _inf(np.atleast_1d(lb)), _inf(np.atleast_1d(ub)), B.nnz,
                             B.indptr[:-1].astype(np.int32), B.indices.astype(np.int32), B.data)
-            self._all_cols = np.arange(self.n, dtype=np.int32)
         return idx
+
+    def add_col(self, c: float, lb: float, ub: float, rows: np.ndarray, vals: np.ndarray) -> int:
+        """Append one column with entries ``vals`` in the (increasing) ``rows``; returns its index.
+        The same as ``add_cols`` with one column, without building a sparse matrix for it."""
+        rows = np.asarray(rows, dtype=np.int32)
+        vals = np.asarray(vals, dtype=float)
+        lb, ub = _inf(np.array([lb]))[0], _inf(np.array([ub]))[0]
+        j = self.n
+        self._pending.append((rows, vals))
+        self.c = np.append(self.c, float(c))
+        self.lb, self.ub = np.append(self.lb, lb), np.append(self.ub, ub)
+        self.n += 1
+        if self._h is not None:
+            self._h.addCols(1, np.array([float(c)]), np.array([lb]), np.array([ub]), len(rows),
+                            np.zeros(1, dtype=np.int32), rows, vals)
+        return j
 
     # ------------------------------------------------------------------ solve
     def solve(self) -> Solution:
@@ -244,12 +265,8 @@ class LP:
         self._first = False
         sol = h.getSolution()
         info = h.getInfo()
-        return Solution(
-            x=np.asarray(sol.col_value, dtype=float),
-            obj=float(info.objective_function_value),
-            row_dual=np.asarray(sol.row_dual, dtype=float),
-            iterations=int(info.simplex_iteration_count),
-        )
+        return Solution(np.asarray(sol.col_value, dtype=float), float(info.objective_function_value), sol,
+                        int(info.simplex_iteration_count))
 
     def _solve_linprog(self) -> Solution:
         from scipy.optimize import linprog
@@ -273,7 +290,7 @@ class LP:
             y[np.flatnonzero(up)] += res.ineqlin.marginals[: up.sum()]
         if dn.any():
             y[np.flatnonzero(dn)] -= res.ineqlin.marginals[up.sum():]
-        return Solution(x=np.asarray(res.x, float), obj=float(res.fun), row_dual=y, iterations=int(res.nit))
+        return Solution(np.asarray(res.x, float), float(res.fun), y, int(res.nit))
 
 
 def solve_once(A, c, lo, hi, lb, ub, backend: str | None = None) -> Solution:

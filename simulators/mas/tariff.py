@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulators.devices.common import FIXED, Clock
 from simulators.devices.params import minutes_of_day
 
 
@@ -59,9 +60,10 @@ class Tariff(_Strict):
     def _feed(cls, v: float) -> float:
         return float(v)
 
-    def import_prices(self, minute0: float, K: int, slot_min: float) -> np.ndarray:
-        """Import price of K slots starting at local minute ``minute0`` (price at the slot's start)."""
-        m = (minute0 + slot_min * np.arange(K)) % 1440.0
+    def import_prices(self, minute0: float, K: int, slot_min: float, clock: Clock = FIXED) -> np.ndarray:
+        """Import price of K slots starting at local minute ``minute0`` (price at the slot's start; the
+        bands are wall-clock times of the ``clock``'s zone)."""
+        m = clock.wall_min(minute0 + slot_min * np.arange(K)) % 1440.0
         out = np.full(K, float(self.import_price))
         for b in self.tou:
             s, e = minutes_of_day(b.start), minutes_of_day(b.end)
