@@ -64,25 +64,29 @@ class Part:
 
 def plan(scn: Scenario, split: str, warmup_ms: int) -> list[Part]:
     """The parts of *scn*'s evaluated period: calendar months (``month``) or fixed lengths (``7d``)."""
-    end = scn.start + dt.timedelta(milliseconds=scn.duration)
-    if split == "month":
+    # boundaries as instants (UTC): durations are elapsed time, also across a daylight-saving change
+    utc = dt.timezone.utc
+    start = scn.start.astimezone(utc)
+    end = start + dt.timedelta(milliseconds=scn.duration)
+    if split == "month":  # local midnight on the first of each month
         cuts, t = [], scn.start
         while True:
             t = (t.replace(day=1) + dt.timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            if t >= end:
+            if t.astimezone(utc) >= end:
                 break
-            cuts.append(t)
+            cuts.append(t.astimezone(utc))
     else:
         try:
             length = parse_duration_ms(split)
         except ValueError as exc:
             raise InputError(f"--split {split}: {exc} (give 'month' or a duration such as 7d)") from None
-        cuts = [scn.start + dt.timedelta(milliseconds=k) for k in range(length, scn.duration, length)]
-    edges = [scn.start, *cuts, end]
+        cuts = [start + dt.timedelta(milliseconds=k) for k in range(length, scn.duration, length)]
+    edges = [start, *cuts, end]
     grain = scn.record.aggregate or scn.step
     # every part but the last runs at least one row past its window: the meter readings at the boundary
     # continue the registers exactly in the stitched file
-    parts = [Part(a, int((b - a).total_seconds() * 1000), scn.warmup_ms if i == 0 else warmup_ms,
+    parts = [Part(a.astimezone(scn.start.tzinfo), int((b - a).total_seconds() * 1000),
+                  scn.warmup_ms if i == 0 else warmup_ms,
                   scn.cooldown_ms if i == len(edges) - 2 else max(scn.cooldown_ms, grain))
              for i, (a, b) in enumerate(zip(edges, edges[1:]))]
     for p in parts:

@@ -27,6 +27,11 @@ def test_months_of_a_year():
     # the first part starts as the single run does (its warm-up), the others with the split warm-up
     assert parts[0].warmup_ms == scn.warmup_ms == 86_400_000
     assert {p.warmup_ms for p in parts[1:]} == {2 * 86_400_000}
+    # with an IANA zone the months start at local midnight and March is an hour short
+    scn, _ = load("uc3_substation", {"duration": "365d", "timezone": "Europe/Berlin"})
+    parts = plan(scn, "month", 2 * 86_400_000)
+    assert parts[3].start.isoformat() == "2026-04-01T00:00:00+02:00"
+    assert parts[2].duration_ms == (31 * 24 - 1) * 3_600_000 and sum(p.duration_ms for p in parts) == scn.duration
 
 
 def test_bad_split_is_one_line(capsys):
