@@ -9,7 +9,8 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
 * energy bill (€) = Σ import_kWh(t) × ToU import price(t) − Σ export_kWh(t) × feed-in(t), under the
   scenario's ``economics.tariff``. Import/export come from the meter registers ``E_imp``/``E_exp``
   (differences between readings, priced at the start of each reading interval; the open interval
-  after the last reading is estimated from the meter's last power reading) — what a supplier bills;
+  after the last reading from the reading at the window's end when the file has one, a cool-down,
+  else estimated from the meter's last power reading) — what a supplier bills;
   without meters, from the household power ``P``. ``bill_source`` says which.
 * PV produced = ∫ max(−P_pv, 0); PV used on site = ∫ clip(pv − export, 0, pv) per interval (directly
   or through the battery); self-consumption ratio = PV used on site / PV produced; consumption =
@@ -34,6 +35,9 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   by 100) per LFA: mean, max and last reported value.
 * telecom: ``/events/messages`` (per-message records) or the ``telecom`` population counters.
 * real-time: ``realtime/lateness_ms`` percentiles.
+
+An aggregated file (``record.aggregate``, :mod:`cosim.aggregate`) gives the same energies, costs and
+violation minutes; what interval means cannot give is ``None`` with its reason (README "A year").
 """
 
 from __future__ import annotations
