@@ -57,6 +57,8 @@ def cmd_run(args) -> int:
         overrides["duration"] = args.until
     if args.control is not None:
         overrides["control.mode"] = args.control
+    if args.aggregate is not None:
+        overrides["record.aggregate"] = args.aggregate
     scn, text = _load(args, overrides)
     if args.until is not None:
         declared = _load(args, {k: v for k, v in overrides.items() if k != "duration"})[0].duration
@@ -67,13 +69,19 @@ def cmd_run(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if scn.substations:
         return _run_substations(args, scn, text)
-    if args.workers is not None or args.scheduler is not None:
-        raise InputError("--workers/--scheduler: only for a scenario with substations (a sweep: cosim sweep)")
+    if args.scheduler is not None:
+        raise InputError("--scheduler: only for a scenario with substations (a sweep: cosim sweep)")
+    if args.workers is not None and args.split is None:
+        raise InputError("--workers: only with --split or for a scenario with substations (a sweep: cosim sweep)")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers: expected a positive integer, got {args.workers}")
     if args.port_base is not None:
         from cosim.lab import with_ports
 
         scn, text, placed = with_ports(scn, text, args.port_base)
         print("ports: " + ", ".join(placed), flush=True)
+    if args.split is not None:
+        return _run_split(args, scn, text)
     rt = args.realtime
     try:
         with ExitStack() as stack:
@@ -130,6 +138,33 @@ def _run_substations(args, scn, text) -> int:
               f"{sum(s.households for s in result.substations)} households in {result.wall_s:.1f} s -> "
               f"{result.path} (files in {result.folder})")
     return EXIT_FAIL if result.failed else EXIT_OK
+
+
+def _run_split(args, scn, text) -> int:
+    """``cosim run --split``: the parts on dask, stitched into one results file (cosim.split)."""
+    from cosim.split import run_split
+
+    clash = [o for o, v in (("--realtime", args.realtime), ("--dashboard", args.dashboard),
+                            ("--emulate", args.emulate), ("--port-base", args.port_base)) if v]
+    if clash or scn.hil is not None or scn.realtime is not None:
+        raise InputError(f"--split: not with {clash[0] if clash else 'a hil or realtime scenario'} "
+                         "(parts run as independent simulations)")
+    from cosim.runner import RunFailed
+
+    try:
+        path, wall = run_split(scn, text, args.split, out=args.out, workers=args.workers,
+                               warmup=args.split_warmup, progress=not args.quiet)
+    except RunFailed as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    if not args.quiet:
+        print(f"{scn.name}: stitched in {wall:.1f} s -> {path}")
+        if scn.control is not None or scn.grid is not None:
+            from cosim.summary import run_summary
+
+            for line in run_summary(path):
+                print("  " + line)
+    return EXIT_OK
 
 
 def _print_device_health(path, quiet: bool) -> None:
@@ -232,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until", metavar="DURATION",
                    help="evaluate only this long, e.g. 1d, 6h, 90min (warm-up and cool-down are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
+    r.add_argument("--aggregate", metavar="DURATION",
+                   help="record one row of interval means per DURATION, e.g. 15min (record.aggregate)")
+    r.add_argument("--split", metavar="month|DURATION",
+                   help="run the evaluated period as parts (calendar months, or e.g. 7d) in parallel on dask and "
+                        "stitch them into one results file (README 'A year')")
+    r.add_argument("--split-warmup", metavar="DURATION", help="warm-up of every part after the first (default 2d)")
     r.add_argument("--realtime", nargs="?", const=1.0, type=float, metavar="FACTOR",
                    help="pace to the wall clock (FACTOR 1 = real time, 0.5 = twice as fast)")
     r.add_argument("--control", choices=CONTROL_MODES,
@@ -253,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="address the dashboard listens on (default 127.0.0.1)")
     r.add_argument("--workers", type=int, metavar="N",
-                   help="substations: local worker processes (default: CPU count)")
+                   help="--split or a scenario with substations: local dask worker processes (default: the cores)")
     r.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="substations: run on this dask scheduler's workers (output folder on a shared path)")
     r.set_defaults(func=cmd_run)

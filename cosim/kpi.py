@@ -9,7 +9,8 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
 * energy bill (€) = Σ import_kWh(t) × ToU import price(t) − Σ export_kWh(t) × feed-in(t), under the
   scenario's ``economics.tariff``. Import/export come from the meter registers ``E_imp``/``E_exp``
   (differences between readings, priced at the start of each reading interval; the open interval
-  after the last reading is estimated from the meter's last power reading) — what a supplier bills;
+  after the last reading from the reading at the window's end when the file has one, a cool-down,
+  else estimated from the meter's last power reading) — what a supplier bills;
   without meters, from the household power ``P``. ``bill_source`` says which.
 * PV produced = ∫ max(−P_pv, 0); PV used on site = ∫ clip(pv − export, 0, pv) per interval (directly
   or through the battery); self-consumption ratio = PV used on site / PV produced; consumption =
@@ -34,6 +35,9 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   by 100) per LFA: mean, max and last reported value.
 * telecom: ``/events/messages`` (per-message records) or the ``telecom`` population counters.
 * real-time: ``realtime/lateness_ms`` percentiles.
+
+An aggregated file (``record.aggregate``, :mod:`cosim.aggregate`) gives the same energies, costs and
+violation minutes; what interval means cannot give is ``None`` with its reason (README "A year").
 """
 
 from __future__ import annotations
@@ -168,15 +172,39 @@ def _meter_billing(res: Results, ids: list[str], tariff):
     import_kwh, export_kwh = dE_i.sum(axis=0), dE_e.sum(axis=0)
     import_cost = (dE_i * imp_p[:-1, None]).sum(axis=0)
     feed_in = (dE_e * exp_p[:-1, None]).sum(axis=0)
-    # the open interval after the last reading, from the meter's last power reading
+    # the open interval after the last reading: from the reading at its end when the file has one (a
+    # cool-down after the window), else estimated from the meter's last power reading
     tail_h = (end_ms - t_start[-1]) / 3_600_000.0
-    if p_meter is not None and tail_h > 0:
+    closing = _closing_reading(res, ids, end_ms)
+    if closing is not None and tail_h > 0:
+        for k, (E, _) in enumerate(out):
+            d = np.maximum(closing[k] - E[-1], 0.0) / 1000.0
+            if k == 0:
+                import_kwh, import_cost = import_kwh + d, import_cost + d * imp_p[-1]
+            else:
+                export_kwh, feed_in = export_kwh + d, feed_in + d * exp_p[-1]
+    elif p_meter is not None and tail_h > 0:
         p_last = finite(p_meter.aligned(ids)[rows[-1]])
         import_kwh = import_kwh + np.maximum(p_last, 0) * tail_h
         export_kwh = export_kwh + np.maximum(-p_last, 0) * tail_h
         import_cost = import_cost + np.maximum(p_last, 0) * tail_h * imp_p[-1]
         feed_in = feed_in + np.maximum(-p_last, 0) * tail_h * exp_p[-1]
     return import_kwh, export_kwh, import_cost, feed_in
+
+
+def _closing_reading(res: Results, ids: list[str], end_ms: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (E_imp, E_exp) register readings (Wh) at *end_ms*, when the file has a row there for every id."""
+    i = int(np.searchsorted(res.t_all, end_ms))
+    if i >= len(res.t_all) or res.t_all[i] != end_ms:
+        return None
+    got = []
+    for attr in ("E_imp", "E_exp"):
+        s = res.full_series("meters", attr)
+        row = s.aligned(ids)[i] if s is not None else np.full(len(ids), np.nan)
+        if not np.isfinite(row).all():
+            return None
+        got.append(row)
+    return got[0], got[1]
 
 
 def energy_data(res: Results) -> Energy | None:
@@ -410,37 +438,50 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out: dict[str, Any] = {"trafo_limit_pct": trafo_limit, "line_limit_pct": line_limit, "v_band_pu": band}
     losses = res.series("grid", "losses")
     out["losses_kwh"] = _f(np.nansum(losses.values.sum(axis=1) * res.dt_h), 3) if losses is not None else None
-    tl = res.series("grid", "trafo_loading")
-    ll = res.series("grid", "line_loading") or res.series("grid", "max_line_loading")
+    # an aggregated file (cosim.aggregate): loadings and voltages are interval maxima / minima, and the
+    # minutes over a limit come from the grid's congestion / v_violation flags (interval means = the
+    # fraction of the interval flagged); trafo and line overload minutes separately are not in it
+    agg = res.aggregate_ms is not None
+    tl = res.extreme("grid", "trafo_loading", "max")
+    ll = res.extreme("grid", "line_loading", "max") or res.extreme("grid", "max_line_loading", "max")
     t_max = np.nanmax(tl.values, axis=1) if tl is not None else None
     l_max = np.nanmax(ll.values, axis=1) if ll is not None else None
     out["trafo_loading_pct"] = percentiles(t_max) if t_max is not None else None
     out["line_loading_pct"] = percentiles(l_max) if l_max is not None else None
     over_t = (t_max > trafo_limit) if t_max is not None else np.zeros(res.T, bool)
     over_l = (l_max > line_limit) if l_max is not None else np.zeros(res.T, bool)
-    if tl is None and ll is None:
+    if (tl is None and ll is None) or agg:
         flag = res.series("grid", "congestion")
-        cong = (finite(flag.values).max(axis=1) > 0.5) if flag is not None else None
+        cong = finite(flag.values).max(axis=1) if flag is not None else None
+        cong = cong if cong is None or agg else cong > 0.5
     else:
         cong = over_t | over_l
-    out["trafo_overload_min"] = _f((dt_min * over_t).sum(), 2) if tl is not None else None
-    out["line_overload_min"] = _f((dt_min * over_l).sum(), 2) if ll is not None else None
+    if agg and (tl is not None or ll is not None):
+        na["grid.trafo_overload_min"] = na["grid.line_overload_min"] = (
+            f"aggregated file ({res.aggregate_ms // 60_000} min means): only congestion_min (trafo or line) is exact")
+    out["trafo_overload_min"] = _f((dt_min * over_t).sum(), 2) if tl is not None and not agg else None
+    out["line_overload_min"] = _f((dt_min * over_l).sum(), 2) if ll is not None and not agg else None
     out["congestion_min"] = _f((dt_min * cong).sum(), 2) if cong is not None else None
-    vm = res.series("grid", "vm_pu")
-    if vm is not None:
-        vmin, vmax = np.nanmin(vm.values, axis=1), np.nanmax(vm.values, axis=1)
+    vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
+    if vm_lo is not None and vm_hi is not None:
+        vmin, vmax = np.nanmin(vm_lo.values, axis=1), np.nanmax(vm_hi.values, axis=1)
     else:
-        a, b = res.series("grid", "v_min"), res.series("grid", "v_max")
+        a, b = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
         vmin = np.nanmin(a.values, axis=1) if a is not None else None
         vmax = np.nanmax(b.values, axis=1) if b is not None else None
+    flag = res.series("grid", "v_violation")
+    if agg and flag is not None:
+        out["v_violation_min"] = _f((dt_min * finite(flag.values).max(axis=1)).sum(), 2)
     if vmin is not None and vmax is not None:
-        viol = (vmin < 1.0 - band) | (vmax > 1.0 + band)
-        out["v_violation_min"] = _f((dt_min * viol).sum(), 2)
+        if not agg or flag is None:
+            viol = (vmin < 1.0 - band) | (vmax > 1.0 + band)
+            out["v_violation_min"] = _f((dt_min * viol).sum(), 2)
         out["v_min_pu"] = _f(np.nanmin(vmin), 4)
         out["v_max_pu"] = _f(np.nanmax(vmax), 4)
     else:
-        flag = res.series("grid", "v_violation")
-        out["v_violation_min"] = _f((dt_min * (finite(flag.values).max(axis=1) > 0.5)).sum(), 2) if flag else None
+        if not agg:
+            out["v_violation_min"] = (_f((dt_min * (finite(flag.values).max(axis=1) > 0.5)).sum(), 2)
+                                      if flag else None)
         out["v_min_pu"] = out["v_max_pu"] = None
     pt = res.series("grid", "P_trafo")
     if pt is not None:
@@ -452,7 +493,11 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out["reinforcement_kva"] = _f(ov[1], 3) if ov else None
     out["unbalance"] = unbalance_kpis(res, band)
     conv = res.series("grid", "converged")
-    out["nonconverged_steps"] = int((finite(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
+    if conv is not None and agg:  # interval means: the fraction of the interval's steps that converged
+        steps = res.dt_h * 3_600_000.0 / res.step_ms
+        out["nonconverged_steps"] = int(round(float(((1.0 - finite(conv.values).min(axis=1)) * steps).sum())))
+    else:
+        out["nonconverged_steps"] = int((finite(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
     return out
 
 

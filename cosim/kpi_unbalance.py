@@ -52,7 +52,12 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     dt_min = res.dt_h * 60.0
-    if any(s is not None for s in phases.values()):
+    # an aggregated file (cosim.aggregate) has interval means: per-phase violation minutes are not in it,
+    # and 10-min values only when the interval divides 10 min; the maximum VUF is the interval maxima's
+    agg = res.aggregate_ms
+    if agg and any(s is not None for s in phases.values()):
+        out["v_violation_min_by_phase"] = out["v_violation_worst_phase_min"] = None
+    elif any(s is not None for s in phases.values()):
         worst = np.zeros(res.T, dtype=bool)
         by_phase = {}
         for c, s in phases.items():
@@ -71,11 +76,15 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
         with np.errstate(invalid="ignore"):
             share = np.nanmean(np.where(np.isfinite(m10), m10 <= EN50160_VUF_LIMIT_PCT, np.nan), axis=0)
         worst_bus = int(np.nanargmin(share)) if np.isfinite(share).any() else 0
+        if agg and _BLOCK_MS % agg:
+            m10 = np.full_like(m10, np.nan)
+            share = np.full(v.shape[1], np.nan)
+        vmax = res.extreme("grid", "vuf" if vuf_src == "per bus" else "vuf_max", "max").values
         out["vuf_source"] = vuf_src
-        out["vuf_max_pct"] = _r(np.nanmax(v)) if np.isfinite(v).any() else None
+        out["vuf_max_pct"] = _r(np.nanmax(vmax)) if np.isfinite(vmax).any() else None
         out["vuf_10min_p95_pct"] = _r(np.nanmax(np.nanpercentile(m10, 95, axis=0))) \
             if np.isfinite(m10).any() else None
-        out["en50160_share_within_2pct"] = _r(share[worst_bus])
+        out["en50160_share_within_2pct"] = _r(share[worst_bus]) if np.isfinite(share).any() else None
         out["en50160_unbalance_ok"] = bool(share[worst_bus] >= EN50160_VUF_SHARE) \
             if np.isfinite(share[worst_bus]) else None
         out["worst_bus"] = vuf.ids[worst_bus]

@@ -14,6 +14,7 @@ import sys
 import mosaik_api_v3
 from tqdm import tqdm
 
+from cosim.aggregate import Aggregator, extra_series
 from cosim.results import ResultsWriter
 from simulators.vocabulary import UNITS
 
@@ -24,7 +25,8 @@ META = {
         "Recorder": {
             "public": True,
             "any_inputs": True,
-            "params": ["path", "attrs", "series", "populations", "event_sources", "flush_every", "echo"],
+            "params": ["path", "attrs", "series", "populations", "event_sources", "flush_every", "echo",
+                       "aggregate_ms"],
             "attrs": ["events"],
             "trigger": ["events"],
         }
@@ -47,9 +49,11 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.next_row = 0
         self.bar = None
         self.echo: set[str] = set()
+        self.agg: Aggregator | None = None
 
     def init(self, sid, time_resolution=0.001, start="", step_size=60_000, until=None, progress=False):
         self.start_iso, self.step_size = start, int(step_size)
+        self.until = int(until) if until else None
         self.t0 = dt.datetime.fromisoformat(start) if start else None
         if progress and until:
             self.bar = tqdm(total=int(until) // self.step_size, unit="step", desc="simulating",
@@ -57,16 +61,22 @@ class RecorderSim(mosaik_api_v3.Simulator):
                             disable=None)  # None: no bar frames in a log that is not a terminal
         return self.meta
 
-    def create(self, num, model, path, attrs, series, populations, event_sources=None, flush_every=60, echo=()):
+    def create(self, num, model, path, attrs, series, populations, event_sources=None, flush_every=60, echo=(),
+               aggregate_ms=None):
         """*event_sources*: full entity id -> name of the event stream its ``events`` go to; *echo*:
-        the streams whose records are printed (their ``msg``)."""
+        the streams whose records are printed (their ``msg``); *aggregate_ms*: one row per interval
+        (cosim.aggregate) instead of one per recorded step."""
         if num != 1 or self.writer is not None:
             raise ValueError("exactly one Recorder entity per simulator")
         self.populations = dict(populations)
         self.echo = set(echo)
         self.event_sources = dict(event_sources or {})
+        series = [(p, a, UNITS.get(a, "")) for p, a in series]
+        if aggregate_ms:
+            self.agg = Aggregator(aggregate_ms)
+            attrs, series = {**attrs, "aggregate_ms": int(aggregate_ms)}, series + extra_series(series)
         self.writer = ResultsWriter(
-            path, attrs, [(p, a, UNITS.get(a, "")) for p, a in series],
+            path, attrs, series,
             sorted(set(self.event_sources.values())), self.start_iso, self.step_size, flush_every,
         )
         OPEN_WRITERS.add(self.writer)
@@ -95,7 +105,13 @@ class RecorderSim(mosaik_api_v3.Simulator):
                         values[key] = {**values[key], **value}
                     else:
                         values[key] = value
-            self.writer.append(time, values)
+            if self.agg is None:
+                self.writer.append(time, values)
+            else:
+                for row in (self.agg.add(time, values),
+                            self.agg.close() if self.until and time + self.step_size >= self.until else None):
+                    if row is not None:
+                        self.writer.append(*row)
             for feed in LIVE_FEEDS:
                 feed.row(time, values)
             self.next_row = time + self.step_size

@@ -178,7 +178,9 @@ class ResultsWriter:
         self.path = str(path)
         self.flush_every = flush_every
         self._lock = threading.RLock()
-        self.f = h5py.File(self.path, "w", libver="latest")
+        # no chunk cache: every chunk is written once, as a whole block; HDF5's default cache kept written
+        # chunks and grew by ~150 MB per simulated day of a 1-min uc3 file (benchmarks/bench_year.py)
+        self.f = h5py.File(self.path, "w", libver="latest", rdcc_nbytes=0)
         self.f.attrs.update({k: v for k, v in attrs.items() if v is not None})
         self.f.attrs.update(status="running", start=start_iso, step_ms=step_ms)
         self.time = self.f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="i8",
@@ -193,7 +195,7 @@ class ResultsWriter:
                 name, shape=(0,), maxshape=(None,), dtype="u1", chunks=(65536,), compression="gzip"
             )
         self._event_buf: dict[str, list[bytes]] = {name: [] for name in event_streams}
-        self.times: list[int] = []
+        self.times: list[int] = []  # time stamps not yet written (file rows rows_written..)
         self.rows_written = 0
         self.f.swmr_mode = True
         self.closed = False
@@ -201,7 +203,7 @@ class ResultsWriter:
     def append(self, t_ms: int, values: dict[tuple[str, str], dict]) -> None:
         """Add one time row; missing series get NaN."""
         with self._lock:
-            n = len(self.times) - self.rows_written
+            n = len(self.times)
             for key, series in self.series.items():
                 series.pad_to(n)
                 series.add(values.get(key))
@@ -218,15 +220,16 @@ class ResultsWriter:
         with self._lock:
             if self.closed:
                 return
-            t0, t1 = self.rows_written, len(self.times)
+            t0, t1 = self.rows_written, self.rows_written + len(self.times)
             if t1 > t0:
                 for series in self.series.values():
                     series.pad_to(t1 - t0)
                     series.write(t0, t1)
                 self.time.resize((t1,))
-                self.time[t0:t1] = np.asarray(self.times[t0:t1], dtype="i8")
+                self.time[t0:t1] = np.asarray(self.times, dtype="i8")
                 for series in self.series.values():
                     del series.rows[: t1 - t0]
+                self.times.clear()
                 self.rows_written = t1
             for name, buf in self._event_buf.items():
                 if buf:
@@ -380,6 +383,12 @@ class Results:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file (no /time dataset)")
         self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
+        from cosim.split import missing_parts  # a stitched file reads its parts' files (virtual datasets)
+
+        if missing := missing_parts(self.path, self.attrs):
+            self.f.close()
+            raise InputError(f"{path}: stitched results file without its part file {missing[0]} "
+                             f"({len(missing)} missing; keep the .parts folder beside it)")
         self.t_all = np.asarray(self.f["time"][()], dtype=np.int64)
         i0, i1 = 0, len(self.t_all)
         w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")
@@ -431,8 +440,16 @@ class Results:
         return len(self.t_ms)
 
     @property
+    def aggregate_ms(self) -> int | None:
+        """The interval of an aggregated file (one row of interval means each, cosim.aggregate), else None."""
+        agg = self.attrs.get("aggregate_ms")
+        return int(agg) if agg else None
+
+    @property
     def record_ms(self) -> int:
         """Nominal row interval (the recording interval)."""
+        if self.aggregate_ms:
+            return self.aggregate_ms
         if len(self.t_ms) > 1:
             return int(np.median(np.diff(self.t_ms)))
         if self.scenario is not None and self.scenario.record.every:
@@ -473,6 +490,16 @@ class Results:
         if full is None or self.rows == slice(0, len(self.t_all)):
             return full
         return Series(ids=full.ids, values=full.values[self.rows], unit=full.unit)
+
+    def extreme(self, pop: str, attr: str, stat: str) -> Series | None:
+        """Per-row minimum (*stat* ``"min"``) or maximum (``"max"``) of ``/pop/attr``: an aggregated file's
+        interval extremes (cosim.aggregate) when it stores them, else the series itself."""
+        from cosim.aggregate import extreme_group
+
+        group = extreme_group(pop, stat)
+        if self.aggregate_ms and isinstance(self.f.get(f"{group}/{attr}"), h5py.Dataset):
+            return self.series(group, attr)
+        return self.series(pop, attr)
 
     def full_series(self, pop: str, attr: str) -> Series | None:
         """The (T_all, N) data of ``/pop/attr`` over the whole simulated period."""

@@ -333,6 +333,9 @@ class RecordConfig(_Strict):
     """What goes into the HDF5 file: population -> list of attributes, or 'all'."""
 
     every: DurationMs | None = Field(None, description="recording interval; default = the physical step")
+    aggregate: DurationMs | None = Field(None, description="one row per interval of interval means (states: "
+                                         "last value, meter registers: reading at the row; README 'A year') "
+                                         "instead of one row per step")
     include: dict[str, list[str] | Literal["all"]] = Field(
         default_factory=lambda: {"households": "all", "meters": "all", "grid": "all"}
     )
@@ -563,6 +566,15 @@ class Scenario(_Strict):
             raise ValueError(f"duration ({self.duration} ms) is not a multiple of step ({self.step} ms)")
         if self.record.every is not None and self.record.every % self.step:
             raise ValueError("record.every must be a multiple of step")
+        if self.record.aggregate is not None:
+            if self.record.every is not None:
+                raise ValueError("record: give either every (samples) or aggregate (interval means), not both")
+            for what, ms in (("step", self.step), ("duration", self.duration),
+                             ("evaluation.warmup", self.warmup_ms), ("evaluation.cooldown", self.cooldown_ms)):
+                if (ms % self.record.aggregate if what != "step" else self.record.aggregate % ms):
+                    raise ValueError(f"record.aggregate ({self.record.aggregate} ms) and {what} ({ms} ms) do not "
+                                     "fit: the aggregate must be a multiple of step and divide duration, "
+                                     "warm-up and cool-down")
         if self.meters is not None and self.meters.interval % self.step:
             raise ValueError("meters.interval must be a multiple of step")
         if self.dso is not None and (self.control is None or (self.grid is None and not self.substations)):

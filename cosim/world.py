@@ -366,7 +366,7 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
                           progress=progress)
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
                                 event_sources=event_sources, flush_every=scn.record.flush_every,
-                                echo=[DEVICE_EVENTS])
+                                echo=[DEVICE_EVENTS], aggregate_ms=scn.record.aggregate)
     for entity, attrs in wiring:
         if attrs:
             world.connect(entity, recorder, *attrs)

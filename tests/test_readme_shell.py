@@ -31,12 +31,13 @@ def recipe(marker: str) -> str:
 
 QUICKSTART, REALISED_GAP, LAB = "cosim run uc1_home --until 1d", "cosim compare mas.h5 central.h5", "cosim run lab_hil"
 MULTIHOST = "cosim run scale_10k --scheduler"  # tests/test_substations.py, on loopback
+YEAR = "--until 365d --split month"
 
 
 def test_every_shell_block_is_run_by_a_test():
     """A new shell block in the README needs its test here (or its marker added to a test)."""
     for b in shell_blocks():
-        assert sum(m in b for m in (QUICKSTART, REALISED_GAP, LAB, MULTIHOST)) == 1, \
+        assert sum(m in b for m in (QUICKSTART, REALISED_GAP, LAB, MULTIHOST, YEAR)) == 1, \
             f"README shell block not run by a test:\n{b}"
     assert "recipe()" in (ROOT / "tests" / "test_readme_lab_recipe.py").read_text()
     assert "recipe(MULTIHOST)" in (ROOT / "tests" / "test_substations.py").read_text()
@@ -80,6 +81,18 @@ def test_quickstart_demo_commands(tmp_path):
     r = bash(f"{run}\n.venv/bin/cosim inspect results/uc1_home.h5", tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "status       completed" in r.stdout and "/households/P " in r.stdout, r.stdout
+
+
+def test_year_split_recipe(tmp_path):
+    """README "A year": a split run on dask, aggregated, stitched, then `cosim kpis` of the stitched file
+    (2 h as two 1-h parts instead of a year as months)."""
+    name = short_copy("uc3_substation", tmp_path, **{f"districts[{i}].households": 3 for i in range(3)})
+    script = substitute(recipe(YEAR), "uc3_substation --until 365d --split month",
+                        f"{name} --until 2h --split 1h --split-warmup 1h --quiet")
+    r = bash(script, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list((tmp_path / "results" / "uc3_substation.parts").glob("*.h5"))) == 2
+    assert "import" in r.stdout and "congestion" in r.stdout, r.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,114 @@
+"""A long run split into parts along time (cosim.split): the stitched file against the single run."""
+
+import datetime as dt
+import shutil
+
+import numpy as np
+import pytest
+
+from cosim.api import load, run
+from cosim.cli import main
+from cosim.errors import InputError
+from cosim.kpi import compute_kpis, lookup
+from cosim.results import Results
+from cosim.split import plan, run_split
+
+ENERGY = ["total.import_kwh", "total.export_kwh", "total.pv_kwh", "total.consumption_kwh", "total.bill_eur",
+          "total.cost_eur", "grid.trafo_energy_kwh", "grid.losses_kwh"]
+MINUTES = ["grid.congestion_min", "grid.v_violation_min"]
+
+
+def test_months_of_a_year():
+    scn, _ = load("uc3_substation", {"duration": "365d"})
+    parts = plan(scn, "month", 2 * 86_400_000)
+    assert [p.start.date() for p in parts[:3]] == [dt.date(2026, 1, 20), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+    assert parts[-1].start.date() == dt.date(2027, 1, 1) and len(parts) == 13
+    assert sum(p.duration_ms for p in parts) == scn.duration
+    # the first part starts as the single run does (its warm-up), the others with the split warm-up
+    assert parts[0].warmup_ms == scn.warmup_ms == 86_400_000
+    assert {p.warmup_ms for p in parts[1:]} == {2 * 86_400_000}
+    # with an IANA zone the months start at local midnight and March is an hour short
+    scn, _ = load("uc3_substation", {"duration": "365d", "timezone": "Europe/Berlin"})
+    parts = plan(scn, "month", 2 * 86_400_000)
+    assert parts[3].start.isoformat() == "2026-04-01T00:00:00+02:00"
+    assert parts[2].duration_ms == (31 * 24 - 1) * 3_600_000 and sum(p.duration_ms for p in parts) == scn.duration
+
+
+def test_bad_split_is_one_line(capsys):
+    assert main(["run", "uc3_physical", "--until", "1d", "--split", "7x", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--split 7x" in err[0]
+    assert main(["run", "uc3_physical", "--until", "1d", "--split", "7min", "--aggregate", "15min", "--quiet"]) == 2
+    assert "not a multiple of 15min" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def physical(tmp_path_factory):
+    """uc3_physical over 12 h, single and as two 6-h parts (3 h warm-up for the second)."""
+    d = tmp_path_factory.mktemp("split")
+    scn, text = load("uc3_physical", {"duration": "12h"})
+    run("uc3_physical", until="12h", out=d / "single.h5").close()
+    path, _ = run_split(scn, text, "6h", out=d / "split.h5", workers=2, warmup="3h", progress=False)
+    return d / "single.h5", path
+
+
+def assert_close_to_single(single: dict, split: dict) -> None:
+    """Energies within the stored-energy difference the parts' start states leave at the window's end
+    (plus 0.2 %), costs within that energy at the highest import price, violation minutes within 2 min."""
+    ds = abs(lookup(single, "total.stored_end_kwh") - lookup(split, "total.stored_end_kwh"))
+    price = 0.32  # €/kWh, import price of uc3_physical and uc3_substation
+    for key in ENERGY:
+        x, y = lookup(single, key), lookup(split, key)
+        tol = (ds * price if key.endswith("_eur") else ds) + 2e-3 * abs(x)
+        assert abs(x - y) <= tol, (key, x, y, tol)
+    for key in MINUTES:
+        assert abs(lookup(single, key) - lookup(split, key)) <= 2, key
+
+
+def test_stitched_view_is_the_single_run(physical):
+    single, split = physical
+    with Results(single) as a, Results(split) as b:
+        assert b.window_ms == a.window_ms and np.array_equal(a.t_all, b.t_all)
+        # the first part is the single run's first half: devices and meters bit for bit, the power flow to
+        # its solver tolerance (1e-10 p.u.; a dask worker may sum in another order)
+        half = len(a.t_ms) // 2
+        for pop, attr in [("households", "P"), ("households", "P_a"), ("meters", "E_imp"), ("households", "soc"),
+                          ("households", "T_in"), ("grid", "vm_pu_a"), ("grid", "line_loading")]:
+            x, y = a.series(pop, attr), b.series(pop, attr)
+            assert x.ids == y.ids
+            exact = pop != "grid"
+            assert np.allclose(x.values[:half], y.values[:half], rtol=0 if exact else 1e-8, atol=0,
+                               equal_nan=True), (pop, attr)
+        # the second part draws the same households and weather: state-free device powers are identical
+        for attr in ("P_base", "P_pv"):
+            assert np.array_equal(a.series("households", attr).values, b.series("households", attr).values,
+                                  equal_nan=True), attr
+        assert b.frame("households", "P").index.equals(a.frame("households", "P").index)
+
+
+def test_stitched_kpis_match_within_start_state_tolerance(physical):
+    """Differences come only from the second part's start state (battery, EV, building temperature after
+    its 3-h warm-up instead of the single run's history), meter noise and the power flow."""
+    assert_close_to_single(*(compute_kpis(p) for p in physical))
+    with Results(physical[1]) as b:  # meter registers continue across the boundary (each part counts from 0)
+        E = b.series("meters", "E_imp").values
+        assert (np.diff(E, axis=0)[np.isfinite(np.diff(E, axis=0))] >= 0).all()
+
+
+@pytest.mark.slow
+def test_mas_year_split_matches_single_run(tmp_path):
+    """uc3_substation (MAS, DSO, telecom) over 2 days, single and split by day (1-day warm-up)."""
+    scn, text = load("uc3_substation", {"duration": "2d"})
+    run("uc3_substation", until="2d", out=tmp_path / "single.h5").close()
+    path, _ = run_split(scn, text, "1d", out=tmp_path / "split.h5", workers=2, warmup="1d", progress=False)
+    single, split = compute_kpis(tmp_path / "single.h5"), compute_kpis(path)
+    assert_close_to_single(single, split)
+    assert lookup(split, "mas.negotiations") >= 0.9 * lookup(single, "mas.negotiations")
+    assert lookup(split, "flexibility.orders") >= 1
+
+
+def test_stitched_file_needs_its_parts(physical, tmp_path):
+    _, split = physical
+    shutil.copy(split, tmp_path / "lonely.h5")
+    with pytest.raises(InputError, match="without its part file"):
+        Results(tmp_path / "lonely.h5")
