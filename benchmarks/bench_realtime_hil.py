@@ -41,7 +41,7 @@ def main(duration: str = "5min") -> None:
         }
         res = run_scenario(parse_scenario(data), yaml.safe_dump(data), out=Path(tmp) / "rt.h5", progress=False)
     lt = res.lateness
-    print(f"{lt['steps']} real-time steps of 1 s, {n_real} Modbus meters + 100 simulated households:")
+    print(f"{lt['n']} real-time steps of 1 s, {n_real} Modbus meters + 100 simulated households:")
     print(f"lateness p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms, max {lt['max_ms']:.2f} ms, "
           f"{lt['late']} steps later than {lt['threshold_ms']:.0f} ms")
 
