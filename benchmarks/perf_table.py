@@ -80,7 +80,7 @@ BENCHES = [
     ]),
     Bench("mas", ["bench_mas.py", "--quick"], [
         Row("home LP (96 slots), warm start / 146-household negotiation, cold",
-            "{lp} ms / {neg} s", {"lp": rf"^home LP K= 96: cold {NUM} ms, warm \(new price\) {NUM}",
+            "{lp} ms / {neg} s", {"lp": (rf"^home LP K= 96: cold {NUM} ms, warm \(new price\) {NUM}", 2),
                                   "neg": rf"N=146 K=96 cold:.*?negotiation\s+{NUM} s"}),
     ]),
     Bench("telecom", ["bench_telecom.py"], [
@@ -196,14 +196,18 @@ def write_readme(text: str, readme: Path = README) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = [b.name for b in BENCHES]
-    ap.add_argument("--only", nargs="+", choices=names, default=names,
-                    help="re-run only these; the others' figures come from their kept printouts")
+    ap.add_argument("--only", nargs="*", choices=names, default=names,
+                    help="re-run only these (none: rebuild the table from the kept printouts)")
     ap.add_argument("--dry-run", action="store_true", help="print the table, leave README.md alone")
     args = ap.parse_args()
     fresh = {b.name: run(b) for b in BENCHES if b.name in args.only}
     results = [(b, fresh.get(b.name) or kept_printout(b)) for b in BENCHES]
-    stamps = sorted({out.splitlines()[0][2:] for _, out in results})
-    header = "Measured " + "; ".join(stamps) + ". Made by `python benchmarks/perf_table.py`."
+    stamps = [out.splitlines()[0][2:] for _, out in results]  # "DATE on MACHINE; load average L at the start"
+    machines = sorted({st.split(" on ", 1)[1].split("; load average")[0] for st in stamps})
+    dates = sorted({st.split(" on ", 1)[0] for st in stamps})
+    loads = [float(st.rsplit("load average ", 1)[1].split("/")[0]) for st in stamps]
+    header = (f"Measured {', '.join(dates)} on {'; '.join(machines)}; 1-min load average at each benchmark's start "
+              f"{min(loads)}…{max(loads)}. Made by `python benchmarks/perf_table.py`.")
     text = table(results, header)
     print(text)
     if not args.dry_run:
