@@ -67,21 +67,21 @@ def cmd_run(args) -> int:
                   f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
     for w in scn.window_warnings():
         print(f"warning: {w}", file=sys.stderr)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers: expected a positive integer, got {args.workers}")
     if scn.substations:
         return _run_substations(args, scn, text)
     if args.scheduler is not None:
         raise InputError("--scheduler: only for a scenario with substations (a sweep: cosim sweep)")
     if args.workers is not None and args.split is None:
         raise InputError("--workers: only with --split or for a scenario with substations (a sweep: cosim sweep)")
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers: expected a positive integer, got {args.workers}")
+    if args.split is not None:
+        return _run_split(args, scn, text)
     if args.port_base is not None:
         from cosim.lab import with_ports
 
         scn, text, placed = with_ports(scn, text, args.port_base)
         print("ports: " + ", ".join(placed), flush=True)
-    if args.split is not None:
-        return _run_split(args, scn, text)
     rt = args.realtime
     try:
         with ExitStack() as stack:
@@ -118,16 +118,20 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _lab_options(args) -> list[str]:
+    """The run options given that need the one real-time process of a lab run (``--dashboard 0``
+    counts: it asks for a free port)."""
+    return [o for o, v in (("--realtime", args.realtime), ("--emulate", args.emulate),
+                           ("--port-base", args.port_base), ("--dashboard", args.dashboard))
+            if v is not None and v is not False]
+
+
 def _run_substations(args, scn, text) -> int:
     """Every substation as its own run on dask, then one results view (cosim.substations)."""
     from cosim.substations import run_substations
 
-    lab = [o for o, v in (("--realtime", args.realtime), ("--emulate", args.emulate), ("--port-base", args.port_base),
-                          ("--dashboard", args.dashboard)) if v]
-    if lab:
+    if lab := _lab_options(args):
         raise InputError(f"{', '.join(lab)}: not for a scenario with substations (they run as independent processes)")
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers: expected a positive integer, got {args.workers}")
     result = run_substations(scn, text, out=args.out, workers=args.workers, scheduler=args.scheduler,
                              progress=not args.quiet)
     for s in result.failed:
@@ -144,8 +148,7 @@ def _run_split(args, scn, text) -> int:
     """``cosim run --split``: the parts on dask, stitched into one results file (cosim.split)."""
     from cosim.split import run_split
 
-    clash = [o for o, v in (("--realtime", args.realtime), ("--dashboard", args.dashboard),
-                            ("--emulate", args.emulate), ("--port-base", args.port_base)) if v]
+    clash = _lab_options(args)
     if clash or scn.hil is not None or scn.realtime is not None:
         raise InputError(f"--split: not with {clash[0] if clash else 'a hil or realtime scenario'} "
                          "(parts run as independent simulations)")

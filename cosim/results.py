@@ -67,6 +67,28 @@ def list_datasets(path: str | Path) -> list[tuple[str, tuple, str, str]]:
     return out
 
 
+def series_names(f: h5py.File) -> list[str]:
+    """Names of every 2-D device series of an open results file (``pop/attr``, and ``pop/_min/attr``
+    ... of an aggregated file): not the device-id columns, the events or the event tables."""
+    names: list[str] = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "/_ids/" not in f"/{name}/" \
+                and name.split("/", 1)[0] not in ("events", "event_tables"):
+            names.append(name)
+
+    f.visititems(visit)
+    return names
+
+
+def series_ids(f: h5py.File | h5py.Group, name: str) -> list[str] | None:
+    """The device ids of the columns of series ``name`` (``pop/attr``: ``/pop/_ids/attr``), None
+    when the file has none for it."""
+    group, _, attr = name.strip("/").rpartition("/")
+    ids = f.get(f"{group}/_ids/{attr}" if group else f"_ids/{attr}")  # relative to a group ``f``
+    return None if ids is None else [_text(x) for x in ids[()]]
+
+
 def read_scenario_text(path: str | Path) -> str:
     """The scenario YAML recorded in a results file."""
     text = read_attrs(path).get("scenario")
@@ -511,8 +533,7 @@ class Results:
         if isinstance(g, h5py.Group) and isinstance(g.get(attr), h5py.Dataset):
             ds = g[attr]
             if ds.ndim == 2 and ds.shape[1] > 0:
-                ids_ds = g.get("_ids", {}).get(attr) if "_ids" in g else None
-                ids = [_text(x) for x in ids_ds[()]] if ids_ds is not None else []
+                ids = series_ids(g, attr) or []
                 vals = np.asarray(ds[()], dtype=float)
                 n = min(len(ids), vals.shape[1]) if ids else vals.shape[1]
                 ids = ids[:n] if ids else [f"{attr}{j}" for j in range(n)]

@@ -44,6 +44,7 @@ import yaml
 from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
+from cosim.results import _records, series_ids, series_names, write_event_table
 from cosim.scenario import Scenario
 
 DAY_MS = 86_400_000
@@ -147,23 +148,10 @@ def run_split(scn: Scenario, text: str, split: str, out: str | Path | None = Non
     return path, time.perf_counter() - t0
 
 
-def _ids(f: h5py.File, name: str) -> list[bytes]:
-    group, _, attr = name.rpartition("/")
-    ids = f.get(f"{group}/_ids/{attr}")
-    return list(ids[()]) if ids is not None else [b"%d" % j for j in range(f[name].shape[1])]
-
-
-def _series_names(f: h5py.File) -> list[str]:
-    names: list[str] = []
-
-    def visit(name, obj):
-        top = name.split("/", 1)[0]
-        if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "/_ids/" not in f"/{name}/" \
-                and top not in ("events", "event_tables"):
-            names.append(name)
-
-    f.visititems(visit)
-    return names
+def _id_bytes(f: h5py.File, name: str) -> list[bytes]:
+    """Column ids of a part's series, numbered when the part has none."""
+    ids = series_ids(f, name)
+    return [i.encode() for i in ids] if ids is not None else [b"%d" % j for j in range(f[name].shape[1])]
 
 
 def _runs(cols: list[int]) -> list[tuple[int, int, int]]:
@@ -179,8 +167,6 @@ def _runs(cols: list[int]) -> list[tuple[int, int, int]]:
 
 def stitch(part_paths: list[Path], out: Path, text: str) -> None:
     """Write *out*: virtual datasets over the parts' rows (see the module docstring)."""
-    from cosim.results import write_event_table
-
     files = [h5py.File(p, "r") for p in part_paths]
     try:
         starts = [dt.datetime.fromisoformat(str(f.attrs["start"])) for f in files]
@@ -207,13 +193,13 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
             tds = g.create_dataset("time", data=np.concatenate(
                 [t[i0:i1] + o for t, (i0, i1, _, _), o in zip(times, spans, offsets)]))
             tds.attrs.update(dict(files[0]["time"].attrs))
-            names = sorted({n for f in files for n in _series_names(f)})
+            names = sorted({n for f in files for n in series_names(f)})
             for name in names:
                 have = [k for k, f in enumerate(files) if name in f]
                 ids: dict[bytes, int] = {}
                 cols = {}
                 for k in have:
-                    cols[k] = [ids.setdefault(i, len(ids)) for i in _ids(files[k], name)]
+                    cols[k] = [ids.setdefault(i, len(ids)) for i in _id_bytes(files[k], name)]
                 if name.rpartition("/")[2] in CUMULATIVE:
                     _continued(g, name, files, have, cols, spans, len(ids))
                     _copy_ids_and_attrs(g, name, files[have[0]], ids)
@@ -279,8 +265,6 @@ def g_rel(part: Path, out: Path) -> str:
 def _part_events(raw: np.ndarray, k: int, lo: float, hi: float, offset: int) -> list[str]:
     """JSON lines of one part's events in its contribution [lo, hi) (the time an event is about, as
     Results.in_window), times shifted by *offset*, ids of later parts prefixed."""
-    from cosim.results import _records
-
     out = []
     for rec in _records(bytes(np.asarray(raw, dtype=np.uint8).tobytes())):
         t = rec.get("t0", rec.get("t", rec.get("sent")))

@@ -35,30 +35,29 @@ import h5py
 import numpy as np
 
 from cosim.errors import InputError
+from cosim.results import open_file, series_ids, series_names
 
 VIEW = "substations"  # the file attribute ``view`` of a view; also its use case and the P population
 SKIP = ("events", "event_tables", VIEW)
 
 
 def _columns(f: h5py.File) -> dict[tuple[str, str], tuple[tuple, list[str], str]]:
-    """(population, attr) -> (shape, ids, unit) of every 2-D series of a results file."""
+    """(population, attr) -> (shape, ids, unit) of every ``pop/attr`` series of a results file."""
     out = {}
-    for pop, g in f.items():
-        if pop in SKIP or not isinstance(g, h5py.Group):
+    for name in series_names(f):
+        pop, _, attr = name.partition("/")
+        ds = f[name]
+        if pop in SKIP or not attr or "/" in attr or ds.shape[1] == 0:
             continue
-        ids_g = g.get("_ids")
-        for attr, ds in g.items():
-            if isinstance(ds, h5py.Dataset) and ds.ndim == 2 and ds.shape[1] > 0:
-                ids = [x.decode() for x in ids_g[attr][()]] if ids_g is not None and attr in ids_g else []
-                n = min(len(ids), ds.shape[1])
-                out[(pop, attr)] = (ds.shape, ids[:n], str(ds.attrs.get("unit", "")))
+        ids = series_ids(f, name) or []
+        n = min(len(ids), ds.shape[1])
+        out[(pop, attr)] = (ds.shape, ids[:n], str(ds.attrs.get("unit", "")))
     return out
 
 
 def write_view(path: Path, text: str, seed: int, subs: list, wall_s: float) -> None:
     """Write the view of the substations *subs* (:class:`cosim.substations.Substation`) to *path*."""
     from cosim.provenance import provenance
-    from cosim.results import open_file
 
     done = [s for s in subs if s.status == "completed"]
     series: dict[tuple[str, str], list] = {}

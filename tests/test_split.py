@@ -40,6 +40,9 @@ def test_bad_split_is_one_line(capsys):
     assert len(err) == 1 and "--split 7x" in err[0]
     assert main(["run", "uc3_physical", "--until", "1d", "--split", "7min", "--aggregate", "15min", "--quiet"]) == 2
     assert "not a multiple of 15min" in capsys.readouterr().err
+    assert main(["run", "uc3_physical", "--until", "1d", "--split", "12h", "--port-base", "auto", "--quiet"]) == 2
+    out = capsys.readouterr()
+    assert "--split: not with --port-base" in out.err and "ports:" not in out.out  # refused before any placing
 
 
 @pytest.fixture(scope="module")

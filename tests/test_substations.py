@@ -96,6 +96,8 @@ def test_cli_validate_schema_and_bad_input(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "substations[0].districts[0]" in proc.stderr
     proc = run_cosim("run", str(write(tmp_path, scaled(tmp_path))), "--realtime")
     assert proc.returncode == 2 and "--realtime: not for a scenario with substations" in proc.stderr
+    proc = run_cosim("run", str(write(tmp_path, scaled(tmp_path))), "--dashboard", "0")  # 0: a free port
+    assert proc.returncode == 2 and "--dashboard: not for a scenario with substations" in proc.stderr
 
 
 def test_bundled_scale_10k_has_10000_households_in_kerber_and_dickert_networks():
