@@ -16,7 +16,7 @@ from cosim.api import Results, load
 from cosim.kpi import compute_kpis
 from cosim.scenario import MAX_SEED, ScenarioError, parse_scenario
 from cosim.substations import expand, run_substations, substation_seed
-from tests.conftest import ROOT, free_port, run_cosim, wait_until
+from tests.conftest import free_port, run_cosim, wait_until
 
 
 def scaled(tmp_path, **extra) -> dict:
