@@ -27,46 +27,16 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scenarios import reference_s  # noqa: E402
+from memory_sampler import RSSSampler  # noqa: E402
 
 from cosim.api import load  # noqa: E402
 from cosim.substations import run_substations  # noqa: E402
-
-
-class PeakRSS:
-    """Peak of the summed RSS of this process and its descendants, sampled in a thread."""
-
-    def __init__(self, every_s: float = 0.2):
-        self.every_s, self.peak, self._stop = every_s, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.every_s)
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def main() -> None:
@@ -88,7 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = (args.keep or Path(tmp)) / f"{scn.name}.h5"
         t0 = time.perf_counter()
-        with PeakRSS() as rss:
+        with RSSSampler() as rss:
             result = run_substations(scn, text, out=out, workers=args.workers, progress=False)
         wall = time.perf_counter() - t0
     subs = result.substations

@@ -25,7 +25,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ AGGREGATE = "15min"
 
 def child(name: str, days: float, aggregate: bool, out: str) -> dict:
     """Run *name* for *days* evaluated days in this process, sampling RSS and simulated time."""
-    import psutil
+    from memory_sampler import RSSSampler
 
     from cosim import recorder
     from cosim.runner import run_scenario
@@ -45,25 +44,17 @@ def child(name: str, days: float, aggregate: bool, out: str) -> dict:
 
     scn, text = load_scenario(name, {"record.aggregate": AGGREGATE} if aggregate else None)
     row_ms = scn.record.aggregate or scn.record.every or scn.step
-    proc = psutil.Process()
-    samples: list[tuple[float, float, float]] = []  # (wall s, simulated days, RSS MB)
-    stop = threading.Event()
+
+    def simulated_days() -> float:
+        return sum(w.rows_written + len(w.times) for w in list(recorder.OPEN_WRITERS)) * row_ms / DAY_MS
+
     t0 = time.perf_counter()
-
-    def sample() -> None:
-        while not stop.wait(1.0):
-            rows = sum(w.rows_written + len(w.times) for w in list(recorder.OPEN_WRITERS))
-            rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
-            samples.append((time.perf_counter() - t0, rows * row_ms / DAY_MS, rss / 2**20))
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    res = run_scenario(scn, text, out=out, until_ms=int(days * DAY_MS), progress=False)
-    stop.set()
-    th.join()
+    with RSSSampler(1.0, simulated_days) as rss:
+        res = run_scenario(scn, text, out=out, until_ms=int(days * DAY_MS), progress=False)
     wall = time.perf_counter() - t0
     sim_days = res.until_ms / DAY_MS
-    s = np.array(samples) if samples else np.zeros((0, 3))
+    # (wall s, simulated days, RSS MB)
+    s = np.array([(t, d, b / 2**20) for t, b, d in rss.samples]) if rss.samples else np.zeros((0, 3))
     late = s[s[:, 1] >= min(1.0, sim_days / 2)] if len(s) else s
     fit = len(late) > 3 and np.ptp(late[:, 1]) > 0
     growth = float(np.polyfit(late[:, 1], late[:, 2], 1)[0]) if fit else float("nan")

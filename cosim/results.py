@@ -89,6 +89,13 @@ def series_ids(f: h5py.File | h5py.Group, name: str) -> list[str] | None:
     return None if ids is None else [_text(x) for x in ids[()]]
 
 
+def source_path(source: str | Path, out: str | Path) -> str:
+    """How a file that virtual datasets of *out* read from is named in *out*: relative to *out*'s folder
+    when it lies below it (HDF5 resolves it from there, so the two can be moved together), else absolute."""
+    source, folder = Path(source).resolve(), Path(out).resolve().parent
+    return str(source.relative_to(folder)) if source.is_relative_to(folder) else str(source)
+
+
 def read_scenario_text(path: str | Path) -> str:
     """The scenario YAML recorded in a results file."""
     text = read_attrs(path).get("scenario")

@@ -44,7 +44,7 @@ import yaml
 from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
-from cosim.results import _records, series_ids, series_names, write_event_table
+from cosim.results import _records, series_ids, series_names, source_path, write_event_table
 from cosim.scenario import Scenario
 
 DAY_MS = 86_400_000
@@ -188,7 +188,7 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                 scenario=text, steps=T, eval_end_ms=offsets[-1] + int(files[-1].attrs["eval_end_ms"]),
                 status="completed" if all(str(f.attrs.get("status")) == "completed" for f in files) else "failed",
                 finished_at=str(files[-1].attrs.get("finished_at", "")),
-                **{PARTS_ATTR: json.dumps([{"file": g_rel(p, out), "start": s.isoformat(), "offset_ms": o, "rows": n}
+                **{PARTS_ATTR: json.dumps([{"file": source_path(p, out), "start": s.isoformat(), "offset_ms": o, "rows": n}
                                            for p, s, o, n in zip(part_paths, starts, offsets, rows)])})
             tds = g.create_dataset("time", data=np.concatenate(
                 [t[i0:i1] + o for t, (i0, i1, _, _), o in zip(times, spans, offsets)]))
@@ -209,7 +209,7 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                     i0, i1, _, _ = spans[k]
                     row0 = sum(rows[:k])
                     ds = files[k][name]
-                    src = h5py.VirtualSource(g_rel(part_paths[k], out), name, shape=ds.shape)
+                    src = h5py.VirtualSource(source_path(part_paths[k], out), name, shape=ds.shape)
                     for s0, c0, n in _runs(cols[k][: ds.shape[1]]):
                         layout[row0:row0 + i1 - i0, c0:c0 + n] = src[i0:i1, s0:s0 + n]
                 g.create_virtual_dataset(name, layout, fillvalue=np.nan)
@@ -253,13 +253,6 @@ def _continued(g: h5py.File, name: str, files: list[h5py.File], have: list[int],
         blocks.append(full[i0:i1] + offset)
         prev_end = full[min(i1, len(full) - 1)]
     g.create_dataset(name, data=np.vstack(blocks), compression="gzip", compression_opts=1, fillvalue=np.nan)
-
-
-def g_rel(part: Path, out: Path) -> str:
-    """The part's file name as the virtual datasets store it: relative to the stitched file's folder
-    (HDF5 resolves it from there, so the pair can be moved together)."""
-    part, folder = Path(part).resolve(), Path(out).resolve().parent
-    return str(part.relative_to(folder)) if part.is_relative_to(folder) else str(part)
 
 
 def _part_events(raw: np.ndarray, k: int, lo: float, hi: float, offset: int) -> list[str]:

@@ -27,7 +27,6 @@ numbers; ``violations`` counts the substations with any.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import h5py
 import numpy as np
 
 from cosim.errors import InputError
-from cosim.results import open_file, series_ids, series_names
+from cosim.results import open_file, series_ids, series_names, source_path
 
 VIEW = "substations"  # the file attribute ``view`` of a view; also its use case and the P population
 SKIP = ("events", "event_tables", VIEW)
@@ -70,7 +69,7 @@ def write_view(path: Path, text: str, seed: int, subs: list, wall_s: float) -> N
                                                            "steps") if k in f.attrs}
             elif not np.array_equal(times, t):
                 raise InputError(f"{s.path}: its time axis differs from {done[0].path}'s: not one view")
-            rel = os.path.relpath(s.path, path.parent)
+            rel = source_path(s.path, path)
             for key, (shape, ids, unit) in _columns(f).items():
                 series.setdefault(key, []).append((rel, shape, [f"{s.id}/{i}" for i in ids], unit))
     failed = [s for s in subs if s.status != "completed"]
@@ -117,7 +116,7 @@ def _index(subs: list, path: Path) -> np.ndarray:
     def s(v: Any) -> bytes:
         return str(v).encode()
 
-    rows = [(s(x.id), s(x.group), s(x.network), x.households, x.seed, s(os.path.relpath(x.path, path.parent)),
+    rows = [(s(x.id), s(x.group), s(x.network), x.households, x.seed, s(source_path(x.path, path)),
              s(x.status), np.nan if x.wall_s is None else float(x.wall_s),
              np.nan if x.cpu_s is None else float(x.cpu_s), s(x.error[:500])) for x in subs]
     names = ["id", "group", "network", "households", "seed", "file", "status", "wall_s", "cpu_s", "error"]
