@@ -335,6 +335,8 @@ class Engine3ph:
         vbase = b(vbase_pu)                               # load base in p.u. of the node base
         self.vmin, self.vmax, self.vlow = b(vmin_pu) * vbase, b(vmax_pu) * vbase, b(vlow_pu) * vbase
         self.vbase = vbase
+        # constant-impedance bands can switch on only if some vmin > 0 or vmax < inf
+        self._banded = bool(np.any(self.vmin > 0.0) or np.any(self.vmax < np.inf))
         self.tol, self.max_iter = float(tol), int(max_iter)
         self.lnodes, self.pt_pos = np.unique(self.points, return_inverse=True)
         nl = len(self.lnodes)
@@ -348,12 +350,20 @@ class Engine3ph:
         # all node voltages from the load-node currents: a dense (nodes x load nodes) product is
         # ~3x faster than a sparse LU solve on the IEEE LV feeder; kept up to 64 MB
         self.Z_NL = np.ascontiguousarray(Z_NL) if Z_NL.nbytes <= 64e6 else None
-        self.v_L = self.v0[self.lnodes].copy()
+        self._v0L = self.v0[self.lnodes]
+        self.v_L = self._v0L.copy()
         nb = len(net.buses)
         self._grid = np.full((nb, 3), -1, dtype=np.int64)
         self._grid[net.node_bus, net.node_phase - 1] = np.arange(net.n)
         self._has = self._grid >= 0
         self._gidx = np.where(self._has, self._grid, 0)
+        # results: line currents from one product of the stacked [from; to] matrices (same rows,
+        # same sums), each current row's place in the (line, phase) table, the transformers'
+        # terminal base voltages
+        self._line_ft = sp.vstack([net.line_from, net.line_to], format="csr")
+        col = np.arange(len(net.line_rows)) - np.searchsorted(net.line_rows, net.line_rows)
+        self._line_cell = net.line_rows * 3 + col
+        self._trafo_vbase = [net.bus_vbase[net.node_bus[nodes]] for nodes in net.trafo_nodes]
         self.stats = {"solved": 0, "failed": 0, "iterations": 0}
 
     def _currents(self, vL: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -380,7 +390,7 @@ class Engine3ph:
             with np.errstate(all="ignore"):
                 ok, it, vL = self._iterate(self.v_L, s)
                 if not ok:  # retry from the no-load solution
-                    ok, it2, vL = self._iterate(self.v0[self.lnodes], s)
+                    ok, it2, vL = self._iterate(self._v0L, s)
                     it += it2
         self.stats["iterations"] += it
         if not ok:
@@ -400,7 +410,7 @@ class Engine3ph:
         return res
 
     def _iterate(self, vL: np.ndarray, s: np.ndarray) -> tuple[bool, int, np.ndarray]:
-        v0L, Z = self.v0[self.lnodes], self.Z_LL
+        v0L, Z = self._v0L, self.Z_LL
         for it in range(1, self.max_iter + 1):
             vn = v0L + Z @ self._currents(vL, s)
             d = np.abs(vn - vL).max() if len(vn) else 0.0
@@ -423,22 +433,21 @@ class Engine3ph:
         vuf = vuf_percent(V)
         nl = len(net.line_names)
         if nl:
-            i_f = np.abs(net.line_from @ v)
-            i_t = np.abs(net.line_to @ v)
-            imax = np.maximum(i_f, i_t)
-            per_line = np.zeros((nl, 3))
-            # rows of one line are consecutive; place them in phase columns 0..k-1
-            col = np.arange(len(net.line_rows)) - np.searchsorted(net.line_rows, net.line_rows)
-            per_line[net.line_rows, col] = imax
+            i_ft = np.abs(self._line_ft @ v)
+            nrow = len(net.line_rows)
+            imax = np.maximum(i_ft[:nrow], i_ft[nrow:])
+            per_line = np.zeros(nl * 3)
+            per_line[self._line_cell] = imax
+            per_line = per_line.reshape(nl, 3)
             loading = per_line.max(axis=1) / net.line_amps * 100.0
             line_i = per_line / 1e3
         else:
             loading, line_i = np.zeros(0), np.zeros((0, 3))
         tl, pt = [], []
-        for nodes, Yp, ir in zip(net.trafo_nodes, net.trafo_Yprim, net.trafo_irated):
+        for nodes, Yp, ir, vb in zip(net.trafo_nodes, net.trafo_Yprim, net.trafo_irated, self._trafo_vbase):
             vt = v[nodes]
             jt = Yp @ vt                                     # scaled currents (VA per p.u.)
-            amps = np.abs(jt) * _S_BASE / net.bus_vbase[net.node_bus[nodes]]
+            amps = np.abs(jt) * _S_BASE / vb
             tl.append(float((amps / ir).max() * 100.0))
             pt.append(float((vt[:3] * np.conj(jt[:3])).real.sum() * _S_BASE / 1e6))
         # losses = power delivered by the source - power taken by the loads
@@ -455,6 +464,8 @@ class Engine3ph:
         """Scaled injection of every point (constant S, or constant Z outside its band)."""
         vp = vL[self.pt_pos]
         j = -np.conj(s / vp)
+        if not self._banded:
+            return j
         mag = np.abs(vp)
         lo, hi = mag < self.vmin, mag > self.vmax
         z = lo | hi
@@ -471,4 +482,4 @@ class Engine3ph:
                          f(len(self.points), np.nan))
 
     def reset(self) -> None:
-        self.v_L = self.v0[self.lnodes].copy()
+        self.v_L = self._v0L.copy()
