@@ -172,6 +172,9 @@ class GridModel3ph:
         self.P, self.Q = np.zeros(n), np.zeros(n)
         self.Pph = np.full((n, 3), np.nan)          # per-phase inputs (NaN: not given)
         self.Qph = np.full((n, 3), np.nan)
+        # where each input attribute is merged to (per-phase attributes: columns of Pph/Qph)
+        self._targets = {"P": self.P, "Q": self.Q,
+                         **{a: (self.Pph if a[0] == "P" else self.Qph)[:, "abc".index(a[-1])] for a in PHASE_ATTRS}}
         self._ph = np.array([self.phase[h] - 1 for h in ids], dtype=np.int64)
         self._rows = np.arange(n)
         # engine points: 3 per household (a, b, c at its bus), then the file's loads' phases
@@ -213,11 +216,7 @@ class GridModel3ph:
 
     # ----------------------------------------------------------------- inputs
     def set_inputs(self, attr_inputs: Mapping[str, Mapping[str, Any]] | None) -> None:
-        views = {a: np.full(len(self.ids), np.nan) for a in PHASE_ATTRS}
-        _merge(attr_inputs, {"P": self.P, "Q": self.Q, **views}, self.index, self._orders)
-        for k, a in enumerate(PHASE_ATTRS):
-            given = ~np.isnan(views[a])
-            (self.Pph if a[0] == "P" else self.Qph)[given, k % 3] = views[a][given]
+        _merge(attr_inputs, self._targets, self.index, self._orders)
 
     def set_power(self, P=None, Q=None, **phase_values) -> None:
         """Direct use: ``P``/``Q`` (and ``P_a`` ...) as ``{household_id: kW}`` mappings."""
