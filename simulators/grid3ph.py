@@ -173,8 +173,9 @@ class GridModel3ph:
         self.Pph = np.full((n, 3), np.nan)          # per-phase inputs (NaN: not given)
         self.Qph = np.full((n, 3), np.nan)
         # where each input attribute is merged to (per-phase attributes: columns of Pph/Qph)
-        self._targets = {"P": self.P, "Q": self.Q,
-                         **{a: (self.Pph if a[0] == "P" else self.Qph)[:, "abc".index(a[-1])] for a in PHASE_ATTRS}}
+        self._targets = {"P": self.P, "Q": self.Q}
+        for a in PHASE_ATTRS:
+            self._targets[a] = (self.Pph if a[0] == "P" else self.Qph)[:, "abc".index(a[-1])]
         self._ph = np.array([self.phase[h] - 1 for h in ids], dtype=np.int64)
         self._rows = np.arange(n)
         # engine points: 3 per household (a, b, c at its bus), then the file's loads' phases
@@ -262,7 +263,8 @@ class GridModel3ph:
     def _output(self, attr: str) -> dict[str, float]:
         r = self.result
         if attr in ("P", "Q") or attr in PHASE_ATTRS:
-            p, q = self._pq if self._pq is not None else self.per_phase()  # before the first solve: inputs so far
+            # as used in the last solve; before the first one, the inputs so far
+            p, q = self._pq if self._pq is not None else self.per_phase()
             pq = p if attr[0] == "P" else q
             arr = pq.sum(axis=1) if len(attr) == 1 else pq[:, "abc".index(attr[-1])]
             val = dict(zip(self.ids, arr.tolist()))

@@ -352,7 +352,9 @@ class Engine3ph:
         # sparse LU solve on the IEEE LV feeder; used while the (nodes x load nodes) matrix is up
         # to 64 MB. Load nodes take Z_LL, still in the cache from the iteration, so only the other
         # rows (Z_OL) are read from memory: between steps the other simulators evict them, and
-        # on kerber_vorstadt_1 reading the 6 MB of all rows cold took 0.7 ms, Z_OL's 3 MB 0.3 ms.
+        # on kerber_vorstadt_1 reading all 6 MB of rows cold took 0.7 ms, Z_OL's 3 MB 0.3 ms (2-core
+        # AMD EPYC, caches flushed). Each row's sum is the same whichever rows share the product
+        # (OpenBLAS zgemv; the results equal those of the one full product bit for bit).
         self._onodes = np.setdiff1d(np.arange(net.n), self.lnodes)
         self.Z_OL = np.ascontiguousarray(Z_NL[self._onodes, :]) if Z_NL.nbytes <= 64e6 else None
         self._v0L, self._v0O = self.v0[self.lnodes], self.v0[self._onodes]
@@ -363,8 +365,8 @@ class Engine3ph:
         self._has = self._grid >= 0
         self._gidx = np.where(self._has, self._grid, 0)
         # results: line currents from one product of the stacked [from; to] matrices (same rows,
-        # same sums), each current row's place in the (line, phase) table, the transformers'
-        # terminal base voltages
+        # same sums); each current row's cell in the flat (line, phase) table (rows of one line
+        # are consecutive: phase columns 0..k-1); the transformers' terminal base voltages
         self._line_ft = sp.vstack([net.line_from, net.line_to], format="csr")
         col = np.arange(len(net.line_rows)) - np.searchsorted(net.line_rows, net.line_rows)
         self._line_cell = net.line_rows * 3 + col
