@@ -225,17 +225,14 @@ class GridModel3ph:
 
     def per_phase(self) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3) P and Q per household and phase: per-phase inputs where given, else P/Q on the
-        household's phase."""
-        n = len(self.ids)
-        p1 = np.zeros((n, 3))
-        q1 = np.zeros((n, 3))
-        p1[self._rows, self._ph] = self.P
-        q1[self._rows, self._ph] = self.Q
-        has_p = ~np.isnan(self.Pph).all(axis=1)
-        has_q = ~np.isnan(self.Qph).all(axis=1)
-        p1[has_p] = np.nan_to_num(self.Pph[has_p])
-        q1[has_q] = np.nan_to_num(self.Qph[has_q])
-        return p1, q1
+        household's phase (phases a household's per-phase inputs leave out: 0)."""
+        out = []
+        for flat, given in ((self.P, self.Pph), (self.Q, self.Qph)):
+            on_phase = np.zeros((len(self.ids), 3))
+            on_phase[self._rows, self._ph] = flat
+            nan = np.isnan(given)                   # merged inputs are finite; NaN = not given
+            out.append(np.where(nan.all(axis=1, keepdims=True), on_phase, np.where(nan, 0.0, given)))
+        return out[0], out[1]
 
     # ----------------------------------------------------------------- solve
     def solve(self, time_h: float = 0.0) -> Result3ph:
