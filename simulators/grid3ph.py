@@ -172,7 +172,12 @@ class GridModel3ph:
         self.P, self.Q = np.zeros(n), np.zeros(n)
         self.Pph = np.full((n, 3), np.nan)          # per-phase inputs (NaN: not given)
         self.Qph = np.full((n, 3), np.nan)
+        # where each input attribute is merged to (per-phase attributes: columns of Pph/Qph)
+        self._targets = {"P": self.P, "Q": self.Q}
+        for a in PHASE_ATTRS:
+            self._targets[a] = (self.Pph if a[0] == "P" else self.Qph)[:, "abc".index(a[-1])]
         self._ph = np.array([self.phase[h] - 1 for h in ids], dtype=np.int64)
+        self._rows = np.arange(n)
         # engine points: 3 per household (a, b, c at its bus), then the file's loads' phases
         conns = [(LoadPoint(h, self.hh_point[h].bus, (1, 2, 3)), (1, 2, 3)) for h in ids]
         self.file_loads = list(ns.points) if network_loads else []
@@ -205,16 +210,14 @@ class GridModel3ph:
         self._three_keys = buses[self._three_rows].tolist()
         self._orders: dict = {}  # input key orders seen (see _merge)
         self.result: Result3ph | None = None
+        self._pq: tuple[np.ndarray, np.ndarray] | None = None  # per_phase() of the last solve
+        self._vm_mon: np.ndarray | None = None                 # its finite monitored voltages
         self._cache: dict[str, dict[str, float]] = {}
         self._time_h = 0.0
 
     # ----------------------------------------------------------------- inputs
     def set_inputs(self, attr_inputs: Mapping[str, Mapping[str, Any]] | None) -> None:
-        views = {a: np.full(len(self.ids), np.nan) for a in PHASE_ATTRS}
-        _merge(attr_inputs, {"P": self.P, "Q": self.Q, **views}, self.index, self._orders)
-        for k, a in enumerate(PHASE_ATTRS):
-            given = ~np.isnan(views[a])
-            (self.Pph if a[0] == "P" else self.Qph)[given, k % 3] = views[a][given]
+        _merge(attr_inputs, self._targets, self.index, self._orders)
 
     def set_power(self, P=None, Q=None, **phase_values) -> None:
         """Direct use: ``P``/``Q`` (and ``P_a`` ...) as ``{household_id: kW}`` mappings."""
@@ -222,22 +225,19 @@ class GridModel3ph:
 
     def per_phase(self) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3) P and Q per household and phase: per-phase inputs where given, else P/Q on the
-        household's phase."""
-        n = len(self.ids)
-        p1 = np.zeros((n, 3))
-        q1 = np.zeros((n, 3))
-        p1[np.arange(n), self._ph] = self.P
-        q1[np.arange(n), self._ph] = self.Q
-        has_p = ~np.isnan(self.Pph).all(axis=1)
-        has_q = ~np.isnan(self.Qph).all(axis=1)
-        p1[has_p] = np.nan_to_num(self.Pph[has_p])
-        q1[has_q] = np.nan_to_num(self.Qph[has_q])
-        return p1, q1
+        household's phase (phases a household's per-phase inputs leave out: 0)."""
+        out = []
+        for flat, given in ((self.P, self.Pph), (self.Q, self.Qph)):
+            on_phase = np.zeros((len(self.ids), 3))
+            on_phase[self._rows, self._ph] = flat
+            nan = np.isnan(given)                   # merged inputs are finite; NaN = not given
+            out.append(np.where(nan.all(axis=1, keepdims=True), on_phase, np.where(nan, 0.0, given)))
+        return out[0], out[1]
 
     # ----------------------------------------------------------------- solve
     def solve(self, time_h: float = 0.0) -> Result3ph:
-        p, q = self.per_phase()
-        p, q = p.ravel(), q.ravel()
+        self._pq = self.per_phase()
+        p, q = self._pq[0].ravel(), self._pq[1].ravel()
         if self.file_loads:
             # Yearly shapes: multiplier index = time / interval (OpenDSS LoadShape rule)
             kw, kvar = self.ns.feeder.load_kw(int(round(time_h / self._shape_interval_h)))
@@ -245,20 +245,25 @@ class GridModel3ph:
             p = np.r_[p, kw[sel] / self._file_div]
             q = np.r_[q, kvar[sel] / self._file_div]
         self.result = self.engine.solve(p, q)
+        self._vm_mon = None
         self._cache = {}
         return self.result
 
     # ----------------------------------------------------------------- outputs
     def output(self, attr: str) -> dict[str, float]:
-        if attr in self._cache:
-            return self._cache[attr]
+        """Output mapping of ``attr`` for the last solve, computed once per solve."""
+        val = self._cache.get(attr)
+        if val is None:
+            val = self._cache[attr] = self._output(attr)
+        return val
+
+    def _output(self, attr: str) -> dict[str, float]:
         r = self.result
-        if attr in ("P", "Q"):
-            p, q = self.per_phase()
-            val = dict(zip(self.ids, (p if attr == "P" else q).sum(axis=1).tolist()))
-        elif attr in PHASE_ATTRS:
-            p, q = self.per_phase()
-            arr = (p if attr[0] == "P" else q)[:, "abc".index(attr[-1])]
+        if attr in ("P", "Q") or attr in PHASE_ATTRS:
+            # as used in the last solve; before the first one, the inputs so far
+            p, q = self._pq if self._pq is not None else self.per_phase()
+            pq = p if attr[0] == "P" else q
+            arr = pq.sum(axis=1) if len(attr) == 1 else pq[:, "abc".index(attr[-1])]
             val = dict(zip(self.ids, arr.tolist()))
         elif r is None:
             raise ValueError(f"grid output {attr!r} requested before the first step")
@@ -281,8 +286,10 @@ class GridModel3ph:
             over = (r.line_loading > self.line_limit).any() or (r.trafo_loading > self.trafo_limit).any()
             val = {"grid": 1.0 if (not r.converged or over) else 0.0}
         elif attr in ("v_violation", "v_min", "v_max"):
-            vm = r.vm_pu[self._monitored]
-            vm = vm[np.isfinite(vm)]
+            if self._vm_mon is None:
+                vm = r.vm_pu[self._monitored]
+                self._vm_mon = vm[np.isfinite(vm)]
+            vm = self._vm_mon
             if attr == "v_violation":
                 bad = not r.converged or bool(np.any(np.abs(vm - 1.0) > self.v_band))
                 val = {"grid": 1.0 if bad else 0.0}
@@ -297,5 +304,4 @@ class GridModel3ph:
             val = {"grid": float(np.nanmax(v)) if r.converged and v.size else math.nan}
         else:
             raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS_3PH + OUT_ATTRS_3PH}")
-        self._cache[attr] = val
         return val

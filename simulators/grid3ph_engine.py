@@ -23,8 +23,9 @@ load of n phases is n points of S/n), every step:
 ``v = v0 + Z_LL J(v_L)`` on the load nodes only, where ``v0`` is the no-load solution and
 ``Z_LL`` the load-node block of ``Y^-1`` (both computed once with ``scipy.sparse.linalg.splu``):
 an implicit Z-bus Gauss iteration (current injection), warm-started from the previous step, on a
-dense matrix of (load nodes)^2 instead of the full network. Then one sparse LU solve gives every
-node voltage. Like OpenDSS's load model 1, a point can switch to constant impedance outside
+dense matrix of (load nodes)^2 instead of the full network. Then ``v = v0 + Z_NL J`` with the
+load-node columns of ``Y^-1`` gives every node voltage (a sparse LU solve instead when that dense
+matrix would exceed 64 MB). Like OpenDSS's load model 1, a point can switch to constant impedance outside
 ``[vmin, vmax]`` (``Yeq = conj(S)/vlim^2``) and below ``vlow`` (``Yeq = conj(S)/vbase^2``)
 (OpenDSS Load.pas ``DoConstantPQLoad``); households use pure constant power (vmin=0, vmax=inf).
 
@@ -335,6 +336,8 @@ class Engine3ph:
         vbase = b(vbase_pu)                               # load base in p.u. of the node base
         self.vmin, self.vmax, self.vlow = b(vmin_pu) * vbase, b(vmax_pu) * vbase, b(vlow_pu) * vbase
         self.vbase = vbase
+        # constant-impedance bands can switch on only if some vmin > 0 or vmax < inf
+        self._banded = bool(np.any(self.vmin > 0.0) or np.any(self.vmax < np.inf))
         self.tol, self.max_iter = float(tol), int(max_iter)
         self.lnodes, self.pt_pos = np.unique(self.points, return_inverse=True)
         nl = len(self.lnodes)
@@ -345,20 +348,37 @@ class Engine3ph:
             self.v0 = self.lu.solve(net.J_src)           # no-load voltages
             Z_NL = self.lu.solve(E) if nl else np.zeros((net.n, 0), dtype=np.complex128)
         self.Z_LL = np.ascontiguousarray(Z_NL[self.lnodes, :])
-        # all node voltages from the load-node currents: a dense (nodes x load nodes) product is
-        # ~3x faster than a sparse LU solve on the IEEE LV feeder; kept up to 64 MB
-        self.Z_NL = np.ascontiguousarray(Z_NL) if Z_NL.nbytes <= 64e6 else None
-        self.v_L = self.v0[self.lnodes].copy()
+        # all node voltages from the load-node currents: dense products are ~3x faster than a
+        # sparse LU solve on the IEEE LV feeder; used while the (nodes x load nodes) matrix is up
+        # to 64 MB. Load nodes take Z_LL, still in the cache from the iteration, so only the other
+        # rows (Z_OL) are read from memory: between steps the other simulators evict them, and
+        # on kerber_vorstadt_1 reading all 6 MB of rows cold took 0.7 ms, Z_OL's 3 MB 0.3 ms (2-core
+        # AMD EPYC, caches flushed). Each row's sum is the same whichever rows share the product
+        # (OpenBLAS zgemv; the results equal those of the one full product bit for bit).
+        self._onodes = np.setdiff1d(np.arange(net.n), self.lnodes)
+        self.Z_OL = np.ascontiguousarray(Z_NL[self._onodes, :]) if Z_NL.nbytes <= 64e6 else None
+        self._v0L, self._v0O = self.v0[self.lnodes], self.v0[self._onodes]
+        self.v_L = self._v0L.copy()
         nb = len(net.buses)
         self._grid = np.full((nb, 3), -1, dtype=np.int64)
         self._grid[net.node_bus, net.node_phase - 1] = np.arange(net.n)
         self._has = self._grid >= 0
         self._gidx = np.where(self._has, self._grid, 0)
+        # results: line currents from one product of the stacked [from; to] matrices (same rows,
+        # same sums); each current row's cell in the flat (line, phase) table (rows of one line
+        # are consecutive: phase columns 0..k-1); the transformers' terminal base voltages
+        self._line_ft = sp.vstack([net.line_from, net.line_to], format="csr")
+        col = np.arange(len(net.line_rows)) - np.searchsorted(net.line_rows, net.line_rows)
+        self._line_cell = net.line_rows * 3 + col
+        self._trafo_vbase = [net.bus_vbase[net.node_bus[nodes]] for nodes in net.trafo_nodes]
         self.stats = {"solved": 0, "failed": 0, "iterations": 0}
 
     def _currents(self, vL: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Scaled injections summed per load node for point powers ``s``."""
-        j = self._point_currents(vL, s)
+        return self._node_sums(self._point_currents(vL, s))
+
+    def _node_sums(self, j: np.ndarray) -> np.ndarray:
+        """Point injections ``j`` summed per load node."""
         nl = len(self.lnodes)
         return np.bincount(self.pt_pos, weights=j.real, minlength=nl) \
             + 1j * np.bincount(self.pt_pos, weights=j.imag, minlength=nl)
@@ -380,7 +400,7 @@ class Engine3ph:
             with np.errstate(all="ignore"):
                 ok, it, vL = self._iterate(self.v_L, s)
                 if not ok:  # retry from the no-load solution
-                    ok, it2, vL = self._iterate(self.v0[self.lnodes], s)
+                    ok, it2, vL = self._iterate(self._v0L, s)
                     it += it2
         self.stats["iterations"] += it
         if not ok:
@@ -388,19 +408,22 @@ class Engine3ph:
             return self._nan(it)
         self.v_L = vL
         self.stats["solved"] += 1
-        jL = self._currents(vL, s)
-        if self.Z_NL is not None:
-            v = self.v0 + self.Z_NL @ jL
+        j_pts = self._point_currents(vL, s)
+        jL = self._node_sums(j_pts)
+        if self.Z_OL is not None:
+            v = np.empty(self.net.n, dtype=np.complex128)
+            v[self.lnodes] = self._v0L + self.Z_LL @ jL
+            v[self._onodes] = self._v0O + self.Z_OL @ jL
         else:
             jfull = np.zeros(self.net.n, dtype=np.complex128)
             jfull[self.lnodes] = jL
             v = self.v0 + self.lu.solve(jfull)
-        res = self._results(v, it, s, vL)
+        res = self._results(v, it, j_pts, vL)
         res.info["solve_s"] = time.perf_counter() - t0
         return res
 
     def _iterate(self, vL: np.ndarray, s: np.ndarray) -> tuple[bool, int, np.ndarray]:
-        v0L, Z = self.v0[self.lnodes], self.Z_LL
+        v0L, Z = self._v0L, self.Z_LL
         for it in range(1, self.max_iter + 1):
             vn = v0L + Z @ self._currents(vL, s)
             d = np.abs(vn - vL).max() if len(vn) else 0.0
@@ -415,7 +438,7 @@ class Engine3ph:
         """(n_bus, 3) complex array of node voltages in p.u. (NaN where a phase is absent)."""
         return np.where(self._has, res_v[self._gidx], np.nan)
 
-    def _results(self, v: np.ndarray, it: int, s: np.ndarray, vL: np.ndarray) -> Result3ph:
+    def _results(self, v: np.ndarray, it: int, j_pts: np.ndarray, vL: np.ndarray) -> Result3ph:
         net = self.net
         V = self.node_voltages(v)
         vm = np.abs(V)
@@ -423,29 +446,27 @@ class Engine3ph:
         vuf = vuf_percent(V)
         nl = len(net.line_names)
         if nl:
-            i_f = np.abs(net.line_from @ v)
-            i_t = np.abs(net.line_to @ v)
-            imax = np.maximum(i_f, i_t)
-            per_line = np.zeros((nl, 3))
-            # rows of one line are consecutive; place them in phase columns 0..k-1
-            col = np.arange(len(net.line_rows)) - np.searchsorted(net.line_rows, net.line_rows)
-            per_line[net.line_rows, col] = imax
+            i_ft = np.abs(self._line_ft @ v)
+            nrow = len(net.line_rows)
+            imax = np.maximum(i_ft[:nrow], i_ft[nrow:])
+            per_line = np.zeros(nl * 3)
+            per_line[self._line_cell] = imax
+            per_line = per_line.reshape(nl, 3)
             loading = per_line.max(axis=1) / net.line_amps * 100.0
             line_i = per_line / 1e3
         else:
             loading, line_i = np.zeros(0), np.zeros((0, 3))
         tl, pt = [], []
-        for nodes, Yp, ir in zip(net.trafo_nodes, net.trafo_Yprim, net.trafo_irated):
+        for nodes, Yp, ir, vb in zip(net.trafo_nodes, net.trafo_Yprim, net.trafo_irated, self._trafo_vbase):
             vt = v[nodes]
             jt = Yp @ vt                                     # scaled currents (VA per p.u.)
-            amps = np.abs(jt) * _S_BASE / net.bus_vbase[net.node_bus[nodes]]
+            amps = np.abs(jt) * _S_BASE / vb
             tl.append(float((amps / ir).max() * 100.0))
             pt.append(float((vt[:3] * np.conj(jt[:3])).real.sum() * _S_BASE / 1e6))
         # losses = power delivered by the source - power taken by the loads
         vs = v[net.src_nodes]
         j_into = net.Y_src @ (net.E_src - vs)
         p_src = float((vs * np.conj(j_into)).real.sum()) * _S_BASE
-        j_pts = self._point_currents(vL, s)
         p_pts = -(vL[self.pt_pos] * np.conj(j_pts)).real * _S_BASE
         losses = (p_src - p_pts.sum()) / 1e6
         return Result3ph(True, it, vm, va, vuf, line_i, loading, np.asarray(tl), np.asarray(pt),
@@ -455,6 +476,8 @@ class Engine3ph:
         """Scaled injection of every point (constant S, or constant Z outside its band)."""
         vp = vL[self.pt_pos]
         j = -np.conj(s / vp)
+        if not self._banded:
+            return j
         mag = np.abs(vp)
         lo, hi = mag < self.vmin, mag > self.vmax
         z = lo | hi
@@ -471,4 +494,4 @@ class Engine3ph:
                          f(len(self.points), np.nan))
 
     def reset(self) -> None:
-        self.v_L = self.v0[self.lnodes].copy()
+        self.v_L = self._v0L.copy()

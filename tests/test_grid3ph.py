@@ -142,3 +142,23 @@ def test_non_convergence_is_flagged_not_raised(ieee):
     assert not r.converged and np.isnan(r.vm_pu).all() and math.isnan(r.losses_mw)
     ok = eng.solve(np.ones(len(ns.points)), np.zeros(len(ns.points)))
     assert ok.converged                                      # and the next step solves again
+
+
+def test_node_voltages_satisfy_the_nodal_equations():
+    """Every node voltage, of load nodes and of the others, solves Y v = J_source + J_loads(v)
+    (Kirchhoff's current law with the constant-power injections -conj(S/v), scaled units)."""
+    ns = load_network3ph("kerber_vorstadt_1")
+    eng = make_engine3ph(ns, [(p, (1, 2, 3)) for p in ns.points])
+    rng = np.random.default_rng(4)
+    m = len(eng.points)
+    p = np.where(rng.random(m) < 0.5, 0.0, rng.uniform(-4.0, 8.0, m))   # kW, many phases unloaded
+    q = p * rng.uniform(-0.3, 0.3, m)
+    r = eng.solve(p, q)
+    assert r.converged and r.vm_pu[ns.lv_buses].min() < 0.97
+    net = eng.net
+    v = (r.vm_pu * np.exp(1j * np.radians(r.va_degree)))[net.node_bus, net.node_phase - 1]
+    s = (p + 1j * q) * 1e3 / 1e6                                         # VA / S_BASE
+    j_loads = np.zeros(net.n, dtype=complex)
+    np.add.at(j_loads, eng.points, -np.conj(s / v[eng.points]))
+    residual = net.Y @ v - net.J_src - j_loads
+    assert np.abs(residual).max() < 1e-6 * np.abs(j_loads).max()       # rounding: ~1e-8 of it

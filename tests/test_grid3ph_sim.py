@@ -200,3 +200,22 @@ def test_inputs_in_a_known_key_order_take_the_vectorised_path_with_the_same_resu
     assert fast._orders and ("P", "direct") in fast._orders
     with pytest.raises(ValueError, match="unknown household id 'x'"):
         fast.set_power(P={"x": 1.0})
+
+
+def test_outputs_describe_the_last_solve():
+    """Outputs (P/Q as used too) are those of the last solve, each computed once per solve;
+    inputs given afterwards show after the next solve. Per-phase inputs land on their phase."""
+    g = GridModel3ph("kerber_land_kabel_1", households=["a", "b"], phases={"a": 1, "b": 2})
+    g.set_power(P={"a": 2.0, "b": 1.0}, Q_c={"b": 0.5})
+    assert g.output("P") == {"a": 2.0, "b": 1.0}                    # before any solve: inputs so far
+    with pytest.raises(ValueError, match="before the first step"):
+        g.output("vm_pu_a")
+    g.solve()
+    v_min = g.output("v_min")["grid"]
+    g.set_power(P={"a": 30.0})                                      # not solved yet
+    assert g.output("P") == {"a": 2.0, "b": 1.0} and g.output("Q") == {"a": 0.0, "b": 0.5}
+    assert (g.output("P_a")["a"], g.output("P_b")["b"], g.output("Q_c")["b"], g.output("Q_b")["b"]) \
+        == (2.0, 1.0, 0.5, 0.0)
+    assert g.output("vm_pu_a") is g.output("vm_pu_a")
+    g.solve()
+    assert g.output("P")["a"] == g.output("P_a")["a"] == 30.0 and g.output("v_min")["grid"] < v_min
