@@ -121,7 +121,8 @@ TIME_CHUNK = 1024
 
 class _Series:
     """Buffered (time, devices) dataset of one population attribute: the rows of one flush block are
-    filled into a preallocated (block rows, devices) array (NaN = no value) and written in one call."""
+    filled into a preallocated (block rows, devices) array (NaN = no value; one column per device id,
+    widened when new ids come) and written in one call."""
 
     __slots__ = ("ds", "ids_ds", "ids", "index", "block", "written_ids")
 
@@ -147,7 +148,7 @@ class _Series:
         n = len(ids)
         if len(value) == n and list(value) == ids:
             try:
-                self.block[i, :n] = np.fromiter(value.values(), dtype=float, count=n)
+                self.block[i] = np.fromiter(value.values(), dtype=float, count=n)
                 return
             except (TypeError, ValueError):
                 pass
@@ -156,9 +157,9 @@ class _Series:
             if key not in index:
                 index[key] = len(ids)
                 ids.append(key)
-        if len(ids) > self.block.shape[1]:  # new devices: a wider block
+        if len(ids) > n:  # new devices: a wider block
             wider = np.full((self.block.shape[0], len(ids)), np.nan)
-            wider[:, :n] = self.block[:, :n]
+            wider[:, :n] = self.block
             self.block = wider
         row = self.block[i]
         for key, v in value.items():
@@ -173,12 +174,10 @@ class _Series:
             self.ids_ds[self.written_ids:] = np.array(self.ids[self.written_ids:], dtype=ID_DTYPE)
             self.written_ids = n
         self.ds.resize((t0 + k, max(n, self.ds.shape[1])))
-        if n:  # straight from the block (h5py's ds[...] = ... would copy the slice and parse the selection)
-            file_rows = self.ds.id.get_space()
-            file_rows.select_hyperslab((t0, 0), (k, n))
-            block_rows = h5py.h5s.create_simple(self.block.shape)
-            block_rows.select_hyperslab((0, 0), (k, n))
-            self.ds.id.write(block_rows, file_rows, self.block)
+        if n:  # low-level: without h5py's selection parsing and checks of ds[t0:t0 + k, :n] = ...
+            rows = self.ds.id.get_space()
+            rows.select_hyperslab((t0, 0), (k, n))
+            self.ds.id.write(h5py.h5s.create_simple((k, n)), rows, self.block[:k])
 
     def clear(self, k: int) -> None:
         """The block's first *k* rows are written: NaN for the next block."""
