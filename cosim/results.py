@@ -317,6 +317,9 @@ def _records(raw: bytes) -> list[dict]:
     return [r for r in recs if isinstance(r, dict)]
 
 
+_JSON_TEXT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(v, separators=...) without a new encoder
+
+
 def _column(values: list) -> np.ndarray:
     """A numpy column for HDF5: int64 when every value is an int, float64 when numeric (NaN = missing),
     else UTF-8 bytes (lists and mappings as JSON text)."""
@@ -325,14 +328,14 @@ def _column(values: list) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)
     if kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
         return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    text = [b"" if v is None else (json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict))
-                                  else str(v)).encode() for v in values]
+    text = [b"" if v is None else (_JSON_TEXT.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
+            for v in values]
     return np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
 
 
 def _flat(rec: dict, prefix: str = "") -> dict:
     """A record with its nested mappings flattened to dotted keys (as pandas.json_normalize)."""
-    if not prefix and not any(isinstance(v, dict) for v in rec.values()):
+    if not prefix and dict not in map(type, rec.values()):  # (records are parsed JSON: plain dicts)
         return rec
     out = {}
     for k, v in rec.items():
