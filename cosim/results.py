@@ -232,7 +232,7 @@ class ResultsWriter:
         self.closed = False
 
     def append(self, t_ms: int, values: dict[tuple[str, str], dict]) -> None:
-        """Add one time row; missing series get NaN."""
+        """Add one time row; missing series get NaN (nothing once the writer is closed)."""
         with self._lock:
             if self.closed:
                 return
