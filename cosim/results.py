@@ -20,6 +20,7 @@ interruption rewrites what might be half done and the file always holds every co
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import threading
@@ -126,9 +127,11 @@ TIME_CHUNK = 1024
 
 
 class _Series:
-    """Buffered (time, devices) dataset of one population attribute."""
+    """Buffered (time, devices) dataset of one population attribute: the rows of one flush block are
+    filled into a preallocated (block rows, devices) array (NaN = no value; one column per device id,
+    widened when new ids come) and written in one call."""
 
-    __slots__ = ("ds", "ids_ds", "ids", "index", "rows", "written_ids")
+    __slots__ = ("ds", "ids_ds", "ids", "index", "block", "written_ids")
 
     def __init__(self, group: h5py.Group, attr: str, unit: str, population: str, chunk_rows: int):
         # Chunks hold one flush block of rows, so each chunk is compressed once; gzip level 1
@@ -143,47 +146,49 @@ class _Series:
         )
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
-        self.rows: list[np.ndarray | None] = []
+        self.block = np.full((chunk_rows, 0), np.nan)
         self.written_ids = 0
 
-    def add(self, value) -> None:
-        if not isinstance(value, dict):
-            self.rows.append(None)
-            return
+    def add(self, i: int, value: dict) -> None:
+        """Block row *i* from one step's {device id: value}; a value that is not a number is NaN."""
         ids = self.ids
-        if len(value) == len(ids) and list(value) == ids:
+        n = len(ids)
+        if len(value) == n and list(value) == ids:
             try:
-                self.rows.append(np.fromiter(value.values(), dtype=float, count=len(ids)))
+                self.block[i] = np.fromiter(value.values(), dtype=float, count=n)
                 return
             except (TypeError, ValueError):
                 pass
-        row = np.full(len(ids) + len(value), np.nan)
-        for key, v in value.items():
-            j = self.index.get(key)
-            if j is None:
-                j = self.index[key] = len(ids)
+        index = self.index
+        for key in value:
+            if key not in index:
+                index[key] = len(ids)
                 ids.append(key)
-            row[j] = _as_float(v)
-        self.rows.append(row[: len(ids)])
+        if len(ids) > n:  # new devices: a wider block
+            wider = np.full((self.block.shape[0], len(ids)), np.nan)
+            wider[:, :n] = self.block
+            self.block = wider
+        row = self.block[i]
+        for key, v in value.items():
+            row[index[key]] = _as_float(v)
 
-    def write(self, t0: int, t1: int) -> None:
-        """Write buffered rows as file rows t0..t1 (buffer index 0 = row t0)."""
+    def write(self, t0: int, k: int) -> None:
+        """Write the block's first *k* rows as file rows t0..t0+k (again after an interruption: the block
+        is kept until :meth:`clear`)."""
         n = len(self.ids)
         if n > self.written_ids:
             self.ids_ds.resize((n,))
             self.ids_ds[self.written_ids:] = np.array(self.ids[self.written_ids:], dtype=ID_DTYPE)
             self.written_ids = n
-        block = np.full((t1 - t0, n), np.nan)
-        for i, row in enumerate(self.rows[: t1 - t0]):
-            if row is not None:
-                block[i, : len(row)] = row
-        self.ds.resize((t1, max(n, self.ds.shape[1])))
-        if n:
-            self.ds[t0:t1, :n] = block
+        self.ds.resize((t0 + k, max(n, self.ds.shape[1])))
+        if n:  # low-level: without h5py's selection parsing and checks of ds[t0:t0 + k, :n] = ...
+            rows = self.ds.id.get_space()
+            rows.select_hyperslab((t0, 0), (k, n))
+            self.ds.id.write(h5py.h5s.create_simple((k, n)), rows, self.block[:k])
 
-    def pad_to(self, n_rows: int) -> None:
-        while len(self.rows) < n_rows:
-            self.rows.append(None)
+    def clear(self, k: int) -> None:
+        """The block's first *k* rows are written: NaN for the next block."""
+        self.block[:k] = np.nan
 
 
 def _as_float(v) -> float:
@@ -191,6 +196,10 @@ def _as_float(v) -> float:
         return float(v)
     except (TypeError, ValueError):
         return math.nan
+
+
+# one encoder for every event record: json.dumps with options builds a new one per call
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class ResultsWriter:
@@ -230,34 +239,37 @@ class ResultsWriter:
         self.closed = False
 
     def append(self, t_ms: int, values: dict[tuple[str, str], dict]) -> None:
-        """Add one time row; missing series get NaN."""
+        """Add one time row; missing series get NaN (nothing once the writer is closed)."""
         with self._lock:
-            n = len(self.times)
-            for key, series in self.series.items():
-                series.pad_to(n)
-                series.add(values.get(key))
+            if self.closed:
+                return
+            i = len(self.times)
+            for key, value in values.items():
+                series = self.series.get(key)
+                if series is not None and isinstance(value, dict):
+                    series.add(i, value)
             self.times.append(int(t_ms))
-            if n + 1 >= self.flush_every:
+            if i + 1 >= self.flush_every:
                 self.flush()
 
     def add_events(self, stream: str, events: list[dict]) -> None:
         with self._lock:
             buf = self._event_buf[stream]
-            buf.extend((json.dumps(e, separators=(",", ":"), default=str) + "\n").encode() for e in events)
+            buf.extend((_JSON.encode(e) + "\n").encode() for e in events)
 
     def flush(self) -> None:
         with self._lock:
             if self.closed:
                 return
-            t0, t1 = self.rows_written, self.rows_written + len(self.times)
-            if t1 > t0:
+            t0, k = self.rows_written, len(self.times)
+            t1 = t0 + k
+            if k:
                 for series in self.series.values():
-                    series.pad_to(t1 - t0)
-                    series.write(t0, t1)
+                    series.write(t0, k)
                 self.time.resize((t1,))
                 self.time[t0:t1] = np.asarray(self.times, dtype="i8")
                 for series in self.series.values():
-                    del series.rows[: t1 - t0]
+                    series.clear(k)
                 self.times.clear()
                 self.rows_written = t1
             for name, buf in self._event_buf.items():
@@ -312,6 +324,9 @@ def _records(raw: bytes) -> list[dict]:
     return [r for r in recs if isinstance(r, dict)]
 
 
+_JSON_TEXT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(v, separators=...) without a new encoder
+
+
 def _column(values: list) -> np.ndarray:
     """A numpy column for HDF5: int64 when every value is an int, float64 when numeric (NaN = missing),
     else UTF-8 bytes (lists and mappings as JSON text)."""
@@ -320,18 +335,22 @@ def _column(values: list) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)
     if kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
         return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    text = [b"" if v is None else (json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict))
-                                  else str(v)).encode() for v in values]
+    text = [b"" if v is None else (_JSON_TEXT.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
+            for v in values]
     return np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
 
 
-def _flat(rec: dict, prefix: str = ""):
-    """(dotted key, value) of a record, nested mappings flattened (as pandas.json_normalize)."""
+def _flat(rec: dict, prefix: str = "") -> dict:
+    """A record with its nested mappings flattened to dotted keys (as pandas.json_normalize)."""
+    if not prefix and dict not in map(type, rec.values()):  # (records are parsed JSON: plain dicts)
+        return rec
+    out = {}
     for k, v in rec.items():
         if isinstance(v, dict) and v:
-            yield from _flat(v, f"{prefix}{k}.")
+            out.update(_flat(v, f"{prefix}{k}."))
         else:
-            yield f"{prefix}{k}", v
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def write_event_table(f: h5py.File, name: str) -> None:
@@ -342,16 +361,9 @@ def write_event_table(f: h5py.File, name: str) -> None:
     recs = _records(bytes(np.asarray(f["events"][name][()], dtype=np.uint8).tobytes()))
     if not recs:
         return
-    columns: dict[str, list] = {}
-    for i, rec in enumerate(recs):
-        for key, v in _flat(rec):
-            col = columns.get(key)
-            if col is None:
-                col = columns[key] = [None] * i
-            col.append(v)
-        for col in columns.values():
-            if len(col) <= i:
-                col.append(None)
+    flats = [_flat(rec) for rec in recs]
+    keys = dict.fromkeys(itertools.chain.from_iterable(flats))  # first-seen order
+    columns = {key: [rec.get(key) for rec in flats] for key in keys}  # None where a record has no key
     cols = {c: _column(v) for c, v in columns.items()}
     table = np.empty(len(recs), dtype=[(c, a.dtype) for c, a in cols.items()])
     for c, a in cols.items():

@@ -142,6 +142,13 @@ def _floats(ids, values) -> dict:
 
 
 
+def _copy(mapping):
+    """A copy of an input mapping that its sender's later changes in place do not reach (app_start: two levels)."""
+    if not isinstance(mapping, dict):
+        return mapping
+    return {h: dict(v) if isinstance(v, dict) else v for h, v in mapping.items()}
+
+
 def _num(hid: str, v) -> float:
     if v is None:
         return math.nan
@@ -440,6 +447,7 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.pops: dict[str, Population] = {}
         self.time = 0
+        self._applied: dict[tuple[str, str], list] = {}  # (entity, attr) -> its last applied [(source, mapping)]
 
     def init(self, sid, time_resolution=0.001, start="2026-01-01T00:00:00+01:00", step_size=60_000, seed=0,
              latitude=48.1, longitude=11.6, flex_horizon_s=86400, flex_slot_s=900):
@@ -473,7 +481,10 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         for eid, attrs in inputs.items():
             pop = self.pops[eid]
             for attr, sources in attrs.items():
-                for src, mapping in sources.items():
+                items = list(sources.items())
+                if self._applied.get((eid, attr)) == items:
+                    continue  # the inputs applied last step (mosaik resends them): applying them again changes nothing
+                for src, mapping in items:
                     if mapping is None:
                         continue
                     if not isinstance(mapping, dict):
@@ -482,6 +493,7 @@ class HouseholdSim(mosaik_api_v3.Simulator):
                             f"{type(mapping).__name__} (per-device sources need a transform to {{id: value}})"
                         )
                     pop.set_inputs(attr, mapping)
+                self._applied[(eid, attr)] = [(src, _copy(mapping)) for src, mapping in items]
         for pop in self.pops.values():
             pop.step(time, self.step_size)
         return time + self.step_size

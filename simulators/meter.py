@@ -75,15 +75,15 @@ class MeterPopulation:
         self.q_sum, self.p15 = np.concatenate([self.q_sum, zeros]), np.concatenate([self.p15, zeros])
 
     def vector(self, mapping: dict[str, float]) -> np.ndarray:
+        """The values in meter order (0 for a meter without a value); meters for new ids are added."""
+        if len(mapping) == len(self.ids) and list(mapping) == self.ids:  # the usual step: no new ids
+            return np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
         new = [k for k in mapping if k not in self.index]
         if new:
             self._add(new)
         out = np.zeros(len(self.ids))
-        if len(mapping) == len(self.ids) and list(mapping) == self.ids:
-            out[:] = np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
-        else:
-            for k, v in mapping.items():
-                out[self.index[k]] = v
+        for k, v in mapping.items():
+            out[self.index[k]] = v
         return out
 
     def measure(self, p_true: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -385,3 +385,26 @@ def test_forecaster_agent_signature_matches_forecast():
     np.testing.assert_array_equal(a["base"], full["d1.h000"]["p_base"])
     np.testing.assert_array_equal(a["pv"], full["d1.h000"]["p_pv"])
     assert np.all(fc.agent("d1.h001", 3_600_000, 16, 900)["pv"] == 0)
+
+
+def test_resent_and_changed_inputs_give_the_setpoints_of_the_last_writer():
+    """Inputs resent unchanged, changed in place by their sender, and two sources writing the same
+    household: the active set points are always those of the last source in mosaik's order."""
+    s = _sim()
+    a, b = {"d1.h000": 1.0, "d1.h003": 2.0}, {"d1.h003": -1.0}
+    apps = {"d1.h000": {"washing_machine": 50_000_000}}
+    steps = [{"A": a}, {"A": a}, {"A": a, "B": b}, {"A": a, "B": b}, {"B": b, "A": a}, {"A": a}]
+    t = 0
+    for k, sources in enumerate(steps):
+        if k == 3:
+            a["d1.h003"] = 3.0  # the sender changed its mapping in place: A is applied again, then B
+        if k == 5:
+            a["d1.h000"] = None  # back to the default rule
+            apps["d1.h000"]["washing_machine"] = 60_000_000
+        t = s.step(t, {EID: {"P_bat_set": dict(sources), "app_start": {"A": apps}}}, math.inf)
+        want: dict = {}
+        for m in sources.values():
+            want.update(m)
+        got = s.get_data({EID: ["P_bat_set", "app_start"]})[EID]
+        assert got["P_bat_set"] == {h: v for h, v in want.items() if v is not None}, k
+        assert got["app_start"] == apps, k

@@ -78,3 +78,40 @@ def test_event_tables_read_without_json_and_equal_the_stream(tmp_path):
     assert list(df["kind"]) == ["negotiation", "settlement"]  # t=0 is before the window; settlement is about t0
     assert list(from_stream["kind"]) == ["negotiation", "settlement"]
     assert df["gap"].iloc[0] == 0.25 and df["t0"].iloc[1] == 120_000
+
+
+def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
+    """Each file row holds exactly the step's values by device id, whatever the order, gaps, new devices,
+    non-numbers and block boundaries (7 blocks of 3 rows, the last one partial)."""
+    rng = np.random.default_rng(7)
+    pool = [f"d{j}" for j in range(12)]
+    steps = []
+    for t in range(20):
+        if t % 5 == 4:
+            steps.append(None)  # the series is missing at this step
+            continue
+        chosen = list(rng.choice(pool[: 4 + t // 3], size=rng.integers(1, 4 + t // 3), replace=False))
+        if t % 3 == 0:
+            chosen.sort()
+        row = {k: float(rng.normal()) for k in chosen}
+        if t == 7:
+            row[chosen[0]] = "not a number"
+        steps.append(row)
+    w = make(tmp_path / "r.h5")
+    for t, row in enumerate(steps):
+        w.append(t * 60_000, {} if row is None else {("pop", "P"): row})
+    w.close()
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        ids = [i.decode() for i in f["pop/_ids/P"][()]]
+        got = f["pop/P"][()]
+    seen = []  # expected: columns in first-seen order, NaN where a step has no number for a device
+    for row in steps:
+        seen += [k for k in row or {} if k not in seen]
+    assert ids == seen and got.shape == (20, len(seen))
+    for t, row in enumerate(steps):
+        for j, k in enumerate(seen):
+            v = (row or {}).get(k)
+            if isinstance(v, float):
+                assert got[t, j] == v
+            else:
+                assert np.isnan(got[t, j])
