@@ -198,14 +198,8 @@ class MASSim(mosaik_api_v3.Simulator):
                     elif attr == "flex":
                         for hid, v in val.items():
                             h.set_state(hid, "flex", dict(v) if isinstance(v, dict) else None)
-                    elif attr == "E_imp":
-                        for hid, v in val.items():
-                            if v is not None:
-                                h.set_meter(hid, e_imp=v)
-                    elif attr == "E_exp":
-                        for hid, v in val.items():
-                            if v is not None:
-                                h.set_meter(hid, e_exp=v)
+                    elif attr == "E_imp" or attr == "E_exp":
+                        h.set_meters(attr, val)
                     elif attr == "P_trafo":
                         for name, v in val.items():
                             if v is not None:
