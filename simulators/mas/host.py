@@ -278,8 +278,7 @@ class AgentHost:
         for h in self.homes.values():
             h.poll(now)
         if self.dso is not None:
-            self.dso.measure(now, {h: tuple(v) for h, v in self.meters.items() if None not in v}, self.p_trafo,
-                             meter_time=now - self.meter_lag)
+            self.dso.measure(now, self.meters, self.p_trafo, meter_time=now - self.meter_lag)
             out += self._send(self.dso.id, self.dso.on_time(now), now)
             if self.end is not None and now + self.slot_ms >= self.end:  # last slot of the run
                 out += self._send(self.dso.id, self.dso.settle_all(now), now)
