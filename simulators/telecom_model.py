@@ -17,7 +17,7 @@ Endpoints, technologies and domains
 * ``endpoints`` maps an agent id (or an ``fnmatch`` pattern such as ``"d1.*"``; exact ids win,
   then patterns in the given order) to a technology name of :mod:`simulators.telecom_tech`;
   anything else uses ``default``.
-* A *domain* is one shared medium (a SimPy ``Resource`` of capacity 1, i.e. FIFO, one frame on the
+* A *domain* is one shared medium (a FIFO resource of capacity 1, :class:`Medium`: one frame on the
   medium at a time; two resources, up and down, for full-duplex technologies). By default the
   domain of an endpoint follows its technology's ``scope``: ``district`` -> one medium per
   technology and district (``plc@d1`` holds every ``d1.*`` PLC endpoint and ``lfa.d1``),
@@ -64,6 +64,7 @@ import hashlib
 import heapq
 import json
 import math
+from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
@@ -125,6 +126,39 @@ def _tree_copy(value: Any) -> Any:
     return value
 
 
+class Medium:
+    """A FIFO resource of capacity 1 that schedules its events as SimPy's ``Resource`` does (so the
+    order of events at equal times, and with it every result, is the same), with plain events.
+
+    ``request()`` returns an event that succeeds when the medium is granted: at once if it is free,
+    else when the previous user's release is processed (or a later request finds it free first).
+    ``release()`` frees the medium now and schedules the release event that grants the next one."""
+
+    __slots__ = ("env", "user", "queue")
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.user: simpy.Event | None = None
+        self.queue: deque[simpy.Event] = deque()
+
+    def request(self) -> simpy.Event:
+        ev = simpy.Event(self.env)
+        self.queue.append(ev)
+        self._grant()
+        return ev
+
+    def release(self) -> None:
+        self.user = None
+        ev = simpy.Event(self.env)
+        ev.callbacks.append(self._grant)
+        ev.succeed()
+
+    def _grant(self, _event: simpy.Event | None = None) -> None:
+        if self.user is None and self.queue:
+            self.user = self.queue.popleft()
+            self.user.succeed()
+
+
 class Domain:
     """One shared medium: FIFO resource(s) of capacity 1 (None if the bandwidth is unlimited)."""
 
@@ -134,11 +168,11 @@ class Domain:
         self.name = name
         self.tech = tech
         limited = tech.bandwidth_bps > 0
-        self.up = simpy.Resource(env, capacity=1) if limited else None
+        self.up = Medium(env) if limited else None
         if tech.duplex == "half":
             self.down = self.up
         else:
-            self.down = simpy.Resource(env, capacity=1) if limited else None
+            self.down = Medium(env) if limited else None
         self.busy_ms = 0.0  # time the medium was occupied (sum over directions)
         self.frames = 0
 
@@ -422,13 +456,13 @@ class TelecomModel:
             while True:
                 if res is not None:
                     t_req = env.now
-                    with res.request() as req:
-                        yield req
-                        m.queue_ms += env.now - t_req
-                        dom.frames += 1
-                        dom.busy_ms += tx
-                        if tx > 0:
-                            yield env.timeout(tx)
+                    yield res.request()
+                    m.queue_ms += env.now - t_req
+                    dom.frames += 1
+                    dom.busy_ms += tx
+                    if tx > 0:
+                        yield env.timeout(tx)
+                    res.release()
                 elif tx > 0:
                     yield env.timeout(tx)
                 u, z = m.u[m.k], m.z[m.k]
