@@ -45,6 +45,9 @@ def floats(a, nd: int = 5) -> list[float]:
 
 
 def arr(v) -> np.ndarray:
+    """Float array of a received list (None, a non-finite value sent by :func:`floats`, becomes NaN)."""
+    if isinstance(v, (list, tuple)):
+        return np.array(v, dtype=float)  # numpy reads None as NaN
     return np.array([np.nan if x is None else x for x in v], dtype=float)
 
 
