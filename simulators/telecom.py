@@ -90,7 +90,8 @@ READINGS_DEFAULT = {"dst": "lfa.{district}", "kind": "reading", "bytes": 48, "ev
 
 
 class _Entity:
-    __slots__ = ("eid", "model", "readings", "last_reading", "readings_due", "inbox", "events", "lat_step")
+    __slots__ = ("eid", "model", "readings", "last_reading", "readings_due", "reading_dst", "inbox", "events",
+                 "lat_step")
 
     def __init__(self, eid: str, model: TelecomModel, readings: dict[str, Any]):
         self.eid = eid
@@ -98,6 +99,7 @@ class _Entity:
         self.readings = readings
         self.last_reading: dict[str, int] = {}
         self.readings_due = 0  # with ``every``: no device is due before this tick
+        self.reading_dst: dict[str, str] = {}  # destination of each device's readings (from the template)
         self.inbox: dict[str, list] = {}
         self.events: list[dict] = []
         self.lat_step: dict[str, float] = {}
@@ -201,10 +203,13 @@ class TelecomSim(mosaik_api_v3.Simulator):
         if every and time - ent.last_reading.get(dev, -every) < every:
             return
         ent.last_reading[dev] = time
-        try:
-            dst = str(cfg["dst"]).format(district=district_of(dev), home=home_of(dev), id=dev)
-        except (KeyError, IndexError, ValueError):
-            dst = f"lfa.{district_of(dev)}"
+        dst = ent.reading_dst.get(dev)
+        if dst is None:
+            try:
+                dst = str(cfg["dst"]).format(district=district_of(dev), home=home_of(dev), id=dev)
+            except (KeyError, IndexError, ValueError):
+                dst = f"lfa.{district_of(dev)}"
+            ent.reading_dst[dev] = dst
         msg = {"id": f"rd:{dev}:{time}", "src": dev, "dst": dst, "kind": cfg.get("kind", "reading"),
                "body": {"value": json_copy(value)}, "bytes": int(cfg.get("bytes", 48)),
                "sent": time}

@@ -17,7 +17,7 @@ Endpoints, technologies and domains
 * ``endpoints`` maps an agent id (or an ``fnmatch`` pattern such as ``"d1.*"``; exact ids win,
   then patterns in the given order) to a technology name of :mod:`simulators.telecom_tech`;
   anything else uses ``default``.
-* A *domain* is one shared medium (a SimPy ``Resource`` of capacity 1, i.e. FIFO, one frame on the
+* A *domain* is one shared medium (a FIFO resource of capacity 1, :class:`Medium`: one frame on the
   medium at a time; two resources, up and down, for full-duplex technologies). By default the
   domain of an endpoint follows its technology's ``scope``: ``district`` -> one medium per
   technology and district (``plc@d1`` holds every ``d1.*`` PLC endpoint and ``lfa.d1``),
@@ -64,9 +64,11 @@ import hashlib
 import heapq
 import json
 import math
+from collections import deque
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
+import msgpack
 import numpy as np
 import simpy
 
@@ -103,13 +105,58 @@ _CONTAINERS = (dict, list, tuple)
 
 
 def json_copy(value: Any) -> Any:
-    """Deep copy of a JSON-like structure (dict/list/tuple; other values are shared). Scalars are
-    taken as they are, without a call each: message bodies are mostly long lists of floats."""
+    """Deep copy of a JSON-like structure (dicts, lists and tuples are copied, tuples as lists; other
+    values are shared). Plain JSON types (str keys; str, int, float, bool, None, bytes values; no
+    subclasses, no tuples) take one MessagePack round trip in C, anything else the recursive copy."""
+    if not isinstance(value, _CONTAINERS):
+        return value
+    try:
+        return msgpack.unpackb(msgpack.packb(value, strict_types=True))
+    except (TypeError, ValueError, OverflowError):  # e.g. a tuple, a numpy value, an int key
+        return _tree_copy(value)
+
+
+def _tree_copy(value: Any) -> Any:
+    """:func:`json_copy` of any structure, one level per call; scalars are taken as they are,
+    without a call each (message bodies are mostly long lists of floats)."""
     if isinstance(value, dict):
-        return {k: json_copy(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+        return {k: _tree_copy(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_copy(v) if isinstance(v, _CONTAINERS) else v for v in value]
+        return [_tree_copy(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
+
+
+class Medium:
+    """A FIFO resource of capacity 1 that schedules its events as SimPy's ``Resource`` does (so the
+    order of events at equal times, and with it every result, is the same), with plain events.
+
+    ``request()`` returns an event that succeeds when the medium is granted: at once if it is free,
+    else when the previous user's release is processed (or a later request finds it free first).
+    ``release()`` frees the medium now and schedules the release event that grants the next one."""
+
+    __slots__ = ("env", "user", "queue")
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.user: simpy.Event | None = None
+        self.queue: deque[simpy.Event] = deque()
+
+    def request(self) -> simpy.Event:
+        ev = simpy.Event(self.env)
+        self.queue.append(ev)
+        self._grant()
+        return ev
+
+    def release(self) -> None:
+        self.user = None
+        ev = simpy.Event(self.env)
+        ev.callbacks.append(self._grant)
+        ev.succeed()
+
+    def _grant(self, _event: simpy.Event | None = None) -> None:
+        if self.user is None and self.queue:
+            self.user = self.queue.popleft()
+            self.user.succeed()
 
 
 class Domain:
@@ -121,11 +168,11 @@ class Domain:
         self.name = name
         self.tech = tech
         limited = tech.bandwidth_bps > 0
-        self.up = simpy.Resource(env, capacity=1) if limited else None
+        self.up = Medium(env) if limited else None
         if tech.duplex == "half":
             self.down = self.up
         else:
-            self.down = simpy.Resource(env, capacity=1) if limited else None
+            self.down = Medium(env) if limited else None
         self.busy_ms = 0.0  # time the medium was occupied (sum over directions)
         self.frames = 0
 
@@ -214,6 +261,7 @@ class TelecomModel:
         self._ep: dict[str, tuple[Tech, Domain]] = {}
         self._gen: dict[str, np.random.Generator] = {}
         self._paths: dict[tuple[str, str], tuple] = {}
+        self._routes: dict[tuple[str, str], tuple[tuple, int, bool]] = {}
         self._ready: list[tuple[int, int, _Msg]] = []  # delivered, by delivery tick
         self._ready_lost: list[tuple[int, int, _Msg]] = []
         self._seq = 0
@@ -301,6 +349,15 @@ class TelecomModel:
         self._paths[(src, dst)] = hops
         return hops
 
+    def _route(self, src: str, dst: str) -> tuple[tuple, int, bool]:
+        """``(hops, random draws per message, whether no hop has a medium to share)`` of a path."""
+        hit = self._routes.get((src, dst))
+        if hit is None:
+            hops = self.path(src, dst)
+            hit = self._routes[(src, dst)] = (hops, sum(1 + h[2].max_retries for h in hops),
+                                              all(h[1] is None for h in hops))
+        return hit
+
     # -- sending ---------------------------------------------------------------------------------
     def send(self, msg: Mapping[str, Any], tick: int, payload: Any = None) -> _Msg | None:
         """Submit *msg* (contract dict) sent at *tick*; *payload* is kept and handed back on
@@ -308,7 +365,7 @@ class TelecomModel:
         recorded as lost (never raises for bad input)."""
         self._seq += 1
         seq = self._seq
-        if not isinstance(msg, Mapping):
+        if not isinstance(msg, dict) and not isinstance(msg, Mapping):
             msg = {"body": msg}
         src = str(msg.get("src", "?"))
         dst = msg.get("dst")
@@ -339,21 +396,32 @@ class TelecomModel:
             m.t_done = max(t0, self.env.now)
             self._finish(m, lost=True)
             return m
-        m.hops = hops = self.path(src, m.dst)
-        n = sum(1 + h[2].max_retries for h in hops)
+        m.hops, n, fixed = self._route(src, m.dst)
         if n:
             gen = self.generator(src)
             m.u = gen.random(n).tolist()
             m.z = gen.standard_normal(n).tolist()
         self.in_flight += 1
-        if all(h[1] is None for h in hops):  # no medium to share: one timeout, no process
+        if fixed:  # no medium to share: one timeout, no process
             delay, lost, retries = self._fixed_path(m)
             m.retries = retries
             ev = self.env.timeout(delay)
             ev.callbacks.append(lambda _e, m=m, lost=lost: self._done(m, lost))
         else:
-            self.env.process(self._transfer(m))
+            self._start(self._transfer(m))
         return m
+
+    @staticmethod
+    def _start(gen) -> None:
+        """Run the transfer *gen* now and resume it whenever the event it waits for is processed:
+        what ``env.process`` does, without its start and end events (nothing waits for a transfer,
+        and the start at once issues the first request in the order of the sends, as the start
+        events, urgent, did before any other event of that time)."""
+        def resume(_event=None):
+            ev = next(gen, None)
+            if ev is not None:
+                ev.callbacks.append(resume)
+        resume()
 
     def _hop_delay(self, tech: Tech, z: float) -> float:
         if tech.jitter_median_ms > 0:
@@ -388,13 +456,13 @@ class TelecomModel:
             while True:
                 if res is not None:
                     t_req = env.now
-                    with res.request() as req:
-                        yield req
-                        m.queue_ms += env.now - t_req
-                        dom.frames += 1
-                        dom.busy_ms += tx
-                        if tx > 0:
-                            yield env.timeout(tx)
+                    yield res.request()
+                    m.queue_ms += env.now - t_req
+                    dom.frames += 1
+                    dom.busy_ms += tx
+                    if tx > 0:
+                        yield env.timeout(tx)
+                    res.release()
                 elif tx > 0:
                     yield env.timeout(tx)
                 u, z = m.u[m.k], m.z[m.k]
@@ -442,15 +510,15 @@ class TelecomModel:
         """Process events up to *limit_tick* without moving the clock past the last event, but
         stop before an event later than ``first pending delivery - shift + 1`` (the earliest time
         a reply to an output could come back). Used by the mosaik layer with ``max_advance``."""
-        env = self.env
+        peek, step, ready = self.env.peek, self.env.step, self._ready
         lim = (limit_tick + EPS) * self.tick_ms
         while True:
-            p = env.peek()
+            p = peek()
             if p > lim:
                 return
-            if self._ready and p > (self._ready[0][0] - shift + 1 + EPS) * self.tick_ms:
+            if ready and p > (ready[0][0] - shift + 1 + EPS) * self.tick_ms:
                 return
-            env.step()
+            step()
 
     def next_event_tick(self) -> float:
         """Tick of the next internal event (``inf`` if none)."""

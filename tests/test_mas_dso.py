@@ -156,3 +156,19 @@ def test_settlement_measures_exactly_the_slot_with_lagged_meter_registers():
             assert abs(o["measured"][j] - exact) <= 1e-3 * abs(exact)
             checked += 1
     assert checked >= 2
+
+
+def test_meter_registers_read_as_whole_mappings():
+    """set_meters takes one register of many meters at once: None is skipped, the other register of a
+    meter is kept, values become floats; the DSO snapshots only meters with both registers read."""
+    host = AgentHost(Clock(START), K=24, slot_s=3600, replan_s=3600)
+    host.set_meters("E_imp", {"a": 1, "b": None, "c": np.float64(2.5)})
+    host.set_meters("E_exp", {"b": 4.0, "a": None, "c": 0.5})
+    host.set_meters("E_imp", {"a": 7})
+    assert host.meters == {"a": [7.0, None], "b": [None, 4.0], "c": [2.5, 0.5]}
+    assert all(type(v) is float for pair in host.meters.values() for v in pair if v is not None)
+    dso = host.add_dso(["d1"], 1e6)
+    dso.measure(0, host.meters, None)
+    assert dso.snap == {0: {"c": 2.0}}
+    dso.measure(H, {"a": [7.0, None]}, None)  # nothing complete: no snapshot
+    assert list(dso.snap) == [0]

@@ -130,3 +130,28 @@ def test_appliance_start_is_the_cheapest_in_its_window():
     # window already partly over: the start is never in the past
     st2 = schedule_appliance(app, m0, K, 15, np.full(K, 0.3), m0 + 16 * 60 + 7, m0 + 19 * 60)
     assert st2 == pytest.approx(m0 + 16 * 60 + 7)
+
+
+def test_appliance_start_against_a_brute_force_search():
+    """The chosen start has the least cost of every start allowed (the earliest, then each slot
+    boundary, the cycle ending inside the horizon), each cycle costed minute by minute here."""
+    rng = np.random.default_rng(5)
+    m0 = Clock(START).local_min(0)
+    for _ in range(40):
+        n = int(rng.integers(1, 180))
+        app = ApplianceParams(profile_kw=rng.uniform(0.1, 2.0, n).round(3).tolist(), window_start="00:00",
+                              window_end="23:59")
+        price = rng.choice([0.1, 0.2, 0.3], K) + rng.uniform(0, 0.01, K)
+        earliest = m0 + float(rng.uniform(0, 20 * 60))
+        latest = earliest + float(rng.uniform(0, 10 * 60))
+        starts = [earliest] + [m0 + k * 15.0 for k in range(K) if earliest < m0 + k * 15.0 <= latest + 1e-9]
+        starts = [s for s in starts if s + n <= m0 + K * 15.0 + 1e-9]
+
+        def cost(s):
+            return sum(app.profile_kw[j] * price[min(int((s - m0 + j) // 15.0), K - 1)] for j in range(n)) / 60.0
+
+        st = schedule_appliance(app, m0, K, 15, price, earliest, latest)
+        if not starts:
+            assert st is None
+            continue
+        assert st in starts and cost(st) <= min(cost(s) for s in starts) + 1e-9

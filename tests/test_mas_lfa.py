@@ -1,13 +1,14 @@
 """Decentralised LFA negotiation vs the centralised LP; robustness to message loss."""
 
 import numpy as np
+import pytest
 
 from simulators.devices.common import Clock
 from simulators.mas.central import solve_central
 from simulators.mas.forecast import HouseholdKnowledge
 from simulators.mas.host import AgentHost
 from simulators.mas.instances import demo_specs
-from simulators.mas.messages import LossyPump
+from simulators.mas.messages import LossyPump, arr, floats
 from simulators.mas.tariff import DistrictObjective, Tariff
 
 START = "2026-03-15T00:00:00+01:00"
@@ -125,3 +126,15 @@ def test_all_replies_lost_keeps_the_last_feasible_plan():
         if h.flex:
             assert h.active_src == "fallback"
             assert h.model.check(h.active.x) < 1e-6
+
+
+def test_received_lists_become_float_arrays_with_nan_for_none():
+    got = arr([1, None, 2.5, True, -0.0])
+    assert got.dtype == float and got.shape == (5,)
+    assert got[0] == 1.0 and np.isnan(got[1]) and got[2] == 2.5 and got[3] == 1.0 and np.signbit(got[4])
+    assert arr([]).shape == (0,) and arr((3, None))[0] == 3.0 and np.isnan(arr(iter([None]))[0])
+    sent = floats([0.5, np.inf, np.nan, -1.25])  # the sender's side: non-finite values go as None
+    assert sent == [0.5, None, None, -1.25]
+    assert np.array_equal(arr(sent), [0.5, np.nan, np.nan, -1.25], equal_nan=True)
+    with pytest.raises((TypeError, ValueError)):
+        arr([{"a": 1}])

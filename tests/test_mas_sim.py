@@ -161,3 +161,21 @@ def test_home_agents_use_the_household_flex_envelope():
         if s["devices"].get("battery"):
             m = host.homes[s["id"]].model
             assert abs(m.e0 - flex[s["id"]]["battery"]["e_kwh"]) < 1e-9
+
+
+def test_message_size_counts_its_own_size_field():
+    """``bytes`` is the length of the encoding of the message whose size field holds the length of the
+    encoding with a 0 there (the definition, computed here by encoding twice), also where the size
+    crosses MessagePack's integer widths (128, 256, 65536 bytes)."""
+    from simulators.mas.messages import Outbox, encode
+
+    box = Outbox()
+    for n in [0, 1, 50, 80, 100, 105, 110, 115, 120, 125, 130, 150, 200, 230, 240, 250, 300, 65400, 65450, 65500]:
+        body = {"s": "x" * n}
+        msg = box.send("d1.h001", "lfa.d1", "plan", body, 7)
+        wire0 = {**msg, "bytes": 0}
+        assert msg["bytes"] == len(encode({**msg, "bytes": len(encode(wire0))}))
+        assert msg["body"] == body and msg["sent"] == 7
+    sizes = [m["bytes"] for m in box.take()["d1.h001"]]
+    assert min(sizes) < 128 and any(128 <= s < 256 for s in sizes) and any(256 <= s < 65536 for s in sizes)
+    assert max(sizes) >= 65536

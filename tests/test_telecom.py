@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from simulators.telecom import META, TelecomSim
-from simulators.telecom_model import TelecomModel, stable_hash
+from simulators.telecom_model import TelecomModel, json_copy, stable_hash
 from simulators.telecom_tech import DEFAULT_TECH, build_table
 
 N = 2000
@@ -447,3 +447,37 @@ def test_meter_readings_are_carried_as_messages():
     for m in got:
         assert m["kind"] == "reading" and m["body"]["value"] in (1.5, -0.7)
         assert m["delivered"] > 60_000 and m["id"].startswith("rd:")
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1.5, None, True, "s", {"b": [2, 3]}], "c": b"raw", "d": 2**70},  # plain JSON (big int: not)
+    {"a": (1.0, [2.0]), "b": [(3, 4)]},  # tuples: copied as lists
+    {"a": np.float64(1.5), "b": [np.arange(3)], 3: {"x": [1]}},  # numpy values shared, int key
+    [1, [2, [3, {"k": []}]]],
+    (1, 2), 4.5, "text", None,
+])
+def test_json_copy_is_a_deep_copy_with_tuples_as_lists(value):
+    def expect(v):  # the copy as the definition says: containers anew, tuples as lists, the rest shared
+        if isinstance(v, dict):
+            return {k: expect(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [expect(x) for x in v]
+        return v
+
+    def containers(v):
+        if isinstance(v, dict):
+            return [v] + [c for x in v.values() for c in containers(x)]
+        if isinstance(v, (list, tuple)):
+            return [v] + [c for x in v for c in containers(x)]
+        return []
+
+    got = json_copy(value)
+    want = expect(value)
+    assert repr(got) == repr(want)  # same values, same types (list, not tuple), same key order
+    if containers(value):
+        originals = {id(c) for c in containers(value)}
+        assert not any(id(c) in originals for c in containers(got))  # nothing shared with the original
+    for a, b in ((value, got),) if isinstance(value, dict) else ():
+        for k in a:  # numpy values are shared as they are
+            if isinstance(a[k], np.generic):
+                assert b[k] is a[k]

@@ -24,6 +24,8 @@ Cycle (all by messages except the meter readings, which are measurements):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from simulators.devices.common import Clock
@@ -92,17 +94,20 @@ class DSOAgent:
         return float(sum(vals)) + self.bias.get(scope, 0.0)
 
     # ------------------------------------------------------------------ inputs
-    def measure(self, now: int, meters: dict[str, tuple[float, float]] | None, p_trafo: dict | None,
+    def measure(self, now: int, meters: dict[str, Sequence[float | None]] | None, p_trafo: dict | None,
                 meter_time: int | None = None) -> None:
         """Meter registers {hid: (E_imp Wh, E_exp Wh)} as they stood at tick ``meter_time`` (default
-        ``now``) and measured transformer power {district|"total": kW}. Registers are snapshotted at
-        slot boundaries of the instant they describe, so a slot's energy is measured over exactly it."""
+        ``now``; a pair with a None, a register not read yet, is left out) and measured transformer
+        power {district|"total": kW}. Registers are snapshotted at slot boundaries of the instant they
+        describe, so a slot's energy is measured over exactly it."""
         meter_time = int(now if meter_time is None else meter_time)
         if meters and meter_time % self.slot_ms == 0 and meter_time >= 0:
-            self.snap[meter_time] = {h: float(ei) - float(ee) for h, (ei, ee) in meters.items()}
-            if len(self.snap) > 400:
-                for t in sorted(self.snap)[:100]:
-                    del self.snap[t]
+            snap = {h: float(ei) - float(ee) for h, (ei, ee) in meters.items() if ei is not None and ee is not None}
+            if snap:
+                self.snap[meter_time] = snap
+                if len(self.snap) > 400:
+                    for t in sorted(self.snap)[:100]:
+                        del self.snap[t]
         if p_trafo and now % self.slot_ms == 0:
             for scope in self.limits:
                 if scope == "total":

@@ -158,13 +158,14 @@ def schedule_appliance(app: ApplianceParams, minute0: float, K: int, slot_min: f
     k0 = math.ceil((lo - minute0) / slot_min - 1e-9)
     k1 = math.floor((latest - minute0) / slot_min + 1e-9)
     cands = [lo] + [minute0 + k * slot_min for k in range(k0, k1 + 1) if minute0 + k * slot_min > lo]
-    mins = np.arange(n)
+    cands = [st for st in cands if st + n <= end + 1e-9]  # ascending: the cycles that end in the horizon
+    if not cands:
+        return None
+    # the cost of every candidate at once: row i holds the price of each minute of the cycle started at cands[i]
+    idx = np.minimum(((np.asarray(cands)[:, None] - minute0 + np.arange(n)) // slot_min).astype(int), K - 1)
+    costs = ((prof * price[idx]).sum(axis=1) / 60.0).tolist()
     best, best_c = None, np.inf
-    for st in cands:
-        if st + n > end + 1e-9:
-            break
-        idx = np.minimum(((st - minute0 + mins) // slot_min).astype(int), K - 1)
-        c = float(np.sum(prof * price[idx])) / 60.0
+    for st, c in zip(cands, costs):
         if c < best_c - 1e-12:
             best, best_c = st, c
     return best

@@ -129,6 +129,18 @@ class AgentHost:
         if e_exp is not None:
             cur[1] = float(e_exp)
 
+    def set_meters(self, register: str, values: dict) -> None:
+        """One register (``"E_imp"`` or ``"E_exp"``) of many meters {hid: Wh}; None values are skipped
+        (as :meth:`set_meter` for each, in one loop)."""
+        i = ("E_imp", "E_exp").index(register)
+        meters = self.meters
+        for hid, v in values.items():
+            if v is not None:
+                cur = meters.get(hid)
+                if cur is None:
+                    cur = meters[hid] = [None, None]
+                cur[i] = float(v)
+
     def set_trafo(self, name: str, p_kw: float) -> None:
         """Measured transformer power; ``trafo_map`` names its scope (district or "total"). Without a
         map, a DSO that only watches the substation ("total") takes any transformer as the substation."""
@@ -266,8 +278,7 @@ class AgentHost:
         for h in self.homes.values():
             h.poll(now)
         if self.dso is not None:
-            self.dso.measure(now, {h: tuple(v) for h, v in self.meters.items() if None not in v}, self.p_trafo,
-                             meter_time=now - self.meter_lag)
+            self.dso.measure(now, self.meters, self.p_trafo, meter_time=now - self.meter_lag)
             out += self._send(self.dso.id, self.dso.on_time(now), now)
             if self.end is not None and now + self.slot_ms >= self.end:  # last slot of the run
                 out += self._send(self.dso.id, self.dso.settle_all(now), now)

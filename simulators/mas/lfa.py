@@ -84,6 +84,7 @@ class Master:
         self.conv: dict[str, int] = {}  # member -> convexity row
         self.cols: dict[str, list[tuple[str, np.ndarray, float, int]]] = {}  # member -> [(tag, p, cost, col)]
         self._P: dict[str, np.ndarray] = {}  # member -> its plans stacked (dedup)
+        self._C: dict[str, np.ndarray] = {}  # member -> their costs
         self.last = None
 
     def set_fixed(self, F: np.ndarray) -> None:
@@ -105,22 +106,22 @@ class Master:
     def add_column(self, member: str, tag: str, p: np.ndarray, cost: float) -> bool:
         """Add a plan; False if the member already has (numerically) the same plan."""
         p = np.asarray(p, float)
-        have = self.cols.get(member)
-        if have:
-            P = self._P[member]
-            C = np.array([c for _, _, c, _ in have])
-            same = (np.abs(C - cost) <= 1e-7 * max(1.0, abs(cost))) & (np.max(np.abs(P - p), axis=1) <= 1e-6)
+        if self.cols.get(member):
+            P, C = self._P[member], self._C[member]
+            same = (np.abs(C - cost) <= 1e-7 * max(1.0, abs(cost))) & (np.abs(P - p).max(axis=1) <= 1e-6)
             if same.any():
                 return False
         if member not in self.conv:
             self.conv[member] = int(self.lp.add_rows([1.0], [1.0])[0])
             self.cols[member] = []
             self._P[member] = np.zeros((0, self.K))
+            self._C[member] = np.zeros(0)
         row = self.conv[member]
         nz = np.flatnonzero(p)
-        col = self.lp.add_col(cost, 0.0, np.inf, np.r_[nz, row], np.r_[p[nz], 1.0])
+        col = self.lp.add_col(cost, 0.0, np.inf, np.append(nz, row), np.append(p[nz], 1.0))
         self.cols[member].append((tag, p, float(cost), col))
         self._P[member] = np.vstack([self._P[member], p])
+        self._C[member] = np.append(self._C[member], float(cost))
         return True
 
     def solve(self):

@@ -67,6 +67,7 @@ LFA_IN = ["P_trafo", "E_imp", "E_exp"]
 LFA_OUT = ["plan_cost", "rounds", "gap", "gap_dual", "flex_offered", "flex_ordered", "P_plan"]
 DSO_IN = ["P_trafo", "trafo_loading", "E_imp", "E_exp"]
 DSO_OUT = ["flex_requested", "flex_ordered", "flex_delivered", "P_forecast"]
+ALL_IN = frozenset(HOME_IN + LFA_IN + DSO_IN)
 
 
 def _model(params, ins, outs):
@@ -198,14 +199,8 @@ class MASSim(mosaik_api_v3.Simulator):
                     elif attr == "flex":
                         for hid, v in val.items():
                             h.set_state(hid, "flex", dict(v) if isinstance(v, dict) else None)
-                    elif attr == "E_imp":
-                        for hid, v in val.items():
-                            if v is not None:
-                                h.set_meter(hid, e_imp=v)
-                    elif attr == "E_exp":
-                        for hid, v in val.items():
-                            if v is not None:
-                                h.set_meter(hid, e_exp=v)
+                    elif attr == "E_imp" or attr == "E_exp":
+                        h.set_meters(attr, val)
                     elif attr == "P_trafo":
                         for name, v in val.items():
                             if v is not None:
@@ -251,7 +246,7 @@ class MASSim(mosaik_api_v3.Simulator):
                     events = {a: ev for a, ev in self.step_events.items() if a in agents}
                     if events:  # omitted when empty: a present output triggers the recorder
                         d[attr] = events
-                elif attr == "inbox" or attr in HOME_IN + LFA_IN + DSO_IN and attr not in vals:
+                elif attr == "inbox" or attr in ALL_IN and attr not in vals:
                     d[attr] = {}
                 else:
                     d[attr] = vals.get(attr, {})

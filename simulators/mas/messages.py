@@ -45,6 +45,9 @@ def floats(a, nd: int = 5) -> list[float]:
 
 
 def arr(v) -> np.ndarray:
+    """Float array of a received list (None, a non-finite value sent by :func:`floats`, becomes NaN)."""
+    if isinstance(v, (list, tuple)):
+        return np.array(v, dtype=float)  # numpy reads None as NaN
     return np.array([np.nan if x is None else x for x in v], dtype=float)
 
 
@@ -57,10 +60,12 @@ class Outbox:
 
     def send(self, src: str, dst: str, kind: str, body: dict, tick: int) -> dict:
         self.seq[src] += 1
-        msg = decode(encode({"id": f"{src}#{self.seq[src]}", "src": src, "dst": dst, "kind": kind, "body": body,
-                             "bytes": 0, "sent": int(tick)}))
-        msg["bytes"] = len(encode(msg))
-        msg["bytes"] = len(encode(msg))  # its own size field included (a larger integer takes more bytes)
+        wire = encode({"id": f"{src}#{self.seq[src]}", "src": src, "dst": dst, "kind": kind, "body": body,
+                       "bytes": 0, "sent": int(tick)})
+        msg = decode(wire)
+        # the size with its own size field included: the encoding of the decoded message is *wire* again,
+        # with the 0 (one byte) replaced by the size of the message (a larger integer takes more bytes)
+        msg["bytes"] = len(wire) - 1 + uint_size(len(wire))
         self.items[src].append(msg)
         return msg
 
@@ -77,6 +82,11 @@ def encode(msg: dict) -> bytes:
 
 def decode(data: bytes) -> dict:
     return msgpack.unpackb(data)
+
+
+def uint_size(n: int) -> int:
+    """Bytes of a non-negative integer in MessagePack (its smallest form: fixint, uint 8/16/32/64)."""
+    return 1 if n < 128 else 2 if n < 256 else 3 if n < 65536 else 5 if n < 2**32 else 9
 
 
 def wire_copy(msg: dict) -> dict:
