@@ -41,7 +41,8 @@ def test_flex_cycle_every_order_settled_from_meter_energy():
             p = 0.0 if p is None else p
             meters[hid][0] += max(p, 0.0) * 1000 / 60  # one minute
             meters[hid][1] += max(-p, 0.0) * 1000 / 60
-            host.set_meter(hid, *meters[hid])
+            host.set_meters("E_imp", {hid: meters[hid][0]})
+            host.set_meters("E_exp", {hid: meters[hid][1]})
         t += 60_000
     ev = host.events["dso"]
     kinds = [e["kind"] for e in ev]
@@ -125,8 +126,8 @@ def test_settlement_measures_exactly_the_slot_with_lagged_meter_registers():
     t = 0
     while t < 10 * H:
         if t >= lag:
-            for hid, v in history[t - lag].items():
-                host.set_meter(hid, *v)
+            for i, register in enumerate(("E_imp", "E_exp")):
+                host.set_meters(register, {hid: v[i] for hid, v in history[t - lag].items()})
         history[t] = {h: tuple(v) for h, v in E.items()}
         host.step(t, {})
         if t == 0:  # a limit below two consecutive planned hours, so the order has two slots

@@ -122,16 +122,9 @@ class AgentHost:
             value = float(self.clock.local_min(float(value)))
         self.state[hid][key] = value
 
-    def set_meter(self, hid: str, e_imp=None, e_exp=None) -> None:
-        cur = self.meters.setdefault(hid, [None, None])
-        if e_imp is not None:
-            cur[0] = float(e_imp)
-        if e_exp is not None:
-            cur[1] = float(e_exp)
-
     def set_meters(self, register: str, values: dict) -> None:
         """One register (``"E_imp"`` or ``"E_exp"``) of many meters {hid: Wh}; None values are skipped
-        (as :meth:`set_meter` for each, in one loop)."""
+        (a register not yet read stays None)."""
         i = ("E_imp", "E_exp").index(register)
         meters = self.meters
         for hid, v in values.items():
