@@ -8,7 +8,8 @@ unprofiled wall time of the same run is printed beside them (``--no-wall`` skips
 
 Usage: python benchmarks/profile_scenarios.py [--until 1d] [--no-wall] [SCENARIO ...]
        (default: uc1_home uc3_physical uc3_substation; --until is the *evaluated* time: a scenario with
-       ``evaluation: {warmup: 24h, cooldown: 24h}`` simulates 3 days for ``--until 1d``)
+       ``evaluation: {warmup: 24h, cooldown: 24h}`` simulates 3 days for ``--until 1d``;
+       ``scale_10k/vorstadt1`` is the first substation of that group of a ``substations:`` scenario)
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from cosim.durations import parse_duration_ms
 from cosim.runner import run_scenario
-from cosim.scenario import load_scenario
+from cosim.scenario import load_scenario, parse_scenario, read_yaml
+from cosim.substations import expand
 
 # layer -> entry points (path suffix, function name); the first match of a function wins
 LAYERS = {
@@ -61,18 +65,28 @@ def breakdown(stats: pstats.Stats) -> tuple[float, dict[str, float], dict[str, i
     return total, cum, {k: v for k, v in steps.items() if v}
 
 
+def _load(name: str):
+    """A bundled scenario, or ``SCENARIO/GROUP``: the first substation of a group of a ``substations:`` one."""
+    if "/" not in name:
+        return load_scenario(name)
+    whole, group = name.split("/", 1)
+    _, text = load_scenario(whole)
+    sub = next(s for s in expand(read_yaml(text, whole)) if s.group == group)
+    return parse_scenario(sub.data), yaml.safe_dump(sub.data, sort_keys=False)
+
+
 def profile(name: str, until_ms: int, out: Path, wall: bool) -> None:
-    scn, text = load_scenario(name)
+    scn, text = _load(name)
     simulated_days = (scn.warmup_ms + until_ms + scn.cooldown_ms) / 86_400_000
     prof = cProfile.Profile()
     prof.enable()
-    run_scenario(scn, text, out=out / f"{name}.h5", until_ms=until_ms, progress=False)
+    run_scenario(scn, text, out=out / f"{name.replace('/', '_')}.h5", until_ms=until_ms, progress=False)
     prof.disable()
     total, layers, steps = breakdown(pstats.Stats(prof))
     plain = None
     if wall:
         t0 = time.perf_counter()
-        run_scenario(scn, text, out=out / f"{name}_wall.h5", until_ms=until_ms, progress=False)
+        run_scenario(scn, text, out=out / f"{name.replace('/', '_')}_wall.h5", until_ms=until_ms, progress=False)
         plain = time.perf_counter() - t0
     evaluated_days = until_ms / 86_400_000
     print(f"\n{name}: {simulated_days:g} simulated day(s) for {evaluated_days:g} evaluated day(s)")
