@@ -86,6 +86,9 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=7.0, help="evaluated days of the growth runs (default 7)")
     ap.add_argument("--year", action="store_true", help="also run 365 days aggregated and print the measurement")
     args = ap.parse_args()
+    if args.days == 1:
+        ap.error("--days 1: the growth runs must differ in length from the 1-day runs (the file size is a line "
+                 "through both)")
     sys.path.insert(0, str(Path(__file__).parent))
     print(f"{'scenario':<16} {'record':<6} {'eval d':>6} {'sim d':>5} {'wall s':>7} {'s/sim d':>7} {'ref s':>5} "
           f"{'RSS MB':>7} {'MB/sim d':>8} {'file MB':>8} | {'year wall min':>13} {'year RSS MB':>11} "
