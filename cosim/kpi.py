@@ -648,7 +648,8 @@ def _realtime_kpis(res: Results, na: dict) -> dict | None:
 
 
 def use_case(res: Results) -> str:
-    """uc3 (several districts or a DSO agent), uc2 (a district / LFA), uc1 (one home)."""
+    """uc3 (several districts or a DSO agent), uc2 (a district of several homes), uc1 (one home, also
+    when a home agent and its aggregator plan it, as in the bundled ``uc1_home``)."""
     scn = res.scenario
     n_d = len(scn.districts) if scn is not None else 1
     if res.has("dso") or n_d > 1:
@@ -657,9 +658,7 @@ def use_case(res: Results) -> str:
     if not n_h:
         s = res.series("households", "P")
         n_h = len(s.ids) if s is not None else 1
-    if res.has("lfa") or n_h > 1:
-        return "uc2"
-    return "uc1"
+    return "uc2" if n_h > 1 else "uc1"
 
 
 def compute_kpis(path_or_results: str | Path | Results) -> dict:

@@ -136,3 +136,26 @@ def test_value_cli(pair):
     assert proc.returncode == 0 and "Per actor" in proc.stdout and "B8" in proc.stdout
     proc = run_cosim("value", run)
     assert proc.returncode == 2  # --baseline is required
+
+
+@pytest.mark.parametrize("name, households, dso, expected", [
+    ("uc1_home", None, False, "uc1"),   # one home, planned by its agent with an aggregator (LFA)
+    ("uc1_home", 3, False, "uc2"),      # the same district with three homes
+    ("uc1_home", None, True, "uc3"),    # a DSO agent buys flexibility
+])
+def test_use_case_follows_the_homes_and_the_dso(name, households, dso, expected):
+    """The use case (and so the business models valued) comes from the population and the DSO, not
+    from whether an aggregator is present: the bundled UC1 home has an LFA and is still UC1."""
+    from cosim.kpi import use_case
+    from cosim.scenario import load_scenario
+
+    scn, _ = load_scenario(name, {"districts[0].households": households} if households else None)
+
+    class Run:
+        scenario = scn
+
+        @staticmethod
+        def has(pop: str) -> bool:
+            return pop in ("agents", "lfa") or (dso and pop == "dso")
+
+    assert use_case(Run()) == expected
