@@ -90,6 +90,17 @@ def series_ids(f: h5py.File | h5py.Group, name: str) -> list[str] | None:
     return None if ids is None else [_text(x) for x in ids[()]]
 
 
+EVENT_TIME_FIELDS = ("t0", "t", "sent")  # an event's time: the time it is about, else when it happened
+
+
+def event_time(rec: dict):
+    """The time an event record is about (``t0``), else when it happened (``t``, ``sent``); None without."""
+    for field in EVENT_TIME_FIELDS:
+        if field in rec:
+            return rec[field]
+    return None
+
+
 def source_path(source: str | Path, out: str | Path) -> str:
     """How a file that virtual datasets of *out* read from is named in *out*: relative to *out*'s folder
     when it lies below it (HDF5 resolves it from there, so the two can be moved together), else absolute."""
@@ -584,7 +595,7 @@ class Results:
         """An event belongs to the window by the time it is about (``t0``) or else when it happened."""
         if self.window_ms is None:
             return True
-        t = rec.get("t0", rec.get("t", rec.get("sent")))
+        t = event_time(rec)
         if not isinstance(t, (int, float)):
             return True
         return self.window_ms[0] <= t < self.window_ms[1]
@@ -664,7 +675,7 @@ class Results:
             if self.window_ms is not None:
                 # as in_window: the time an event is about (t0), else when it happened (t, sent)
                 t = pd.Series(np.nan, index=df.index)
-                for c in ("t0", "t", "sent"):
+                for c in EVENT_TIME_FIELDS:
                     if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
                         t = t.fillna(df[c].astype(float))
                 df = df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)

@@ -44,7 +44,7 @@ import yaml
 from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
-from cosim.results import _records, series_ids, series_names, source_path, write_event_table
+from cosim.results import _records, event_time, series_ids, series_names, source_path, write_event_table
 from cosim.scenario import Scenario
 
 DAY_MS = 86_400_000
@@ -260,7 +260,7 @@ def _part_events(raw: np.ndarray, k: int, lo: float, hi: float, offset: int) -> 
     Results.in_window), times shifted by *offset*, ids of later parts prefixed."""
     out = []
     for rec in _records(bytes(np.asarray(raw, dtype=np.uint8).tobytes())):
-        t = rec.get("t0", rec.get("t", rec.get("sent")))
+        t = event_time(rec)
         if isinstance(t, (int, float)) and not lo <= t < hi:
             continue
         for key in TIME_KEYS:
