@@ -115,12 +115,16 @@ def check_record_include(scn: Scenario) -> None:
         unbalanced = pop == "grid" and scn.grid is not None and scn.grid.engine == "fast3ph"
         sim, model = _FIXED_OUTPUTS["grid3ph" if unbalanced else pop]
         offered = _meta_outputs(import_module(SIMULATORS[sim][0]).META, model)
-        unknown = [a for a in selection if a not in offered]
-        if unknown:
-            problems.append(f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}; "
-                            f"{pop} offers {', '.join(offered)}")
+        problems += _unknown_attrs(pop, selection, offered)
     if problems:
         raise ScenarioError(problems)
+
+
+def _unknown_attrs(pop: str, selection, offered) -> list[str]:
+    """The line refusing the attributes of ``record.include.<pop>`` that *pop* does not offer (or none)."""
+    unknown = [a for a in selection if a not in offered]
+    return [f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}; {pop} offers {', '.join(offered)}"] \
+        if unknown else []
 
 
 class _Builder:
@@ -352,10 +356,9 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
         if selection == "all":
             attrs = offered
         elif pop == name:
-            unknown = [a for a in selection if a not in offered]
-            if unknown:
-                raise ScenarioError([f"record.include.{name}: unknown attribute(s) {', '.join(unknown)}; "
-                                     f"{name} offers {', '.join(offered)}"])
+            problems = _unknown_attrs(name, selection, offered)
+            if problems:
+                raise ScenarioError(problems)
             attrs = list(selection)
         else:  # a second source of the population (e.g. real meters): what it has of the selection
             attrs = [a for a in selection if a in offered] + [a for a in ("quality", "age") if a in offered]
