@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from cosim.durations import parse_duration_ms
+from cosim.results import series_names
 from cosim.runner import run_scenario
 from cosim.scenario import load_scenario
 
@@ -35,11 +36,8 @@ ROWS = 60  # ResultsWriter's default flush_every = its chunk height
 
 
 def series_of(path: str) -> list[np.ndarray]:
-    out: list[np.ndarray] = []
     with h5py.File(path) as f:
-        f.visititems(lambda n, o: out.append(o[()]) if isinstance(o, h5py.Dataset) and o.ndim == 2
-                     and "/_ids/" not in f"/{n}/" and not n.startswith(("events", "event_tables")) else None)
-    return out
+        return [f[name][()] for name in series_names(f)]
 
 
 def write(data: list[np.ndarray], path: str, kw: dict) -> float:

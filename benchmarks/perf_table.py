@@ -5,8 +5,9 @@ a figure printed several times, e.g. by ``--repeat 2``, becomes a range). The ta
 ``<!-- perf-table:begin -->`` and ``<!-- perf-table:end -->`` markers of README.md, headed by the date,
 the machine (CPU model, cores, memory, load average at the start) and the command that made it.
 A benchmark that fails or prints no figure stops the script with its output, and README.md is left
-as it was. Every printout is kept in ``benchmarks/results/NAME.txt`` (first line: date and machine; committed with the README), so
-``--only NAME`` re-runs some benchmarks and takes the others' figures from their kept printouts.
+as it was. Every printout is kept in ``benchmarks/results/NAME.txt`` (first line: date and machine;
+committed with the README), so ``--only NAME`` re-runs some benchmarks and takes the others' figures
+from their kept printouts.
 
 Usage: python benchmarks/perf_table.py [--only NAME ...] [--dry-run]
        (the full set takes 20-40 min on the 2-core development machine; needs ``pip install -e ".[bench]"``

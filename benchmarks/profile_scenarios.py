@@ -77,16 +77,17 @@ def _load(name: str):
 
 def profile(name: str, until_ms: int, out: Path, wall: bool) -> None:
     scn, text = _load(name)
+    stem = name.replace("/", "_")
     simulated_days = (scn.warmup_ms + until_ms + scn.cooldown_ms) / 86_400_000
     prof = cProfile.Profile()
     prof.enable()
-    run_scenario(scn, text, out=out / f"{name.replace('/', '_')}.h5", until_ms=until_ms, progress=False)
+    run_scenario(scn, text, out=out / f"{stem}.h5", until_ms=until_ms, progress=False)
     prof.disable()
     total, layers, steps = breakdown(pstats.Stats(prof))
     plain = None
     if wall:
         t0 = time.perf_counter()
-        run_scenario(scn, text, out=out / f"{name.replace('/', '_')}_wall.h5", until_ms=until_ms, progress=False)
+        run_scenario(scn, text, out=out / f"{stem}_wall.h5", until_ms=until_ms, progress=False)
         plain = time.perf_counter() - t0
     evaluated_days = until_ms / 86_400_000
     print(f"\n{name}: {simulated_days:g} simulated day(s) for {evaluated_days:g} evaluated day(s)")

@@ -211,7 +211,7 @@ def _as_float(v) -> float:
         return math.nan
 
 
-# one encoder for every event record: json.dumps with options builds a new one per call
+# one encoder for event records and event-table cells: json.dumps with options builds a new one per call
 _JSON = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
@@ -337,9 +337,6 @@ def _records(raw: bytes) -> list[dict]:
     return [r for r in recs if isinstance(r, dict)]
 
 
-_JSON_TEXT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(v, separators=...) without a new encoder
-
-
 def _column(values: list) -> np.ndarray:
     """A numpy column for HDF5: int64 when every value is an int, float64 when numeric (NaN = missing),
     else UTF-8 bytes (lists and mappings as JSON text)."""
@@ -348,7 +345,7 @@ def _column(values: list) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)
     if kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
         return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    text = [b"" if v is None else (_JSON_TEXT.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
+    text = [b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
             for v in values]
     return np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
 

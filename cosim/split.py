@@ -188,8 +188,8 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                 scenario=text, steps=T, eval_end_ms=offsets[-1] + int(files[-1].attrs["eval_end_ms"]),
                 status="completed" if all(str(f.attrs.get("status")) == "completed" for f in files) else "failed",
                 finished_at=str(files[-1].attrs.get("finished_at", "")),
-                **{PARTS_ATTR: json.dumps([{"file": source_path(p, out), "start": s.isoformat(), "offset_ms": o, "rows": n}
-                                           for p, s, o, n in zip(part_paths, starts, offsets, rows)])})
+                **{PARTS_ATTR: json.dumps([{"file": source_path(p, out), "start": s.isoformat(), "offset_ms": o,
+                                            "rows": n} for p, s, o, n in zip(part_paths, starts, offsets, rows)])})
             tds = g.create_dataset("time", data=np.concatenate(
                 [t[i0:i1] + o for t, (i0, i1, _, _), o in zip(times, spans, offsets)]))
             tds.attrs.update(dict(files[0]["time"].attrs))
