@@ -81,7 +81,9 @@ def open_results(path: str | Path) -> h5py.File:
             raise InputError(f"{path}: not an HDF5 results file")
         return _checked(h5py.File(p, "r", libver="latest"))
     except H5_ERRORS as exc:
-        if OPEN_FOR_WRITE not in str(exc):
+        # a writer has it open (HDF5 says so, or the superblock's write flags do: while a live writer
+        # extends the file, HDF5 may first see it shorter than its stored end and call it truncated)
+        if OPEN_FOR_WRITE not in str(exc) and not superblock(p).open_for_write:
             raise InputError(f"{path}: damaged or truncated results file ({reason(exc)})") from None
     _check_length(p)
     try:

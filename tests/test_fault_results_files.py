@@ -71,3 +71,34 @@ def test_killed_writer_file_is_explained_and_repaired(write_scenario, tmp_path, 
     assert main(["kpis", str(out)]) == 0
     assert main(["inspect", "--repair", str(out)]) == 0
     assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_live_file_momentarily_shorter_than_its_stored_end_is_waited_for(tmp_path):
+    """A live writer extends the file's stored end before the bytes reach the disk: a reader that opens it
+    in that instant (a copy taken mid-write, cut short, stands for it) waits for the bytes instead of
+    calling the file truncated; if they never come, it is truncated, in one line."""
+    import threading
+
+    import numpy as np
+
+    from cosim.errors import InputError
+    from cosim.h5open import open_results, superblock
+
+    w = h5py.File(tmp_path / "live.h5", "w", libver="latest")
+    w.create_dataset("time", data=np.arange(10), maxshape=(None,), chunks=(4,))
+    w.swmr_mode = True
+    w.flush()
+    data = (tmp_path / "live.h5").read_bytes()  # as on disk while the writer runs: write flags set
+    w.close()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[:-200])
+    assert superblock(cut).open_for_write
+    with pytest.raises(InputError, match=r"truncated results file \(\d+ of \d+ bytes\)"):
+        open_results(cut)
+    late = threading.Timer(0.1, lambda: cut.write_bytes(data))
+    late.start()
+    try:
+        with open_results(cut) as f:
+            assert list(f["time"][:3]) == [0, 1, 2]
+    finally:
+        late.join()
