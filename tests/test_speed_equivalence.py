@@ -89,17 +89,14 @@ def _old_lp_arrays(self):
     return A.tocsc(), self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
 
 
-def _old_solve_central(models, district, fixed=None, backend=None):
-    """solve_central as before: per-household LIL coupling blocks, block_diag, hstack and vstack."""
-    import time
-
+def _old_central_lp(models, district, fixed=None):
+    """central_lp as before: per-household LIL coupling blocks, block_diag, hstack and vstack."""
     import numpy as np
     import scipy.sparse as sp
 
-    from simulators.mas.central import CentralResult
-    from simulators.mas.lp import solve_once
+    from simulators.mas.central import CentralLP
 
-    t0, K = time.perf_counter(), district.K
+    K = district.K
     blocks, cs, los, his, lbs, ubs, coup_cols, offs, off = [], [], [], [], [], [], [], [], 0
     for mdl in models:
         A, lo, hi, lb, ub, c = mdl.lp_arrays()
@@ -116,14 +113,22 @@ def _old_solve_central(models, district, fixed=None, backend=None):
     top = sp.hstack([H, sp.csc_matrix((H.shape[0], district.n))], format="csc")
     A = sp.vstack([top, coup, dist_rows], format="csc")
     F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
-    sol = solve_once(A, np.concatenate(cs + [district.c]), np.concatenate(los + [-F, district.lo]),
+    return CentralLP(A, np.concatenate(cs + [district.c]), np.concatenate(los + [-F, district.lo]),
                      np.concatenate(his + [-F, district.hi]), np.concatenate(lbs + [district.lb]),
-                     np.concatenate(ubs + [district.ub]), backend=backend)
-    plans = {mdl.hid: mdl.plan_from_x(sol.x[o:o + mdl.n]) for mdl, o in zip(models, offs)}
-    xd = sol.x[off:]
-    lam = -sol.row_dual[H.shape[0]:H.shape[0] + K] / district.dt
-    return CentralResult(sol.obj, plans, xd[0:K] - xd[K:2 * K], lam, time.perf_counter() - t0, A.shape[1],
-                         A.shape[0])
+                     np.concatenate(ubs + [district.ub]), offs, off, H.shape[0])
+
+
+def _old_solve_central(models, district, fixed=None, backend=None):
+    """solve_central with the previous assembly (the central mode's plans)."""
+    import time
+
+    from simulators.mas.central import central_result
+    from simulators.mas.lp import solve_once
+
+    t0 = time.perf_counter()
+    clp = _old_central_lp(models, district, fixed)
+    return central_result(clp, models, district, solve_once(*clp.arrays(), backend=backend),
+                          time.perf_counter() - t0)
 
 
 def _old_lp(m):
@@ -169,6 +174,7 @@ def test_lp_changes_same_results(name, tmp_path, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(HomeModel, "lp_arrays", _old_lp_arrays)
+        m.setattr(host, "central_lp", _old_central_lp)
         m.setattr(host, "solve_central", _old_solve_central)
         _old_lp(m)
         scn, text = load_scenario(name, SHORT)
@@ -211,8 +217,94 @@ def test_central_lp_and_cop_coefficients_as_before(monkeypatch):
     monkeypatch.setattr(lpmod, "solve_once", recording)
     dp = DistrictPart(16, 0.5, np.full(16, 0.3), np.full(16, 0.08), DistrictObjective(community=True))
     new = central.solve_central(models, dp)
-    old = _old_solve_central(models, dp)
+    old_lp = _old_central_lp(models, dp)
+    old = recording(*old_lp.arrays())
     (A1, r1), (A0, r0) = seen
     assert A1.shape == A0.shape and A1.nnz == A0.nnz and (A1 != A0).nnz == 0
     assert all(np.array_equal(a, b) for a, b in zip(r1, r0))
-    assert new.obj == old.obj and np.array_equal(new.lam, old.lam)
+    assert old_lp.same_as(central.central_lp(models, dp))
+    assert new.obj == old.obj and np.array_equal(new.lam, -old.row_dual[old_lp.n_home_rows:][:16] / dp.dt)
+
+
+# ---------------------------------------------------------------- the second core (MAS threads around HiGHS)
+def _one_core(m):
+    """The MAS as before: the central reference solved when the negotiation ends, the homes' answers
+    to prices computed one after the other."""
+    from simulators.mas.host import AgentHost
+
+    m.setattr(AgentHost, "_solve_ahead", lambda self, lfa, neg_id, t0: None)
+    m.setattr(AgentHost, "_answer_prices", lambda self, msgs: {})
+
+
+@pytest.mark.parametrize("name", ["uc2_district", "uc3_substation"])
+def test_second_core_same_results(name, tmp_path, monkeypatch):
+    """References solved ahead and price answers on threads: the same files as in turn, most
+    references taken from the thread, and no worker thread left when the run ends."""
+    import threading
+
+    from simulators.mas.host import AgentHost
+
+    with monkeypatch.context() as m:
+        _one_core(m)
+        scn, text = load_scenario(name, SHORT)
+        run_scenario(scn, text, out=tmp_path / "before.h5", until_ms=2 * 3_600_000, progress=False)
+    stats, answered = [], []
+    with monkeypatch.context() as m:
+        def close(self, _close=AgentHost.close):
+            stats.append(dict(self.stats))
+            _close(self)
+
+        def answer(self, msgs, _answer=AgentHost._answer_prices):
+            out = _answer(self, msgs)
+            answered.append(len(out))
+            return out
+        m.setattr(AgentHost, "close", close)
+        m.setattr(AgentHost, "_answer_prices", answer)
+        scn, text = load_scenario(name, SHORT)
+        run_scenario(scn, text, out=tmp_path / "after.h5", until_ms=2 * 3_600_000, progress=False)
+    assert differences(tmp_path / "before.h5", tmp_path / "after.h5") == []
+    (st,) = stats
+    assert 0 < st["reference_ahead"] <= st["negotiations"]
+    assert sum(answered) > 0
+    assert not [t for t in threading.enumerate() if t.name.startswith(("central-reference", "home-answers"))]
+
+
+def test_reference_solved_again_when_the_district_part_changed():
+    """A flex order during the negotiation changes the district LP: the reference solved ahead is
+    not used, and the gap is that of the LP assembled at the end (as a solve in turn gives)."""
+    import numpy as np
+
+    from simulators.mas.central import solve_central
+    from simulators.mas.tariff import DistrictObjective
+    from tests.test_mas_lfa import make_host, specs
+
+    results = {}
+    for changed in (False, True):
+        host, lfa = make_host(specs(4), 24, 3600, DistrictObjective(community=True, trafo_limit_kw=8.0),
+                              max_rounds=10, tol=0.005)
+        host.reference = True
+        original = lfa._district_part
+        if changed:  # the LP solved ahead sees a tighter limit than the one assembled at the end
+            def tighter(t0, *a, **kw):
+                dp = original(t0, *a, **kw)
+                dp.set_caps(cap_imp=np.full(dp.K, 4.0))
+                return dp
+
+            def ahead(lfa_, neg_id, t0, _ahead=host._solve_ahead):
+                lfa_._district_part = tighter
+                try:
+                    _ahead(lfa_, neg_id, t0)
+                finally:
+                    lfa_._district_part = original
+            host._solve_ahead = ahead
+        host.step(0, {})
+        (ev,) = [e for e in host.events[lfa.id] if e.get("kind") == "negotiation"]
+        ref = solve_central([host.homes[m].model for m in lfa.members], original(0))
+        results[changed] = (host.stats["reference_ahead"], ev["central"], ref.obj,
+                            solve_central([host.homes[m].model for m in lfa.members], tighter(0)).obj
+                            if changed else None)
+        host.close()
+    assert results[False][0] == 1 and results[True][0] == 0
+    for ahead, central, ref, _ in results.values():
+        assert central == ref
+    assert results[True][3] > results[True][2] + 1e-3  # the LP solved ahead was another one

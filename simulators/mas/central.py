@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .home_lp import HomeModel, HomePlan
-from .lp import LP, solve_once
+from .lp import LP, Solution, solve_once
 from .tariff import DistrictObjective
 
 EPS_D = 1e-6  # €/kWh on Dp + Dm: keeps Dp·Dm = 0 when energy is not priced at the transformer
@@ -134,13 +134,35 @@ class CentralResult:
     n_rows: int
 
 
-def solve_central(models: list[HomeModel], district: DistrictPart, fixed: np.ndarray | None = None,
-                  backend: str | None = None) -> CentralResult:
-    """One LP over all households and the district part (cold HiGHS solve)."""
-    t0 = time.perf_counter()
-    K, dt = district.K, district.dt
-    # the matrix is assembled from coordinates: household blocks on the diagonal, then the coupling
-    # rows (+imp −exp of every household, −Dp +Dm), then the district rows
+@dataclass
+class CentralLP:
+    """The district LP (household blocks on the diagonal, then the coupling rows, then the district
+    rows) and where each household's columns start."""
+
+    A: sp.csc_matrix
+    c: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    offsets: list[int]
+    n_home_cols: int
+    n_home_rows: int
+
+    def arrays(self) -> tuple:
+        return self.A, self.c, self.lo, self.hi, self.lb, self.ub
+
+    def same_as(self, other: "CentralLP") -> bool:
+        """Exactly the same LP (structure, every coefficient and bound)."""
+        a, b = self.A, other.A
+        return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+                and np.array_equal(a.data, b.data)
+                and all(np.array_equal(x, y) for x, y in zip(self.arrays()[1:], other.arrays()[1:])))
+
+
+def central_lp(models: list[HomeModel], district: DistrictPart, fixed: np.ndarray | None = None) -> CentralLP:
+    """The LP over all households and the district part, assembled from coordinates."""
+    K = district.K
     rows, cols, vals = [], [], []
     cs, los, his, lbs, ubs = [], [], [], [], []
     offs = []
@@ -163,19 +185,27 @@ def solve_central(models: list[HomeModel], district: DistrictPart, fixed: np.nda
     A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(mh + K + district.m, nh + district.n))
     F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
-    c = np.concatenate(cs + [district.c])
-    lo = np.concatenate(los + [-F, district.lo])
-    hi = np.concatenate(his + [-F, district.hi])
-    lb = np.concatenate(lbs + [district.lb])
-    ub = np.concatenate(ubs + [district.ub])
-    sol = solve_once(A, c, lo, hi, lb, ub, backend=backend)
-    plans = {}
-    for mdl, o in zip(models, offs):
-        x = sol.x[o:o + mdl.n]
-        plans[mdl.hid] = mdl.plan_from_x(x)
+    return CentralLP(A, np.concatenate(cs + [district.c]), np.concatenate(los + [-F, district.lo]),
+                     np.concatenate(his + [-F, district.hi]), np.concatenate(lbs + [district.lb]),
+                     np.concatenate(ubs + [district.ub]), offs, nh, mh)
+
+
+def central_result(clp: CentralLP, models: list[HomeModel], district: DistrictPart, sol: Solution,
+                   seconds: float) -> CentralResult:
+    """Plans, district exchange and coupling prices from the solution of :func:`central_lp`."""
+    K, nh, r0 = district.K, clp.n_home_cols, clp.n_home_rows
+    plans = {mdl.hid: mdl.plan_from_x(sol.x[o:o + mdl.n]) for mdl, o in zip(models, clp.offsets)}
     xd = sol.x[nh:]
     D = xd[0:K] - xd[K:2 * K]
-    r0 = mh
     # row k of the coupling reads Σ p − Dp + Dm = −F; ∂obj/∂F_k = −y_k, so the price per kWh is −y/dt
-    lam = -sol.row_dual[r0:r0 + K] / dt
-    return CentralResult(sol.obj, plans, D, lam, time.perf_counter() - t0, A.shape[1], A.shape[0])
+    lam = -sol.row_dual[r0:r0 + K] / district.dt
+    return CentralResult(sol.obj, plans, D, lam, seconds, clp.A.shape[1], clp.A.shape[0])
+
+
+def solve_central(models: list[HomeModel], district: DistrictPart, fixed: np.ndarray | None = None,
+                  backend: str | None = None) -> CentralResult:
+    """One LP over all households and the district part (cold HiGHS solve)."""
+    t0 = time.perf_counter()
+    clp = central_lp(models, district, fixed)
+    sol = solve_once(*clp.arrays(), backend=backend)
+    return central_result(clp, models, district, sol, time.perf_counter() - t0)

@@ -14,14 +14,16 @@ planning, no setpoints: the households follow their default rules).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
 from simulators.devices.common import Clock
 from simulators.devices.params import HouseholdSpec
 
-from .central import solve_central
+from .central import central_lp, central_result, solve_central
+from .lp import solve_once
 from .dso import DSOAgent
 from .home_agent import HomeAgent
 from .lfa import LFAAgent
@@ -64,10 +66,15 @@ class AgentHost:
         self.events: dict[str, list] = defaultdict(list)
         self.kpi: dict[str, dict] = defaultdict(dict)
         self.last_replan: int | None = None
-        self.stats = {"messages": 0, "bytes": 0, "central_s": 0.0, "negotiations": 0}
+        self.stats = {"messages": 0, "bytes": 0, "central_s": 0.0, "negotiations": 0, "reference_ahead": 0}
         self.version = 0  # changes whenever a household's followed plan changes
         self._out_cache: dict = {}
         self.end: int | None = None  # tick at which the run ends (open flex orders are settled before)
+        # the reference of a re-planning negotiation, solved on another core while the negotiation runs
+        # (HiGHS releases the GIL): {lfa id: (negotiation id, its central LP, the solve)}
+        self._ahead: dict[str, tuple] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._price_pool: ThreadPoolExecutor | None = None  # homes' answers to prices, see _answer_prices
         # meter registers arrive this many ticks after the instant they describe (a time-shifted
         # connection: the meters' previous step); settlement snapshots are keyed by that instant
         self.meter_lag = 0
@@ -233,11 +240,30 @@ class AgentHost:
             else:
                 h.dispatched = True  # no aggregator: the home follows its own plan
                 h.deadline = None
+        if self.reference:
+            for lfa in self.lfas.values():
+                self._solve_ahead(lfa, f"s{now}", now)
         return produced if self.loopback else []
+
+    def _answer_prices(self, msgs: list[dict]) -> dict[int, Future]:
+        """Start the answers of homes to the price messages of this batch on two threads. A home's best
+        responses are LPs of its own (HiGHS releases the GIL while it solves), and only homes with no
+        other message in the batch are taken, so each answer is what a call in turn would return;
+        ``_deliver`` takes them in message order, so the messages sent are the same too."""
+        count = Counter(m.get("dst") for m in msgs)
+        picks = [i for i, m in enumerate(msgs)
+                 if m.get("kind") == "price" and isinstance(m.get("body"), dict) and m.get("dst") in self.homes
+                 and count[m.get("dst")] == 1 and m.get("id") not in self.seen]
+        if len(picks) < 2:
+            return {}
+        if self._price_pool is None:
+            self._price_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="home-answers")
+        return {i: self._price_pool.submit(self.homes[msgs[i]["dst"]].on_price, msgs[i]["body"]) for i in picks}
 
     def _deliver(self, msgs: list[dict], now: int) -> list[dict]:
         out = []
-        for m in msgs:
+        answers = self._answer_prices(msgs)
+        for i, m in enumerate(msgs):
             mid = m.get("id")
             if mid in self.seen:
                 continue
@@ -248,7 +274,7 @@ class AgentHost:
                     h = self.homes[dst]
                     k = m["kind"]
                     if k == "price":
-                        out += self._send(dst, h.on_price(m["body"]), now)
+                        out += self._send(dst, answers[i].result() if i in answers else h.on_price(m["body"]), now)
                     elif k == "dispatch":
                         h.on_dispatch(m["body"], now)
                     elif k == "start":
@@ -320,7 +346,17 @@ class AgentHost:
             lfa.kpi["gap_central"] = None
             return
         dp = lfa._district_part(neg.t0)
-        res = solve_central([h.model for h in homes], dp, backend=self.backend)
+        models = [h.model for h in homes]
+        clp = central_lp(models, dp)
+        ahead = self._ahead.pop(lfa.id, None)
+        if ahead is not None and ahead[0] == neg.id and ahead[1].same_as(clp):
+            sol = ahead[2].result()  # the same LP, solved while the negotiation ran
+            self.stats["reference_ahead"] += 1
+        else:
+            if ahead is not None:
+                ahead[2].cancel()
+            sol = solve_once(*clp.arrays(), backend=self.backend)
+        res = central_result(clp, models, dp, sol, time.perf_counter() - t)
         cost, D = 0.0, np.zeros(self.K)
         for h in homes:
             plan = self._dispatched_plan(h, neg.sol.w.get(h.id))
@@ -339,6 +375,30 @@ class AgentHost:
         lfa.kpi["central_cost"] = res.obj
         ev.update(central=res.obj, dispatched=dispatched, gross=gross, gap_central_pct=gap,
                   gap_central_eur=dispatched - res.obj)
+
+    def _solve_ahead(self, lfa: LFAAgent, neg_id: str, t0: int) -> None:
+        """Start the central reference of negotiation *neg_id* in a worker thread. ``_reference`` uses
+        it only if the LP it assembles at the end is exactly this one (a flex order during the
+        negotiation changes the district part, and then it solves again), so the gap is the same."""
+        old = self._ahead.pop(lfa.id, None)
+        if old is not None:
+            old[2].cancel()
+        homes = [self.homes.get(m) for m in lfa.members]
+        if not homes or any(h is None or h.neg != neg_id for h in homes):
+            return
+        clp = central_lp([h.model for h in homes], lfa._district_part(t0))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-reference")
+        fut: Future = self._pool.submit(solve_once, *clp.arrays(), backend=self.backend)
+        self._ahead[lfa.id] = (neg_id, clp, fut)
+
+    def close(self) -> None:
+        """Stop the worker threads (a solve still running is waited for)."""
+        for pool in (self._pool, self._price_pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._price_pool = None
+        self._ahead.clear()
 
     @staticmethod
     def _dispatched_plan(home: HomeAgent, pairs):

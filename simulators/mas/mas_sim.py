@@ -216,6 +216,10 @@ class MASSim(mosaik_api_v3.Simulator):
         self.host.events.clear()
         return self.host.next_time(self.time)
 
+    def finalize(self):
+        if self.host is not None:
+            self.host.close()
+
     def get_data(self, outputs):
         h = self.host
         data = {}
