@@ -268,7 +268,7 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
         elif m in ("B8", "B9"):
             ov_r, ov_b = trafo_overload(run), trafo_overload(base)
             if ov_r is None or ov_b is None:
-                L.skip(m, "no grid/trafo_loading and grid/P_trafo in both files")
+                L.skip(m, "no grid/trafo_loading and transformer ratings (trafo_kva) in both files")
                 continue
             if m == "B8":
                 avoided = ov_b[0] - ov_r[0]

@@ -27,8 +27,8 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   transformer / line at each instant; congestion minutes = time with a transformer or line above its
   limit (scenario ``grid.trafo_limit_pct`` / ``line_limit_pct``); voltage-violation minutes = time
   with any bus outside 1 ± ``grid.v_band`` p.u. (EN 50160); ``overload_kwh`` = transformer energy
-  above its limit (rating estimated from P_trafo / loading); ``reinforcement_kva`` = largest
-  transformer overload in kVA.
+  above its limit (loading above the limit × the rated kVA the grid simulator recorded in the file);
+  ``reinforcement_kva`` = largest transformer overload in kVA.
 * flexibility: ``lfa`` population ``flex_requested/offered/ordered/delivered`` (kW) integrated to
   kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments).
 * MAS: gap to the centralised optimum (fraction; a ``%`` or unit-less ``lfa/gap`` series is divided
@@ -409,22 +409,17 @@ def grid_limits(res: Results) -> tuple[float, float, float]:
 
 
 def trafo_overload(res: Results) -> tuple[float, float] | None:
-    """(overload energy kWh above the limit, largest overload kVA) over all transformers."""
+    """(overload energy kWh above the limit, largest overload kVA) over all transformers: the loading
+    above the limit times the transformer's rated kVA (recorded by the grid simulator), i.e. the
+    apparent power of the worst terminal (three-phase: worst phase ×3) above the limit. None without
+    loadings or ratings."""
     tl = res.series("grid", "trafo_loading")
-    if tl is None:
+    kva = res.trafo_kva()
+    if tl is None or kva is None:
         return None
     limit, _, _ = grid_limits(res)
-    L = tl.values
-    pt = res.series("grid", "P_trafo")
-    if pt is None:
-        return None
-    Pt = np.abs(pt.aligned(tl.ids))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        est = Pt / (L / 100.0)
-    est[~(L > 1.0)] = np.nan
-    rating = np.array([np.nanmedian(est[:, j]) if np.isfinite(est[:, j]).any() else np.nan
-                       for j in range(L.shape[1])])
-    over_kva = finite(np.maximum(L - limit, 0.0) / 100.0 * rating[None, :])
+    rating = np.array([kva.get(i, np.nan) for i in tl.ids])
+    over_kva = finite(np.maximum(tl.values - limit, 0.0) / 100.0 * rating[None, :])
     energy = float((over_kva * res.dt_h[:, None]).sum())
     return energy, float(over_kva.max()) if over_kva.size else 0.0
 
@@ -489,6 +484,9 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
         out["trafo_peak_kw"] = _f(tot.max(), 3)
         out["trafo_energy_kwh"] = _f((tot * res.dt_h).sum(), 3)
     ov = trafo_overload(res)
+    if ov is None and tl is not None:
+        na["grid.overload_kwh"] = na["grid.reinforcement_kva"] = (
+            "no transformer ratings in the file (attribute trafo_kva, recorded since 2026-12-05): run again")
     out["overload_kwh"] = _f(ov[0], 3) if ov else None
     out["reinforcement_kva"] = _f(ov[1], 3) if ov else None
     out["unbalance"] = unbalance_kpis(res, band)

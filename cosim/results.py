@@ -620,6 +620,12 @@ class Results:
 
         return self.scenario.economics if self.scenario is not None else Economics()
 
+    def trafo_kva(self) -> dict[str, float] | None:
+        """Rated apparent power (kVA) per transformer id as the grid simulator reported it, or None for
+        a file without it (written before the ratings were recorded, or without a grid)."""
+        raw = self.attrs.get("trafo_kva")
+        return {str(k): float(v) for k, v in json.loads(raw).items()} if raw else None
+
     def household_specs(self) -> dict:
         """household id -> HouseholdSpec regenerated from the recorded scenario (seeded), or {}."""
         if self.scenario is None:

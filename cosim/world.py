@@ -14,6 +14,7 @@ under the same population (``meters``) and device ids, so consumers cannot tell 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import zlib
@@ -367,6 +368,10 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
         wiring.append((entity, attrs))
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
                           progress=progress)
+    grid = built.entities.get("grid")
+    info = (getattr(grid[0], "extra_info", None) or {}) if grid else {}
+    if "trafo_kva" in info:  # the transformers' ratings, the base of their loading (Results.trafo_kva)
+        provenance = {**provenance, "trafo_kva": json.dumps(info["trafo_kva"])}
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
                                 event_sources=event_sources, flush_every=scn.record.flush_every,
                                 echo=[DEVICE_EVENTS], aggregate_ms=scn.record.aggregate)

@@ -176,6 +176,8 @@ class GridModel:
         self.bus_names = element_names(net.bus, "bus")
         self.line_names = element_names(net.line, "line")
         self.trafo_names = element_names(net.trafo, "trafo")
+        # rated apparent power per transformer (kVA), the base of trafo_loading
+        self.trafo_kva = dict(zip(self.trafo_names, (net.trafo.sn_mva * net.trafo.parallel * 1e3).tolist()))
         lv = net.bus.vn_kv.values < 1.0
         self._monitored = lv if lv.any() else np.ones(len(net.bus), dtype=bool)
         self.result: PFResult | None = None
@@ -314,8 +316,8 @@ class GridSim(mosaik_api_v3.Simulator):
         out = []
         for _ in range(num):
             eid = f"Grid-{len(self.models)}"
-            self.models[eid] = cls(**params)
-            out.append({"eid": eid, "type": model})
+            self.models[eid] = m = cls(**params)
+            out.append({"eid": eid, "type": model, "extra_info": {"trafo_kva": m.trafo_kva}})
         return out
 
     def step(self, time, inputs, max_advance):

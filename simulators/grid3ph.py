@@ -213,6 +213,8 @@ class GridModel3ph:
         self._pq: tuple[np.ndarray, np.ndarray] | None = None  # per_phase() of the last solve
         self._vm_mon: np.ndarray | None = None                 # its finite monitored voltages
         self._cache: dict[str, dict[str, float]] = {}
+        # rated apparent power per transformer (kVA), the base of trafo_loading
+        self.trafo_kva = {tr.name: float(tr.kva) for tr in ns.feeder.transformers}
         self._time_h = 0.0
 
     # ----------------------------------------------------------------- inputs

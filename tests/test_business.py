@@ -159,3 +159,23 @@ def test_use_case_follows_the_homes_and_the_dso(name, households, dso, expected)
             return pop in ("agents", "lfa") or (dso and pop == "dso")
 
     assert use_case(Run()) == expected
+
+
+def test_overload_uses_the_recorded_transformer_rating(pair):
+    """B8/B9 scale with the rated kVA recorded in the files, not with P_trafo / loading (which differs
+    from the rating whenever there is reactive power or unbalance); a file without ratings has none."""
+    from cosim.results import Results, stamp_attrs
+    from cosim.kpi import compute_kpis
+
+    run, base = pair
+    for path in pair:
+        stamp_attrs(path, {"trafo_kva": json.dumps({"T1": 250.0})})  # P_trafo / loading says 200 kVA
+    led = value_flows(run, base)
+    assert _amount(led, "B8", "dso", "lfa") == 60.00  # (400 − 100) kWh × 0.20 €/kWh
+    af = Prices().annuity_factor
+    assert _amount(led, "B9", "dso", "lfa") == round(0.5 * 50 * 100 * af * 24 / (365.25 * 24), 2)
+    stamp_attrs(run, {"trafo_kva": ""})
+    with Results(run) as r:
+        assert r.trafo_kva() is None
+    k = compute_kpis(run)
+    assert k["grid"]["overload_kwh"] is None and "trafo_kva" in k["not_available"]["grid.overload_kwh"]

@@ -219,3 +219,19 @@ def test_outputs_describe_the_last_solve():
     assert g.output("vm_pu_a") is g.output("vm_pu_a")
     g.solve()
     assert g.output("P")["a"] == g.output("P_a")["a"] == 30.0 and g.output("v_min")["grid"] < v_min
+
+
+@pytest.mark.parametrize("engine", ["fast", "fast3ph"])
+def test_run_records_the_transformer_ratings(engine, write_scenario, tmp_path):
+    """Both grid models stamp the rated kVA of each transformer on the file (the base of the overload
+    KPIs), as pandapower's network table has it."""
+    from cosim.results import Results
+    from simulators.grid_networks import load_network
+
+    scn = write_scenario(grid={"network": "kerber_land_kabel_1", "engine": engine}, duration="10min")
+    out = tmp_path / "r.h5"
+    assert main(["run", str(scn), "--out", str(out), "--quiet"]) == 0
+    net = load_network("kerber_land_kabel_1")
+    with Results(out) as r:
+        assert list(r.trafo_kva().values()) == (net.trafo.sn_mva * 1000).tolist()
+        assert r.series("grid", "trafo_loading").ids == list(r.trafo_kva())

@@ -60,7 +60,8 @@ def write_synthetic(path, baseline: bool = False, mas: bool = True) -> str:
         series += [("lfa", a, "") for a in ("rounds", "plan_cost", "flex_requested", "flex_delivered")]
         series += [("realtime", "lateness_ms", "ms")]
         streams = ["flex", "messages"]
-    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(SCENARIO, sort_keys=False), "seed": 5},
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(SCENARIO, sort_keys=False), "seed": 5,
+                                  "trafo_kva": json.dumps({"T1": 200.0})},
                       series, streams, START, H, flush_every=7)
     e_imp = dict.fromkeys(IDS, 0.0)
     e_exp = dict.fromkeys(IDS, 0.0)
