@@ -30,7 +30,9 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   above its limit (loading above the limit × the rated kVA the grid simulator recorded in the file);
   ``reinforcement_kva`` = largest transformer overload in kVA.
 * flexibility: ``lfa`` population ``flex_requested/offered/ordered/delivered`` (kW) integrated to
-  kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments).
+  kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments);
+  ``delivered_kwh`` is the settlements' delivered energy of the slots in the window when they have it
+  per slot (the live ``flex_delivered`` series is one slot late and misses each slot's first minute).
 * MAS: gap to the centralised optimum (fraction; a ``%`` or unit-less ``lfa/gap`` series is divided
   by 100) per LFA: mean, max and last reported value.
 * telecom: ``/events/messages`` (per-message records) or the ``telecom`` population counters.
@@ -499,6 +501,22 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     return out
 
 
+def _settled_in_window(res: Results) -> dict[str, float]:
+    """agent -> kWh the settlements found delivered in the slots that start in the window (an order
+    may begin before it or end after it), for settlements that give it per slot."""
+    w = res.window_ms or (-math.inf, math.inf)
+    out: dict[str, float] = {}
+    seen = set()
+    for rec in res.records("flex", window=False) or []:
+        if rec.get("kind") != "settlement" or "delivered_slots" not in rec or rec.get("order") in seen:
+            continue
+        seen.add(rec.get("order"))
+        t0, slot = int(rec["t0"]), int(rec["slot_ms"])
+        e = sum(float(v) for j, v in enumerate(rec["delivered_slots"]) if v is not None and w[0] <= t0 + j * slot < w[1])
+        out[rec.get("agent", "dso")] = out.get(rec.get("agent", "dso"), 0.0) + e
+    return out
+
+
 def _flex_kpis(res: Results, na: dict) -> dict | None:
     out: dict[str, Any] = {}
     found = False
@@ -523,6 +541,7 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
         seen = {k: set() for k in keyf}
         ordered = delivered = payment = penalty = 0.0
+        in_window = _settled_in_window(res)
         for rec in ev:
             kind = rec.get("kind") or rec.get("type")
             if kind not in keyf:
@@ -544,6 +563,11 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         out["settled_delivered_kwh"] = _f(delivered, 3)
         out["settlement_payment_eur"] = _f(payment, 4)
         out["settlement_penalty_eur"] = _f(penalty, 4)
+        if in_window:  # the settled energy, not the live flex_delivered series (one slot late, see dso.py)
+            out["delivered_kwh"] = _f(sum(in_window.values()), 3)
+            for ag, e in in_window.items():
+                per_lfa.setdefault(ag, {})["delivered_kwh"] = _f(e, 3)
+            out["agents"] = per_lfa
     if not found:
         na["flexibility"] = "no lfa/dso flexibility series and no /events/flex in the results"
         return None

@@ -580,13 +580,14 @@ class Results:
         g = self.f.get("events")
         return sorted(g.keys()) if isinstance(g, h5py.Group) else []
 
-    def records(self, name: str) -> list[dict] | None:
-        """The records of ``/events/<name>`` (JSON Lines) or ``None`` when the stream is absent."""
+    def records(self, name: str, window: bool = True) -> list[dict] | None:
+        """The records of ``/events/<name>`` (JSON Lines) in the window (all with ``window=False``), or
+        ``None`` when the stream is absent."""
         g = self.f.get("events")
         if not isinstance(g, h5py.Group) or name not in g:
             return None
         raw = bytes(np.asarray(g[name][()], dtype=np.uint8).tobytes())
-        return [rec for rec in _records(raw) if self.in_window(rec)]
+        return [rec for rec in _records(raw) if not window or self.in_window(rec)]
 
     def in_window(self, rec: dict) -> bool:
         """An event belongs to the window by the time it is about (``t0``) or else when it happened."""

@@ -243,7 +243,7 @@ class DSOAgent:
                                             "baseline": floats(base, 4)}))
             self.events.append({"kind": "flex_order", "agent": self.id, "t": int(now), "order": oid, "lfa": lfa,
                                 "req": req["id"], "t0": int(req["t0"]), "kwh": float(take.sum() * self.dt),
-                                "price": float(price)})
+                                "price": float(price), "baseline": floats(base, 4)})
         return out
 
     # ------------------------------------------------------------------ settlement
@@ -294,7 +294,9 @@ class DSOAgent:
               "lfa": order["lfa"],
               "ordered_kwh": float(ordered.sum()), "delivered_kwh": float(delivered.sum()),
               "payment": payment, "penalty": pen, "missing_slots": missing, "partial": bool(partial),
-              "cancelled_kwh": cancelled}
+              "cancelled_kwh": cancelled, "slot_ms": int(self.slot_ms),
+              # kWh per slot, None where the slot had no meter data (missing_slots)
+              "delivered_slots": [None if np.isnan(m) else float(d) for d, m in zip(delivered, measured)]}
         self.events.append(ev)
         body = {k: ev[k] for k in ("order", "ordered_kwh", "delivered_kwh", "payment", "penalty")}
         return [(order["lfa"], "settlement", body)]
@@ -309,7 +311,9 @@ class DSOAgent:
 
     # ------------------------------------------------------------------ KPIs
     def slot_kpis(self, now: int) -> dict:
-        """kW requested / ordered for the present slot, kW delivered in the last completed slot."""
+        """kW requested / ordered for the present slot, kW delivered in the last completed slot (a live
+        indicator, one slot late and 0 until the meters reported the slot's end; the delivered energy
+        of a study is the settlements', ``delivered_slots``)."""
         t = (now // self.slot_ms) * self.slot_ms
 
         def at(items, tt):
