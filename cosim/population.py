@@ -11,6 +11,15 @@ from simulators.phases import assign_phases
 # Independent random streams per purpose: adding a purpose never changes another's draws.
 STREAM_POPULATION = 1
 STREAM_PHASES = 2
+# Each household's own draws, one stream per (district, household, purpose): a variant of a scenario
+# that changes a share or a size keeps every other draw, so sweep runs compare the same households.
+WATER_HEATER, BASE, PV_SIZE, PV_ROOF, BATTERY, HEAT_PUMP = range(6)
+
+
+def household_rng(seed: int, district: int, index: int, purpose: int) -> np.random.Generator:
+    """The generator of one household's draws for one purpose (``index`` from 1, as in its id)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, STREAM_POPULATION],
+                                                         spawn_key=(district, index, purpose)))
 
 
 def household_id(district: str, index: int) -> str:
@@ -80,25 +89,28 @@ def pv_orientation(rng: np.random.Generator) -> dict[str, float]:
     return {"tilt": round(tilt, 1), "azimuth": round(az, 1)}
 
 
-def _pv(district: District, rng: np.random.Generator):
+def _pv(district: District, rng, roof_rng):
     pv = _scaled(district.devices.pv, rng, district.variety, ("kwp",))
-    orient = pv_orientation(rng)
-    return pv if district.pv_orientation == "fixed" else pv.model_copy(update=orient)
+    return pv if district.pv_orientation == "fixed" else pv.model_copy(update=pv_orientation(roof_rng))
 
 
-def district_households(district: District, rng: np.random.Generator) -> list[HouseholdSpec]:
+def district_households(district: District, rng: np.random.Generator, seed: int, k: int) -> list[HouseholdSpec]:
+    """The households of district number *k*: ownership from *rng*, each household's sizes from its
+    own streams (:func:`household_rng`)."""
     n, dev, var = district.households, district.devices, district.variety
     own = owners(district, rng)
     specs = []
     for i in range(n):
-        u_wh = rng.random()  # heat-pump homes heat water with the heat pump
+        def r(purpose, _i=i + 1):
+            return household_rng(seed, k, _i, purpose)
+        u_wh = r(WATER_HEATER).random()  # heat-pump homes heat water with the heat pump
         wh = (dev.base.instant_water_heater or u_wh < district.ownership.instant_water_heater) and not own["heat_pump"][i]
         devices = DeviceSet(
-            base=_scaled(dev.base, rng, var, ("annual_kwh",)).model_copy(update={"instant_water_heater": wh}),
-            pv=_pv(district, rng) if own["pv"][i] else None,
-            battery=_scaled(dev.battery, rng, var, ("capacity_kwh",)) if own["battery"][i] else None,
+            base=_scaled(dev.base, r(BASE), var, ("annual_kwh",)).model_copy(update={"instant_water_heater": wh}),
+            pv=_pv(district, r(PV_SIZE), r(PV_ROOF)) if own["pv"][i] else None,
+            battery=_scaled(dev.battery, r(BATTERY), var, ("capacity_kwh",)) if own["battery"][i] else None,
             ev=dev.ev if own["ev"][i] else None,
-            heat_pump=_scaled(dev.heat_pump, rng, var, ("ua_kw_per_k",)) if own["heat_pump"][i] else None,
+            heat_pump=_scaled(dev.heat_pump, r(HEAT_PUMP), var, ("ua_kw_per_k",)) if own["heat_pump"][i] else None,
             appliances=list(dev.appliances) if own["appliances"][i] else [],
         )
         specs.append(HouseholdSpec(id=household_id(district.name, i + 1), devices=devices))
@@ -109,8 +121,8 @@ def build_population(scn: Scenario) -> list[HouseholdSpec]:
     """All households of the scenario, identical for identical (scenario, seed)."""
     seq = np.random.SeedSequence([scn.seed, STREAM_POPULATION])
     out: list[HouseholdSpec] = []
-    for district, child in zip(scn.districts, seq.spawn(len(scn.districts))):
-        out.extend(district_households(district, np.random.default_rng(child)))
+    for k, (district, child) in enumerate(zip(scn.districts, seq.spawn(len(scn.districts)))):
+        out.extend(district_households(district, np.random.default_rng(child), scn.seed, k))
     if scn.grid is not None and scn.grid.engine == "fast3ph":  # households on L1/L2/L3
         given = scn.grid.phases if isinstance(scn.grid.phases, dict) else {}
         unknown = sorted(set(given) - {h.id for h in out})

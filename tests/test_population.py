@@ -81,3 +81,22 @@ def test_pv_orientation_spread_east_south_west_with_flat_roofs():
         {"name": "d1", "households": 5, "shares": {"pv": 1.0}, "pv_orientation": "fixed",
          "devices": {"pv": {"tilt": 35, "azimuth": 170}}}])))
     assert {(h.devices.pv.tilt, h.devices.pv.azimuth) for h in fixed} == {(35, 170)}
+
+
+def test_variants_keep_every_other_draw():
+    """Sweep variants compare the same households: changing one share or one device's size leaves
+    every other household draw as it was (per-household, per-purpose streams)."""
+    def by_id(**shares):
+        return {h.id: h.devices for h in build_population(scenario(40, **shares))}
+    a = by_id(pv=0.6, battery=0.0, heat_pump=0.2)
+    b = by_id(pv=0.6, battery=0.3, heat_pump=0.2)   # more batteries: the same PV systems and loads
+    c = by_id(pv=0.2, battery=0.0, heat_pump=0.5)   # fewer PV, more heat pumps
+    for other in (b, c):
+        for hid, d in a.items():
+            o = other[hid]
+            assert o.base.annual_kwh == d.base.annual_kwh
+            if d.pv is not None and o.pv is not None:
+                assert (o.pv.kwp, o.pv.tilt, o.pv.azimuth) == (d.pv.kwp, d.pv.tilt, d.pv.azimuth)
+            if d.heat_pump is not None and o.heat_pump is not None:
+                assert o.heat_pump.ua_kw_per_k == d.heat_pump.ua_kw_per_k
+    assert sum(d.pv.kwp for d in a.values() if d.pv) == sum(d.pv.kwp for d in b.values() if d.pv)
