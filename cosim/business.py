@@ -19,13 +19,15 @@ Actors: ``prosumer`` (all households together), ``lfa`` (local flexibility aggre
 model what                                  payer → payee        amount
 ===== ===================================== ==================== ===========================================
 B1    flexibility bought from prosumers     lfa → prosumer       flex_purchase × Σ_h ½∫|P_h − P_h^base| dt
-B2    wholesale sourcing of the portfolio   retailer → market    Δ Σ_t (Σ_h P_h)·dt·market_price(t)
+B2    wholesale sourcing of the portfolio   retailer → market    Δ Σ_t (Σ_h P_h)·dt·market_price(t) + mean
+                                                                 market price × ΔS
 B3    contracted flexibility (USEF, DSO)    dso → lfa            Σ settlement payments (or delivered kWh ×
                                                                  contracted_price_dso); penalties lfa → dso
 B3    contracted flexibility (BRP)          retailer → lfa       contracted_price_brp × max(Σ_d ½∫|D_d −
                                                                  D_d^base| dt − DSO-delivered kWh, 0)
-B4    time-of-use energy bill               prosumer → retailer  Δ Σ_h (ToU import cost − feed-in)
-B5    self-balancing (network charge)       prosumer → dso       grid_fee × Δ import kWh
+B4    time-of-use energy bill               prosumer → retailer  Δ Σ_h (ToU import cost − feed-in) +
+                                                                 terminal price × ΔS
+B5    self-balancing (network charge)       prosumer → dso       grid_fee × (Δ import kWh + ΔS)
 B6    peak / capacity tariff                prosumer → dso       capacity_tariff × Δ Σ_h Σ_month peak15_h
                                                                  × month fraction
 B7    local energy community (shared kWh)   retailer → lfa       community_shared × Δ shared kWh
@@ -41,6 +43,9 @@ B15   telecom per message                   buyer → telecom      price_per_mes
 B16   telecom per MB                        buyer → telecom      price_per_mb × Δ bytes sent / 10^6
 ===== ===================================== ==================== ===========================================
 
+ΔS = Δ stored energy drawn in the window (grid kWh, ``stored_drawn_kwh`` of :mod:`cosim.objective`):
+energy a run takes from its batteries, EVs and building heat beyond the baseline is bought (and its
+network charge paid) after the window, energy it leaves there is not; each is its own transfer line.
 D_d is the summed power of district d; "shared kWh" is energy exported by some households and
 imported by others of a district in the same interval; overload kWh / kVA are the transformer's
 energy / largest power above its limit (:func:`cosim.kpi.trafo_overload`), ΔkVA = kVA^base − kVA.
@@ -108,6 +113,11 @@ class Ledger:
             basis += " (negative: reversed direction)"
         self.transfers.append({"model": model, "payer": payer, "payee": payee, "amount_eur": _eur(c),
                                "cents": c, "basis": basis})
+
+    def add_terminal(self, model: str, payer: str, payee: str, amount_eur: float, basis: str) -> None:
+        """The stored-energy line of a model (ΔS), left out when it rounds to 0 cents."""
+        if cents(amount_eur):
+            self.add(model, payer, payee, amount_eur, "terminal adjustment: " + basis)
 
     def avoid(self, model: str, actor: str, amount_eur: float, basis: str) -> None:
         self.avoided.append({"model": model, "actor": actor, "amount_eur": _eur(cents(amount_eur)),
@@ -209,6 +219,11 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
     qty["flex_activated_district_kwh"] = round(act_d, 4)
     sett = _settlements(run, kr)
     dso_delivered = sett["delivered"] if sett else 0.0
+    tr, tb = (k.get("total") or {} for k in (kr, kb))
+    # stored energy the controlled run drew in the window beyond the baseline's (grid kWh): bought later
+    drawn = (tr["stored_drawn_kwh"] - tb["stored_drawn_kwh"]
+             if tr.get("stored_drawn_kwh") is not None and tb.get("stored_drawn_kwh") is not None else None)
+    qty["stored_drawn_kwh"] = round(drawn, 4) if drawn is not None else None
 
     for m in models:
         if m == "B1":
@@ -221,6 +236,11 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
             price = "hourly market profile" if pr.market_profile else f"{pr.market_price} €/kWh"
             L.add(m, "retailer", "market", cr - cb,
                   f"portfolio net energy at {price}: {_n(cr, 4)} − {_n(cb, 4)} € (controlled − baseline)")
+            if drawn is not None:
+                p_mean = float(np.mean(pr.market_prices(np.arange(24.0))))
+                L.add_terminal(m, "retailer", "market", p_mean * drawn,
+                               f"stored energy drawn in the window {_n(drawn)} kWh (controlled − baseline) × "
+                               f"{p_mean:.4f} €/kWh mean market price (bought later)")
         elif m == "B3":
             if sett is not None:
                 if sett["payment"] is not None:
@@ -243,17 +263,19 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
             bb = float((en_b.import_cost - en_b.feed_in).sum())
             L.add(m, "prosumer", "retailer", br - bb,
                   f"ToU energy bill {_n(br, 4)} − {_n(bb, 4)} € (controlled − baseline, from {en_r.bill_source})")
-            tr, tb = (k.get("total") or {} for k in (kr, kb))
             if tr.get("terminal_adjustment_eur") is not None and tb.get("terminal_adjustment_eur") is not None:
                 dt_eur = tr["terminal_adjustment_eur"] - tb["terminal_adjustment_eur"]
-                L.add(m, "prosumer", "retailer", dt_eur,
-                      f"terminal adjustment: stored energy drawn in the window "
-                      f"{_n(tr['stored_start_kwh'] - tr['stored_end_kwh'])} − "
-                      f"{_n(tb['stored_start_kwh'] - tb['stored_end_kwh'])} kWh × "
-                      f"{tr['terminal_price_eur_per_kwh']:.4f} €/kWh (bought later under the tariff)")
+                L.add_terminal(m, "prosumer", "retailer", dt_eur,
+                               f"stored energy drawn in the window {_n(tr['stored_drawn_kwh'])} − "
+                               f"{_n(tb['stored_drawn_kwh'])} kWh × {tr['terminal_price_eur_per_kwh']:.4f} €/kWh "
+                               "(bought later under the tariff)")
         elif m == "B5":
             di = float(en_r.import_kwh.sum() - en_b.import_kwh.sum())
             L.add(m, "prosumer", "dso", pr.grid_fee * di, f"Δ import {_n(di)} kWh × {pr.grid_fee} €/kWh grid fee")
+            if drawn is not None:
+                L.add_terminal(m, "prosumer", "dso", pr.grid_fee * drawn,
+                               f"stored energy drawn in the window {_n(drawn)} kWh (controlled − baseline, "
+                               f"imported later) × {pr.grid_fee} €/kWh grid fee")
         elif m == "B6":
             pk_r = float(monthly_peak_charge_kw_months(run, en_r.P).sum())
             pk_b = float(monthly_peak_charge_kw_months(base, Pb).sum())

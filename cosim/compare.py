@@ -54,6 +54,11 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
     if len(set(ref)) > 1:
         warnings.append("the runs differ in scenario, seed or evaluated window: "
                         + "; ".join(f"{lab}: {r[3]} seed {r[2]}, {r[1]} h from {r[0]}" for lab, r in zip(labels, ref)))
+    ids = [r.get("objective_id") for r in runs]
+    if len(set(ids)) > 1:
+        warnings.append("the runs value their cost differently (economics, objective weights, slot or terminal "
+                        "price; objective_id " + ", ".join(f"{lab} {i}" for lab, i in zip(labels, ids))
+                        + "): their costs and gaps do not compare")
     totals = [k.get("total") or {} for k in full]
     drawn = [(t.get("stored_start_kwh") or 0.0) - (t.get("stored_end_kwh") or 0.0) for t in totals]
     imports = [t.get("import_kwh") or 0.0 for t in totals]
@@ -61,8 +66,9 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
     if base > 0 and max(drawn) - min(drawn) > END_STATE_TOL * base:
         warnings.append("end states differ: stored energy drawn in the window "
                         + ", ".join(f"{lab} {d:+.1f} kWh" for lab, d in zip(labels, drawn))
-                        + f" (> {100 * END_STATE_TOL:g} % of {base:.0f} kWh imported): compare cost_eur, "
-                        "which values it (terminal adjustment), not the objective or the bills alone")
+                        + f" (> {100 * END_STATE_TOL:g} % of {base:.0f} kWh imported): compare cost_eur and "
+                        "import_adjusted_kwh, which count it, not the objective, bills, import, consumption or "
+                        "self-sufficiency alone")
     central = [i for i, k in enumerate(full) if _mode(k) == "central"]
     gaps: list[float | None] = [None] * len(full)
     if central:

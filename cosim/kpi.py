@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from cosim.economics import prices_at
-from cosim.objective import heat_pump_params, objective_kpis, terminal_kpis
+from cosim.objective import heat_pump_params, objective_id, objective_kpis, terminal_kpis
 from cosim.population import district_of
 from cosim.results import Results, finite
 from cosim.kpi_unbalance import unbalance_kpis
@@ -104,13 +104,15 @@ def quarter_means(res: Results, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def monthly_peak_charge_kw_months(res: Results, P: np.ndarray) -> np.ndarray:
-    """Σ over month blocks (30.44 d from start) of peak 15-min import (kW) × block length (months).
+    """Σ over month blocks (30.44 d from the start of the evaluated window) of peak 15-min import (kW)
+    × the block's length in the window (months).
 
     The quantity a capacity tariff (€/kW-month) is applied to; one value per column of P."""
     qm, q_t = quarter_means(res, P)
     if qm.shape[0] == 0:
         return np.zeros(P.shape[1] if P.ndim > 1 else 1)
-    blocks = q_t // MONTH_MS
+    t0 = res.window_ms[0] if res.window_ms is not None else int(res.t_ms[0])
+    blocks = (q_t - t0) // MONTH_MS
     out = np.zeros(qm.shape[1] if qm.ndim > 1 else 1)
     total_ms = res.duration_h * 3_600_000.0
     for b in np.unique(blocks):
@@ -396,6 +398,13 @@ def _add_cost_kpis(res: Results, en: Energy, out: dict) -> None:
         target.update({k: _f(v, 4) if isinstance(v, float) else v for k, v in (o | t).items()})
         if "objective_eur" in o and "terminal_adjustment_eur" in t:
             target["cost_eur"] = _f(o["objective_eur"] + t["terminal_adjustment_eur"], 4)
+        if "stored_start_kwh" in t:
+            # energy the window drew from storage is bought back later, energy it left there is not:
+            # in grid kWh (objective.py), the import the window implies
+            drawn = t["stored_start_kwh"] - t["stored_end_kwh"]
+            target["stored_drawn_kwh"] = _f(drawn, 3)
+            if target.get("import_kwh") is not None:
+                target["import_adjusted_kwh"] = _f(target["import_kwh"] + drawn, 3)
     run = out["run"]
     run["window_h"] = _f(res.duration_h, 4)
     if res.window_ms is not None:
@@ -706,6 +715,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             "record_s": _f(res.record_ms / 1000.0, 3),
             "use_case": use_case(res),
             "control_mode": scn.control.mode if scn is not None and scn.control is not None else None,
+            "objective_id": objective_id(scn),
             "populations": res.populations(),
             "events": res.event_streams(),
         }
@@ -744,6 +754,7 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("total.export_kwh", "export", "kWh"),
     ("total.pv_kwh", "PV produced", "kWh"),
     ("total.consumption_kwh", "consumption", "kWh"),
+    ("total.import_adjusted_kwh", "import incl. stored energy drawn", "kWh"),
     ("total.self_consumption", "self-consumption", "1"),
     ("total.self_sufficiency", "self-sufficiency", "1"),
     ("total.shared_kwh", "shared between neighbours", "kWh"),

@@ -26,6 +26,9 @@ compare between runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 
 from cosim.economics import prices_at
@@ -34,6 +37,20 @@ from cosim.results import Results, finite
 from simulators.devices.params import HeatPumpParams
 
 COP_RATING_T_OUT = 7.0  # °C, EN 14511 rating point A7/W35 for the nominal COP
+
+
+def objective_id(scn) -> str | None:
+    """A short digest of everything ``cost_eur`` is valued with: the economics (tariff, prices), the
+    controllers' objective weights, the netting slot and the terminal price. Runs compare fairly only
+    when it is the same (cosim compare, cosim value)."""
+    if scn is None:
+        return None
+    ctl = scn.control
+    basis = {"economics": scn.economics.model_dump(mode="json"),
+             "objective": ctl.lfa.objective.model_dump(mode="json") if ctl is not None else None,
+             "slot_ms": int(ctl.slot) if ctl is not None else None,
+             "terminal_price": scn.evaluation.terminal_price}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def netting_ms(res) -> int:

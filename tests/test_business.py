@@ -179,3 +179,27 @@ def test_overload_uses_the_recorded_transformer_rating(pair):
         assert r.trafo_kva() is None
     k = compute_kpis(run)
     assert k["grid"]["overload_kwh"] is None and "trafo_kva" in k["not_available"]["grid.overload_kwh"]
+
+
+def test_stored_energy_drawn_is_booked_in_b2_b4_b5(pair):
+    """A run that leaves its battery emptier than the baseline buys that energy later: B5 charges its
+    grid fee, B2 its wholesale energy, B4 its tariff price, each as its own line; the KPIs give the
+    import the window implies."""
+    import h5py
+
+    from cosim.kpi import compute_kpis
+
+    run, base = pair
+    with h5py.File(run, "r+") as f:  # the run ends with soc 0.1 instead of 0.7 (d2.h001's battery)
+        f["households/soc"][-1, 0] = 0.1
+    kr, kb = compute_kpis(run)["total"], compute_kpis(base)["total"]
+    drawn = kr["stored_drawn_kwh"] - kb["stored_drawn_kwh"]
+    assert drawn > 1.0
+    assert kr["import_adjusted_kwh"] == pytest.approx(kr["import_kwh"] + kr["stored_drawn_kwh"], abs=2e-3)
+    led = value_flows(run, base)
+    lines = {t["model"]: t for t in led["transfers"] if "terminal adjustment" in t["basis"]}
+    pr = Prices()
+    assert (lines["B5"]["payer"], lines["B5"]["amount_eur"]) == ("prosumer", round(pr.grid_fee * drawn, 2))
+    assert (lines["B2"]["payer"], lines["B2"]["amount_eur"]) == ("retailer", round(pr.market_price * drawn, 2))
+    assert lines["B4"]["payer"] == "prosumer" and lines["B4"]["amount_eur"] > 0
+    assert led["quantities"]["stored_drawn_kwh"] == pytest.approx(drawn, abs=1e-3)

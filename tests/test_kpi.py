@@ -251,3 +251,20 @@ def test_meter_only_home_is_included(tmp_path):
     assert set(k["households"]) == {"d1.h001", "lab.h001"}
     assert k["households"]["lab.h001"]["import_kwh"] == pytest.approx(8.0)
     assert k["districts"]["lab"]["peak_kw"] == 2.0
+
+
+def test_capacity_tariff_months_count_from_the_window_start(tmp_path):
+    """Month blocks of the capacity tariff start with the evaluated window: a 4-day window that begins
+    29 days into the run is one block of 4 days (peak 3 kW), whatever the warm-up before it."""
+    from cosim.kpi import MONTH_MS, monthly_peak_charge_kw_months
+    from cosim.results import Results, stamp_attrs
+
+    path = tmp_path / "long.h5"
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(SCENARIO)}, [("households", "P", "kW")], [], START, H)
+    for k in range(34 * 24):
+        w.append(k * H, {("households", "P"): {"d1.h001": 3.0 if k == 32 * 24 + 18 else 1.0}})
+    w.close()
+    stamp_attrs(path, {"eval_start_ms": 29 * 24 * H, "eval_end_ms": 33 * 24 * H})
+    with Results(path) as r:
+        got = monthly_peak_charge_kw_months(r, r.series("households", "P").values)
+    assert got == pytest.approx([3.0 * 4 * 24 * H / MONTH_MS])

@@ -94,3 +94,20 @@ def test_compare(pair):
     assert json.loads(proc.stdout)["runs"] == ["run", "base"]
     proc = run_cosim("compare", run, base)
     assert proc.returncode == 0 and proc.stdout.splitlines()[0].split()[-2:] == ["run", "base"]
+
+
+def test_compare_warns_when_runs_value_cost_differently(tmp_path):
+    """Same scenario name, seed and window but another tariff: the costs do not compare, and compare
+    (and cosim value, which shares the check) says so; equal valuation gives no such warning."""
+    import yaml
+
+    from cosim.results import stamp_attrs
+    from tests.test_kpi import SCENARIO
+
+    a = write_synthetic(tmp_path / "a.h5")
+    b = write_synthetic(tmp_path / "b.h5")
+    assert not [w for w in compare([a, b])["warnings"] if "value their cost" in w]
+    other = dict(SCENARIO, economics={"tariff": {"import_price": 0.40}})
+    stamp_attrs(b, {"scenario": yaml.safe_dump(other, sort_keys=False)})
+    (warning,) = [w for w in compare([a, b])["warnings"] if "value their cost" in w]
+    assert "objective_id" in warning
