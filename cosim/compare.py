@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cosim.kpi import KEY_KPIS, compute_kpis, flat_kpis
 from cosim.kpi_text import text_table
 
@@ -69,6 +71,14 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
                         + f" (> {100 * END_STATE_TOL:g} % of {base:.0f} kWh imported): compare cost_eur and "
                         "import_adjusted_kwh, which count it, not the objective, bills, import, consumption or "
                         "self-sufficiency alone")
+    ranges = [t.get("cost_eur_range") for t in totals]
+    if len(full) > 1 and all(ranges):
+        order = {tuple(np.argsort([r[e] for r in ranges], kind="stable")) for e in (0, 1)}
+        if len(order) > 1:
+            warnings.append("the ranking of the runs' cost_eur changes with the terminal price (lowest vs highest "
+                            "import price of the day: " + ", ".join(f"{lab} {r[0]:.2f}..{r[1]:.2f} EUR" for lab, r
+                                                                   in zip(labels, ranges))
+                            + "): the stored energy decides it, set evaluation.terminal_price or a longer window")
     central = [i for i, k in enumerate(full) if _mode(k) == "central"]
     gaps: list[float | None] = [None] * len(full)
     if central:

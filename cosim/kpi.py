@@ -398,6 +398,7 @@ def _add_cost_kpis(res: Results, en: Energy, out: dict) -> None:
         target.update({k: _f(v, 4) if isinstance(v, float) else v for k, v in (o | t).items()})
         if "objective_eur" in o and "terminal_adjustment_eur" in t:
             target["cost_eur"] = _f(o["objective_eur"] + t["terminal_adjustment_eur"], 4)
+            target["cost_eur_range"] = [_f(o["objective_eur"] + x, 4) for x in t["terminal_adjustment_range_eur"]]
         if "stored_start_kwh" in t:
             # energy the window drew from storage is bought back later, energy it left there is not:
             # in grid kWh (objective.py), the import the window implies

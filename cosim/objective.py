@@ -19,9 +19,14 @@ run draws from storage inside the window (batteries, EVs, building heat above th
 is charged, energy it leaves there is credited. Stored energy is counted in grid kWh it replaces:
 battery (soc − soc_min)·capacity·η (it delivers that much AC), EV soc·capacity/η (grid energy to
 charge it again), building heat C·(T_in − t_min)/COP(7 °C) (EN 14511 rating point A7). The price is
-``evaluation.terminal_price``, default the tariff's time-weighted mean import price (the value of a
-kWh whose time of use is unknown). ``cost_eur`` = objective + terminal adjustment: the number to
-compare between runs.
+``evaluation.terminal_price``, by default the tariff's lowest import price of the day: the cost of
+restoring the energy (or of buying what was left) in the cheapest band the controllers reach within
+their day-long horizon, which is where they buy stored energy (before 2026-12-05 the time-weighted mean
+was used: it overstated the credit of energy bought at night in a night window and the charge of an EV
+left emptier, by the 0.09 €/kWh between the mean and the night price). ``terminal_price_range`` and
+``cost_eur_range`` give the prices and the cost with the lowest and with the highest import price of
+the day (in that order), the sensitivity to that choice; ``cost_eur`` = objective + terminal adjustment: the number to compare
+between runs.
 """
 
 from __future__ import annotations
@@ -126,12 +131,18 @@ def objective_kpis(res, en, comfort: np.ndarray, district_of) -> dict[str, dict]
     return out
 
 
+def terminal_price_range(res) -> tuple[float, float]:
+    """The lowest and the highest import price of the tariff's day (€/kWh)."""
+    imp = np.asarray(res.economics().tariff.import_prices(0.0, 1440, 1.0), dtype=float)
+    return float(imp.min()), float(imp.max())
+
+
 def terminal_price(res) -> float:
+    """``evaluation.terminal_price``, else the day's lowest import price (module docstring)."""
     scn = res.scenario
     if scn is not None and scn.evaluation.terminal_price is not None:
         return float(scn.evaluation.terminal_price)
-    imp = np.asarray(res.economics().tariff.import_prices(0.0, 1440, 1.0), dtype=float)
-    return float(imp.mean())
+    return terminal_price_range(res)[0]
 
 
 def _state_rows(res, pop: str, attr: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -201,12 +212,13 @@ def terminal_kpis(res, ids: list[str], district_of) -> dict[str, dict]:
     if res.T == 0:
         return {}
     s0, s1 = stored_energy(res, ids)
-    price = terminal_price(res)
+    price, (lo, hi) = terminal_price(res), terminal_price_range(res)
 
     def group(cols) -> dict:
         a, b = float(s0[cols].sum()), float(s1[cols].sum())
         return {"stored_start_kwh": a, "stored_end_kwh": b, "terminal_adjustment_eur": price * (a - b),
-                "terminal_price_eur_per_kwh": price}
+                "terminal_price_eur_per_kwh": price, "terminal_price_range": [lo, hi],
+                "terminal_adjustment_range_eur": [lo * (a - b), hi * (a - b)]}
 
     out = {"total": group(np.arange(len(ids)))}
     for name in sorted({district_of(h) for h in ids}):

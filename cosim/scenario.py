@@ -433,7 +433,7 @@ class EvaluationConfig(_Strict):
     terminal_price: float | None = Field(
         None, ge=0, le=10,
         description="EUR/kWh (electric) of the energy stored at the window's ends (default: the tariff's "
-                    "time-weighted mean import price)")
+                    "lowest import price of the day, the cost of restoring it; cosim/objective.py)")
 
 
 class DeviceServerEntry(_Strict):

@@ -111,3 +111,20 @@ def test_compare_warns_when_runs_value_cost_differently(tmp_path):
     stamp_attrs(b, {"scenario": yaml.safe_dump(other, sort_keys=False)})
     (warning,) = [w for w in compare([a, b])["warnings"] if "value their cost" in w]
     assert "objective_id" in warning
+
+
+def test_terminal_price_default_and_ranking_sensitivity(pair):
+    """The stored energy is valued at the tariff's lowest import price of the day (0.22 €/kWh, the
+    night band of the default tariff) with the range to the highest (0.42); compare warns when the
+    ranking of the runs' cost changes within that range."""
+    from cosim.compare import realised_gaps
+    from cosim.kpi import compute_kpis
+
+    t = compute_kpis(pair[0])["total"]
+    assert t["terminal_price_eur_per_kwh"] == 0.22 and t["terminal_price_range"] == [0.22, 0.42]
+    drawn = t["stored_start_kwh"] - t["stored_end_kwh"]
+    assert t["cost_eur_range"] == [pytest.approx(t["objective_eur"] + p * drawn, abs=1e-4) for p in (0.22, 0.42)]
+    runs = [{"run": {}, "total": {"cost_eur_range": r}} for r in ([10.0, 14.0], [11.0, 12.0])]
+    assert any("ranking" in w for w in realised_gaps(runs, ["a", "b"])[1])
+    runs[1]["total"]["cost_eur_range"] = [11.0, 15.0]
+    assert not any("ranking" in w for w in realised_gaps(runs, ["a", "b"])[1])
