@@ -33,6 +33,9 @@ from scipy.signal import lfilter
 from .common import FIXED, MIN_PER_DAY, S_BASE_DAY, S_BASE_PARAMS, Clock, id_key, rng, wall_rows
 from .params import BaseLoadParams
 
+# Lag-1 autocorrelation per minute of the AR(1) noise on the continuous part (correlation time ≈ 10 min):
+# modelling choice, not fitted to measured 1-min household data; the 15-min diversity it contributes to is
+# checked against the Kerber / DIN 18015-1 coincidence band of cosim.calibrate.
 _NOISE_PHI = 0.9
 REF_KWH = 3500.0  # event rates are per day for a household of this annual consumption (scaled)
 MAX_EVENT_SHARE = 0.8  # the continuous part keeps at least 20 % of the energy
@@ -48,8 +51,9 @@ class Appliance(NamedTuple):
 
 # Nameplate ratings: kettles 2-3 kW; hob 1-3 plates of 1.2-2.0 kW (up to ~5 kW together); ovens
 # 2.0-3.5 kW; a festive meal with hob and oven together 6-10 kW (a 4-plate cooker with oven is
-# rated ~10-11 kW, the DIN 18015-1 connection value for an electric cooker); microwave/toaster/hair dryer/vacuum 0.8-2 kW; washing machine and dishwasher heating
-# phases ~2 kW; instantaneous water heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates:
+# rated ~10-11 kW, the DIN 18015-1 connection value for an electric cooker); microwave/toaster/hair
+# dryer/vacuum 0.8-2 kW; washing machine and dishwasher heating phases ~2 kW; instantaneous water
+# heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates:
 # cooking (hob, oven, kettle) ≈ 13 % of a 3,500 kWh household's electricity (HEA/BDEW, "Stromverbrauch
 # im Haushalt": cooking 9-13 %); a shower a day per home and a few hand-wash draws on the water heater
 # (DHW ≈ 700 kWh per person and year; Destatis/BDEW: about a quarter of German homes heat water

@@ -13,8 +13,9 @@ and always after ``MAX_UNPLUGGED`` driving days; a session lasts until the next 
 The accumulated need is decided from the preceding ``LOOKBACK`` days only, so a day's session is a
 function of (seed, id, day) and a forecast reproduces it. Energy bookkeeping is per plug-in: the
 battery energy drops by the accumulated need when the car is plugged in, and the session must
-recharge it (at most the energy it left with: more was charged en route); unplugged days (no trip, or not plugged in) are zero-length sessions (arrival =
-departure, need 0), which ``sessions`` returns like any other.
+recharge it (at most the energy it left with: more was charged en route); unplugged days (no trip, or
+not plugged in) are zero-length sessions (arrival = departure, need 0), which ``sessions`` returns like
+any other.
 
 Steady state: ``soc_init`` is the state of charge the car leaves home with (the default rule brings it
 back there after every session). At the first step a car already plugged in has its session's need
@@ -42,25 +43,30 @@ from .params import EVParams, minutes_of_day
 # used on about 60-70 % of weekdays and less on weekends; a day with car use averages ~45-55 km of
 # driving, weekends fewer but longer trips. Shares and means below are those figures, rounded; they
 # give ~33 km per car and calendar day, ~12,000 km a year (KBA, "Verkehr in Kilometern" 2023: mean
-# annual mileage of German passenger cars ~12,000-13,000 km).
+# annual mileage of German passenger cars ~12,000-13,000 km). Full reference: Nobis & Kuhnimhof (2018,
+# version 1.1 of Feb 2019), "Mobilität in Deutschland - MiD Ergebnisbericht", infas, DLR, IVT, infas 360 for
+# BMVI (FE-Nr. 70.904/15).
 P_USE = (0.70, 0.60, 0.45)
 KM_USE_DAY = (47.0, 55.0, 58.0)  # mean km on a day the car is used
-KM_DAY_SIGMA = 0.7  # lognormal σ of a day's distance (MiD 2017: heavy-tailed daily distances)
-KM_CAR_SIGMA = 0.35  # lognormal σ of the persistent per-car usage factor (commuter vs occasional)
+KM_DAY_SIGMA = 0.7  # lognormal σ of a day's distance (MiD 2017: heavy-tailed daily distances); σ: modelling choice
+KM_CAR_SIGMA = 0.35  # lognormal σ of the per-car usage factor (commuter vs occasional); modelling choice
 # Times of day (MiD 2017 time-of-day profiles of trips from and to home): per-car typical departure
-# and arrival spread around the parameters' times, weekends leave later and return earlier.
+# and arrival spread around the parameters' times, weekends leave later and return earlier. The spreads,
+# shifts and bounds below are modelling choices, not fitted to the MiD 2017 profiles; the resulting arrival
+# spread is checked against the MiD 2017 band ev.arrival_sd_h of cosim.calibrate.
 DEP_SPREAD_MIN, ARR_SPREAD_MIN = 60.0, 90.0  # σ between cars, minutes
 WEEKEND_DEP_SHIFT, WEEKEND_ARR_SHIFT = 150.0, -60.0  # minutes
 DEP_WINDOW = (240.0, 720.0)  # departure between 04:00 and 12:00
 ARR_LATEST, MIN_AWAY = 1410.0, 120.0  # home by 23:30, away at least 2 h
 # Plug-in behaviour (modelling assumption, cf. the rule-based charging in emobpy, Gaete-Morales et
 # al. 2021, Sci. Data 8:152): plug in when the accumulated need exceeds a per-car share of the
-# capacity, else by habit; private BEV drivers plug in at home a few times a week.
+# capacity, else by habit; private BEV drivers plug in at home a few times a week. The ranges and counts below
+# are modelling choices (checked against the plug-in band ev.plugged_day_share of cosim.calibrate).
 PLUG_THRESHOLD = (0.15, 0.35)  # uniform per car, share of capacity
 PLUG_HABIT = (0.2, 0.6)  # uniform per car, probability of plugging in anyway
 MAX_UNPLUGGED = 3  # driving days without plugging in at most
-LOOKBACK = 7  # days the accumulated need looks back
-TRIP_CAP = 0.8  # a day's driving energy at most this share of the capacity
+LOOKBACK = 7  # days the accumulated need looks back (model horizon, not a statistic)
+TRIP_CAP = 0.8  # a day's driving energy at most this share of the capacity (modelling choice)
 
 
 def typical_need_kwh(ev: EVParams) -> float:

@@ -34,8 +34,11 @@ import numpy as np
 from .common import FIXED, MIN_PER_DAY, S_DHW_DAY, S_DHW_PARAMS, Clock, doy_array, id_key, rng, wall_rows
 from .params import HeatPumpParams
 
-T_FLOW = 35.0
-T_FLOW_DHW = 55.0
+T_FLOW = 35.0  # °C, floor heating: the EN 14511 / EN 14825 low-temperature rating point W35
+T_FLOW_DHW = 55.0  # °C, EN 14825 / EU 811/2013 medium-temperature application (W55); the tank is kept at 50 °C
+# Modelling choice, not fitted to a product: the fraction of the Carnot COP that gives COP ≈ 4.5 at A7/W35 (the
+# EN 14511 rating point, cf. cosim.objective COP_RATING_T_OUT); the COP-from-Carnot-factor method as in FfE
+# (2019), "Modelling Load Profiles of Heat Pumps", Energies 12(4):766.
 CARNOT_FRACTION = 0.41
 INTERNAL_GAIN_W_M2 = 5.0  # DIN V 4108-6:2003 Anhang D, residential buildings: q_i = 5 W/m² of A_N
 
@@ -47,14 +50,22 @@ DHW_CYCLE_M = (
     (1230, 0.735), (1275, 0.105), (1290, 1.4),
 )
 DHW_CYCLE_KWH = sum(e for _, e in DHW_CYCLE_M)  # 5.845
+# Spread of the EN 16147 cycle between households and days (DHW_SIZE_SIGMA ... DHW_SEASON): modelling choices,
+# not fitted to measured draw statistics; the daily mean is checked against the EN 16147 band of cosim.calibrate.
 DHW_SIZE_SIGMA = 0.3  # lognormal σ of the persistent per-household factor (household size, habits)
 DHW_DAY_SIGMA = 0.2  # lognormal σ of the daily factor
 DHW_SHIFT_SD, DHW_JITTER_SD = 45.0, 20.0  # minutes: persistent household offset, per-draw jitter
 DHW_SKIP = 0.15  # probability a small draw does not happen on a day
-DHW_SEASON = 0.09  # ± share: mains water ~8 °C in late winter, ~15 °C in late summer (heated to 50 °C)
+# ± share: assumed mains water ~8 °C in late winter, ~15 °C in late summer (heated to 50 °C), i.e. ±3.5 K of a
+# mean 38.5 K rise; the mains temperatures are an assumption, not from a source
+DHW_SEASON = 0.09
 DHW_LOSS_KW = 0.06  # standby loss, EU 812/2013 energy label class B for a 200 l tank
+# DHW_ON: reheat below 60 % of the content, modelling choice (not from a source); WATER_KWH_PER_L_K: specific
+# heat of water, 4.186 kJ/(kg·K), with 1 l ≈ 1 kg (physical constant)
 DHW_ON, WATER_KWH_PER_L_K = 0.6, 4.186 / 3600.0
-DHW_DT_K = 40.0  # tank heated from 10 to 50 °C
+# tank heated from 10 to 50 °C: 10 °C cold water is a modelling choice; 50 °C: DVGW W 551 (small installations)
+# says outlet temperatures below 50 °C should be avoided
+DHW_DT_K = 40.0
 
 
 def cop(t_out, t_flow: float = T_FLOW):
@@ -62,7 +73,7 @@ def cop(t_out, t_flow: float = T_FLOW):
     t = np.asarray(t_out, dtype=float)
     with np.errstate(divide="ignore"):
         c = CARNOT_FRACTION * (t_flow + 273.15) / np.maximum(t_flow - t, 1e-6)
-    return np.clip(c, 1.5, 7.0)
+    return np.clip(c, 1.5, 7.0)  # bounds: modelling choice, keeps the Carnot model in a plausible range
 
 
 class HeatPumps:
@@ -77,7 +88,7 @@ class HeatPumps:
         self.q_int = np.array([p.floor_area_m2 for p in params], dtype=float) * INTERNAL_GAIN_W_M2 / 1000.0
         self.aperture = np.array([p.solar_aperture_m2 for p in params], dtype=float)
         self.t_in = np.array([p.t_init for p in params], dtype=float)
-        band = self.t_max - self.t_min
+        band = self.t_max - self.t_min  # thermostat hysteresis at 25 % of the band: modelling choice
         self.t_on, self.t_off = self.t_min + 0.25 * band, self.t_max - 0.25 * band
         self.on = self.t_in < 0.5 * (self.t_min + self.t_max)
 

@@ -35,14 +35,24 @@ def _check_hhmm(v: str) -> str:
 class BaseLoadParams(_Strict):
     """Household base load (everything not flexible)."""
 
+    # 3,500 kWh/a: the three-person reference household of the BDEW-Strompreisanalyse (BDEW, yearly;
+    # "Musterhaushalt" with 3,500 kWh/a)
     annual_kwh: float = Field(3500.0, gt=0, description="yearly consumption of the base load")
     instant_water_heater: bool = Field(
         False, description="electric instantaneous water heater (18-24 kW showers) in the base load"
     )
+    # cos φ 0.95 (inductive): modelling choice, not from a source; set per study
     power_factor: float = Field(0.95, gt=0, le=1)
 
 
 class PVParams(_Strict):
+    # kwp 5: modelling choice (a small rooftop system), below the 7.5 kWp mean of new German small systems in
+    #   2020 (EUPD Research 2021, "89 Prozent des Solarpotenzials noch ungenutzt"); the district's variety scales it
+    # tilt 30° / azimuth 180°: centre of German rooftop systems (tilts mostly 20-40°, azimuths around south),
+    #   Killinger et al. 2018, Solar Energy 173:1087-1106 (cf. the spread in cosim.population)
+    # efficiency 0.85: 1 - 14 % PVWatts v5 default system losses (Dobos 2014, "PVWatts Version 5 Manual",
+    #   NREL/TP-6A20-62641), rounded; here it also covers the inverter (PVWatts: 96 % nominal), so it is
+    #   slightly optimistic; temperature losses are modelled separately (simulators.devices.pv)
     kwp: float = Field(5.0, gt=0, description="peak power")
     tilt: float = Field(30.0, ge=0, le=90, description="panel tilt, degrees from horizontal")
     azimuth: float = Field(180.0, ge=0, lt=360, description="degrees from north (180 = south)")
@@ -50,6 +60,13 @@ class PVParams(_Strict):
 
 
 class BatteryParams(_Strict):
+    # capacity 10 kWh: modelling choice, rounded up from the German home-storage mean of ≈ 8.6 kWh (1.8 million
+    #   systems with 15.4 GWh at the end of 2024, BSW-Solar from the MaStR, press release Jan 2025)
+    # p_max 5 kW: modelling choice (0.5 C), not from a source
+    # efficiency 0.95 per direction: HTW Berlin, Stromspeicher-Inspektion 2025 (J. Weniger et al.):
+    #   conventional home storage systems reach mean conversion efficiencies around 95 %; round trip ≈ 0.90
+    # soc_min 0.1 / soc_max 0.95 / soc_init 0.5: modelling choice (reserves against deep discharge and full
+    #   charge; start mid-band), not from a source
     capacity_kwh: float = Field(10.0, gt=0)
     p_max_kw: float = Field(5.0, gt=0, description="max charge and discharge power")
     efficiency: float = Field(0.95, gt=0, le=1, description="one-way efficiency")
@@ -72,13 +89,19 @@ class BatteryParams(_Strict):
 class EVParams(_Strict):
     """A home-charged car; its trips follow mobility statistics (simulators.devices.ev)."""
 
+    # capacity 50 kWh: modelling choice (a mid-size BEV), not from a market statistic; set per study
     capacity_kwh: float = Field(50.0, gt=0)
+    # 11 kW: three-phase 16 A home wallbox; NAV §19(2) (as amended 2019): charging points above 12 kVA need the
+    # DSO's consent, smaller ones only notification
     charger_kw: float = Field(11.0, gt=0)
+    # 0.9: the ~10 % charging losses of the ADAC Ecotest figure below
     efficiency: float = Field(0.9, gt=0, le=1)
     # ADAC Ecotest (2023): tested BEVs need ~20 kWh/100 km from the grid incl. ~10 % charging losses
     consumption_kwh_per_km: float = Field(0.18, gt=0, le=1, description="driving energy at the battery")
     arrival: str = Field("17:30", description="typical weekday arrival home HH:MM (MiD 2017 afternoon peak)")
     departure: str = Field("07:30", description="typical weekday departure HH:MM (MiD 2017 morning peak)")
+    # jitter 45 min and soc_init 0.6: modelling choices, not fitted to MiD 2017 (the arrival spread is checked
+    # against the MiD 2017 band ev.arrival_sd_h of cosim.calibrate)
     jitter_min: float = Field(45.0, ge=0, description="day-to-day std-dev of arrival/departure, minutes")
     soc_init: float = Field(0.6, ge=0, le=1, description="state of charge when leaving home (steady state)")
 
@@ -95,6 +118,21 @@ class EVParams(_Strict):
 
 
 class HeatPumpParams(_Strict):
+    # p_el 3 kW: modelling choice, sized to the default house: 3 kW × COP(-10 °C) ≈ 2.8 gives ≈ 8.4 kW of heat
+    #   against UA × (20 - (-10)) = 6 kW of loss
+    # t_min 20 °C: DIN EN 16798-1:2021, Annex B, IEQ category II: ≥ 20 °C in living spaces in winter
+    # t_max 22 °C: modelling choice (a 2 K band the controllers may use), not from a source; t_init its middle
+    # ua 0.2 kW/K: modelling choice (a moderately insulated single-family house), not from a typology; with the
+    #   gains it puts the heating limit near 15 °C (VDI 3807 / DIN V 4108-6, checked by cosim.calibrate)
+    # c 8 kWh/K: between EN ISO 13790:2008 Table 12 "medium" (165 kJ/(m²K) × 140 m² = 6.4 kWh/K) and "heavy"
+    #   (260 kJ/(m²K) → 10.1 kWh/K); time constant C/UA = 40 h
+    # floor_area 140 m²: single-family reference house of FfE (2019), "Modelling Load Profiles of Heat Pumps",
+    #   Energies 12(4):766, Appendix A (139 m²), rounded
+    # solar_aperture 4 m²: modelling choice, not from a source (chosen with the internal gains for the 15 °C
+    #   heating limit above)
+    # dhw_tank_l 200 l: modelling choice (a common single-family tank size); 10 -> 50 °C: 10 °C cold water is a
+    #   modelling choice; 50 °C: DVGW W 551 (small installations) says outlet temperatures below 50 °C
+    #   should be avoided and recommends 60 °C
     p_el_kw: float = Field(3.0, gt=0, description="max electrical power")
     t_min: float = Field(20.0, description="comfort band lower bound, °C")
     t_max: float = Field(22.0, description="comfort band upper bound, °C")
@@ -121,11 +159,14 @@ class ApplianceParams(_Strict):
     """A shiftable appliance: one cycle per day that must run inside [window_start, window_end]."""
 
     name: str = Field("washing_machine")
+    # profile: modelling choice, a stylised 60 °C washing cycle (15 min heating at 2 kW, 45 min washing at
+    # 0.3 kW, 30 min rinsing/spinning at 0.8 kW; ≈ 1.1 kWh), not a measured profile
     profile_kw: list[float] = Field(
         default_factory=lambda: [2.0] * 15 + [0.3] * 45 + [0.8] * 30,
         description="power of the cycle per minute",
         min_length=1,
     )
+    # window 09:00-18:00: modelling choice (daytime, PV hours), set per study
     window_start: str = Field("09:00")
     window_end: str = Field("18:00")
 

@@ -24,10 +24,19 @@ import pvlib
 
 from .common import MIN_PER_DAY, S_WEATHER_DAY, doy_array, rng
 
+# Temperature. _T_MEAN 9.3 °C: DWD area mean of Germany 1991-2020 (9.3 °C; Munich-Stadt 1981-2010: 9.7 °C,
+# Statistisches Amt München, "Das Münchner Wetter 2020"). _T_SEASON_AMP 9.8 K: modelling choice, gives
+# ≈ -0.5 °C in late January and ≈ 19 °C in late July, a little more continental than the German means of
+# 1991-2020 (DWD: January 0.9 °C, July 18.3 °C), as in southern Bavaria. _T_COLDEST_DOY 20 (about 20
+# January): modelling choice (the usual ~4-week lag of the coldest days after the solstice).
 _T_MEAN, _T_SEASON_AMP, _T_COLDEST_DOY = 9.3, 9.8, 20
+# Day-to-day anomaly (φ, σ) and hourly noise σ: modelling choices, not fitted to station data.
 _T_ANOM_PHI, _T_ANOM_SD, _T_HOURLY_SD = 0.75, 3.5, 0.8
-_C_PHI, _C_SD, _C_MU0, _C_MU_SEASON = 0.5, 1.3, 0.7, 0.75  # μ0: annual GHI ≈ 1,180 kWh/m² at Munich (DWD 1991–2020 annual global irradiation, southern Bavaria 1,150–1,250)
-_MA_LEN = 10
+# Clearness. μ0: annual GHI ≈ 1,180 kWh/m² at Munich (DWD 1991–2020 annual global irradiation, southern Bavaria
+# 1,150–1,250); φ, σ and the seasonal swing: modelling choices, tuned so that the GHI band pv.ghi_kwh_m2 of
+# cosim.calibrate (DWD) holds, not fitted to measured clearness statistics.
+_C_PHI, _C_SD, _C_MU0, _C_MU_SEASON = 0.5, 1.3, 0.7, 0.75
+_MA_LEN = 10  # days of the moving-average approximation of the AR(1) (truncation, not a statistic)
 _ALTITUDE_M = 500.0  # site altitude for the clear sky (Munich ≈ 520 m a.s.l.)
 _PRESSURE_PA = pvlib.atmosphere.alt2pres(_ALTITUDE_M)
 
@@ -51,6 +60,7 @@ def _ma_weights(phi: float, n: int) -> np.ndarray:
 class Weather:
     """Shared weather of one location. Methods take local minutes since 1970 (scalar or array)."""
 
+    # default location: Munich (48.1° N, 11.6° E), CET (UTC+60 min)
     def __init__(self, seed: int, latitude: float = 48.1, longitude: float = 11.6, utc_offset_min: float = 60.0):
         self.seed, self.latitude, self.longitude = int(seed), float(latitude), float(longitude)
         self.utc_offset_min = float(utc_offset_min)
@@ -99,11 +109,16 @@ class Weather:
         hours = np.arange(24.0)
         doy = doy_array(np.array([day]))[0] + hours / 24.0
         season = _T_MEAN - _T_SEASON_AMP * np.cos(2 * np.pi * (doy - _T_COLDEST_DOY) / 365.0)
+        # half the daily range: 2.8 K in winter, 5.6 K in summer; modelling choice, near Munich's mean daily
+        # max/min of about 2/-4 °C in January and 23/13 °C in July (DWD / Statistisches Amt München, as quoted
+        # in München Wiki, "Klima in München"); maximum at 15:00 and the hourly AR(1) φ 0.8: modelling choices
         amp = 4.2 - 1.4 * np.cos(2 * np.pi * (doy - _T_COLDEST_DOY) / 365.0)
         a0, am, ap = self._anomaly(day), self._anomaly(day - 1), self._anomaly(day + 1)
         frac = (hours - 12.0) / 24.0
         anom = np.where(frac >= 0, a0 + frac * (ap - a0), a0 - frac * (am - a0))
         temp = season + amp * np.cos(2 * np.pi * (hours - 15.0) / 24.0) + anom + _T_HOURLY_SD * self._ar(tn, 0.8)
+        # logistic map, hourly variability (0.22, AR(1) φ 0.7) and the bounds 0.03..1: modelling choices, tuned
+        # with the constants above for the DWD GHI band (cosim.calibrate), not fitted to measured clearness data
         kd = 0.12 + 0.86 / (1.0 + math.exp(-1.6 * self._cloud_latent(day)))
         k = np.clip(kd + 4 * kd * (1 - kd) * 0.22 * self._ar(cn, 0.7), 0.03, 1.0)
         if len(self._hourly) > 400:

@@ -57,7 +57,8 @@ from .tariff import Tariff
 EPS_EV = 1e-5  # €/kWh per slot index: prefer charging early among equal prices (deterministic plans)
 EPS_CUR = 1e-4  # €/kWh: curtail only when it pays
 # proximal term: piecewise-linear convex penalty of |p - target| with segment widths (kW, relative to
-# PROX_DELTA) and slopes (relative to the proximal weight sigma, €/kWh)
+# PROX_DELTA) and slopes (relative to the proximal weight sigma, €/kWh). EPS_* and PROX_*: solver tuning
+# (tie-breaking, convergence of the negotiation), modelling choices, not from a source
 PROX_WIDTH = (1.0, 2.0, np.inf)
 PROX_SLOPE = (1.0, 3.0, 8.0)
 PROX_DELTA = 1.0

@@ -34,6 +34,8 @@ class TouBand(_Strict):
 
 
 def _default_bands() -> list[TouBand]:
+    # Illustrative time-of-use bands (night 0.22, evening peak 0.42 €/kWh): modelling choice, not a published
+    # tariff; set per study.
     return [
         TouBand(start="00:00", end="06:00", price=0.22),
         TouBand(start="17:00", end="21:00", price=0.42),
@@ -43,15 +45,23 @@ def _default_bands() -> list[TouBand]:
 class Tariff(_Strict):
     """Household tariff and objective weights (€/kWh unless stated)."""
 
+    # 0.32 €/kWh: modelling choice (scenario assumption), below the BDEW-Strompreisanalyse mean of 39.7 ct/kWh
+    # for the 3,500 kWh household in 2025; set per study
     import_price: float = Field(0.32, description="default import price (B4)")
     tou: list[TouBand] = Field(default_factory=_default_bands, description="time-of-use bands (B4)")
+    # 0.08 €/kWh: EEG 2023 §48(2) feed-in tariff for rooftop PV ≤ 10 kWp with self-consumption, 8.2 ct/kWh for
+    # systems commissioned 2023 to Jan 2024 (7.94 ct/kWh from Feb 2025 after the half-yearly 1 % cut), rounded
     feed_in: float = Field(0.08, description="feed-in remuneration (B4); may be negative")
+    # B5 and B6 weights default to 0 (off): placeholders, set per study
     self_consumption: float = Field(
         0.0, ge=0, description="B5: extra weight on every kWh exchanged with the grid (import and export)"
     )
     peak_price: float = Field(
         0.0, ge=0, description="B6: € per kW of the largest import over the planning horizon"
     )
+    # comfort 20 €/(K·h): modelling choice, not from a source: high against energy prices (a K·h outside the band
+    # costs more than any kWh), so the soft band only yields when it must
+    # wear 0.01 €/kWh: modelling choice, not a degradation-cost estimate: a small weight against needless cycling
     comfort_penalty: float = Field(20.0, ge=0, description="€ per K·h outside the heat-pump comfort band (soft band)")
     battery_wear: float = Field(0.01, ge=0, description="€ per kWh of battery throughput")
 
@@ -88,5 +98,7 @@ class DistrictObjective(_Strict):
     community: bool = True
     trafo_limit_kw: float | None = Field(None, gt=0, description="import limit at the transformer (soft)")
     export_limit_kw: float | None = Field(None, gt=0, description="export limit at the transformer (soft)")
+    # 2 €/kWh: modelling choice, not from a source: well above every energy price so that limits and flex-order
+    # caps bind unless infeasible; peak_price 0 (off): placeholder, set per study
     overload_penalty: float = Field(2.0, ge=0, description="€ per kWh above a limit or a flex-order cap")
     peak_price: float = Field(0.0, ge=0, description="€ per kW of the district's largest import (capacity tariff)")
