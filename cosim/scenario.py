@@ -376,13 +376,25 @@ class ControlConfig(_Strict):
 class DSOConfig(_Strict):
     """DSO agent of the substation: congestion forecast and USEF flexibility requests."""
 
-    trafo_limit_kw: float = Field(gt=0, description="transformer import limit the DSO defends")
+    trafo_limit_kw: float | None = Field(None, gt=0, description="transformer import limit the DSO defends, kW")
+    trafo_limit_pct: float | None = Field(
+        None, gt=0, le=200, description="or: the substation transformer's loading the DSO defends (% of rated, worst "
+        "terminal, as the grid reports it); its kW limit follows the measured kW per % (unbalance, reactive power)")
+    # Defaults below: modelling choices, not from a source (see simulators.mas.dso.DSOAgent): lookahead 8 slots
+    # (2 h), lead 1 slot, margin 0, price_max 0.30 EUR/kWh (a cap below the default import price 0.32), penalty
+    # 0.60 EUR/kWh (2 × price_max), offer timeout 60 s; placeholders, set per study.
     lookahead_slots: PosInt = 8
     lead_slots: int = Field(1, ge=0)
     margin: float = Field(0.0, ge=0, lt=1)
     price_max: float = Field(0.30, ge=0, description="max price the DSO pays, EUR/kWh")
     penalty: float = Field(0.60, ge=0, description="penalty per kWh not delivered, EUR/kWh")
     offer_timeout: DurationMs = 60_000
+
+    @model_validator(mode="after")
+    def _one_limit(self):
+        if (self.trafo_limit_kw is None) == (self.trafo_limit_pct is None):
+            raise ValueError("give trafo_limit_kw (kW) or trafo_limit_pct (% loading of the transformer), one of them")
+        return self
 
 
 class MeterLinkConfig(_Strict):

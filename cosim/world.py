@@ -274,7 +274,8 @@ class _Builder:
             o = scn.dso
             dso = self.add("dso", "mas", "DSO", None, outputs=DSO_OUT, events="flex",
                            districts=[d.name for d in scn.districts if d.name in homes],
-                           trafo_limit_kw=o.trafo_limit_kw, lookahead_slots=o.lookahead_slots,
+                           trafo_limit_kw=o.trafo_limit_kw, trafo_limit_pct=o.trafo_limit_pct,
+                           lookahead_slots=o.lookahead_slots,
                            lead_slots=o.lead_slots, margin=o.margin, price_max=o.price_max,
                            penalty=o.penalty, offer_timeout_ms=o.offer_timeout)
             self.connect_shifted(self.grid, dso, "P_trafo", "trafo_loading")

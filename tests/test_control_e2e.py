@@ -77,14 +77,15 @@ def test_half_of_the_messages_lost_falls_back_without_crashing(write_scenario, t
     assert any("messages" in line for line in run_summary(out))
 
 
-def test_dso_flexibility_reduces_congestion_and_every_order_is_settled(write_scenario, tmp_path):
+@pytest.mark.parametrize("limit", [{"trafo_limit_kw": 20}, {"trafo_limit_pct": 20}])
+def test_dso_flexibility_reduces_congestion_and_every_order_is_settled(limit, write_scenario, tmp_path):
     districts = [{"name": n, "households": 6, "shares": {"ev": 0.5, "battery": 0.5, "heat_pump": 0.3, "pv": 0.5}}
                  for n in ("d1", "d2")]
     scn = write_scenario(
         "dso.yaml", start="2026-01-20T16:00:00+01:00", duration="6h", seed=8, districts=districts,
         grid={"network": "kerber_land_kabel_1", "trafo_limit_pct": 20},
         control={"mode": "mas", "horizon": "6h", "slot": "15min", "replan": "1h"},
-        dso={"trafo_limit_kw": 20, "lookahead_slots": 8}, telecom={"default": "lte"})
+        dso={**limit, "lookahead_slots": 8}, telecom={"default": "lte"})
     congestion = {}
     for mode in ("none", "mas"):
         out = tmp_path / f"{mode}.h5"

@@ -173,3 +173,27 @@ def test_meter_registers_read_as_whole_mappings():
     assert dso.snap == {0: {"c": 2.0}}
     dso.measure(H, {"a": [7.0, None]}, None)  # nothing complete: no snapshot
     assert list(dso.snap) == [0]
+
+
+def test_loading_limit_follows_the_measured_kw_per_percent():
+    """With trafo_limit_pct the DSO defends a loading: its kW limit is the limit times the measured kW
+    per % of loading (smoothed), learnt only near the limit; unbalance (more % per kW) lowers it."""
+    import pytest
+
+    from simulators.mas.dso import DSOAgent
+
+    with pytest.raises(ValueError, match="one of them"):
+        DSOAgent(["d1"], 300, trafo_limit_pct=48)
+    with pytest.raises(ValueError, match="one of them"):
+        DSOAgent(["d1"])
+    dso = DSOAgent(["d1"], trafo_limit_pct=48, slot_s=900, bias_smoothing=0.5)
+    slot = dso.slot_ms
+    assert dso.limits["total"] == np.inf
+    dso.measure(0, None, {"total": 50.0}, loading=10.0)          # far below the limit: not learnt
+    assert dso.limits["total"] == np.inf
+    dso.measure(slot, None, {"total": 200.0}, loading=40.0)      # 5 kW per %: 240 kW
+    assert dso.limits["total"] == pytest.approx(240.0)
+    dso.measure(2 * slot, None, {"total": 200.0}, loading=50.0)  # 4 kW per % (worse unbalance), smoothed 4.5
+    assert dso.limits["total"] == pytest.approx(48 * 4.5)
+    dso.measure(2 * slot + 60_000, None, {"total": 100.0}, loading=50.0)  # not a slot boundary
+    assert dso.limits["total"] == pytest.approx(48 * 4.5)

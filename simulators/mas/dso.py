@@ -8,6 +8,11 @@ Cycle (all by messages except the meter readings, which are measurements):
    slot (exponentially smoothed bias, when ``P_trafo`` is connected) and compares them with the
    limits: ``trafo_limit_kw`` as a number is the substation transformer (sum of all districts), as
    a mapping ``{district: kW}`` per district feeder (key ``"total"`` for the substation as well).
+   ``trafo_limit_pct`` instead defends a loading of the substation transformer as the grid reports it
+   (worst terminal current, % of rated): the kW limit is that loading times the measured kW per % of
+   loading, smoothed like the bias and updated at slot boundaries where the loading is at least half
+   the limit. On an unbalanced grid the worst phase reaches the limit well below the kW a balanced
+   load would need (kerber_vorstadt_1 three-phase: 48 % of 630 kVA at 209-217 kW, not 300 kW).
 2. FlexRequest: for a congested window the DSO asks the LFAs concerned for the reduction (kW per slot
    above ``limit·(1 − margin)``, less what is already ordered), with its ``price_max``.
 3. FlexOffer: each LFA answers what its households can reduce, at which price, with its baseline.
@@ -34,13 +39,28 @@ from .messages import arr, floats
 
 
 class DSOAgent:
-    def __init__(self, districts: list[str], trafo_limit_kw, slot_s: int = 900, clock: Clock | None = None,
+    # Defaults (the scenario's DSOConfig overrides them). Message flow after USEF Foundation (2015), "USEF: The
+    # Framework Explained" (FlexRequest / FlexOffer / FlexOrder, settlement against a baseline); USEF fixes no
+    # numbers. slot_s 900: the 15-min imbalance settlement period of EU 2017/2195 (EB GL) Art. 53. All other
+    # numbers are modelling choices, not from a source, to be set per study: lookahead 8 slots (2 h), lead 1
+    # slot, margin 0, price_max 0.30 €/kWh (a cap below the default import price), penalty 0.60 €/kWh
+    # (2 × price_max: a shortfall costs more than delivery earns), offer timeout 60 s, settle delay 0,
+    # min_request_kw 0.5 (ignore noise-sized congestion), bias_smoothing 0.3 (exponential smoothing weight of the
+    # forecast bias).
+    def __init__(self, districts: list[str], trafo_limit_kw=None, slot_s: int = 900, clock: Clock | None = None,
                  lookahead_slots: int = 8, lead_slots: int = 1, margin: float = 0.0, price_max: float = 0.30,
                  penalty: float = 0.60, offer_timeout_ms: int = 60_000, settle_delay_ms: int = 0,
-                 min_request_kw: float = 0.5, bias_smoothing: float = 0.3, agent_id: str = "dso"):
+                 min_request_kw: float = 0.5, bias_smoothing: float = 0.3, agent_id: str = "dso",
+                 trafo_limit_pct: float | None = None):
         self.id = agent_id
         self.districts = list(districts)
-        if isinstance(trafo_limit_kw, dict):
+        if (trafo_limit_kw is None) == (trafo_limit_pct is None):
+            raise ValueError("DSO: give trafo_limit_kw or trafo_limit_pct (one of them)")
+        self.limit_pct = None if trafo_limit_pct is None else float(trafo_limit_pct)
+        self.kw_per_pct: float | None = None  # measured transformer kW per % of loading (limit_pct)
+        if self.limit_pct is not None:
+            self.limits = {"total": np.inf}  # until the loading has been measured near the limit
+        elif isinstance(trafo_limit_kw, dict):
             self.limits = {str(k): float(v) for k, v in trafo_limit_kw.items()}
         else:
             self.limits = {"total": float(trafo_limit_kw)}
@@ -95,10 +115,11 @@ class DSOAgent:
 
     # ------------------------------------------------------------------ inputs
     def measure(self, now: int, meters: dict[str, Sequence[float | None]] | None, p_trafo: dict | None,
-                meter_time: int | None = None) -> None:
+                meter_time: int | None = None, loading: float | None = None) -> None:
         """Meter registers {hid: (E_imp Wh, E_exp Wh)} as they stood at tick ``meter_time`` (default
-        ``now``; a pair with a None, a register not read yet, is left out) and measured transformer
-        power {district|"total": kW}. Registers are snapshotted at slot boundaries of the instant they
+        ``now``; a pair with a None, a register not read yet, is left out), measured transformer
+        power {district|"total": kW} and the substation transformer's loading (%, with
+        ``trafo_limit_pct``). Registers are snapshotted at slot boundaries of the instant they
         describe, so a slot's energy is measured over exactly it."""
         meter_time = int(now if meter_time is None else meter_time)
         if meters and meter_time % self.slot_ms == 0 and meter_time >= 0:
@@ -109,13 +130,16 @@ class DSOAgent:
                     for t in sorted(self.snap)[:100]:
                         del self.snap[t]
         if p_trafo and now % self.slot_ms == 0:
+            total = p_trafo.get("total")
+            if total is None and all(d in p_trafo for d in self.districts):
+                total = sum(p_trafo[d] for d in self.districts)
+            if self.limit_pct is not None and loading is not None and total is not None and total > 0 \
+                    and loading >= 0.5 * self.limit_pct:
+                k = float(total) / float(loading)
+                self.kw_per_pct = k if self.kw_per_pct is None else (1 - self.beta) * self.kw_per_pct + self.beta * k
+                self.limits["total"] = self.limit_pct * self.kw_per_pct
             for scope in self.limits:
-                if scope == "total":
-                    meas = p_trafo.get("total")
-                    if meas is None and all(d in p_trafo for d in self.districts):
-                        meas = sum(p_trafo[d] for d in self.districts)
-                else:
-                    meas = p_trafo.get(scope)
+                meas = total if scope == "total" else p_trafo.get(scope)
                 plan = self.forecast(scope, now)
                 if meas is not None and plan is not None:
                     b = self.bias.get(scope, 0.0)

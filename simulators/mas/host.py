@@ -60,6 +60,7 @@ class AgentHost:
         self.state: dict[str, dict] = defaultdict(dict)
         self.meters: dict[str, list] = {}
         self.p_trafo: dict[str, float] = {}
+        self.trafo_loading: dict[str, float] = {}  # % per transformer name (a DSO with trafo_limit_pct)
         self.trafo_map: dict[str, str] = {}
         self.outbox = Outbox()
         self.seen: dict[str, int] = {}
@@ -108,7 +109,7 @@ class AgentHost:
         self.lfas[lid] = lfa
         return lfa
 
-    def add_dso(self, districts: list[str], trafo_limit_kw, trafo_map: dict | None = None, **kw) -> DSOAgent:
+    def add_dso(self, districts: list[str], trafo_limit_kw=None, trafo_map: dict | None = None, **kw) -> DSOAgent:
         self.dso = DSOAgent(districts, trafo_limit_kw, self.slot_s, self.clock, **kw)
         self.trafo_map = dict(trafo_map or {})
         return self.dso
@@ -297,7 +298,8 @@ class AgentHost:
         for h in self.homes.values():
             h.poll(now)
         if self.dso is not None:
-            self.dso.measure(now, self.meters, self.p_trafo, meter_time=now - self.meter_lag)
+            self.dso.measure(now, self.meters, self.p_trafo, meter_time=now - self.meter_lag,
+                             loading=max(self.trafo_loading.values()) if self.trafo_loading else None)
             out += self._send(self.dso.id, self.dso.on_time(now), now)
             if self.end is not None and now + self.slot_ms >= self.end:  # last slot of the run
                 out += self._send(self.dso.id, self.dso.settle_all(now), now)

@@ -32,11 +32,12 @@ the district. outputs (keyed by LFA id): ``plan_cost`` (€, upper bound of the 
 Lagrangian gap, None when not every household answered), ``flex_offered``, ``flex_ordered``
 (kW in the current slot), ``P_plan`` (planned district kW now).
 
-``DSO(districts=[...], trafo_limit_kw=kW | {district|"total": kW}, trafo_map={trafo name: district|
-"total"}, lookahead_slots=8, lead_slots=1, margin=0.0, price_max=0.30, penalty=0.60,
+``DSO(districts=[...], trafo_limit_kw=kW | {district|"total": kW} or trafo_limit_pct=%, trafo_map={trafo
+name: district|"total"}, lookahead_slots=8, lead_slots=1, margin=0.0, price_max=0.30, penalty=0.60,
 offer_timeout_ms=60000)`` — agent id ``dso``. inputs: ``P_trafo`` (kW per transformer name),
-``trafo_loading`` (ignored), ``E_imp``/``E_exp``. outputs (key ``dso``): ``flex_requested``,
-``flex_ordered``, ``flex_delivered`` (kW, current/last slot), ``P_forecast`` ({scope: kW}).
+``trafo_loading`` (% per transformer, used with ``trafo_limit_pct``), ``E_imp``/``E_exp``. outputs (key
+``dso``): ``flex_requested``, ``flex_ordered``, ``flex_delivered`` (kW, current/last slot), ``P_forecast``
+({scope: kW}).
 
 Every model: input ``inbox`` (trigger; {telecom_full_id: {agent_id: [msg]}}), outputs ``outbox``
 ({agent_id: [msg]}, non-persistent) and ``events`` ({agent_id: [event dict]}, non-persistent:
@@ -83,8 +84,8 @@ META = {
                              HOME_IN, HOME_OUT),
         "LFA": _model(["district", "members", "objective", "tariff", "tol", "max_rounds", "round_timeout_ms",
                        "neg_timeout_ms", "smoothing", "prox_sigma", "stall_tol", "offer_rounds"], LFA_IN, LFA_OUT),
-        "DSO": _model(["districts", "trafo_limit_kw", "trafo_map", "lookahead_slots", "lead_slots", "margin",
-                       "price_max", "penalty", "offer_timeout_ms"], DSO_IN, DSO_OUT),
+        "DSO": _model(["districts", "trafo_limit_kw", "trafo_limit_pct", "trafo_map", "lookahead_slots", "lead_slots",
+                       "margin", "price_max", "penalty", "offer_timeout_ms"], DSO_IN, DSO_OUT),
     },
 }
 
@@ -151,7 +152,7 @@ class MASSim(mosaik_api_v3.Simulator):
             if h.dso is not None:
                 raise ValueError("DSO: one DSO agent per MAS simulator")
             kw = {k: params[k] for k in ("lookahead_slots", "lead_slots", "margin", "price_max", "penalty",
-                                         "offer_timeout_ms") if params.get(k) is not None}
+                                         "offer_timeout_ms", "trafo_limit_pct") if params.get(k) is not None}
             h.add_dso(list(params.get("districts") or []), params.get("trafo_limit_kw"), params.get("trafo_map"),
                       **kw)
             eid = "DSO"
@@ -205,6 +206,8 @@ class MASSim(mosaik_api_v3.Simulator):
                         for name, v in val.items():
                             if v is not None:
                                 h.set_trafo(name, v)
+                    elif attr == "trafo_loading":
+                        h.trafo_loading.update({name: float(v) for name, v in val.items() if v is not None})
         return inbox
 
     def step(self, time, inputs, max_advance):
