@@ -450,6 +450,11 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     # minutes over a limit come from the grid's congestion / v_violation flags (interval means = the
     # fraction of the interval flagged); trafo and line overload minutes separately are not in it
     agg = res.aggregate_ms is not None
+    # steps whose power flow did not converge have no voltages or loadings: they are not counted as
+    # violations (the grid flags them as both), but reported as nonconverged_steps: the share of such
+    # steps (0 or 1 per step, a fraction of an aggregated file's interval) is taken off the flags
+    conv = res.series("grid", "converged")
+    nonconv = 1.0 - finite(conv.values).min(axis=1) if conv is not None else 0.0
     tl = res.extreme("grid", "trafo_loading", "max")
     ll = res.extreme("grid", "line_loading", "max") or res.extreme("grid", "max_line_loading", "max")
     t_max = np.nanmax(tl.values, axis=1) if tl is not None else None
@@ -461,7 +466,7 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     if (tl is None and ll is None) or agg:
         flag = res.series("grid", "congestion")
         cong = finite(flag.values).max(axis=1) if flag is not None else None
-        cong = cong if cong is None or agg else cong > 0.5
+        cong = cong if cong is None else np.maximum(cong - nonconv, 0.0) if agg else cong - nonconv > 0.5
     else:
         cong = over_t | over_l
     if agg and (tl is not None or ll is not None):
@@ -479,7 +484,7 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
         vmax = np.nanmax(b.values, axis=1) if b is not None else None
     flag = res.series("grid", "v_violation")
     if agg and flag is not None:
-        out["v_violation_min"] = _f((dt_min * finite(flag.values).max(axis=1)).sum(), 2)
+        out["v_violation_min"] = _f((dt_min * np.maximum(finite(flag.values).max(axis=1) - nonconv, 0.0)).sum(), 2)
     if vmin is not None and vmax is not None:
         if not agg or flag is None:
             viol = (vmin < 1.0 - band) | (vmax > 1.0 + band)
@@ -488,7 +493,7 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
         out["v_max_pu"] = _f(np.nanmax(vmax), 4)
     else:
         if not agg:
-            out["v_violation_min"] = (_f((dt_min * (finite(flag.values).max(axis=1) > 0.5)).sum(), 2)
+            out["v_violation_min"] = (_f((dt_min * (finite(flag.values).max(axis=1) - nonconv > 0.5)).sum(), 2)
                                       if flag else None)
         out["v_min_pu"] = out["v_max_pu"] = None
     out["v_violation_10min_min"] = ten_minute_violation_min(res, band)
@@ -507,10 +512,9 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out["overload_kwh"] = _f(ov[0], 3) if ov else None
     out["reinforcement_kva"] = _f(ov[1], 3) if ov else None
     out["unbalance"] = unbalance_kpis(res, band)
-    conv = res.series("grid", "converged")
     if conv is not None and agg:  # interval means: the fraction of the interval's steps that converged
         steps = res.dt_h * 3_600_000.0 / res.step_ms
-        out["nonconverged_steps"] = int(round(float(((1.0 - finite(conv.values).min(axis=1)) * steps).sum())))
+        out["nonconverged_steps"] = int(round(float((nonconv * steps).sum())))
     else:
         out["nonconverged_steps"] = int((finite(conv.values).min(axis=1) < 0.5).sum()) if conv is not None else None
     return out

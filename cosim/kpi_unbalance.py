@@ -84,8 +84,8 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
             if s is None:
                 continue
             v = s.values
-            with np.errstate(invalid="ignore"):
-                bad = (np.abs(v - 1.0) > band).any(axis=1) | ~np.isfinite(v).any(axis=1)
+            with np.errstate(invalid="ignore"):  # a step without a converged power flow is not counted
+                bad = (np.abs(v - 1.0) > band).any(axis=1)
             by_phase[c] = _r((dt_min * bad).sum(), 2)
             worst |= bad
         out["v_violation_min_by_phase"] = by_phase

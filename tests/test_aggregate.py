@@ -99,3 +99,40 @@ def test_cli_override_and_bad_aggregates(write_scenario, tmp_path, capsys):
     assert "record.aggregate" in capsys.readouterr().err
     with pytest.raises(InputError, match="either every"):
         load_scenario(str(path), **{"record.aggregate": "15min", "record.every": "5min"})
+
+
+def test_nonconverged_steps_are_not_violations_in_either_file(tmp_path):
+    """The grid flags a step without a converged power flow as congestion and voltage violation; both
+    files count only the real violations (5 min here) and report the 3 non-converged steps apart
+    (before, the aggregated file counted 8 minutes of each)."""
+    import yaml
+
+    from cosim.aggregate import extra_series
+    from cosim.results import ResultsWriter
+    from tests.test_kpi import SCENARIO, START
+
+    series = [("grid", a, u) for a, u in (("congestion", "flag"), ("v_violation", "flag"), ("converged", "flag"),
+                                          ("v_min", "p.u."), ("v_max", "p.u."))]
+    rows = []
+    for k in range(30):
+        bad, lost = 20 <= k < 25, 10 <= k < 13
+        rows.append({("grid", "congestion"): {"grid": 1.0 if bad or lost else 0.0},
+                     ("grid", "v_violation"): {"grid": 1.0 if bad or lost else 0.0},
+                     ("grid", "converged"): {"grid": 0.0 if lost else 1.0},
+                     ("grid", "v_min"): {"grid": float("nan") if lost else 0.85 if bad else 1.0},
+                     ("grid", "v_max"): {"grid": float("nan") if lost else 1.0}})
+    attrs = {"scenario": yaml.safe_dump(SCENARIO)}
+    full = ResultsWriter(str(tmp_path / "full.h5"), attrs, series, [], START, 60_000)
+    agg_w = ResultsWriter(str(tmp_path / "agg.h5"), {**attrs, "aggregate_ms": 900_000}, series + extra_series(series),
+                          [], START, 60_000)
+    agg = Aggregator(900_000)
+    for k, row in enumerate(rows):
+        full.append(k * 60_000, row)
+        done = agg.add(k * 60_000, row)
+        if done:
+            agg_w.append(*done)
+    agg_w.append(*agg.close())
+    full.close("completed"), agg_w.close("completed")
+    for name in ("full.h5", "agg.h5"):
+        g = compute_kpis(tmp_path / name)["grid"]
+        assert (g["congestion_min"], g["v_violation_min"], g["nonconverged_steps"]) == (5.0, 5.0, 3), name
