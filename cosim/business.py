@@ -19,8 +19,8 @@ Actors: ``prosumer`` (all households together), ``lfa`` (local flexibility aggre
 model what                                  payer → payee        amount
 ===== ===================================== ==================== ===========================================
 B1    flexibility bought from prosumers     lfa → prosumer       flex_purchase × Σ_h ½∫|P_h − P_h^base| dt
-B2    wholesale sourcing of the portfolio   retailer → market    Δ Σ_t (Σ_h P_h)·dt·market_price(t) + mean
-                                                                 market price × ΔS
+B2    wholesale sourcing of the portfolio   retailer → market    Δ Σ_t (Σ_h P_h)·dt·market_price(t) + ΔS ×
+                                                                 market price in the cheapest tariff band
 B3    contracted flexibility (USEF, DSO)    dso → lfa            Σ settlement payments (or delivered kWh ×
                                                                  contracted_price_dso); penalties lfa → dso
 B3    contracted flexibility (BRP)          retailer → lfa       contracted_price_brp × max(Σ_d ½∫|D_d −
@@ -47,8 +47,9 @@ B16   telecom per MB                        buyer → telecom      price_per_mb 
 energy a run takes from its batteries, EVs and building heat beyond the baseline is bought (and its
 network charge paid) after the window, energy it leaves there is not; each is its own transfer line.
 D_d is the summed power of district d; "shared kWh" is energy exported by some households and
-imported by others of a district in the same interval; overload kWh / kVA are the transformer's
-energy / largest power above its limit (:func:`cosim.kpi.trafo_overload`), ΔkVA = kVA^base − kVA.
+imported by others of a district in the same interval; overload kWh is the transformer's energy above
+its limit, reinforcement kVA the rating increase that keeps its largest loading at the limit
+(:func:`cosim.kpi.trafo_overload`), ΔkVA = kVA^base − kVA.
 
 Out of scope: **B13, B14, B17** — they price services outside the simulated LV energy/telecom
 system (no simulated quantity to price), see ``cosim.economics.OUT_OF_SCOPE``.
@@ -237,10 +238,12 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
             L.add(m, "retailer", "market", cr - cb,
                   f"portfolio net energy at {price}: {_n(cr, 4)} − {_n(cb, 4)} € (controlled − baseline)")
             if drawn is not None:
-                p_mean = float(np.mean(pr.market_prices(np.arange(24.0))))
+                # bought back where the terminal price is (the tariff's cheapest import minutes of the day)
+                imp = np.asarray(eco.tariff.import_prices(0.0, 1440, 1.0), dtype=float)
+                p_mean = float(np.mean(pr.market_prices(np.flatnonzero(imp == imp.min()) / 60.0)))
                 L.add_terminal(m, "retailer", "market", p_mean * drawn,
                                f"stored energy drawn in the window {_n(drawn)} kWh (controlled − baseline) × "
-                               f"{p_mean:.4f} €/kWh mean market price (bought later)")
+                               f"{p_mean:.4f} €/kWh market price in the cheapest tariff band (bought later)")
         elif m == "B3":
             if sett is not None:
                 if sett["payment"] is not None:

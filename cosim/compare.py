@@ -78,7 +78,8 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
             warnings.append("the ranking of the runs' cost_eur changes with the terminal price (lowest vs highest "
                             "import price of the day: " + ", ".join(f"{lab} {r[0]:.2f}..{r[1]:.2f} EUR" for lab, r
                                                                    in zip(labels, ranges))
-                            + "): the stored energy decides it, set evaluation.terminal_price or a longer window")
+                            + "): the stored energy decides it; compare on a longer window or with a justified "
+                            "evaluation.terminal_price")
     central = [i for i, k in enumerate(full) if _mode(k) == "central"]
     gaps: list[float | None] = [None] * len(full)
     if central:

@@ -29,7 +29,7 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   with any bus outside 1 ± ``grid.v_band`` p.u. at a recorded step; ``v_violation_10min_min`` = the
   minutes of 10-min blocks whose mean voltage is outside it at some bus (phase), as EN 50160 judges; ``overload_kwh`` = transformer energy
   above its limit (loading above the limit × the rated kVA the grid simulator recorded in the file);
-  ``reinforcement_kva`` = largest transformer overload in kVA.
+  ``reinforcement_kva`` = the rating increase that keeps the largest loading at the limit, S·(L − l)/l.
 * flexibility: ``lfa`` population ``flex_requested/offered/ordered/delivered`` (kW) integrated to
   kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments);
   ``delivered_kwh`` is the settlements' delivered energy of the slots in the window when they have it
@@ -46,6 +46,7 @@ violation minutes; what interval means cannot give is ``None`` with its reason (
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -422,19 +423,21 @@ def grid_limits(res: Results) -> tuple[float, float, float]:
 
 
 def trafo_overload(res: Results) -> tuple[float, float] | None:
-    """(overload energy kWh above the limit, largest overload kVA) over all transformers: the loading
-    above the limit times the transformer's rated kVA (recorded by the grid simulator), i.e. the
-    apparent power of the worst terminal (three-phase: worst phase ×3) above the limit. None without
-    loadings or ratings."""
+    """(overload energy kWh above the limit, reinforcement kVA) over all transformers. The energy is the
+    loading above the limit times the transformer's rated kVA (recorded by the grid simulator), i.e.
+    the apparent power of the worst terminal (three-phase: worst phase ×3) above the limit, integrated.
+    The reinforcement is the rating increase that keeps the largest loading L at the limit l:
+    S·(L − l)/l (a 630 kVA transformer at 53 % with a 48 % limit needs 66 kVA more rating, not the
+    32 kVA above the limit). None without loadings or ratings."""
     tl = res.series("grid", "trafo_loading")
     kva = res.trafo_kva()
     if tl is None or kva is None:
         return None
     limit, _, _ = grid_limits(res)
     rating = np.array([kva.get(i, np.nan) for i in tl.ids])
-    over_kva = finite(np.maximum(tl.values - limit, 0.0) / 100.0 * rating[None, :])
-    energy = float((over_kva * res.dt_h[:, None]).sum())
-    return energy, float(over_kva.max()) if over_kva.size else 0.0
+    excess = finite(np.maximum(tl.values - limit, 0.0) * rating[None, :])  # % × kVA
+    energy = float((excess / 100.0 * res.dt_h[:, None]).sum())
+    return energy, float(excess.max()) / limit if excess.size else 0.0
 
 
 def _grid_kpis(res: Results, na: dict) -> dict | None:
@@ -476,12 +479,13 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out["line_overload_min"] = _f((dt_min * over_l).sum(), 2) if ll is not None and not agg else None
     out["congestion_min"] = _f((dt_min * cong).sum(), 2) if cong is not None else None
     vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
-    if vm_lo is not None and vm_hi is not None:
-        vmin, vmax = np.nanmin(vm_lo.values, axis=1), np.nanmax(vm_hi.values, axis=1)
-    else:
-        a, b = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
-        vmin = np.nanmin(a.values, axis=1) if a is not None else None
-        vmax = np.nanmax(b.values, axis=1) if b is not None else None
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
+        if vm_lo is not None and vm_hi is not None:
+            vmin, vmax = np.nanmin(vm_lo.values, axis=1), np.nanmax(vm_hi.values, axis=1)
+        else:
+            a, b = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
+            vmin = np.nanmin(a.values, axis=1) if a is not None else None
+            vmax = np.nanmax(b.values, axis=1) if b is not None else None
     flag = res.series("grid", "v_violation")
     if agg and flag is not None:
         out["v_violation_min"] = _f((dt_min * np.maximum(finite(flag.values).max(axis=1) - nonconv, 0.0)).sum(), 2)

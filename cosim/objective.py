@@ -16,9 +16,11 @@ objective the optimisers actually minimise (simulators/mas/home_lp.py, simulator
 
 ``terminal_adjustment_eur`` = price × (stored energy at the window's start − at its end): energy a
 run draws from storage inside the window (batteries, EVs, building heat above the comfort minimum)
-is charged, energy it leaves there is credited. Stored energy is counted in grid kWh it replaces:
-battery (soc − soc_min)·capacity·η (it delivers that much AC), EV soc·capacity/η (grid energy to
-charge it again), building heat C·(T_in − t_min)/COP(7 °C) (EN 14511 rating point A7). The price is
+is charged, energy it leaves there is credited. Stored energy is counted in the grid kWh that restore
+it: battery (soc − soc_min)·capacity/η and EV soc·capacity/η (grid energy to charge it to that level;
+before 2026-12-05 the battery was counted ·η, what it delivers, which under-counted a battery's draw
+by η² = 0.90 against its cost of restoring), building heat C·(T_in − t_min)/COP(7 °C) (EN 14511
+rating point A7). The price is
 ``evaluation.terminal_price``, by default the tariff's lowest import price of the day: the cost of
 restoring the energy (or of buying what was left) in the cheapest band the controllers reach within
 their day-long horizon, which is where they buy stored energy (before 2026-12-05 the time-weighted mean
@@ -187,7 +189,7 @@ def stored_energy(res, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
             dev = spec.devices if spec is not None else None
             if attr == "soc" and dev is not None and dev.battery is not None:
                 bat = dev.battery
-                conv = lambda x, bat=bat: (x - bat.soc_min) * bat.capacity_kwh * bat.efficiency  # noqa: E731
+                conv = lambda x, bat=bat: (x - bat.soc_min) * bat.capacity_kwh / bat.efficiency  # noqa: E731
                 init = bat.soc_init
             elif attr == "soc_ev" and dev is not None and dev.ev is not None:
                 ev = dev.ev
@@ -213,6 +215,7 @@ def terminal_kpis(res, ids: list[str], district_of) -> dict[str, dict]:
         return {}
     s0, s1 = stored_energy(res, ids)
     price, (lo, hi) = terminal_price(res), terminal_price_range(res)
+    lo, hi = min(lo, price), max(hi, price)  # a price set outside the day's range widens it
 
     def group(cols) -> dict:
         a, b = float(s0[cols].sum()), float(s1[cols].sum())

@@ -49,9 +49,10 @@ def test_hand_checked_flows(pair):
     assert _amount(led, "B3", "retailer", "lfa") == 0.0
     # B8: overload 320 kWh (baseline) -> 80 kWh at 0.20 €/kWh
     assert _amount(led, "B8", "dso", "lfa") == 48.00
-    # B9: 80 -> 40 kVA overload; 100 €/kVA, annuity 40 a at 5 %, one day, half to the LFA
+    # B9: reinforcement to keep the peak loading at the 80 % limit, 200 kVA × (L − 80)/80: 120 % -> 100 kVA
+    # (baseline), 100 % -> 50 kVA; 100 €/kVA, annuity 40 a at 5 %, one day, half to the LFA
     af = Prices().annuity_factor
-    annuity = 40 * 100 * af * 24 / (365.25 * 24)
+    annuity = 50 * 100 * af * 24 / (365.25 * 24)
     assert af == pytest.approx(0.0582782, rel=1e-5)
     assert led["avoided_costs"][0]["amount_eur"] == round(annuity, 2)
     assert _amount(led, "B9", "dso", "lfa") == round(0.5 * annuity, 2)
@@ -173,7 +174,8 @@ def test_overload_uses_the_recorded_transformer_rating(pair):
     led = value_flows(run, base)
     assert _amount(led, "B8", "dso", "lfa") == 60.00  # (400 − 100) kWh × 0.20 €/kWh
     af = Prices().annuity_factor
-    assert _amount(led, "B9", "dso", "lfa") == round(0.5 * 50 * 100 * af * 24 / (365.25 * 24), 2)
+    # 250 kVA × (120 − 80)/80 − 250 kVA × (100 − 80)/80 = 62.5 kVA
+    assert _amount(led, "B9", "dso", "lfa") == round(0.5 * 62.5 * 100 * af * 24 / (365.25 * 24), 2)
     stamp_attrs(run, {"trafo_kva": ""})
     with Results(run) as r:
         assert r.trafo_kva() is None

@@ -176,8 +176,8 @@ def test_meter_registers_read_as_whole_mappings():
 
 
 def test_loading_limit_follows_the_measured_kw_per_percent():
-    """With trafo_limit_pct the DSO defends a loading: its kW limit is the limit times the measured kW
-    per % of loading (smoothed), learnt only near the limit; unbalance (more % per kW) lowers it."""
+    """With trafo_limit_pct the DSO defends a loading: its kW limit is the limit times the lowest kW per
+    % of loading measured near the limit in the last 24 h; unbalance (more % per kW) lowers it."""
     import pytest
 
     from simulators.mas.dso import DSOAgent
@@ -193,7 +193,11 @@ def test_loading_limit_follows_the_measured_kw_per_percent():
     assert dso.limits["total"] == np.inf
     dso.measure(slot, None, {"total": 200.0}, loading=40.0)      # 5 kW per %: 240 kW
     assert dso.limits["total"] == pytest.approx(240.0)
-    dso.measure(2 * slot, None, {"total": 200.0}, loading=50.0)  # 4 kW per % (worse unbalance), smoothed 4.5
-    assert dso.limits["total"] == pytest.approx(48 * 4.5)
+    dso.measure(2 * slot, None, {"total": 200.0}, loading=50.0)  # 4 kW per % (worse unbalance)
+    assert dso.limits["total"] == pytest.approx(48 * 4.0)
     dso.measure(2 * slot + 60_000, None, {"total": 100.0}, loading=50.0)  # not a slot boundary
-    assert dso.limits["total"] == pytest.approx(48 * 4.5)
+    dso.measure(3 * slot, None, {"total": 250.0}, loading=50.0)  # 5 kW per %: the lowest of the day stays
+    assert dso.limits["total"] == pytest.approx(48 * 4.0)
+    day = 86_400_000 // slot * slot
+    dso.measure(2 * slot + day, None, {"total": 240.0}, loading=40.0)  # the 4 kW per % is a day old now
+    assert dso.limits["total"] == pytest.approx(48 * 5.0)

@@ -9,10 +9,11 @@ Cycle (all by messages except the meter readings, which are measurements):
    limits: ``trafo_limit_kw`` as a number is the substation transformer (sum of all districts), as
    a mapping ``{district: kW}`` per district feeder (key ``"total"`` for the substation as well).
    ``trafo_limit_pct`` instead defends a loading of the substation transformer as the grid reports it
-   (worst terminal current, % of rated): the kW limit is that loading times the measured kW per % of
-   loading, smoothed like the bias and updated at slot boundaries where the loading is at least half
-   the limit. On an unbalanced grid the worst phase reaches the limit well below the kW a balanced
-   load would need (kerber_vorstadt_1 three-phase: 48 % of 630 kVA at 209-217 kW, not 300 kW).
+   (worst terminal current, % of rated): the kW limit is that loading times the lowest kW per % of
+   loading measured at the slot boundaries of the last 24 h where the loading was at least half the
+   limit (the evening's unbalance gives the fewest kW per %: a smoothed value missed it). On an
+   unbalanced grid the worst phase reaches the limit well below the kW a balanced load would need
+   (kerber_vorstadt_1 three-phase: 48 % of 630 kVA at 191-237 kW, not 300 kW).
 2. FlexRequest: for a congested window the DSO asks the LFAs concerned for the reduction (kW per slot
    above ``limit·(1 − margin)``, less what is already ordered), with its ``price_max``.
 3. FlexOffer: each LFA answers what its households can reduce, at which price, with its baseline.
@@ -37,6 +38,8 @@ from simulators.devices.common import Clock
 
 from .messages import arr, floats
 
+DAY_MS = 86_400_000  # the kW-per-% samples a loading limit is taken from (trafo_limit_pct)
+
 
 class DSOAgent:
     # Defaults (the scenario's DSOConfig overrides them). Message flow after USEF Foundation (2015), "USEF: The
@@ -57,7 +60,7 @@ class DSOAgent:
         if (trafo_limit_kw is None) == (trafo_limit_pct is None):
             raise ValueError("DSO: give trafo_limit_kw or trafo_limit_pct (one of them)")
         self.limit_pct = None if trafo_limit_pct is None else float(trafo_limit_pct)
-        self.kw_per_pct: float | None = None  # measured transformer kW per % of loading (limit_pct)
+        self.kw_per_pct: dict[int, float] = {}  # tick -> measured transformer kW per % of loading (limit_pct)
         if self.limit_pct is not None:
             self.limits = {"total": np.inf}  # until the loading has been measured near the limit
         elif isinstance(trafo_limit_kw, dict):
@@ -135,9 +138,10 @@ class DSOAgent:
                 total = sum(p_trafo[d] for d in self.districts)
             if self.limit_pct is not None and loading is not None and total is not None and total > 0 \
                     and loading >= 0.5 * self.limit_pct:
-                k = float(total) / float(loading)
-                self.kw_per_pct = k if self.kw_per_pct is None else (1 - self.beta) * self.kw_per_pct + self.beta * k
-                self.limits["total"] = self.limit_pct * self.kw_per_pct
+                self.kw_per_pct[now] = float(total) / float(loading)
+                for t in [t for t in self.kw_per_pct if t <= now - DAY_MS]:
+                    del self.kw_per_pct[t]
+                self.limits["total"] = self.limit_pct * min(self.kw_per_pct.values())
             for scope in self.limits:
                 meas = total if scope == "total" else p_trafo.get(scope)
                 plan = self.forecast(scope, now)
