@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from cosim.compare import realised_gaps
-from cosim.economics import ALL_MODELS, OUT_OF_SCOPE, Economics
+from cosim.economics import ALL_MODELS, OUT_OF_SCOPE, Economics, price_table_per_minute
 from cosim.errors import InputError
 from cosim.kpi import (
     compute_kpis,
@@ -239,7 +239,7 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
                   f"portfolio net energy at {price}: {_n(cr, 4)} − {_n(cb, 4)} € (controlled − baseline)")
             if drawn is not None:
                 # bought back where the terminal price is (the tariff's cheapest import minutes of the day)
-                imp = np.asarray(eco.tariff.import_prices(0.0, 1440, 1.0), dtype=float)
+                imp = price_table_per_minute(eco.tariff)[0]
                 p_mean = float(np.mean(pr.market_prices(np.flatnonzero(imp == imp.min()) / 60.0)))
                 L.add_terminal(m, "retailer", "market", p_mean * drawn,
                                f"stored energy drawn in the window {_n(drawn)} kWh (controlled − baseline) × "

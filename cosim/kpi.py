@@ -27,8 +27,9 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   transformer / line at each instant; congestion minutes = time with a transformer or line above its
   limit (scenario ``grid.trafo_limit_pct`` / ``line_limit_pct``); voltage-violation minutes = time
   with any bus outside 1 ± ``grid.v_band`` p.u. at a recorded step; ``v_violation_10min_min`` = the
-  minutes of 10-min blocks whose mean voltage is outside it at some bus (phase), as EN 50160 judges; ``overload_kwh`` = transformer energy
-  above its limit (loading above the limit × the rated kVA the grid simulator recorded in the file);
+  minutes of 10-min blocks whose mean voltage is outside it at some bus (phase), as EN 50160 judges;
+  ``overload_kwh`` = transformer energy above its limit (loading above the limit × the rated kVA the
+  grid simulator recorded in the file);
   ``reinforcement_kva`` = the rating increase that keeps the largest loading at the limit, S·(L − l)/l.
 * flexibility: ``lfa`` population ``flex_requested/offered/ordered/delivered`` (kW) integrated to
   kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments);
@@ -524,13 +525,14 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     return out
 
 
-def _settled_in_window(res: Results) -> dict[str, float]:
-    """agent -> kWh the settlements found delivered in the slots that start in the window (an order
-    may begin before it or end after it), for settlements that give it per slot."""
+def _settled_in_window(res: Results, records: list[dict]) -> dict[str, float]:
+    """agent -> kWh the settlements among *records* (all of ``/events/flex``) found delivered in the
+    slots that start in the window (an order may begin before it or end after it), for settlements
+    that give it per slot."""
     w = res.window_ms or (-math.inf, math.inf)
     out: dict[str, float] = {}
     seen = set()
-    for rec in res.records("flex", window=False) or []:
+    for rec in records:
         if rec.get("kind") != "settlement" or "delivered_slots" not in rec or rec.get("order") in seen:
             continue
         seen.add(rec.get("order"))
@@ -558,13 +560,14 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
                 out[name] = _f(e.sum(), 3)
     if per_lfa:
         out["agents"] = per_lfa
-    ev = res.records("flex")
+    every = res.records("flex", window=False)  # read once: the window's events and the settled slots
+    ev = None if every is None else [rec for rec in every if res.in_window(rec)]
     if ev is not None:
         found = True
         keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
         seen = {k: set() for k in keyf}
         ordered = delivered = payment = penalty = 0.0
-        in_window = _settled_in_window(res)
+        in_window = _settled_in_window(res, every)
         for rec in ev:
             kind = rec.get("kind") or rec.get("type")
             if kind not in keyf:

@@ -20,15 +20,15 @@ is charged, energy it leaves there is credited. Stored energy is counted in the 
 it: battery (soc − soc_min)·capacity/η and EV soc·capacity/η (grid energy to charge it to that level;
 before 2026-12-05 the battery was counted ·η, what it delivers, which under-counted a battery's draw
 by η² = 0.90 against its cost of restoring), building heat C·(T_in − t_min)/COP(7 °C) (EN 14511
-rating point A7). The price is
-``evaluation.terminal_price``, by default the tariff's lowest import price of the day: the cost of
+rating point A7). The price is ``evaluation.terminal_price``, by default the tariff's lowest import
+price of the day (:func:`cosim.economics.price_table_per_minute`): the cost of
 restoring the energy (or of buying what was left) in the cheapest band the controllers reach within
 their day-long horizon, which is where they buy stored energy (before 2026-12-05 the time-weighted mean
 was used: it overstated the credit of energy bought at night in a night window and the charge of an EV
 left emptier, by the 0.09 €/kWh between the mean and the night price). ``terminal_price_range`` and
 ``cost_eur_range`` give the prices and the cost with the lowest and with the highest import price of
-the day (in that order), the sensitivity to that choice; ``cost_eur`` = objective + terminal adjustment: the number to compare
-between runs.
+the day (in that order), the sensitivity to that choice; ``cost_eur`` = objective + terminal
+adjustment: the number to compare between runs.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import json
 
 import numpy as np
 
-from cosim.economics import prices_at
+from cosim.economics import price_table_per_minute, prices_at
 from cosim.population import district_of
 from cosim.results import Results, finite
 from simulators.devices.params import HeatPumpParams
@@ -135,7 +135,7 @@ def objective_kpis(res, en, comfort: np.ndarray, district_of) -> dict[str, dict]
 
 def terminal_price_range(res) -> tuple[float, float]:
     """The lowest and the highest import price of the tariff's day (€/kWh)."""
-    imp = np.asarray(res.economics().tariff.import_prices(0.0, 1440, 1.0), dtype=float)
+    imp = price_table_per_minute(res.economics().tariff)[0]
     return float(imp.min()), float(imp.max())
 
 
