@@ -308,3 +308,31 @@ def test_reference_solved_again_when_the_district_part_changed():
     for ahead, central, ref, _ in results.values():
         assert central == ref
     assert results[True][3] > results[True][2] + 1e-3  # the LP solved ahead was another one
+
+
+def test_fewer_collections_same_results_threshold_restored(tmp_path, monkeypatch):
+    """The garbage collector's first threshold is 50 000 while a world is built and run, the previous
+    one afterwards, and the files are those of a run at the default threshold."""
+    import contextlib
+    import gc
+
+    from cosim import runner
+
+    seen = []
+    drive, fewer = runner._drive, runner._fewer_collections
+
+    async def spy(*args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        return await drive(*args, **kwargs)
+
+    before = gc.get_threshold()
+    with monkeypatch.context() as m:
+        m.setattr(runner, "_fewer_collections", contextlib.nullcontext)
+        m.setattr(runner, "_drive", spy)
+        scn, text = load_scenario("uc3_substation", SHORT)
+        run_scenario(scn, text, out=tmp_path / "default.h5", until_ms=2 * 3_600_000, progress=False)
+        scn, text = load_scenario("uc3_substation", SHORT)
+        m.setattr(runner, "_fewer_collections", fewer)
+        run_scenario(scn, text, out=tmp_path / "fewer.h5", until_ms=2 * 3_600_000, progress=False)
+    assert seen == [before[0], 50_000] and gc.get_threshold() == before
+    assert differences(tmp_path / "default.h5", tmp_path / "fewer.h5") == []
