@@ -77,11 +77,13 @@ META = {
             "params": ["network", "households", "mapping", "engine", "line_limit_pct",
                        "trafo_limit_pct", "v_band", "engine_options"],
             "attrs": IN_ATTRS + OUT_ATTRS,
+            "outputs": OUT_ATTRS,  # the inputs are the households' own P and Q, recorded there
         },
         "Grid3ph": {
             "public": True,
             "params": PARAMS_3PH,
             "attrs": IN_ATTRS_3PH + OUT_ATTRS_3PH,
+            "outputs": OUT_ATTRS_3PH,
         },
     },
 }

@@ -336,3 +336,32 @@ def test_fewer_collections_same_results_threshold_restored(tmp_path, monkeypatch
         run_scenario(scn, text, out=tmp_path / "fewer.h5", until_ms=2 * 3_600_000, progress=False)
     assert seen == [before[0], 50_000] and gc.get_threshold() == before
     assert differences(tmp_path / "default.h5", tmp_path / "fewer.h5") == []
+
+
+def test_grid_inputs_recorded_once(tmp_path, monkeypatch):
+    """The grid's inputs (each household's P, Q and phase powers) are recorded under households only: in
+    a run that records them under grid too, as before, they equal the households' series, and every
+    other dataset equals the new file's."""
+    import h5py
+    import numpy as np
+
+    from simulators import grid
+    from simulators.grid3ph import IN_ATTRS_3PH
+
+    with monkeypatch.context() as m:
+        for model in grid.META["models"].values():
+            m.delitem(model, "outputs")  # every attr recordable, as before
+        scn, text = load_scenario("uc3_physical")
+        run_scenario(scn, text, out=tmp_path / "before.h5", until_ms=3_600_000, progress=False)
+    scn, text = load_scenario("uc3_physical")
+    run_scenario(scn, text, out=tmp_path / "after.h5", until_ms=3_600_000, progress=False)
+    echoes = sorted([f"grid/{a}" for a in IN_ATTRS_3PH] + [f"grid/_ids/{a}" for a in IN_ATTRS_3PH])
+    assert differences(tmp_path / "before.h5", tmp_path / "after.h5") == [
+        f"datasets differ: only old {echoes}, only new []"]
+    with h5py.File(tmp_path / "before.h5", "r") as f:
+        for a in IN_ATTRS_3PH:
+            assert list(f[f"grid/_ids/{a}"][()]) == list(f[f"households/_ids/{a}"][()])
+            g, h = f[f"grid/{a}"][()], f[f"households/{a}"][()]
+            assert g.shape == h.shape and np.isfinite(g).all()
+            # P: the grid sums the phase powers, the household its devices (3.6e-15 kW apart at most)
+            np.testing.assert_allclose(g, h, rtol=0, atol=1e-12 if a == "P" else 0)
