@@ -337,17 +337,30 @@ def _records(raw: bytes) -> list[dict]:
     return [r for r in recs if isinstance(r, dict)]
 
 
-def _column(values: list) -> np.ndarray:
-    """A numpy column for HDF5: int64 when every value is an int, float64 when numeric (NaN = missing),
-    else UTF-8 bytes (lists and mappings as JSON text)."""
-    kinds = {type(v) for v in values}
+_NUMBER = {int, float, bool, type(None)}
+
+
+def _cell_text(v) -> bytes:
+    """A text cell: lists and mappings as JSON, anything else as str (None: empty)."""
+    return b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
+
+
+def _column_dtype(kinds: set[type], width: int) -> np.dtype:
+    """int64 when every value is an int, float64 when numeric (NaN = missing), else UTF-8 bytes of the
+    widest cell (lists and mappings as JSON text)."""
     if kinds <= {int}:
+        return np.dtype(np.int64)
+    if kinds <= _NUMBER and kinds - {type(None)}:
+        return np.dtype(np.float64)
+    return np.dtype(f"S{max(1, width)}")
+
+
+def _column(values: list, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "i":
         return np.asarray(values, dtype=np.int64)
-    if kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
+    if dtype.kind == "f":
         return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    text = [b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
-            for v in values]
-    return np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
+    return np.asarray([_cell_text(v) for v in values], dtype=dtype)
 
 
 def _flat(rec: dict, prefix: str = "") -> dict:
@@ -363,25 +376,72 @@ def _flat(rec: dict, prefix: str = "") -> dict:
     return out
 
 
-def write_event_table(f: h5py.File, name: str) -> None:
+EVENT_BATCH_BYTES = 8 << 20
+
+
+def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
+    """The stream's records, flattened, in lists of whole lines of about *batch_bytes* each."""
+    carry = b""
+    for start in range(0, stream.shape[0], batch_bytes):
+        raw = carry + stream[start:start + batch_bytes].tobytes()
+        cut = raw.rfind(b"\n") + 1
+        if start + batch_bytes >= stream.shape[0]:
+            cut = len(raw)  # the end: a last line without newline too
+        carry = raw[cut:]
+        recs = _records(raw[:cut])
+        if recs:
+            yield [_flat(rec) for rec in recs]
+
+
+def write_event_table(f: h5py.File, name: str, batch_bytes: int = EVENT_BATCH_BYTES) -> None:
     """``/event_tables/<name>``: the stream as one compound dataset (one field per record key, nested keys
     joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding.
     (``/events/<name>`` stays the JSON Lines stream a reader sees while the run goes on: SWMR cannot
-    create or retype datasets once writing has started.)"""
-    recs = _records(bytes(np.asarray(f["events"][name][()], dtype=np.uint8).tobytes()))
-    if not recs:
+    create or retype datasets once writing has started.) Two passes over the stream in batches, the
+    first for the fields and their types, so memory does not grow with the stream: a year's streams
+    hold gigabytes of JSON."""
+    stream = f["events"][name]
+    kinds: dict[str, set[type]] = {}  # field -> value types, in first-seen order
+    seen: dict[str, int] = {}  # field -> records that have it (the others: None)
+    width: dict[str, int] = {}  # field -> widest text cell of its values that are not numbers
+    n = 0
+    for flats in _flat_batches(stream, batch_bytes):
+        n += len(flats)
+        for rec in flats:
+            for key, v in rec.items():
+                t = type(v)
+                kind = kinds.get(key)
+                if kind is None:
+                    kind = kinds[key] = set()
+                    seen[key] = width[key] = 0
+                kind.add(t)
+                seen[key] += 1
+                if t not in _NUMBER:
+                    width[key] = max(width[key], len(_cell_text(v)))
+    if not n:
         return
-    flats = [_flat(rec) for rec in recs]
-    keys = dict.fromkeys(itertools.chain.from_iterable(flats))  # first-seen order
-    columns = {key: [rec.get(key) for rec in flats] for key in keys}  # None where a record has no key
-    cols = {c: _column(v) for c, v in columns.items()}
-    table = np.empty(len(recs), dtype=[(c, a.dtype) for c, a in cols.items()])
-    for c, a in cols.items():
-        table[c] = a
+    for key, kind in kinds.items():
+        if seen[key] < n:
+            kind.add(type(None))
+    mixed = [k for k, kind in kinds.items() if kind & (_NUMBER - {type(None)}) and not kind <= _NUMBER]
+    if mixed:  # numbers in a text field: their text counts for its width too
+        for flats in _flat_batches(stream, batch_bytes):
+            for rec in flats:
+                for key in mixed:
+                    if type(rec.get(key)) in _NUMBER:
+                        width[key] = max(width[key], len(_cell_text(rec[key])))
+    dtype = np.dtype([(key, _column_dtype(kind, width[key])) for key, kind in kinds.items()])
     g = f.require_group(EVENT_TABLES)
     if name in g:
         del g[name]
-    g.create_dataset(name, data=table, compression="gzip", compression_opts=1)
+    table = g.create_dataset(name, shape=(n,), dtype=dtype, chunks=True, compression="gzip", compression_opts=1)
+    row = 0
+    for flats in _flat_batches(stream, batch_bytes):
+        part = np.empty(len(flats), dtype=dtype)
+        for key in kinds:
+            part[key] = _column([rec.get(key) for rec in flats], dtype[key])
+        table[row:row + len(flats)] = part
+        row += len(flats)
 
 
 # ---------------------------------------------------------------------------- reading

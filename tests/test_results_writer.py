@@ -115,3 +115,69 @@ def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
                 assert got[t, j] == v
             else:
                 assert np.isnan(got[t, j])
+
+
+def _table_in_one_piece(f, name):
+    """write_event_table as it was before 2026-12-06 (the whole stream parsed at once): the reference."""
+    import itertools
+
+    from cosim.results import _JSON, _flat, _records
+
+    recs = _records(bytes(np.asarray(f["events"][name][()], dtype=np.uint8).tobytes()))
+    flats = [_flat(rec) for rec in recs]
+    keys = dict.fromkeys(itertools.chain.from_iterable(flats))
+    cols = {}
+    for key in keys:
+        values = [rec.get(key) for rec in flats]
+        kinds = {type(v) for v in values}
+        if kinds <= {int}:
+            cols[key] = np.asarray(values, dtype=np.int64)
+        elif kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
+            cols[key] = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        else:
+            text = [b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
+                    for v in values]
+            cols[key] = np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
+    table = np.empty(len(recs), dtype=[(c, a.dtype) for c, a in cols.items()])
+    for c, a in cols.items():
+        table[c] = a
+    return table
+
+
+def test_event_table_built_in_batches_equals_the_table_in_one_piece(tmp_path):
+    """Fields, types, text widths and values of the batched table equal those of the stream parsed at
+    once: ints, floats with missing values, bools, nested mappings, lists, a field with numbers and
+    text whose widest cell is a number in an early batch, a field that appears late, a damaged line."""
+    from cosim.results import write_event_table
+
+    rng = np.random.default_rng(3)
+    recs = []
+    for i in range(3000):
+        rec = {"t": i * 1000, "kind": str(rng.choice(["order", "msg", "negotiation"]))}
+        if rng.random() < 0.7:
+            rec["kwh"] = float(rng.normal())
+        if rng.random() < 0.3:
+            rec["ok"] = bool(rng.random() < 0.5)
+        if rng.random() < 0.2:
+            rec["slot"] = {"a": int(rng.integers(10)), "b": {"c": float(rng.random())}}
+        if rng.random() < 0.1:
+            rec["members"] = [int(x) for x in rng.integers(0, 100, size=int(rng.integers(0, 5)))]
+        rec["code"] = 123456789012 if i == 5 else ("x" if i % 7 else i)  # widest cell: a number, early
+        if i > 2500:
+            rec["late"] = "z" * int(rng.integers(1, 30))
+        recs.append(rec)
+    raw = "".join(json.dumps(r) + "\n" for r in recs).encode()
+    raw = raw.replace(b'{"t": 1500000', b'{"t": 15', 1) + b'{"t": 9, "kind"\n'  # a line cut by a crash
+    for batch in (512, 4096, len(raw) + 1):
+        path = tmp_path / f"t{batch}.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("events/s", data=np.frombuffer(raw, dtype="u1"))
+            write_event_table(f, "s", batch_bytes=batch)
+            got, want = f["event_tables/s"][()], _table_in_one_piece(f, "s")
+        assert got.dtype == want.dtype and len(got) == len(want) == 3000
+        for name in want.dtype.names:
+            if want.dtype[name].kind == "f":
+                np.testing.assert_array_equal(got[name], want[name])
+            else:
+                assert (got[name] == want[name]).all(), name
+    assert want.dtype["code"] == np.dtype("S12") and want.dtype["late"].kind == "S"
