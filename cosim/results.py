@@ -20,7 +20,6 @@ interruption rewrites what might be half done and the file always holds every co
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import math
 import threading
