@@ -378,8 +378,9 @@ def _flat(rec: dict, prefix: str = "") -> dict:
 EVENT_BATCH_BYTES = 8 << 20
 
 
-def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
-    """The stream's records, flattened, in lists of whole lines of about *batch_bytes* each."""
+def record_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
+    """The records of an event stream in lists of whole lines of about *batch_bytes* each (memory does
+    not grow with the stream)."""
     carry = b""
     for start in range(0, stream.shape[0], batch_bytes):
         raw = carry + stream[start:start + batch_bytes].tobytes()
@@ -389,7 +390,12 @@ def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
         carry = raw[cut:]
         recs = _records(raw[:cut])
         if recs:
-            yield [_flat(rec) for rec in recs]
+            yield recs
+
+
+def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
+    for recs in record_batches(stream, batch_bytes):
+        yield [_flat(rec) for rec in recs]
 
 
 def write_event_table(f: h5py.File, name: str, batch_bytes: int = EVENT_BATCH_BYTES) -> None:

@@ -44,7 +44,8 @@ import yaml
 from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
-from cosim.results import _records, event_time, series_ids, series_names, source_path, write_event_table
+from cosim.results import (event_time, record_batches, series_ids, series_names, source_path,
+                           write_event_table)
 from cosim.scenario import Scenario
 
 DAY_MS = 86_400_000
@@ -215,14 +216,16 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                 g.create_virtual_dataset(name, layout, fillvalue=np.nan)
                 _copy_ids_and_attrs(g, name, files[have[0]], ids)
             streams = sorted({s for f in files for s in (f["events"].keys() if "events" in f else [])})
-            for stream in streams:
-                lines = []
+            for stream in streams:  # appended part by part, batch by batch: a year's streams hold gigabytes
+                ds = g.require_group("events").create_dataset(stream, shape=(0,), maxshape=(None,), dtype="u1",
+                                                              chunks=(65536,), compression="gzip")
                 for k, f in enumerate(files):
                     if stream in f.get("events", {}):
-                        lines += _part_events(f["events"][stream][()], k, spans[k][2], spans[k][3], offsets[k])
-                data = np.frombuffer("".join(lines).encode(), dtype="u1")
-                g.require_group("events").create_dataset(stream, data=data, maxshape=(None,), chunks=(65536,)
-                                                         if len(data) else None, compression="gzip")
+                        for recs in record_batches(f["events"][stream]):
+                            data = "".join(_part_events(recs, k, spans[k][2], spans[k][3], offsets[k])).encode()
+                            n = ds.shape[0]
+                            ds.resize((n + len(data),))
+                            ds[n:] = np.frombuffer(data, dtype="u1")
                 write_event_table(g, stream)
         tmp.replace(out)
     finally:
@@ -255,11 +258,11 @@ def _continued(g: h5py.File, name: str, files: list[h5py.File], have: list[int],
     g.create_dataset(name, data=np.vstack(blocks), compression="gzip", compression_opts=1, fillvalue=np.nan)
 
 
-def _part_events(raw: np.ndarray, k: int, lo: float, hi: float, offset: int) -> list[str]:
-    """JSON lines of one part's events in its contribution [lo, hi) (the time an event is about, as
-    Results.in_window), times shifted by *offset*, ids of later parts prefixed."""
+def _part_events(recs: list[dict], k: int, lo: float, hi: float, offset: int) -> list[str]:
+    """JSON lines of one part's events (*recs*) in its contribution [lo, hi) (the time an event is
+    about, as Results.in_window), times shifted by *offset*, ids of later parts prefixed."""
     out = []
-    for rec in _records(bytes(np.asarray(raw, dtype=np.uint8).tobytes())):
+    for rec in recs:
         t = event_time(rec)
         if isinstance(t, (int, float)) and not lo <= t < hi:
             continue

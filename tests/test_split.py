@@ -115,3 +115,46 @@ def test_stitched_file_needs_its_parts(physical, tmp_path):
     shutil.copy(split, tmp_path / "lonely.h5")
     with pytest.raises(InputError, match="without its part file"):
         Results(tmp_path / "lonely.h5")
+
+
+def test_events_stitched_batch_by_batch_as_in_one_piece(physical, tmp_path, monkeypatch):
+    """The stitched event streams (appended part by part, a part's stream read in batches) and their
+    tables are the same with 1-KB batches as with each part's stream in one piece, as before."""
+    import json as _json
+
+    import h5py
+    import numpy as np
+
+    from cosim import split
+    from cosim.results import record_batches
+
+    _, path = physical
+    with h5py.File(path, "r") as f:
+        folder = path.parent
+        parts = [folder / p["file"] for p in _json.loads(f.attrs[split.PARTS_ATTR])]
+        text = f.attrs["scenario"]
+    copies = []
+    for k, part in enumerate(parts):  # the parts with an event stream (uc3_physical has none)
+        copies.append(tmp_path / f"part{k}.h5")
+        copies[-1].write_bytes(part.read_bytes())
+        with h5py.File(copies[-1], "r+") as f:
+            t = f["time"][()]
+            recs = [{"kind": "order", "t": int(x), "id": f"o{i}", "kwh": i / 7, "slot": {"t0": int(x)}}
+                    for i, x in enumerate(t[::3])]
+            raw = "".join(_json.dumps(r) + "\n" for r in recs).encode()
+            f.create_dataset("events/flex", data=np.frombuffer(raw, dtype="u1"))
+    parts = copies
+    out = {}
+    for label, batch in (("small", 1024), ("whole", 1 << 40)):
+        monkeypatch.setattr(split, "record_batches", lambda ds, b=batch: record_batches(ds, b))
+        out[label] = tmp_path / f"{label}.h5"
+        split.stitch(parts, out[label], text)
+    with h5py.File(out["small"], "r") as a, h5py.File(out["whole"], "r") as b:
+        streams = list(b["events"])
+        assert streams and any(b["events"][s].shape[0] > 4096 for s in streams)  # several 1-KB batches
+        for s in streams:
+            assert bytes(a["events"][s][()]) == bytes(b["events"][s][()])
+            if f"event_tables/{s}" in b:
+                x, y = a[f"event_tables/{s}"][()], b[f"event_tables/{s}"][()]
+                assert x.dtype == y.dtype and all(
+                    np.array_equal(x[c], y[c], equal_nan=x.dtype[c].kind == "f") for c in y.dtype.names)
