@@ -134,6 +134,12 @@ def read_lateness(path: str | Path):
 
 ID_DTYPE = "S64"
 TIME_CHUNK = 1024
+# Columns per chunk of a series. A series narrower than a chunk is stored padded to the chunk's width,
+# and gzip compresses the padding too: with 256 a 57-household series was 78 % NaN padding per chunk.
+# benchmarks/bench_filters.py --only widths (2026-12-06), 64 against 256: writing CPU -25 % and file -10 %
+# for a 57-household substation, -8...-18 % and -5 % for 146 households, -7...-9 % and +1 % for 1000;
+# 32 gained nothing more on writing and read wide series slower.
+CHUNK_COLUMNS = 64
 
 
 class _Series:
@@ -149,7 +155,7 @@ class _Series:
         # per 3.4 M values; shuffle is slower and larger (0.43 s, 13.2 MB); lzf is faster but 16 % larger
         # (0.27 s, 14.1 MB) and readable only where h5py's lzf filter is installed; gzip 4 saves 4 % for +44 % CPU.
         self.ds = group.create_dataset(
-            attr, shape=(0, 0), maxshape=(None, None), dtype="f8", chunks=(chunk_rows, 256),
+            attr, shape=(0, 0), maxshape=(None, None), dtype="f8", chunks=(chunk_rows, CHUNK_COLUMNS),
             compression="gzip", compression_opts=1, fillvalue=np.nan,
         )
         self.ds.attrs.update(unit=unit, population=population, attr=attr)

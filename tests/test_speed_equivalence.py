@@ -365,3 +365,25 @@ def test_grid_inputs_recorded_once(tmp_path, monkeypatch):
             assert g.shape == h.shape and np.isfinite(g).all()
             # P: the grid sums the phase powers, the household its devices (3.6e-15 kW apart at most)
             np.testing.assert_allclose(g, h, rtol=0, atol=1e-12 if a == "P" else 0)
+
+
+def test_series_chunks_64_columns_same_values(tmp_path, monkeypatch):
+    """Series are chunked 64 columns wide (a narrow series is no longer padded to 256 columns per chunk),
+    and the file holds the values of a run with the previous 256-column chunks."""
+    import h5py
+
+    from cosim import results
+    from cosim.results import series_names
+
+    with monkeypatch.context() as m:
+        m.setattr(results, "CHUNK_COLUMNS", 256)
+        scn, text = load_scenario("uc3_physical")
+        run_scenario(scn, text, out=tmp_path / "wide.h5", until_ms=3_600_000, progress=False)
+    scn, text = load_scenario("uc3_physical")
+    run_scenario(scn, text, out=tmp_path / "narrow.h5", until_ms=3_600_000, progress=False)
+    assert differences(tmp_path / "wide.h5", tmp_path / "narrow.h5") == []
+    for path, width in ((tmp_path / "wide.h5", 256), (tmp_path / "narrow.h5", 64)):
+        with h5py.File(path, "r") as f:
+            names = series_names(f)
+            assert names and {f[n].chunks[1] for n in names} == {width}
+            assert any(f[n].shape[1] > 64 for n in names)  # some series span several chunks
