@@ -9,7 +9,8 @@ one substation per task, then the results view) and prints
   own wall time in its worker: building its world, 1.5 simulated days, its KPIs)
   and its CPU time (of its worker process: on a machine shared with other jobs, wall time includes
   waiting for a core, CPU time does not);
-* with --count K (each group cut to K substations): the full scenario extrapolated from the measured
+* with --count K (the first K substations of each group, each with the id and seed it has in the full
+  scenario, so the sample is part of the full run): the full scenario extrapolated from the measured
   groups: CPU = sum over groups of count x mean CPU seconds per substation, divided by the workers
   (the wall time on otherwise idle cores), and the fixed cost measured in this run (wall - CPU /
   workers: cluster start, imports, the view, and waiting for cores). Measured and extrapolated are
@@ -28,7 +29,7 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,7 +37,8 @@ from bench_scenarios import reference_s  # noqa: E402
 from memory_sampler import RSSSampler  # noqa: E402
 
 from cosim.api import load  # noqa: E402
-from cosim.substations import run_substations  # noqa: E402
+from cosim.scenario import read_yaml  # noqa: E402
+from cosim.substations import expand, run_substations  # noqa: E402
 
 
 def main() -> None:
@@ -49,17 +51,25 @@ def main() -> None:
     args = ap.parse_args()
 
     full, _ = load(args.scenario)
-    overrides = {"duration": args.until} if args.until else {}
+    scn, text = load(args.scenario, {"duration": args.until} if args.until else {})
+    only = None
     if args.count:
-        overrides |= {f"substations[{i}].count": min(g.count, args.count) for i, g in enumerate(full.substations)}
-    scn, text = load(args.scenario, overrides)
+        taken: Counter = Counter()
+        sample = set()
+        for sub in expand(read_yaml(text, scn.name)):
+            if taken[sub.group] < args.count:
+                taken[sub.group] += 1
+                sample.add(sub.id)
+
+        def only(s):
+            return s.id in sample
     load0 = os.getloadavg()
     ref = reference_s()
     with tempfile.TemporaryDirectory() as tmp:
         out = (args.keep or Path(tmp)) / f"{scn.name}.h5"
         t0 = time.perf_counter()
         with RSSSampler() as rss:
-            result = run_substations(scn, text, out=out, workers=args.workers, progress=False)
+            result = run_substations(scn, text, out=out, workers=args.workers, progress=False, only=only)
         wall = time.perf_counter() - t0
     subs = result.substations
     by_group: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -92,8 +102,9 @@ def main() -> None:
         fixed = max(wall - cpu_run / args.workers, 0.0)
         est = cpu_full / args.workers
         print(f"EXTRAPOLATED to the full scenario ({n_full} substations, {hh_full} households): CPU "
-              f"{cpu_full:.0f} s; on {args.workers} otherwise idle cores {est:.0f} s ({est / 60:.1f} min) + the fixed "
-              f"cost measured here (wall - CPU / workers) {fixed:.0f} s; ratio to the reference workload {est / ref:.0f}")
+              f"{cpu_full:.0f} s; on {args.workers} otherwise idle cores {est:.0f} s ({est / 60:.1f} min) + the "
+              f"fixed cost measured here (wall - CPU / workers) {fixed:.0f} s; ratio to the reference workload "
+              f"{est / ref:.0f}")
 
 if __name__ == "__main__":
     main()

@@ -88,8 +88,8 @@ BENCHES = [
         Row("telecom model, mixed technologies", "{rate} messages/s", {"rate": rf"^model, mixed techs:\s+{NUM}"}),
     ]),
     Bench("scale", ["bench_scale.py", "--count", "1"], [
-        Row("scale_10k: 104 substations, 10 000 households, 1 day, 2 workers; 1 substation per group run, "
-            "the others extrapolated from its CPU time",
+        Row("scale_10k: 104 substations, 10 000 households, 1 day, 2 workers; the first substation of each "
+            "group run (its seed as in the full run), the others extrapolated from its CPU time",
             "{wall} s wall for 5 substations, peak RSS {rss} GiB; the 104 ≈ {est} min on 2 idle cores",
             {"wall": rf"^MEASURED: .*? wall {NUM} s", "rss": rf"peak RSS \(sum over processes\) {NUM} GiB",
              "est": (rf"on \d+ otherwise idle cores {NUM} s \({NUM} min\)", 2)}),

@@ -20,7 +20,7 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -161,8 +161,11 @@ def folder_of(view: Path) -> Path:
 
 
 def run_substations(scn: Scenario, text: str, out: str | Path | None = None, workers: int | None = None,
-                    scheduler: str | None = None, progress: bool = True) -> SubstationsResult:
-    """Run every substation of *scn* (effective YAML *text*) on dask and write the results view."""
+                    scheduler: str | None = None, progress: bool = True,
+                    only: Callable[[Substation], bool] | None = None) -> SubstationsResult:
+    """Run every substation of *scn* (effective YAML *text*) on dask and write the results view. With
+    *only*, just the substations it accepts, each with the id and seed it has in the whole scenario (a
+    sample of it, as ``benchmarks/bench_scale.py --count`` takes); the view then holds them alone."""
     from cosim.output_path import check_output
     from cosim.scenario import read_yaml
     from cosim.substation_view import write_view
@@ -172,7 +175,7 @@ def run_substations(scn: Scenario, text: str, out: str | Path | None = None, wor
     check_output(view)
     folder = folder_of(view).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    subs = expand(read_yaml(text, scn.name))
+    subs = [s for s in expand(read_yaml(text, scn.name)) if only is None or only(s)]
     for s in subs:
         s.path = folder / f"{s.id}.h5"
     t0 = time.perf_counter()

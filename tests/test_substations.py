@@ -151,6 +151,28 @@ def test_view_of_substations_run_in_process(tmp_path):
     assert run_substation(subs[0].data, str(subs[0].path))["cached"]  # the finished file is reused
 
 
+def test_only_runs_the_chosen_substations_with_their_seeds_in_the_whole_scenario(tmp_path):
+    """``run_substations(only=...)`` (bench_scale's sample): the chosen substation alone, with the id,
+    seed and results it has in the whole scenario (run here in process as the reference)."""
+    from cosim.substations import run_substation
+
+    data = scaled(tmp_path, duration="30min")
+    for key in ("control", "dso", "telecom", "evaluation"):
+        data.pop(key)
+    data["substations"][0]["count"] = 3
+    scn, text = load(str(write(tmp_path, data)))
+    result = run_substations(scn, text, out=tmp_path / "sample" / "two.h5", workers=1, progress=False,
+                             only=lambda s: s.id == "land_1")
+    [sub] = result.substations
+    assert (sub.id, sub.index, sub.seed, sub.status) == ("land_1", 1, substation_seed(5, 1), "completed")
+    whole = expand(data)[1]
+    assert run_substation(whole.data, str(tmp_path / "whole_land_1.h5"))["status"] == "completed"
+    with Results(tmp_path / "whole_land_1.h5") as a, Results(sub.path) as b:
+        np.testing.assert_array_equal(a.frame("households", "P").to_numpy(), b.frame("households", "P").to_numpy())
+    with Results(result.path) as view:
+        assert list(view.frame("households", "P").columns) == [f"land_1/d1.h00{k}" for k in range(1, 9)]
+
+
 @pytest.mark.slow  # three local dask clusters and runs: 40-90 s on the shared 2-core machine
 def test_run_on_two_workers_view_kpis_and_worker_count_independence(tmp_path):
     data = scaled(tmp_path)
