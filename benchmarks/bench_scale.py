@@ -50,7 +50,6 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="keep the results in this folder")
     args = ap.parse_args()
 
-    full, _ = load(args.scenario)
     scn, text = load(args.scenario, {"duration": args.until} if args.until else {})
     only = None
     if args.count:
@@ -84,7 +83,7 @@ def main() -> None:
           f"wall {wall:.1f} s, peak RSS (sum over processes) {rss.peak / 2**30:.2f} GiB")
     print(f"{'group':<14} {'network':<26} {'hh':>4} {'n run':>5} {'wall s/substation':>22} {'CPU s/substation':>22}")
     cpu_run = cpu_full = 0.0
-    for g in full.substations:
+    for g in scn.substations:
         t = by_group.get(g.name, [])
         if not t:
             continue
@@ -97,8 +96,8 @@ def main() -> None:
     print(f"CPU time of the substations {cpu_run:.0f} s = {cpu_run / max(wall, 1e-9):.2f} cores busy on average "
           f"over the wall time")
     if args.count:
-        n_full = sum(g.count for g in full.substations)
-        hh_full = sum(g.count * sum(d.households for d in g.districts) for g in full.substations)
+        n_full = sum(g.count for g in scn.substations)
+        hh_full = sum(g.count * sum(d.households for d in g.districts) for g in scn.substations)
         fixed = max(wall - cpu_run / args.workers, 0.0)
         est = cpu_full / args.workers
         print(f"EXTRAPOLATED to the full scenario ({n_full} substations, {hh_full} households): CPU "

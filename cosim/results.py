@@ -216,6 +216,19 @@ def _as_float(v) -> float:
         return math.nan
 
 
+def create_event_stream(f: h5py.Group, name: str) -> h5py.Dataset:
+    """An empty ``/events/<name>`` JSON Lines stream of *f* (bytes, growing by :func:`append_events`)."""
+    return f.require_group("events").create_dataset(name, shape=(0,), maxshape=(None,), dtype="u1",
+                                                    chunks=(65536,), compression="gzip")
+
+
+def append_events(ds: h5py.Dataset, data: bytes) -> None:
+    """Append JSON Lines *data* to the event stream *ds*."""
+    n = ds.shape[0]
+    ds.resize((n + len(data),))
+    ds[n:] = np.frombuffer(data, dtype="u1")
+
+
 # one encoder for event records and event-table cells: json.dumps with options builds a new one per call
 _JSON = json.JSONEncoder(separators=(",", ":"), default=str)
 
@@ -247,9 +260,7 @@ class ResultsWriter:
             self.series[(pop, attr)] = _Series(self.f.require_group(pop), attr, unit, pop, flush_every)
         self.events = {}
         for name in event_streams:
-            self.events[name] = self.f.require_group("events").create_dataset(
-                name, shape=(0,), maxshape=(None,), dtype="u1", chunks=(65536,), compression="gzip"
-            )
+            self.events[name] = create_event_stream(self.f, name)
         self._event_buf: dict[str, list[bytes]] = {name: [] for name in event_streams}
         self.times: list[int] = []  # time stamps not yet written (file rows rows_written..)
         self.rows_written = 0
@@ -292,11 +303,7 @@ class ResultsWriter:
                 self.rows_written = t1
             for name, buf in self._event_buf.items():
                 if buf:
-                    data = np.frombuffer(b"".join(buf), dtype="u1")
-                    ds = self.events[name]
-                    n = ds.shape[0]
-                    ds.resize((n + len(data),))
-                    ds[n:] = data
+                    append_events(self.events[name], b"".join(buf))
                     buf.clear()
             self.f.flush()
 

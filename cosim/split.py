@@ -44,8 +44,8 @@ import yaml
 from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
-from cosim.results import (event_time, record_batches, series_ids, series_names, source_path,
-                           write_event_table)
+from cosim.results import (append_events, create_event_stream, event_time, record_batches, series_ids,
+                           series_names, source_path, write_event_table)
 from cosim.scenario import Scenario
 
 DAY_MS = 86_400_000
@@ -217,15 +217,12 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
                 _copy_ids_and_attrs(g, name, files[have[0]], ids)
             streams = sorted({s for f in files for s in (f["events"].keys() if "events" in f else [])})
             for stream in streams:  # appended part by part, batch by batch: a year's streams hold gigabytes
-                ds = g.require_group("events").create_dataset(stream, shape=(0,), maxshape=(None,), dtype="u1",
-                                                              chunks=(65536,), compression="gzip")
+                ds = create_event_stream(g, stream)
                 for k, f in enumerate(files):
                     if stream in f.get("events", {}):
                         for recs in record_batches(f["events"][stream]):
-                            data = "".join(_part_events(recs, k, spans[k][2], spans[k][3], offsets[k])).encode()
-                            n = ds.shape[0]
-                            ds.resize((n + len(data),))
-                            ds[n:] = np.frombuffer(data, dtype="u1")
+                            lines = _part_events(recs, k, spans[k][2], spans[k][3], offsets[k])
+                            append_events(ds, "".join(lines).encode())
                 write_event_table(g, stream)
         tmp.replace(out)
     finally:
