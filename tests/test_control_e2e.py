@@ -166,3 +166,24 @@ def test_realised_objective_central_le_mas_le_none_on_the_same_window(write_scen
     assert abs(gap[0]) <= 5.0, gap
     # the controllers draw their stores in this window far more than the uncontrolled run
     assert any("end states differ" in w for w in res["warnings"])
+
+
+def test_uc1_home_priced_at_its_meter_same_optimum_converges_at_once(tmp_path):
+    """The bundled uc1_home prices its one home at the meter (``community: false``): the same optimum as the
+    community exchange at the transformer (central control realises the same objective both ways), but the
+    decomposition is not degenerate: negotiations end in the first exchange at the central optimum, where
+    community pricing needed several rounds and stopped percent above it."""
+    import cosim
+
+    short = {"evaluation.warmup": "1h", "evaluation.cooldown": "1h"}
+    central = [cosim.run("uc1_home", until="6h", out=tmp_path / f"central_{c}.h5", **short,
+                         **{"control.mode": "central", "control.lfa.objective.community": c}).kpis()["total"]
+               for c in (True, False)]
+    assert central[0]["objective_eur"] == pytest.approx(central[1]["objective_eur"], rel=1e-9), central
+    assert central[0]["objective_community"] and not central[1]["objective_community"]
+    mas = {c: cosim.run("uc1_home", until="3h", out=tmp_path / f"mas_{c}.h5", **short,
+                        **{"control.reference": True, **({"control.lfa.objective.community": True} if c == "community" else {})}
+                        ).kpis()["mas"] for c in ("community", "bundled")}
+    assert mas["bundled"]["negotiations"] >= 10 and mas["bundled"]["rounds_mean"] < 1, mas
+    assert mas["bundled"]["gap_max_pct"] < 0.1, mas
+    assert mas["community"]["rounds_mean"] > 3 and mas["community"]["gap_mean_pct"] > 1, mas
