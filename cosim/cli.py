@@ -65,7 +65,7 @@ def cmd_run(args) -> int:
         if scn.duration > declared:
             print(f"warning: --until {args.until} evaluates longer than the scenario's duration "
                   f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
-    for w in scn.window_warnings():
+    for w in scn.study_warnings():
         print(f"warning: {w}", file=sys.stderr)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive integer, got {args.workers}")
@@ -203,7 +203,7 @@ def cmd_validate(args) -> int:
              if scn.warmup_ms or scn.cooldown_ms else "")
     print(f"{args.scenario}: ok ({scn.name}: {len(scn.districts)} district(s), {n} households, "
           f"{scn.n_steps} evaluated steps of {scn.step // 1000} s{extra})")
-    for w in scn.window_warnings():
+    for w in scn.study_warnings():
         print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK
 

@@ -624,16 +624,23 @@ class Scenario(_Strict):
         return self.model_copy(update={"start": after(self.start, -w),
                                        "duration": w + self.duration + c})
 
-    def window_warnings(self) -> list[str]:
-        """Why the evaluation window may bias a controlled run (empty when it cannot)."""
+    def study_warnings(self) -> list[str]:
+        """Why a controlled run's numbers may be biased or slow to reach (empty when they cannot)."""
         if self.control is None or self.control.mode == "none":
             return []
+        out = []
         h = self.control.horizon
         if self.warmup_ms + self.cooldown_ms < h:
-            return [f"warmup + cooldown ({(self.warmup_ms + self.cooldown_ms) / 3_600_000:g} h) is shorter than the "
-                    f"control horizon ({h / 3_600_000:g} h): the controller's start-up and end effects fall "
-                    "inside the evaluated window (set evaluation.warmup/cooldown)"]
-        return []
+            out.append(f"warmup + cooldown ({(self.warmup_ms + self.cooldown_ms) / 3_600_000:g} h) is shorter than the "
+                       f"control horizon ({h / 3_600_000:g} h): the controller's start-up and end effects fall "
+                       "inside the evaluated window (set evaluation.warmup/cooldown)")
+        if self.control.mode == "mas" and self.control.lfa.objective.community:
+            out += [f"districts[{i}] ({d.name}) has one household under control.lfa.objective.community: true: its "
+                    "exchange at the transformer is its own bill, so community: false is the same optimum without "
+                    "the aggregator's degenerate price (uc1_home: 7.7 rounds per negotiation and a 1.8 % planned "
+                    "gap to the optimum at community pricing, 0.1 rounds and 0.01 % without)"
+                    for i, d in enumerate(self.districts) if d.households == 1]
+        return out
 
     @property
     def n_steps(self) -> int:

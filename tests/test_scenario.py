@@ -133,3 +133,19 @@ def test_population_is_seeded_and_shares_respected():
 def test_unknown_network_is_a_field_error():
     lines = errors_for(grid={"network": "atlantis"})
     assert lines[0].startswith("s.yaml: grid.network: unknown network 'atlantis': expected one of cigre_lv, ")
+
+
+def test_study_warnings_short_window_and_one_household_community():
+    """Warnings where a controlled run's numbers may be biased: a window shorter than the control horizon, and
+    a one-household district priced as a community (the same optimum as its own bill, reached through a
+    degenerate price); the bundled scenarios have neither, and uncontrolled or central runs get no pricing one."""
+    for name in ("uc1_home", "uc2_district", "uc3_substation"):
+        assert load_scenario(name)[0].study_warnings() == [], name
+    community = {"control.lfa.objective.community": True}
+    short, single = load_scenario("uc1_home", {**community, "evaluation.warmup": "1h",
+                                               "evaluation.cooldown": "1h"})[0].study_warnings()
+    assert short.startswith("warmup + cooldown (2 h) is shorter than the control horizon (24 h)"), short
+    assert single.startswith("districts[0] (home) has one household under control.lfa.objective.community: true"), \
+        single
+    assert load_scenario("uc1_home", {**community, "control.mode": "central"})[0].study_warnings() == []
+    assert load_scenario("uc1_home", {**community, "districts[0].households": 2})[0].study_warnings() == []
