@@ -73,6 +73,8 @@ def cmd_run(args) -> int:
         return _run_substations(args, scn, text)
     if args.scheduler is not None:
         raise InputError("--scheduler: only for a scenario with substations (a sweep: cosim sweep)")
+    if args.substations is not None:
+        raise InputError(f"--substations: {scn.name} has no substations")
     if args.workers is not None and args.split is None:
         raise InputError("--workers: only with --split or for a scenario with substations (a sweep: cosim sweep)")
     if args.split is not None:
@@ -128,12 +130,19 @@ def _lab_options(args) -> list[str]:
 
 def _run_substations(args, scn, text) -> int:
     """Every substation as its own run on dask, then one results view (cosim.substations)."""
-    from cosim.substations import run_substations
+    from cosim.scenario import read_yaml
+    from cosim.substations import folder_of, run_substations, selection, selection_view
 
     if lab := _lab_options(args):
         raise InputError(f"{', '.join(lab)}: not for a scenario with substations (they run as independent processes)")
-    result = run_substations(scn, text, out=args.out, workers=args.workers, scheduler=args.scheduler,
-                             progress=not args.quiet)
+    only = folder = None
+    out = args.out
+    if args.substations is not None:
+        only = selection(read_yaml(text, args.scenario), args.substations)
+        if out is None:  # beside the whole run's view, its files in the whole run's folder (reused both ways)
+            out, folder = selection_view(scn.output_path()), folder_of(scn.output_path())
+    result = run_substations(scn, text, out=out, workers=args.workers, scheduler=args.scheduler,
+                             progress=not args.quiet, only=only, folder=folder)
     for s in result.failed:
         _err(f"substation {s.id} failed: {s.error}")
     if not args.quiet:
@@ -300,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--split or a scenario with substations: local dask worker processes (default: the cores)")
     r.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="substations: run on this dask scheduler's workers (output folder on a shared path)")
+    r.add_argument("--substations", metavar="IDS",
+                   help="substations: run only these (comma-separated ids such as dorf_0, or group names), each "
+                        "with its seed in the whole scenario; view <output stem>_selection.h5 unless --out")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("watch", help="serve the live dashboard of a results file (read-only, also while a run "

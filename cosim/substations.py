@@ -91,6 +91,31 @@ def check_groups(data: dict, source: str) -> None:
         raise ScenarioError(lines)
 
 
+def selection(data: dict, spec: str) -> Callable[[Substation], bool]:
+    """The substations ``cosim run --substations SPEC`` names: comma-separated substation ids
+    (``dorf_0``) or group names (``dorf``: all of it). An unknown name is an InputError naming it."""
+    subs = expand(data)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    known = {s.id for s in subs} | {s.group for s in subs}
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        groups = {}
+        for s in subs:
+            groups.setdefault(s.group, []).append(s.id)
+        have = ", ".join(f"{g} ({ids[0]}..{ids[-1]})" if len(ids) > 1 else f"{g} ({ids[0]})"
+                         for g, ids in groups.items())
+        what = f"no substation or group {', '.join(map(repr, unknown))}" if unknown else "no names given"
+        raise InputError(f"--substations: {what} in {data.get('name')}; groups: {have}")
+    chosen = set(names)
+    return lambda s: s.id in chosen or s.group in chosen
+
+
+def selection_view(view: Path) -> Path:
+    """Where ``--substations`` writes its view by default: beside the whole run's, never over it
+    (``<stem>_selection.h5``); the substations' files go to the whole run's folder, which reuses them."""
+    return view.parent / f"{view.stem}_selection.h5"
+
+
 def describe(scn: Scenario) -> str:
     """One line: substations, households, networks (``cosim validate``)."""
     groups = ", ".join(f"{g.count} x {g.grid.network}" for g in scn.substations)
@@ -162,10 +187,12 @@ def folder_of(view: Path) -> Path:
 
 def run_substations(scn: Scenario, text: str, out: str | Path | None = None, workers: int | None = None,
                     scheduler: str | None = None, progress: bool = True,
-                    only: Callable[[Substation], bool] | None = None) -> SubstationsResult:
+                    only: Callable[[Substation], bool] | None = None,
+                    folder: str | Path | None = None) -> SubstationsResult:
     """Run every substation of *scn* (effective YAML *text*) on dask and write the results view. With
     *only*, just the substations it accepts, each with the id and seed it has in the whole scenario (a
-    sample of it, as ``benchmarks/bench_scale.py --count`` takes); the view then holds them alone."""
+    sample of it, as ``benchmarks/bench_scale.py --count`` takes); the view then holds them alone.
+    The substations' files go to *folder* (default: :func:`folder_of` the view)."""
     from cosim.output_path import check_output
     from cosim.scenario import read_yaml
     from cosim.substation_view import write_view
@@ -173,7 +200,7 @@ def run_substations(scn: Scenario, text: str, out: str | Path | None = None, wor
 
     view = Path(out) if out else scn.output_path()
     check_output(view)
-    folder = folder_of(view).resolve()
+    folder = Path(folder or folder_of(view)).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     subs = [s for s in expand(read_yaml(text, scn.name)) if only is None or only(s)]
     for s in subs:

@@ -181,9 +181,9 @@ def test_uc1_home_priced_at_its_meter_same_optimum_converges_at_once(tmp_path):
                for c in (True, False)]
     assert central[0]["objective_eur"] == pytest.approx(central[1]["objective_eur"], rel=1e-9), central
     assert central[0]["objective_community"] and not central[1]["objective_community"]
-    mas = {c: cosim.run("uc1_home", until="3h", out=tmp_path / f"mas_{c}.h5", **short,
-                        **{"control.reference": True, **({"control.lfa.objective.community": True} if c == "community" else {})}
-                        ).kpis()["mas"] for c in ("community", "bundled")}
+    pricing = {"community": {"control.lfa.objective.community": True}, "bundled": {}}
+    mas = {c: cosim.run("uc1_home", until="3h", out=tmp_path / f"mas_{c}.h5", **short, **{"control.reference": True},
+                        **ov).kpis()["mas"] for c, ov in pricing.items()}
     assert mas["bundled"]["negotiations"] >= 10 and mas["bundled"]["rounds_mean"] < 1, mas
     assert mas["bundled"]["gap_max_pct"] < 0.1, mas
     assert mas["community"]["rounds_mean"] > 3 and mas["community"]["gap_mean_pct"] > 1, mas

@@ -173,6 +173,40 @@ def test_only_runs_the_chosen_substations_with_their_seeds_in_the_whole_scenario
         assert list(view.frame("households", "P").columns) == [f"land_1/d1.h00{k}" for k in range(1, 9)]
 
 
+def test_cli_runs_a_selection_beside_the_whole_view_and_the_whole_run_reuses_it(tmp_path):
+    """``cosim run SCENARIO --substations IDS``: the named substations (ids or groups) with their seeds in the
+    whole scenario, their files in the whole run's folder, the view beside the whole run's (which it never
+    replaces); unknown names and a scenario without substations are one line each, exit 2."""
+    from cosim.substations import run_substation
+
+    data = scaled(tmp_path, duration="30min")
+    for key in ("control", "dso", "telecom", "evaluation"):
+        data.pop(key)
+    data["substations"][0]["count"] = 3
+    data["substations"].append({"name": "kabel", "count": 1, "grid": {"network": "kerber_land_kabel_1"},
+                                "districts": [{"name": "d1", "households": 2}]})
+    path = write(tmp_path, data)
+    (tmp_path / "two.h5").write_bytes(b"the whole run's view")
+    proc = run_cosim("run", str(path), "--substations", "land_1,kabel", "--workers", "1", "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "two.h5").read_bytes() == b"the whole run's view"
+    assert sorted(p.name for p in (tmp_path / "two_substations").iterdir()) == ["kabel_0.h5", "land_1.h5"]
+    with Results(tmp_path / "two_selection.h5") as view:
+        cols = list(view.frame("households", "P").columns)
+    assert cols == [f"land_1/d1.h00{k}" for k in range(1, 9)] + ["kabel_0/d1.h001", "kabel_0/d1.h002"], cols
+    whole = expand(data)
+    assert run_substation(whole[1].data, str(tmp_path / "two_substations" / "land_1.h5"))["cached"]
+    assert [s.seed for s in whole if s.id in ("land_1", "kabel_0")] == [substation_seed(5, 1), substation_seed(5, 3)]
+    groups = "groups: land (land_0..land_2), kabel (kabel_0)"
+    for spec, message in [("land_7,land", f"no substation or group 'land_7' in two; {groups}"),
+                          (" ,", f"no names given in two; {groups}")]:
+        bad = run_cosim("run", str(path), "--substations", spec, "--quiet")
+        assert (bad.returncode, bad.stderr) == (2, f"error: --substations: {message}\n"), bad.stderr
+    single = run_cosim("run", "uc1_home", "--substations", "land_1", "--quiet")
+    assert single.returncode == 2 and single.stderr.strip().endswith("--substations: uc1_home has no substations"), \
+        single.stderr
+
+
 @pytest.mark.slow  # three local dask clusters and runs: 40-90 s on the shared 2-core machine
 def test_run_on_two_workers_view_kpis_and_worker_count_independence(tmp_path):
     data = scaled(tmp_path)
