@@ -131,16 +131,23 @@ def _lab_options(args) -> list[str]:
 def _run_substations(args, scn, text) -> int:
     """Every substation as its own run on dask, then one results view (cosim.substations)."""
     from cosim.scenario import read_yaml
-    from cosim.substations import folder_of, run_substations, selection, selection_view
+    from cosim.substations import check_selection_folder, folder_of, run_substations, selection, selection_view
 
     if lab := _lab_options(args):
         raise InputError(f"{', '.join(lab)}: not for a scenario with substations (they run as independent processes)")
+    if args.split is not None:
+        raise InputError("--split: not for a scenario with substations (each substation is one run of its own)")
     only = folder = None
     out = args.out
     if args.substations is not None:
-        only = selection(read_yaml(text, args.scenario), args.substations)
+        data, whole = read_yaml(text, args.scenario), scn.output_path()
+        only = selection(data, args.substations)
+        if out is not None and Path(out).resolve() == whole.resolve():
+            raise InputError(f"--out: {out} is the whole run's view; a selection writes a view of its own "
+                             f"(default {selection_view(whole)})")
         if out is None:  # beside the whole run's view, its files in the whole run's folder (reused both ways)
-            out, folder = selection_view(scn.output_path()), folder_of(scn.output_path())
+            out, folder = selection_view(whole), folder_of(whole)
+            check_selection_folder(data, only, folder)
     result = run_substations(scn, text, out=out, workers=args.workers, scheduler=args.scheduler,
                              progress=not args.quiet, only=only, folder=folder)
     for s in result.failed:
@@ -311,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="substations: run on this dask scheduler's workers (output folder on a shared path)")
     r.add_argument("--substations", metavar="IDS",
                    help="substations: run only these (comma-separated ids such as dorf_0, or group names), each "
-                        "with its seed in the whole scenario; view <output stem>_selection.h5 unless --out")
+                        "with its seed in the whole scenario; their files in the whole run's folder (where the "
+                        "whole run reuses them), view <output stem>_selection.h5; with --out, both beside FILE")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("watch", help="serve the live dashboard of a results file (read-only, also while a run "

@@ -635,11 +635,14 @@ class Scenario(_Strict):
                        f"control horizon ({h / 3_600_000:g} h): the controller's start-up and end effects fall "
                        "inside the evaluated window (set evaluation.warmup/cooldown)")
         if self.control.mode == "mas" and self.control.lfa.objective.community:
-            out += [f"districts[{i}] ({d.name}) has one household under control.lfa.objective.community: true: its "
+            where = [(f"districts[{i}]", d) for i, d in enumerate(self.districts)]
+            where += [(f"substations[{g}].districts[{i}]", d) for g, grp in enumerate(self.substations or [])
+                      for i, d in enumerate(grp.districts)]
+            out += [f"{path} ({d.name}) has one household under control.lfa.objective.community: true: its "
                     "exchange at the transformer is its own bill, so community: false is the same optimum without "
-                    "the aggregator's degenerate price (uc1_home: 7.7 rounds per negotiation and a 1.8 % planned "
-                    "gap to the optimum at community pricing, 0.1 rounds and 0.01 % without)"
-                    for i, d in enumerate(self.districts) if d.households == 1]
+                    "the aggregator's degenerate price (uc1_home: 7.7 rounds per negotiation and a 1.81 % planned "
+                    "gap to the optimum at community pricing, 0.1 rounds and 0.007 % without)"
+                    for path, d in where if d.households == 1]
         return out
 
     @property

@@ -110,6 +110,18 @@ def selection(data: dict, spec: str) -> Callable[[Substation], bool]:
     return lambda s: s.id in chosen or s.group in chosen
 
 
+def check_selection_folder(data: dict, only: Callable[[Substation], bool], folder: Path) -> None:
+    """A selection run into the whole run's *folder* must not replace a finished file of another scenario
+    (another ``--until``, ``--seed``, ``--control``, ``--aggregate`` or an edited file): the whole run's
+    view reads it. InputError naming the first such file."""
+    for s in expand(data):
+        path = folder / f"{s.id}.h5"
+        if only(s) and _finished(str(path), None) and not _finished(str(path), yaml.safe_dump(s.data, sort_keys=False)):
+            raise InputError(f"--substations: {path} is a finished run of {s.id} for another scenario (another "
+                             "--until, --seed, --control, --aggregate or an edited file), which the whole run's "
+                             "view reads; give --out to run the selection into a folder of its own")
+
+
 def selection_view(view: Path) -> Path:
     """Where ``--substations`` writes its view by default: beside the whole run's, never over it
     (``<stem>_selection.h5``); the substations' files go to the whole run's folder, which reuses them."""
@@ -139,7 +151,8 @@ def summarise(out: str, _extra: Any = ()) -> dict:
     return {"kpis": compute_kpis(out), "P_total": p}
 
 
-def _finished(out: str, text: str) -> bool:
+def _finished(out: str, text: str | None) -> bool:
+    """*out* is a completed results file of the scenario *text* (of any scenario if None)."""
     from cosim.results import read_attrs
 
     if not Path(out).exists():
@@ -148,7 +161,7 @@ def _finished(out: str, text: str) -> bool:
         attrs = read_attrs(out)
     except InputError:
         return False
-    return str(attrs.get("status")) == "completed" and str(attrs.get("scenario")) == text
+    return str(attrs.get("status")) == "completed" and (text is None or str(attrs.get("scenario")) == text)
 
 
 def run_substation(data: dict, out: str) -> dict:

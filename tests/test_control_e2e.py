@@ -171,8 +171,8 @@ def test_realised_objective_central_le_mas_le_none_on_the_same_window(write_scen
 def test_uc1_home_priced_at_its_meter_same_optimum_converges_at_once(tmp_path):
     """The bundled uc1_home prices its one home at the meter (``community: false``): the same optimum as the
     community exchange at the transformer (central control realises the same objective both ways), but the
-    decomposition is not degenerate: negotiations end in the first exchange at the central optimum, where
-    community pricing needed several rounds and stopped percent above it."""
+    decomposition is not degenerate: negotiations end in the first exchange at the central optimum (community
+    pricing needed 6.7 rounds to a 2.9 % gap on this window, 2026-12-06: no better than the bundled pricing)."""
     import cosim
 
     short = {"evaluation.warmup": "1h", "evaluation.cooldown": "1h"}
@@ -186,4 +186,5 @@ def test_uc1_home_priced_at_its_meter_same_optimum_converges_at_once(tmp_path):
                         **ov).kpis()["mas"] for c, ov in pricing.items()}
     assert mas["bundled"]["negotiations"] >= 10 and mas["bundled"]["rounds_mean"] < 1, mas
     assert mas["bundled"]["gap_max_pct"] < 0.1, mas
-    assert mas["community"]["rounds_mean"] > 3 and mas["community"]["gap_mean_pct"] > 1, mas
+    assert mas["bundled"]["rounds_mean"] <= mas["community"]["rounds_mean"], mas
+    assert mas["bundled"]["gap_mean_pct"] <= mas["community"]["gap_mean_pct"], mas

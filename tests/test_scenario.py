@@ -147,5 +147,8 @@ def test_study_warnings_short_window_and_one_household_community():
     assert short.startswith("warmup + cooldown (2 h) is shorter than the control horizon (24 h)"), short
     assert single.startswith("districts[0] (home) has one household under control.lfa.objective.community: true"), \
         single
-    assert load_scenario("uc1_home", {**community, "control.mode": "central"})[0].study_warnings() == []
+    for mode in ("central", "none"):
+        assert load_scenario("uc1_home", {**community, "control.mode": mode})[0].study_warnings() == [], mode
     assert load_scenario("uc1_home", {**community, "districts[0].households": 2})[0].study_warnings() == []
+    groups = load_scenario("scale_10k", {"substations[4].districts[0].households": 1})[0].study_warnings()
+    assert [w.split(" has ")[0] for w in groups] == ["substations[4].districts[0] (d1)"], groups

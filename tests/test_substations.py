@@ -14,6 +14,7 @@ import yaml
 
 from cosim.api import Results, load
 from cosim.kpi import compute_kpis
+from cosim.results import read_attrs
 from cosim.scenario import MAX_SEED, ScenarioError, parse_scenario
 from cosim.substations import expand, run_substations, substation_seed
 from tests.conftest import free_port, run_cosim, wait_until
@@ -196,15 +197,26 @@ def test_cli_runs_a_selection_beside_the_whole_view_and_the_whole_run_reuses_it(
     assert cols == [f"land_1/d1.h00{k}" for k in range(1, 9)] + ["kabel_0/d1.h001", "kabel_0/d1.h002"], cols
     whole = expand(data)
     assert run_substation(whole[1].data, str(tmp_path / "two_substations" / "land_1.h5"))["cached"]
-    assert [s.seed for s in whole if s.id in ("land_1", "kabel_0")] == [substation_seed(5, 1), substation_seed(5, 3)]
+    seeds = [int(read_attrs(tmp_path / "two_substations" / f"{i}.h5")["seed"]) for i in ("land_1", "kabel_0")]
+    assert seeds == [substation_seed(5, 1), substation_seed(5, 3)]
     groups = "groups: land (land_0..land_2), kabel (kabel_0)"
-    for spec, message in [("land_7,land", f"no substation or group 'land_7' in two; {groups}"),
-                          (" ,", f"no names given in two; {groups}")]:
-        bad = run_cosim("run", str(path), "--substations", spec, "--quiet")
-        assert (bad.returncode, bad.stderr) == (2, f"error: --substations: {message}\n"), bad.stderr
+    other = tmp_path / "two_substations" / "land_1.h5"
+    for args, message in [
+        (("--substations", "land_7,land"), f"--substations: no substation or group 'land_7' in two; {groups}"),
+        (("--substations", " ,"), f"--substations: no names given in two; {groups}"),
+        # a finished file of another scenario (here another --until) is the whole run's: not replaced
+        (("--substations", "land_1", "--until", "20min"), f"--substations: {other} is a finished run of land_1 for "
+         "another scenario (another --until, --seed, --control, --aggregate or an edited file), which the whole "
+         "run's view reads; give --out to run the selection into a folder of its own"),
+        (("--substations", "land_1", "--out", str(tmp_path / "two.h5")), f"--out: {tmp_path / 'two.h5'} is the "
+         f"whole run's view; a selection writes a view of its own (default {tmp_path / 'two_selection.h5'})"),
+        (("--split", "10min"), "--split: not for a scenario with substations (each substation is one run of its own)"),
+    ]:
+        bad = run_cosim("run", str(path), *args, "--quiet")
+        assert (bad.returncode, bad.stderr) == (2, f"error: {message}\n"), bad.stderr
+    assert (tmp_path / "two.h5").read_bytes() == b"the whole run's view"
     single = run_cosim("run", "uc1_home", "--substations", "land_1", "--quiet")
-    assert single.returncode == 2 and single.stderr.strip().endswith("--substations: uc1_home has no substations"), \
-        single.stderr
+    assert (single.returncode, single.stderr) == (2, "error: --substations: uc1_home has no substations\n")
 
 
 @pytest.mark.slow  # three local dask clusters and runs: 40-90 s on the shared 2-core machine
