@@ -106,6 +106,10 @@ def selection(data: dict, spec: str) -> Callable[[Substation], bool]:
                          for g, ids in groups.items())
         what = f"no substation or group {', '.join(map(repr, unknown))}" if unknown else "no names given"
         raise InputError(f"--substations: {what} in {data.get('name')}; groups: {have}")
+    both = sorted({n for n in names if n in {s.id for s in subs} and n in {s.group for s in subs}})
+    if both:
+        raise InputError(f"--substations: {', '.join(map(repr, both))} is both a group and a substation id in "
+                         f"{data.get('name')}; rename the group")
     chosen = set(names)
     return lambda s: s.id in chosen or s.group in chosen
 

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from cosim.api import Results, load
+from cosim.errors import InputError
 from cosim.kpi import compute_kpis
 from cosim.results import read_attrs
 from cosim.scenario import MAX_SEED, ScenarioError, parse_scenario
-from cosim.substations import expand, run_substations, substation_seed
+from cosim.substations import expand, run_substations, selection, substation_seed
 from tests.conftest import free_port, run_cosim, wait_until
 
 
@@ -215,6 +216,11 @@ def test_cli_runs_a_selection_beside_the_whole_view_and_the_whole_run_reuses_it(
         bad = run_cosim("run", str(path), *args, "--quiet")
         assert (bad.returncode, bad.stderr) == (2, f"error: {message}\n"), bad.stderr
     assert (tmp_path / "two.h5").read_bytes() == b"the whole run's view"
+    clash = copy.deepcopy(data)
+    clash["substations"][1]["name"] = "land_1"  # a group named like the id of land's second substation
+    with pytest.raises(InputError, match=r"^--substations: 'land_1' is both a group and a substation id in two"):
+        selection(clash, "land_0,land_1")
+    assert [s.id for s in expand(clash) if selection(clash, "land_1_0")(s)] == ["land_1_0"]
     single = run_cosim("run", "uc1_home", "--substations", "land_1", "--quiet")
     assert (single.returncode, single.stderr) == (2, "error: --substations: uc1_home has no substations\n")
 
