@@ -96,8 +96,8 @@ def selection(data: dict, spec: str) -> Callable[[Substation], bool]:
     (``dorf_0``) or group names (``dorf``: all of it). An unknown name is an InputError naming it."""
     subs = expand(data)
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    known = {s.id for s in subs} | {s.group for s in subs}
-    unknown = [n for n in names if n not in known]
+    ids, group_names = {s.id for s in subs}, {s.group for s in subs}
+    unknown = [n for n in names if n not in ids and n not in group_names]
     if not names or unknown:
         groups = {}
         for s in subs:
@@ -106,7 +106,7 @@ def selection(data: dict, spec: str) -> Callable[[Substation], bool]:
                          for g, ids in groups.items())
         what = f"no substation or group {', '.join(map(repr, unknown))}" if unknown else "no names given"
         raise InputError(f"--substations: {what} in {data.get('name')}; groups: {have}")
-    both = sorted({n for n in names if n in {s.id for s in subs} and n in {s.group for s in subs}})
+    both = sorted(set(names) & ids & group_names)
     if both:
         raise InputError(f"--substations: {', '.join(map(repr, both))} is both a group and a substation id in "
                          f"{data.get('name')}; rename the group")
@@ -120,7 +120,8 @@ def check_selection_folder(data: dict, only: Callable[[Substation], bool], folde
     view reads it. InputError naming the first such file."""
     for s in expand(data):
         path = folder / f"{s.id}.h5"
-        if only(s) and _finished(str(path), None) and not _finished(str(path), yaml.safe_dump(s.data, sort_keys=False)):
+        recorded = _completed_scenario(str(path)) if only(s) else None
+        if recorded is not None and recorded != yaml.safe_dump(s.data, sort_keys=False):
             raise InputError(f"--substations: {path} is a finished run of {s.id} for another scenario (another "
                              "--until, --seed, --control, --aggregate or an edited file), which the whole run's "
                              "view reads; give --out to run the selection into a folder of its own")
@@ -155,17 +156,17 @@ def summarise(out: str, _extra: Any = ()) -> dict:
     return {"kpis": compute_kpis(out), "P_total": p}
 
 
-def _finished(out: str, text: str | None) -> bool:
-    """*out* is a completed results file of the scenario *text* (of any scenario if None)."""
+def _completed_scenario(out: str) -> str | None:
+    """The scenario text recorded in *out* if it is a completed results file, else None."""
     from cosim.results import read_attrs
 
     if not Path(out).exists():
-        return False
+        return None
     try:
         attrs = read_attrs(out)
     except InputError:
-        return False
-    return str(attrs.get("status")) == "completed" and (text is None or str(attrs.get("scenario")) == text)
+        return None
+    return str(attrs.get("scenario")) if str(attrs.get("status")) == "completed" else None
 
 
 def run_substation(data: dict, out: str) -> dict:
@@ -173,7 +174,7 @@ def run_substation(data: dict, out: str) -> dict:
     never raises (see :func:`cosim.sweep.run_variant`)."""
     from cosim.sweep import run_variant
 
-    if _finished(out, yaml.safe_dump(data, sort_keys=False)):
+    if _completed_scenario(out) == yaml.safe_dump(data, sort_keys=False):
         try:
             return {"status": "completed", "error": "", "wall_s": None, "kpis": summarise(out), "cached": True}
         except Exception:  # noqa: BLE001 - unreadable: run it again

@@ -39,6 +39,15 @@ def scaled(tmp_path, **extra) -> dict:
     return data
 
 
+def uncontrolled(tmp_path, count: int = 2) -> dict:
+    """``scaled`` without control, DSO, telecom or evaluation window, 30 min, *count* substations."""
+    data = scaled(tmp_path, duration="30min")
+    for key in ("control", "dso", "telecom", "evaluation"):
+        data.pop(key)
+    data["substations"][0]["count"] = count
+    return data
+
+
 def write(tmp_path, data, name="two.yaml"):
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -138,9 +147,7 @@ def test_view_of_substations_run_in_process(tmp_path):
     from cosim.substation_view import write_view
     from cosim.substations import run_substation
 
-    data = scaled(tmp_path, duration="30min")
-    for key in ("control", "dso", "telecom", "evaluation"):
-        data.pop(key)
+    data = uncontrolled(tmp_path)
     subs = expand(data)
     (tmp_path / "two_substations").mkdir()
     for s in subs:
@@ -158,10 +165,7 @@ def test_only_runs_the_chosen_substations_with_their_seeds_in_the_whole_scenario
     seed and results it has in the whole scenario (run here in process as the reference)."""
     from cosim.substations import run_substation
 
-    data = scaled(tmp_path, duration="30min")
-    for key in ("control", "dso", "telecom", "evaluation"):
-        data.pop(key)
-    data["substations"][0]["count"] = 3
+    data = uncontrolled(tmp_path, count=3)
     scn, text = load(str(write(tmp_path, data)))
     result = run_substations(scn, text, out=tmp_path / "sample" / "two.h5", workers=1, progress=False,
                              only=lambda s: s.id == "land_1")
@@ -181,10 +185,7 @@ def test_cli_runs_a_selection_beside_the_whole_view_and_the_whole_run_reuses_it(
     replaces); unknown names and a scenario without substations are one line each, exit 2."""
     from cosim.substations import run_substation
 
-    data = scaled(tmp_path, duration="30min")
-    for key in ("control", "dso", "telecom", "evaluation"):
-        data.pop(key)
-    data["substations"][0]["count"] = 3
+    data = uncontrolled(tmp_path, count=3)
     data["substations"].append({"name": "kabel", "count": 1, "grid": {"network": "kerber_land_kabel_1"},
                                 "districts": [{"name": "d1", "households": 2}]})
     path = write(tmp_path, data)
