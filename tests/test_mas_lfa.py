@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simulators.devices.common import Clock
-from simulators.mas.central import solve_central
+from simulators.mas.central import NO_PRICE, solve_central
 from simulators.mas.forecast import HouseholdKnowledge
 from simulators.mas.host import AgentHost
 from simulators.mas.instances import demo_specs
@@ -61,6 +61,25 @@ def test_individual_tariff_without_congestion_needs_no_coordination():
     assert neg.round <= 1  # prices are zero, own optima are optimal: certified at once
     ref = solve_central([host.homes[m].model for m in lfa.members], lfa._district_part(0))
     assert abs(neg.ub - ref.obj) <= 1e-6 * max(1, abs(ref.obj)) + 1e-6
+
+
+def test_meter_priced_district_rolls_on_own_plans_at_the_central_optimum():
+    """Priced at the meter without caps, the aggregator's price is only its exchange regularisation
+    (±EPS_D): the homes answer it with their own plans, one LP each, and every re-plan is certified at
+    round 0 at the central optimum (the old homes solved a best response and a proximal plan to it)."""
+    sp = specs(4)
+    host, lfa = make_host(sp, 24, 3600, DistrictObjective(community=False))
+    for k in range(3):
+        t = k * 3_600_000
+        host.step(t, {})
+        neg = lfa.last
+        homes = [host.homes[m] for m in lfa.members]
+        if k:
+            assert all(0 < np.max(np.abs(h.lam)) <= NO_PRICE for h in homes)  # the price received: ±EPS_D
+        assert all(set(h.plans) == {"own"} for h in homes)
+        assert neg.round == 0
+        ref = solve_central([h.model for h in homes], lfa._district_part(t))
+        assert abs(neg.ub - ref.obj) <= 1e-6 * max(1, abs(ref.obj)) + 1e-6
 
 
 def run_pumped(host, pump, t_end):

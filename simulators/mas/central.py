@@ -32,6 +32,9 @@ from .lp import LP, Solution, solve_once
 from .tariff import DistrictObjective
 
 EPS_D = 1e-6  # €/kWh on Dp + Dm: keeps Dp·Dm = 0 when energy is not priced at the transformer
+# €/kWh: a price within this of zero in every slot is that regularisation alone (its dual is ±EPS_D where
+# nothing is priced at the transformer), not a price; doubled for the duals' tolerance and the messages' rounding
+NO_PRICE = 2 * EPS_D
 BIG_D = 1e5  # kW: bound on the district exchange (keeps the Lagrangian's district part finite)
 
 

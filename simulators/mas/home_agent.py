@@ -25,6 +25,7 @@ import numpy as np
 from simulators.devices.common import Clock
 from simulators.devices.params import HouseholdSpec, minutes_of_day
 
+from .central import NO_PRICE
 from .home_lp import HomeModel, HomePlan, appliance_windows, cycle_load, schedule_appliance, shift_profile
 from .messages import arr, floats
 from .tariff import Tariff
@@ -33,7 +34,7 @@ from .tariff import Tariff
 class HomeAgent:
     def __init__(self, spec: HouseholdSpec, lfa_id: str, K: int, slot_s: int, tariff: Tariff, community: bool,
                  clock: Clock, forecast, fallback_ms: int = 120_000, backend: str | None = None,
-                 prox_sigma: float = 0.02, hold_sigma: float = 0.1, always_own: bool = False, ev_model=None):
+                 prox_sigma: float = 0.02, hold_sigma: float = 0.1, ev_model=None):
         self.id = spec.id
         self.spec = spec
         self.lfa = lfa_id
@@ -45,7 +46,6 @@ class HomeAgent:
         self.fallback_ms = int(fallback_ms)
         self.prox_sigma = float(prox_sigma)
         self.hold_sigma = float(hold_sigma)
-        self.always_own = bool(always_own)
         self.ev_model = ev_model  # callable(hid, m_from, m_to) -> [(arrive, depart, need_kwh)] local minutes
         self._ev_target: dict = {}
         dev = spec.devices
@@ -196,7 +196,8 @@ class HomeAgent:
     def begin(self, neg: str, t0: int, now: int, state: dict) -> list[tuple[str, str, dict]]:
         """Start a negotiation: snapshot, plan, send the first columns.
 
-        Columns: ``own`` (standalone optimum; always when no earlier price is known), ``prev`` (best
+        Columns: ``own`` (standalone optimum: when no earlier price is known, or when, priced at the
+        meter, the last price is no more than the aggregator's exchange regularisation ``NO_PRICE``), ``prev`` (best
         response to the last received price, shifted to the new horizon) and ``hold`` (the same
         price with the proximal term around the previously followed plan: in rolling operation a
         near-optimal starting point)."""
@@ -205,6 +206,8 @@ class HomeAgent:
         st, cycles = self._infer_state(state, now_min, minute0)
         fc = self.forecast(self.id, t0, self.K, self.slot_s)
         lam = self._shifted_lam(t0) if self.flex else None
+        if lam is not None and not self.model.community and not np.any(np.abs(lam) > NO_PRICE):
+            lam = None  # only the aggregator's exchange regularisation: the own plan is the best response
         rhs = np.asarray(fc["base"], float) + np.asarray(fc["pv"], float)
         fixed = self._appliances(minute0, now_min, lam, rhs, cycles)
         self.model.update(minute0, st, fc, fixed)
@@ -213,15 +216,14 @@ class HomeAgent:
         self.deadline = int(now) + self.fallback_ms
         self.plans = {}
         best = None  # (tag, lam_ref) of the column that is an exact best response to a known price
-        zero = lam is None or not np.any(np.abs(lam) > 1e-9)
-        if lam is None or self.always_own or (zero and not self.model.community):
+        if lam is None:
             self.plans["own"] = self._solve(own=True)
             if not self.model.community:  # own tariff = f_i: the own plan answers the price 0
-                best = ("own", self.lam_id if lam is not None else "zero")
-        if lam is not None and "own" not in self.plans:
+                best = ("own", "zero")
+        else:
             self.plans["prev"] = self._solve(lam)
             best = ("prev", self.lam_id)
-        if lam is not None and not zero and self.hold_sigma > 0 and not self.model.simple \
+        if lam is not None and np.any(np.abs(lam) > 1e-9) and self.hold_sigma > 0 and not self.model.simple \
                 and self.active is not None:
             tgt = self._shift(self.active.p, self.active_t0, t0)
             if tgt is not None:
