@@ -78,6 +78,68 @@ def test_time_arithmetic_as_mosaik_defines_it():
         assert type(a + d) is TieredTime and a + d == TieredTime(*(tuple_add(a.tiers, d.add) + d.ext))
 
 
+class _Waiter:
+    """A future's stand-in that logs when it is resolved."""
+
+    def __init__(self, name, log, cancelled=False):
+        self.name, self.log, self._cancelled = name, log, cancelled
+
+    def cancelled(self):
+        return self._cancelled
+
+    def set_result(self, value):
+        self.log.append((self.name, value.tiers))
+
+
+def _mosaik_progress_set(self, time):
+    """mosaik 3.6's Progress.set, as released (mosaik/progress.py)."""
+    assert time >= self.time, "cannot progress backwards"
+    self.time = time
+    for index in reversed(range(0, len(self._futures))):
+        trigger_spec, future = self._futures[index]
+        triggered_time = self._triggered_time(trigger_spec)
+        if triggered_time:
+            if not future.cancelled():
+                future.set_result(triggered_time)
+            del self._futures[index]
+
+
+def test_progress_set_wakes_the_waiters_mosaik_wakes():
+    """The patched Progress.set (cancelled waiters dropped, nothing done when the time has not moved)
+    resolves the same waiters with the same times in the same order as mosaik's, on random sequences
+    of waits, cancellations and sets that often repeat the current time."""
+    import random
+
+    from mosaik.progress import Progress
+    from mosaik.tiered_time import TieredDuration, TieredTime
+
+    from cosim import mosaik_fixes
+
+    rng = random.Random(14)
+    for _ in range(300):
+        logs = ([], [])
+        progs = (Progress(TieredTime(0, 0)), Progress(TieredTime(0, 0)))
+        now = [0, 0]
+        for op in range(60):
+            if rng.random() < 0.5:
+                spec = (TieredTime(now[0] + rng.randint(0, 4), rng.randint(0, 2)),
+                        TieredDuration(rng.randint(0, 2), rng.randint(0, 1)), rng.random() < 0.5)
+                cancelled = rng.random() < 0.3
+                for prog, log in zip(progs, logs):
+                    if not prog._triggered_time(spec):  # as _add_trigger: a waiter only when not yet due
+                        prog._futures.append((spec, _Waiter(op, log, cancelled)))
+            else:
+                if rng.random() < 0.5:  # half the sets move the time, the others repeat it
+                    now = [now[0] + rng.randint(0, 2), rng.randint(0, 2)]
+                    if now[0] == progs[0].time.tiers[0]:
+                        now[1] = max(now[1], progs[0].time.tiers[1])
+                t = TieredTime(*now)
+                mosaik_fixes._progress_set(progs[0], t)
+                _mosaik_progress_set(progs[1], t)
+                assert logs[0] == logs[1]
+                assert progs[0].time.tiers == progs[1].time.tiers
+
+
 # ---------------------------------------------------------------- the LP changes (MAS Python around HiGHS)
 def _old_lp_arrays(self):
     """HomeModel.lp_arrays as before: the COP coefficients set through a LIL copy."""
