@@ -29,8 +29,9 @@ timeout; its start now fails as soon as the process has exited, naming the exit 
 Time arithmetic: mosaik compares and adds its ``TieredTime`` values through generic tuple code with
 asserts (``tuple_add`` over a generator, ``functools.total_ordering``), a few million calls a
 simulated day of a controlled scenario. The replacements compute the same tuples directly (the
-lengths they asserted are guaranteed by mosaik's construction of the values), and ``Progress.set``
-wakes the same futures in the same order without a call per waiter; the scheduler's decisions and
+lengths they asserted are guaranteed by mosaik's construction of the values), ``earliest_sum`` of a
+single duration is one addition, and ``Progress.set`` wakes the same futures
+in the same order without a call per waiter; the scheduler's decisions and
 therefore every result are unchanged (tests/test_speed_equivalence.py).
 """
 
@@ -46,7 +47,7 @@ import mosaik.scheduler as _scheduler
 import mosaik.starters as _starters
 from mosaik.exceptions import ConnectionClosedError, SimulationError
 from mosaik.proxies import RemoteProxy
-from mosaik.tiered_time import TieredTime
+from mosaik.tiered_time import MinimalDurations, TieredTime
 
 _applied = False
 
@@ -61,6 +62,7 @@ def apply() -> None:
     TieredTime.__le__ = _time_le
     TieredTime.__gt__ = _time_gt
     TieredTime.__ge__ = _time_ge
+    MinimalDurations.earliest_sum = _earliest_sum
     _scheduler.prune_dataflow_cache = _prune_dataflow_cache
     _scheduler.advance_progress = _advance_progress
     send = RemoteProxy.send
@@ -128,6 +130,16 @@ def _time_add(self, interval):
     t = _new_time(TieredTime)
     _set_tiers(t, "tiers", new)
     return t
+
+
+def _earliest_sum(self, other):
+    """``min(other + d for d in durations)``, without a generator and a minimum for the usual single
+    duration."""
+    ds = self.durations
+    if len(ds) == 1:
+        for d in ds:
+            return other + d
+    return min([other + d for d in ds])
 
 
 def _time_lt(self, other):

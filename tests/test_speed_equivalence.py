@@ -56,10 +56,11 @@ def test_quiet_agents_same_results_fewer_steps(name, tmp_path, monkeypatch):
 
 def test_time_arithmetic_as_mosaik_defines_it():
     """The patched TieredTime operations give mosaik's results (its tuple_add, add/ext split and
-    dataclass equality) on random 1- to 3-tier values, including cutoffs shorter than the length."""
+    dataclass equality) on random 1- to 3-tier values, including cutoffs shorter than the length, and
+    ``earliest_sum`` the least sum over one to three durations."""
     import random
 
-    from mosaik.tiered_time import TieredDuration, TieredTime, tuple_add
+    from mosaik.tiered_time import MinimalDurations, TieredDuration, TieredTime, tuple_add
 
     from cosim import mosaik_fixes
 
@@ -76,6 +77,10 @@ def test_time_arithmetic_as_mosaik_defines_it():
         d = TieredDuration(*(rng.randint(0, 3) for _ in range(rng.randint(cutoff, 3))), cutoff=cutoff, pre_length=n)
         assert (a + d).tiers == tuple_add(a.tiers, d.add) + d.ext
         assert type(a + d) is TieredTime and a + d == TieredTime(*(tuple_add(a.tiers, d.add) + d.ext))
+        md = MinimalDurations()
+        for _ in range(rng.randint(1, 3)):
+            md.insert(TieredDuration(*(rng.randint(0, 3) for _ in range(n)), cutoff=rng.randint(1, n), pre_length=n))
+        assert md.earliest_sum(a).tiers == min((a + x).tiers for x in md.durations)
 
 
 class _Waiter:
