@@ -2,9 +2,11 @@
 
 Protocol (see messages.py and lfa.py). At every scheduled re-plan tick (or on a ``start`` message)
 the home agent takes a snapshot of its household's state and forecast, decides its shiftable
-appliances, updates its LP and sends a ``plan`` with up to two columns: ``own`` (its standalone
-optimum under its own tariff) and ``prev`` (its best response to the last price it received,
-shifted to the new horizon). Each ``price`` is answered with the best response to that price. A
+appliances, updates its LP and sends a ``plan``: ``own`` (its standalone optimum under its own
+tariff) when it knows no price, or, priced at its meter, the last price was only the aggregator's
+exchange regularisation (``central.NO_PRICE``); else ``prev`` (its best response to the last price it
+received, shifted to the new horizon) and ``hold`` (the same price with a proximal term around the
+plan it follows). Each ``price`` is answered with the best response to that price. A
 ``dispatch`` names convex weights of the plans it sent; the home combines its stored plans (a
 convex combination of feasible plans is feasible) and follows the result.
 
