@@ -73,7 +73,7 @@ def main() -> None:
                 anchor_s_day = run_anchor(1)["wall_s"]
                 cpu = time.process_time() - c0
                 print(f"{'ecosystem anchor':<22} {rep:>3} {1:>5g} {anchor_s_day:>7.2f} {anchor_s_day:>7.2f} "
-                      f"{anchor_s_day:>8.2f} {ref:>6.2f} {anchor_s_day / ref:>8.1f} {cpu:>7.1f} {1:>8.1f}",
+                      f"{anchor_s_day:>8.2f} {ref:>6.2f} {anchor_s_day / ref:>8.1f} {cpu:>7.1f} {1:>8.2f}",
                       flush=True)
             for spec in args.scenarios:
                 name, _, control = spec.partition(":")
@@ -85,7 +85,7 @@ def main() -> None:
                 run_scenario(scn, text, out=out / f"{spec.replace(':', '_')}_{rep}.h5", until_ms=until,
                              progress=False)
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                speedup = f" {anchor_s_day / (wall / sim_days):>8.1f}" if anchor_s_day else ""
+                speedup = f" {anchor_s_day / (wall / sim_days):>8.2f}" if anchor_s_day else ""
                 print(f"{spec:<22} {rep:>3} {sim_days:>5g} {wall:>7.2f} {wall / sim_days:>7.2f} "
                       f"{wall / (until / DAY_MS):>8.2f} {ref:>6.2f} {wall / ref:>8.1f} {cpu:>7.1f}{speedup}",
                       flush=True)

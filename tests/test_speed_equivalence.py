@@ -112,7 +112,7 @@ def _mosaik_progress_set(self, time):
 def test_progress_set_wakes_the_waiters_mosaik_wakes():
     """The patched Progress.set (cancelled waiters dropped, nothing done when the time has not moved)
     resolves the same waiters with the same times in the same order as mosaik's, on random sequences
-    of waits, cancellations and sets that often repeat the current time."""
+    of waits (some cancelled) and sets that often repeat the current time."""
     import random
 
     from mosaik.progress import Progress
