@@ -8,7 +8,8 @@ unprofiled wall time of the same run is printed beside them (``--no-wall`` skips
 
 Usage: python benchmarks/profile_scenarios.py [--until 1d] [--no-wall] [SCENARIO ...]
        (default: uc1_home uc3_physical uc3_substation; --until is the *evaluated* time: a scenario with
-       ``evaluation: {warmup: 24h, cooldown: 24h}`` simulates 3 days for ``--until 1d``;
+       ``evaluation: {warmup: 24h, cooldown: 24h}`` simulates the warm-up, 1 day and the part of the
+       cool-down the window's numbers need for ``--until 1d`` (``uc3_substation``: 2.375 days);
        ``scale_10k/vorstadt1`` is the first substation of that group of a ``substations:`` scenario)
 """
 

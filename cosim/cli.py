@@ -215,8 +215,9 @@ def cmd_validate(args) -> int:
         return EXIT_OK
     check_record_include(scn)
     n = sum(d.households for d in scn.districts)
-    extra = (f", + {scn.warmup_ms // scn.step} warm-up and {scn.cooldown_ms // scn.step} cool-down steps"
-             if scn.warmup_ms or scn.cooldown_ms else "")
+    cool = (f"{scn.cooldown_ms // scn.step} cool-down steps" if scn.cooldown_run_ms == scn.cooldown_ms else
+            f"{scn.cooldown_run_ms // scn.step} of {scn.cooldown_ms // scn.step} cool-down steps")
+    extra = f", + {scn.warmup_ms // scn.step} warm-up and {cool}" if scn.warmup_ms or scn.cooldown_ms else ""
     print(f"{args.scenario}: ok ({scn.name}: {len(scn.districts)} district(s), {n} households, "
           f"{scn.n_steps} evaluated steps of {scn.step // 1000} s{extra})")
     for w in scn.study_warnings():

@@ -437,11 +437,20 @@ class TelecomConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     """The evaluated period is ``start`` + ``duration``; the run also simulates ``warmup`` before it and
-    ``cooldown`` after it, so that controllers start the window in operation and the end of the run
-    does not truncate their plans. KPIs, value flows, compare and report use the window only."""
+    plans over ``cooldown`` after it, so that controllers start the window in operation and the end of
+    the run does not truncate their plans. KPIs, value flows, compare and report use the window only.
+
+    Nothing after the window changes what happened in it (every model is causal, and the controllers
+    are told the end of the cool-down, not where the run stops), so a run stops as soon as the window's
+    numbers are final: when the meters have reported the window's last slot and the DSO has settled the
+    orders that start in it (``Scenario.cooldown_run_ms``; tests/test_cooldown_stop.py).
+    ``full_cooldown: true`` simulates all of it."""
 
     warmup: DurationMs | None = Field(None, description="simulated before the window (default: the control horizon)")
-    cooldown: DurationMs | None = Field(None, description="simulated after the window (default: the control horizon)")
+    cooldown: DurationMs | None = Field(None, description="planned over after the window (default: the control "
+                                        "horizon); simulated as far as the window's numbers need")
+    full_cooldown: bool = Field(False, description="simulate the whole cool-down (e.g. to plot it), not only "
+                                "what the window's numbers need")
     terminal_price: float | None = Field(
         None, ge=0, le=10,
         description="EUR/kWh (electric) of the energy stored at the window's ends (default: the tariff's "
@@ -614,6 +623,28 @@ class Scenario(_Strict):
         ev = self.evaluation.cooldown
         return ev if ev is not None else (self.control.horizon if self.control is not None else 0)
 
+    @property
+    def cooldown_run_ms(self) -> int:
+        """The part of the cool-down the run simulates: all of it with ``evaluation.full_cooldown``, else
+        two control slots or meter-reading intervals (the longer: the meters' readings of the window's
+        last slot have reached the agents) and, with a DSO, until the longest order that starts in the
+        window (``dso.lookahead_slots``) has been settled (its settlement counts in the window's KPIs),
+        rounded up to the recording grain and at most the cool-down."""
+        c = self.cooldown_ms
+        if not c or self.evaluation.full_cooldown:
+            return c
+        every = [self.step, self.record.every or 0, self.record.aggregate or 0]
+        if self.control is not None:
+            every.append(self.control.slot)
+        if self.telecom is not None and self.telecom.meters is not None:
+            every.append(self.telecom.meters.every)
+        need = 2 * max(every)
+        if self.dso is not None and self.control is not None:  # its longest order starting in the window, settled
+            need = max(need, (self.dso.lookahead_slots + 2) * self.control.slot)
+        grain = self.record.aggregate or self.record.every or self.step
+        need = -(-need // grain) * grain
+        return min(c, need)
+
     def simulated(self) -> "Scenario":
         """The scenario as simulated: starts ``warmup`` earlier and runs warmup + duration + cooldown.
 
@@ -641,7 +672,7 @@ class Scenario(_Strict):
             out += [f"{path} ({d.name}) has one household under control.lfa.objective.community: true: its "
                     "exchange at the transformer is its own bill, so community: false is the same optimum without "
                     "the aggregator's degenerate price (uc1_home: 7.7 rounds per negotiation and a 1.81 % planned "
-                    "gap to the optimum at community pricing, 0.1 rounds and 0.007 % without)"
+                    "gap to the optimum at community pricing, 0 rounds and 0.000 % without)"
                     for path, d in where if d.households == 1]
         return out
 

@@ -70,7 +70,8 @@ class AgentHost:
         self.stats = {"messages": 0, "bytes": 0, "central_s": 0.0, "negotiations": 0, "reference_ahead": 0}
         self.version = 0  # changes whenever a household's followed plan changes
         self._out_cache: dict = {}
-        self.end: int | None = None  # tick at which the run ends (open flex orders are settled before)
+        self.end: int | None = None  # tick to which the run is planned: no flexibility is requested beyond it
+        self.stop: int | None = None  # tick at which the run stops when before end (open orders are settled before)
         # the reference of a re-planning negotiation, solved on another core while the negotiation runs
         # (HiGHS releases the GIL): {lfa id: (negotiation id, its central LP, the solve)}
         self._ahead: dict[str, tuple] = {}
@@ -301,7 +302,8 @@ class AgentHost:
             self.dso.measure(now, self.meters, self.p_trafo, meter_time=now - self.meter_lag,
                              loading=max(self.trafo_loading.values()) if self.trafo_loading else None)
             out += self._send(self.dso.id, self.dso.on_time(now), now)
-            if self.end is not None and now + self.slot_ms >= self.end:  # last slot of the run
+            stop = self.end if self.stop is None else self.stop
+            if stop is not None and now + self.slot_ms >= stop:  # last slot of the run
                 out += self._send(self.dso.id, self.dso.settle_all(now), now)
         return out
 

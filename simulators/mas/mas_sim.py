@@ -102,7 +102,7 @@ class MASSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=0.001, start="2026-01-01T00:00:00+01:00", seed=0, latitude=48.1,
              longitude=11.6, K=96, slot_s=900, replan_s=900, mode="mas", loopback=False, reference=False,
-             forecast_noise=0.0, end=None, backend=None, meter_lag_ms=0):
+             forecast_noise=0.0, end=None, stop=None, backend=None, meter_lag_ms=0):
         self.sid = sid
         self.clock = Clock(start, time_resolution)
         self.start, self.seed = start, int(seed)
@@ -112,6 +112,8 @@ class MASSim(mosaik_api_v3.Simulator):
                               loopback=bool(loopback), reference=bool(reference), backend=backend)
         if end is not None:
             self.host.end = int(end)
+        if stop is not None:
+            self.host.stop = int(stop)
         self.host.meter_lag = int(meter_lag_ms)
         self.homes_tariff: dict[str, Tariff] = {}
         return self.meta

@@ -16,13 +16,17 @@ import numpy as np
 WALL_CLOCK_FIELDS = ("seconds",)  # central-reference events carry the solver's wall time
 
 
-def _events(raw: np.ndarray) -> list[dict]:
+def _events(raw: np.ndarray, before_ms: int | None = None) -> list[dict]:
     lines = bytes(raw).decode().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in WALL_CLOCK_FIELDS} for line in lines if line]
+    recs = [{k: v for k, v in json.loads(line).items() if k not in WALL_CLOCK_FIELDS} for line in lines if line]
+    if before_ms is not None:  # by when the event happened (flex: t; messages and readings: sent)
+        recs = [r for r in recs if r.get("t", r.get("sent", 0)) < before_ms]
+    return recs
 
 
-def differences(old: str, new: str) -> list[str]:
-    """What differs between two results files (empty: the same results)."""
+def differences(old: str, new: str, before_ms: int | None = None) -> list[str]:
+    """What differs between two results files (empty: the same results); with *before_ms*, only the
+    rows of the times before it and the events that happened before it."""
     out: list[str] = []
     with h5py.File(old, "r") as a, h5py.File(new, "r") as b:
         names: dict[str, list[str]] = {}
@@ -33,10 +37,13 @@ def differences(old: str, new: str) -> list[str]:
         if names["old"] != names["new"]:
             out.append(f"datasets differ: only old {sorted(set(names['old']) - set(names['new']))}, "
                        f"only new {sorted(set(names['new']) - set(names['old']))}")
+        rows = None if before_ms is None else int(np.searchsorted(a["time"][()], before_ms))
         for n in sorted(set(names["old"]) & set(names["new"])):
             x, y = a[n][()], b[n][()]
+            if rows is not None and "/_ids/" not in f"/{n}" and not n.startswith("events/") and x.ndim:
+                x, y = x[:rows], y[:rows]
             if n.startswith("events/"):
-                if _events(x) != _events(y):
+                if _events(x, before_ms) != _events(y, before_ms):
                     out.append(f"/{n}: event records differ")
             elif x.shape != y.shape or x.dtype != y.dtype:
                 out.append(f"/{n}: shape/dtype {x.shape} {x.dtype} vs {y.shape} {y.dtype}")
