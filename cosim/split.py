@@ -5,8 +5,9 @@
 with its own ``start``, ``duration`` and an evaluation window: the first part keeps the scenario's
 warm-up (it starts exactly as the single run does), the others simulate ``--split-warmup`` (default
 2 days) before their window; every part keeps the scenario's cool-down (the last one ends exactly as
-the single run does), and at least one recorded row, so that the meter readings at each boundary
-exist. The parts run as a sweep (:mod:`cosim.sweep`: dask.distributed, one run per
+the single run does; each simulates as much of it as its window's numbers need,
+``Scenario.cooldown_run_ms``), and at least one recorded row, so that the meter readings at each
+boundary exist. The parts run as a sweep (:mod:`cosim.sweep`: dask.distributed, one run per
 worker process, finished parts are reused on a re-run) into ``<out>.parts/``.
 
 The stitched file ``<out>`` is one results file (:mod:`cosim.results` layout) whose series are HDF5
