@@ -567,6 +567,7 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
         seen = {k: set() for k in keyf}
         ordered = delivered = payment = penalty = 0.0
+        partial = 0
         in_window = _settled_in_window(res, every)
         for rec in ev:
             kind = rec.get("kind") or rec.get("type")
@@ -581,10 +582,12 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
                 delivered += float(rec.get("delivered_kwh") or 0)
                 payment += float(rec.get("payment") or 0)
                 penalty += float(rec.get("penalty") or 0)
+                partial += bool(rec.get("partial"))
         out["requests"] = len(seen["flex_request"])
         out["offers"] = len(seen["flex_offer"])
         out["orders"] = len(seen["flex_order"])
         out["settlements"] = len(seen["settlement"])
+        out["settlements_partial"] = partial  # settled when the run stopped, before their end or readings
         out["settled_ordered_kwh"] = _f(ordered, 3)
         out["settled_delivered_kwh"] = _f(delivered, 3)
         out["settlement_payment_eur"] = _f(payment, 4)

@@ -624,6 +624,15 @@ class Scenario(_Strict):
         return ev if ev is not None else (self.control.horizon if self.control is not None else 0)
 
     @property
+    def dso_settled_ms(self) -> int:
+        """By when after the window the DSO has settled every order that starts in it: its longest order
+        (``dso.lookahead_slots``) ends, and its settlement waits at most one slot for the readings
+        (simulators/mas/dso.py); one slot more for the step that settles. 0 without a DSO."""
+        if self.dso is None or self.control is None:
+            return 0
+        return (self.dso.lookahead_slots + 2) * self.control.slot
+
+    @property
     def cooldown_run_ms(self) -> int:
         """The part of the cool-down the run simulates: all of it with ``evaluation.full_cooldown``, else
         two control slots or meter-reading intervals (the longer: the meters' readings of the window's
@@ -638,9 +647,7 @@ class Scenario(_Strict):
             every.append(self.control.slot)
         if self.telecom is not None and self.telecom.meters is not None:
             every.append(self.telecom.meters.every)
-        need = 2 * max(every)
-        if self.dso is not None and self.control is not None:  # its longest order starting in the window, settled
-            need = max(need, (self.dso.lookahead_slots + 2) * self.control.slot)
+        need = max(2 * max(every), self.dso_settled_ms)
         grain = self.record.aggregate or self.record.every or self.step
         need = -(-need // grain) * grain
         return min(c, need)

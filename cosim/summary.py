@@ -39,7 +39,11 @@ def run_summary(path: str | Path) -> list[str]:
                      f"limit {grid['trafo_limit_pct']:.0f} %), voltage violations {grid['v_violation_min']:.0f} min")
     flex = k.get("flexibility") or {}
     if flex.get("requests"):
-        lines.append(f"flexibility: requested {flex['requested_kwh']:.1f} kWh, ordered {flex['ordered_kwh']:.1f} kWh, "
-                     f"delivered {flex['delivered_kwh']:.1f} kWh; {flex['orders']} orders, "
-                     f"{flex['settlements']} settled")
+        def kwh(key):
+            return "n/a" if flex.get(key) is None else f"{flex[key]:.1f} kWh"
+        lines.append(f"flexibility: requested {kwh('requested_kwh')}, ordered {kwh('ordered_kwh')}, "
+                     f"delivered {kwh('delivered_kwh')}; {flex['orders']} orders, "
+                     f"{flex['settlements']} settled" + (
+                         f" ({flex['settlements_partial']} partially: the run stopped before their end or readings; "
+                         "a longer evaluation.cooldown settles them)" if flex.get("settlements_partial") else ""))
     return lines

@@ -100,7 +100,7 @@ def write_synthetic(path, baseline: bool = False, mas: bool = True) -> str:
         offer = {"kind": "flex_offer", "req": "r1", "offer": "o1", "t0": 18 * H, "slot_s": 3600, "kw": [9, 9]}
         order = {"kind": "flex_order", "order": "x1", "t0": 18 * H, "slot_s": 3600, "kw": [10, 10]}
         sett = {"kind": "settlement", "order": "x1", "lfa": "lfa.d1", "ordered_kwh": 20.0, "delivered_kwh": 16.0,
-                "payment": 2.4, "penalty": 0.5}
+                "payment": 2.4, "penalty": 0.5, "partial": True}
         negs = [{"kind": "negotiation", "agent": "lfa.d1", "t": 3 * H, "rounds": 4, "status": "complete",
                  "gap_central_pct": 1.0},
                 {"kind": "negotiation", "agent": "lfa.d1", "t": 9 * H, "rounds": 4, "status": "partial",
@@ -176,6 +176,9 @@ def test_mas_flex_telecom_realtime(synth):
     assert f["requested_kwh"] == 20.0 and f["delivered_kwh"] == 16.0
     assert (f["requests"], f["offers"], f["orders"], f["settlements"]) == (1, 1, 1, 1)
     assert f["settlement_payment_eur"] == 2.4 and f["settled_delivered_kwh"] == 16.0
+    assert f["settlements_partial"] == 1  # settled when the run stopped
+    from cosim.summary import run_summary
+    assert any("1 settled (1 partially: the run stopped" in line for line in run_summary(synth))
     # the gap is a mean over negotiations (not minutes), in %; the failed one has no reference
     m = k["mas"]
     assert (m["gap_mean_pct"], m["gap_max_pct"]) == (pytest.approx(2.0), pytest.approx(3.0))

@@ -306,7 +306,9 @@ class DSOAgent:
             e = self._energy(members, ta, ta + self.slot_ms)
             if e is None or not np.isfinite(base[j]):
                 missing += 1
-                if partial and ta + self.slot_ms > now:  # not reached by the end of the run: cancelled
+                # at the end of the run, a slot not reached or whose readings could still come (they come
+                # by its end + one slot, see _have_data) is cancelled, not a shortfall
+                if partial and now < ta + 2 * self.slot_ms + self.settle_delay:
                     cancelled += float(ordered[j])
                     ordered[j] = 0.0
                 continue
@@ -330,11 +332,13 @@ class DSOAgent:
         return [(order["lfa"], "settlement", body)]
 
     def settle_all(self, now: int) -> list:
-        """Settle every open order with the data there is (end of the run)."""
+        """Settle every open order with the data there is (end of the run): partially when it would
+        not be settled yet (on_time's condition)."""
         out = []
         for o in self.orders.values():
             if o["status"] == "ordered":
-                out += self._settle(o, now, partial=now < o["end"] + self.settle_delay)
+                done = now >= o["end"] + self.settle_delay and self._have_data(o, now)
+                out += self._settle(o, now, partial=not done)
         return out
 
     # ------------------------------------------------------------------ KPIs
