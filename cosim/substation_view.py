@@ -67,8 +67,11 @@ def write_view(path: Path, text: str, seed: int, subs: list, wall_s: float) -> N
             if t is None:
                 t, first = times, {k: f.attrs[k] for k in ("start", "step_ms", "eval_start_ms", "eval_end_ms",
                                                            "steps") if k in f.attrs}
-            elif not np.array_equal(times, t):
-                raise InputError(f"{s.path}: its time axis differs from {done[0].path}'s: not one view")
+            else:  # each substation stops where its window's numbers are final (its DSO's orders settled):
+                n = min(len(t), len(times))  # the view ends at the first stop, after every window
+                if not np.array_equal(times[:n], t[:n]):
+                    raise InputError(f"{s.path}: its time axis differs from {done[0].path}'s: not one view")
+                t = t[:n]
             rel = source_path(s.path, path)
             for key, (shape, ids, unit) in _columns(f).items():
                 series.setdefault(key, []).append((rel, shape, [f"{s.id}/{i}" for i in ids], unit))
@@ -80,6 +83,7 @@ def write_view(path: Path, text: str, seed: int, subs: list, wall_s: float) -> N
                        error="; ".join(f"{s.id}: {s.error}" for s in failed)[:4000])
         if t is not None:
             f.attrs.update(first)
+            f.attrs["steps"] = len(t)
             f.create_dataset("time", data=t).attrs.update(unit="ms", start=first["start"])
             for (pop, attr), parts in sorted(series.items()):
                 _virtual(f.require_group(pop), attr, len(t), parts)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 import yaml
@@ -158,6 +159,41 @@ def test_view_of_substations_run_in_process(tmp_path):
     write_view(tmp_path / "two.h5", yaml.safe_dump(data), 5, subs, 1.0)
     _check_view(tmp_path / "two.h5", tmp_path / "two_substations")
     assert run_substation(subs[0].data, str(subs[0].path))["cached"]  # the finished file is reused
+
+
+def test_view_of_substations_that_stop_at_different_times(tmp_path):
+    """Each substation stops where its window's numbers are final: with DSO orders of up to 2 and 4
+    slots, 2 h and 3 h into the 3-h cool-down. The view ends at the first stop, after the window."""
+    from cosim.substation_view import write_view
+    from cosim.substations import run_substation
+
+    data = scaled(tmp_path, evaluation={"warmup": "30min", "cooldown": "3h"})
+    data["substations"][0]["count"] = 1
+    longer = copy.deepcopy(data["substations"][0])
+    longer.update(name="longer", dso={"trafo_limit_kw": 15, "lookahead_slots": 4})
+    data["substations"].append(longer)
+    subs = expand(data)
+    (tmp_path / "two_substations").mkdir()
+    for s in subs:
+        s.path = tmp_path / "two_substations" / f"{s.id}.h5"
+        r = run_substation(s.data, str(s.path))
+        s.status, s.error, s.summary = r["status"], r["error"], r["kpis"]
+        assert s.status == "completed", s.error
+    rows = []
+    for s in subs:
+        with h5py.File(s.path, "r") as f:
+            rows.append(len(f["time"]))
+    assert rows == [(30 + 60 + 120), (30 + 60 + 180)]  # 1-min rows: warm-up, window, the cool-down run
+    write_view(tmp_path / "two.h5", yaml.safe_dump(data), 5, subs, 1.0)
+    with Results(tmp_path / "two.h5") as res:
+        assert len(res.t_ms) == 60 and res.window_ms == (30 * 60_000, 90 * 60_000)
+        assert res.kpis()["run"]["substations"] == 2
+    with Results(tmp_path / "two.h5", window=False) as res:
+        assert len(res.t_ms) == rows[0]
+        P = res.frame("households", "P", full=True)
+        with Results(subs[1].path) as own:
+            mine = own.frame("households", "P", full=True)
+        np.testing.assert_array_equal(P[[f"longer_0/{c}" for c in mine.columns]].to_numpy(), mine.to_numpy()[:rows[0]])
 
 
 def test_only_runs_the_chosen_substations_with_their_seeds_in_the_whole_scenario(tmp_path):
