@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", metavar="SCENARIO")
     r.add_argument("--out", help="results file (default: the scenario's output field)")
     r.add_argument("--until", metavar="DURATION",
-                   help="evaluate only this long, e.g. 1d, 6h, 90min (warm-up and cool-down are simulated as well)")
+                   help="evaluate only this long, e.g. 1d, 6h, 90min (the warm-up and the cool-down the window needs are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--aggregate", metavar="DURATION",
                    help="record one row of interval means per DURATION, e.g. 15min (record.aggregate)")

@@ -628,22 +628,27 @@ class Scenario(_Strict):
         """By when after the window the DSO has settled every order that starts in it: its longest order
         (``dso.lookahead_slots``) ends, and its settlement waits at most one slot for the readings
         (simulators/mas/dso.py); one slot more for the step that settles. 0 without a DSO."""
-        if self.dso is None or self.control is None:
+        if self.dso is None or self.control.mode == "none":  # (a DSO needs control)
             return 0
         return (self.dso.lookahead_slots + 2) * self.control.slot
 
     @property
     def cooldown_run_ms(self) -> int:
         """The part of the cool-down the run simulates: all of it with ``evaluation.full_cooldown``, else
-        two control slots or meter-reading intervals (the longer: the meters' readings of the window's
-        last slot have reached the agents) and, with a DSO, until the longest order that starts in the
-        window (``dso.lookahead_slots``) has been settled (its settlement counts in the window's KPIs),
-        rounded up to the recording grain and at most the cool-down."""
+        twice the longest of the intervals the window's last values come in (control slot, meter
+        reporting interval, meter readings to the LFAs over telecom, recorded row; at least two rows
+        past the window: the meter reading at its end closes the bills) and, with a DSO, until the
+        longest order that starts in the window (``dso.lookahead_slots``) has been settled (its
+        settlement counts in the window's KPIs), rounded up to the recording grain and at most the
+        cool-down. The margin is generous: one interval would do, the second covers a window that does
+        not end on the interval's grid and the messages' delays (seconds)."""
         c = self.cooldown_ms
         if not c or self.evaluation.full_cooldown:
             return c
         every = [self.step, self.record.every or 0, self.record.aggregate or 0]
-        if self.control is not None:
+        if self.meters is not None:
+            every.append(self.meters.interval)
+        if self.control is not None and self.control.mode != "none":
             every.append(self.control.slot)
         if self.telecom is not None and self.telecom.meters is not None:
             every.append(self.telecom.meters.every)
@@ -653,7 +658,8 @@ class Scenario(_Strict):
         return min(c, need)
 
     def simulated(self) -> "Scenario":
-        """The scenario as simulated: starts ``warmup`` earlier and runs warmup + duration + cooldown.
+        """The scenario as planned: starts ``warmup`` earlier and spans warmup + duration + cooldown (the
+        run stops ``cooldown - cooldown_run_ms`` before its end, runner.py).
 
         The evaluated window of the result is [warmup, warmup + duration) ms after its start."""
         w, c = self.warmup_ms, self.cooldown_ms

@@ -35,6 +35,17 @@ def test_cooldown_run_of_the_bundled_scenarios():
     assert scn.cooldown_run_ms == scn.cooldown_ms == 24 * H
     scn, _ = load_scenario("uc3_physical")
     assert scn.cooldown_ms == scn.cooldown_run_ms == 0
+    # the longest interval the window's last values come in, twice, on the recording grain
+    scn, _ = load_scenario("uc1_home", {"record.aggregate": "1h"})
+    assert scn.cooldown_run_ms == 2 * H
+    scn, _ = load_scenario("uc1_home", {"record.every": "20min"})
+    assert scn.cooldown_run_ms == 40 * 60_000
+    scn, _ = load_scenario("uc3_substation", {"dso.lookahead_slots": 1, "telecom.meters.every": "1h"})
+    assert scn.cooldown_run_ms == 2 * H  # twice the hourly meter readings to the LFAs (the DSO: 3 slots, 1.5 h)
+    scn, _ = load_scenario("uc3_substation", {"control.mode": "none"})
+    assert scn.cooldown_run_ms == 30 * 60_000  # no planning, no DSO: the 15-min meter readings
+    scn, _ = load_scenario("uc3_substation", {"evaluation.cooldown": "2h"})
+    assert scn.cooldown_run_ms == 2 * H  # at most the cool-down
 
 
 def test_stopping_after_the_window_changes_no_window_number(tmp_path):
@@ -56,7 +67,8 @@ def test_stopping_after_the_window_changes_no_window_number(tmp_path):
     for res in (full, early):
         settled = {r["order"]: r for r in res.records("flex", window=False) if r.get("kind") == "settlement"}
         assert all(not settled[o]["partial"] and settled[o]["t"] > w1 for o in crossing)
-    # every recorded row and event up to the early run's last control slot, and every window KPI
+    # every recorded row and event up to the early run's last control slot (10 h: there it settles the
+    # orders still open, which the full run settles later), and every window KPI
     assert differences(files[True], files[False], before_ms=10 * H) == []
     ka, kb = dict(_flat(full.kpis())), dict(_flat(early.kpis()))
     assert {k for k in ka.keys() | kb.keys() if ka.get(k) != kb.get(k)} == {"/run/file"}

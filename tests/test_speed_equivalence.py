@@ -14,7 +14,7 @@ from simulators.mas.mas_sim import MASSim
 from simulators.telecom import TelecomSim
 from tests.helpers.same_results import differences
 
-# 4 simulated hours: 1 h warm-up, 2 h evaluated, 1 h cool-down, a 2-h control horizon
+# 1 h warm-up, 2 h evaluated, a 1-h cool-down (uc1_home simulates 30 min of it), a 2-h control horizon
 SHORT = {"evaluation.warmup": "1h", "evaluation.cooldown": "1h", "control.horizon": "2h"}
 
 

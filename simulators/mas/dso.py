@@ -24,8 +24,9 @@ Cycle (all by messages except the meter readings, which are measurements):
    energy per slot from the smart meters' ``E_imp``/``E_exp`` registers of the LFA's members
    (differences of readings at slot boundaries), delivered = baseline − measured (≥ 0), pays
    price × min(delivered, ordered) and charges ``penalty`` × shortfall. Every order is settled:
-   orders still open when the run ends are settled with the data available (``settle_all``); the
-   slots the run never reached are cancelled (neither paid nor penalised, ``cancelled_kwh``).
+   orders still open when the run stops are settled with the data available (``settle_all``,
+   ``partial``); the slots the run never reached or whose readings had not come are cancelled (neither
+   paid nor penalised, ``cancelled_kwh``).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class DSOAgent:
         self.seq = 0
         self.forecast_kw: dict[str, float] = {}
         self._checked: int | None = None
-        self.end: int | None = None  # end of the run (tick): no flexibility is requested beyond it
+        self.end: int | None = None  # end of the planned span (tick): no flexibility is requested beyond it
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
