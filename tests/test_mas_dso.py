@@ -97,16 +97,22 @@ def test_open_orders_are_settled_at_the_end_of_the_run():
     assert all(abs(e["cancelled_kwh"] - float(np.sum(dso.orders[e["order"]]["kw"]))) < 1e-9 for e in st)
 
 
+def ordered(share: float):
+    """(host, DSO, its first order) after the DSO ordered flexibility at 1 h against a limit of *share*
+    × the planned peak of the next 6 h."""
+    host = build()
+    dso = host.dso
+    host.step(0, {})
+    dso.limits["total"] = share * max(dso.forecast("total", k * H) for k in range(1, 7))
+    host.step(H, {})
+    return host, dso, next(iter(dso.orders.values()))
+
+
 def test_end_of_run_cancels_the_slots_whose_readings_have_not_come():
     """A run that stops just after an order's end: its last slot's readings are still on their way
     (they come by the end + one slot), so that slot is cancelled, not a shortfall; the slots measured
     are settled as usual."""
-    host = build()
-    dso = host.dso
-    host.step(0, {})
-    dso.limits["total"] = 0.7 * max(dso.forecast("total", k * H) for k in range(1, 7))
-    host.step(H, {})
-    o = next(iter(dso.orders.values()))
+    _, dso, o = ordered(0.7)
     members, n = dso._members(o), len(o["kw"])
     assert n >= 2
     for j in range(n):  # registers at every slot boundary of the order but its end: 1 MWh per member and slot,
@@ -120,12 +126,7 @@ def test_end_of_run_cancels_the_slots_whose_readings_have_not_come():
 
 
 def test_settlement_waiting_for_meter_data_does_not_spin():
-    host = build()
-    dso = host.dso
-    host.step(0, {})
-    dso.limits["total"] = 0.85 * max(dso.forecast("total", k * H) for k in range(1, 7))
-    host.step(H, {})
-    o = next(iter(dso.orders.values()))
+    host, dso, o = ordered(0.85)
     t = o["end"] + 1_000  # past the order's end, no meter data connected
     host.step(t, {})
     assert o["status"] == "ordered"
