@@ -6,7 +6,7 @@ one substation per task, then the results view) and prints
 * wall time of the whole run (cluster start, every substation, the view) and the peak of the summed
   RSS of this process and all its children (scheduler, nannies, workers), sampled every 0.2 s;
 * households and substations, and per group the measured seconds per substation (each substation's
-  own wall time in its worker: building its world, 1.5 simulated days, its KPIs)
+  own wall time in its worker: building its world, 1.625 simulated days, its KPIs)
   and its CPU time (of its worker process: on a machine shared with other jobs, wall time includes
   waiting for a core, CPU time does not);
 * with --count K (the first K substations of each group, each with the id and seed it has in the full
