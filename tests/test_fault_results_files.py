@@ -95,7 +95,10 @@ def test_live_file_momentarily_shorter_than_its_stored_end_is_waited_for(tmp_pat
     assert superblock(cut).open_for_write
     with pytest.raises(InputError, match=r"truncated results file \(\d+ of \d+ bytes\)"):
         open_results(cut)
-    late = threading.Timer(0.1, lambda: cut.write_bytes(data))
+    def arrive():  # the missing bytes reach the disk (appended: the file never shrinks, as under a writer)
+        with open(cut, "ab") as f:
+            f.write(data[-200:])
+    late = threading.Timer(0.1, arrive)
     late.start()
     try:
         with open_results(cut) as f:
