@@ -77,8 +77,7 @@ def main() -> None:
             by_group[s.group].append((s.wall_s, s.cpu_s))
     households = sum(s.households for s in subs)
     print(f"reference workload {ref:.2f} s; {args.workers} workers; evaluated {scn.duration / 3_600_000:g} h, "
-          f"simulated {(scn.warmup_ms + scn.duration + scn.cooldown_run_ms) / 3_600_000:g} h per substation; "
-          f"load average before "
+          f"simulated {scn.run_ms() / 3_600_000:g} h per substation; load average before "
           f"{load0[0]:.1f}, after {os.getloadavg()[0]:.1f}")
     print(f"MEASURED: {len(subs)} substations ({len(result.failed)} failed), {households} households: "
           f"wall {wall:.1f} s, peak RSS (sum over processes) {rss.peak / 2**30:.2f} GiB")

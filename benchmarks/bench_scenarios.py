@@ -81,7 +81,7 @@ def main() -> None:
                 name, _, control = spec.partition(":")
                 scn, text = load_scenario(name, {"control.mode": control} if control else None)
                 until = parse_duration_ms(args.until) if args.until else scn.duration
-                sim_days = (scn.warmup_ms + until + scn.cooldown_run_ms) / DAY_MS
+                sim_days = scn.run_ms(until) / DAY_MS
                 ref = reference_s()
                 t0, c0 = time.perf_counter(), time.process_time()
                 run_scenario(scn, text, out=out / f"{spec.replace(':', '_')}_{rep}.h5", until_ms=until,

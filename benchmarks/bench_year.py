@@ -62,7 +62,7 @@ def child(name: str, days: float, aggregate: bool, out: str) -> dict:
     return {"wall_s": wall, "sim_days": sim_days, "s_per_day": per_day, "startup_s": wall - per_day * sim_days,
             "rss_peak_mb": float(s[:, 2].max()) if len(s) else float("nan"), "rss_growth_mb_per_day": growth,
             "file_mb": Path(out).stat().st_size / 1e6,
-            "margin_days": (scn.warmup_ms + scn.cooldown_run_ms) / DAY_MS}
+            "margin_days": scn.run_ms(0) / DAY_MS}
 
 
 def spawn(name: str, days: float, aggregate: bool, out: Path) -> dict:

@@ -79,7 +79,7 @@ def _load(name: str):
 def profile(name: str, until_ms: int, out: Path, wall: bool) -> None:
     scn, text = _load(name)
     stem = name.replace("/", "_")
-    simulated_days = (scn.warmup_ms + until_ms + scn.cooldown_run_ms) / 86_400_000
+    simulated_days = scn.run_ms(until_ms) / 86_400_000
     prof = cProfile.Profile()
     prof.enable()
     run_scenario(scn, text, out=out / f"{stem}.h5", until_ms=until_ms, progress=False)

@@ -205,7 +205,7 @@ def run_scenario(
     check_output(path)
     evaluated = until_ms or scn.duration
     sim = scn.model_copy(update={"duration": evaluated}).simulated()  # planned: warm-up + window + cool-down
-    until = sim.duration - scn.cooldown_ms + scn.cooldown_run_ms  # the controllers still plan to sim.duration
+    until = scn.run_ms(evaluated)  # the controllers still plan to sim.duration
     window = {"eval_start_ms": scn.warmup_ms, "eval_end_ms": scn.warmup_ms + evaluated}
     t0 = time.perf_counter()
     world = None

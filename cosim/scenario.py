@@ -657,6 +657,11 @@ class Scenario(_Strict):
         need = -(-need // grain) * grain
         return min(c, need)
 
+    def run_ms(self, evaluated_ms: int | None = None) -> int:
+        """What a run of *evaluated_ms* (default: ``duration``) simulates: warm-up, window and the part
+        of the cool-down it needs (``cooldown_run_ms``)."""
+        return self.warmup_ms + (self.duration if evaluated_ms is None else evaluated_ms) + self.cooldown_run_ms
+
     def simulated(self) -> "Scenario":
         """The scenario as planned: starts ``warmup`` earlier and spans warmup + duration + cooldown (the
         run stops ``cooldown - cooldown_run_ms`` before its end, runner.py).

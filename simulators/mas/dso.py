@@ -184,7 +184,7 @@ class DSOAgent:
             if f is not None:
                 self.forecast_kw[sc] = f
         for o in list(self.orders.values()):
-            if o["status"] == "ordered" and now >= o["end"] + self.settle_delay and self._have_data(o, now):
+            if o["status"] == "ordered" and self._due(o, now):
                 out += self._settle(o, now)
         return out
 
@@ -192,7 +192,7 @@ class DSOAgent:
         ts = [r["deadline"] for r in self.requests.values() if r["status"] == "open"]
         for o in self.orders.values():
             if o["status"] == "ordered":  # settle at the end, or one slot later without meter data
-                ts += [o["end"] + self.settle_delay, o["end"] + self.settle_delay + self.slot_ms]
+                ts += [o["end"] + self.settle_delay, self._readings_by(o["end"])]
         return min(ts) if ts else None
 
     def _check_congestion(self, now: int) -> list:
@@ -280,8 +280,15 @@ class DSOAgent:
         r = self.reports.get(order["district"])
         return r["members"] if r else []
 
-    def _have_data(self, order: dict, now: int) -> bool:
-        return order["end"] in self.snap or now >= order["end"] + self.settle_delay + self.slot_ms
+    def _readings_by(self, t: int) -> int:
+        """By when the meter readings of instant *t* have come, if they come (one slot after it, + the
+        settlement delay); later, a missing reading is missing."""
+        return t + self.settle_delay + self.slot_ms
+
+    def _due(self, order: dict, now: int) -> bool:
+        """The order is settled now: its end (+ delay) has passed and its last readings are in or overdue."""
+        return now >= order["end"] + self.settle_delay and (order["end"] in self.snap
+                                                             or now >= self._readings_by(order["end"]))
 
     def _energy(self, members: list[str], t_a: int, t_b: int) -> float | None:
         a, b = self.snap.get(t_a), self.snap.get(t_b)
@@ -307,9 +314,9 @@ class DSOAgent:
             e = self._energy(members, ta, ta + self.slot_ms)
             if e is None or not np.isfinite(base[j]):
                 missing += 1
-                # at the end of the run, a slot not reached or whose readings could still come (they come
-                # by its end + one slot, see _have_data) is cancelled, not a shortfall
-                if partial and now < ta + 2 * self.slot_ms + self.settle_delay:
+                # at the end of the run, a slot not reached or whose readings could still come is
+                # cancelled, not a shortfall
+                if partial and now < self._readings_by(ta + self.slot_ms):
                     cancelled += float(ordered[j])
                     ordered[j] = 0.0
                 continue
@@ -338,8 +345,7 @@ class DSOAgent:
         out = []
         for o in self.orders.values():
             if o["status"] == "ordered":
-                done = now >= o["end"] + self.settle_delay and self._have_data(o, now)
-                out += self._settle(o, now, partial=not done)
+                out += self._settle(o, now, partial=not self._due(o, now))
         return out
 
     # ------------------------------------------------------------------ KPIs
