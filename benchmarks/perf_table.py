@@ -10,7 +10,7 @@ committed with the README), so ``--only NAME`` re-runs some benchmarks and takes
 from their kept printouts.
 
 Usage: python benchmarks/perf_table.py [--only NAME ...] [--dry-run]
-       (the full set takes 20-40 min on the 2-core development machine; needs ``pip install -e ".[bench]"``
+       (the full set takes 25-45 min on the 2-core development machine; needs ``pip install -e ".[bench]"``
        for the ecosystem anchor)
 """
 
@@ -93,6 +93,21 @@ BENCHES = [
             "{wall} s wall for 5 substations, peak RSS {rss} GiB; the 104 ≈ {est} min on 2 idle cores",
             {"wall": rf"^MEASURED: .*? wall {NUM} s", "rss": rf"peak RSS \(sum over processes\) {NUM} GiB",
              "est": (rf"on \d+ otherwise idle cores {NUM} s \({NUM} min\)", 2)}),
+    ]),
+    Bench("floors", ["bench_floors.py", "--anchor", "--batched", "uc3_physical", "uc3_substation", "scale_10k"], [
+        Row("lower bound with identical results (the same mosaik steps, LPs and power-flow iterates: "
+            "max(mosaik alone + the power flows' products, (those + HiGHS CPU) / 2 cores)), per simulated day: "
+            "uc3_physical / uc3_substation; all of scale_10k",
+            "{phys} s ({phys_x}× the anchor at best) / {sub} s ({sub_x}×); {scale} min",
+            {"phys": (rf"^  lower bound of uc3_physical\s+{NUM} s\s+{NUM} s per simulated day", 2),
+             "phys_x": rf"^  lower bound of uc3_physical .*=\s*{NUM}x the anchor",
+             "sub": (rf"^  lower bound of uc3_substation\s+{NUM} s\s+{NUM} s per simulated day", 2),
+             "sub_x": rf"^  lower bound of uc3_substation .*=\s*{NUM}x the anchor",
+             "scale": rf"^scale_10k: .*= {NUM} min"}),
+        Row("one block-diagonal HiGHS model per district instead of one per home (uc3 homes, 30-min slots), "
+            "one thread", "{block} ms against {one} ms per district price ({ratio}× the time, the same iterations)",
+            {"block": rf"^  one block-diagonal model\s+{NUM} ms", "one": rf"^  one model per home\s+{NUM} ms",
+             "ratio": rf"\({NUM}x the time"}),
     ]),
     Bench("hil_poll", ["bench_hil_poll.py"], [
         Row("20 Modbus meters polled at 1 s, poll latency", "p50 {p50} ms, p99 {p99} ms",
