@@ -1,20 +1,28 @@
-"""Lower bounds under the speed goals of issue 14: what a bundled scenario's mosaik steps and LPs cost alone.
+"""Lower bounds under the speed goals of issue 14: what a bundled scenario's LPs and mosaik steps cost alone.
 
-For each scenario, two runs of the same composition for ``--until`` (evaluated time):
+For each scenario, runs of the same composition for ``--until`` (evaluated time):
 
-* real: the scenario as ``cosim run`` runs it. HiGHS's CPU time is summed per solve (each solving
-  thread's CPU time, so the solves on the helper threads count and no waiting does).
-* replay: the same world (simulators, entities, connections), each simulator's ``step`` and ``get_data``
-  answered with what the real run returned at that call, so mosaik schedules the same steps and routes
-  the same data with no model work at all. The step counts of both runs are checked equal.
+* real: the scenario as ``cosim run`` runs it. HiGHS's CPU time is summed over its ``run`` calls (each
+  solving thread's CPU time, so the solves on the helper threads count and no waiting does); the
+  central reference solved ahead on its own thread is kept apart (a negotiation may discard it).
+* replay (twice, the faster taken): the same world (simulators, entities, connections), each
+  simulator's ``step`` and ``get_data`` answered with what the real run returned at that call, so
+  mosaik schedules the same steps and routes the same data with no model work at all. Checked: the same
+  steps at the same times, and every recorded answer used.
 
-Only the scheduler's run is timed (world set-up and closing the file are not). Identical results need
-the same steps, the same LPs and the same power-flow iterates, so no implementation of this run can be
-faster than ``max(serial, (serial + HiGHS CPU) / cores)`` with ``serial`` = the replay + the power
-flows' dense products alone (timed on the engine's own matrices, as many as the real run made): both run
-on mosaik's one thread, and every CPU second has to run on one of the cores. ``--anchor`` times the
-ecosystem anchor (``anchor_ecosystem.py``) first, so both read against the goals' budgets (20× the
-anchor for ``uc3_substation``, 50× for ``uc3_physical``) measured in the same run.
+Only the scheduler's run is timed (world set-up and closing the file are not). Two bounds, per
+simulated day:
+
+* HiGHS alone: the solves the results need (the reference solved ahead left out), over the cores. No
+  run that solves the same LPs with HiGHS is faster, whatever the scheduler, the steps or the grid.
+* lower bound: ``max(mosaik alone, (mosaik alone + products + HiGHS CPU) / cores)``, with the power
+  flows' dense products timed alone on the engine's own matrices, as many as the real run made (the
+  same results need the same iterates; their rows could be split over the cores, so they count as CPU,
+  not as serial time). No run with these mosaik 3.6 steps, LPs and power-flow iterates is faster:
+  mosaik's loop is one thread, and every CPU second has to run on one of the cores.
+
+``--anchor`` times the ecosystem anchor (``anchor_ecosystem.py``) first, so both read against the goals'
+budgets (20× the anchor for ``uc3_substation``, 50× for ``uc3_physical``) measured in the same run.
 
 ``--batched`` measures the issue's other suggestion, one HiGHS model per district instead of one per
 home: the homes' LPs of a district (``uc3_substation``'s shares and slots) as one block-diagonal model,
@@ -22,12 +30,13 @@ re-solved from its previous basis for a sequence of district prices, against the
 
 Usage: python benchmarks/bench_floors.py [--until 1d] [--anchor] [--batched] [SCENARIO ...]
        (default: uc3_physical uc3_substation; ``scale_10k/land`` is the first substation of that group;
-       ``scale_10k`` runs the first substation of each group and extrapolates the bound to all of them)
+       ``scale_10k`` runs the first substation of each group and estimates the whole run from them)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import tempfile
 import threading
@@ -108,6 +117,8 @@ class Tape:
             return value
         i = self.pos[key]
         self.pos[key] = i + 1
+        if i >= len(self.calls[key]):
+            raise RuntimeError(f"replay diverged: {key} call {i} was not recorded")
         recorded_at, value = self.calls[key][i]
         if recorded_at != at:
             raise RuntimeError(f"replay diverged: {key} call {i} at {at}, recorded at {recorded_at}")
@@ -115,6 +126,14 @@ class Tape:
 
     def replay(self) -> None:
         self.mode, self.pos, self.steps = "replay", defaultdict(int), defaultdict(int)
+
+    def check_replayed(self, steps: dict[str, int]) -> None:
+        """The replay made the recorded steps and used every recorded answer."""
+        if dict(self.steps) != steps:
+            raise RuntimeError(f"replay stepped differently: {dict(self.steps)} vs {steps}")
+        short = {k: (self.pos[k], len(v)) for k, v in self.calls.items() if self.pos[k] != len(v)}
+        if short:
+            raise RuntimeError(f"replay left recorded answers unused (used, recorded): {short}")
 
 
 def _copy(out: dict) -> dict:
@@ -124,38 +143,53 @@ def _copy(out: dict) -> dict:
 
 
 class HighsClock:
-    """CPU seconds and count of HiGHS solves, per solving thread."""
+    """CPU seconds in HiGHS's ``run`` and the number of runs, while in use: each calling thread's CPU
+    time, so the solves on the helper threads count and waiting does not, nor does reading the solution.
+    The central reference solved ahead on its own thread (``AgentHost._solve_ahead``) is kept apart in
+    ``ahead``: a negotiation that changes its LP discards that solve, so not all of it is needed."""
 
     def __init__(self):
-        self.cpu = 0.0
+        self.cpu = self.ahead = 0.0
         self.solves = 0
         self._lock = threading.Lock()
-        self._orig = lp_module.LP._solve_highs
+        self._module = lp_module._hc
 
     def __enter__(self):
-        orig, clock = self._orig, self
+        clock, module = self, self._module
 
-        def timed(lp):
-            c0 = time.thread_time()
-            try:
-                return orig(lp)
-            finally:
-                dt = time.thread_time() - c0
-                with clock._lock:
-                    clock.cpu += dt
-                    clock.solves += 1
+        class TimedHighs(module._Highs):
+            def run(self):
+                c0 = time.thread_time()
+                try:
+                    return super().run()
+                finally:
+                    dt = time.thread_time() - c0
+                    ahead = threading.current_thread().name.startswith("central-reference")
+                    with clock._lock:
+                        if ahead:
+                            clock.ahead += dt
+                        else:
+                            clock.cpu += dt
+                        clock.solves += 1
 
-        lp_module.LP._solve_highs = timed
+        class Module:  # the SciPy HiGHS module, with the timed solver class
+            _Highs = TimedHighs
+
+            def __getattr__(self, name):
+                return getattr(module, name)
+
+        lp_module._hc = Module()
         return self
 
     def __exit__(self, *exc):
-        lp_module.LP._solve_highs = self._orig
+        lp_module._hc = self._module
 
 
 def power_flow_products(tape: Tape) -> float:
     """Seconds the three-phase power flows' dense products take alone: per iteration one product with
-    the load nodes' impedance matrix, per solve one with the other nodes' (the engine's own arrays, hot
-    in the cache, one BLAS thread as in the engine). The same results need the same iterates."""
+    the load nodes' impedance matrix, per converged solve one more and one with the other nodes'
+    (``Engine3ph._solve``; the engine's own arrays, hot in the cache, one BLAS thread as in the engine).
+    The same results need the same iterates."""
     total = 0.0
     for sim in tape.instances.values():
         for model in getattr(sim, "models", {}).values():
@@ -174,7 +208,7 @@ def power_flow_products(tape: Tape) -> float:
                     for _ in range(200):
                         Z @ x
                     per.append((time.perf_counter() - t0) / 200)
-            total += eng.stats["iterations"] * per[0] + (eng.stats["solved"] + eng.stats["failed"]) * per[1]
+            total += eng.stats["iterations"] * per[0] + eng.stats["solved"] * (per[0] + per[1])
     return total
 
 
@@ -204,21 +238,24 @@ class Floors:
     steps: dict[str, int]        # mosaik steps per simulator, equal in the real run and the replay
     real: float                  # the real run's scheduler
     inside: dict[str, float]     # wall time inside each simulator's step and get_data, real run
-    replay: float                # mosaik alone
+    replay: float                # mosaik alone (the fastest of the replays)
     products: float              # the power flows' dense products alone
-    highs: float                 # HiGHS CPU, all threads
+    highs: float                 # HiGHS CPU on all threads, the central reference solved ahead excepted
+    ahead: float                 # HiGHS CPU of the central reference solved ahead
     solves: int
 
-    @property
-    def serial(self) -> float:
-        return self.replay + self.products  # both on mosaik's thread
+    def highs_alone(self, cores: int = CORES) -> float:
+        """No run with these LPs is faster (whatever the scheduler, the steps or the grid engine)."""
+        return self.highs / cores
 
     def bound(self, cores: int = CORES) -> float:
-        return max(self.serial, (self.serial + self.highs) / cores)
+        """No run with these steps, LPs and power-flow iterates is faster: mosaik's loop is one thread,
+        and every CPU second has to run on one of the cores (the products can be split over them)."""
+        return max(self.replay, (self.replay + self.products + self.highs) / cores)
 
 
-def measure(name: str, until: int, tmp: Path) -> Floors:
-    """The real run and its replay of one scenario (or ``SCENARIO/GROUP``)."""
+def measure(name: str, until: int, tmp: Path, replays: int = 2) -> Floors:
+    """The real run and its replays of one scenario (or ``SCENARIO/GROUP``)."""
     scn, text = _load(name)
     tape = Tape()
     tape.install()
@@ -227,14 +264,17 @@ def measure(name: str, until: int, tmp: Path) -> Floors:
             real = _timed_run(scn, text, tmp / "real.h5", until)
         recorded = dict(tape.steps)
         products = power_flow_products(tape)  # the real run's engines (the replay makes new ones)
-        tape.replay()
-        replay = _timed_run(scn, text, tmp / "replay.h5", until)
-        if dict(tape.steps) != recorded:
-            raise RuntimeError(f"replay stepped differently: {dict(tape.steps)} vs {recorded}")
+        tape.instances.clear()
+        replay = []
+        for _ in range(replays):
+            tape.replay()
+            gc.collect()  # not the real run's garbage in the replay's time
+            replay.append(_timed_run(scn, text, tmp / "replay.h5", until))
+            tape.check_replayed(recorded)
     finally:
         tape.uninstall()
-    return Floors(scn.run_ms(until) / DAY_MS, recorded, real, dict(tape.seconds), replay, products, highs.cpu,
-                  highs.solves)
+    return Floors(scn.run_ms(until) / DAY_MS, recorded, real, dict(tape.seconds), min(replay), products, highs.cpu,
+                  highs.ahead, highs.solves)
 
 
 def floors(name: str, until: int, tmp: Path, anchor_day: float | None) -> Floors:
@@ -250,27 +290,32 @@ def floors(name: str, until: int, tmp: Path, anchor_day: float | None) -> Floors
             ("replay: mosaik alone, no model work", f.replay),
             ("power flows' dense products alone", f.products),
             ("HiGHS CPU (all threads)", f.highs),
+            ("HiGHS CPU, central reference solved ahead", f.ahead),
+            (f"HiGHS alone over {CORES} cores, {name}", f.highs_alone()),
             (f"lower bound of {name}", f.bound())]
     for label, s in rows:
-        ratio = f" = {anchor_day / (s * per):.1f}x the anchor at best" if anchor_day and "bound" in label else ""
+        ratio = f" = {anchor_day / (s * per):.1f}x the anchor at best" \
+            if anchor_day and s > 0 and ("bound" in label or "alone over" in label) else ""
         print(f"  {label:<46} {s:7.2f} s  {s * per:6.2f} s per simulated day{ratio}")
     return f
 
 
 def whole(name: str, until: int, tmp: Path) -> None:
-    """A ``substations:`` scenario: the first substation of each group, extrapolated to all of them.
-    The substations are independent processes, so the bound is their summed CPU over the cores."""
+    """A ``substations:`` scenario: the first substation of each group, its figures taken for all the
+    group's substations (an estimate: each substation has its own seed, so its own negotiations). The
+    substations are independent processes, so the whole run needs their summed CPU over the cores."""
     _, text = load_scenario(name)
-    groups = {}
+    counts: dict[str, int] = defaultdict(int)
     for sub in expand(read_yaml(text, name)):
-        groups.setdefault(sub.group, 0)
-        groups[sub.group] += 1
-    cpu, real = 0.0, sum(groups.values())
-    for group, count in groups.items():
+        counts[sub.group] += 1
+    cpu = highs = 0.0
+    for group, count in counts.items():
         f = floors(f"{name}/{group}", until, tmp, None)
-        cpu += count * (f.serial + f.highs)
-    print(f"\n{name}: {real} substations; lower bound of the whole run, sum over groups of count x (serial + HiGHS "
-          f"CPU) / {CORES} cores: {cpu / CORES:.0f} s = {cpu / CORES / 60:.1f} min")
+        cpu += count * (f.replay + f.products + f.highs)
+        highs += count * f.highs
+    print(f"\n{name}: {sum(counts.values())} substations, estimated from the first of each group: HiGHS alone "
+          f"{highs / CORES / 60:.1f} min over {CORES} cores; lower bound, sum over groups of count x (mosaik alone "
+          f"+ products + HiGHS CPU) / {CORES} cores: {cpu / CORES:.0f} s = {cpu / CORES / 60:.1f} min")
 
 
 def batched(districts: int = 3, households: int = 49, prices: int = 40) -> tuple[float, float, float]:

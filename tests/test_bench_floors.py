@@ -28,9 +28,9 @@ def test_replay_steps_like_the_real_run_without_solving_a_power_flow(tmp_path, m
         assert bf.power_flow_products(tape) > 0  # the engine iterated
         tape.replay()
         bf._timed_run(*bf._load("uc3_physical"), tmp_path / "replay.h5", until)
+        tape.check_replayed(recorded)  # mosaik scheduled the same steps and took every recorded answer
     finally:
         tape.uninstall()
-    assert dict(tape.steps) == recorded  # mosaik scheduled the same steps
     assert len(solves) == n_solves and len(model_steps) == n_model  # and no model worked
     assert "step" in vars(GridSim) and GridSim.step.__qualname__ == "GridSim.step"  # the classes are restored
     assert "get_data" not in vars(bf.RecorderSim)
@@ -51,3 +51,48 @@ def test_a_diverging_replay_is_refused():
 def test_block_diagonal_district_lp_has_the_homes_optima():
     t_one, t_block, worst = bf.batched(districts=1, households=12, prices=3)
     assert t_one > 0 and t_block > 0 and worst < 1e-9
+
+
+def test_highs_clock_counts_every_thread_keeps_the_reference_ahead_apart_and_restores_the_module():
+    import threading
+
+    import numpy as np
+
+    from simulators.mas import lp
+
+    def solve():
+        sol = lp.LP(np.array([[1.0, 1.0]]), np.array([1.0, 2.0]), [1.0], [np.inf], [0.0, 0.0], [5.0, 5.0]).solve()
+        assert abs(sol.obj - 1.0) < 1e-9
+
+    module = lp._hc
+    with bf.HighsClock() as clock:
+        solve()
+        for name in ("home-answers_0", "central-reference_0"):
+            t = threading.Thread(target=solve, name=name)
+            t.start()
+            t.join()
+        assert clock.solves == 3 and clock.cpu > 0.0 and clock.ahead > 0.0
+        cpu = clock.cpu
+    solve()  # after the clock: not counted
+    assert clock.solves == 3 and clock.cpu == cpu and lp._hc is module
+
+
+def test_a_replay_that_leaves_answers_unused_is_refused():
+    tape = bf.Tape()
+    tape.call(("sim-0", "step"), 0, lambda: 60_000)
+    tape.call(("sim-0", "step"), 60_000, lambda: 120_000)
+    tape.replay()
+    tape.call(("sim-0", "step"), 0, lambda: None)
+    try:
+        tape.check_replayed({})
+    except RuntimeError as exc:
+        assert "unused" in str(exc)
+    else:
+        raise AssertionError("an unused recorded answer passed")
+
+
+def test_floors_prints_the_bounds_against_the_anchor(tmp_path, capsys):
+    f = bf.floors("uc3_physical", parse_duration_ms("20min"), tmp_path, anchor_day=50.0)
+    out = capsys.readouterr().out
+    assert f.highs == 0 and f.products > 0 and f.bound() >= f.replay > 0
+    assert "lower bound of uc3_physical" in out and "x the anchor at best" in out
