@@ -49,9 +49,7 @@ import numpy as np
 
 import cosim.runner as runner
 from cosim.durations import parse_duration_ms
-from cosim.recorder import RecorderSim
-from cosim.scenario import load_scenario, read_yaml
-from cosim.substations import expand
+from cosim.scenario import load_scenario
 from cosim.world import SIMULATORS
 from simulators.grid3ph_engine import Engine3ph, single_threaded_blas
 from simulators.mas import lp as lp_module
@@ -62,10 +60,10 @@ CORES = os.cpu_count() or 1
 
 
 def _simulator_classes() -> list[type]:
+    """The simulators of the bundled scenarios (the recorder among them), not the HIL adapters."""
     import importlib
 
-    return [getattr(importlib.import_module(m), c) for n, (m, c) in SIMULATORS.items()
-            if n in ("household", "meter", "grid", "mas", "telecom", "rule")] + [RecorderSim]
+    return [getattr(importlib.import_module(m), c) for m, c in SIMULATORS.values() if not m.startswith("hil.")]
 
 
 class Tape:
@@ -304,10 +302,7 @@ def whole(name: str, until: int, tmp: Path) -> None:
     """A ``substations:`` scenario: the first substation of each group, its figures taken for all the
     group's substations (an estimate: each substation has its own seed, so its own negotiations). The
     substations are independent processes, so the whole run needs their summed CPU over the cores."""
-    _, text = load_scenario(name)
-    counts: dict[str, int] = defaultdict(int)
-    for sub in expand(read_yaml(text, name)):
-        counts[sub.group] += 1
+    counts = {g.name: g.count for g in load_scenario(name)[0].substations}
     cpu = highs = 0.0
     for group, count in counts.items():
         f = floors(f"{name}/{group}", until, tmp, None)
@@ -351,12 +346,7 @@ def batched(districts: int = 3, households: int = 49, prices: int = 40) -> tuple
         block.solve()
         for _ in range(prices):  # a district price: a random walk around the tariff, as the LFA's rounds move it
             lam = 0.05 * np.cumsum(rng.normal(0, 0.02, K))
-            costs = []
-            for m in models:
-                c = m.c_f.copy()
-                c[m.blocks["imp"]] += lam * m.dt
-                c[m.blocks["exp"]] -= lam * m.dt
-                costs.append(c[: m.n_main])
+            costs = [m.priced_cost(lam)[: m.n_main] for m in models]
             t0 = time.perf_counter()
             obj = 0.0
             for p, c in zip(lps, costs):

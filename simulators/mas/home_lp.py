@@ -537,6 +537,16 @@ class HomeModel:
             self._hp_pos_cache = pos
         return self._hp_pos_cache
 
+    def priced_cost(self, lam: np.ndarray | None = None, own: bool = False) -> np.ndarray:
+        """The LP's costs for price ``lam`` (€/kWh per slot on the net power, or none) added to f_i, or
+        to the household's standalone objective with ``own``; a new array."""
+        c = (self.c_own if own else self.c_f).copy()
+        if lam is not None:
+            lam = np.asarray(lam, float)[: self.K]
+            c[self.blocks["imp"]] += lam * self.dt
+            c[self.blocks["exp"]] -= lam * self.dt
+        return c
+
     def solve(self, lam: np.ndarray | None = None, own: bool = False, target: np.ndarray | None = None,
               sigma: float = 0.0) -> HomePlan:
         """Best plan for price ``lam`` (€/kWh per slot on the net power) added to f_i.
@@ -547,11 +557,7 @@ class HomeModel:
         ≈ quadratic, see PROX_*), which makes the response move gradually (used for extra columns)."""
         if not self.ready:
             raise RuntimeError(f"{self.hid}: update() before solve()")
-        c = (self.c_own if own else self.c_f).copy()
-        if lam is not None:
-            lam = np.asarray(lam, float)[: self.K]
-            c[self.blocks["imp"]] += lam * self.dt
-            c[self.blocks["exp"]] -= lam * self.dt
+        c = self.priced_cost(lam, own)
         if self.simple:
             x = self._solve_simple(c)
         elif target is not None and sigma > 0:
