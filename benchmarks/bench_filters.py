@@ -2,11 +2,12 @@
 
 Runs ``uc3_substation`` for a few hours (default 6 h evaluated, with its warm-up and cool-down cut to 1 h)
 into a temporary file, takes its 2-D series (households, meters, grid, agents, ...) and writes them
-again as the writer does: blocks of ``flush_every`` (60) rows into chunks of (60, CHUNK_COLUMNS), for
-each filter in turn, twice. Prints CPU seconds and file size per filter; the writer's choice (gzip
-level 1, no shuffle, ``cosim/results.py``) is the first line.
+again in blocks of ``flush_every`` (60) rows into chunks of (60, CHUNK_COLUMNS), for each filter in
+turn, twice. Prints CPU seconds and the series' stored bytes per filter. The first line is the writer itself
+(``cosim/results.py``: gzip streams made by ISA-L at level 1 and stored as whole chunks); the others
+go through HDF5's filters.
 
-Then, with the writer's filter, chunk widths (columns per chunk) on three populations: uc3_substation's
+Then, with HDF5's gzip level 1 filter, chunk widths (columns per chunk) on three populations: uc3_substation's
 146 households, a 57-household ``scale_10k`` substation (``dorf``, with its own 6-h warm-up and
 cool-down) and 1 000 households of ``bench_spine.py``, each run for ``--until``: CPU seconds to write,
 to read every series back, and file size. The writer's width is marked.
@@ -29,12 +30,14 @@ from bench_spine import scenario as spine_scenario
 from profile_scenarios import _load as load_group
 
 from cosim.durations import parse_duration_ms
-from cosim.results import CHUNK_COLUMNS, series_names
+from cosim.results import CHUNK_COLUMNS, _Series, series_names
 from cosim.runner import run_scenario
 from cosim.scenario import load_scenario, parse_scenario
 
+WRITER = "the writer's (ISA-L 1, chunks)"
 FILTERS = {
-    "gzip 1 (the writer's)": dict(compression="gzip", compression_opts=1),
+    WRITER: None,
+    "gzip 1": dict(compression="gzip", compression_opts=1),
     "gzip 1 + shuffle": dict(compression="gzip", compression_opts=1, shuffle=True),
     "gzip 4": dict(compression="gzip", compression_opts=4),
     "lzf": dict(compression="lzf"),
@@ -64,6 +67,29 @@ def write(data: list[np.ndarray], path: str, kw: dict, width: int = CHUNK_COLUMN
         return time.process_time() - c
 
 
+def write_as_writer(data: list[np.ndarray], path: str) -> float:
+    """CPU seconds of the writer's own series writes of *data* (``_Series.write`` of ROWS-row blocks)."""
+    with h5py.File(path, "w", libver="latest", rdcc_nbytes=0) as f:
+        series = [_Series(f, f"d{i}", "", "", ROWS) for i in range(len(data))]
+        for s, d in zip(series, data):
+            s.ids = [str(j) for j in range(d.shape[1])]
+            s.block = np.full((ROWS, d.shape[1]), np.nan)
+        c = time.process_time()
+        for t0 in range(0, data[0].shape[0], ROWS):
+            for s, d in zip(series, data):
+                k = min(d.shape[0], t0 + ROWS) - t0
+                s.block[:k] = d[t0:t0 + k]
+                s.write(t0, k)
+                s.clear(k)
+        return time.process_time() - c
+
+
+def stored(path: str, n: int) -> int:
+    """Bytes the *n* series datasets of *path* take in the file (their chunks; not the writer's id lists)."""
+    with h5py.File(path) as f:
+        return sum(f[f"d{i}"].id.get_storage_size() for i in range(n))
+
+
 def read_all(path: str) -> float:
     """CPU seconds to read every dataset of *path* whole."""
     c = time.process_time()
@@ -80,9 +106,9 @@ def filters(data: list[np.ndarray], tmp: str) -> None:
         cpu, size = [], 0
         for _ in range(2):
             path = os.path.join(tmp, "x.h5")
-            cpu.append(write(data, path, kw))
-            size = os.path.getsize(path)
-        print(f"{name:<22} {min(cpu):5.2f}-{max(cpu):5.2f} s CPU  {size / 1e6:7.1f} MB")
+            cpu.append(write_as_writer(data, path) if kw is None else write(data, path, kw))
+            size = stored(path, len(data))
+        print(f"{name:<32} {min(cpu):5.2f}-{max(cpu):5.2f} s CPU  {size / 1e6:7.1f} MB")
 
 
 def widths(label: str, data: list[np.ndarray], tmp: str) -> None:
@@ -92,7 +118,7 @@ def widths(label: str, data: list[np.ndarray], tmp: str) -> None:
     for _ in range(3):  # widths alternately, so that the machine's drift touches them alike
         for w in WIDTHS:
             path = os.path.join(tmp, f"w{w}.h5")
-            runs[w].append((write(data, path, FILTERS["gzip 1 (the writer's)"], w), read_all(path),
+            runs[w].append((write(data, path, FILTERS["gzip 1"], w), read_all(path),
                             os.path.getsize(path)))
     for w, r in runs.items():
         mark = " (the writer's)" if w == CHUNK_COLUMNS else ""

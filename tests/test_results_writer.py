@@ -1,6 +1,7 @@
 """ResultsWriter: layout, NaN for missing devices, widening, events, idempotent close."""
 
 import json
+import zlib
 
 import h5py
 import numpy as np
@@ -181,3 +182,27 @@ def test_event_table_built_in_batches_equals_the_table_in_one_piece(tmp_path):
             else:
                 assert (got[name] == want[name]).all(), name
     assert want.dtype["code"] == np.dtype("S12") and want.dtype["late"].kind == "S"
+
+
+def test_series_chunks_are_gzip_streams_any_hdf5_reader_decodes(tmp_path):
+    """The writer compresses whole chunks itself (ISA-L) and stores them as they are: HDF5's own deflate
+    filter (h5py's reading) and Python's zlib on the raw chunk give the appended values, across column
+    chunks (the last one partial), a widening between blocks and a partial last block."""
+    w = ResultsWriter(str(tmp_path / "r.h5"), {}, [("pop", "P", "kW")], [], "2026-01-01T00:00:00+01:00",
+                      60_000, flush_every=4)
+    expected = np.full((10, 150), np.nan)
+    for t in range(10):
+        n = 100 if t < 5 else 150
+        row = {f"d{j:03d}": t * 1000.0 + j * 0.25 for j in range(n)}
+        expected[t, :n] = list(row.values())
+        w.append(t * 60_000, {("pop", "P"): row})
+    w.close()
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        ds = f["pop/P"]
+        assert ds.compression == "gzip" and ds.chunks == (4, 64)
+        np.testing.assert_array_equal(ds[()], expected)
+        mask, raw = ds.id.read_direct_chunk((4, 128))  # rows 4..7, columns 128..191
+        chunk = np.frombuffer(zlib.decompress(raw), dtype="<f8").reshape(4, 64)
+        assert mask == 0
+        np.testing.assert_array_equal(chunk[:, :22], expected[4:8, 128:150])
+        assert np.isnan(chunk[:, 22:]).all()
