@@ -196,13 +196,19 @@ class HomeAgent:
         return shift_profile(a, t_from, t_to, self.slot_ms, abs(self.K * self.slot_s - 86400) < 1)
 
     def begin(self, neg: str, t0: int, now: int, state: dict) -> list[tuple[str, str, dict]]:
-        """Start a negotiation: snapshot, plan, send the first columns.
+        """Start a negotiation: snapshot, plan, send the first columns (:meth:`prepare`, :meth:`plan`,
+        :meth:`send_plan`).
 
         Columns: ``own`` (standalone optimum: when no earlier price is known, or when, priced at the
         meter, the last price is no more than the aggregator's exchange regularisation ``NO_PRICE``), ``prev`` (best
         response to the last received price, shifted to the new horizon) and ``hold`` (the same
         price with the proximal term around the previously followed plan: in rolling operation a
         near-optimal starting point)."""
+        self.prepare(neg, t0, now, state)
+        return self.send_plan(self.plan())
+
+    def prepare(self, neg: str, t0: int, now: int, state: dict) -> None:
+        """:meth:`begin`'s first part: the snapshot, the forecast, the appliance starts and the LP's data."""
         minute0 = self.clock.local_min(t0)
         now_min = self.clock.local_min(now)
         st, cycles = self._infer_state(state, now_min, minute0)
@@ -217,6 +223,12 @@ class HomeAgent:
         self.dispatched = False
         self.deadline = int(now) + self.fallback_ms
         self.plans = {}
+        self._begun = (int(now), lam)
+
+    def plan(self) -> list[dict]:
+        """:meth:`begin`'s second part: the first columns. It solves this home's own LPs and touches
+        nothing else, so the host runs it for several homes at once (``AgentHost._replan``)."""
+        lam = self._begun[1]
         best = None  # (tag, lam_ref) of the column that is an exact best response to a known price
         if lam is None:
             self.plans["own"] = self._solve(own=True)
@@ -227,7 +239,7 @@ class HomeAgent:
             best = ("prev", self.lam_id)
         if lam is not None and np.any(np.abs(lam) > 1e-9) and self.hold_sigma > 0 and not self.model.simple \
                 and self.active is not None:
-            tgt = self._shift(self.active.p, self.active_t0, t0)
+            tgt = self._shift(self.active.p, self.active_t0, self.t0)
             if tgt is not None:
                 self.plans["hold"] = self._solve(lam, target=tgt, sigma=self.hold_sigma)
         cols = []
@@ -236,9 +248,14 @@ class HomeAgent:
             if best is not None and tag == best[0]:
                 col["best"], col["lam_ref"] = True, best[1]
             cols.append(col)
+        return cols
+
+    def send_plan(self, cols: list[dict]) -> list[tuple[str, str, dict]]:
+        """:meth:`begin`'s last part: the fallback plan where none is followed, and the columns' message."""
+        now = self._begun[0]
         if self.active is None or self.active_t0 is None or now >= self.active_t0 + self.K * self.slot_ms:
-            self._activate(self._fallback_plan(), t0, "own")
-        return [(self.lfa, "plan", {"neg": neg, "round": 0, "flex": self.flex, "cols": cols})]
+            self._activate(self._fallback_plan(), self.t0, "own")
+        return [(self.lfa, "plan", {"neg": self.neg, "round": 0, "flex": self.flex, "cols": cols})]
 
     def _fallback_plan(self) -> HomePlan:
         return self.plans.get("hold") or self.plans.get("prev") or self.plans.get("own")

@@ -76,7 +76,7 @@ class AgentHost:
         # (HiGHS releases the GIL): {lfa id: (negotiation id, its central LP, the solve)}
         self._ahead: dict[str, tuple] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._price_pool: ThreadPoolExecutor | None = None  # homes' answers to prices, see _answer_prices
+        self._price_pool: ThreadPoolExecutor | None = None  # homes' own LPs, see _home_threads
         # meter registers arrive this many ticks after the instant they describe (a time-shifted
         # connection: the meters' previous step); settlement snapshots are keyed by that instant
         self.meter_lag = 0
@@ -236,7 +236,10 @@ class AgentHost:
             lfa.prune_orders(now)
             produced += self._send(lid, lfa.begin(f"s{now}", now, now), now)
         for hid, h in self.homes.items():
-            items = h.begin(f"s{now}", now, now, self.state.get(hid, {}))
+            h.prepare(f"s{now}", now, now, self.state.get(hid, {}))
+        cols = self._homes_at_once([h.plan for h in self.homes.values()])
+        for (hid, h), c in zip(self.homes.items(), cols):
+            items = h.send_plan(c)
             if h.lfa in self.lfas:
                 produced += self._send(hid, items, now)
             else:
@@ -246,6 +249,19 @@ class AgentHost:
             for lfa in self.lfas.values():
                 self._solve_ahead(lfa, f"s{now}", now)
         return produced if self.loopback else []
+
+    def _home_threads(self) -> ThreadPoolExecutor:
+        """Two threads for the homes' own LPs (HiGHS releases the GIL while it solves)."""
+        if self._price_pool is None:
+            self._price_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="home-answers")
+        return self._price_pool
+
+    def _homes_at_once(self, calls: list) -> list:
+        """The results of *calls* (each a home's own work, see HomeAgent.plan), in order, made on
+        the two threads: the same as made one after the other."""
+        if len(calls) < 2:
+            return [c() for c in calls]
+        return [f.result() for f in [self._home_threads().submit(c) for c in calls]]
 
     def _answer_prices(self, msgs: list[dict]) -> dict[int, Future]:
         """Start the answers of homes to the price messages of this batch on two threads. A home's best
@@ -258,9 +274,7 @@ class AgentHost:
                  and count[m.get("dst")] == 1 and m.get("id") not in self.seen]
         if len(picks) < 2:
             return {}
-        if self._price_pool is None:
-            self._price_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="home-answers")
-        return {i: self._price_pool.submit(self.homes[msgs[i]["dst"]].on_price, msgs[i]["body"]) for i in picks}
+        return {i: self._home_threads().submit(self.homes[msgs[i]["dst"]].on_price, msgs[i]["body"]) for i in picks}
 
     def _deliver(self, msgs: list[dict], now: int) -> list[dict]:
         out = []
@@ -311,9 +325,11 @@ class AgentHost:
     def _central(self, now: int) -> None:
         for district, hids in self.district_homes.items():
             lfa = self.lfas.get(f"lfa.{district}")
-            for hid in hids:
-                h = self.homes[hid]
-                h.begin(f"c{now}", now, now, self.state.get(hid, {}))
+            homes = [self.homes[hid] for hid in hids]
+            for hid, h in zip(hids, homes):
+                h.prepare(f"c{now}", now, now, self.state.get(hid, {}))
+            for h, cols in zip(homes, self._homes_at_once([h.plan for h in homes])):
+                h.send_plan(cols)
                 h.dispatched, h.deadline = True, None
             if lfa is None:
                 continue
