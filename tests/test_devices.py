@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -373,3 +374,17 @@ def test_base_load_shape_is_demandlibs_dynamised_h0(year):
     with warnings.catch_warnings():  # ElecSlp sets simplefilter("error") process-wide (demandlib 0.2.2)
         ref = bdew.ElecSlp(year).get_profiles("h0_dyn")["h0_dyn"].to_numpy()
     np.testing.assert_allclose(_h0_year(year), np.repeat(ref / ref.mean(), 15).reshape(-1, MIN_PER_DAY), rtol=1e-12)
+
+
+def test_base_load_noise_filter_is_scipys_lfilter_bit_for_bit():
+    from scipy.signal import lfilter
+
+    from simulators.devices.baseload import ar1
+
+    g = np.random.default_rng(7)
+    for n, m, phi in ((1, 5, 0.9), (7, 1440, 0.9), (3, 200, -0.35)):
+        x = g.standard_normal((n, m)) * 10.0 ** g.integers(-3, 4, (n, 1))
+        c = math.sqrt(1 - phi**2)
+        z0 = (1 - c) * x[:, 0]
+        ref = lfilter([c], [1.0, -phi], x, axis=1, zi=z0[:, None])[0]
+        assert np.array_equal(ar1(x, c, phi, z0), ref)
