@@ -54,6 +54,7 @@ def ar1(x: np.ndarray, c: float, phi: float, z0: np.ndarray) -> np.ndarray:
         y[:, k] = prev
     return y
 
+
 class Appliance(NamedTuple):
     name: str
     per_day: float  # events per day at REF_KWH and an average day

@@ -56,6 +56,7 @@ class HomeAgent:
         self.neg: str | None = None
         self.t0: int | None = None
         self.plans: dict[str, HomePlan] = {}
+        self._begun: tuple[int, np.ndarray | None] = (0, None)  # (now, price) of the last prepare
         self.active: HomePlan | None = None
         self.active_t0: int | None = None
         self.active_src = "none"

@@ -76,7 +76,7 @@ class AgentHost:
         # (HiGHS releases the GIL): {lfa id: (negotiation id, its central LP, the solve)}
         self._ahead: dict[str, tuple] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._price_pool: ThreadPoolExecutor | None = None  # homes' own LPs, see _home_threads
+        self._home_pool: ThreadPoolExecutor | None = None  # homes' own LPs, see _home_threads
         # meter registers arrive this many ticks after the instant they describe (a time-shifted
         # connection: the meters' previous step); settlement snapshots are keyed by that instant
         self.meter_lag = 0
@@ -252,9 +252,9 @@ class AgentHost:
 
     def _home_threads(self) -> ThreadPoolExecutor:
         """Two threads for the homes' own LPs (HiGHS releases the GIL while it solves)."""
-        if self._price_pool is None:
-            self._price_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="home-answers")
-        return self._price_pool
+        if self._home_pool is None:
+            self._home_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="home-answers")
+        return self._home_pool
 
     def _homes_at_once(self, calls: list) -> list:
         """The results of *calls* (each a home's own work, see HomeAgent.plan), in order, made on
@@ -414,10 +414,10 @@ class AgentHost:
 
     def close(self) -> None:
         """Stop the worker threads (a solve still running is waited for)."""
-        for pool in (self._pool, self._price_pool):
+        for pool in (self._pool, self._home_pool):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = self._price_pool = None
+        self._pool = self._home_pool = None
         self._ahead.clear()
 
     @staticmethod
