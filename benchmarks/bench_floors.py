@@ -185,19 +185,19 @@ class HighsClock:
 
 def power_flow_products(tape: Tape) -> float:
     """Seconds the three-phase power flows' dense products take alone: per iteration one product with
-    the load nodes' impedance matrix, per converged solve one more and one with the other nodes'
-    (``Engine3ph._solve``; the engine's own arrays, hot in the cache, one BLAS thread as in the engine).
-    The same results need the same iterates."""
+    the active load nodes' impedance matrix, per converged solve one more and one with the other nodes'
+    rows (``Engine3ph._solve``; the engine's own arrays as the run left them, hot in the cache, one BLAS
+    thread as in the engine). The same results need the same iterates."""
     total = 0.0
     for sim in tape.instances.values():
         for model in getattr(sim, "models", {}).values():
             eng = getattr(model, "engine", None)
             if not isinstance(eng, Engine3ph):
                 continue
-            x = eng.v_L.copy()
+            x = eng.v_L[eng.active.nodes]
             with single_threaded_blas():
                 per = []
-                for Z in (eng.Z_LL, eng.Z_OL):
+                for Z in (eng.active.Z, eng.active.Z_rest):
                     if Z is None or not Z.size:
                         per.append(0.0)
                         continue

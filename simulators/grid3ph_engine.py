@@ -20,17 +20,23 @@ Build one with :func:`from_feeder` (OpenDSS, :mod:`simulators.opendss`) or
 :class:`Engine3ph` solves it for constant-power loads at given *points* (one node each, a wye
 load of n phases is n points of S/n), every step:
 
-``v = v0 + Z_LL J(v_L)`` on the load nodes only, where ``v0`` is the no-load solution and
-``Z_LL`` the load-node block of ``Y^-1`` (both computed once with ``scipy.sparse.linalg.splu``):
-an implicit Z-bus Gauss iteration (current injection), warm-started from the previous step, on a
-dense matrix of (load nodes)^2 instead of the full network. Then ``v = v0 + Z_NL J`` with the
-load-node columns of ``Y^-1`` gives every node voltage (a sparse LU solve instead when that dense
-matrix would exceed 64 MB). Like OpenDSS's load model 1, a point can switch to constant impedance outside
-``[vmin, vmax]`` (``Yeq = conj(S)/vlim^2``) and below ``vlow`` (``Yeq = conj(S)/vbase^2``)
-(OpenDSS Load.pas ``DoConstantPQLoad``); households use pure constant power (vmin=0, vmax=inf).
+``v = v0 + Z_AA J(v_A)`` on the *active* load nodes only, where ``v0`` is the no-load solution,
+``Z_LL`` the load-node block of ``Y^-1`` (both computed once with ``scipy.sparse.linalg.splu``) and
+``Z_AA`` its block of the load nodes that have carried power so far: an implicit Z-bus Gauss
+iteration (current injection), warm-started from the previous step, on a dense matrix of (active
+nodes)^2 instead of the full network. A node without power injects no current, so leaving it out
+changes nothing but the work: the households' single-phase connections leave two of their three
+phase nodes idle (kerber_vorstadt_1 in uc3_physical: 280 of 438 load nodes ever carry power). The
+active set only grows, so its blocks are gathered again only when a node carries power for the first
+time. Then ``v = v0 + Z_NA J_A`` with the active columns of ``Y^-1`` gives every node voltage (a
+sparse LU solve instead when the (nodes x load nodes) matrix would exceed 64 MB). Like OpenDSS's
+load model 1, a point can switch to constant impedance outside ``[vmin, vmax]``
+(``Yeq = conj(S)/vlim^2``) and below ``vlow`` (``Yeq = conj(S)/vbase^2``) (OpenDSS Load.pas
+``DoConstantPQLoad``); a point without power draws no current in either model. Households use pure
+constant power (vmin=0, vmax=inf).
 
-Convergence: max |delta v| between iterates < ``tol`` (p.u., default 1e-10). Non-convergence never
-raises: ``converged`` is False and electrical results are NaN.
+Convergence: max |delta v| between iterates of the active nodes < ``tol`` (p.u., default 1e-10).
+Non-convergence never raises: ``converged`` is False and electrical results are NaN.
 """
 from __future__ import annotations
 
@@ -318,8 +324,23 @@ class Result3ph:
     info: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Active:
+    """The load nodes that have carried power so far, and what the iteration needs of them."""
+    mask: np.ndarray                 # over Engine3ph.lnodes: carried power since the engine was built
+    nodes: np.ndarray                # their positions in Engine3ph.lnodes
+    pts: np.ndarray                  # the points at those nodes
+    pos: np.ndarray                  # each of those points' position in ``nodes``
+    Z: np.ndarray                    # Z_LL block on ``nodes`` (dense, contiguous)
+    v0: np.ndarray                   # no-load voltages of ``nodes``
+    rest: np.ndarray                 # every other network node
+    Z_rest: np.ndarray | None        # their rows of Y^-1, active columns (None: LU solve instead)
+    v0_rest: np.ndarray
+    band: tuple | None               # (vmin, vmax, vlow, vbase) of ``pts`` when banded
+
+
 class Engine3ph:
-    """Z-bus Gauss on the load nodes with a prefactorised sparse nodal matrix (see module doc)."""
+    """Z-bus Gauss on the active load nodes with a prefactorised sparse nodal matrix (see module doc)."""
 
     name = "fast3ph"
 
@@ -334,10 +355,9 @@ class Engine3ph:
             raise ValueError("point nodes out of range")
         b = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), (m,)).copy()  # noqa: E731
         vbase = b(vbase_pu)                               # load base in p.u. of the node base
-        self.vmin, self.vmax, self.vlow = b(vmin_pu) * vbase, b(vmax_pu) * vbase, b(vlow_pu) * vbase
-        self.vbase = vbase
+        vmin, vmax, vlow = b(vmin_pu) * vbase, b(vmax_pu) * vbase, b(vlow_pu) * vbase
         # constant-impedance bands can switch on only if some vmin > 0 or vmax < inf
-        self._banded = bool(np.any(self.vmin > 0.0) or np.any(self.vmax < np.inf))
+        self._band = (vmin, vmax, vlow, vbase) if np.any(vmin > 0.0) or np.any(vmax < np.inf) else None
         self.tol, self.max_iter = float(tol), int(max_iter)
         self.lnodes, self.pt_pos = np.unique(self.points, return_inverse=True)
         nl = len(self.lnodes)
@@ -348,17 +368,17 @@ class Engine3ph:
             self.v0 = self.lu.solve(net.J_src)           # no-load voltages
             Z_NL = self.lu.solve(E) if nl else np.zeros((net.n, 0), dtype=np.complex128)
         self.Z_LL = np.ascontiguousarray(Z_NL[self.lnodes, :])
-        # all node voltages from the load-node currents: dense products are ~3x faster than a
+        # all node voltages from the active nodes' currents: dense products are ~3x faster than a
         # sparse LU solve on the IEEE LV feeder; used while the (nodes x load nodes) matrix is up
-        # to 64 MB. Load nodes take Z_LL, still in the cache from the iteration, so only the other
-        # rows (Z_OL) are read from memory: between steps the other simulators evict them, and
-        # on kerber_vorstadt_1 reading all 6 MB of rows cold took 0.7 ms, Z_OL's 3 MB 0.3 ms (2-core
-        # AMD EPYC, caches flushed). Each row's sum is the same whichever rows share the product
-        # (OpenBLAS zgemv; the results equal those of the one full product bit for bit).
+        # to 64 MB. Active nodes take their Z_LL block, still in the cache from the iteration, so
+        # only the other rows (Z_rest) are read from memory: between steps the other simulators
+        # evict them, and on kerber_vorstadt_1 reading all 6 MB of rows cold took 0.7 ms, the other
+        # rows' 3 MB 0.3 ms (2-core AMD EPYC, caches flushed).
         self._onodes = np.setdiff1d(np.arange(net.n), self.lnodes)
         self.Z_OL = np.ascontiguousarray(Z_NL[self._onodes, :]) if Z_NL.nbytes <= 64e6 else None
-        self._v0L, self._v0O = self.v0[self.lnodes], self.v0[self._onodes]
+        self._v0L = self.v0[self.lnodes]
         self.v_L = self._v0L.copy()
+        self.active = self._activate(np.zeros(nl, dtype=bool))
         nb = len(net.buses)
         self._grid = np.full((nb, 3), -1, dtype=np.int64)
         self._grid[net.node_bus, net.node_phase - 1] = np.arange(net.n)
@@ -373,15 +393,19 @@ class Engine3ph:
         self._trafo_vbase = [net.bus_vbase[net.node_bus[nodes]] for nodes in net.trafo_nodes]
         self.stats = {"solved": 0, "failed": 0, "iterations": 0}
 
-    def _currents(self, vL: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Scaled injections summed per load node for point powers ``s``."""
-        return self._node_sums(self._point_currents(vL, s))
-
-    def _node_sums(self, j: np.ndarray) -> np.ndarray:
-        """Point injections ``j`` summed per load node."""
-        nl = len(self.lnodes)
-        return np.bincount(self.pt_pos, weights=j.real, minlength=nl) \
-            + 1j * np.bincount(self.pt_pos, weights=j.imag, minlength=nl)
+    def _activate(self, mask: np.ndarray) -> _Active:
+        """The active set of the load nodes in ``mask`` (gathered once per growth of the set)."""
+        nodes = np.flatnonzero(mask)
+        pts = np.flatnonzero(mask[self.pt_pos])
+        where = np.full(len(self.lnodes), -1, dtype=np.int64)
+        where[nodes] = np.arange(len(nodes))
+        idle = np.flatnonzero(~mask)
+        rest = np.r_[self.lnodes[idle], self._onodes]
+        Z_rest = None if self.Z_OL is None else \
+            np.vstack([self.Z_LL[np.ix_(idle, nodes)], self.Z_OL[:, nodes]])
+        band = None if self._band is None else tuple(a[pts] for a in self._band)
+        return _Active(mask, nodes, pts, where[self.pt_pos[pts]], np.ascontiguousarray(self.Z_LL[np.ix_(nodes, nodes)]),
+                       self._v0L[nodes], rest, Z_rest, self.v0[rest], band)
 
     def solve(self, p_kw, q_kvar=None) -> Result3ph:
         """Power flow for ``p_kw``/``q_kvar`` per point (load convention)."""
@@ -395,44 +419,61 @@ class Engine3ph:
         if p.shape != self.points.shape or q.shape != self.points.shape:
             raise ValueError(f"expected {len(self.points)} point powers, got P {p.shape}, Q {q.shape}")
         s = (p + 1j * q) * 1e3 / _S_BASE
-        ok, it, vL = False, 0, self.v_L
+        ok, it = False, 0
         if np.all(np.isfinite(s)):
+            A = self.active
+            loaded = self.pt_pos[s != 0]
+            if not A.mask[loaded].all():        # a node carries power for the first time
+                mask = A.mask.copy()
+                mask[loaded] = True
+                A = self.active = self._activate(mask)
+            sA = s[A.pts]
             with np.errstate(all="ignore"):
-                ok, it, vL = self._iterate(self.v_L, s)
+                ok, it, vA = self._iterate(A, self.v_L[A.nodes], sA)
                 if not ok:  # retry from the no-load solution
-                    ok, it2, vL = self._iterate(self._v0L, s)
+                    ok, it2, vA = self._iterate(A, A.v0, sA)
                     it += it2
         self.stats["iterations"] += it
         if not ok:
             self.stats["failed"] += 1
             return self._nan(it)
-        self.v_L = vL
         self.stats["solved"] += 1
-        j_pts = self._point_currents(vL, s)
-        jL = self._node_sums(j_pts)
-        if self.Z_OL is not None:
+        jA_pts = self._point_currents(vA[A.pos], sA, A.band)
+        jA = self._node_sums(A, jA_pts)
+        if A.Z_rest is not None:
             v = np.empty(self.net.n, dtype=np.complex128)
-            v[self.lnodes] = self._v0L + self.Z_LL @ jL
-            v[self._onodes] = self._v0O + self.Z_OL @ jL
+            v[self.lnodes[A.nodes]] = A.v0 + A.Z @ jA
+            v[A.rest] = A.v0_rest + A.Z_rest @ jA
         else:
             jfull = np.zeros(self.net.n, dtype=np.complex128)
-            jfull[self.lnodes] = jL
+            jfull[self.lnodes[A.nodes]] = jA
             v = self.v0 + self.lu.solve(jfull)
-        res = self._results(v, it, j_pts, vL)
+        self.v_L = v[self.lnodes]
+        self.v_L[A.nodes] = vA                  # the converged iterate: next step's warm start
+        j_pts = np.zeros(len(self.points), dtype=np.complex128)
+        j_pts[A.pts] = jA_pts
+        res = self._results(v, it, j_pts, self.v_L)
         res.info["solve_s"] = time.perf_counter() - t0
         return res
 
-    def _iterate(self, vL: np.ndarray, s: np.ndarray) -> tuple[bool, int, np.ndarray]:
-        v0L, Z = self._v0L, self.Z_LL
+    @staticmethod
+    def _node_sums(A: _Active, j: np.ndarray) -> np.ndarray:
+        """The active points' injections ``j`` summed per active node."""
+        na = len(A.nodes)
+        return np.bincount(A.pos, weights=j.real, minlength=na) \
+            + 1j * np.bincount(A.pos, weights=j.imag, minlength=na)
+
+    def _iterate(self, A: _Active, vA: np.ndarray, sA: np.ndarray) -> tuple[bool, int, np.ndarray]:
+        v0, Z, pos, band = A.v0, A.Z, A.pos, A.band
         for it in range(1, self.max_iter + 1):
-            vn = v0L + Z @ self._currents(vL, s)
-            d = np.abs(vn - vL).max() if len(vn) else 0.0
-            vL = vn
+            vn = v0 + Z @ self._node_sums(A, self._point_currents(vA[pos], sA, band))
+            d = np.abs(vn - vA).max() if len(vn) else 0.0
+            vA = vn
             if not np.isfinite(d):
-                return False, it, vL
+                return False, it, vA
             if d < self.tol:
-                return True, it, vL
-        return False, self.max_iter, vL
+                return True, it, vA
+        return False, self.max_iter, vA
 
     def node_voltages(self, res_v: np.ndarray) -> np.ndarray:
         """(n_bus, 3) complex array of node voltages in p.u. (NaN where a phase is absent)."""
@@ -472,17 +513,19 @@ class Engine3ph:
         return Result3ph(True, it, vm, va, vuf, line_i, loading, np.asarray(tl), np.asarray(pt),
                          losses, p_pts / 1e3)
 
-    def _point_currents(self, vL: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Scaled injection of every point (constant S, or constant Z outside its band)."""
-        vp = vL[self.pt_pos]
+    @staticmethod
+    def _point_currents(vp: np.ndarray, s: np.ndarray, band: tuple | None) -> np.ndarray:
+        """Scaled injection of points at voltages ``vp`` (constant S, or constant Z outside its
+        ``band`` = (vmin, vmax, vlow, vbase) of those points)."""
         j = -np.conj(s / vp)
-        if not self._banded:
+        if band is None:
             return j
+        vmin, vmax, vlow, vbase = band
         mag = np.abs(vp)
-        lo, hi = mag < self.vmin, mag > self.vmax
+        lo, hi = mag < vmin, mag > vmax
         z = lo | hi
         if z.any():
-            lim = np.where(mag < self.vlow, self.vbase, np.where(lo, self.vmin, self.vmax))
+            lim = np.where(mag < vlow, vbase, np.where(lo, vmin, vmax))
             j = np.where(z, -np.conj(s) / np.where(z, lim, 1.0) ** 2 * vp, j)
         return j
 

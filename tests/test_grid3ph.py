@@ -144,21 +144,69 @@ def test_non_convergence_is_flagged_not_raised(ieee):
     assert ok.converged                                      # and the next step solves again
 
 
-def test_node_voltages_satisfy_the_nodal_equations():
-    """Every node voltage, of load nodes and of the others, solves Y v = J_source + J_loads(v)
-    (Kirchhoff's current law with the constant-power injections -conj(S/v), scaled units)."""
+def _nodal_residual(eng, r, p, q) -> tuple[float, float]:
+    """(max |Y v - J_source - J_loads(v)|, max |J_loads|) of a result: Kirchhoff's current law with
+    the constant-power injections -conj(S/v) at the engine's points, in scaled units."""
+    net = eng.net
+    v = (r.vm_pu * np.exp(1j * np.radians(r.va_degree)))[net.node_bus, net.node_phase - 1]
+    s = (p + 1j * q) * 1e3 / 1e6                                         # VA / S_BASE
+    j_loads = np.zeros(net.n, dtype=complex)
+    np.add.at(j_loads, eng.points, -np.conj(s / v[eng.points]))
+    return np.abs(net.Y @ v - net.J_src - j_loads).max(), np.abs(j_loads).max()
+
+
+def _kerber_engine():
     ns = load_network3ph("kerber_vorstadt_1")
-    eng = make_engine3ph(ns, [(p, (1, 2, 3)) for p in ns.points])
+    return ns, make_engine3ph(ns, [(p, (1, 2, 3)) for p in ns.points])
+
+
+def test_node_voltages_satisfy_the_nodal_equations():
+    """Every node voltage, of load nodes and of the others, solves Y v = J_source + J_loads(v)."""
+    ns, eng = _kerber_engine()
     rng = np.random.default_rng(4)
     m = len(eng.points)
     p = np.where(rng.random(m) < 0.5, 0.0, rng.uniform(-4.0, 8.0, m))   # kW, many phases unloaded
     q = p * rng.uniform(-0.3, 0.3, m)
     r = eng.solve(p, q)
     assert r.converged and r.vm_pu[ns.lv_buses].min() < 0.97
-    net = eng.net
-    v = (r.vm_pu * np.exp(1j * np.radians(r.va_degree)))[net.node_bus, net.node_phase - 1]
-    s = (p + 1j * q) * 1e3 / 1e6                                         # VA / S_BASE
-    j_loads = np.zeros(net.n, dtype=complex)
-    np.add.at(j_loads, eng.points, -np.conj(s / v[eng.points]))
-    residual = net.Y @ v - net.J_src - j_loads
-    assert np.abs(residual).max() < 1e-6 * np.abs(j_loads).max()       # rounding: ~1e-8 of it
+    residual, j_max = _nodal_residual(eng, r, p, q)
+    assert residual < 1e-6 * j_max                                       # rounding: ~1e-8 of it
+
+
+def test_growing_active_set_solves_the_nodal_equations_and_idle_nodes_change_nothing():
+    """The engine iterates only on the load nodes that have carried power so far. As phases take
+    power for the first time (L1 only, then L2, then all three) each step still solves the nodal
+    equations at every node; and the voltages do not depend on which idle nodes the set holds: an
+    engine whose set holds every node gives the same result, from the same starting point, up to
+    rounding (a wrong row or column of the gathered blocks would be off by percents)."""
+    ns, eng = _kerber_engine()
+    rng = np.random.default_rng(7)
+    m = len(eng.points)
+    phase = np.arange(m) % 3                                  # points are (a, b, c) per household
+    kw = rng.uniform(-3.0, 7.0, m)
+    sizes = []
+    for phases in ((0,), (0, 1), (0, 1, 2)):
+        p = np.where(np.isin(phase, phases) & (rng.random(m) < 0.7), kw, 0.0)
+        q = 0.2 * p
+        r = eng.solve(p, q)
+        residual, j_max = _nodal_residual(eng, r, p, q)
+        assert r.converged and residual < 1e-6 * j_max
+        sizes.append(len(eng.active.nodes))
+    assert sizes[0] < sizes[1] < sizes[2] <= len(eng.lnodes)
+    p = np.where(phase == 1, kw, 0.0)                         # L2 only: every other node idle
+    q = -0.1 * p
+    _, full = _kerber_engine()
+    full.solve(np.ones(m), np.zeros(m))                       # every load node in the set
+    lean = make_engine3ph(ns, [(pt, (1, 2, 3)) for pt in ns.points])
+    results = []
+    for engine in (full, lean):
+        engine.reset()
+        results.append(engine.solve(p, q))
+    assert len(full.active.nodes) == len(full.lnodes) and len(lean.active.nodes) < len(full.lnodes) / 2
+    a, b = results
+    assert a.iterations == b.iterations
+    for field in ("vm_pu", "va_degree", "line_loading", "trafo_loading", "p_trafo_mw"):
+        x, y = getattr(a, field), getattr(b, field)
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+        assert np.nanmax(np.abs(x - y)) < 1e-12 * max(1.0, np.nanmax(np.abs(x))), field
+    assert abs(a.losses_mw - b.losses_mw) < 1e-12
