@@ -499,11 +499,13 @@ class HouseholdSim(mosaik_api_v3.Simulator):
         return time + self.step_size
 
     def get_data(self, outputs):
+        # mosaik lists an attribute once per successor that reads it (P three times in uc3_physical:
+        # grid, meters, recorder); each is computed once, and all readers get that one mapping
         data = {}
         for eid, attrs in outputs.items():
             pop = self.pops[eid]
             data[eid] = {
-                a: pop.output(a, self.flex_horizon_s, self.flex_slot_s) for a in attrs if a in _KNOWN
+                a: pop.output(a, self.flex_horizon_s, self.flex_slot_s) for a in dict.fromkeys(attrs) if a in _KNOWN
             }
         return data
 

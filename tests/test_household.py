@@ -87,6 +87,19 @@ def test_outputs_only_for_owners_and_P_is_sum_of_components():
         json.dumps(row)
 
 
+def test_an_attribute_read_by_several_successors_is_computed_once(monkeypatch):
+    """mosaik lists an attribute once per successor that reads it; the data are the same either way."""
+    sim = _sim()
+    sim.step(0, {}, math.inf)
+    pop = sim.pops[EID]
+    calls = []
+    output = type(pop).output
+    monkeypatch.setattr(type(pop), "output", lambda self, a, *args: calls.append(a) or output(self, a, *args))
+    data = sim.get_data({EID: ["P", "Q", "P", "P_base", "P", "Q"]})[EID]
+    assert sorted(calls) == ["P", "P_base", "Q"]
+    assert data == {a: output(pop, a) for a in ("P", "Q", "P_base")}
+
+
 def test_determinism_same_seed_identical_other_seed_differs():
     a = _run(_sim(seed=3), 120)
     b = _run(_sim(seed=3), 120)
