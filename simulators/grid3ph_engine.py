@@ -493,7 +493,9 @@ class Engine3ph:
             per_line = np.zeros(nl * 3)
             per_line[self._line_cell] = imax
             per_line = per_line.reshape(nl, 3)
-            loading = per_line.max(axis=1) / net.line_amps * 100.0
+            # worst phase: column maxima (numpy's max over a 3-wide axis took 15 µs per step)
+            loading = np.maximum(np.maximum(per_line[:, 0], per_line[:, 1]), per_line[:, 2]) \
+                / net.line_amps * 100.0
             line_i = per_line / 1e3
         else:
             loading, line_i = np.zeros(0), np.zeros((0, 3))
