@@ -373,7 +373,8 @@ class Engine3ph:
         # to 64 MB. Active nodes take their Z_LL block, still in the cache from the iteration, so
         # only the other rows (Z_rest) are read from memory: between steps the other simulators
         # evict them, and on kerber_vorstadt_1 reading all 6 MB of rows cold took 0.7 ms, the other
-        # rows' 3 MB 0.3 ms (2-core AMD EPYC, caches flushed).
+        # rows' 3 MB 0.3 ms (2-core AMD EPYC, caches flushed). Z_LL and Z_OL stay for the set's
+        # growth, so the engine holds up to twice that matrix (kerber_vorstadt_1, 280 active: 6 + 4 MB).
         self._onodes = np.setdiff1d(np.arange(net.n), self.lnodes)
         self.Z_OL = np.ascontiguousarray(Z_NL[self._onodes, :]) if Z_NL.nbytes <= 64e6 else None
         self._v0L = self.v0[self.lnodes]
