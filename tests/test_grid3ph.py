@@ -210,3 +210,21 @@ def test_growing_active_set_solves_the_nodal_equations_and_idle_nodes_change_not
         np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
         assert np.nanmax(np.abs(x - y)) < 1e-12 * max(1.0, np.nanmax(np.abs(x))), field
     assert abs(a.losses_mw - b.losses_mw) < 1e-12
+
+
+def test_points_sharing_a_node_draw_the_sum_of_their_powers():
+    """Two households on one phase of one bus inject the sum of their currents: the same voltages as
+    one point with the summed power, and the nodal equations hold (the engine's per-node sums)."""
+    ns = load_network3ph("kerber_vorstadt_1")
+    single = make_engine3ph(ns, [(p, (1,)) for p in ns.points])
+    shared = make_engine3ph(ns, [(p, (1,)) for p in ns.points] * 2)
+    rng = np.random.default_rng(11)
+    m = len(single.points)
+    p1, p2 = rng.uniform(-2.0, 5.0, m), rng.uniform(0.0, 4.0, m)
+    q1, q2 = 0.1 * p1, -0.2 * p2
+    a = single.solve(p1 + p2, q1 + q2)
+    b = shared.solve(np.r_[p1, p2], np.r_[q1, q2])
+    assert shared.active.one_each is False and single.active.one_each is True
+    assert np.nanmax(np.abs(a.vm_pu - b.vm_pu)) < 1e-9 and abs(a.losses_mw - b.losses_mw) < 1e-9
+    residual, j_max = _nodal_residual(shared, b, np.r_[p1, p2], np.r_[q1, q2])
+    assert residual < 1e-6 * j_max
