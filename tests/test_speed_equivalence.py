@@ -145,6 +145,108 @@ def test_progress_set_wakes_the_waiters_mosaik_wakes():
                 assert progs[0].time.tiers == progs[1].time.tiers
 
 
+async def _mosaik_wait_for_dependencies(sim, lazy_stepping):
+    """mosaik 3.6's wait_for_dependencies, as released (mosaik/scheduler.py)."""
+    import asyncio
+
+    futures = []
+    next_step = sim.next_steps[0]
+    for pre_sim, min_delays in sim.input_delays.items():
+        for delay in min_delays.durations:
+            futures.append(pre_sim.progress.has_passed(next_step, shift=delay))
+    for suc_sim, adapt in sim.successors_to_wait_for.items():
+        futures.append(suc_sim.progress.has_reached(next_step + adapt))
+    if lazy_stepping:
+        for suc_sim, adapt in sim.successors.items():
+            futures.append(suc_sim.progress.has_reached(next_step + adapt))
+    await asyncio.gather(*futures)
+
+
+@pytest.mark.parametrize("name", ["uc1_home", "uc3_substation"])
+def test_dependency_waits_same_results_same_steps(name, tmp_path, monkeypatch):
+    """The patched wait_for_dependencies (a future only for a condition not yet met) against mosaik's
+    (a task per condition): the same files and the same steps of every simulator."""
+    import mosaik.scheduler as scheduler
+
+    from cosim import mosaik_fixes
+
+    mosaik_fixes.apply()
+    assert scheduler.wait_for_dependencies is mosaik_fixes._wait_for_dependencies
+    with monkeypatch.context() as m:
+        m.setattr(scheduler, "wait_for_dependencies", _mosaik_wait_for_dependencies)
+        before = _run(name, tmp_path / "mosaik.h5", monkeypatch, eager=False)
+    after = _run(name, tmp_path / "patched.h5", monkeypatch, eager=False)
+    assert differences(tmp_path / "mosaik.h5", tmp_path / "patched.h5") == []
+    assert after == before and after["MASSim"] > 0
+
+
+class _Runner:
+    """A simulator runner's stand-in: its progress (hashable, as mosaik's SimRunner)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+
+def test_dependency_waits_are_the_unmet_conditions():
+    """On random progress states the patched wait registers exactly the conditions mosaik's
+    ``has_passed``/``has_reached`` would still wait for, and returns at once when all are met."""
+    import asyncio
+    import random
+    from types import SimpleNamespace
+
+    from mosaik.progress import Progress
+    from mosaik.tiered_time import MinimalDurations, TieredDuration, TieredTime
+
+    from cosim import mosaik_fixes
+
+    mosaik_fixes.apply()
+    rng = random.Random(7)
+
+    def t():
+        return TieredTime(rng.randint(0, 6), rng.randint(0, 2))
+
+    def d():
+        return TieredDuration(rng.randint(0, 2), rng.randint(0, 1))
+
+    async def main():
+        for _ in range(500):
+            pre = [_Runner(Progress(t())) for _ in range(rng.randint(0, 3))]
+            suc = [_Runner(Progress(t())) for _ in range(rng.randint(0, 3))]
+            delays = []
+            for _p in pre:
+                md = MinimalDurations()
+                for _ in range(rng.randint(1, 2)):
+                    md.insert(d())
+                delays.append(md)
+            adapts = [d() for _ in suc]
+            split = rng.randint(0, len(suc))
+            sim = SimpleNamespace(next_steps=[t()], input_delays=dict(zip(pre, delays)),
+                                  successors_to_wait_for=dict(zip(suc[:split], adapts[:split])),
+                                  successors=dict(zip(suc[split:], adapts[split:])))
+            lazy = rng.random() < 0.5
+            step = sim.next_steps[0]
+            unmet = [(x.progress, (step, dl, True)) for x, md in sim.input_delays.items() for dl in md.durations
+                     if not x.progress._triggered_time((step, dl, True))]
+            followers = list(sim.successors_to_wait_for.items()) + (list(sim.successors.items()) if lazy else [])
+            for x, a in followers:
+                spec = (step + a, TieredDuration(*((0,) * len(x.progress.time))), False)
+                if not x.progress._triggered_time(spec):
+                    unmet.append((x.progress, spec))
+            task = asyncio.ensure_future(mosaik_fixes._wait_for_dependencies(sim, lazy))
+            await asyncio.sleep(0)
+            registered = [(x.progress, spec) for x in pre + suc for spec, _f in x.progress._futures]
+            key = lambda pair: (id(pair[0]), pair[1][0].tiers, pair[1][1].tiers, pair[1][2])  # noqa: E731
+            assert sorted(map(key, registered)) == sorted(map(key, unmet))
+            assert task.done() == (not unmet)
+            for progress, (target, shift, _passed) in unmet:      # mosaik's progress catches up
+                progress.set(max(progress.time, TieredTime(target.tiers[0] + 3, 0)))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert task.done()
+
+    asyncio.run(main())
+
+
 # ---------------------------------------------------------------- the LP changes (MAS Python around HiGHS)
 def _old_lp_arrays(self):
     """HomeModel.lp_arrays as before: the COP coefficients set through a LIL copy."""
