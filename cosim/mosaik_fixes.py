@@ -189,33 +189,31 @@ async def _wait_for_dependencies(sim, lazy_stepping: bool) -> None:
     future that mosaik's ``Progress.has_passed``/``has_reached`` would register, but only when the
     condition is not yet met. mosaik wraps every condition in a task of its own, met or not, so a
     step of a simulator with k predecessors and successors cost k tasks and a turn of the event loop."""
-    waits = []
+    waits: list[asyncio.Future] = []
     next_step = sim.next_steps[0]
     for pre_sim, min_delays in sim.input_delays.items():
-        progress = pre_sim.progress
         for delay in min_delays.durations:
-            if not progress.time + delay > next_step:
-                waits.append(_waiter(progress, next_step, delay, True))
+            _wait_unless_met(pre_sim.progress, (next_step, delay, True), waits)
     followers = list(sim.successors_to_wait_for.items())
     if lazy_stepping:
         followers += sim.successors.items()
     for suc_sim, adapt in followers:
-        target = next_step + adapt
         progress = suc_sim.progress
-        if progress.time < target:
-            waits.append(_waiter(progress, target, TieredDuration(*((0,) * len(progress.time))), False))
+        _wait_unless_met(progress, (next_step + adapt, TieredDuration(*((0,) * len(progress.time))), False), waits)
     if len(waits) == 1:
         await waits[0]
     elif waits:
         await asyncio.gather(*waits)
 
 
-def _waiter(progress, target, shift, needs_to_pass: bool) -> asyncio.Future:
-    """The future ``Progress._add_trigger`` registers for a condition that is not yet met; ``Progress.set``
-    resolves it."""
-    future = asyncio.get_running_loop().create_future()
-    progress._futures.append(((target, shift, needs_to_pass), future))
-    return future
+def _wait_unless_met(progress, spec, waits: list) -> None:
+    """What ``Progress._add_trigger`` does for the condition ``spec`` (target, shift, needs_to_pass),
+    without its coroutine: nothing when ``_triggered_time`` says it is met, else a future registered
+    for ``Progress.set`` to resolve, appended to *waits*."""
+    if not progress._triggered_time(spec):
+        future = asyncio.get_running_loop().create_future()
+        progress._futures.append((spec, future))
+        waits.append(future)
 
 
 def _advance_progress(sim, world) -> None:
