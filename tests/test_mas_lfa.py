@@ -157,3 +157,22 @@ def test_received_lists_become_float_arrays_with_nan_for_none():
     assert np.array_equal(arr(sent), [0.5, np.nan, np.nan, -1.25], equal_nan=True)
     with pytest.raises((TypeError, ValueError)):
         arr([{"a": 1}])
+
+
+def test_master_adds_a_plan_unless_the_member_has_it_at_the_same_cost():
+    """A column is a duplicate only when one of the member's plans has both its cost (1e-7 relative) and
+    its powers (1e-6 kW in every slot); another member's plans do not count."""
+    from simulators.mas.central import DistrictPart
+    from simulators.mas.lfa import Master
+
+    K = 4
+    master = Master(DistrictPart(K, 0.5, np.full(K, 0.3), np.full(K, 0.08), DistrictObjective(community=True)))
+    p = np.array([1.0, 0.5, -0.2, 0.0])
+    assert master.add_column("h1", "a", p, 2.0)
+    assert not master.add_column("h1", "b", p + 5e-7, 2.0 + 1e-7)      # the same plan, within both tolerances
+    assert master.add_column("h1", "c", p, 2.1)                         # the same powers at another cost
+    assert master.add_column("h1", "d", p + np.array([0, 0, 2e-6, 0]), 2.0)  # the same cost, other powers
+    assert not master.add_column("h1", "e", p + np.array([0, 0, 2e-6, 0]), 2.0)
+    assert master.add_column("h2", "a", p, 2.0)                         # another member's plan
+    assert [t for t, *_ in master.cols["h1"]] == ["a", "c", "d"]
+    assert master.lp.n == master.d.n + 4

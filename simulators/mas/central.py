@@ -164,29 +164,44 @@ class CentralLP:
 
 
 def central_lp(models: list[HomeModel], district: DistrictPart, fixed: np.ndarray | None = None) -> CentralLP:
-    """The LP over all households and the district part, assembled from coordinates."""
+    """The LP over all households and the district part, assembled in CSC: each household's columns
+    hold its own rows and, for its import and export columns, then its entry in the coupling rows (+1,
+    -1), which follow every household's rows; the district part's columns come last. (From the models'
+    CSC arrays directly: scipy's sparse copies and conversions took 6 ms per district of 146 homes.)"""
     K = district.K
-    rows, cols, vals = [], [], []
+    mh = sum(mdl.m for mdl in models)
+    ar = np.arange(K)
+    counts, indices, data, coup = [], [], [], []
     cs, los, his, lbs, ubs = [], [], [], [], []
     offs = []
-    mh = nh = 0
-    ar = np.arange(K)
+    r0 = nh = 0
     for mdl in models:
-        A, lo, hi, lb, ub, c = mdl.lp_arrays()
-        A = A.tocoo()
-        rows.append(A.row + mh), cols.append(A.col + nh), vals.append(A.data)
-        cs.append(c), los.append(lo), his.append(hi), lbs.append(lb), ubs.append(ub)
+        A = mdl.A
+        counts.append(np.diff(A.indptr)), indices.append(A.indices + r0), data.append(mdl.a_data())
+        cs.append(mdl.c_f), los.append(mdl.lo), his.append(mdl.hi), lbs.append(mdl.lb), ubs.append(mdl.ub)
+        coup += [nh + mdl.blocks["imp"].start + ar, nh + mdl.blocks["exp"].start + ar]
         offs.append(nh)
-        mh += mdl.m
+        r0 += mdl.m
         nh += mdl.n
-    for mdl, o in zip(models, offs):
-        for blk, v in (("imp", 1.0), ("exp", -1.0)):
-            rows.append(mh + ar), cols.append(o + mdl.blocks[blk].start + ar), vals.append(np.full(K, v))
-    for part, r0 in ((district.coup, mh), (district.A, mh + K)):
-        part = part.tocoo()
-        rows.append(part.row + r0), cols.append(part.col + nh), vals.append(part.data)
-    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(mh + K + district.m, nh + district.n))
+    dA = sp.vstack([district.coup, district.A], format="csc")
+    cnt = np.concatenate(counts) if models else np.zeros(0, dtype=np.int64)
+    cc = np.concatenate(coup) if models else np.zeros(0, dtype=np.int64)
+    per_col = cnt.copy()
+    per_col[cc] += 1
+    indptr = np.zeros(nh + district.n + 1, dtype=np.int32)
+    np.cumsum(np.r_[per_col, np.diff(dA.indptr)], out=indptr[1:])
+    ind = np.empty(indptr[-1], dtype=np.int32)
+    dat = np.empty(indptr[-1])
+    start = np.r_[0, np.cumsum(cnt)]     # where each household column's entries start in the models' arrays
+    col = np.repeat(np.arange(nh), cnt)
+    pos = np.arange(start[-1]) + (indptr[:nh] - start[:-1])[col]
+    if models:
+        ind[pos], dat[pos] = np.concatenate(indices), np.concatenate(data)
+    last = indptr[cc + 1] - 1            # the coupling entry: the last of its column
+    ind[last] = mh + np.tile(ar, 2 * len(models))
+    dat[last] = np.tile(np.r_[np.ones(K), -np.ones(K)], len(models))
+    ind[indptr[nh]:], dat[indptr[nh]:] = dA.indices + mh, dA.data
+    A = sp.csc_matrix((dat, ind, indptr), shape=(mh + K + district.m, nh + district.n))
     F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
     return CentralLP(A, np.concatenate(cs + [district.c]), np.concatenate(los + [-F, district.lo]),
                      np.concatenate(his + [-F, district.hi]), np.concatenate(lbs + [district.lb]),

@@ -521,9 +521,15 @@ class HomeModel:
     def lp_arrays(self):
         """(A, lo, hi, lb, ub, c_f) of the current round, with the COP coefficients applied."""
         A = self.A.copy()
-        if self.dev.heat_pump is not None:  # entries of the structure (built with -1.0): set in place
-            A.data[self._hp_pos()] = -self._hp_coef
+        A.data = self.a_data()
         return A, self.lo.copy(), self.hi.copy(), self.lb.copy(), self.ub.copy(), self.c_f.copy()
+
+    def a_data(self) -> np.ndarray:
+        """The entries of ``A`` (CSC, in its order) of the current round: the COP coefficients applied."""
+        data = self.A.data.copy()
+        if self.dev.heat_pump is not None:  # entries of the structure (built with -1.0): set in place
+            data[self._hp_pos()] = -self._hp_coef
+        return data
 
     def _hp_pos(self) -> np.ndarray:
         """Positions in ``A.data`` of the heat pump's COP coefficients (row th_k, column hp_k)."""

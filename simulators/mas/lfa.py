@@ -107,9 +107,9 @@ class Master:
         """Add a plan; False if the member already has (numerically) the same plan."""
         p = np.asarray(p, float)
         if self.cols.get(member):
-            P, C = self._P[member], self._C[member]
-            same = (np.abs(C - cost) <= 1e-7 * max(1.0, abs(cost))) & (np.abs(P - p).max(axis=1) <= 1e-6)
-            if same.any():
+            # the plans are compared only where the cost is the same
+            near = np.flatnonzero(np.abs(self._C[member] - cost) <= 1e-7 * max(1.0, abs(cost)))
+            if len(near) and (np.abs(self._P[member][near] - p).max(axis=1) <= 1e-6).any():
                 return False
         if member not in self.conv:
             self.conv[member] = int(self.lp.add_rows([1.0], [1.0])[0])
