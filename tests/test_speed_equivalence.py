@@ -479,6 +479,48 @@ def test_reference_solved_again_when_the_district_part_changed():
     assert results[True][3] > results[True][2] + 1e-3  # the LP solved ahead was another one
 
 
+def test_reference_of_an_announced_negotiation_solved_ahead_once_every_member_has_begun():
+    """A flex order starts a negotiation announced by ``start`` messages: its reference goes to the
+    thread once the last member has begun (not before), is taken from there, and its gap is that of
+    the LP solved in turn at the end."""
+    from simulators.mas.central import solve_central
+    from simulators.mas.tariff import DistrictObjective
+    from tests.test_mas_lfa import make_host, specs
+
+    host, lfa = make_host(specs(4), 24, 3600, DistrictObjective(community=True, trafo_limit_kw=8.0),
+                          loopback=False, replan_s=86_400, max_rounds=10, tol=0.005)
+    host.reference = True
+    t, out = 0, host.step(0, {})
+    while any(out.values()):                   # the scheduled negotiation, message by message
+        t += 1
+        out = host.step(t, out)
+    assert lfa.last.done and host.stats["reference_ahead"] == 1
+    order = {"id": "dso#1", "src": "dso", "dst": lfa.id, "kind": "flex_order",
+             "body": {"order": "o1", "t0": 0, "slot_s": 3600, "kw": [2.0] * 6, "baseline": [9.0] * 6}}
+    t += 1
+    out = host.step(t, {lfa.id: [order]})
+    neg = lfa.neg
+    starts = [m for lst in out.values() for m in lst if m["kind"] == "start"]
+    assert neg.id.startswith(lfa.id) and not neg.done and len(starts) == 4
+    assert host._ahead.get(lfa.id, ("",))[0] != neg.id    # the homes have not begun it yet
+    first, rest = starts[:3], [m for lst in out.values() for m in lst if m not in starts[:3]]
+    t += 1
+    out = host.step(t, {"x": first})
+    assert host._ahead.get(lfa.id, ("",))[0] != neg.id    # three of four
+    t += 1
+    out = host.step(t, {"x": rest + [m for lst in out.values() for m in lst]})
+    assert not neg.done and host._ahead[lfa.id][0] == neg.id  # the last has begun: solving ahead
+    while any(out.values()):
+        t += 1
+        out = host.step(t, out)
+    assert lfa.last is neg and neg.done
+    assert host.stats["reference_ahead"] == 2
+    (ev,) = [e for e in host.events[lfa.id] if e.get("kind") == "negotiation" and e.get("neg") == neg.id]
+    ref = solve_central([host.homes[m].model for m in lfa.members], lfa._district_part(neg.t0))
+    assert ev["central"] == ref.obj
+    host.close()
+
+
 def test_fewer_collections_same_results_threshold_restored(tmp_path, monkeypatch):
     """The garbage collector's first threshold is 50 000 while a world is built and run, the previous
     one afterwards, and the files are those of a run at the default threshold."""

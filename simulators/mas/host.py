@@ -218,6 +218,10 @@ class AgentHost:
                     if self.reference:
                         self._reference(lfa, ev)
             lfa.events.clear()
+            neg = lfa.neg  # a negotiation announced by messages: its reference once every member has begun
+            if self.reference and neg is not None and not neg.done and neg.purpose == "plan" \
+                    and neg.id != self._ahead.get(lfa.id, ("",))[0]:
+                self._solve_ahead(lfa, neg.id, neg.t0)
         if self.dso is not None:
             self.events[self.dso.id].extend(self.dso.events)
             self.dso.events.clear()
@@ -399,13 +403,15 @@ class AgentHost:
     def _solve_ahead(self, lfa: LFAAgent, neg_id: str, t0: int) -> None:
         """Start the central reference of negotiation *neg_id* in a worker thread. ``_reference`` uses
         it only if the LP it assembles at the end is exactly this one (a flex order during the
-        negotiation changes the district part, and then it solves again), so the gap is the same."""
-        old = self._ahead.pop(lfa.id, None)
-        if old is not None:
-            old[2].cancel()
+        negotiation changes the district part, and then it solves again), so the gap is the same. Only
+        once every member has begun it (a scheduled one at once, an announced one when the last
+        ``start`` message has arrived)."""
         homes = [self.homes.get(m) for m in lfa.members]
         if not homes or any(h is None or h.neg != neg_id for h in homes):
             return
+        old = self._ahead.pop(lfa.id, None)
+        if old is not None:
+            old[2].cancel()
         clp = central_lp([h.model for h in homes], lfa._district_part(t0))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-reference")
