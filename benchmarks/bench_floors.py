@@ -4,7 +4,8 @@ For each scenario, runs of the same composition for ``--until`` (evaluated time)
 
 * real: the scenario as ``cosim run`` runs it. HiGHS's CPU time is summed over its ``run`` calls (each
   solving thread's CPU time, so the solves on the helper threads count and no waiting does); the
-  central reference solved ahead on its own thread is kept apart (a negotiation may discard it).
+  central reference solved ahead on its own thread is kept apart, and counts only where the negotiation's
+  gap took it (a negotiation whose LP changed discards it).
 * replay (twice, the faster taken): the same world (simulators, entities, connections), each
   simulator's ``step`` and ``get_data`` answered with what the real run returned at that call, so
   mosaik schedules the same steps and routes the same data with no model work at all. Checked: the same
@@ -13,7 +14,7 @@ For each scenario, runs of the same composition for ``--until`` (evaluated time)
 Only the scheduler's run is timed (world set-up and closing the file are not). Two bounds, per
 simulated day:
 
-* HiGHS alone: the solves the results need (the reference solved ahead left out), over the cores. No
+* HiGHS alone: the solves the results need (of the references solved ahead, those used), over the cores. No
   run that solves the same LPs with HiGHS is faster, whatever the scheduler, the steps or the grid.
 * lower bound: ``max(mosaik alone, (mosaik alone + products + HiGHS CPU) / cores)``, with the power
   flows' dense products timed alone on the engine's own matrices, as many as the real run made (the
@@ -52,6 +53,7 @@ from cosim.durations import parse_duration_ms
 from cosim.scenario import load_scenario
 from cosim.world import SIMULATORS
 from simulators.grid3ph_engine import Engine3ph, single_threaded_blas
+from simulators.mas import host as host_module
 from simulators.mas import lp as lp_module
 from profile_scenarios import _load
 
@@ -144,13 +146,16 @@ class HighsClock:
     """CPU seconds in HiGHS's ``run`` and the number of runs, while in use: each calling thread's CPU
     time, so the solves on the helper threads count and waiting does not, nor does reading the solution.
     The central reference solved ahead on its own thread (``AgentHost._solve_ahead``) is kept apart in
-    ``ahead``: a negotiation that changes its LP discards that solve, so not all of it is needed."""
+    ``ahead``: a negotiation that changes its LP discards that solve, so only ``ahead_used``, the solves
+    whose solution the gap took (``central_result`` of the host), is needed."""
 
     def __init__(self):
-        self.cpu = self.ahead = 0.0
+        self.cpu = self.ahead = self.ahead_used = 0.0
         self.solves = 0
         self._lock = threading.Lock()
         self._module = lp_module._hc
+        self._host = (host_module.solve_once, host_module.central_result)
+        self._solving = threading.local()  # HiGHS CPU of the reference solve running on this thread
 
     def __enter__(self):
         clock, module = self, self._module
@@ -166,6 +171,7 @@ class HighsClock:
                     with clock._lock:
                         if ahead:
                             clock.ahead += dt
+                            clock._solving.cpu = getattr(clock._solving, "cpu", 0.0) + dt
                         else:
                             clock.cpu += dt
                         clock.solves += 1
@@ -176,11 +182,26 @@ class HighsClock:
             def __getattr__(self, name):
                 return getattr(module, name)
 
+        solve_once, central_result = self._host
+
+        def solve_ahead(*args, **kwargs):  # the host's solve_once: its solution carries its HiGHS CPU
+            clock._solving.cpu = 0.0
+            sol = solve_once(*args, **kwargs)
+            sol.ahead_cpu = clock._solving.cpu
+            return sol
+
+        def used(clp, models, district, sol, seconds):  # the gap of a negotiation takes this solution
+            with clock._lock:
+                clock.ahead_used += getattr(sol, "ahead_cpu", 0.0)
+            return central_result(clp, models, district, sol, seconds)
+
         lp_module._hc = Module()
+        host_module.solve_once, host_module.central_result = solve_ahead, used
         return self
 
     def __exit__(self, *exc):
         lp_module._hc = self._module
+        host_module.solve_once, host_module.central_result = self._host
 
 
 def power_flow_products(tape: Tape) -> float:
@@ -240,16 +261,17 @@ class Floors:
     products: float              # the power flows' dense products alone
     highs: float                 # HiGHS CPU on all threads, the central reference solved ahead excepted
     ahead: float                 # HiGHS CPU of the central reference solved ahead
+    ahead_used: float            # of it, the solves whose solution a negotiation's gap took
     solves: int
 
     def highs_alone(self, cores: int = CORES) -> float:
         """No run with these LPs is faster (whatever the scheduler, the steps or the grid engine)."""
-        return self.highs / cores
+        return (self.highs + self.ahead_used) / cores
 
     def bound(self, cores: int = CORES) -> float:
         """No run with these steps, LPs and power-flow iterates is faster: mosaik's loop is one thread,
         and every CPU second has to run on one of the cores (the products can be split over them)."""
-        return max(self.replay, (self.replay + self.products + self.highs) / cores)
+        return max(self.replay, (self.replay + self.products + self.highs + self.ahead_used) / cores)
 
 
 def measure(name: str, until: int, tmp: Path, replays: int = 2) -> Floors:
@@ -272,7 +294,7 @@ def measure(name: str, until: int, tmp: Path, replays: int = 2) -> Floors:
     finally:
         tape.uninstall()
     return Floors(scn.run_ms(until) / DAY_MS, recorded, real, dict(tape.seconds), min(replay), products, highs.cpu,
-                  highs.ahead, highs.solves)
+                  highs.ahead, highs.ahead_used, highs.solves)
 
 
 def floors(name: str, until: int, tmp: Path, anchor_day: float | None) -> Floors:
@@ -289,6 +311,7 @@ def floors(name: str, until: int, tmp: Path, anchor_day: float | None) -> Floors
             ("power flows' dense products alone", f.products),
             ("HiGHS CPU (all threads)", f.highs),
             ("HiGHS CPU, central reference solved ahead", f.ahead),
+            ("  of it used by the negotiations' gaps", f.ahead_used),
             (f"HiGHS alone over {CORES} cores, {name}", f.highs_alone()),
             (f"lower bound of {name}", f.bound())]
     for label, s in rows:
@@ -306,8 +329,8 @@ def whole(name: str, until: int, tmp: Path) -> None:
     cpu = highs = 0.0
     for group, count in counts.items():
         f = floors(f"{name}/{group}", until, tmp, None)
-        cpu += count * (f.replay + f.products + f.highs)
-        highs += count * f.highs
+        cpu += count * (f.replay + f.products + f.highs + f.ahead_used)
+        highs += count * (f.highs + f.ahead_used)
     print(f"\n{name}: {sum(counts.values())} substations, estimated from the first of each group: HiGHS alone "
           f"{highs / CORES / 60:.1f} min over {CORES} cores; lower bound, sum over groups of count x (mosaik alone "
           f"+ products + HiGHS CPU) / {CORES} cores: {cpu / CORES:.0f} s = {cpu / CORES / 60:.1f} min")

@@ -78,6 +78,34 @@ def test_highs_clock_counts_every_thread_keeps_the_reference_ahead_apart_and_res
     assert clock.solves == 3 and clock.cpu == cpu and lp._hc is module
 
 
+def test_highs_clock_counts_a_reference_solved_ahead_only_where_a_gap_takes_it():
+    import threading
+
+    import numpy as np
+
+    from simulators.mas import host
+    from simulators.mas.central import DistrictPart, central_lp
+    from simulators.mas.home_lp import HomeModel
+    from simulators.mas.tariff import DistrictObjective
+
+    mdl = HomeModel({"id": "h0", "devices": {"pv": {"kwp": 5.0}, "battery": {"capacity_kwh": 8.0}}}, K=16, slot_s=1800)
+    mdl.update(0.0, {"soc": 0.5}, {"base": np.full(16, 0.4), "pv": -np.linspace(0, 2, 16), "t_out": np.full(16, 5.0)})
+    dp = DistrictPart(16, 0.5, np.full(16, 0.3), np.full(16, 0.08), DistrictObjective(community=True))
+    clp = central_lp([mdl], dp)
+    original = (host.solve_once, host.central_result)
+    sols = []
+    with bf.HighsClock() as clock:
+        for _ in range(2):  # two references solved ahead, as AgentHost._solve_ahead does
+            t = threading.Thread(target=lambda: sols.append(host.solve_once(*clp.arrays())),
+                                 name="central-reference_0")
+            t.start()
+            t.join()
+        assert clock.ahead > 0.0 and clock.ahead_used == 0.0 and clock.cpu == 0.0
+        res = host.central_result(clp, [mdl], dp, sols[0], 0.0)  # a negotiation's gap takes the first
+        assert clock.ahead_used == sols[0].ahead_cpu > 0.0 and clock.ahead_used < clock.ahead
+    assert (host.solve_once, host.central_result) == original and res.obj == sols[0].obj
+
+
 def test_a_replay_that_leaves_answers_unused_is_refused():
     tape = bf.Tape()
     tape.call(("sim-0", "step"), 0, lambda: 60_000)
