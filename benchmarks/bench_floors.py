@@ -29,7 +29,7 @@ budgets (20× the anchor for ``uc3_substation``, 50× for ``uc3_physical``) meas
 home: the homes' LPs of a district (``uc3_substation``'s shares and slots) as one block-diagonal model,
 re-solved from its previous basis for a sequence of district prices, against the same LPs one by one.
 
-Usage: python benchmarks/bench_floors.py [--until 1d] [--anchor] [--batched] [SCENARIO ...]
+Usage: python benchmarks/bench_floors.py [--until 1d] [--anchor] [--batched] [--highs-only] [SCENARIO ...]
        (default: uc3_physical uc3_substation; ``scale_10k/land`` is the first substation of that group;
        ``scale_10k`` runs the first substation of each group and estimates the whole run from them)
 """
@@ -393,13 +393,37 @@ def batched(districts: int = 3, households: int = 49, prices: int = 40) -> tuple
     return t_one, t_block, worst
 
 
+def highs_only(name: str, until: int, tmp: Path) -> float:
+    """The real run alone (no replay, which holds every answer in memory): HiGHS alone per simulated
+    day, for runs too long to replay, and what it means for a year (366 simulated days)."""
+    scn, text = _load(name)
+    with HighsClock() as highs:
+        real = _timed_run(scn, text, tmp / "real.h5", until)
+    days = scn.run_ms(until) / DAY_MS
+    alone = (highs.cpu + highs.ahead_used) / CORES / days
+    print(f"\n{name}: {days:g} simulated day(s), real run (scheduler) {real:.1f} s = {real / days:.2f} s per "
+          f"simulated day, {highs.solves} HiGHS solves")
+    print(f"  HiGHS CPU {highs.cpu:.2f} s, central reference solved ahead {highs.ahead:.2f} s "
+          f"(used {highs.ahead_used:.2f} s)")
+    print(f"  HiGHS alone over {CORES} cores: {alone:.2f} s per simulated day; 366 simulated days: "
+          f"{alone * 366 / 60:.1f} min (without the references: {highs.cpu / CORES / days * 366 / 60:.1f} min)")
+    return alone
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenarios", nargs="*", default=["uc3_physical", "uc3_substation"])
     ap.add_argument("--until", default="1d", help="evaluated time per run (default 1d)")
     ap.add_argument("--anchor", action="store_true", help="time the ecosystem anchor first (needs .[bench])")
     ap.add_argument("--batched", action="store_true", help="also one HiGHS model per district vs one per home")
+    ap.add_argument("--highs-only", action="store_true",
+                    help="only the real run and HiGHS alone (no replay: for long --until)")
     args = ap.parse_args()
+    if args.highs_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.scenarios:
+                highs_only(name, parse_duration_ms(args.until), Path(tmp))
+        return
     anchor_day = None
     if args.anchor:
         from anchor_ecosystem import run_anchor

@@ -125,3 +125,9 @@ def test_floors_prints_the_bounds_against_the_anchor(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f.highs == 0 and f.products > 0 and f.bound() >= f.replay > 0
     assert "lower bound of uc3_physical" in out and "x the anchor at best" in out
+
+
+def test_highs_only_prints_highs_alone_of_a_real_run(tmp_path, capsys):
+    alone = bf.highs_only("uc1_home", parse_duration_ms("1h"), tmp_path)
+    out = capsys.readouterr().out
+    assert alone > 0.0 and f"HiGHS alone over {bf.CORES} cores" in out and "366 simulated days" in out
