@@ -167,7 +167,7 @@ def central_lp(models: list[HomeModel], district: DistrictPart, fixed: np.ndarra
     """The LP over all households and the district part, assembled in CSC: each household's columns
     hold its own rows and, for its import and export columns, then its entry in the coupling rows (+1,
     -1), which follow every household's rows; the district part's columns come last. (From the models'
-    CSC arrays directly: scipy's sparse copies and conversions took 6 ms per district of 146 homes.)"""
+    CSC arrays directly: scipy's copies and conversions took twice the time, 6-7 ms per district of 49 homes.)"""
     K = district.K
     mh = sum(mdl.m for mdl in models)
     ar = np.arange(K)

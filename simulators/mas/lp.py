@@ -69,7 +69,7 @@ def _inf(a: np.ndarray) -> np.ndarray:
 
 
 def _inf1(v: float) -> float:
-    """:func:`_inf` of one number (without the arrays: a master column is added in about 20 µs)."""
+    """:func:`_inf` of one number, without building arrays for it (one per master column)."""
     v = float(v)
     return INF if v >= 1e20 else -INF if v <= -1e20 else v
 
