@@ -114,6 +114,13 @@ BENCHES = [
             {"block": rf"^  one block-diagonal model\s+{NUM} ms", "one": rf"^  one model per home\s+{NUM} ms",
              "ratio": rf"\({NUM}x the time"}),
     ]),
+    Bench("year_floor", ["bench_floors.py", "--highs-only", "--until", "3d", "uc3_substation"], [
+        Row("a year of uc3_substation (366 simulated days): HiGHS alone over 2 cores with the central references "
+            "the gaps need, from 3 evaluated days (4.375 simulated)",
+            "{year} min ({day} s per simulated day; without the references {noref} min)",
+            {"day": rf"^  HiGHS alone over \d+ cores: {NUM} s per simulated day",
+             "year": rf"366 simulated days: {NUM} min", "noref": rf"without the references: {NUM} min"}),
+    ]),
     Bench("hil_poll", ["bench_hil_poll.py"], [
         Row("20 Modbus meters polled at 1 s, poll latency", "p50 {p50} ms, p99 {p99} ms",
             {"p50": rf"poll latency.*?p50={NUM}", "p99": rf"poll latency.*?p99={NUM}"}),
