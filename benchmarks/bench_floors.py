@@ -59,6 +59,14 @@ from profile_scenarios import _load
 
 DAY_MS = 86_400_000
 CORES = os.cpu_count() or 1
+THREAD_GROUPS = ("home-answers", "central-reference")  # the MAS host's worker threads (simulators/mas/host.py)
+
+
+def thread_group(th: threading.Thread) -> str:
+    """"simulation" for mosaik's thread, else the MAS host's pool the thread belongs to (or "other")."""
+    if th is threading.main_thread():
+        return "simulation"
+    return next((g for g in THREAD_GROUPS if th.name.startswith(g)), "other")
 
 
 def _simulator_classes() -> list[type]:
@@ -147,10 +155,12 @@ class HighsClock:
     time, so the solves on the helper threads count and waiting does not, nor does reading the solution.
     The central reference solved ahead on its own thread (``AgentHost._solve_ahead``) is kept apart in
     ``ahead``: a negotiation that changes its LP discards that solve, so only ``ahead_used``, the solves
-    whose solution the gap took (``central_result`` of the host), is needed."""
+    whose solution the gap took (``central_result`` of the host), is needed. ``by_thread``: the same CPU
+    per :func:`thread_group`."""
 
     def __init__(self):
         self.cpu = self.ahead = self.ahead_used = 0.0
+        self.by_thread: dict[str, float] = defaultdict(float)
         self.solves = 0
         self._lock = threading.Lock()
         self._module = lp_module._hc
@@ -167,8 +177,10 @@ class HighsClock:
                     return super().run()
                 finally:
                     dt = time.thread_time() - c0
-                    ahead = threading.current_thread().name.startswith("central-reference")
+                    group = thread_group(threading.current_thread())
+                    ahead = group == "central-reference"
                     with clock._lock:
+                        clock.by_thread[group] += dt
                         if ahead:
                             clock.ahead += dt
                             clock._solving.cpu = getattr(clock._solving, "cpu", 0.0) + dt
@@ -264,14 +276,19 @@ class Floors:
     ahead_used: float            # of it, the solves whose solution a negotiation's gap took
     solves: int
 
+    @property
+    def highs_needed(self) -> float:
+        """HiGHS CPU of the solves the results need: all but the references solved ahead and discarded."""
+        return self.highs + self.ahead_used
+
     def highs_alone(self, cores: int = CORES) -> float:
         """No run with these LPs is faster (whatever the scheduler, the steps or the grid engine)."""
-        return (self.highs + self.ahead_used) / cores
+        return self.highs_needed / cores
 
     def bound(self, cores: int = CORES) -> float:
         """No run with these steps, LPs and power-flow iterates is faster: mosaik's loop is one thread,
         and every CPU second has to run on one of the cores (the products can be split over them)."""
-        return max(self.replay, (self.replay + self.products + self.highs + self.ahead_used) / cores)
+        return max(self.replay, (self.replay + self.products + self.highs_needed) / cores)
 
 
 def measure(name: str, until: int, tmp: Path, replays: int = 2) -> Floors:
@@ -329,8 +346,8 @@ def whole(name: str, until: int, tmp: Path) -> None:
     cpu = highs = 0.0
     for group, count in counts.items():
         f = floors(f"{name}/{group}", until, tmp, None)
-        cpu += count * (f.replay + f.products + f.highs + f.ahead_used)
-        highs += count * (f.highs + f.ahead_used)
+        cpu += count * (f.replay + f.products + f.highs_needed)
+        highs += count * f.highs_needed
     print(f"\n{name}: {sum(counts.values())} substations, estimated from the first of each group: HiGHS alone "
           f"{highs / CORES / 60:.1f} min over {CORES} cores; lower bound, sum over groups of count x (mosaik alone "
           f"+ products + HiGHS CPU) / {CORES} cores: {cpu / CORES:.0f} s = {cpu / CORES / 60:.1f} min")

@@ -19,36 +19,19 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench_floors import DAY_MS, THREAD_GROUPS, HighsClock, thread_group
 from cosim.durations import parse_duration_ms
 from cosim.runner import run_scenario
 from profile_scenarios import _load
-from simulators.mas import lp as lp_module
-
-DAY_MS = 86_400_000
-GROUPS = ("home-answers", "central-reference")
-
-
-def _group(name: str) -> str:
-    return next((g for g in GROUPS if name.startswith(g)), "other")
 
 
 def profile(name: str, until: int) -> dict:
-    """CPU seconds per thread group and HiGHS seconds per group of one in-process run of *name*."""
+    """CPU seconds per thread group (:func:`bench_floors.thread_group`) and, of them, HiGHS's (its
+    ``run`` calls, as ``bench_floors.HighsClock`` counts them) of one in-process run of *name*."""
     scn, text = _load(name)
     cpu: dict[str, float] = defaultdict(float)
-    highs: dict[str, float] = defaultdict(float)
     lock = threading.Lock()
-    main = threading.main_thread()
-    solve, submit = lp_module.LP._solve_highs, ThreadPoolExecutor.submit
-
-    def timed_solve(self):
-        c0 = time.thread_time()
-        try:
-            return solve(self)
-        finally:
-            th = threading.current_thread()
-            with lock:
-                highs["simulation" if th is main else _group(th.name)] += time.thread_time() - c0
+    submit = ThreadPoolExecutor.submit
 
     def timed_submit(self, fn, *args, **kwargs):  # each task's CPU on the worker thread that runs it
         def task():
@@ -57,25 +40,25 @@ def profile(name: str, until: int) -> dict:
                 return fn(*args, **kwargs)
             finally:
                 with lock:
-                    cpu[_group(threading.current_thread().name)] += time.thread_time() - c0
+                    cpu[thread_group(threading.current_thread())] += time.thread_time() - c0
         return submit(self, task)
 
-    lp_module.LP._solve_highs, ThreadPoolExecutor.submit = timed_solve, timed_submit
+    ThreadPoolExecutor.submit = timed_submit
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, HighsClock() as highs:
             w0, c0 = time.perf_counter(), time.thread_time()
             run_scenario(scn, text, out=Path(tmp) / "x.h5", until_ms=until, progress=False)
             cpu["simulation"] = time.thread_time() - c0
             wall = time.perf_counter() - w0
     finally:
-        lp_module.LP._solve_highs, ThreadPoolExecutor.submit = solve, submit
-    return {"sim_days": scn.run_ms(until) / DAY_MS, "wall": wall, "cpu": dict(cpu), "highs": dict(highs)}
+        ThreadPoolExecutor.submit = submit
+    return {"sim_days": scn.run_ms(until) / DAY_MS, "wall": wall, "cpu": dict(cpu), "highs": dict(highs.by_thread)}
 
 
 def report(name: str, r: dict) -> None:
     days, wall, cpu, highs = r["sim_days"], r["wall"], r["cpu"], r["highs"]
     print(f"\n{name}: {days:g} simulated day(s), wall {wall:.1f} s ({wall / days:.2f} s per simulated day)")
-    for group in ("simulation",) + GROUPS:
+    for group in ("simulation",) + THREAD_GROUPS:
         c, h = cpu.get(group, 0.0), highs.get(group, 0.0)
         share = f" ({100 * h / c:.0f} %)" if c > 0 else ""
         print(f"  {group + ' thread' + ('s' if group == 'home-answers' else ''):<28} CPU {c:7.2f} s, "

@@ -2,6 +2,8 @@
 block-diagonal district LP has the homes' optima."""
 import sys
 
+import pytest
+
 from cosim.durations import parse_duration_ms
 from cosim.recorder import RecorderSim
 from simulators import grid3ph_engine, household
@@ -73,6 +75,9 @@ def test_highs_clock_counts_every_thread_keeps_the_reference_ahead_apart_and_res
             t.start()
             t.join()
         assert clock.solves == 3 and clock.cpu > 0.0 and clock.ahead > 0.0
+        assert set(clock.by_thread) == {"simulation", "home-answers", "central-reference"}
+        assert clock.by_thread["central-reference"] == clock.ahead
+        assert clock.by_thread["simulation"] + clock.by_thread["home-answers"] == pytest.approx(clock.cpu, rel=1e-12)
         cpu = clock.cpu
     solve()  # after the clock: not counted
     assert clock.solves == 3 and clock.cpu == cpu and lp._hc is module

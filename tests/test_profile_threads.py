@@ -10,9 +10,9 @@ import profile_threads as pt  # noqa: E402
 
 
 def test_cpu_by_thread_of_a_run_with_answer_threads(capsys):
-    solve, submit = lp.LP._solve_highs, ThreadPoolExecutor.submit
+    module, submit = lp._hc, ThreadPoolExecutor.submit
     r = pt.profile("uc3_substation", parse_duration_ms("1h"))
-    assert (lp.LP._solve_highs, ThreadPoolExecutor.submit) == (solve, submit)
+    assert (lp._hc, ThreadPoolExecutor.submit) == (module, submit)
     cpu, highs = r["cpu"], r["highs"]
     assert cpu["simulation"] > 0 and cpu["home-answers"] > 0 and 0 < highs["home-answers"] <= cpu["home-answers"]
     assert 0 < highs["simulation"] < cpu["simulation"] <= r["wall"] * 1.05
