@@ -49,6 +49,8 @@ def cmd_run(args) -> int:
     overrides = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.replicate is not None:
+        overrides["replicate"] = args.replicate
     if args.until is not None:
         try:
             parse_duration_ms(args.until)
@@ -287,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until", metavar="DURATION",
                    help="evaluate only this long, e.g. 1d, 6h, 90min (the warm-up and the cool-down the window needs are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
+    r.add_argument("--replicate", type=int, metavar="N",
+                   help="draw the noise streams (telecom, meter noise) afresh: same households and weather")
     r.add_argument("--aggregate", metavar="DURATION",
                    help="record one row of interval means per DURATION, e.g. 15min (record.aggregate)")
     r.add_argument("--split", metavar="month|DURATION",

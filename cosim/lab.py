@@ -11,7 +11,7 @@ import yaml
 
 from cosim.errors import InputError
 from cosim.scenario import Scenario, parse_scenario
-from cosim.world import sim_seed
+from cosim.world import noise_seed
 from hil.emulator import KINDS
 from hil.testing import ThreadedEmulators
 
@@ -92,7 +92,7 @@ def emulated_devices(scn: Scenario) -> Iterator[list[str]]:
                 lines.append(f"{d.id}: 127.0.0.1:{d.port} already answers, used as it is")
                 continue
             try:
-                lab.start(kind, port=d.port, unit=d.unit, seed=sim_seed(scn.seed, f"emulator.{d.id}.{kind}"))
+                lab.start(kind, port=d.port, unit=d.unit, seed=noise_seed(scn, f"emulator.{d.id}.{kind}"))
             except OSError as exc:
                 raise InputError(f"hil.{section}[{i}].port: cannot emulate on 127.0.0.1:{d.port}: {exc}") from None
             lines.append(f"{kind} for {d.id} on 127.0.0.1:{d.port} unit {d.unit}")

@@ -499,6 +499,10 @@ class Scenario(_Strict):
     duration: DurationMs
     step: DurationMs = 60_000
     seed: Annotated[int, BeforeValidator(_seed)]
+    replicate: int = Field(
+        0, ge=0, le=MAX_SEED, description="draw of the noise streams (telecom latency and loss, meter noise, "
+        "emulated lab devices): 0 = the seed's own; another value draws them afresh with the same households, "
+        "weather and devices (README 'Replicates')")
     location: Location = Field(default_factory=Location)
     districts: list[District] = Field(default_factory=list, description="at least one, unless "
                                       "grid.network_loads drives the grid alone")

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cosim.errors import InputError
 from cosim.overrides import set_path
+from cosim.replicates import REPLICATE, replicate_rows
 from cosim.results import read_attrs
 
 SUMMARY_KPIS = [
@@ -433,14 +434,23 @@ def summary_rows(spec: SweepSpec, variants: list[Variant]) -> list[dict[str, Any
     return rows
 
 
-def write_summary(spec: SweepSpec, variants: list[Variant], out_dir: Path) -> tuple[Path, Path | None]:
-    rows = summary_rows(spec, variants)
-    csv_path = out_dir / "summary.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["run"])
         w.writeheader()
         for r in rows:
             w.writerow({k: "" if x is None else x for k, x in r.items()})
+
+
+def write_summary(spec: SweepSpec, variants: list[Variant], out_dir: Path) -> tuple[Path, Path | None]:
+    """``summary.csv`` (and ``summary.parquet``); with a ``replicate`` parameter also ``replicates.csv``,
+    the spread of every summary KPI over the replicates of each setting (cosim.replicates)."""
+    rows = summary_rows(spec, variants)
+    csv_path = out_dir / "summary.csv"
+    _write_csv(csv_path, rows)
+    if REPLICATE in spec.parameters:
+        _write_csv(out_dir / "replicates.csv",
+                   replicate_rows(rows, list(spec.parameters), [*SUMMARY_KPIS, *spec.kpis]))
     pq_path = None
     try:
         import pyarrow as pa
@@ -472,6 +482,13 @@ def sweep_text(result: SweepResult) -> str:
                     + [v.kpis.get(k) for k in show] + [v.error[:80]])
     table = text_table(["run"] + params + ["status", "wall s"] + show + ["error"], rows,
                        left=(0, len(params) + 1, len(params) + 3 + len(show)))
+    if REPLICATE in params:
+        spread = replicate_rows(summary_rows(spec, result.variants), params, show)
+        others = [p for p in params if p != REPLICATE]
+        table += "\n\nover the replicates (95 % CI: half-width of the mean's confidence interval)\n" + text_table(
+            [*others, "kpi", "n", "mean", "sd", "min", "max", "95 % CI"],
+            [[r[p] for p in others] + [r[k] for k in ("kpi", "n", "mean", "sd", "min", "max", "ci95")]
+             for r in spread], left=tuple(range(len(others) + 1)))
     done = sum(v.status == "completed" for v in result.variants)
     cached = sum(v.cached for v in result.variants)
     tail = (f"{done}/{len(result.variants)} completed ({cached} from earlier runs), {result.failed} failed, "

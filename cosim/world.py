@@ -69,6 +69,12 @@ def sim_seed(seed: int, name: str) -> int:
     return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
 
 
+def noise_seed(scn, name: str) -> int:
+    """Seed of a noise stream (telecom, meter noise, an emulated device): the scenario's own for
+    ``replicate: 0``, an independent one per further replicate (same households and weather)."""
+    return sim_seed(scn.seed, name if scn.replicate == 0 else f"{name}/replicate {scn.replicate}")
+
+
 @dataclass
 class BuiltWorld:
     until: int
@@ -178,7 +184,7 @@ class _Builder:
             m = scn.meters
             three_phase = scn.grid is not None and scn.grid.engine == "fast3ph"  # per-phase meter readings
             phases = meter.PHASES if three_phase else []
-            self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": sim_seed(scn.seed, "meter")},
+            self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": noise_seed(scn, "meter")},
                                    outputs=[*meter.REGISTERS, *phases],
                                    accuracy_class=m.accuracy_class, interval=m.interval,
                                    resolution_w=m.resolution_w, exclude=sorted(real))
@@ -285,7 +291,7 @@ class _Builder:
         if scn.telecom is not None:
             t = scn.telecom
             telecom = self.add("telecom", "telecom", "Telecom",
-                               {"start": scn.start.isoformat(), "seed": sim_seed(scn.seed, "telecom")},
+                               {"start": scn.start.isoformat(), "seed": noise_seed(scn, "telecom")},
                                outputs=["sent", "delivered", "lost", "bytes_sent", "latency_mean_ms"],
                                events="messages", endpoints=t.endpoints, default=t.default,
                                overrides=t.overrides, domains=t.domains, max_retries=t.max_retries,

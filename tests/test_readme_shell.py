@@ -4,12 +4,15 @@ horizon of an hour, fewer households), written into a temporary working director
 its own test (tests/test_readme_lab_recipe.py); the install recipe as written (fresh venv, the real
 one-day demo) is the slow test at the end."""
 
+import csv
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from cosim.api import load_scenario
 from tests.conftest import ROOT
@@ -32,12 +35,13 @@ def recipe(marker: str) -> str:
 QUICKSTART, REALISED_GAP, LAB = "cosim run uc1_home --until 1d", "cosim compare mas.h5 central.h5", "cosim run lab_hil"
 MULTIHOST = "cosim run scale_10k --scheduler"  # tests/test_substations.py, on loopback
 YEAR = "--until 365d --split month"
+REPLICATES = "cosim sweep uc3_replicates"
 
 
 def test_every_shell_block_is_run_by_a_test():
     """A new shell block in the README needs its test here (or its marker added to a test)."""
     for b in shell_blocks():
-        assert sum(m in b for m in (QUICKSTART, REALISED_GAP, LAB, MULTIHOST, YEAR)) == 1, \
+        assert sum(m in b for m in (QUICKSTART, REALISED_GAP, LAB, MULTIHOST, YEAR, REPLICATES)) == 1, \
             f"README shell block not run by a test:\n{b}"
     assert "recipe()" in (ROOT / "tests" / "test_readme_lab_recipe.py").read_text()
     assert "recipe(MULTIHOST)" in (ROOT / "tests" / "test_substations.py").read_text()
@@ -93,6 +97,29 @@ def test_year_split_recipe(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(list((tmp_path / "results" / "uc3_substation.parts").glob("*.h5"))) == 2
     assert "import" in r.stdout and "congestion" in r.stdout, r.stdout
+
+
+def test_replicates_recipe(tmp_path):
+    """README "Replicates": the bundled replicate sweep (on a short uc3_substation, 1 h instead of 2 days)
+    prints the spread over the replicates and writes it to replicates.csv."""
+    name = short_copy("uc3_substation", tmp_path, **{f"districts[{i}].households": 3 for i in range(3)})
+    spec = yaml.safe_load((ROOT / "scenarios" / "sweeps" / "uc3_replicates.yaml").read_text())
+    spec.update(base=name, set={"duration": "1h"}, out="reps")
+    (tmp_path / "uc3_replicates.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    r = bash(substitute(recipe(REPLICATES), "cosim sweep uc3_replicates", "cosim sweep uc3_replicates.yaml"),
+             tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "over the replicates" in r.stdout and "total.cost_eur" in r.stdout, r.stdout
+    with (tmp_path / "reps" / "summary.csv").open() as fh:
+        runs = list(csv.DictReader(fh))
+    with (tmp_path / "reps" / "replicates.csv").open() as fh:
+        spreads = {row["kpi"]: row for row in csv.DictReader(fh)}
+    assert [row["replicate"] for row in runs] == ["0", "1", "2", "3"]
+    for key in ("total.cost_eur", "total.import_kwh"):  # a bundled-summary KPI and one the sweep file adds
+        values = [float(row[key]) for row in runs]
+        assert int(spreads[key]["n"]) == 4
+        assert float(spreads[key]["mean"]) == pytest.approx(np.mean(values), rel=1e-12)
+        assert float(spreads[key]["sd"]) == pytest.approx(np.std(values, ddof=1), rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.slow
