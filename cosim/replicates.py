@@ -2,8 +2,8 @@
 
 A replicate (scenario ``replicate: N``) re-draws the noise streams (telecom latency and loss, meter
 noise) with the same households, weather and devices. A controlled substation's KPIs move with them,
-because every agent acts on what arrived when: ``uc3_substation`` over 2 days ordered 826 to
-1 865 kWh of flexibility in four replicates. A study reports such numbers over replicates, and a run
+because every agent acts on what arrived when: ``uc3_substation`` over 2 days ordered 445 to
+2 070 kWh of flexibility in four replicates. A study reports such numbers over replicates, and a run
 that differs from another only in its noise (a split run's later parts restart their streams) is
 judged against that spread.
 

@@ -27,7 +27,7 @@ day) (simulators/devices/common.py), so every part draws exactly what the single
 period. Sequential streams (meter reading noise, telecom latency and loss) restart in each part, so
 those draws differ; the parts' start states (battery and EV state of charge, building temperatures,
 controller plans) come from their warm-up, not from the previous part. Without a controller the
-warm-up reaches the single run's state and the stored energy left different bounds the difference;
+warm-up reaches the single run's state, and the stored energy the parts leave bounds the difference;
 with the MAS the later parts differ from the single run as a replicate of it does (cosim.replicates,
 tests/test_split.py).
 """
