@@ -2,8 +2,9 @@
 
 A replicate (scenario ``replicate: N``) re-draws the noise streams (telecom latency and loss, meter
 noise) with the same households, weather and devices. A controlled substation's KPIs move with them,
-because every agent acts on what arrived when: ``uc3_substation`` over 2 days ordered 445 to
-2 070 kWh of flexibility in four replicates. A study reports such numbers over replicates, and a run
+because every agent acts on what arrived when: ``uc3_substation`` over 2 days ordered 183 to
+269 kWh of flexibility in four replicates (445 to 2 070 kWh while its DSO bought more than the loading
+needed, which amplified the noise). A study reports such numbers over replicates, and a run
 that differs from another only in its noise (a split run's later parts restart their streams) is
 judged against that spread.
 

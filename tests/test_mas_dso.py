@@ -199,8 +199,9 @@ def test_meter_registers_read_as_whole_mappings():
 
 
 def test_loading_limit_follows_the_measured_kw_per_percent():
-    """With trafo_limit_pct the DSO defends a loading: its kW limit is the limit times the lowest kW per
-    % of loading measured near the limit in the last 24 h; unbalance (more % per kW) lowers it."""
+    """With trafo_limit_pct the DSO defends a loading: its kW limit in a slot is the limit times the lowest
+    kW per % of loading measured near the limit within an hour of the slot's time of day in the last 25 h
+    (else the lowest of all); unbalance (more % per kW) lowers it."""
     import pytest
 
     from simulators.mas.dso import DSOAgent
@@ -221,6 +222,13 @@ def test_loading_limit_follows_the_measured_kw_per_percent():
     dso.measure(2 * slot + 60_000, None, {"total": 100.0}, loading=50.0)  # not a slot boundary
     dso.measure(3 * slot, None, {"total": 250.0}, loading=50.0)  # 5 kW per %: the lowest of the day stays
     assert dso.limits["total"] == pytest.approx(48 * 4.0)
-    day = 86_400_000 // slot * slot
-    dso.measure(2 * slot + day, None, {"total": 240.0}, loading=40.0)  # the 4 kW per % is a day old now
+    assert dso.limit_at("total", 3 * slot) == pytest.approx(48 * 4.0)  # the samples within an hour
+    hour, day = 3_600_000, 86_400_000
+    dso.measure(12 * hour, None, {"total": 240.0}, loading=40.0)  # evening: 6 kW per %
+    assert dso.limits["total"] == pytest.approx(48 * 4.0)  # the lowest of all
+    assert dso.limit_at("total", 12 * hour + slot) == pytest.approx(48 * 6.0)  # its time of day: the evening's
+    assert dso.limit_at("total", 6 * hour) == pytest.approx(48 * 4.0)  # no sample near 06:00: the lowest of all
+    assert dso.limit_at("total", day + slot) == pytest.approx(48 * 4.0)  # tomorrow's early slots: today's
+    dso.measure(day + hour + 2 * slot, None, {"total": 240.0}, loading=48.0)  # 5 kW per %
+    assert dso.limit_at("total", day + hour + 2 * slot) == pytest.approx(48 * 5.0)  # the 4 kW per % is 25 h old
     assert dso.limits["total"] == pytest.approx(48 * 5.0)

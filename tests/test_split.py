@@ -108,8 +108,8 @@ def test_mas_year_split_within_the_single_runs_replicates(tmp_path):
 
     The second part restarts the noise streams (telecom latency and loss, meter noise) and starts from its
     warm-up's state; the agents act on what arrives when, so a controlled run moves with its noise: the
-    single run re-drawn (replicates 1-3, cosim.replicates) ordered 445 to 2 070 kWh of flexibility where it
-    ordered 826. So the split must lie where a further replicate of the single run lies with 99 %
+    single run re-drawn (replicates 1-3, cosim.replicates) ordered 183 to 269 kWh of flexibility where it
+    ordered 258. So the split must lie where a further replicate of the single run lies with 99 %
     probability (Student's t prediction interval of the single run and its 3 replicates), KPI by KPI;
     a KPI the noise does not move (PV) must be equal."""
     sweep = tmp_path / "reps.yaml"
