@@ -19,6 +19,7 @@ from cosim.sweep import run_sweep
 ENERGY = ["total.import_kwh", "total.export_kwh", "total.pv_kwh", "total.consumption_kwh", "total.bill_eur",
           "total.cost_eur", "grid.trafo_energy_kwh", "grid.losses_kwh"]
 MINUTES = ["grid.congestion_min", "grid.v_violation_min"]
+PRICE = 0.32  # €/kWh, import price of uc3_physical and uc3_substation
 
 
 def test_months_of_a_year():
@@ -62,10 +63,9 @@ def assert_close_to_single(single: dict, split: dict) -> None:
     """Energies within the stored-energy difference the parts' start states leave at the window's end
     (plus 0.2 %), costs within that energy at the highest import price, violation minutes within 2 min."""
     ds = abs(lookup(single, "total.stored_end_kwh") - lookup(split, "total.stored_end_kwh"))
-    price = 0.32  # €/kWh, import price of uc3_physical and uc3_substation
     for key in ENERGY:
         x, y = lookup(single, key), lookup(split, key)
-        tol = (ds * price if key.endswith("_eur") else ds) + 2e-3 * abs(x)
+        tol = (ds * PRICE if key.endswith("_eur") else ds) + 2e-3 * abs(x)
         assert abs(x - y) <= tol, (key, x, y, tol)
     for key in MINUTES:
         assert abs(lookup(single, key) - lookup(split, key)) <= 2, key
@@ -130,7 +130,6 @@ def test_mas_year_split_within_the_single_runs_replicates(tmp_path):
     path, _ = run_split(scn, text, "1d", out=tmp_path / "split.h5", workers=2, warmup="1d", progress=False)
     split = compute_kpis(path)
     ds = abs(lookup(split, "total.stored_end_kwh") - np.mean([lookup(r, "total.stored_end_kwh") for r in reps]))
-    price = 0.32  # €/kWh, import price of uc3_substation
     for key in [*ENERGY, *MINUTES, "flexibility.ordered_kwh", "mas.negotiations"]:
         values = [lookup(r, key) for r in reps]
         y = lookup(split, key)
@@ -138,7 +137,7 @@ def test_mas_year_split_within_the_single_runs_replicates(tmp_path):
             assert y == pytest.approx(values[0], rel=1e-9, abs=1e-9), (key, y, values)
             continue
         lo, hi = prediction_interval(values, 0.99)
-        moved = (ds * price if key.endswith("_eur") else ds) if key in STORED_SHIFTS else 0.0
+        moved = (ds * PRICE if key.endswith("_eur") else ds) if key in STORED_SHIFTS else 0.0
         assert lo - moved <= y <= hi + moved, (key, y, (lo, hi), moved, values)
     assert lookup(split, "flexibility.orders") >= 1
 
