@@ -167,6 +167,11 @@ class HighsClock:
         self._host = (host_module.solve_once, host_module.central_result)
         self._solving = threading.local()  # HiGHS CPU of the reference solve running on this thread
 
+    @property
+    def needed(self) -> float:
+        """HiGHS CPU of the solves the results need: all but the references solved ahead and discarded."""
+        return self.cpu + self.ahead_used
+
     def __enter__(self):
         clock, module = self, self._module
 
@@ -274,12 +279,8 @@ class Floors:
     highs: float                 # HiGHS CPU on all threads, the central reference solved ahead excepted
     ahead: float                 # HiGHS CPU of the central reference solved ahead
     ahead_used: float            # of it, the solves whose solution a negotiation's gap took
+    highs_needed: float          # HighsClock.needed: the HiGHS CPU the results need
     solves: int
-
-    @property
-    def highs_needed(self) -> float:
-        """HiGHS CPU of the solves the results need: all but the references solved ahead and discarded."""
-        return self.highs + self.ahead_used
 
     def highs_alone(self, cores: int = CORES) -> float:
         """No run with these LPs is faster (whatever the scheduler, the steps or the grid engine)."""
@@ -311,7 +312,7 @@ def measure(name: str, until: int, tmp: Path, replays: int = 2) -> Floors:
     finally:
         tape.uninstall()
     return Floors(scn.run_ms(until) / DAY_MS, recorded, real, dict(tape.seconds), min(replay), products, highs.cpu,
-                  highs.ahead, highs.ahead_used, highs.solves)
+                  highs.ahead, highs.ahead_used, highs.needed, highs.solves)
 
 
 def floors(name: str, until: int, tmp: Path, anchor_day: float | None) -> Floors:
@@ -417,7 +418,7 @@ def highs_only(name: str, until: int, tmp: Path) -> float:
     with HighsClock() as highs:
         real = _timed_run(scn, text, tmp / "real.h5", until)
     days = scn.run_ms(until) / DAY_MS
-    alone = (highs.cpu + highs.ahead_used) / CORES / days
+    alone = highs.needed / CORES / days
     print(f"\n{name}: {days:g} simulated day(s), real run (scheduler) {real:.1f} s = {real / days:.2f} s per "
           f"simulated day, {highs.solves} HiGHS solves")
     print(f"  HiGHS CPU {highs.cpu:.2f} s, central reference solved ahead {highs.ahead:.2f} s "
