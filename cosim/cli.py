@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate only this long, e.g. 1d, 6h, 90min (the warm-up and the cool-down the window needs are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")
     r.add_argument("--replicate", type=int, metavar="N",
-                   help="draw the noise streams (telecom, meter noise) afresh: same households and weather")
+                   help="draw the noise streams (telecom, meter noise) and the tie-break (control.tie_break) "
+                        "afresh: same households and weather")
     r.add_argument("--aggregate", metavar="DURATION",
                    help="record one row of interval means per DURATION, e.g. 15min (record.aggregate)")
     r.add_argument("--split", metavar="month|DURATION",

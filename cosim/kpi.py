@@ -735,6 +735,7 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             "record_s": _f(res.record_ms / 1000.0, 3),
             "use_case": use_case(res),
             "control_mode": scn.control.mode if scn is not None and scn.control is not None else None,
+            "tie_break": scn.control.tie_break if scn is not None and scn.control is not None else None,
             "objective_id": objective_id(scn),
             "populations": res.populations(),
             "events": res.event_streams(),

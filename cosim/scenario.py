@@ -364,6 +364,13 @@ class ControlConfig(_Strict):
     reference: bool = Field(True, description="also solve each negotiation centrally: the MAS gap KPI")
     forecast_noise: float = Field(0.0, ge=0, description="relative forecast error growing with lead time")
     fallback: DurationMs = Field(120_000, description="home agent's deadline before it falls back to its own plan")
+    # A tie-break, not a price signal: 1e-4 EUR/kWh is below a tenth of a cent (tariffs are set in cents) and,
+    # times a 15-min slot, 2.5e-5 EUR per kW, above HiGHS's dual feasibility tolerance (1e-7), so it decides
+    # between otherwise equally cheap plans only. Modelling choice; measured on uc2_district (README, "Study
+    # numbers"). Bounded at 0.001 so that it cannot become a price.
+    tie_break: float = Field(0.0, ge=0, le=0.001, description="EUR/kWh: rank equally cheap slots the same way "
+                             "in every plan (import prices + this x a fixed draw per slot; replicates re-draw "
+                             "it); 0 = off")
     lfa: LFAConfig = Field(default_factory=LFAConfig)
 
     @model_validator(mode="after")

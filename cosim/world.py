@@ -252,6 +252,7 @@ class _Builder:
                "K": c.horizon // c.slot, "slot_s": c.slot // 1000, "replan_s": c.replan // 1000,
                "mode": c.mode, "loopback": scn.telecom is None, "reference": c.reference,
                "forecast_noise": c.forecast_noise, "end": scn.duration, "stop": self.built.until,
+               "tie_break": c.tie_break, "tie_break_seed": noise_seed(scn, "tie_break"),
                "meter_lag_ms": scn.step}  # meter registers reach the agents one physical step late (shifted)
         agents_all = []
         for d in scn.districts:

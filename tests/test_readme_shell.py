@@ -66,13 +66,22 @@ def substitute(text: str, old: str, new: str) -> str:
 
 
 def test_realised_gap_recipe(tmp_path):
-    """Paired mas/central runs and `cosim compare`: the compare table with the realised gap."""
-    script = substitute(recipe(REALISED_GAP), "cosim run uc2_district",
-                        f"cosim run {short_copy('uc2_district', tmp_path, duration='30min', **{'districts[0].households': 4})}")
-    r = bash(script, tmp_path)
+    """Paired mas/central runs and `cosim compare`: the compare table with the realised gap; then the
+    bundled sweep of both controllers over replicates (here 2 of them), with the spread per controller."""
+    short = short_copy('uc2_district', tmp_path, duration='30min', **{'districts[0].households': 4})
+    spec = yaml.safe_load((ROOT / "scenarios" / "sweeps" / "uc2_gap.yaml").read_text())
+    spec["parameters"]["replicate"] = [0, 1]
+    spec.update(base=short, out="gap")
+    (tmp_path / "uc2_gap.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    script = substitute(recipe(REALISED_GAP), "cosim run uc2_district", f"cosim run {short}")
+    r = bash(substitute(script, "cosim sweep uc2_gap", "cosim sweep uc2_gap.yaml"), tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "mas.h5").exists() and (tmp_path / "central.h5").exists()
     assert "realised gap to the central run (cost)" in r.stdout, r.stdout
+    assert "planned without control.tie_break" not in r.stdout, r.stdout  # uc2_district sets it
+    with (tmp_path / "gap" / "replicates.csv").open() as fh:
+        spreads = {(row["control.mode"], row["kpi"]): row for row in csv.DictReader(fh)}
+    assert int(spreads[("mas", "total.cost_eur")]["n"]) == int(spreads[("central", "total.cost_eur")]["n"]) == 2
 
 
 def test_quickstart_demo_commands(tmp_path):

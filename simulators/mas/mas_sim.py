@@ -11,7 +11,8 @@ init params: ``time_resolution`` (0.001), ``start`` (ISO-8601 with timezone, as 
 a multiple of ``slot_s``), ``mode`` (``mas`` | ``central`` | ``none``), ``loopback`` (False),
 ``reference`` (False: when True every negotiation is also solved centrally and ``gap`` reported),
 ``forecast_noise`` (0.0), ``end`` (tick of the end of the run: the DSO settles every open order at
-the last step before it).
+the last step before it), ``tie_break`` (€/kWh, 0.0: off) and ``tie_break_seed`` (every planner's
+tariff ``Tariff.with_tie_break``).
 
 Models (one entity each; attributes are mappings keyed by agent or household id):
 
@@ -102,12 +103,13 @@ class MASSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=0.001, start="2026-01-01T00:00:00+01:00", seed=0, latitude=48.1,
              longitude=11.6, K=96, slot_s=900, replan_s=900, mode="mas", loopback=False, reference=False,
-             forecast_noise=0.0, end=None, stop=None, backend=None, meter_lag_ms=0):
+             forecast_noise=0.0, end=None, stop=None, backend=None, meter_lag_ms=0, tie_break=0.0, tie_break_seed=0):
         self.sid = sid
         self.clock = Clock(start, time_resolution)
         self.start, self.seed = start, int(seed)
         self.lat, self.lon = float(latitude), float(longitude)
         self.noise = float(forecast_noise)
+        self.tie_break = (float(tie_break), int(tie_break_seed))
         self.host = AgentHost(self.clock, K=int(K), slot_s=int(slot_s), replan_s=int(replan_s), mode=mode,
                               loopback=bool(loopback), reference=bool(reference), backend=backend)
         if end is not None:
@@ -125,7 +127,7 @@ class MASSim(mosaik_api_v3.Simulator):
         if model == "HomeAgents":
             district = str(params["district"])
             specs = validate_households(params.get("households") or [])
-            tariff = Tariff.model_validate(params.get("tariff") or {})
+            tariff = Tariff.model_validate(params.get("tariff") or {}).with_tie_break(*self.tie_break)
             know = HouseholdKnowledge(specs, self.start, self.seed, self.clock.time_resolution, self.lat, self.lon,
                                       self.noise)
             h.add_homes(district, specs, tariff, False, know.forecast,
@@ -144,7 +146,8 @@ class MASSim(mosaik_api_v3.Simulator):
             district = str(params["district"])
             obj = DistrictObjective.model_validate(params.get("objective") or {})
             tariff = params.get("tariff")
-            tariff = Tariff.model_validate(tariff) if tariff is not None else self.homes_tariff.get(district, Tariff())
+            tariff = Tariff.model_validate(tariff).with_tie_break(*self.tie_break) if tariff is not None \
+                else self.homes_tariff.get(district, Tariff().with_tie_break(*self.tie_break))
             kw = {k: params[k] for k in ("tol", "max_rounds", "round_timeout_ms", "neg_timeout_ms", "smoothing",
                                          "prox_sigma", "stall_tol", "offer_rounds") if params.get(k) is not None}
             h.add_lfa(district, params.get("members"), obj, tariff, **kw)

@@ -9,7 +9,7 @@ parameters (``Tariff.model_validate(dict)``).
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from simulators.devices.common import FIXED, Clock
 from simulators.devices.params import minutes_of_day
@@ -17,6 +17,20 @@ from simulators.devices.params import minutes_of_day
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def slot_uniforms(seed: int, slots: np.ndarray) -> np.ndarray:
+    """A fixed uniform draw in [0, 1) per slot index (any integers, e.g. minutes since 1970 / slot length):
+    SplitMix64 (Steele, Lea & Flood 2014, "Fast splittable pseudorandom number generators", OOPSLA) of
+    seed and slot, the top 53 bits. A hash rather than a generator's stream: the same slot gets the same
+    draw in every horizon that contains it, in any order of calls."""
+    with np.errstate(over="ignore"):
+        x = np.uint64(seed & 0xFFFFFFFFFFFFFFFF) + np.asarray(slots, dtype=np.int64).astype(np.uint64) \
+            * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 class TouBand(_Strict):
@@ -64,6 +78,19 @@ class Tariff(_Strict):
     # wear 0.01 €/kWh: modelling choice, not a degradation-cost estimate: a small weight against needless cycling
     comfort_penalty: float = Field(20.0, ge=0, description="€ per K·h outside the heat-pump comfort band (soft band)")
     battery_wear: float = Field(0.01, ge=0, description="€ per kWh of battery throughput")
+    _tie_break: tuple[float, int] | None = PrivateAttr(None)  # (€/kWh, seed): see with_tie_break
+
+    def with_tie_break(self, eur_per_kwh: float, seed: int) -> "Tariff":
+        """This tariff for planning with a consistent tie-break: every import price raised by
+        ``eur_per_kwh`` × u, u in [0, 1) a fixed draw per slot of absolute time (``slot_uniforms``), so that
+        every plan of the run (each re-plan, each home, the aggregator, the central optimiser) ranks
+        equally cheap slots the same way. Without it a re-plan may pick another of several optimal
+        plans than the plan before, and the rolling horizon executes a patchwork of them (see
+        ``control.tie_break`` in cosim/scenario.py). Only the planners use it; the realised cost is
+        valued with the tariff itself."""
+        t = self.model_copy()
+        t._tie_break = (float(eur_per_kwh), int(seed)) if eur_per_kwh > 0 else None
+        return t
 
     @field_validator("feed_in")
     @classmethod
@@ -79,6 +106,9 @@ class Tariff(_Strict):
             s, e = minutes_of_day(b.start), minutes_of_day(b.end)
             inside = (m >= s) & (m < e) if s < e else (m >= s) | (m < e)
             out[inside] = b.price
+        if self._tie_break is not None:
+            eps, seed = self._tie_break
+            out += eps * slot_uniforms(seed, np.floor(minute0 / slot_min + 1e-9) + np.arange(K))
         return out
 
     def export_prices(self, minute0: float, K: int, slot_min: float) -> np.ndarray:
