@@ -84,10 +84,9 @@ class Tariff(_Strict):
         """This tariff for planning with a consistent tie-break: every import price raised by
         ``eur_per_kwh`` × u, u in [0, 1) a fixed draw per slot of absolute time (``slot_uniforms``), so that
         every plan of the run (each re-plan, each home, the aggregator, the central optimiser) ranks
-        equally cheap slots the same way. Without it a re-plan may pick another of several optimal
-        plans than the plan before, and the rolling horizon executes a patchwork of them (see
-        ``control.tie_break`` in cosim/scenario.py). Only the planners use it; the realised cost is
-        valued with the tariff itself."""
+        equally cheap slots the same way. Without it the solver's pivoting decides among optimal plans
+        (see ``control.tie_break`` in cosim/scenario.py and the README, "Study numbers"). Only the
+        planners use it; the realised cost is valued with the tariff itself."""
         t = self.model_copy()
         t._tie_break = (float(eur_per_kwh), int(seed)) if eur_per_kwh > 0 else None
         return t
