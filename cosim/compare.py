@@ -83,10 +83,10 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
     central = [i for i, k in enumerate(full) if _mode(k) == "central"]
     untied = [lab for lab, r in zip(labels, runs) if r.get("tie_break") == 0.0 and r.get("control_mode") != "none"]
     if central and len(full) > 1 and untied:
-        warnings.append("planned without control.tie_break: " + ", ".join(untied) + ". The solver's pivoting then decides "
-                        "among equally cheap plans, and the realised cost depends on it (on uc2_district the "
-                        "central run realised 2.1 % more; README, \"Study numbers\"): set control.tie_break "
-                        "(e.g. 1e-4) in both runs")
+        warnings.append("planned without control.tie_break: " + ", ".join(untied)
+                        + ". The solver's pivoting then decides among equally cheap plans, and the realised cost "
+                        "depends on it (on uc2_district the central run realised 2.1 % more; README, \"Study "
+                        "numbers\"): set control.tie_break (e.g. 1e-4) in both runs")
     gaps: list[float | None] = [None] * len(full)
     if central:
         c = totals[central[0]].get("cost_eur")
