@@ -75,6 +75,25 @@ def test_a_replan_charges_in_the_slots_the_plan_before_chose(seed, monkeypatch):
     np.testing.assert_allclose(ev2[:-8], ev0[8:], atol=1e-6)  # the same plan for the slots both horizons hold
 
 
+def test_a_run_hands_the_scenario_s_tie_break_to_the_planners(tmp_path, monkeypatch):
+    from cosim.runner import run_scenario
+    from simulators.mas.mas_sim import MASSim
+
+    seen = []
+    init = MASSim.init
+
+    def spy(self, sid, **params):
+        seen.append((params.get("tie_break"), params.get("tie_break_seed")))
+        return init(self, sid, **params)
+
+    monkeypatch.setattr(MASSim, "init", spy)
+    scn, text = load_scenario("uc2_district", {"duration": "15min", "evaluation.warmup": "1h",
+                                               "evaluation.cooldown": "1h", "control.horizon": "1h",
+                                               "districts[0].households": 3, "replicate": 2})
+    run_scenario(scn, text, out=tmp_path / "x.h5", progress=False)
+    assert seen == [(1e-4, noise_seed(scn, "tie_break"))]
+
+
 def test_replicates_re_draw_the_tie_break_and_the_mas_plans_with_it():
     scn, _ = load_scenario("uc2_district")
     assert scn.control.tie_break == 1e-4
