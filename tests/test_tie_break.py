@@ -11,6 +11,7 @@ from simulators.devices.params import DeviceSet, EVParams, HouseholdSpec
 from simulators.mas import home_lp
 from simulators.mas.home_lp import HomeModel
 from simulators.mas.tariff import Tariff, slot_uniforms
+from simulators.telecom_model import stable_hash
 
 START = "2026-02-10T00:00:00+01:00"
 K, SLOT = 96, 900
@@ -26,14 +27,17 @@ def test_slot_draws_depend_on_the_slot_and_seed_only():
 
 def test_tie_break_raises_import_prices_only_and_by_less_than_its_size():
     plain = Tariff()
-    tied = plain.with_tie_break(1e-4, 3)
+    tied = plain.with_tie_break(1e-4, 3, "d1.h001")
     m0 = Clock(START).local_min(0)
     d = tied.import_prices(m0, K, 15.0) - plain.import_prices(m0, K, 15.0)
     assert np.all(d >= 0) and np.all(d < 1e-4) and len(np.unique(d)) == K
     np.testing.assert_array_equal(tied.export_prices(m0, K, 15.0), plain.export_prices(m0, K, 15.0))
     # a horizon starting an hour later has the same prices in the slots both contain
     np.testing.assert_array_equal(tied.import_prices(m0 + 60, K, 15.0)[:-4], tied.import_prices(m0, K, 15.0)[4:])
-    assert plain._tie_break is None and plain.with_tie_break(0.0, 3)._tie_break is None
+    assert plain._tie_break is None and plain.with_tie_break(0.0, 3, "d1.h001")._tie_break is None
+    # a draw per home or aggregator: one for all would send every home and district to the same slots
+    other = plain.with_tie_break(1e-4, 3, "d1.h002").import_prices(m0, K, 15.0) - plain.import_prices(m0, K, 15.0)
+    assert abs(np.corrcoef(d, other)[0, 1]) < 0.5
 
 
 def _ev_spec() -> HouseholdSpec:
@@ -60,7 +64,8 @@ def test_a_replan_charges_in_the_slots_the_plan_before_chose(seed, monkeypatch):
     preference for early EV charging, EPS_EV, is another consistent tie-break; it is switched off here
     so that the tariff's decides.)"""
     monkeypatch.setattr(home_lp, "EPS_EV", 0.0)
-    tariff = Tariff(import_price=0.22, tou=[]).with_tie_break(1e-4, seed)
+    tariff = Tariff(import_price=0.22, tou=[]).with_tie_break(1e-4, seed, "d1.h001")
+    draws = tariff._tie_break[1]
     m0, ev0, params = _ev_home_plan(tariff, 0, 12.0)
     full = params.charger_kw
     first = ev0[:8].sum() * SLOT / 3600 * params.efficiency
@@ -68,7 +73,7 @@ def test_a_replan_charges_in_the_slots_the_plan_before_chose(seed, monkeypatch):
     for start, ev in ((m0, ev0), (m2, ev2)):
         slots = np.floor(start / 15.0 + 1e-9) + np.arange(K)
         before = np.flatnonzero(np.arange(K) * 15.0 + start < Clock(START).local_min(0) + 7.5 * 60)
-        order = before[np.argsort(slot_uniforms(seed, slots[before]))]  # cheapest draws first
+        order = before[np.argsort(slot_uniforms(draws, slots[before]))]  # cheapest draws first
         n_full = int(np.sum(ev > full - 1e-6))
         assert n_full >= 1 and np.all(ev[order[:n_full]] > full - 1e-6), (ev[order], n_full)
         assert np.all(ev[order[n_full + 1:]] < 1e-6)  # at most one partly charged slot, the next in the order
@@ -105,9 +110,9 @@ def test_replicates_re_draw_the_tie_break_and_the_mas_plans_with_it():
     sim.init("MAS", start=START, tie_break=1e-4, tie_break_seed=noise_seed(scn, "tie_break"))
     sim.create(1, "HomeAgents", district="d1", households=[_ev_spec().model_dump()])
     sim.create(1, "LFA", district="d1")
-    lfa = sim.host.lfas["lfa.d1"]
-    assert lfa.tariff._tie_break == (1e-4, noise_seed(scn, "tie_break"))
-    assert sim.homes_tariff["d1"]._tie_break == lfa.tariff._tie_break
+    lfa, home = sim.host.lfas["lfa.d1"], sim.host.homes["d1.h001"]
+    assert lfa.tariff._tie_break == (1e-4, noise_seed(scn, "tie_break") ^ stable_hash("lfa.d1"))
+    assert home.model.tariff._tie_break == (1e-4, noise_seed(scn, "tie_break") ^ stable_hash("d1.h001"))
 
 
 def test_compare_warns_when_a_mas_central_comparison_is_planned_without_the_tie_break():

@@ -83,13 +83,15 @@ class AgentHost:
 
     # ------------------------------------------------------------------ configuration
     def add_homes(self, district: str, specs: list[HouseholdSpec], tariff: Tariff, community: bool, forecast,
-                  fallback_ms: int = 120_000, ev_model=None, **agent_kw) -> list[str]:
+                  fallback_ms: int = 120_000, ev_model=None, tie_break: tuple[float, int] = (0.0, 0),
+                  **agent_kw) -> list[str]:
+        """*tie_break*: (€/kWh, seed) of ``Tariff.with_tie_break``, drawn per home."""
         ids = []
         for s in specs:
             if s.id in self.homes:
                 raise ValueError(f"household {s.id!r} is in two HomeAgents populations")
-            a = HomeAgent(s, f"lfa.{district}", self.K, self.slot_s, tariff, community, self.clock, forecast,
-                          fallback_ms, self.backend, ev_model=ev_model, **agent_kw)
+            a = HomeAgent(s, f"lfa.{district}", self.K, self.slot_s, tariff.with_tie_break(*tie_break, s.id),
+                          community, self.clock, forecast, fallback_ms, self.backend, ev_model=ev_model, **agent_kw)
             a.on_change = self._bump
             self.homes[s.id] = a
             self.home_district[s.id] = district

@@ -12,7 +12,7 @@ a multiple of ``slot_s``), ``mode`` (``mas`` | ``central`` | ``none``), ``loopba
 ``reference`` (False: when True every negotiation is also solved centrally and ``gap`` reported),
 ``forecast_noise`` (0.0), ``end`` (tick of the end of the run: the DSO settles every open order at
 the last step before it), ``tie_break`` (€/kWh, 0.0: off) and ``tie_break_seed`` (every planner's
-tariff ``Tariff.with_tie_break``).
+tariff ``Tariff.with_tie_break``, a draw per home and per aggregator).
 
 Models (one entity each; attributes are mappings keyed by agent or household id):
 
@@ -127,11 +127,11 @@ class MASSim(mosaik_api_v3.Simulator):
         if model == "HomeAgents":
             district = str(params["district"])
             specs = validate_households(params.get("households") or [])
-            tariff = Tariff.model_validate(params.get("tariff") or {}).with_tie_break(*self.tie_break)
+            tariff = Tariff.model_validate(params.get("tariff") or {})
             know = HouseholdKnowledge(specs, self.start, self.seed, self.clock.time_resolution, self.lat, self.lon,
                                       self.noise)
             h.add_homes(district, specs, tariff, False, know.forecast,
-                        fallback_ms=int(params.get("fallback_ms") or 120_000))
+                        fallback_ms=int(params.get("fallback_ms") or 120_000), tie_break=self.tie_break)
             for s in specs:
                 a = h.homes[s.id]
                 a.ev_model = know.ev_sessions
@@ -146,8 +146,8 @@ class MASSim(mosaik_api_v3.Simulator):
             district = str(params["district"])
             obj = DistrictObjective.model_validate(params.get("objective") or {})
             tariff = params.get("tariff")
-            tariff = Tariff.model_validate(tariff).with_tie_break(*self.tie_break) if tariff is not None \
-                else self.homes_tariff.get(district, Tariff().with_tie_break(*self.tie_break))
+            tariff = Tariff.model_validate(tariff) if tariff is not None else self.homes_tariff.get(district, Tariff())
+            tariff = tariff.with_tie_break(*self.tie_break, f"lfa.{district}")
             kw = {k: params[k] for k in ("tol", "max_rounds", "round_timeout_ms", "neg_timeout_ms", "smoothing",
                                          "prox_sigma", "stall_tol", "offer_rounds") if params.get(k) is not None}
             h.add_lfa(district, params.get("members"), obj, tariff, **kw)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from simulators.devices.common import FIXED, Clock
 from simulators.devices.params import minutes_of_day
+from simulators.telecom_model import stable_hash
 
 
 class _Strict(BaseModel):
@@ -80,15 +81,17 @@ class Tariff(_Strict):
     battery_wear: float = Field(0.01, ge=0, description="€ per kWh of battery throughput")
     _tie_break: tuple[float, int] | None = PrivateAttr(None)  # (€/kWh, seed): see with_tie_break
 
-    def with_tie_break(self, eur_per_kwh: float, seed: int) -> "Tariff":
+    def with_tie_break(self, eur_per_kwh: float, seed: int, scope: str) -> "Tariff":
         """This tariff for planning with a consistent tie-break: every import price raised by
-        ``eur_per_kwh`` × u, u in [0, 1) a fixed draw per slot of absolute time (``slot_uniforms``), so that
-        every plan of the run (each re-plan, each home, the aggregator, the central optimiser) ranks
-        equally cheap slots the same way. Without it the solver's pivoting decides among optimal plans
-        (see ``control.tie_break`` in cosim/scenario.py and the README, "Study numbers"). Only the
-        planners use it; the realised cost is valued with the tariff itself."""
+        ``eur_per_kwh`` × u, u in [0, 1) a fixed draw per slot of absolute time (``slot_uniforms``) and
+        per *scope* (a home, an aggregator), so that every plan that prices the scope's energy (each
+        re-plan, the aggregator's negotiation, the central optimiser, the reference) ranks its equally
+        cheap slots the same way. Without it the solver's pivoting decides among optimal plans (see
+        ``control.tie_break`` in cosim/scenario.py and the README, "Study numbers"). A draw per scope,
+        not one for the run: one for all would send every home and district to the same slots. Only
+        the planners use it; the realised cost is valued with the tariff itself."""
         t = self.model_copy()
-        t._tie_break = (float(eur_per_kwh), int(seed)) if eur_per_kwh > 0 else None
+        t._tie_break = (float(eur_per_kwh), int(seed) ^ stable_hash(scope)) if eur_per_kwh > 0 else None
         return t
 
     @field_validator("feed_in")
