@@ -398,14 +398,14 @@ def _column(values: list, dtype: np.dtype) -> np.ndarray:
     return np.asarray([_cell_text(v) for v in values], dtype=dtype)
 
 
-def _flat(rec: dict, prefix: str = "") -> dict:
+def flatten(rec: dict, prefix: str = "") -> dict:
     """A record with its nested mappings flattened to dotted keys (as pandas.json_normalize)."""
     if not prefix and dict not in map(type, rec.values()):  # (records are parsed JSON: plain dicts)
         return rec
     out = {}
     for k, v in rec.items():
         if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -431,7 +431,7 @@ def record_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
 
 def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
     for recs in record_batches(stream, batch_bytes):
-        yield [_flat(rec) for rec in recs]
+        yield [flatten(rec) for rec in recs]
 
 
 def write_event_table(f: h5py.File, name: str, batch_bytes: int = EVENT_BATCH_BYTES) -> None:

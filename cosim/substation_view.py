@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from cosim.errors import InputError
-from cosim.results import open_file, series_ids, series_names, source_path
+from cosim.results import flatten, open_file, series_ids, series_names, source_path
 
 VIEW = "substations"  # the file attribute ``view`` of a view; also its use case and the P population
 SKIP = ("events", "event_tables", VIEW)
@@ -161,16 +161,6 @@ COINCIDENT = ("peak_kw", "peak_15min_kw", "mean_kw", "par")  # total.*: from the
 VIOLATIONS = ("congestion_min", "trafo_overload_min", "line_overload_min", "v_violation_min")
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _nested(flat: dict[str, Any]) -> dict:
     out: dict = {}
     for key, v in flat.items():
@@ -222,7 +212,7 @@ def view_kpis(res) -> dict:
     rows = index(res)
     kpis = substation_kpis(res)
     na: dict[str, str] = {}
-    flats = [_flat({k: v for k, v in kpis[sid].items() if k not in ("run", "households", "districts",
+    flats = [flatten({k: v for k, v in kpis[sid].items() if k not in ("run", "households", "districts",
                                                                     "not_available")})
              for sid in kpis]
     keys = list(dict.fromkeys(k for fl in flats for k in fl))

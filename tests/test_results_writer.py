@@ -122,10 +122,10 @@ def _table_in_one_piece(f, name):
     """write_event_table as it was before 2026-12-06 (the whole stream parsed at once): the reference."""
     import itertools
 
-    from cosim.results import _JSON, _flat, _records
+    from cosim.results import _JSON, _records, flatten
 
     recs = _records(bytes(np.asarray(f["events"][name][()], dtype=np.uint8).tobytes()))
-    flats = [_flat(rec) for rec in recs]
+    flats = [flatten(rec) for rec in recs]
     keys = dict.fromkeys(itertools.chain.from_iterable(flats))
     cols = {}
     for key in keys:
