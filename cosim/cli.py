@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario (a YAML path, a bundled name, or a results file to re-run)")
     r.add_argument("scenario", metavar="SCENARIO")
-    r.add_argument("--out", help="results file (default: the scenario's output field)")
+    r.add_argument("-o", "--out", help="results file (default: the scenario's output field)")
     r.add_argument("--until", metavar="DURATION",
                    help="evaluate only this long, e.g. 1d, 6h, 90min (the warm-up and the cool-down the window needs are simulated as well)")
     r.add_argument("--seed", type=int, help="override the scenario's random seed")

@@ -102,7 +102,7 @@ def register(subparsers) -> None:
     r = subparsers.add_parser("report", help="self-contained HTML report (KPIs, value flows, plots)")
     r.add_argument("results", metavar="RESULTS.h5")
     r.add_argument("--baseline", metavar="BASE.h5", help="baseline run: comparison and value flows")
-    r.add_argument("--out", required=True, metavar="REPORT.html")
+    r.add_argument("-o", "--out", required=True, metavar="REPORT.html")
     r.set_defaults(func=cmd_report)
 
     c = subparsers.add_parser("compare", help="key KPIs of several runs side by side")
@@ -114,7 +114,7 @@ def register(subparsers) -> None:
     s.add_argument("sweep", metavar="SWEEP.yaml")
     s.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
     s.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running dask scheduler instead")
-    s.add_argument("--out", metavar="DIR", help="output directory (default: the sweep's out or "
+    s.add_argument("-o", "--out", metavar="DIR", help="output directory (default: the sweep's out or "
                                                   "results/sweeps/<name>)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)

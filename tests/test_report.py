@@ -128,3 +128,15 @@ def test_terminal_price_default_and_ranking_sensitivity(pair):
     assert any("ranking" in w for w in realised_gaps(runs, ["a", "b"])[1])
     runs[1]["total"]["cost_eur_range"] = [11.0, 15.0]
     assert not any("ranking" in w for w in realised_gaps(runs, ["a", "b"])[1])
+
+
+def test_out_has_the_short_form_o(pair, tmp_path):
+    """``-o`` is ``--out`` for the commands that write a file or a folder: report, run, sweep."""
+    from cosim.cli import build_parser, main
+
+    run, _ = pair
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 0
+    assert "<html" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    p = build_parser()
+    assert p.parse_args(["run", "uc1_home", "-o", "x.h5"]).out == "x.h5"
+    assert p.parse_args(["sweep", "s.yaml", "-o", "d"]).out == "d"
