@@ -3,8 +3,8 @@ results file being written (`cosim watch`).
 
 The page is served by Bokeh's own server with BokehJS from the installed package (``/static``): no
 CDN, it works with no network at all. It shows the real devices (readings, quality and age with stale
-and error highlighted, gateway set point against read-back), the step lateness, the grid's voltage
-band and transformer loading, and the MAS / telecom state. Tables update five times a second,
+and error highlighted, gateway set point against read-back), the simulated households' net power, the
+step lateness, the grid's voltage band and transformer loading, and the MAS / telecom state. Tables update five times a second,
 plots once a second.
 
 ``cosim run --dashboard`` serves from its own process (:func:`start_process`), fed snapshots
@@ -72,7 +72,7 @@ class History:
                 row[f"P {d['id']}"] = d.get("P")
             else:
                 row[f"set {d['id']}"], row[f"readback {d['id']}"] = d.get("set"), d.get("readback")
-        for k in ("v_min", "v_max", "trafo_loading", "latency_ms"):
+        for k in ("households_kw", "v_min", "v_max", "trafo_loading", "latency_ms"):
             if snap.get(k) is not None or k in self.cols:
                 row[k] = snap.get(k)
         if snap.get("lateness_ms") is not None:
@@ -171,7 +171,8 @@ def status_text(h: History, title: str) -> str:
 
 def state_text(h: History) -> str:
     s = h.latest or {}
-    parts = [f"<div class='lab'>{CSS}<h3>Grid, MAS and telecom</h3><table><tbody>",
+    parts = [f"<div class='lab'>{CSS}<h3>Households, grid, MAS and telecom</h3><table><tbody>",
+             f"<tr><td class='l'>simulated households, net power</td><td>{_f(s.get('households_kw'), 2)} kW</td></tr>",
              f"<tr><td class='l'>voltage min / max</td><td>{_f(s.get('v_min'), 3)} / {_f(s.get('v_max'), 3)} p.u.</td></tr>",
              f"<tr><td class='l'>transformer loading</td><td>{_f(s.get('trafo_loading'), 1)} %</td></tr>",
              f"<tr><td class='l'>messages sent / lost</td><td>{_f(s.get('sent'), 0)} / {_f(s.get('lost'), 0)}</td></tr>",
@@ -210,6 +211,8 @@ def plot_groups(keys: list[str]) -> list[tuple[str, str, list[tuple[str, list[st
         out.append(("Gateways: set point (dashed) vs read-back", "kW (+ charging)",
                     [("dashed", [f"set {g}" for g in gws], [f"set {g}" for g in gws]),
                      ("solid", [f"readback {g}" for g in gws], [f"read-back {g}" for g in gws])]))
+    if "households_kw" in keys:
+        out.append(("Simulated households: net power", "kW (+ import)", [("solid", ["households_kw"], ["sum"])]))
     if "lateness_ms" in keys:
         out.append(("Step lateness (real time)", "ms", [("solid", ["lateness_ms"], ["lateness"])]))
     if "v_min" in keys:

@@ -8,7 +8,8 @@ Both build it with :func:`snapshot`, so the page cannot tell them apart.
 A snapshot is a plain dict: ``t`` (simulated ms), ``x`` (the simulated local time as naive epoch ms,
 for the time axes), ``devices`` (one dict per real device: ``role``, ``id``, readings, ``quality``,
 ``age``; a gateway also ``set``, the controller's set point, and ``readback``), ``lateness_ms``,
-``v_min``/``v_max`` (p.u.), ``trafo_loading`` (%, the highest), ``lfa`` ({lfa id: rounds, gap}),
+``households_kw`` (the simulated households' net power summed, kW, + import), ``v_min``/``v_max``
+(p.u.), ``trafo_loading`` (%, the highest), ``lfa`` ({lfa id: rounds, gap}),
 ``latency_ms``, ``sent``, ``lost`` (telecom) and ``events`` (device link events and negotiation
 records since the previous snapshot).
 """
@@ -30,7 +31,8 @@ METER_READINGS = ("P", "V", "E_imp", "E_exp", "quality", "age")
 GATEWAY_READINGS = ("P_bat", "soc", "setpoint_ack", "quality", "age")
 # (population, attr) pairs a snapshot is made of: what ResultsTail reads from a file
 SERIES = ([("meters", a) for a in METER_READINGS] + [("gateways", a) for a in GATEWAY_READINGS]
-          + [("controller", "P_bat_set"), ("realtime", "lateness_ms"), ("grid", "v_min"), ("grid", "v_max"),
+          + [("controller", "P_bat_set"), ("realtime", "lateness_ms"), ("households", "P"), ("grid", "v_min"),
+             ("grid", "v_max"),
              ("grid", "trafo_loading"), ("lfa", "rounds"), ("lfa", "gap"), ("telecom", "latency_mean_ms"),
              ("telecom", "sent"), ("telecom", "lost")])
 EVENT_STREAMS = ("devices", "flex")
@@ -68,6 +70,7 @@ def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
     for dev in sorted(get("gateways", "quality") or {}):
         g = {a: _num((get("gateways", a) or {}).get(dev)) for a in GATEWAY_READINGS}
         devices.append({"role": "gateway", "id": dev, **g, "set": _num(set_points.get(dev)), "readback": g["P_bat"]})
+    households = _values(get("households", "P"))
     v_min, v_max = _values(get("grid", "v_min")), _values(get("grid", "v_max"))
     trafo = _values(get("grid", "trafo_loading"))
     lat, sent, lost = (_values(get("telecom", a)) for a in ("latency_mean_ms", "sent", "lost"))
@@ -75,6 +78,7 @@ def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
     return {
         "t": int(t_ms), "x": origin_ms + t_ms, "devices": devices,
         "lateness_ms": next(iter(_values(get("realtime", "lateness_ms"))), None),
+        "households_kw": sum(households) if households else None,
         "v_min": min(v_min, default=None), "v_max": max(v_max, default=None),
         "trafo_loading": max(trafo, default=None),
         "lfa": {k: {"rounds": _num(rounds.get(k)), "gap": _num(gaps.get(k))} for k in sorted(set(rounds) | set(gaps))},

@@ -23,7 +23,8 @@ def row(t_s: float, p_real: float, quality: float) -> dict:
             ("meters", "quality"): {"d1.h001": quality}, ("meters", "age"): {"d1.h001": 0.2 + t_s},
             ("gateways", "P_bat"): {"d1.h001": 1.0}, ("gateways", "quality"): {"d1.h001": 0.0},
             ("controller", "P_bat_set"): {"d1.h001": 1.5}, ("realtime", "lateness_ms"): {"rt": 3.0},
-            ("grid", "v_min"): {"grid": 0.97}, ("grid", "v_max"): {"grid": 1.02}}
+            ("grid", "v_min"): {"grid": 0.97}, ("grid", "v_max"): {"grid": 1.02},
+            ("households", "P"): {"d1.h001": 1.25, "d1.h002": -0.5, "d1.h003": float("nan")}}
 
 
 def get(url: str) -> str:
@@ -40,6 +41,23 @@ def test_snapshot_has_the_real_devices_only_with_set_point_and_read_back():
     assert meter["P"] == 0.7 and meter["quality"] == 1.0 and meter["V"] is None
     assert gateway["set"] == 1.5 and gateway["readback"] == 1.0
     assert (s["v_min"], s["v_max"], s["lateness_ms"], s["x"]) == (0.97, 1.02, 3.0, 1000.0)
+    assert s["households_kw"] == 0.75  # the simulated households' net power, summed (a NaN is no value)
+    assert snapshot(0, 0.0, lambda p, a: None)["households_kw"] is None
+
+
+def test_simulated_households_net_power_is_plotted_and_shown():
+    from cosim.dashboard import plot_groups, state_text
+
+    h = History()
+    for t in range(3):
+        values = row(t, 0.5, 0.0)
+        values[("households", "P")] = {"d1.h001": 1.0 + t, "d1.h002": 0.5}
+        h.add(snapshot(t * 1000, 0.0, lambda p, a: values.get((p, a))))
+    assert list(h.cols["households_kw"]) == [1.5, 2.5, 3.5]
+    titles = [title for title, _, _ in plot_groups(sorted(h.cols))]
+    assert "Simulated households: net power" in titles
+    assert "3.50 kW" in state_text(h)
+    assert "Simulated households: net power" not in [t for t, _, _ in plot_groups(["x", "latency_ms"])]
 
 
 def test_page_and_bokehjs_are_served_locally_without_any_external_url():
