@@ -4,8 +4,8 @@ results file being written (`cosim watch`).
 The page is served by Bokeh's own server with BokehJS from the installed package (``/static``): no
 CDN, it works with no network at all. It shows the real devices (readings, quality and age with stale
 and error highlighted, gateway set point against read-back), the simulated households' net power, the
-step lateness, the grid's voltage band and transformer loading, and the MAS / telecom state. Tables update five times a second,
-plots once a second.
+step lateness, the grid's voltage band and transformer loading, and the MAS / telecom state. Tables
+update five times a second, plots once a second.
 
 ``cosim run --dashboard`` serves from its own process (:func:`start_process`), fed snapshots
 (:mod:`cosim.live`) through a queue, so the Bokeh work never competes with the mosaik step.
