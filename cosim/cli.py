@@ -18,6 +18,14 @@ from simulators.vocabulary import CONTROL_MODES
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose bad-option message is one ``error:`` line (the usage is in ``--help``),
+    exit code 2, as every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (`{self.prog} --help` for the options)\n")
+
+
 def _err(*lines: str) -> None:
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
@@ -276,8 +284,7 @@ def cmd_inspect(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cosim", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _OneLineParser(prog="cosim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from cosim import __version__
 
     p.add_argument("--version", action="version", version=f"cosim (lvflex-cosim) {__version__}")
@@ -367,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["emulate"]:  # the emulator has its own parser (hil.emulator)
         from hil.emulator import main as emulate
 
-        return emulate(argv[1:])
+        return emulate(argv[1:], parser_class=_OneLineParser)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

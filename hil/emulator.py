@@ -390,8 +390,8 @@ class Emulator:
 # ----------------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="cosim emulate", description="Emulate a Modbus lab device.")
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    ap = parser_class(prog="cosim emulate", description="Emulate a Modbus lab device.")
     ap.add_argument("kind", choices=sorted(KINDS))
     ap.add_argument("--port", type=int, default=5020, help="TCP port (0 = any free port; default 5020)")
     ap.add_argument("--unit", type=int, default=1, help="Modbus unit id (default 1)")
@@ -452,8 +452,9 @@ async def _serve(args: argparse.Namespace) -> None:
         print("emulator stopped", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> int:
+    """``cosim emulate``; *parser_class*: the caller's ArgumentParser (cosim's reports bad options in one line)."""
+    args = build_parser(parser_class).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except (ValueError, FileNotFoundError, ssl.SSLError) as exc:  # bad option values / files
-        print(f"cosim emulate: {exc}", file=sys.stderr)
+        print(f"error: cosim emulate: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"cannot start the emulator: {exc}", file=sys.stderr)

@@ -93,3 +93,17 @@ def test_schema_validates_every_bundled_scenario_and_rejects_a_unitless_step(cap
         assert not errors, (name, errors)
     bad = small_scenario(step=60)
     assert any("is not of type 'string'" in e.message for e in validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("argv, starts", [
+    (["run", "uc1_home", "--until"], "error: cosim run: argument --until: expected one argument"),
+    (["frobnicate"], "error: cosim: argument COMMAND: invalid choice: 'frobnicate'"),
+    (["report", "x.h5"], "error: cosim report: the following arguments are required: -o/--out"),
+    (["emulate", "nosuch"], "error: cosim emulate: argument kind: invalid choice: 'nosuch'"),
+])
+def test_a_bad_option_is_one_error_line_exit_2(argv, starts, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(starts), err
