@@ -176,3 +176,34 @@ def test_master_adds_a_plan_unless_the_member_has_it_at_the_same_cost():
     assert master.add_column("h2", "a", p, 2.0)                         # another member's plan
     assert [t for t, *_ in master.cols["h1"]] == ["a", "c", "d"]
     assert master.lp.n == master.d.n + 4
+
+
+def _blocks(K: int, has_peak: bool):
+    """The district rows, coupling rows and master matrix as scipy's block construction gives them (the
+    construction before 2026-12-07)."""
+    import scipy.sparse as sp
+
+    I, Z = sp.identity(K, format="csc"), sp.csc_matrix((K, K))
+    rows = sp.bmat([[I, Z, -I, Z], [Z, I, Z, -I]], format="csc")
+    if has_peak:
+        rows = sp.hstack([rows, sp.csc_matrix((2 * K, 1))], format="csc")
+        rows = sp.vstack([rows, sp.hstack([-I, Z, Z, Z, sp.csc_matrix(np.ones((K, 1)))], format="csc")],
+                         format="csc")
+    coup = sp.hstack([-I, I, Z, Z] + ([sp.csc_matrix((K, 1))] if has_peak else []), format="csc")
+    return rows, coup, sp.vstack([coup, rows], format="csc")
+
+
+@pytest.mark.parametrize("peak", [0.0, 0.05])
+@pytest.mark.parametrize("K", [1, 2, 3, 48, 96])
+def test_district_matrices_are_the_block_construction_array_by_array(K, peak):
+    """The district part's matrices, built from their pattern, equal scipy's block construction array by
+    array (index order and dtypes included: HiGHS gets these arrays, so it gets the same models)."""
+    from simulators.mas.central import DistrictPart
+    from simulators.mas.tariff import DistrictObjective
+
+    dp = DistrictPart(K, 0.25, np.ones(K), np.ones(K), DistrictObjective(community=True, peak_price=peak))
+    for new, old in zip((dp.A, dp.coup, dp.stacked()), _blocks(K, peak > 0)):
+        assert new.shape == old.shape
+        for a in ("indptr", "indices", "data"):
+            x, y = getattr(new, a), getattr(old, a)
+            assert x.dtype == y.dtype and np.array_equal(x, y), (a, x, y)

@@ -57,7 +57,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from simulators.devices.common import Clock
 
@@ -75,7 +74,7 @@ class Master:
         self.d = district
         K = district.K
         self.K = K
-        A = sp.vstack([district.coup, district.A], format="csc")
+        A = district.stacked()
         F = np.zeros(K) if fixed is None else np.asarray(fixed, float)
         lo = np.r_[-F, district.lo]
         hi = np.r_[-F, district.hi]
