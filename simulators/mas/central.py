@@ -71,9 +71,8 @@ class DistrictPart:
             self.hi[2 * K:] = np.inf
         # coupling coefficients: row k gets -1 on Dp_k and +1 on Dm_k
         ar = np.arange(K, dtype=np.int32)
-        self.coup = sp.csc_matrix((np.r_[-np.ones(K), np.ones(K)], np.r_[ar, ar],
-                                   np.r_[np.arange(2 * K + 1, dtype=np.int32), np.full(self.n - 2 * K, 2 * K, np.int32)]),
-                                  shape=(K, self.n))
+        starts = np.r_[np.arange(2 * K + 1, dtype=np.int32), np.full(self.n - 2 * K, 2 * K, np.int32)]
+        self.coup = sp.csc_matrix((np.r_[-np.ones(K), np.ones(K)], np.r_[ar, ar], starts), shape=(K, self.n))
 
     def _matrix(self, coupling: bool) -> sp.csc_matrix:
         """The rows [lim_imp, lim_exp, (peak)] in CSC, with the K coupling rows above them if *coupling*
