@@ -6,6 +6,8 @@ import re
 import pytest
 import yaml
 
+import cosim
+
 from cosim.scenario import parse_scenario
 from cosim.sweep import SweepSpec
 from tests.conftest import ROOT, small_scenario
@@ -41,6 +43,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     for code in blocks("python"):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert (tmp_path / "results" / "api_demo.h5").exists()
+    with cosim.Results(tmp_path / "results" / "year_demo.h5") as res:  # "4 rows of 15-min mean kW"
+        assert res.aggregate_ms == 900_000 and len(res.frame("households", "P")) == 4
 
 
 def _complete(kind: str) -> list[str]:
