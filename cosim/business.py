@@ -136,6 +136,11 @@ def _n(x: float, nd: int = 3) -> str:
     return f"{x:.{nd}f}"
 
 
+def _sub(x: float, nd: int = 3) -> str:
+    """*x* as the subtrahend of an ``a − b`` basis: in parentheses when negative (not ``a − -b``)."""
+    return f"({x:.{nd}f})" if x < 0 else _n(x, nd)
+
+
 def _messages(kpis: dict) -> tuple[float, float] | None:
     t = kpis.get("telecom")
     if not t or t.get("messages_sent") is None:
@@ -236,7 +241,7 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
             cb = float((Pb.sum(axis=1) * dt_h * mp).sum())
             price = "hourly market profile" if pr.market_profile else f"{pr.market_price} €/kWh"
             L.add(m, "retailer", "market", cr - cb,
-                  f"portfolio net energy at {price}: {_n(cr, 4)} − {_n(cb, 4)} € (controlled − baseline)")
+                  f"portfolio net energy at {price}: {_n(cr, 4)} − {_sub(cb, 4)} € (controlled − baseline)")
             if drawn is not None:
                 # bought back where the terminal price is (the tariff's cheapest import minutes of the day)
                 imp = price_table_per_minute(eco.tariff)[0]
@@ -265,12 +270,12 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
             br = float((en_r.import_cost - en_r.feed_in).sum())
             bb = float((en_b.import_cost - en_b.feed_in).sum())
             L.add(m, "prosumer", "retailer", br - bb,
-                  f"ToU energy bill {_n(br, 4)} − {_n(bb, 4)} € (controlled − baseline, from {en_r.bill_source})")
+                  f"ToU energy bill {_n(br, 4)} − {_sub(bb, 4)} € (controlled − baseline, from {en_r.bill_source})")
             if tr.get("terminal_adjustment_eur") is not None and tb.get("terminal_adjustment_eur") is not None:
                 dt_eur = tr["terminal_adjustment_eur"] - tb["terminal_adjustment_eur"]
                 L.add_terminal(m, "prosumer", "retailer", dt_eur,
                                f"stored energy drawn in the window {_n(tr['stored_drawn_kwh'])} − "
-                               f"{_n(tb['stored_drawn_kwh'])} kWh × {tr['terminal_price_eur_per_kwh']:.4f} €/kWh "
+                               f"{_sub(tb['stored_drawn_kwh'])} kWh × {tr['terminal_price_eur_per_kwh']:.4f} €/kWh "
                                "(bought later under the tariff)")
         elif m == "B5":
             di = float(en_r.import_kwh.sum() - en_b.import_kwh.sum())

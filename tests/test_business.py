@@ -205,3 +205,10 @@ def test_stored_energy_drawn_is_booked_in_b2_b4_b5(pair):
     assert (lines["B2"]["payer"], lines["B2"]["amount_eur"]) == ("retailer", round(pr.market_price * drawn, 2))
     assert lines["B4"]["payer"] == "prosumer" and lines["B4"]["amount_eur"] > 0
     assert led["quantities"]["stored_drawn_kwh"] == pytest.approx(drawn, abs=1e-3)
+
+
+def test_a_negative_subtrahend_is_in_parentheses():
+    """A transfer's basis reads ``26.108 − (-1.941) kWh``, not ``26.108 − -1.941``."""
+    from cosim.business import _sub
+
+    assert _sub(-1.9414) == "(-1.941)" and _sub(2.0) == "2.000" and _sub(-0.5, 1) == "(-0.5)"
