@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from cosim.durations import parse_duration_ms
+from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.economics import Economics
 from cosim.errors import InputError
 from hil.client import DeviceConfig
@@ -376,7 +376,9 @@ class ControlConfig(_Strict):
     @model_validator(mode="after")
     def _grid(self):
         if self.horizon % self.slot or self.replan % self.slot:
-            raise ValueError("horizon and replan must be multiples of slot")
+            f = format_duration_ms
+            raise ValueError(f"horizon ({f(self.horizon)}) and replan ({f(self.replan)}) must be multiples of "
+                             f"slot ({f(self.slot)})")
         return self
 
 

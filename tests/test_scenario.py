@@ -59,6 +59,8 @@ def test_valid_scenario_loads():
          "s.yaml: districts[0].devices.battery.capacity_kwh: expected a value > 0, got -5"),
         ({"simulators": {"grid": {"mode": "connect"}}}, "s.yaml: simulators.grid: mode 'connect' needs address"),
         ({"simulators": {"grid": {"mode": "ssh"}}}, "s.yaml: simulators.grid.mode: expected one of"),
+        ({"control": {"slot": "7min"}},
+         "s.yaml: control: horizon (1d) and replan (15min) must be multiples of slot (7min)"),
     ],
 )
 def test_invalid_field_named_in_one_line(changes, expected):
