@@ -40,9 +40,11 @@ def _e(x) -> str:
 
 
 def _table(headers: list[str], rows: list[list], left: tuple[int, ...] = (0,)) -> str:
-    out = ["<table><thead><tr>"]
-    out += [f'<th class="{"l" if i in left else ""}">{_e(h)}</th>' for i, h in enumerate(headers)]
-    out.append("</tr></thead><tbody>")
+    out = ["<table>"]
+    if any(headers):  # a key-value table (the run's provenance) has no header row
+        out += ["<thead><tr>"] + [f'<th class="{"l" if i in left else ""}">{_e(h)}</th>'
+                                  for i, h in enumerate(headers)] + ["</tr></thead>"]
+    out.append("<tbody>")
     for r in rows:
         out.append("<tr>")
         for i, c in enumerate(r):

@@ -140,3 +140,11 @@ def test_out_has_the_short_form_o(pair, tmp_path):
     p = build_parser()
     assert p.parse_args(["run", "uc1_home", "-o", "x.h5"]).out == "x.h5"
     assert p.parse_args(["sweep", "s.yaml", "-o", "d"]).out == "d"
+
+
+def test_provenance_table_has_no_empty_header_row():
+    """Header rows only where there are headers: the run's key-value table starts with its first key."""
+    from cosim.report import _table
+
+    assert _table(["", ""], [["seed", "42"]], left=(0, 1)).startswith('<table><tbody><tr><td class="l">seed</td>')
+    assert "<thead><tr><th" in _table(["KPI", "value"], [["cost", 1.0]])
