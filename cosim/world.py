@@ -130,8 +130,9 @@ def check_record_include(scn: Scenario) -> None:
 def _unknown_attrs(pop: str, selection, offered) -> list[str]:
     """The line refusing the attributes of ``record.include.<pop>`` that *pop* does not offer (or none)."""
     unknown = [a for a in selection if a not in offered]
-    return [f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}; {pop} offers {', '.join(offered)}"] \
-        if unknown else []
+    why = " (per-phase powers need a three-phase grid: grid.engine fast3ph)" if set(unknown) & set(PHASE_POWERS) else ""
+    return [f"record.include.{pop}: unknown attribute(s) {', '.join(unknown)}{why}; "
+            f"{pop} offers {', '.join(offered)}"] if unknown else []
 
 
 class _Builder:
@@ -146,11 +147,12 @@ class _Builder:
         self.factories = {}
 
     def add(self, pop: str, name: str, model: str, sim_params: dict | None, outputs=None, record_as=None,
-            events=None, **entity_params):
+            events=None, drop=(), **entity_params):
         """Create one population entity; *sim_params* None = reuse the simulator already started.
 
         *record_as*: the population it is recorded under (default *pop*; several entities may share
-        one); *events*: the event stream its ``events`` output is recorded in."""
+        one); *events*: the event stream its ``events`` output is recorded in; *drop*: outputs it has
+        no values of in this world (not recorded)."""
         if sim_params is None:
             factory = self.factories[name]
         else:
@@ -159,7 +161,7 @@ class _Builder:
             entity = getattr(factory, model)(**entity_params)
         except ValueError as exc:  # in-process simulators reject bad parameters with ValueError
             raise ScenarioError([f"{pop}: {exc}"]) from None
-        recorded = outputs if outputs is not None else _outputs(factory, model)
+        recorded = [a for a in (outputs if outputs is not None else _outputs(factory, model)) if a not in drop]
         self.built.entities[pop] = (entity, recorded, record_as or pop, events)
         return entity
 
@@ -171,6 +173,8 @@ class _Builder:
         scn, b = self.scn, self.built
         real = set(b.real_homes)
         simulated = [h for h in b.households if h.id not in real]
+        # the homes have a phase, so per-phase powers and meter readings, only under a three-phase grid
+        three_phase = scn.grid is not None and scn.grid.engine == "fast3ph"
         self.households = None
         if simulated:
             self.households = self.add(
@@ -178,11 +182,10 @@ class _Builder:
                 {**self.common, "start": start_text(scn.start), "seed": sim_seed(scn.seed, "household"),
                  "latitude": scn.location.latitude,
                  "longitude": scn.location.longitude},
-                households=[h.model_dump() for h in simulated])
+                drop=() if three_phase else tuple(PHASE_POWERS), households=[h.model_dump() for h in simulated])
         self.meters = None
         if scn.meters is not None and self.households is not None:
             m = scn.meters
-            three_phase = scn.grid is not None and scn.grid.engine == "fast3ph"  # per-phase meter readings
             phases = meter.PHASES if three_phase else []
             self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": noise_seed(scn, "meter")},
                                    outputs=[*meter.REGISTERS, *phases],

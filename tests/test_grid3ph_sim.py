@@ -235,3 +235,17 @@ def test_run_records_the_transformer_ratings(engine, write_scenario, tmp_path):
     with Results(out) as r:
         assert list(r.trafo_kva().values()) == (net.trafo.sn_mva * 1000).tolist()
         assert r.series("grid", "trafo_loading").ids == list(r.trafo_kva())
+
+
+def test_without_a_three_phase_grid_no_per_phase_series(write_scenario, tmp_path, capsys):
+    """The homes have a phase only under the unbalanced grid: without it no empty /households/P_a..Q_c
+    (nor /meters/P_a..) datasets are written; asking for one is a one-line error, exit 2."""
+    out = tmp_path / "b.h5"
+    path = write_scenario(duration="10min", grid={"network": "kerber_vorstadt_1", "engine": "fast"})
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    with h5py.File(out, "r") as f:
+        assert "P" in f["households"] and not [a for a in f["households"] if a[-2:] in ("_a", "_b", "_c")]
+        assert not [a for a in f["meters"] if a[-2:] in ("_a", "_b", "_c")]
+    path = write_scenario(duration="10min", record={"include": {"households": ["P", "P_a"]}})
+    assert main(["run", str(path), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 2
+    assert "per-phase powers need a three-phase grid" in capsys.readouterr().err
