@@ -277,7 +277,7 @@ def _old_central_lp(models, district, fixed=None):
         coup_cols.append(C.tocsc()), offs.append(off)
         off += mdl.n
     H = sp.block_diag(blocks, format="csc")
-    coup = sp.hstack(coup_cols + [district.coup], format="csc")
+    coup = sp.hstack(coup_cols + [district.stacked()[:K]], format="csc")
     dist_rows = sp.hstack([sp.csc_matrix((district.m, off)), district.A], format="csc")
     top = sp.hstack([H, sp.csc_matrix((H.shape[0], district.n))], format="csc")
     A = sp.vstack([top, coup, dist_rows], format="csc")

@@ -69,10 +69,6 @@ class DistrictPart:
         if self.has_peak:
             self.lo[2 * K:] = 0.0
             self.hi[2 * K:] = np.inf
-        # coupling coefficients: row k gets -1 on Dp_k and +1 on Dm_k
-        ar = np.arange(K, dtype=np.int32)
-        starts = np.r_[np.arange(2 * K + 1, dtype=np.int32), np.full(self.n - 2 * K, 2 * K, np.int32)]
-        self.coup = sp.csc_matrix((np.r_[-np.ones(K), np.ones(K)], np.r_[ar, ar], starts), shape=(K, self.n))
 
     def _matrix(self, coupling: bool) -> sp.csc_matrix:
         """The rows [lim_imp, lim_exp, (peak)] in CSC, with the K coupling rows above them if *coupling*
@@ -80,7 +76,9 @@ class DistrictPart:
         (tests/test_mas_lfa.py), without its cost (0.8 ms per negotiation for K = 96 with a peak)."""
         K, o = self.K, self.K if coupling else 0
         ar = np.arange(K, dtype=np.int32)
-        cols = [  # (row of slot 0, coefficient) of the entries of each K-column block, in increasing rows
+        # (row of slot 0, coefficient) of the entries of each K-column block, in increasing rows; the
+        # coupling row k has -1 on Dp_k and +1 on Dm_k
+        cols = [
             ([(0, -1.0)] if coupling else []) + [(o, 1.0)] + ([(o + 2 * K, -1.0)] if self.has_peak else []),  # Dp
             ([(0, 1.0)] if coupling else []) + [(o + K, 1.0)],  # Dm
             [(o, -1.0)],  # ov
@@ -99,7 +97,7 @@ class DistrictPart:
                              shape=(rows, self.n))
 
     def stacked(self) -> sp.csc_matrix:
-        """``vstack([coup, A])``: the coupling rows, then the district rows (master and central LPs)."""
+        """The K coupling rows, then the district rows ``A`` (master and central LPs)."""
         return self._matrix(coupling=True)
 
     def set_caps(self, cap_imp=None, cap_exp=None):
