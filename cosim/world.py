@@ -112,6 +112,17 @@ _FIXED_OUTPUTS = {"households": ("household", "Households"), "meters": ("meter",
                   "grid3ph": ("grid", "Grid3ph")}
 
 
+def _three_phase(scn: Scenario) -> bool:
+    """The homes have a phase (per-phase powers and meter readings) only under the three-phase grid."""
+    return scn.grid is not None and scn.grid.engine == "fast3ph"
+
+
+def _unrecorded(scn: Scenario) -> tuple[str, ...]:
+    """Outputs of the households and meters that have no values in *scn*: the per-phase ones without the
+    three-phase grid."""
+    return () if _three_phase(scn) else tuple(PHASE_POWERS)
+
+
 def check_record_include(scn: Scenario) -> None:
     """Refuse unknown attributes in ``record.include`` before any simulator starts (what the recorder
     checks again against the built world)."""
@@ -119,9 +130,11 @@ def check_record_include(scn: Scenario) -> None:
     for pop, selection in scn.record.include.items():
         if selection == "all" or pop not in _FIXED_OUTPUTS:
             continue
-        unbalanced = pop == "grid" and scn.grid is not None and scn.grid.engine == "fast3ph"
+        unbalanced = pop == "grid" and _three_phase(scn)
         sim, model = _FIXED_OUTPUTS["grid3ph" if unbalanced else pop]
         offered = _meta_outputs(import_module(SIMULATORS[sim][0]).META, model)
+        if pop in ("households", "meters"):
+            offered = [a for a in offered if a not in _unrecorded(scn)]
         problems += _unknown_attrs(pop, selection, offered)
     if problems:
         raise ScenarioError(problems)
@@ -173,8 +186,6 @@ class _Builder:
         scn, b = self.scn, self.built
         real = set(b.real_homes)
         simulated = [h for h in b.households if h.id not in real]
-        # the homes have a phase, so per-phase powers and meter readings, only under a three-phase grid
-        three_phase = scn.grid is not None and scn.grid.engine == "fast3ph"
         self.households = None
         if simulated:
             self.households = self.add(
@@ -182,13 +193,13 @@ class _Builder:
                 {**self.common, "start": start_text(scn.start), "seed": sim_seed(scn.seed, "household"),
                  "latitude": scn.location.latitude,
                  "longitude": scn.location.longitude},
-                drop=() if three_phase else tuple(PHASE_POWERS), households=[h.model_dump() for h in simulated])
+                drop=_unrecorded(scn), households=[h.model_dump() for h in simulated])
         self.meters = None
         if scn.meters is not None and self.households is not None:
             m = scn.meters
-            phases = meter.PHASES if three_phase else []
+            phases = meter.PHASES if _three_phase(scn) else []
             self.meters = self.add("meters", "meter", "Meters", {**self.common, "seed": noise_seed(scn, "meter")},
-                                   outputs=[*meter.REGISTERS, *phases],
+                                   drop=_unrecorded(scn),
                                    accuracy_class=m.accuracy_class, interval=m.interval,
                                    resolution_w=m.resolution_w, exclude=sorted(real))
             self.world.connect(self.households, self.meters, "P", "Q", *phases)

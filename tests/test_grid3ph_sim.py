@@ -247,5 +247,6 @@ def test_without_a_three_phase_grid_no_per_phase_series(write_scenario, tmp_path
         assert "P" in f["households"] and not [a for a in f["households"] if a[-2:] in ("_a", "_b", "_c")]
         assert not [a for a in f["meters"] if a[-2:] in ("_a", "_b", "_c")]
     path = write_scenario(duration="10min", record={"include": {"households": ["P", "P_a"]}})
-    assert main(["run", str(path), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 2
+    assert main(["validate", str(path)]) == 2  # refused before any simulator starts
     assert "per-phase powers need a three-phase grid" in capsys.readouterr().err
+    assert main(["run", str(path), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 2
