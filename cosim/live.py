@@ -31,10 +31,9 @@ METER_READINGS = ("P", "V", "E_imp", "E_exp", "quality", "age")
 GATEWAY_READINGS = ("P_bat", "soc", "setpoint_ack", "quality", "age")
 # (population, attr) pairs a snapshot is made of: what ResultsTail reads from a file
 SERIES = ([("meters", a) for a in METER_READINGS] + [("gateways", a) for a in GATEWAY_READINGS]
-          + [("controller", "P_bat_set"), ("realtime", "lateness_ms"), ("households", "P"), ("grid", "v_min"),
-             ("grid", "v_max"),
-             ("grid", "trafo_loading"), ("lfa", "rounds"), ("lfa", "gap"), ("telecom", "latency_mean_ms"),
-             ("telecom", "sent"), ("telecom", "lost")])
+          + [("controller", "P_bat_set"), ("realtime", "lateness_ms"), ("households", "P"),
+             ("grid", "v_min"), ("grid", "v_max"), ("grid", "trafo_loading"), ("lfa", "rounds"), ("lfa", "gap"),
+             ("telecom", "latency_mean_ms"), ("telecom", "sent"), ("telecom", "lost")])
 EVENT_STREAMS = ("devices", "flex")
 EVENT_KINDS = {"drop", "reconnect", "exception", "recovered", "negotiation"}
 

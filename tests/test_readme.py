@@ -22,6 +22,13 @@ def blocks(lang: str) -> list[str]:
 YAML_BLOCKS = blocks("yaml")
 
 
+def block_kind(data: dict) -> str:
+    """A YAML block is a whole sweep file, a whole scenario file, or a fragment of a scenario."""
+    if "parameters" in data:
+        return "sweep"
+    return "scenario" if "districts" in data or "substations" in data else "fragment"
+
+
 def test_readme_has_examples():
     assert len(YAML_BLOCKS) >= 5 and blocks("python")
 
@@ -30,10 +37,10 @@ def test_readme_has_examples():
 def test_readme_yaml_block_validates(i):
     data = yaml.safe_load(YAML_BLOCKS[i])
     assert isinstance(data, dict)
-    if "parameters" in data:  # a sweep file
+    if block_kind(data) == "sweep":
         SweepSpec.model_validate(data)
         return
-    if "districts" not in data and "substations" not in data:  # a fragment: validated inside a small scenario with a grid
+    if block_kind(data) == "fragment":  # validated inside a small scenario with a grid
         data = small_scenario(grid={"network": "kerber_vorstadt_1"}) | data
     parse_scenario(data, f"README yaml block {i + 1}")
 
@@ -47,19 +54,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
         assert res.aggregate_ms == 900_000 and len(res.frame("households", "P")) == 4
 
 
-def _complete(kind: str) -> list[str]:
-    """The README's YAML blocks that are whole files: scenarios (name and districts or substations) or
-    sweeps (parameters)."""
-    out = []
-    for body in YAML_BLOCKS:
-        data = yaml.safe_load(body)
-        scenario = "name" in data and ("districts" in data or "substations" in data)
-        if (kind == "scenario" and scenario) or (kind == "sweep" and "parameters" in data):
-            out.append(body)
-    return out
-
-
-SCENARIO_BLOCKS, SWEEP_BLOCKS = _complete("scenario"), _complete("sweep")
+SCENARIO_BLOCKS = [b for b in YAML_BLOCKS if block_kind(yaml.safe_load(b)) == "scenario"]
+SWEEP_BLOCKS = [b for b in YAML_BLOCKS if block_kind(yaml.safe_load(b)) == "sweep"]
 
 
 def test_readme_has_whole_files():
