@@ -23,7 +23,8 @@ class _OneLineParser(argparse.ArgumentParser):
     exit code 2, as every other bad input."""
 
     def error(self, message: str):
-        self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (`{self.prog} --help` for the options)\n")
+        _err(f"{self.prog}: {message} (`{self.prog} --help` for the options)")
+        sys.exit(EXIT_INPUT)
 
 
 def _err(*lines: str) -> None:
