@@ -12,12 +12,20 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   after the last reading from the reading at the window's end when the file has one, a cool-down,
   else estimated from the meter's last power reading) — what a supplier bills;
   without meters, from the household power ``P``. ``bill_source`` says which.
-* PV produced = ∫ max(−P_pv, 0); PV used on site = ∫ clip(pv − export, 0, pv) per interval (directly
-  or through the battery); self-consumption ratio = PV used on site / PV produced; consumption =
-  import + PV used on site; self-sufficiency = PV used on site / consumption. Per household from
-  its own ``P``; for a district / the total from the summed ``P`` (community view: a neighbour's
-  surplus counts as used on site). ``shared_kwh`` = energy exported by some households and imported
-  by others of the district in the same interval.
+* PV produced = ∫ pv, pv = max(−P_pv, 0); consumption = ∫ L, the loads' energy (base load, appliances,
+  heat pump, EV), L = max(P + pv − P_bat, 0) per interval with ``P_bat`` the stationary battery's
+  terminal power (+ charging; ``gateways/P_bat`` for a real home that has only a meter; 0 without
+  one), so consumption = import − export + PV − the battery's net charge. Each interval PV serves the
+  loads first, then the battery's charge, then is exported; the loads take PV, then the battery's
+  discharge, then import. PV used on site = ∫ min(pv, L + charge); self-consumption ratio = PV used
+  on site / PV produced; self-sufficiency = ∫ min(L, pv + discharge) / consumption (the loads' share
+  met on site; a discharge of energy the battery took from the grid counts as on site: the meter
+  cannot tell it apart). Before 2026-12-07 consumption was import + PV used on site, which counted a
+  battery's charge as consumed, also when the battery exported it later (a battery's home on
+  uc2_district: 20.95 instead of 10.7 kWh). Per household from its own series; for a district / the
+  total from the summed series (community view: a neighbour's surplus counts as used on site).
+  ``shared_kwh`` = energy exported by some households and imported by others of the district in the
+  same interval.
 * peak = max P (recording resolution); ``peak_15min_kw`` = max of 15-min mean P; peak-to-average
   ratio = peak / mean P (``None`` when the mean is ≤ 0, a net exporter).
 * battery equivalent full cycles = Σ|Δsoc| / 2 (soc in 0..1 of the nominal capacity).
@@ -135,6 +143,7 @@ class Energy:
     ids: list[str]
     P: np.ndarray          # (T, N) kW net household power
     pv: np.ndarray         # (T, N) kW PV generation (≥ 0)
+    bat: np.ndarray        # (T, N) kW stationary battery's terminal power, + charging (0 without one)
     has_pv: np.ndarray     # (N,) bool
     import_kwh: np.ndarray  # (N,) billed
     export_kwh: np.ndarray
@@ -234,6 +243,11 @@ def energy_data(res: Results) -> Energy | None:
     else:
         has_pv = np.zeros(len(ids), dtype=bool)
         pv = np.zeros_like(P)
+    bat = np.zeros_like(P)
+    for population in ("households", "gateways"):  # a real home with only a meter: its gateway's read-back
+        s = res.series(population, "P_bat")
+        if s is not None:
+            bat = np.where(np.isfinite(b := s.aligned(ids)), b, bat)
     billing = _meter_billing(res, ids, tariff)
     if billing is not None:
         imp_kwh, exp_kwh, cost, feed = billing
@@ -245,25 +259,24 @@ def energy_data(res: Results) -> Energy | None:
         imp_kwh, exp_kwh = imp_e.sum(axis=0), exp_e.sum(axis=0)
         cost, feed = (imp_e * imp_p[:, None]).sum(axis=0), (exp_e * exp_p[:, None]).sum(axis=0)
         source = "households"
-    return Energy(ids, P, pv, has_pv, imp_kwh, exp_kwh, cost, feed, source)
+    return Energy(ids, P, pv, bat, has_pv, imp_kwh, exp_kwh, cost, feed, source)
 
 
-def _balance(P: np.ndarray, pv: np.ndarray, dt_h: np.ndarray) -> dict[str, np.ndarray]:
-    """Energy balance per column: pv produced, used on site, import, export, consumption (kWh)."""
+def _balance(P: np.ndarray, pv: np.ndarray, bat: np.ndarray, dt_h: np.ndarray) -> dict[str, np.ndarray]:
+    """Energy balance per column (kWh, the module's definitions): PV produced, PV used on site, import,
+    export, consumption (the loads' energy) and the part of it met on site."""
     d = dt_h if P.ndim == 1 else dt_h[:, None]
-    exp = np.maximum(-P, 0.0)
-    imp = np.maximum(P, 0.0)
-    used = np.clip(pv - exp, 0.0, pv)
-    out = {
+    load = np.maximum(P + pv - bat, 0.0)
+    return {
         "pv": (pv * d).sum(axis=0),
-        "pv_used": (used * d).sum(axis=0),
-        "imp": (imp * d).sum(axis=0),
-        "exp": (exp * d).sum(axis=0),
+        "pv_used": (np.minimum(pv, load + np.maximum(bat, 0.0)) * d).sum(axis=0),
+        "imp": (np.maximum(P, 0.0) * d).sum(axis=0),
+        "exp": (np.maximum(-P, 0.0) * d).sum(axis=0),
+        "consumption": (load * d).sum(axis=0),
+        "on_site": (np.minimum(load, pv + np.maximum(-bat, 0.0)) * d).sum(axis=0),
         "mean": (P * d).sum(axis=0) / max(float(dt_h.sum()), 1e-12),
         "peak": P.max(axis=0) if P.shape[0] else np.zeros(P.shape[1:]),
     }
-    out["consumption"] = out["imp"] + out["pv_used"]
-    return out
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -296,7 +309,7 @@ def comfort_kh(res: Results, ids: list[str], specs: dict) -> np.ndarray | None:
 def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dict]:
     ids, dt_h = en.ids, res.dt_h
     specs = res.household_specs()
-    bal = _balance(en.P, en.pv, dt_h)
+    bal = _balance(en.P, en.pv, en.bat, dt_h)
     qm, _ = quarter_means(res, en.P)
     peak15 = qm.max(axis=0) if qm.shape[0] else np.zeros(len(ids))
 
@@ -337,7 +350,7 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
             "import_cost_eur": _f(en.import_cost[j], 4),
             "feed_in_eur": _f(en.feed_in[j], 4),
             "self_consumption": _ratio(bal["pv_used"][j], bal["pv"][j]) if en.has_pv[j] else None,
-            "self_sufficiency": _ratio(bal["pv_used"][j], bal["consumption"][j]),
+            "self_sufficiency": _ratio(bal["on_site"][j], bal["consumption"][j]),
             "peak_kw": _f(bal["peak"][j], 3),
             "peak_15min_kw": _f(peak15[j], 3),
             "mean_kw": _f(bal["mean"][j], 4),
@@ -348,8 +361,7 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
 
     def group(cols: np.ndarray) -> dict:
         P = en.P[:, cols].sum(axis=1)
-        pv = en.pv[:, cols].sum(axis=1)
-        b = _balance(P, pv, dt_h)
+        b = _balance(P, en.pv[:, cols].sum(axis=1), en.bat[:, cols].sum(axis=1), dt_h)
         qmg, _ = quarter_means(res, P)
         imp_each = np.maximum(en.P[:, cols], 0).sum(axis=1)
         exp_each = np.maximum(-en.P[:, cols], 0).sum(axis=1)
@@ -370,7 +382,7 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
             "import_cost_eur": _f(en.import_cost[cols].sum(), 4),
             "feed_in_eur": _f(en.feed_in[cols].sum(), 4),
             "self_consumption": _ratio(float(b["pv_used"]), float(b["pv"])) if any_pv else None,
-            "self_sufficiency": _ratio(float(b["pv_used"]), float(b["consumption"])),
+            "self_sufficiency": _ratio(float(b["on_site"]), float(b["consumption"])),
             "peak_kw": _f(b["peak"], 3),
             "peak_15min_kw": _f(qmg.max() if qmg.size else None, 3),
             "mean_kw": _f(b["mean"], 4),

@@ -157,6 +157,29 @@ def test_district_and_total_kpis(synth):
     assert k["districts"]["d2"]["battery_efc"] == pytest.approx(2.3)
 
 
+def test_a_battery_that_exports_its_charge_is_not_consumption(tmp_path):
+    """One home, load 1 kW every hour: PV 3 kW charges the battery 2 kW in hour 1; the battery discharges
+    1.5 kW in hour 2 (0.5 kW exported) and 0.5 kW in hour 3. Consumption 4 kWh (import − export + PV −
+    net charge = 1.5 − 0.5 + 3 − 0), not import + PV kept on site (4.5 kWh, the definition before
+    2026-12-07, which counted the exported charge as consumed); met on site 0 + 1 + 1 + 0.5 kWh."""
+    pv, bat = np.array([0.0, 3.0, 0.0, 0.0]), np.array([0.0, 2.0, -1.5, -0.5])
+    P = 1.0 - pv + bat
+    series = [("households", a, "kW") for a in ("P", "P_pv", "P_bat")]
+    scenario = dict(SCENARIO, duration="4h", districts=[{"name": "d1", "households": 1}])
+    w = ResultsWriter(str(tmp_path / "bat.h5"), {"scenario": yaml.safe_dump(scenario), "seed": 5}, series, [],
+                      START, H, flush_every=7)
+    for k in range(4):
+        w.append(k * H, {("households", "P"): {"d1.h001": P[k]}, ("households", "P_pv"): {"d1.h001": -pv[k]},
+                         ("households", "P_bat"): {"d1.h001": bat[k]}})
+    w.close("completed")
+    k = compute_kpis(str(tmp_path / "bat.h5"))
+    for view in (k["households"]["d1.h001"], k["total"]):
+        assert view["consumption_kwh"] == pytest.approx(4.0)
+        assert view["self_consumption"] == pytest.approx(1.0)
+        assert view["self_sufficiency"] == pytest.approx(2.5 / 4)
+        assert view["import_kwh"] == pytest.approx(1.5) and view["export_kwh"] == pytest.approx(0.5)
+
+
 def test_grid_kpis(synth):
     g = compute_kpis(synth)["grid"]
     assert g["losses_kwh"] == pytest.approx(24.0)
@@ -223,7 +246,7 @@ def test_real_run_and_cli(tmp_path):
 
     with Results(out) as r:
         P = np.nan_to_num(r.series("households", "P").values)
-        true_import = _balance(P, np.zeros_like(P), r.dt_h)["imp"].sum()
+        true_import = _balance(P, np.zeros_like(P), np.zeros_like(P), r.dt_h)["imp"].sum()
     assert k["total"]["import_kwh"] == pytest.approx(true_import, rel=0.01, abs=0.01)
     assert 0 <= k["total"]["self_sufficiency"] <= 1
     assert k["grid"]["losses_kwh"] > 0 and k["grid"]["trafo_loading_pct"]["max"] > 0
