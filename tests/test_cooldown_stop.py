@@ -13,9 +13,10 @@ from tests.helpers.same_results import differences
 
 H = 3_600_000
 # the evening of uc3_substation: window 17:00-22:30 after a 2-h warm-up, 5-h cool-down, 4-h horizon,
-# DSO orders of up to 4 slots (the stop: 6 slots = 3 h after the window)
+# DSO orders of up to 4 slots (the stop: 6 slots = 3 h after the window); replicate 1: the draw whose
+# orders cross the window's end (two of them, with the tie-break's default)
 SHORT = {"start": "2026-01-20T15:00:00+01:00", "evaluation.warmup": "2h", "evaluation.cooldown": "5h",
-         "control.horizon": "4h", "dso.lookahead_slots": 4}
+         "control.horizon": "4h", "dso.lookahead_slots": 4, "replicate": 1}
 
 
 def _flat(x, path=""):

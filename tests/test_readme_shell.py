@@ -78,7 +78,7 @@ def test_realised_gap_recipe(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "mas.h5").exists() and (tmp_path / "central.h5").exists()
     assert "realised gap to the central run (cost)" in r.stdout, r.stdout
-    assert "planned without control.tie_break" not in r.stdout, r.stdout  # uc2_district sets it
+    assert "planned without control.tie_break" not in r.stdout, r.stdout  # on by default
     with (tmp_path / "gap" / "replicates.csv").open() as fh:
         spreads = {(row["control.mode"], row["kpi"]): row for row in csv.DictReader(fh)}
     assert int(spreads[("mas", "total.cost_eur")]["n"]) == int(spreads[("central", "total.cost_eur")]["n"]) == 2
