@@ -234,7 +234,8 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
     for m in models:
         if m == "B1":
             L.add(m, "lfa", "prosumer", pr.flex_purchase * act_hh,
-                  f"{_n(act_hh)} kWh activated household flexibility (½∫|P−P_base|dt) × {pr.flex_purchase} €/kWh")
+                  f"{_n(act_hh)} kWh activated household flexibility (½∫|P − P of the baseline run|dt) × "
+                  f"{pr.flex_purchase} €/kWh")
         elif m == "B2":
             mp = pr.market_prices(run.local_minutes() / 60.0)
             cr = float((en_r.P.sum(axis=1) * dt_h * mp).sum())

@@ -15,15 +15,15 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
 * PV produced = ∫ pv, pv = max(−P_pv, 0); consumption = ∫ L, the loads' energy (base load, appliances,
   heat pump, EV), L = max(P + pv − P_bat, 0) per interval with ``P_bat`` the stationary battery's
   terminal power (+ charging; ``gateways/P_bat`` for a real home that has only a meter; 0 without
-  one), so consumption = import − export + PV − the battery's net charge. Each interval PV serves the
-  loads first, then the battery's charge, then is exported; the loads take PV, then the battery's
-  discharge, then import. PV used on site = ∫ min(pv, L + charge); self-consumption ratio = PV used
-  on site / PV produced; self-sufficiency = ∫ min(L, pv + discharge) / consumption (the loads' share
-  met on site; a discharge of energy the battery took from the grid counts as on site: the meter
-  cannot tell it apart). Before 2026-12-07 consumption was import + PV used on site, which counted a
-  battery's charge as consumed, also when the battery exported it later (a battery's home on
-  uc2_district: 20.95 instead of 10.7 kWh). Per household from its own series; for a district / the
-  total from the summed series (community view: a neighbour's surplus counts as used on site).
+  one), so consumption = import − export + PV − the battery's net charge. Self-consumption ratio =
+  1 − export / PV produced (the PV energy not exported, directly or after the battery held it);
+  self-sufficiency = 1 − import / consumption (the loads' energy not imported: energy the battery
+  took from the grid counts as imported), both clipped to [0, 1], with import and export per
+  interval from ``P``. Without a battery these are ∫ min(pv, L) / ∫ pv and ∫ min(pv, L) / ∫ L. Before
+  2026-12-07 consumption was import + ∫ clip(pv − export, 0, pv), which counted a battery's charge as
+  consumed also when the battery exported it later (a battery's home on uc2_district: 20.95 instead
+  of 9.29 kWh, the sum of its loads). Per household from its own series; for a district / the total
+  from the summed series (community view: a neighbour's surplus counts as used on site).
   ``shared_kwh`` = energy exported by some households and imported by others of the district in the
   same interval.
 * peak = max P (recording resolution); ``peak_15min_kw`` = max of 15-min mean P; peak-to-average
@@ -263,17 +263,14 @@ def energy_data(res: Results) -> Energy | None:
 
 
 def _balance(P: np.ndarray, pv: np.ndarray, bat: np.ndarray, dt_h: np.ndarray) -> dict[str, np.ndarray]:
-    """Energy balance per column (kWh, the module's definitions): PV produced, PV used on site, import,
-    export, consumption (the loads' energy) and the part of it met on site."""
+    """Energy balance per column (kWh, the module's definitions): PV produced, import, export, consumption
+    (the loads' energy)."""
     d = dt_h if P.ndim == 1 else dt_h[:, None]
-    load = np.maximum(P + pv - bat, 0.0)
     return {
         "pv": (pv * d).sum(axis=0),
-        "pv_used": (np.minimum(pv, load + np.maximum(bat, 0.0)) * d).sum(axis=0),
         "imp": (np.maximum(P, 0.0) * d).sum(axis=0),
         "exp": (np.maximum(-P, 0.0) * d).sum(axis=0),
-        "consumption": (load * d).sum(axis=0),
-        "on_site": (np.minimum(load, pv + np.maximum(-bat, 0.0)) * d).sum(axis=0),
+        "consumption": (np.maximum(P + pv - bat, 0.0) * d).sum(axis=0),
         "mean": (P * d).sum(axis=0) / max(float(dt_h.sum()), 1e-12),
         "peak": P.max(axis=0) if P.shape[0] else np.zeros(P.shape[1:]),
     }
@@ -281,6 +278,11 @@ def _balance(P: np.ndarray, pv: np.ndarray, bat: np.ndarray, dt_h: np.ndarray) -
 
 def _ratio(a: float, b: float) -> float | None:
     return _f(a / b) if b > 1e-9 else None
+
+
+def _share_kept(out: float, whole: float) -> float | None:
+    """1 − out / whole in [0, 1]: self-consumption (export of PV) and self-sufficiency (import of consumption)."""
+    return _f(min(max(1.0 - out / whole, 0.0), 1.0)) if whole > 1e-9 else None
 
 
 def _par(peak: float, mean: float) -> float | None:
@@ -349,8 +351,8 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
             "bill_eur": _f(en.import_cost[j] - en.feed_in[j], 4),
             "import_cost_eur": _f(en.import_cost[j], 4),
             "feed_in_eur": _f(en.feed_in[j], 4),
-            "self_consumption": _ratio(bal["pv_used"][j], bal["pv"][j]) if en.has_pv[j] else None,
-            "self_sufficiency": _ratio(bal["on_site"][j], bal["consumption"][j]),
+            "self_consumption": _share_kept(bal["exp"][j], bal["pv"][j]) if en.has_pv[j] else None,
+            "self_sufficiency": _share_kept(bal["imp"][j], bal["consumption"][j]),
             "peak_kw": _f(bal["peak"][j], 3),
             "peak_15min_kw": _f(peak15[j], 3),
             "mean_kw": _f(bal["mean"][j], 4),
@@ -381,8 +383,8 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
             "bill_eur": _f((en.import_cost[cols] - en.feed_in[cols]).sum(), 4),
             "import_cost_eur": _f(en.import_cost[cols].sum(), 4),
             "feed_in_eur": _f(en.feed_in[cols].sum(), 4),
-            "self_consumption": _ratio(float(b["pv_used"]), float(b["pv"])) if any_pv else None,
-            "self_sufficiency": _ratio(float(b["on_site"]), float(b["consumption"])),
+            "self_consumption": _share_kept(float(b["exp"]), float(b["pv"])) if any_pv else None,
+            "self_sufficiency": _share_kept(float(b["imp"]), float(b["consumption"])),
             "peak_kw": _f(b["peak"], 3),
             "peak_15min_kw": _f(qmg.max() if qmg.size else None, 3),
             "mean_kw": _f(b["mean"], 4),
@@ -827,6 +829,24 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("realtime.lateness_ms.p99", "RT lateness p99", "ms"),
     ("realtime.lateness_ms.max", "RT lateness max", "ms"),
 ]
+
+# the direction in which a KPI of KEY_KPIS is better (-1 lower, +1 higher), for colouring changes; a KPI
+# that is neither (energy produced, exported or consumed, flexibility traded, messages) is not listed
+LOWER, HIGHER = -1, 1
+BETTER: dict[str, int] = {
+    **dict.fromkeys(["total.cost_eur", "total.objective_eur", "total.bill_eur", "total.import_kwh",
+                     "total.import_adjusted_kwh", "total.peak_kw", "total.peak_15min_kw", "total.par",
+                     "total.comfort_violation_kh", "grid.losses_kwh", "grid.trafo_loading_pct.p50",
+                     "grid.trafo_loading_pct.p95", "grid.trafo_loading_pct.p99", "grid.trafo_loading_pct.max",
+                     "grid.line_loading_pct.p95", "grid.line_loading_pct.max", "grid.congestion_min",
+                     "grid.v_violation_min", "grid.v_violation_10min_min", "grid.v_max_pu", "grid.overload_kwh",
+                     "grid.unbalance.vuf_10min_p95_pct", "mas.gap_mean_pct", "mas.gap_max_pct",
+                     "mas.negotiations_partial", "mas.negotiations_failed", "telecom.loss_rate",
+                     "telecom.latency_ms.p50", "telecom.latency_ms.p99", "realtime.lateness_ms.p50",
+                     "realtime.lateness_ms.p99", "realtime.lateness_ms.max"], LOWER),
+    **dict.fromkeys(["total.self_consumption", "total.self_sufficiency", "total.shared_kwh", "grid.v_min_pu",
+                     "flexibility.delivered_kwh"], HIGHER),
+}
 
 # (key, label, unit) of a district's / the total's KPIs: the "total." rows of KEY_KPIS
 GROUP_KPIS = [("households", "households", "")] + [

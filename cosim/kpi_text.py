@@ -7,7 +7,8 @@ from typing import Any
 from cosim.kpi import GROUP_KPIS, HOUSEHOLD_KPIS, KEY_KPIS, lookup
 
 
-def fmt(v: Any) -> str:
+def fmt(v: Any, money: bool = False) -> str:
+    """A KPI value for a table: three significant digits or so, an amount of money (*money*) in cents."""
     if v is None:
         return "n/a"
     if isinstance(v, bool):
@@ -16,6 +17,8 @@ def fmt(v: Any) -> str:
         return f"{v}"
     if isinstance(v, float):
         a = abs(v)
+        if money:
+            return f"{v:,.2f}"
         if a == 0:
             return "0"
         if a >= 1000:
@@ -28,9 +31,17 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def is_money(headers: list[str], row: list, i: int) -> bool:
+    """Whether cell *i* of a table's *row* is an amount of money: its row's "unit" is €, or its column's
+    header ends in €."""
+    return str(headers[i]).endswith("€") or ("unit" in headers and row[headers.index("unit")] == "€")
+
+
 def text_table(headers: list[str], rows: list[list[Any]], left: tuple[int, ...] = (0,)) -> str:
-    """Plain-text table; columns in *left* are left-aligned, the others right-aligned."""
-    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else fmt(c) for c in r] for r in rows]
+    """Plain-text table; columns in *left* are left-aligned, the others right-aligned. Amounts of money (a
+    row whose "unit" is €, a column whose header ends in €) are shown in cents."""
+    cells = [[str(h) for h in headers]] + [
+        [c if isinstance(c, str) else fmt(c, is_money(headers, r, i)) for i, c in enumerate(r)] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for n, r in enumerate(cells):

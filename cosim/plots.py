@@ -246,13 +246,21 @@ def indoor_temperature(run: Results, base: Results | None = None) -> bytes | Non
                 for t in (hp.t_min, hp.t_max):
                     ax.axhline(t, color=line.get_color(), lw=0.8, ls=":")
         ax.legend(loc="upper left", fontsize=8, ncol=2)
+        title = "dotted: comfort band"
     else:
         ax.fill_between(x, np.nanmin(s.values, axis=1), np.nanmax(s.values, axis=1), alpha=0.3, lw=0,
                         label="min–max")
         ax.plot(x, np.nanmean(s.values, axis=1), lw=1.5, label=f"mean of {s.values.shape[1]} homes")
+        bands = {(hp.t_min, hp.t_max) for hid in s.ids if specs.get(hid) and (hp := specs[hid].devices.heat_pump)}
+        if len(bands) == 1:  # one band for all: drawn; else the homes' bands differ and none is drawn
+            for t in bands.pop():
+                ax.axhline(t, color="0.3", lw=0.8, ls=":")
+            title = "dotted: their comfort band"
+        else:
+            title = "comfort bands differ between homes, not drawn"
         ax.legend(loc="upper left", fontsize=8)
     ax.set_ylabel("indoor temperature (°C)")
-    ax.set_title("Indoor temperature of heat-pump homes (dotted: comfort band)")
+    ax.set_title(f"Indoor temperature of heat-pump homes ({title})")
     _time_axis(ax, run)
     return _png(fig)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cosim.business import value_flows
 from cosim.errors import InputError
-from cosim.kpi import GROUP_KPIS, HOUSEHOLD_KPIS, KEY_KPIS, compute_kpis, lookup
-from cosim.kpi_text import fmt
+from cosim.kpi import BETTER, GROUP_KPIS, HOUSEHOLD_KPIS, KEY_KPIS, compute_kpis, lookup
+from cosim.kpi_text import fmt, is_money
 from cosim.results import Results
 from cosim.device_health import device_health
 from cosim.lab_plots import LAB_PLOTS
@@ -52,7 +52,7 @@ def _table(headers: list[str], rows: list[list], left: tuple[int, ...] = (0,)) -
             if isinstance(c, tuple):  # (text, css class)
                 c, extra = c
                 cls = f"{cls} {extra}".strip()
-            out.append(f'<td class="{cls}">{_e(c if isinstance(c, str) else fmt(c))}</td>')
+            out.append(f'<td class="{cls}">{_e(c if isinstance(c, str) else fmt(c, is_money(headers, r, i)))}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -74,12 +74,15 @@ def _kpi_section(k: dict, kb: dict | None) -> str:
         row = [label, unit, v]
         if kb is not None:
             d = _delta(v, vb)
-            row += [vb, (fmt(d), "pos" if d and d < 0 else "neg" if d and d > 0 else "") if d is not None else "n/a"]
+            better = BETTER.get(key, 0) * (d or 0)
+            colour = "pos" if better > 0 else "neg" if better < 0 else ""
+            row += [vb, (fmt(d, unit == "€"), colour) if d is not None else "n/a"]
         rows.append(row)
     headers = ["KPI", "unit", "controlled" if kb else "value"] + (["baseline", "change"] if kb else [])
     parts = [_table(headers, rows, left=(0, 1))]
     if kb is not None:
-        parts.append('<p class="note">change = controlled − baseline (green: lower).</p>')
+        parts.append('<p class="note">change = controlled − baseline (green: better, red: worse; '
+                     'uncoloured where neither way is better, e.g. PV produced or energy exported).</p>')
     # per district
     dists = k.get("districts") or {}
     if len(dists) > 1 or (dists and k.get("households") and len(k["households"]) > 1):

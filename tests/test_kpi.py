@@ -161,7 +161,8 @@ def test_a_battery_that_exports_its_charge_is_not_consumption(tmp_path):
     """One home, load 1 kW every hour: PV 3 kW charges the battery 2 kW in hour 1; the battery discharges
     1.5 kW in hour 2 (0.5 kW exported) and 0.5 kW in hour 3. Consumption 4 kWh (import − export + PV −
     net charge = 1.5 − 0.5 + 3 − 0), not import + PV kept on site (4.5 kWh, the definition before
-    2026-12-07, which counted the exported charge as consumed); met on site 0 + 1 + 1 + 0.5 kWh."""
+    2026-12-07, which counted the exported charge as consumed). Self-consumption 1 − 0.5/3 (the exported
+    0.5 kWh came from PV through the battery; before: 1), self-sufficiency 1 − 1.5/4 (before: 3/4.5)."""
     pv, bat = np.array([0.0, 3.0, 0.0, 0.0]), np.array([0.0, 2.0, -1.5, -0.5])
     P = 1.0 - pv + bat
     series = [("households", a, "kW") for a in ("P", "P_pv", "P_bat")]
@@ -175,8 +176,8 @@ def test_a_battery_that_exports_its_charge_is_not_consumption(tmp_path):
     k = compute_kpis(str(tmp_path / "bat.h5"))
     for view in (k["households"]["d1.h001"], k["total"]):
         assert view["consumption_kwh"] == pytest.approx(4.0)
-        assert view["self_consumption"] == pytest.approx(1.0)
-        assert view["self_sufficiency"] == pytest.approx(2.5 / 4)
+        assert view["self_consumption"] == pytest.approx(1 - 0.5 / 3, abs=1e-4)
+        assert view["self_sufficiency"] == pytest.approx(1 - 1.5 / 4, abs=1e-4)
         assert view["import_kwh"] == pytest.approx(1.5) and view["export_kwh"] == pytest.approx(0.5)
 
 

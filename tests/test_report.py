@@ -148,3 +148,29 @@ def test_provenance_table_has_no_empty_header_row():
 
     assert _table(["", ""], [["seed", "42"]], left=(0, 1)).startswith('<table><tbody><tr><td class="l">seed</td>')
     assert "<thead><tr><th" in _table(["KPI", "value"], [["cost", 1.0]])
+
+
+def test_changes_are_coloured_by_which_way_is_better():
+    """Green where the change is an improvement: lower cost, higher self-sufficiency; no colour for a KPI
+    that is better neither way (PV produced)."""
+    from cosim.report import _kpi_section
+
+    run = {"total": {"cost_eur": 10.0, "self_sufficiency": 0.5, "pv_kwh": 12.0}}
+    base = {"total": {"cost_eur": 12.0, "self_sufficiency": 0.3, "pv_kwh": 10.0}}
+    html = _kpi_section(run, base)
+    rows = {r.split("</td>", 1)[0].rsplit(">", 1)[1]: r for r in html.split("<tr>")[1:]}
+    assert 'class="pos">-2' in rows["cost (objective + terminal adjustment)"]
+    assert 'class="pos">0.2' in rows["self-sufficiency"]
+    assert 'class="pos"' not in rows["PV produced"] and 'class="neg"' not in rows["PV produced"]
+    worse = _kpi_section(base, run)
+    assert 'class="neg"' in worse.split("self-sufficiency", 1)[1].split("</tr>", 1)[0]
+
+
+def test_money_is_shown_in_cents():
+    """80.56 against 80.65 €: three significant digits showed 80.6 and 80.7, the wrong way round at the cent."""
+    from cosim.kpi_text import text_table
+
+    out = text_table(["KPI", "unit", "a", "b"], [["cost", "€", 80.56, 80.65], ["import", "kWh", 709.64, 769.41]],
+                     left=(0, 1))
+    assert "80.56" in out and "80.65" in out and "709.6" in out and "709.64" not in out
+    assert "1,342.70" in text_table(["household", "bill €"], [["h1", 1342.7]])

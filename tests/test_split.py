@@ -16,7 +16,11 @@ from cosim.replicates import prediction_interval
 from cosim.split import plan, run_split
 from cosim.sweep import run_sweep
 
-ENERGY = ["total.import_kwh", "total.export_kwh", "total.pv_kwh", "total.consumption_kwh", "total.bill_eur",
+# not consumption: since 2026-12-07 it is the loads' energy, EVs and heat pumps included, which the second
+# part's start state moves by more than the end-state bound covers (12 h of uc3_physical, 3 h warm-up: 18 kWh
+# = 1.6 %, where the stores of the EVs and buildings differ by 10 kWh at the end and 5 kWh at the part
+# boundary, at the COP of A7); the slow year-split test bounds it by replicates
+ENERGY = ["total.import_kwh", "total.export_kwh", "total.pv_kwh", "total.bill_eur",
           "total.cost_eur", "grid.trafo_energy_kwh", "grid.losses_kwh"]
 MINUTES = ["grid.congestion_min", "grid.v_violation_min"]
 PRICE = 0.32  # €/kWh, import price of uc3_physical and uc3_substation
@@ -130,7 +134,7 @@ def test_mas_year_split_within_the_single_runs_replicates(tmp_path):
     path, _ = run_split(scn, text, "1d", out=tmp_path / "split.h5", workers=2, warmup="1d", progress=False)
     split = compute_kpis(path)
     ds = abs(lookup(split, "total.stored_end_kwh") - np.mean([lookup(r, "total.stored_end_kwh") for r in reps]))
-    for key in [*ENERGY, *MINUTES, "flexibility.ordered_kwh", "mas.negotiations"]:
+    for key in [*ENERGY, "total.consumption_kwh", *MINUTES, "flexibility.ordered_kwh", "mas.negotiations"]:
         values = [lookup(r, key) for r in reps]
         y = lookup(split, key)
         if np.ptp(values) == 0:
