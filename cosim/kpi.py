@@ -539,21 +539,39 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     return out
 
 
-def _settled_in_window(res: Results, records: list[dict]) -> dict[str, float]:
-    """agent -> kWh the settlements among *records* (all of ``/events/flex``) found delivered in the
-    slots that start in the window (an order may begin before it or end after it), for settlements
-    that give it per slot."""
-    w = res.window_ms or (-math.inf, math.inf)
-    out: dict[str, float] = {}
-    seen = set()
-    for rec in records:
-        if rec.get("kind") != "settlement" or "delivered_slots" not in rec or rec.get("order") in seen:
-            continue
-        seen.add(rec.get("order"))
+def _delivered_by_slot(settlements: list[dict]) -> dict[tuple, float]:
+    """kWh delivered per (settling agent, LFA, slot start) by *settlements* that give it per slot.
+
+    Orders stacked on one slot of one LFA are each settled from their own baseline, a later one's below an
+    earlier one's (the plan its offer came from holds the earlier order) or equal to it, against the same
+    meters: the LFA delivered the largest of them in that slot (the energy below the highest baseline),
+    not their sum."""
+    out: dict[tuple, float] = {}
+    for rec in settlements:
         t0, slot = int(rec["t0"]), int(rec["slot_ms"])
-        e = sum(float(v) for j, v in enumerate(rec["delivered_slots"]) if v is not None and w[0] <= t0 + j * slot < w[1])
-        out[rec.get("agent", "dso")] = out.get(rec.get("agent", "dso"), 0.0) + e
+        for j, v in enumerate(rec["delivered_slots"]):
+            if v is not None:
+                key = (rec.get("agent", "dso"), rec.get("lfa"), t0 + j * slot)
+                out[key] = max(out.get(key, 0.0), float(v))
     return out
+
+
+def _settlements_once(records: list[dict]) -> list[dict]:
+    """The settlement records among *records*, one per order."""
+    seen: dict = {}
+    for rec in records:
+        if rec.get("kind") == "settlement":
+            seen.setdefault(rec.get("order", id(rec)), rec)
+    return list(seen.values())
+
+
+def _settled_in_window(res: Results, records: list[dict]) -> dict[tuple, float]:
+    """kWh per (settling agent, LFA, slot start) the settlements among *records* (all of ``/events/flex``)
+    found delivered in the slots that start in the window (an order may begin before it or end after
+    it), for settlements that give it per slot (stacked orders: :func:`_delivered_by_slot`)."""
+    w = res.window_ms or (-math.inf, math.inf)
+    per_slot = _delivered_by_slot([r for r in _settlements_once(records) if "delivered_slots" in r])
+    return {key: e for key, e in per_slot.items() if w[0] <= key[2] < w[1]}
 
 
 def _flex_kpis(res: Results, na: dict) -> dict | None:
@@ -575,7 +593,10 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
     if per_lfa:
         out["agents"] = per_lfa
     every = res.records("flex", window=False)  # read once: the window's events and the settled slots
-    ev = None if every is None else [rec for rec in every if res.in_window(rec)]
+    # an offer is about its request's slots: in the window with its request (it may be sent before)
+    req_t0 = {r["req"]: r["t0"] for r in every or [] if r.get("kind") == "flex_request" and "t0" in r}
+    ev = None if every is None else [rec for rec in every if res.in_window(
+        rec if "t0" in rec or rec.get("req") not in req_t0 else {**rec, "t0": req_t0[rec["req"]]})]
     if ev is not None:
         found = True
         keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
@@ -583,6 +604,8 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         ordered = delivered = payment = penalty = 0.0
         partial = 0
         in_window = _settled_in_window(res, every)
+        settled = [r for r in _settlements_once(ev) if "delivered_slots" in r]
+        delivered = sum(_delivered_by_slot(settled).values())  # + below, settlements without slots
         for rec in ev:
             kind = rec.get("kind") or rec.get("type")
             if kind not in keyf:
@@ -593,7 +616,7 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
             seen[kind].add(ident)
             if kind == "settlement":
                 ordered += float(rec.get("ordered_kwh") or 0)
-                delivered += float(rec.get("delivered_kwh") or 0)
+                delivered += 0.0 if "delivered_slots" in rec else float(rec.get("delivered_kwh") or 0)
                 payment += float(rec.get("payment") or 0)
                 penalty += float(rec.get("penalty") or 0)
                 partial += bool(rec.get("partial"))
@@ -608,7 +631,11 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         out["settlement_penalty_eur"] = _f(penalty, 4)
         if in_window:  # the settled energy, not the live flex_delivered series (one slot late, see dso.py)
             out["delivered_kwh"] = _f(sum(in_window.values()), 3)
-            for ag, e in in_window.items():
+            by_agent: dict[str, float] = {}
+            for (settler, lfa, _t), e in in_window.items():  # the DSO that settled, the LFA that delivered
+                for ag in {settler, lfa} - {None}:
+                    by_agent[ag] = by_agent.get(ag, 0.0) + e
+            for ag, e in by_agent.items():
                 per_lfa.setdefault(ag, {})["delivered_kwh"] = _f(e, 3)
             out["agents"] = per_lfa
     if not found:

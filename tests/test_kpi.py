@@ -181,6 +181,40 @@ def test_a_battery_that_exports_its_charge_is_not_consumption(tmp_path):
         assert view["import_kwh"] == pytest.approx(1.5) and view["export_kwh"] == pytest.approx(0.5)
 
 
+def test_stacked_orders_deliver_once_and_offers_count_with_their_request(tmp_path):
+    """Two orders on one slot of one LFA, the second's baseline below the first's by the first's order: each
+    settlement measures from its own baseline (14 and 7.9 kWh against the same meters), the LFA delivered
+    14 kWh (the sum, 21.9, counted the 7.9 twice). An offer sent before the window for a request whose
+    slots are in it is one of the window's offers (before: counted by when it was sent)."""
+    w0 = 2 * H
+    w = ResultsWriter(str(tmp_path / "flex.h5"), {"scenario": yaml.safe_dump(dict(SCENARIO, duration="4h")),
+                                                  "seed": 5, "eval_start_ms": w0, "eval_end_ms": 4 * H},
+                      [("households", "P", "kW")], ["flex"], START, H, flush_every=7)
+    for k in range(6):
+        w.append(k * H, {("households", "P"): {"d1.h001": 1.0}})
+    slot = 1_800_000
+    t0 = w0 + slot
+    w.add_events("flex", [
+        {"kind": "flex_request", "agent": "dso", "t": w0 - H, "t0": t0, "req": "r1", "slot_ms": slot},
+        {"kind": "flex_offer", "agent": "dso", "t": w0 - H, "req": "r1", "offer": "f1", "lfa": "lfa.d1"},
+        {"kind": "flex_offer", "agent": "dso", "t": w0 - H, "req": "r9", "offer": "f9", "lfa": "lfa.d1"},
+        {"kind": "settlement", "agent": "dso", "t": t0 + H, "t0": t0, "order": "o1", "lfa": "lfa.d1",
+         "ordered_kwh": 6.0, "delivered_kwh": 14.0, "slot_ms": slot, "delivered_slots": [14.0]},
+        {"kind": "settlement", "agent": "dso", "t": t0 + H, "t0": t0, "order": "o2", "lfa": "lfa.d1",
+         "ordered_kwh": 4.0, "delivered_kwh": 7.9, "slot_ms": slot, "delivered_slots": [7.9]},
+        {"kind": "settlement", "agent": "dso", "t": t0 + H, "t0": t0 + slot, "order": "o3", "lfa": "lfa.d2",
+         "ordered_kwh": 1.0, "delivered_kwh": 2.0, "slot_ms": slot, "delivered_slots": [2.0]},
+    ])
+    w.close("completed")
+    fl = compute_kpis(str(tmp_path / "flex.h5"))["flexibility"]
+    assert fl["delivered_kwh"] == pytest.approx(16.0) and fl["settled_delivered_kwh"] == pytest.approx(16.0)
+    assert fl["settled_ordered_kwh"] == pytest.approx(11.0) and fl["settlements"] == 3
+    assert fl["agents"]["lfa.d1"]["delivered_kwh"] == pytest.approx(14.0)
+    assert fl["agents"]["lfa.d2"]["delivered_kwh"] == pytest.approx(2.0)
+    assert fl["agents"]["dso"]["delivered_kwh"] == pytest.approx(16.0)
+    assert fl["requests"] == 1 and fl["offers"] == 1  # f9's request is not in the file: when it was sent
+
+
 def test_grid_kpis(synth):
     g = compute_kpis(synth)["grid"]
     assert g["losses_kwh"] == pytest.approx(24.0)
