@@ -36,8 +36,8 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   limit (scenario ``grid.trafo_limit_pct`` / ``line_limit_pct``); voltage-violation minutes = time
   with any bus outside 1 ± ``grid.v_band`` p.u. at a recorded step; ``v_violation_10min_min`` = the
   minutes of 10-min blocks whose mean voltage is outside it at some bus (phase), as EN 50160 judges;
-  ``overload_kwh`` = transformer energy above its limit (loading above the limit × the rated kVA the
-  grid simulator recorded in the file);
+  ``overload_kwh`` = transformer energy above its limit, apparent (kVAh: loading above the limit × the
+  rated kVA the grid simulator recorded in the file; about kWh at a power factor near 1);
   ``reinforcement_kva`` = the rating increase that keeps the largest loading at the limit, S·(L − l)/l.
 * flexibility: ``lfa`` population ``flex_requested/offered/ordered/delivered`` (kW) integrated to
   kWh; USEF event records (``/events/flex``) counted and summed (ordered/delivered kWh, payments);
@@ -438,7 +438,7 @@ def grid_limits(res: Results) -> tuple[float, float, float]:
 
 
 def trafo_overload(res: Results) -> tuple[float, float] | None:
-    """(overload energy kWh above the limit, reinforcement kVA) over all transformers. The energy is the
+    """(overload energy kVAh above the limit, reinforcement kVA) over all transformers. The energy is the
     loading above the limit times the transformer's rated kVA (recorded by the grid simulator), i.e.
     the apparent power of the worst terminal (three-phase: worst phase ×3) above the limit, integrated.
     The reinforcement is the rating increase that keeps the largest loading L at the limit l:
@@ -837,7 +837,7 @@ KEY_KPIS: list[tuple[str, str, str]] = [
     ("grid.v_violation_10min_min", "voltage violation (10-min means, EN 50160)", "min"),
     ("grid.v_min_pu", "min voltage", "p.u."),
     ("grid.v_max_pu", "max voltage", "p.u."),
-    ("grid.overload_kwh", "trafo overload energy", "kWh"),
+    ("grid.overload_kwh", "trafo overload energy (apparent)", "kVAh"),
     ("grid.unbalance.vuf_10min_p95_pct", "voltage unbalance p95 of 10-min values (EN 50160: 2 %)", "%"),
     ("flexibility.requested_kwh", "flex requested", "kWh"),
     ("flexibility.offered_kwh", "flex offered", "kWh"),

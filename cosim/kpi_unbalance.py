@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import warnings
+
 import numpy as np
 
 __all__ = ["EN50160_VUF_LIMIT_PCT", "EN50160_VUF_SHARE", "unbalance_kpis", "ten_minute_means",
@@ -95,7 +97,12 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
         m10 = ten_minute_means(res.t_ms, res.dt_h, v)
         with np.errstate(invalid="ignore"):
             share = np.nanmean(np.where(np.isfinite(m10), m10 <= EN50160_VUF_LIMIT_PCT, np.nan), axis=0)
-        worst_bus = int(np.nanargmin(share)) if np.isfinite(share).any() else 0
+        # the bus with the lowest share within the limit; among equal shares (all within it, typically) the
+        # one with the highest 10-min values (p95)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a bus without a converged value
+            p95 = np.nanpercentile(m10, 95, axis=0) if m10.shape[0] else np.full(v.shape[1], np.nan)
+        worst_bus = int(np.lexsort((-np.nan_to_num(p95, nan=-np.inf), np.nan_to_num(share, nan=np.inf)))[0])
         if agg and _BLOCK_MS % agg:
             m10 = np.full_like(m10, np.nan)
             share = np.full(v.shape[1], np.nan)

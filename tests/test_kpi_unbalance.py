@@ -40,6 +40,10 @@ def test_worst_phase_minutes_and_en50160(tmp_path):
     # one minute at 3 %: its 10-min mean is 1.2 %, within the limit; p95 of the six 10-min means
     # (1.0 x 5, 1.2) interpolates 3/4 of the way from the 5th to the 6th: 1.15
     assert ok["en50160_unbalance_ok"] is True and ok["vuf_10min_p95_pct"] == pytest.approx(1.15)
+    # every bus within the limit: the worst is the one with the highest 10-min values, not the first listed
+    assert ok["worst_bus"] == "x"
+    y_worse = compute_kpis(_write(tmp_path / "t.h5", lambda k: 0.05, set()))["grid"]["unbalance"]
+    assert y_worse["worst_bus"] == "y" and y_worse["en50160_share_within_2pct"] == 1.0
 
 
 def test_ten_minute_means_weight_and_nan():
