@@ -22,6 +22,9 @@ def run_labels(paths: list[str]) -> list[str]:
 # runs whose stored energy changed by more than this share of their window's import energy differ in
 # end state enough that only ``cost_eur`` (objective + terminal adjustment) compares them fairly
 END_STATE_TOL = 0.01
+# runs whose comfort penalties differ by more than this share of their cost difference: the penalty, a weight
+# that keeps the heat pumps' soft comfort band (simulators/mas/tariff.py), and not money, ranks them
+COMFORT_SHARE = 0.1
 
 
 def compare(paths: list[str]) -> dict:
@@ -80,6 +83,14 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
                                                                    in zip(labels, ranges))
                             + "): the stored energy decides it; compare on a longer window or with a justified "
                             "evaluation.terminal_price")
+    comfort, costs = [t.get("objective_comfort_eur") for t in totals], [t.get("cost_eur") for t in totals]
+    if len(full) > 1 and None not in comfort + costs:
+        d_comfort, d_cost = max(comfort) - min(comfort), max(costs) - min(costs)
+        if d_comfort > 0.01 and d_comfort > COMFORT_SHARE * d_cost:
+            warnings.append("the comfort penalty (" + ", ".join(f"{lab} {c:.2f}" for lab, c in zip(labels, comfort))
+                            + f" EUR) differs by {d_comfort:.2f} EUR, {d_comfort / max(d_cost, 1e-9):.0%} of the "
+                            "runs' cost difference: a weight per K·h outside the heat-pump band "
+                            "(economics.tariff.comfort_penalty), not money; read comfort_violation_kh beside cost_eur")
     central = [i for i, k in enumerate(full) if _mode(k) == "central"]
     untied = [lab for lab, r in zip(labels, runs) if r.get("tie_break") == 0.0 and r.get("control_mode") != "none"]
     if central and len(full) > 1 and untied:

@@ -125,6 +125,7 @@ def objective_kpis(res, en, comfort: np.ndarray, district_of) -> dict[str, dict]
         hh = float(household_terms[cols].sum())
         return {"objective_eur": energy + hh + district, "objective_energy_eur": energy,
                 "objective_household_terms_eur": hh, "objective_district_terms_eur": district,
+                "objective_comfort_eur": float(comfort_eur[cols].sum()),  # of the household terms
                 "objective_community": community, "objective_netting_min": netting_ms(res) / 60_000}
 
     out = {"total": group(np.arange(len(en.ids)))}

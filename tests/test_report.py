@@ -174,3 +174,17 @@ def test_money_is_shown_in_cents():
                      left=(0, 1))
     assert "80.56" in out and "80.65" in out and "709.6" in out and "709.64" not in out
     assert "1,342.70" in text_table(["household", "bill €"], [["h1", 1342.7]])
+
+
+def test_compare_warns_when_the_comfort_penalty_decides_the_cost_difference():
+    """uc2_district, one day: 25.0 of the 95.6 EUR between the MAS and no control was the comfort penalty
+    of the uncontrolled thermostats' 1.25 K·h above the band (20 EUR per K·h, a weight, not money)."""
+    from cosim.compare import realised_gaps
+
+    def runs(comfort_none):
+        return [{"run": {"control_mode": m}, "total": {"cost_eur": c, "objective_comfort_eur": f}}
+                for m, c, f in (("mas", 80.56, 0.06), ("none", 176.15, comfort_none))]
+
+    (warning,) = [w for w in realised_gaps(runs(25.04), ["mas", "none"])[1] if "comfort" in w]
+    assert "differs by 24.98 EUR, 26% of the runs' cost difference" in warning
+    assert not any("comfort" in w for w in realised_gaps(runs(2.0), ["mas", "none"])[1])
