@@ -78,7 +78,8 @@ TARGETS = {
         "instantaneous water heaters 18–24 kW (DIN 18015-1 connection values)"),
     **{f"base.g({n})": Target(
         0.75 * G_INF + 0.75 * (1 - G_INF) * n**-0.75, 1.25 * (G_INF + (1 - G_INF) * n**-0.75), "coincidence",
-        "Kerber 2011 / DIN 18015-1: g(n) = 0.07 + 0.93·n^(-3/4) for the 15-min peak of n homes, ±25 %")
+        "Kerber 2011 / DIN 18015-1: g(n) = 0.07 + 0.93·n^(-3/4) for the 15-min peak of n homes, ±25 % "
+        "(the band's width: modelling choice)")
        for n in G_NS},
     "meter.within_class": Target(0.999, 1.0, "share", "IEC 62053-21 / EN 50470-3: error within the class"),
 }
@@ -194,7 +195,7 @@ def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[St
     days = len(m) // 24
     t_day = t_out[: days * 24].reshape(days, 24).mean(axis=1)
     q_day = heat[: days * 24].reshape(days, 24, hp.n).sum(axis=1).mean(axis=1)
-    cold = t_day <= 10.0
+    cold = t_day <= 10.0  # heating days: the linear part of the heating curve (method choice)
     slope, icpt = np.polyfit(t_day[cold], q_day[cold], 1)
     out = [Stat("hp.heating_limit_c", float(-icpt / slope))]
     dhw = HotWater(ids, prm, scn.seed)

@@ -40,6 +40,15 @@ class _Strict(BaseModel):
 class Prices(_Strict):
     """Prices of the business models. Units in each description; € = EUR."""
 
+    # Sources and choices. market_price 0.09: the order of German day-ahead base prices (EPEX DE-LU yearly
+    # means 2023 and 2024 about 0.08-0.10 €/kWh, SMARD). grid_fee 0.08: a volumetric network charge below
+    # German household network charges (BNetzA/BKartA Monitoringbericht: about 0.10-0.12 €/kWh with metering),
+    # modelling choice. capacity_tariff 3.5 €/kW-month: the order of the Flemish capacity tariff (about
+    # 40-50 €/kW-year). interest 0.05: near the BNetzA equity return for new assets in the 4th regulatory
+    # period (5.07 %). lifetime 40 a: the order of the calculatory useful lives of LV cables in StromNEV
+    # Anlage 1, modelling choice. Every other price (B1, B3, B7, B8, reinforcement cost and deferral share
+    # of B9, B10-B16) is a modelling choice with no market reference: set them from the study's contracts.
+
     flex_purchase: float = Field(0.05, ge=0, description="B1: €/kWh the LFA pays a prosumer per kWh of "
                                                          "activated flexibility")
     market_price: float = Field(0.09, description="B2: wholesale energy price, €/kWh (flat)")

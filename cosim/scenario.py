@@ -197,7 +197,7 @@ class District(_Strict):
     households: PosInt = Field(le=MAX_HOUSEHOLDS)
     shares: DeviceShares = Field(default_factory=DeviceShares)
     devices: DeviceDefaults = Field(default_factory=DeviceDefaults)
-    variety: float = Field(
+    variety: float = Field(  # 0.2: modelling choice; the annual kWh spread is set by cosim.population's draw
         0.2, ge=0, le=0.9, description="relative spread of sizes (annual kWh, kWp, kWh) between households"
     )
     ownership: Ownership = Field(default_factory=Ownership)
@@ -217,11 +217,14 @@ class District(_Strict):
 
 
 class Location(_Strict):
+    # Munich: modelling choice, inside the DWD climate of the calibration bands (cosim.calibrate)
     latitude: float = Field(48.1, ge=-90, le=90)
     longitude: float = Field(11.6, ge=-180, le=180)
 
 
 class MeterConfig(_Strict):
+    # class 1: IEC 62053-21 class 1 / MID (EN 50470-3) class B, the usual household meter; the 1-min interval
+    # and 1-W resolution are modelling choices (a smart meter gateway's 15-min values are coarser)
     accuracy_class: float = Field(1.0, gt=0, le=5, description="IEC accuracy class in %")
     interval: DurationMs = Field(60_000, description="reporting interval")
     resolution_w: float = Field(1.0, gt=0, description="quantisation of the power reading, W")
@@ -413,7 +416,7 @@ class MeterLinkConfig(_Strict):
 
     technology: str = "plc"
     every: DurationMs = Field(900_000, description="one reading per meter per interval")
-    bytes: PosInt = Field(48, description="payload of one reading")
+    bytes: PosInt = Field(48, description="payload of one reading")  # modelling choice: id, time, 2 registers
     quantum_ms: PosInt = Field(1000, description="deliveries rounded up to this many ms (meter data is not "
                                "latency-critical; fewer simulation steps)")
 

@@ -12,6 +12,10 @@ Kinds:
   the set point reverts to ``WSetRvrt`` (0 W: the safe set point) - done by the device server
   from the map's ``setpoints`` spec, so a served simulated battery reverts the same way.
 
+Its numbers (appliance table, sizes, power factors, noise, cloud and voltage time constants, the battery's
+5 kW / 10 kWh / 95 % and its cell voltage curve) are modelling choices for exercising a lab's Modbus
+path, not study inputs: a study's households are simulators.household's, whose parameters are sourced.
+
 The model advances in fixed device-time steps (``model_dt``), so the trajectory of a meter is a
 deterministic function of ``seed`` and device time (wall time x ``time_scale``).
 

@@ -52,7 +52,8 @@ lte (LTE/4G, cat-1 and above)
     operating networks: ≈ 12 ms one-way radio + core plus 10–30 ms scheduling [ITU-T SG11 workshop
     "One-way delays in operating LTE networks", Brand & Pomy, 2014]; typical pings 20–60 ms ->
     latency 15 ms + jitter median 10 ms (sigma 0.5): mean ≈ 26 ms one way. Residual loss after
-    HARQ/RLC ≈ 1e-3 -> 0.2 %. Capacity share of a cell available to this traffic: 5 Mbit/s
+    HARQ/RLC ≈ 1e-3 -> 0.2 % (twice it: a margin for meters at the cell edge, modelling choice).
+    Capacity share of a cell available to this traffic: 5 Mbit/s
     (cell peak 75 Mbit/s UL, 300 DL; many other users). Overhead ≈ 60 B (IP + UDP/TCP + PDCP/RLC/MAC).
 nbiot (NB-IoT, 3GPP Rel-13, CE level 0/1)
     Peak ≈ 20–60 kbit/s UL/DL, in practice a few kbit/s per device; latency target < 10 s [3GPP TR
@@ -72,6 +73,10 @@ han (Zigbee / IEEE 802.15.4 home area network, 2.4 GHz)
     [IEEE 802.15.4-2006; Franceschinis et al., "On the performance of ZigBee Pro and ZigBee IP in
     IEEE 802.15.4 networks", WiMob 2013; Sherazi et al., J. Comput. Netw. Commun. 2016] -> 10 ms +
     jitter median 10 ms (sigma 0.6), loss 1 %, overhead 31 B (MAC 11–25 B + NWK/APS).
+modelling choices without a source (the ranges above do not give them)
+    the jitter spreads (sigma of the log-normal), LTE's 5 Mbit/s capacity share, NB-IoT's 1 % loss, the
+    60 B overhead of nbiot, dsl and fibre (taken from PLC and LTE), and the retransmission timeouts other
+    than PLC's 1 s (retransmissions are off by default: max_retries 0).
 ideal (telecom disabled)
     0.5 ms per hop, nothing else: two ideal endpoints see exactly 1 ms = 1 tick at
     ``time_resolution = 0.001``, the minimum latency of the simulator.

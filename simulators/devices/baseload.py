@@ -37,7 +37,7 @@ from .params import BaseLoadParams
 # checked against the Kerber / DIN 18015-1 coincidence band of cosim.calibrate.
 _NOISE_PHI = 0.9
 REF_KWH = 3500.0  # event rates are per day for a household of this annual consumption (scaled)
-MAX_EVENT_SHARE = 0.8  # the continuous part keeps at least 20 % of the energy
+MAX_EVENT_SHARE = 0.8  # modelling choice: the continuous part keeps at least 20 % of the energy
 
 
 def ar1(x: np.ndarray, c: float, phi: float, z0: np.ndarray) -> np.ndarray:
@@ -67,9 +67,10 @@ class Appliance(NamedTuple):
 # 2.0-3.5 kW; a festive meal with hob and oven together 6-10 kW (a 4-plate cooker with oven is
 # rated ~10-11 kW, the DIN 18015-1 connection value for an electric cooker); microwave/toaster/hair
 # dryer/vacuum 0.8-2 kW; washing machine and dishwasher heating phases ~2 kW; instantaneous water
-# heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates:
-# cooking (hob, oven, kettle) ≈ 13 % of a 3,500 kWh household's electricity (HEA/BDEW, "Stromverbrauch
-# im Haushalt": cooking 9-13 %); a shower a day per home and a few hand-wash draws on the water heater
+# heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates and durations are modelling choices, set so that:
+# cooking (hob, oven, kettle) is 568 kWh a year, 16 % of a 3,500 kWh household's electricity (14 % without
+# the kettle), above the 9-13 % of HEA/BDEW, "Stromverbrauch im Haushalt"; a shower a day per home and a
+# few hand-wash draws on the water heater
 # (DHW ≈ 700 kWh per person and year; Destatis/BDEW: about a quarter of German homes heat water
 # electrically and decentrally, cf. cosim.population).
 APPLIANCES = (
@@ -123,7 +124,7 @@ def day_shape(day: int) -> np.ndarray:
     return _h0_year(date.year)[date.timetuple().tm_yday - 1]
 
 
-_EVENING = np.cos(2 * np.pi * (np.arange(MIN_PER_DAY) / MIN_PER_DAY - 20.0 / 24.0))
+_EVENING = np.cos(2 * np.pi * (np.arange(MIN_PER_DAY) / MIN_PER_DAY - 20.0 / 24.0))  # centred on H0's evening peak
 
 
 class BaseLoad:
@@ -141,6 +142,8 @@ class BaseLoad:
         shift, emph, sig = np.empty(self.n), np.empty(self.n), np.empty(self.n)
         for i, k in enumerate(self.keys):
             g = rng(self.seed, S_BASE_PARAMS, k)
+            # modelling choices: a household's clock (sd 25 min, within +-75 min), its morning/evening
+            # emphasis and its noise strength; with them the 15-min diversity of cosim.calibrate holds
             shift[i] = np.clip(g.normal(0, 25), -75, 75)
             emph[i] = g.uniform(-0.25, 0.25)
             sig[i] = g.uniform(0.2, 0.4)
@@ -189,6 +192,7 @@ class BaseLoad:
         y -= 0.5 * s * s
         np.exp(y, out=y)
         y *= shape
+        # a day's level varies with sd 0.1 (log-normal, mean 1: the -0.005 = -0.1²/2), modelling choice
         y *= (self.mean_kw * (1 - self.event_share) * np.exp(0.1 * dfac - 0.005))[:, None]
         p = y
         if ev_h:

@@ -27,7 +27,9 @@ from .params import PVParams
 from .weather import Weather
 
 ALBEDO = 0.2  # grass / mixed surroundings (pvlib irradiance.SURFACE_ALBEDOS "grass" = 0.20)
-GAMMA_PDC = -0.004  # 1/K, crystalline silicon (PVWatts v5 standard module, Dobos 2014, NREL/TP-6A20-62641)
+# 1/K: crystalline silicon, modelling choice between PVWatts v5's "premium" (-0.35 %/K) and "standard" (-0.47 %/K)
+# module types (Dobos 2014, NREL/TP-6A20-62641) and inside pvlib pvwatts_dc's typical -0.2 ... -0.5 %/K
+GAMMA_PDC = -0.004
 WIND_MS = 1.0  # m/s, for the Faiman cell temperature (pvlib default)
 
 
@@ -42,6 +44,8 @@ class PVArray:
         lag, per, ph = np.empty(self.n), np.empty(self.n), np.empty(self.n)
         for i, h in enumerate(ids):
             g = rng(seed, S_PV_PARAMS, id_key(h))
+            # modelling choices: each roof sees the clouds up to 12 min earlier or later than the weather
+            # series, with a 20-90 min ripple of +-4 % (below) for what one station does not resolve
             lag[i] = g.uniform(-12, 12)
             per[i] = g.uniform(20, 90)
             ph[i] = g.uniform(0, 2 * np.pi)

@@ -326,6 +326,7 @@ class HomeModel:
         self.minute0 = float(minute0)
         base = np.asarray(forecast.get("base", np.zeros(K)), float)[:K]
         pv = np.minimum(np.asarray(forecast.get("pv", np.zeros(K)), float)[:K], 0.0) if dev.pv is not None else np.zeros(K)
+        # without a forecast of the outdoor temperature: 10 °C, near Germany's annual mean (modelling choice)
         t_out = np.asarray(forecast.get("t_out", np.full(K, 10.0)), float)[:K]
         fixed = np.zeros(K) if fixed_load is None else np.asarray(fixed_load, float)[:K]
         if dev.heat_pump is not None:  # hot water runs on its own: uncontrolled load

@@ -64,8 +64,9 @@ class Tariff(_Strict):
     # for the 3,500 kWh household in 2025; set per study
     import_price: float = Field(0.32, description="default import price (B4)")
     tou: list[TouBand] = Field(default_factory=_default_bands, description="time-of-use bands (B4)")
-    # 0.08 €/kWh: EEG 2023 §48(2) feed-in tariff for rooftop PV ≤ 10 kWp with self-consumption, 8.2 ct/kWh for
-    # systems commissioned 2023 to Jan 2024 (7.94 ct/kWh from Feb 2025 after the half-yearly 1 % cut), rounded
+    # 0.08 €/kWh: EEG 2023 feed-in tariff for rooftop PV ≤ 10 kWp with self-consumption, 8.2 ct/kWh for
+    # systems commissioned 2023 to Jan 2024 (§48(2) value 8.6 ct/kWh less the 0.4 ct/kWh of §53; 7.94 ct/kWh
+    # from Feb 2025 after the half-yearly 1 % cut), rounded
     feed_in: float = Field(0.08, description="feed-in remuneration (B4); may be negative")
     # B5 and B6 weights default to 0 (off): placeholders, set per study
     self_consumption: float = Field(
