@@ -1,15 +1,15 @@
 """Smart-meter population simulator.
 
-Measures each household's net power: a per-meter systematic gain error and per-reading noise within
-its accuracy class (seeded), quantised to the meter's resolution. The class (IEC 62053-21: class 1 =
-±1 % of the reading in the rated current range; EN 50470-3 / MID classes A, B, C = 2, 1, 0.5 %) bounds
-the *total* error of a reading, so the error budget is split (a modelling choice within that bound): the
-gain error is uniform in ±class/2 and the per-reading noise is normal (σ = class/6) truncated at
-±class/2, so |gain + noise| never exceeds the class. Quantisation adds at most half a resolution
-step on top (the class applies above the meter's minimum current, where that step is negligible);
-integrates import and export energy registers (Wh, monotonic, integer register values like a real
-meter's display) and keeps the last completed 15-minute average. Readings are published every
-``interval``; energy is integrated every physical step. A HIL meter adapter outputs the same attributes for the device ids it replaces.
+Measures each household's net power: a per-meter systematic gain error and per-reading noise within its
+accuracy class (seeded), quantised to the meter's resolution. The class (IEC 62053-21: class 1 = ±1 % of the
+reading in the rated current range; EN 50470-3 / MID classes A, B, C = 2, 1, 0.5 %) bounds the *total* error
+of a reading, so the error budget is split (a modelling choice within that bound): the gain error is uniform
+in ±class/2 and the per-reading noise is normal (σ = class/6) truncated at ±class/2, so |gain + noise| never
+exceeds the class. Quantisation adds at most half a resolution step on top (the class applies above the
+meter's minimum current, where that step is negligible); integrates import and export energy registers (Wh,
+monotonic, integer register values like a real meter's display) and keeps the last completed 15-minute
+average. Readings are published every ``interval``; energy is integrated every physical step. A HIL meter
+adapter outputs the same attributes for the device ids it replaces.
 
 Three-phase meters (SDM630, EM24 and every German smart meter are three-phase): when the household's
 per-phase powers ``P_a``/``P_b``/``P_c`` are connected (the unbalanced grid), the meter also publishes
