@@ -601,7 +601,7 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         found = True
         keyf = {"flex_request": "req", "flex_offer": "offer", "flex_order": "order", "settlement": "order"}
         seen = {k: set() for k in keyf}
-        ordered = delivered = payment = penalty = 0.0
+        ordered = payment = penalty = 0.0
         partial = 0
         in_window = _settled_in_window(res, every)
         settled = [r for r in _settlements_once(ev) if "delivered_slots" in r]
