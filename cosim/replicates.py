@@ -2,9 +2,9 @@
 
 A replicate (scenario ``replicate: N``) re-draws the noise streams (telecom latency and loss, meter
 noise) with the same households, weather and devices. A controlled substation's KPIs move with them,
-because every agent acts on what arrived when: ``uc3_substation`` over 2 days ordered 183 to
-269 kWh of flexibility in four replicates (445 to 2 070 kWh while its DSO bought more than the loading
-needed, which amplified the noise). A study reports such numbers over replicates, and a run
+because every agent acts on what arrived when: ``uc3_substation`` over 2 days ordered 140 to
+266 kWh of flexibility in four replicates (445 to 2 070 kWh while its DSO bought more than the loading
+needed, which amplified the noise; README "Replicates"). A study reports such numbers over replicates, and a run
 that differs from another only in its noise (a split run's later parts restart their streams) is
 judged against that spread.
 
@@ -53,16 +53,25 @@ def prediction_interval(values: Iterable[Any], level: float = 0.99) -> tuple[flo
     return float(x.mean()) - half, float(x.mean()) + half
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+
+
 def replicate_rows(rows: list[dict[str, Any]], params: list[str], keys: list[str]) -> list[dict[str, Any]]:
-    """One row per (setting of the other parameters, KPI) with the spread over its completed replicates."""
+    """One row per (setting of the other parameters, KPI) with the spread over its completed replicates:
+    each run once (a random sweep can draw a setting twice: one run, not two replicates), for the KPIs
+    that are numbers (not a range, a list or a text)."""
     others = [p for p in params if p != REPLICATE]
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, dict[str, dict]] = {}
     for r in rows:
         if r.get("status") == "completed":
-            groups.setdefault(tuple(str(r.get(p)) for p in others), []).append(r)
+            groups.setdefault(tuple(str(r.get(p)) for p in others), {}).setdefault(r.get("run") or id(r), r)
     out = []
-    for setting, members in groups.items():
+    for setting, by_run in groups.items():
+        members = list(by_run.values())
         for key in keys:
+            if not all(m.get(key) is None or _is_number(m.get(key)) for m in members):
+                continue
             s = spread(m.get(key) for m in members)
             if s["n"]:
                 out.append({**dict(zip(others, setting)), "kpi": key, **s})

@@ -330,12 +330,19 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
     t0 = time.perf_counter()
     for v in variants:
         v.cached = is_completed(v.path)
-    todo = [v for v in variants if not v.cached]
+    first: dict[str, Variant] = {}  # a setting drawn twice is one run: the same scenario, the same file
     for v in variants:
+        first.setdefault(v.run_id, v)
+    todo = [v for v in first.values() if not v.cached]
+    for v in first.values():
         if v.cached:  # nothing to run for it: summarise here
             _apply(v, summarize_existing(str(v.path), spec.kpis))
     if todo:
         _execute(spec, variants, todo, workers, scheduler, progress)
+    for v in variants:
+        rep = first[v.run_id]
+        if v is not rep:
+            v.cached, v.status, v.error, v.wall_s, v.kpis = rep.cached, rep.status, rep.error, rep.wall_s, rep.kpis
     wall = time.perf_counter() - t0
     csv_path, pq_path = write_summary(spec, variants, out_dir)
     return SweepResult(spec, out_dir, variants, wall, csv_path, pq_path)

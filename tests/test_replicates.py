@@ -50,3 +50,13 @@ def test_replicate_rows_group_by_the_other_parameters():
     rows.append({"replicate": 9, "control.mode": "mas", "status": "failed", "k": 100.0})
     got = {r["control.mode"]: r for r in replicate_rows(rows, ["replicate", "control.mode"], ["k"])}
     assert got["mas"]["n"] == 2 and got["mas"]["mean"] == 2.0 and got["central"]["sd"] == 0.0
+
+
+def test_a_run_drawn_twice_is_one_replicate_and_only_numbers_have_a_spread():
+    """A random sweep that draws replicate 0 three times runs one file: n = 2, not 4 (the copies made the
+    confidence half-width 8x narrower). A range, a list or a text KPI has no spread (a range's ends were
+    pooled as samples; a text stopped the sweep with a traceback)."""
+    rows = [{"run": f"s-{r}", "replicate": r, "status": "completed", "k": v, "range": [0.22, 0.42], "id": "ab12"}
+            for r, v in ((0, 1.9624), (0, 1.9624), (1, 1.9634), (0, 1.9624))]
+    (got,) = replicate_rows(rows, ["replicate"], ["k", "range", "id"])
+    assert got["kpi"] == "k" and got["n"] == 2 and got["sd"] == pytest.approx(0.000707, abs=1e-6)

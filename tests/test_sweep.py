@@ -91,3 +91,18 @@ def test_sweep_on_local_cluster_with_failure_and_rerun(tmp_path):
     assert [r["status"] for r in rows] == status
     assert "3/4 completed (3 from earlier runs), 1 failed" in proc.stdout
     assert first_wall > 0
+
+
+def test_a_setting_listed_twice_runs_once(tmp_path, monkeypatch):
+    """replicate: [0, 0, 1] is two runs, not three writers of one file; both rows of replicate 0 carry its
+    result, and replicates.csv counts it once."""
+    import cosim.sweep as sweep
+
+    jobs = []
+    real = sweep.execute
+    monkeypatch.setattr(sweep, "execute", lambda fn, js, *a: (jobs.extend(js), real(fn, js, *a)))
+    res = run_sweep(_write(tmp_path, {"replicate": [0, 0, 1]}), workers=1, out=tmp_path / "out", progress=False)
+    assert len(jobs) == 2 and [v.status for v in res.variants] == ["completed"] * 3
+    assert res.variants[0].kpis == res.variants[1].kpis and res.variants[0].path == res.variants[1].path
+    with (tmp_path / "out" / "replicates.csv").open() as fh:
+        assert {r["n"] for r in csv.DictReader(fh)} == {"2"}
