@@ -115,15 +115,15 @@ STORED_SHIFTS = ["total.import_kwh", "total.export_kwh", "total.consumption_kwh"
 def test_mas_year_split_within_the_single_runs_replicates(tmp_path):
     """uc3_substation (MAS, DSO, telecom) over 2 days, split by day (1-day warm-up), against the single run.
 
-    The split differs from the single run in two ways. (1) Its second part restarts the noise streams
-    (telecom latency and loss, meter noise), and the agents act on what arrives when: the single run
-    re-drawn (replicates 1-3, cosim.replicates) ordered 140 to 266 kWh of flexibility where it ordered
-    177 (README "Replicates", 2026-12-07). (2) That part starts from its warm-up's state, and the
-    controllers do not forget it (a battery's plan ends at least as full as it starts): the split leaves
-    less stored energy than every replicate (17 kWh, 1.8 %, before the tie-break's default). So each KPI of the split must lie in the 99 % prediction
-    interval of a further replicate (Student's t over the single run and its 3 replicates), widened for
-    the energies that storage moves (STORED_SHIFTS) by the split's stored-energy difference (at the
-    import price for costs); a KPI neither moves (PV) must be equal."""
+    The split differs from the single run in two ways. (1) Its second part restarts the noise streams (telecom
+    latency and loss, meter noise), and the agents act on what arrives when: the single run re-drawn
+    (replicates 1-3, cosim.replicates) ordered 140 to 266 kWh of flexibility where it ordered 177 (README
+    "Replicates", 2026-12-07). (2) That part starts from its warm-up's state, and the controllers do not
+    forget it (a battery's plan ends at least as full as it starts): the split leaves less stored energy than
+    every replicate (17 kWh, 1.8 %, before the tie-break's default). So each KPI of the split must lie in the
+    99 % prediction interval of a further replicate (Student's t over the single run and its 3 replicates),
+    widened for the energies that storage moves (STORED_SHIFTS) by the split's stored-energy difference (at
+    the import price for costs); a KPI neither moves (PV) must be equal."""
     sweep = tmp_path / "reps.yaml"
     sweep.write_text(yaml.safe_dump({"name": "reps", "base": "uc3_substation", "set": {"duration": "2d"},
                                      "parameters": {"replicate": [0, 1, 2, 3]}, "out": str(tmp_path / "reps")}))
