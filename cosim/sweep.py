@@ -54,6 +54,7 @@ SUMMARY_KPIS = [
     "total.battery_efc", "total.comfort_violation_kh", "grid.losses_kwh", "grid.trafo_loading_pct.max",
     "grid.congestion_min", "grid.v_violation_min", "flexibility.delivered_kwh", "mas.gap_mean_pct", "total.cost_eur", "total.objective_eur",
     "telecom.messages_sent", "telecom.latency_ms.p99",
+    "run.window_h", "run.objective_id",  # what a cost is over and how it is valued (cosim.objective)
 ]
 
 class _Strict(BaseModel):
@@ -497,6 +498,13 @@ def sweep_text(result: SweepResult) -> str:
             [[r[p] for p in others] + [r[k] for k in ("kpi", "n", "mean", "sd", "min", "max", "ci95")]
              for r in spread], left=tuple(range(len(others) + 1)))
     done = sum(v.status == "completed" for v in result.variants)
+    ran = [v for v in result.variants if v.status == "completed"]
+    for key, what in (("run.window_h", "evaluate different windows (h)"),
+                      ("run.objective_id", "value their cost differently (objective_id)")):
+        seen = sorted({str(v.kpis.get(key)) for v in ran})
+        if len(seen) > 1:
+            table += (f"\nnote: the runs {what}: {', '.join(seen)}; compare their costs only where that is the "
+                      "parameter under study")
     cached = sum(v.cached for v in result.variants)
     tail = (f"{done}/{len(result.variants)} completed ({cached} from earlier runs), {result.failed} failed, "
             f"{result.wall_s:.1f} s wall; summary: {result.csv_path}"

@@ -106,3 +106,17 @@ def test_a_setting_listed_twice_runs_once(tmp_path, monkeypatch):
     assert res.variants[0].kpis == res.variants[1].kpis and res.variants[0].path == res.variants[1].path
     with (tmp_path / "out" / "replicates.csv").open() as fh:
         assert {r["n"] for r in csv.DictReader(fh)} == {"2"}
+
+
+def test_sweep_notes_runs_that_evaluate_different_windows(tmp_path):
+    """A sweep over duration compares costs of different windows: the summary says so (cosim compare warns
+    about it between two files; a sweep printed the costs side by side without a word)."""
+    from cosim.sweep import sweep_text
+
+    res = run_sweep(_write(tmp_path, {"duration": ["20min", "30min"]}), workers=1, out=tmp_path / "out",
+                    progress=False)
+    text = sweep_text(res)
+    assert "note: the runs evaluate different windows (h): 0.3333, 0.5" in text, text
+    assert "objective_id" not in text
+    with (tmp_path / "out" / "summary.csv").open() as fh:
+        assert {r["run.window_h"] for r in csv.DictReader(fh)} == {"0.3333", "0.5"}
