@@ -376,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         from hil.emulator import main as emulate
 
         return emulate(argv[1:], parser_class=_OneLineParser)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # the parser imports the study modules: Ctrl-C can come here
+        if getattr(args, "out", None) == "":
+            raise InputError("-o/--out: empty path")
         return args.func(args)
     except InputError as exc:
         _err(*exc.lines)

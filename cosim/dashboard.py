@@ -318,6 +318,8 @@ def check_port(host: str, port: int) -> int:
     """The port to serve on (0: a free one), or an InputError when it cannot be bound."""
     import socket
 
+    if not 0 <= port <= 65535:
+        raise InputError(f"dashboard: port {port} is not a TCP port (0-65535; 0 = a free one)")
     try:
         with socket.socket() as s:
             s.bind((host, port))

@@ -36,14 +36,16 @@ def _is_results_file(path: Path) -> bool:
         return False
 
 
-def check_output(path: Path) -> None:
-    """Raise :class:`InputError` unless a results file can be written at *path* (directories are made)."""
+def check_output(path: Path, replaceable=_is_results_file, kind: str = "a cosim results file",
+                 example: str = "run.h5") -> None:
+    """Raise :class:`InputError` unless a file can be written at *path* (directories are made): an existing
+    file is replaced only if *replaceable* says it is *kind* (a results file; a report: an HTML file)."""
     check_length(str(path), str(path))
     if path.is_dir():
-        raise InputError(f"{path}: is a directory; the output must name a file, e.g. {path / 'run.h5'}")
+        raise InputError(f"{path}: is a directory; the output must name a file, e.g. {path / example}")
     if path.exists():
-        if not path.is_file() or not _is_results_file(path):
-            raise InputError(f"{path}: exists and is not a cosim results file; refusing to overwrite it "
+        if not path.is_file() or not replaceable(path):
+            raise InputError(f"{path}: exists and is not {kind}; refusing to overwrite it "
                              "(remove it or choose another output)")
         if not os.access(path, os.W_OK):
             raise InputError(f"{path}: exists and is not writable")
@@ -55,4 +57,4 @@ def check_output(path: Path) -> None:
         path.unlink()
     except OSError as exc:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        raise InputError(f"{path}: cannot write the results file there ({reason})") from None
+        raise InputError(f"{path}: cannot write the file there ({reason})") from None

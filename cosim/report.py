@@ -16,6 +16,7 @@ from cosim.business import value_flows
 from cosim.errors import InputError
 from cosim.kpi import BETTER, GROUP_KPIS, HOUSEHOLD_KPIS, KEY_KPIS, compute_kpis, lookup
 from cosim.kpi_text import fmt, is_money
+from cosim.output_path import check_output
 from cosim.results import Results
 from cosim.device_health import device_health
 from cosim.lab_plots import LAB_PLOTS
@@ -142,12 +143,9 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
         try:
             k = compute_kpis(run)
             kb = compute_kpis(base) if base else None
-            ledger, ledger_error = None, ""
-            if base is not None:
-                try:
-                    ledger = value_flows(run, base)
-                except InputError as exc:
-                    ledger_error = "; ".join(exc.lines)
+            # a baseline that is not this run's (other households, another time axis) is refused, as by
+            # cosim value: its KPI changes would compare different things
+            ledger = value_flows(run, base) if base is not None else None
             plots = all_plots(run, base) + [(t, png) for t, fn in LAB_PLOTS if (png := fn(run))]
             devices = device_health(run)
             scenario_text = run.scenario_text
@@ -172,9 +170,6 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
             "<h2>Key performance indicators</h2>", _kpi_section(k, kb)]
     if ledger is not None:
         body += ["<h2>Business-model value flows</h2>", _value_section(ledger)]
-    elif ledger_error:
-        body += ["<h2>Business-model value flows</h2>",
-                 f"<p class='note'>Not computed: {_e(ledger_error)}</p>"]
     else:
         body += ["<h2>Business-model value flows</h2>",
                  "<p class='note'>No baseline given (<code>--baseline BASE.h5</code>): value flows are "
@@ -203,9 +198,18 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+def _is_html(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(15).lower().startswith(b"<!doctype html")
+
+
 def write_report(path: str | Path, out: str | Path, baseline: str | Path | None = None) -> Path:
-    text = build_report(path, baseline)
+    """Write the report of *path* to *out*: an existing file there is replaced only if it is an HTML file
+    (never a results file or another input), refused in one line before anything is read otherwise."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.resolve() in {Path(p).resolve() for p in (path, baseline) if p}:
+        raise InputError(f"{out}: is an input of the report; refusing to overwrite it")
+    check_output(out, _is_html, "an HTML file", "report.html")
+    text = build_report(path, baseline)
     out.write_text(text, encoding="utf-8")
     return out

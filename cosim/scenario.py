@@ -12,6 +12,7 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
+from collections.abc import Hashable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -852,27 +853,50 @@ def _check_depth(text: str, source: str) -> None:
             depth -= 1
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last one would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(text: str, source: str) -> Any:
     try:
         _check_depth(text, source)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeys)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError([f"{where}: YAML syntax error: {problem}"]) from None
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ScenarioError([f"{where}: {kind}: {problem}"]) from None
+    except (ValueError, OverflowError) as exc:  # a timestamp out of range: 2026-13-45, T25:00, +25:00
+        raise ScenarioError([f"{source}: not a valid date or time: {exc}"]) from None
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of *path*, or one line saying why not (*what*: "a scenario", "a sweep")."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                             f"{what} is a YAML text file"]) from None
 
 
 def load_scenario_text(ref: str) -> tuple[str, str]:
     """(yaml text, source label) of a scenario path or bundled name (results files: :mod:`cosim.api`)."""
     path = resolve_scenario_path(ref)
-    try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                             "a scenario is a YAML text file"]) from None
+    return read_text_file(path, "a scenario"), str(path)
 
 
 def scenario_from_text(text: str, source: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:

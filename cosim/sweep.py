@@ -126,7 +126,7 @@ def bundled_sweeps() -> dict[str, Path]:
 
 
 def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
-    from cosim.scenario import format_validation_error, read_yaml
+    from cosim.scenario import format_validation_error, read_text_file, read_yaml
 
     p = Path(path)
     if not p.exists():
@@ -135,7 +135,7 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, Path]:
             raise InputError(f"{path}: no such file and no bundled sweep of that name "
                              f"(bundled: {', '.join(sorted(bundled)) or 'none'})")
         p = bundled[str(path)]
-    data = read_yaml(p.read_text(encoding="utf-8"), str(p))
+    data = read_yaml(read_text_file(p, "a sweep"), str(p))
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a YAML mapping with name, base and parameters")
     try:
@@ -327,7 +327,10 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
     spec, sweep_path = load_sweep(sweep_file)
     out_dir = Path(out or spec.out or f"results/sweeps/{spec.name}").resolve()
     variants = expand(spec, sweep_path, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot make the sweep's output directory ({exc.strerror or exc})") from None
     t0 = time.perf_counter()
     for v in variants:
         v.cached = is_completed(v.path)

@@ -78,6 +78,9 @@ def test_refused_with_one_line(tmp_path, capsys, name):
     (b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000, "nested more than 100 levels deep"),
     (b"just some text\n", "expected a YAML mapping of scenario fields at the top level"),
     (b"", "expected a YAML mapping of scenario fields at the top level"),
+    (b"name: x\nname: y\n", "bad.yaml:2:1: YAML error: duplicate key 'name'"),
+    (b"name: x\nstart: 2026-13-45T00:00:00+01:00\n", "not a valid date or time: month must be in 1..12"),
+    (b"name: x\nstart: 2026-02-01T25:00:00+01:00\n", "not a valid date or time: hour must be in 0..23"),
 ])
 def test_unreadable_scenario_files(tmp_path, capsys, content, expected):
     path = tmp_path / "bad.yaml"
@@ -94,7 +97,7 @@ def test_run_on_a_directory(tmp_path, capsys):
 
 @pytest.mark.parametrize("out, expected", [
     ("{dir}", "is a directory; the output must name a file"),
-    ("/proc/x.h5", "cannot write the results file there (No such file or directory)"),
+    ("/proc/x.h5", "cannot write the file there (No such file or directory)"),
     ("{dir}/" + "b" * 300 + ".h5", "file or directory name of 303 bytes"),
 ])
 def test_bad_output_paths_at_run_time(tmp_path, capsys, out, expected):
@@ -103,3 +106,27 @@ def test_bad_output_paths_at_run_time(tmp_path, capsys, out, expected):
     assert main(["run", scn, "--quiet", "--out", out]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
+
+
+def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
+    """Each was a traceback (exit 1), a silent overwrite or a silently ignored option before 2026-12-07."""
+    run = tmp_path / "run.h5"
+    assert main(["run", _write(tmp_path, {}), "--quiet", "--out", str(run)]) == 0
+    (tmp_path / "notes.yaml").write_text("x: 1\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00")
+    capsys.readouterr()
+    for argv, expected in [
+        (["report", str(run), "-o", str(run)], "is an input of the report; refusing to overwrite it"),
+        (["report", str(run), "-o", str(tmp_path / "notes.yaml")], "exists and is not an HTML file"),
+        (["report", str(run), "-o", "/proc/x.html"], "cannot write the file there"),
+        (["report", str(run), "-o", str(tmp_path)], "is a directory; the output must name a file"),
+        (["run", str(run), "--dashboard", "99999"], "dashboard: port 99999 is not a TCP port"),
+        (["run", "uc1_home", "-o", ""], "-o/--out: empty path"),
+        (["sweep", str(tmp_path / "binary.yaml")], "not UTF-8 text (byte 0xff at offset 0); a sweep is"),
+        (["sweep", str(tmp_path)], "cannot read: Is a directory"),
+        (["sweep", "sweep_demo", "-o", str(tmp_path / "notes.yaml")], "cannot make the sweep's output directory"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (argv, err)
+    assert run.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n" and (tmp_path / "notes.yaml").read_text() == "x: 1\n"

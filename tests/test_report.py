@@ -188,3 +188,21 @@ def test_compare_warns_when_the_comfort_penalty_decides_the_cost_difference():
     (warning,) = [w for w in realised_gaps(runs(25.04), ["mas", "none"])[1] if "comfort" in w]
     assert "differs by 24.98 EUR, 26% of the runs' cost difference" in warning
     assert not any("comfort" in w for w in realised_gaps(runs(2.0), ["mas", "none"])[1])
+
+
+def test_report_refuses_a_baseline_of_other_households(tmp_path):
+    """As cosim value does: its KPI changes would compare different homes (before: exit 0, the refusal
+    hidden in the HTML's value-flow section)."""
+    import shutil
+
+    import h5py
+
+    run = write_synthetic(tmp_path / "run.h5")
+    other = tmp_path / "other.h5"
+    shutil.copy(run, other)
+    with h5py.File(other, "r+") as f:  # the same file with its households renamed
+        ids = f["households/_ids/P"][()]
+        f["households/_ids/P"][...] = [b"x" + i[1:] for i in ids]
+    proc = run_cosim("report", run, "--baseline", str(other), "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "baseline households differ" in proc.stderr
+    assert not (tmp_path / "r.html").exists()
