@@ -38,6 +38,20 @@ def _load(args, overrides: dict | None = None):
     return load(args.scenario, overrides)
 
 
+def _check_includes(scn, text: str, source: str) -> None:
+    """``record.include`` of *scn* (of each group of substations) against what its populations offer,
+    before anything starts; the problems name *source*."""
+    from cosim.world import check_record_include
+
+    if not scn.substations:
+        return check_record_include(scn, source)
+    from cosim.scenario import parse_scenario, read_yaml
+    from cosim.substations import expand
+
+    for s in {s.group: s for s in reversed(expand(read_yaml(text, source)))}.values():
+        check_record_include(parse_scenario(s.data, s.id), f"{source} ({s.id})")
+
+
 def _log_level(args) -> None:
     """mosaik and the simulators log through loguru: set its level here and, through LOGURU_LEVEL, in the
     subprocess simulators mosaik starts (their INFO lines otherwise reach the console)."""
@@ -76,6 +90,7 @@ def cmd_run(args) -> int:
         if scn.duration > declared:
             print(f"warning: --until {args.until} evaluates longer than the scenario's duration "
                   f"({format_duration_ms(declared)}): profiles and weather continue past it", file=sys.stderr)
+    _check_includes(scn, text, args.scenario)
     for w in scn.study_warnings():
         print(f"warning: {w}", file=sys.stderr)
     if args.workers is not None and args.workers < 1:
@@ -212,19 +227,14 @@ def _print_device_health(path, quiet: bool) -> None:
 
 
 def cmd_validate(args) -> int:
-    from cosim.world import check_record_include
-
     scn, text = _load(args)
+    _check_includes(scn, text, args.scenario)
     if scn.substations:
-        from cosim.scenario import parse_scenario, read_yaml
-        from cosim.substations import describe, expand
+        from cosim.substations import describe
 
-        for s in {s.group: s for s in reversed(expand(read_yaml(text, args.scenario)))}.values():
-            check_record_include(parse_scenario(s.data, s.id))
         print(f"{args.scenario}: ok ({scn.name}: {describe(scn)}, {scn.n_steps} evaluated steps of "
               f"{scn.step // 1000} s each)")
         return EXIT_OK
-    check_record_include(scn)
     n = sum(d.households for d in scn.districts)
     cool = (f"{scn.cooldown_ms // scn.step} cool-down steps" if scn.cooldown_run_ms == scn.cooldown_ms else
             f"{scn.cooldown_run_ms // scn.step} of {scn.cooldown_ms // scn.step} cool-down steps")

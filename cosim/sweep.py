@@ -192,14 +192,20 @@ def expand(spec: SweepSpec, sweep_path: Path, out_dir: Path) -> list[Variant]:
     """Every run of the sweep, validated against the scenario schema."""
     from cosim.scenario import ScenarioError, parse_scenario
 
-    base, source = _base_data(spec, sweep_path)
+    try:
+        base, source = _base_data(spec, sweep_path)
+        draws = _draw(spec)
+    except InputError as exc:  # name the sweep file and, for the base, the field
+        raise InputError([line if line.startswith(str(sweep_path)) else f"{sweep_path}: "
+                          + ("" if line.startswith(("parameters.", "samples:")) else "base: ") + line
+                          for line in exc.lines]) from None
     for p, v in spec.set.items():
         try:
             set_path(base, p, v)
         except ValueError as exc:
             raise InputError(f"{sweep_path}: set.{p}: {exc}") from None
     variants = []
-    for i, params in enumerate(_draw(spec)):
+    for i, params in enumerate(draws):
         data = copy.deepcopy(base)
         for p, v in params.items():
             try:

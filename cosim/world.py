@@ -123,9 +123,9 @@ def _unrecorded(scn: Scenario) -> tuple[str, ...]:
     return () if _three_phase(scn) else tuple(PHASE_POWERS)
 
 
-def check_record_include(scn: Scenario) -> None:
+def check_record_include(scn: Scenario, source: str) -> None:
     """Refuse unknown attributes in ``record.include`` before any simulator starts (what the recorder
-    checks again against the built world)."""
+    checks again against the built world), in lines that name *source*."""
     problems = []
     for pop, selection in scn.record.include.items():
         if selection == "all" or pop not in _FIXED_OUTPUTS:
@@ -137,7 +137,7 @@ def check_record_include(scn: Scenario) -> None:
             offered = [a for a in offered if a not in _unrecorded(scn)]
         problems += _unknown_attrs(pop, selection, offered)
     if problems:
-        raise ScenarioError(problems)
+        raise ScenarioError([f"{source}: {p}" for p in problems])
 
 
 def _unknown_attrs(pop: str, selection, offered) -> list[str]:

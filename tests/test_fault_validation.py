@@ -113,6 +113,12 @@ def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
     run = tmp_path / "run.h5"
     assert main(["run", _write(tmp_path, {}), "--quiet", "--out", str(run)]) == 0
     (tmp_path / "notes.yaml").write_text("x: 1\n")
+    for name, text in (("s1", "base: nothere\nparameters: {seed: [1]}"),
+                       ("s2", "base: uc1_home\nparameters: {seed: []}"),
+                       ("s3", "base: uc1_home\nmode: random\nparameters: {seed: [1]}")):
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n{text}\n")
+    (tmp_path / "inc.yaml").write_text(yaml.safe_dump(dict(yaml.safe_load(open(_write(tmp_path, {}))),
+                                                            record={"include": {"households": ["bogus"]}})))
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00")
     capsys.readouterr()
     for argv, expected in [
@@ -125,6 +131,10 @@ def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
         (["sweep", str(tmp_path / "binary.yaml")], "not UTF-8 text (byte 0xff at offset 0); a sweep is"),
         (["sweep", str(tmp_path)], "cannot read: Is a directory"),
         (["sweep", "sweep_demo", "-o", str(tmp_path / "notes.yaml")], "cannot make the sweep's output directory"),
+        (["sweep", str(tmp_path / "s1.yaml")], "s1.yaml: base: nothere: no such file"),
+        (["sweep", str(tmp_path / "s2.yaml")], "s2.yaml: parameters.seed: empty list of values"),
+        (["sweep", str(tmp_path / "s3.yaml")], "s3.yaml: samples: mode random needs the number of samples"),
+        (["run", str(tmp_path / "inc.yaml"), "--quiet"], "inc.yaml: record.include.households: unknown attribute"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
