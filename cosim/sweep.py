@@ -257,8 +257,8 @@ def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_k
     if status == "completed":
         try:
             kpis = summarise(out, extra_kpis)
-        except Exception as exc:  # noqa: BLE001
-            error = f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:  # noqa: BLE001 - a run without its numbers failed the sweep
+            status, error = "failed", f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
     return {"status": status, "error": error, "wall_s": round(wall, 3), "kpis": kpis}
 
 
@@ -281,10 +281,10 @@ def summarize_existing(out: str, extra_kpis: list[str]) -> dict:
         except (TypeError, ValueError):
             pass
     try:
-        kpis, error = summary_kpis(out, extra_kpis), ""
-    except Exception as exc:  # noqa: BLE001
-        kpis, error = {}, f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
-    return {"status": "completed", "error": error, "wall_s": wall, "kpis": kpis}
+        return {"status": "completed", "error": "", "wall_s": wall, "kpis": summary_kpis(out, extra_kpis)}
+    except Exception as exc:  # noqa: BLE001 - a run without its numbers failed the sweep
+        return {"status": "failed", "error": f"KPIs failed: {type(exc).__name__}: {exc}"[:500], "wall_s": wall,
+                "kpis": {}}
 
 
 def is_completed(path: Path) -> bool:
@@ -311,6 +311,14 @@ class SweepResult:
     @property
     def failed(self) -> int:
         return sum(v.status != "completed" for v in self.variants)
+
+    def other_code(self) -> list[Variant]:
+        """Runs taken from earlier files that another version of the code made (their recorded git commit
+        is not this checkout's): their numbers are that version's."""
+        from cosim.provenance import git_commit
+
+        now = git_commit()
+        return [v for v in self.variants if v.cached and now and str(read_attrs(v.path).get("git_commit", "")) != now]
 
 
 def _client(workers: int | None, scheduler: str | None, n_tasks: int):
@@ -515,6 +523,11 @@ def sweep_text(result: SweepResult) -> str:
             table += (f"\nnote: the runs {what}: {', '.join(seen)}; compare their costs only where that is the "
                       "parameter under study")
     cached = sum(v.cached for v in result.variants)
+    other = result.other_code()
+    if other:
+        table += (f"\nnote: {len(other)} run(s) from earlier files were made by other code than this checkout's "
+                  f"(e.g. {other[0].path.name}: {read_attrs(other[0].path).get('git_commit') or 'unknown'}): "
+                  "delete them to re-run them with this code")
     tail = (f"{done}/{len(result.variants)} completed ({cached} from earlier runs), {result.failed} failed, "
             f"{result.wall_s:.1f} s wall; summary: {result.csv_path}"
             + (f", {result.parquet_path}" if result.parquet_path else ""))

@@ -120,3 +120,28 @@ def test_sweep_notes_runs_that_evaluate_different_windows(tmp_path):
     assert "objective_id" not in text
     with (tmp_path / "out" / "summary.csv").open() as fh:
         assert {r["run.window_h"] for r in csv.DictReader(fh)} == {"0.3333", "0.5"}
+
+
+def test_cached_runs_of_other_code_are_noted_and_runs_without_kpis_fail(tmp_path, monkeypatch):
+    """A re-run takes finished files as they are: one that other code made says so (its numbers are that
+    code's); a run whose KPIs cannot be computed is failed (it counted as completed, exit 0)."""
+    import h5py
+
+    import cosim.sweep as sweep
+    from cosim.sweep import sweep_text
+
+    path, out = _write(tmp_path, {"seed": [1]}), tmp_path / "out"
+    first = run_sweep(path, workers=1, out=out, progress=False)
+    assert "other code" not in sweep_text(first)
+    with h5py.File(first.variants[0].path, "r+") as f:
+        f.attrs["git_commit"] = "0123abc"
+    again = run_sweep(path, workers=1, out=out, progress=False)
+    assert again.variants[0].cached and "made by other code than this checkout's" in sweep_text(again)
+    assert "0123abc" in sweep_text(again)
+
+    def broken(*_):
+        raise ValueError("no time axis")
+
+    monkeypatch.setattr(sweep, "summary_kpis", broken)
+    res = run_sweep(path, workers=1, out=out, progress=False)
+    assert res.failed == 1 and res.variants[0].error == "KPIs failed: ValueError: no time axis"
