@@ -729,8 +729,8 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or str(part).startswith(
-            ("function-", "literal[", "union[", "constrained-")
+        elif part in ("function-after", "function-before") or _is_branch(part) or str(part).startswith(
+            ("function-", "union[", "constrained-")
         ):
             continue
         else:
@@ -744,6 +744,8 @@ def _describe(err: dict) -> str:
     shown = shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown)} characters)"
     if t == "missing":
         return "required field is missing"
+    if t == "union":
+        return f"expected {ctx['kinds']}, got {shown}"
     if t == "extra_forbidden":
         return "unknown field (check the spelling; see `cosim validate --help` for the schema)"
     if t in ("int_parsing", "int_type", "int_from_float"):
@@ -768,9 +770,57 @@ def _describe(err: dict) -> str:
     return f"{err['msg']}, got {shown}"
 
 
+def _model_names() -> set[str]:
+    names, todo = set(), [BaseModel]
+    while todo:
+        for c in todo.pop().__subclasses__():
+            names.add(c.__name__)
+            todo.append(c)
+    return names
+
+
+def _is_branch(part: Any) -> bool:
+    """Whether a location part names a member of a union (``list[...]``, ``literal['auto']``, a model)
+    rather than a field or a key."""
+    return isinstance(part, str) and (part.startswith(("list[", "dict[", "literal[", "tuple["))
+                                      or (part[:1].isupper() and part in _model_names()))
+
+
+def _branch_kind(tag: str) -> str:
+    return ("a list" if tag.startswith(("list[", "tuple[")) else f"one of {tag[8:-1]}" if tag.startswith("literal[")
+            else "a mapping")
+
+
+def _one_per_union(errors: list[dict]) -> list[dict]:
+    """Pydantic reports a value that fits no member of a union once per member. Keep the member whose
+    error goes deepest (the one the value was meant for: ``business_models[0]: expected one of 'B1'...``);
+    where none does (a number for a list or a range), one error that names every member."""
+    by_prefix: dict[tuple, list[int]] = {}  # the location of the union -> its members' errors
+    for i, err in enumerate(errors):
+        loc = err["loc"]
+        at = next((k for k, part in enumerate(loc) if _is_branch(part)), None)
+        if at is not None:
+            by_prefix.setdefault(loc[:at], []).append(i)
+    drop: set[int] = set()
+    merged: dict[int, dict] = {}
+    for prefix, idx in by_prefix.items():
+        tags = {errors[i]["loc"][len(prefix)] for i in idx}
+        if len(tags) < 2:
+            continue
+        depth = {i: len(errors[i]["loc"]) for i in idx}
+        deepest = max(depth.values())
+        keep = [i for i in idx if depth[i] == deepest]
+        if len({errors[i]["loc"][len(prefix)] for i in keep}) > 1:  # no member went deeper: name them all
+            kinds = " or ".join(dict.fromkeys(_branch_kind(errors[i]["loc"][len(prefix)]) for i in keep))
+            merged[keep[0]] = {**errors[keep[0]], "loc": prefix, "type": "union", "ctx": {"kinds": kinds}}
+            keep = keep[:1]
+        drop |= set(idx) - set(keep)
+    return [merged.get(i, err) for i, err in enumerate(errors) if i not in drop]
+
+
 def format_validation_error(exc: ValidationError, source: str) -> list[str]:
     lines, seen = [], set()
-    for err in exc.errors(include_url=False):
+    for err in _one_per_union(exc.errors(include_url=False)):
         loc, text = _loc(err["loc"]), _describe(err)
         if loc == "(top level)" and re.match(r"^[A-Za-z_][\w.\[\]]*: ", text):  # the message names its field
             line = f"{source}: {text}"

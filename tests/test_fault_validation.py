@@ -49,6 +49,9 @@ CASES = {
                              "districts[0].devices.heat_pump.t_init: expected a finite number, got inf"),
     "telecom latency 1e30": ({"telecom": {"overrides": {"lte": {"latency_ms": 1e30}}}},
                              "telecom.overrides.lte.latency_ms: 1e+30 is out of range"),
+    # a union (a list of models, or 'auto'): one line, of the member the value was meant for (it was two)
+    "business model B99": ({"economics": {"business_models": ["B99"]}},
+                           "economics.business_models[0]: expected one of 'B1', 'B2'"),
 }
 
 
@@ -115,7 +118,9 @@ def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
     (tmp_path / "notes.yaml").write_text("x: 1\n")
     for name, text in (("s1", "base: nothere\nparameters: {seed: [1]}"),
                        ("s2", "base: uc1_home\nparameters: {seed: []}"),
-                       ("s3", "base: uc1_home\nmode: random\nparameters: {seed: [1]}")):
+                       ("s3", "base: uc1_home\nmode: random\nparameters: {seed: [1]}"),
+                       ("u1", "base: uc1_home\nparameters: {pv: 0.3}"),
+                       ("u2", "base: uc1_home\nmode: random\nsamples: 2\nparameters: {pv: {min: 0.9, max: 0.1}}")):
         (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n{text}\n")
     (tmp_path / "inc.yaml").write_text(yaml.safe_dump(dict(yaml.safe_load(open(_write(tmp_path, {}))),
                                                             record={"include": {"households": ["bogus"]}})))
@@ -135,6 +140,8 @@ def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
         (["sweep", str(tmp_path / "s2.yaml")], "s2.yaml: parameters.seed: empty list of values"),
         (["sweep", str(tmp_path / "s3.yaml")], "s3.yaml: samples: mode random needs the number of samples"),
         (["run", str(tmp_path / "inc.yaml"), "--quiet"], "inc.yaml: record.include.households: unknown attribute"),
+        (["sweep", str(tmp_path / "u1.yaml")], "u1.yaml: parameters.pv: expected a list or a mapping, got 0.3"),
+        (["sweep", str(tmp_path / "u2.yaml")], "u2.yaml: parameters.pv.max: max (0.1) is below min (0.9)"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
