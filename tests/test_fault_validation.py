@@ -82,6 +82,7 @@ def test_refused_with_one_line(tmp_path, capsys, name):
     (b"just some text\n", "expected a YAML mapping of scenario fields at the top level"),
     (b"", "expected a YAML mapping of scenario fields at the top level"),
     (b"name: x\nname: y\n", "bad.yaml:2:1: YAML error: duplicate key 'name'"),
+    (b"? [a]\n: 1\nname: x\n", "YAML error: found unhashable key"),
     (b"name: x\nstart: 2026-13-45T00:00:00+01:00\n", "not a valid date or time: month must be in 1..12"),
     (b"name: x\nstart: 2026-02-01T25:00:00+01:00\n", "not a valid date or time: hour must be in 0..23"),
 ])
