@@ -10,9 +10,8 @@ values were not recorded.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import numpy as np
 

@@ -77,7 +77,7 @@ def _kpi_section(k: dict, kb: dict | None) -> str:
             d = _delta(v, vb)
             better = BETTER.get(key, 0) * (d or 0)
             colour = "pos" if better > 0 else "neg" if better < 0 else ""
-            row += [vb, (fmt(d, unit == "€"), colour) if d is not None else "n/a"]
+            row += [vb, (d, colour) if d is not None else "n/a"]  # formatted by _table, as its row
         rows.append(row)
     headers = ["KPI", "unit", "controlled" if kb else "value"] + (["baseline", "change"] if kb else [])
     parts = [_table(headers, rows, left=(0, 1))]

@@ -15,11 +15,10 @@ def run_summary(path: str | Path) -> list[str]:
     if total.get("objective_eur") is not None:
         basis = "the community's exchange at the transformer" if total.get("objective_community") else \
             "the households' own energy"
-        terms = (total.get("objective_household_terms_eur") or 0.0) + (total.get("objective_district_terms_eur") or 0.0)
         lines.append(f"window {run.get('window_h', 0):g} h from {run.get('start')}: cost {total['cost_eur']:.2f} EUR = "
                      f"objective {total['objective_eur']:.2f} EUR (energy {total['objective_energy_eur']:.2f} EUR, "
                      f"{basis} netted per {total['objective_netting_min']:g} min, + other terms "
-                     f"{terms:.2f} EUR) + terminal adjustment "
+                     f"{total['objective_eur'] - total['objective_energy_eur']:.2f} EUR) + terminal adjustment "
                      f"{total['terminal_adjustment_eur']:+.2f} EUR (stored energy "
                      f"{total['stored_start_kwh']:.1f} -> {total['stored_end_kwh']:.1f} kWh)")
     if total.get("bill_eur") is not None:
