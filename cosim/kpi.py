@@ -21,8 +21,8 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   Applied Energy 142 (2015) 80–94, when what is exported is PV); self-sufficiency = 1 − import /
   consumption (the loads' energy not imported: energy the battery took from the grid counts as
   imported; Luthander et al.'s self-consumed PV / consumption is larger by the battery's net charge,
-  its losses included), both clipped to [0, 1], with import and export per interval from ``P``. Without a battery these are ∫ min(pv, L) / ∫ pv and ∫ min(pv, L) / ∫ L. Before
-  2026-12-07 consumption was import + ∫ clip(pv − export, 0, pv), which counted a battery's charge as
+  its losses included), both clipped to [0, 1], with import and export per interval from ``P``.
+  Without a battery these are ∫ min(pv, L) / ∫ pv and ∫ min(pv, L) / ∫ L. Before 2026-12-07 consumption was import + ∫ clip(pv − export, 0, pv), which counted a battery's charge as
   consumed also when the battery exported it later (a battery's home on uc2_district: 20.95 instead
   of 9.29 kWh, the sum of its loads). Per household from its own series; for a district / the total
   from the summed series (community view: a neighbour's surplus counts as used on site).
