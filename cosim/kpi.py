@@ -13,21 +13,21 @@ Definitions (energies in kWh, powers in kW, load convention: + import):
   else estimated from the meter's last power reading) — what a supplier bills;
   without meters, from the household power ``P``. ``bill_source`` says which.
 * PV produced = ∫ pv, pv = max(−P_pv, 0); consumption = ∫ L, the loads' energy (base load, appliances,
-  heat pump, EV), L = max(P + pv − P_bat, 0) per interval with ``P_bat`` the stationary battery's
-  terminal power (+ charging; ``gateways/P_bat`` for a real home that has only a meter; 0 without
-  one), so consumption = import − export + PV − the battery's net charge. Self-consumption ratio =
-  1 − export / PV produced (the PV energy not exported, directly or after the battery held it: the
-  self-consumed PV / PV of Luthander et al., "Photovoltaic self-consumption in buildings: a review",
-  Applied Energy 142 (2015) 80–94, when what is exported is PV); self-sufficiency = 1 − import /
-  consumption (the loads' energy not imported: energy the battery took from the grid counts as
-  imported; Luthander et al.'s self-consumed PV / consumption is larger by the battery's net charge,
-  its losses included), both clipped to [0, 1], with import and export per interval from ``P``.
-  Without a battery these are ∫ min(pv, L) / ∫ pv and ∫ min(pv, L) / ∫ L. Before 2026-12-07 consumption was import + ∫ clip(pv − export, 0, pv), which counted a battery's charge as
-  consumed also when the battery exported it later (a battery's home on uc2_district: 20.95 instead
-  of 9.29 kWh, the sum of its loads). Per household from its own series; for a district / the total
-  from the summed series (community view: a neighbour's surplus counts as used on site).
-  ``shared_kwh`` = energy exported by some households and imported by others of the district in the
-  same interval.
+  heat pump, EV), L = max(P + pv − P_bat, 0) per interval with ``P_bat`` the stationary battery's terminal
+  power (+ charging; ``gateways/P_bat`` for a real home that has only a meter; 0 without one), so
+  consumption = import − export + PV − the battery's net charge. Self-consumption ratio = 1 − export / PV
+  produced (the PV energy not exported, directly or after the battery held it: the self-consumed PV / PV
+  of Luthander et al., "Photovoltaic self-consumption in buildings: a review", Applied Energy 142 (2015)
+  80–94, when what is exported is PV); self-sufficiency = 1 − import / consumption (the loads' energy not
+  imported: energy the battery took from the grid counts as imported; Luthander et al.'s self-consumed PV
+  / consumption is larger by the battery's net charge, its losses included), both clipped to [0, 1], with
+  import and export per interval from ``P``. Without a battery these are ∫ min(pv, L) / ∫ pv and ∫ min(pv,
+  L) / ∫ L. Before 2026-12-07 consumption was import + ∫ clip(pv − export, 0, pv), which counted a
+  battery's charge as consumed also when the battery exported it later (a battery's home on uc2_district:
+  20.95 instead of 9.29 kWh, the sum of its loads). Per household from its own series; for a district /
+  the total from the summed series (community view: a neighbour's surplus counts as used on site).
+  ``shared_kwh`` = energy exported by some households and imported by others of the district in the same
+  interval.
 * peak = max P (recording resolution); ``peak_15min_kw`` = max of 15-min mean P; peak-to-average
   ratio = peak / mean P (``None`` when the mean is ≤ 0, a net exporter).
 * battery equivalent full cycles = Σ|Δsoc| / 2 (soc in 0..1 of the nominal capacity).
