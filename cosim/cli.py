@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,6 +22,11 @@ EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 class _OneLineParser(argparse.ArgumentParser):
     """argparse's parser whose bad-option message is one ``error:`` line (the usage is in ``--help``),
     exit code 2, as every other bad input."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "-1h" is a (negative) value, not an unknown option: argparse's own matcher only knows "-1", "-1.5"
+        self._negative_number_matcher = re.compile(r"^-\d")
 
     def error(self, message: str):
         _err(f"{self.prog}: {message} (`{self.prog} --help` for the options)")

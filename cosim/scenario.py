@@ -95,6 +95,7 @@ MAX_MAGNITUDE = 1e6
 # Nesting depth of a scenario's YAML: the schema is at most 6 levels deep; 100 refuses pathological
 # files (thousands of brackets) before the YAML composer recurses into them.
 MAX_DEPTH = 100
+EXPECTED_START = "expected an ISO-8601 date-time with timezone (2026-06-01T00:00:00+02:00)"
 
 
 class _Strict(BaseModel):
@@ -548,6 +549,13 @@ class Scenario(_Strict):
                 raise ValueError(f"unknown IANA time zone {v!r} (e.g. Europe/Berlin, UTC)") from None
         return v
 
+    @field_validator("start", mode="before")
+    @classmethod
+    def _not_a_number(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)):  # pydantic would read it as Unix time
+            raise ValueError(f"{EXPECTED_START}, got {v!r}")
+        return v
+
     @field_validator("start")
     @classmethod
     def _tz(cls, v: dt.datetime, info: ValidationInfo) -> dt.datetime:
@@ -758,7 +766,7 @@ def _describe(err: dict) -> str:
         bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
         return f"expected a value {op} {bound}, got {shown}"
     if t.startswith("datetime") or t.startswith("date"):
-        return f"expected an ISO-8601 date-time with timezone (2026-06-01T00:00:00+02:00), got {shown}"
+        return f"{EXPECTED_START}, got {shown}"
     if t == "literal_error":
         return f"expected one of {ctx.get('expected')}, got {shown}"
     if t == "string_pattern_mismatch":

@@ -107,3 +107,11 @@ def test_a_bad_option_is_one_error_line_exit_2(argv, starts, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(starts), err
+
+
+@pytest.mark.parametrize("argv", [["run", "uc1_home", "--until", "-1h"], ["run", "uc1_home", "--until", "-15min"]])
+def test_a_negative_duration_is_named_as_such(argv, capsys):
+    """"-1h" is the option's (bad) value, not an unknown option: the message says what is wrong with it."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: --until: expected a positive duration, got '{argv[-1]}'"], err
