@@ -141,12 +141,7 @@ class ModbusLink:
         """One connection attempt (True when connected)."""
         if self.connected:
             return True
-        self.close()
-        self.client = self._make_client()
-        try:
-            ok = await asyncio.wait_for(self.client.connect(), self.cfg.timeout + 0.5)
-        except (asyncio.TimeoutError, OSError, ModbusException, ssl.SSLError):
-            ok = False
+        ok = await self._open()
         self._sf_known = False
         if ok and self.map.sunspec:
             ok = await self._locate_models()
@@ -154,15 +149,30 @@ class ModbusLink:
             self.close()
         return bool(ok)
 
+    async def _open(self) -> bool:
+        """A new connection (True when connected)."""
+        self.close()
+        self.client = self._make_client()
+        try:
+            return bool(await asyncio.wait_for(self.client.connect(), self.cfg.timeout + 0.5))
+        except (asyncio.TimeoutError, OSError, ModbusException, ssl.SSLError):
+            return False
+
     async def _locate_models(self) -> bool:
         """Walk the device's SunSpec model chain and place the map's models where the device has
-        them. False (logged once per distinct problem) if the device lacks a model of the map."""
+        them. False (logged once per distinct problem) if the device lacks a model of the map.
+
+        A base address that does not answer in time is skipped, as pysunspec2's scan does (an RTU
+        device behind a TCP gateway may stay silent where it has no registers); the timeout closed
+        the link, so the next base is tried on a new connection."""
         async def read(address: int, count: int) -> list[int]:
+            if not self.connected and not await self._open():
+                raise LinkError("reconnect failed")
             r = await self._call(self.client.read_holding_registers(address, count=count, device_id=self.cfg.unit))
             return list(r.registers)[:count]
 
         try:
-            base, found = await scan(read, refused=(DeviceError,))
+            base, found = await scan(read, refused=(DeviceError, LinkError))
             self.shifts = relocation(self.map, base, found)
         except (ScanError, DeviceError) as exc:
             msg = f"{self.cfg.id}: SunSpec scan of {self.cfg.host}:{self.cfg.port} unit {self.cfg.unit}: {exc}"

@@ -481,6 +481,20 @@ class RegisterMap(_Strict):
     def setpoint(self, attr: str) -> SetpointSpec | None:
         return self._setpoints.get(attr)
 
+    def used_points(self) -> set[str]:
+        """Names of the points an adapter reads or writes: the attr points, their scale factors, and
+        each set point's companions and reversion points."""
+        names = set()
+        for p in self._by_attr.values():
+            names.add(p.name)
+            if (sfp := self.sf_point(p)) is not None:
+                names.add(sfp.name)
+        for sp in self._setpoints.values():
+            names |= sp.group(self)
+            if sp.revert_remaining:
+                names.add(sp.revert_remaining)
+        return names
+
     def owner(self, table: str, address: int) -> Point | None:
         return self._owner.get(table, {}).get(address)
 

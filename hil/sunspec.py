@@ -183,8 +183,11 @@ def relocation(regmap, base: int, found: list[FoundModel]) -> list[tuple[int, in
 
     The marker block moves to ``base``, the n-th block of model X to the device's n-th model X, the
     end block to the end of the chain. Raises ScanError when the device lacks a model of the map or
-    has it shorter than the map (its points would lie outside the device's model).
+    has it too short for the points the adapters use (:meth:`RegisterMap.used_points`): a device may
+    announce an older, shorter revision of a model (model 1 with L=65, before its Pad point, as
+    SolarEdge and Fronius do), and the points beyond its L are then only not read.
     """
+    used = regmap.used_points()
     spans = []
     seen: dict[int, int] = {}
     chain_end = found[-1].address + found[-1].length + 2 if found else base + 2
@@ -208,8 +211,10 @@ def relocation(regmap, base: int, found: list[FoundModel]) -> list[tuple[int, in
             raise ScanError(f"the device has no SunSpec model {b.model} (found: "
                             f"{', '.join(str(f.id) for f in found) or 'none'})")
         dev = hits[k]
-        need = end - start - 2
+        need = max((p.end for p in pts if p.name in used), default=start + 2) - start - 2
         if dev.length < need:
-            raise ScanError(f"SunSpec model {b.model} on the device has L={dev.length}, the map needs {need}")
+            far = max((p for p in pts if p.name in used), key=lambda p: p.end)
+            raise ScanError(f"SunSpec model {b.model} on the device has L={dev.length}, the map needs {need} "
+                            f"(up to {far.name})")
         spans.append((start, end, dev.address - start))
     return sorted(spans)

@@ -12,7 +12,7 @@ import yaml
 from hil.client import DeviceConfig, ModbusLink
 from hil.meter_adapter import MeterPoller
 from hil.registers import MAPS_DIR, base_type, list_maps, load_map
-from hil.sunspec import FoundModel, ScanError, scan
+from hil.sunspec import FoundModel, ScanError, relocation, scan
 from hil.testing import ThreadedEmulators
 from tests.conftest import wait_until
 
@@ -182,3 +182,61 @@ def test_a_device_without_the_model_is_not_used(lab, caplog):
         poller.stop()
     msgs = [r.getMessage() for r in caplog.records if "SunSpec scan" in r.getMessage()]
     assert len(msgs) == 1 and "no SunSpec model 203 (found: 1, 802, 704)" in msgs[0]
+
+
+def test_a_model_shorter_than_its_definition_is_used_up_to_the_points_read():
+    """SolarEdge and Fronius announce model 1 with L=65 (the revision before its Pad point): the
+    adapters read none of model 1, so the device is used; a model too short for a point they read
+    is refused, naming the point."""
+    m = load_map("sunspec_meter")
+    l203 = m.point("m203.ID").address  # the nominal layout: model 203 right after model 1 (L=66)
+    shifts = relocation(m, 40000, [FoundModel(1, 40002, 65), FoundModel(203, 40069, 105)])
+    assert (l203, l203 + 107, 40069 - l203) in shifts
+    with pytest.raises(ScanError, match=r"model 203 on the device has L=50, the map needs \d+ \(up to m203\."):
+        relocation(m, 40000, [FoundModel(1, 40002, 66), FoundModel(203, 40070, 50)])
+
+
+class _SilentAbove:
+    """A TCP proxy in front of a Modbus TCP device that never answers a read at or above *silent*
+    (an RTU device behind a TCP gateway, where it has no registers), and forwards everything else."""
+
+    def __init__(self, loop, target_port: int, silent: int = 40000):
+        self.target_port, self.silent, self.loop = target_port, silent, loop
+        self.server = loop.run(asyncio.start_server(self._serve, "127.0.0.1", 0), timeout=5)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader, writer):
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            while True:
+                head = await reader.readexactly(7)  # MBAP: transaction, protocol, length, unit
+                pdu = await reader.readexactly(int.from_bytes(head[4:6], "big") - 1)
+                if pdu[0] in (3, 4) and int.from_bytes(pdu[1:3], "big") >= self.silent:
+                    continue  # no answer at all
+                up_w.write(head + pdu)
+                await up_w.drain()
+                rhead = await up_r.readexactly(7)
+                writer.write(rhead + await up_r.readexactly(int.from_bytes(rhead[4:6], "big") - 1))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            up_w.close()
+
+    def close(self):
+        self.server.close()
+        self.loop.run(self.server.wait_closed(), timeout=5)
+
+
+def test_a_base_address_without_an_answer_is_skipped_as_pysunspec2_does(lab):
+    emu = lab.start("sunspec-meter", seed=8, tick=60.0, map=_moved_map("sunspec_meter", "m1"))  # at base 0
+    proxy = _SilentAbove(lab.loop, emu.port)
+    poller = MeterPoller([dict(id="m", port=proxy.port, map="sunspec_meter", interval=0.2, timeout=0.3)]).start()
+    try:
+        wait_until(lambda: poller.snapshot()["m"]["quality"] == 0, 10)
+        assert poller.snapshot()["m"]["P"] == pytest.approx(emu.get("m203.W") / 1000)
+        assert poller.meters[0].link.shifts[0] == (40000, 40002, -40000)  # found at base 0
+    finally:
+        poller.stop()
+        proxy.close()
