@@ -95,7 +95,26 @@ class DeviceConfig(BaseModel):
             raise ValueError(f"device {self.id}: backoff_max < backoff_min")
         if self.stale_after is None:
             self.stale_after = 2.0 * self.interval + self.timeout
+        self._check_revert()
         return self
+
+    def _check_revert(self) -> None:
+        """``revert_s`` must be what the map's reversion timers hold: 0 (no reversion) or a whole number
+        of their steps within their range. Rounded by the register, 0.4 s would be written as 0, which
+        a device reads as "never revert" (SunSpec model 704 ``WSetRvrtTms``: uint32 seconds)."""
+        regmap = load_map(self.map)
+        for sp in regmap.setpoints:
+            if not sp.revert_timer or not self.revert_s:
+                continue
+            p = regmap.point(sp.revert_timer)
+            step = abs(p.scale)
+            n = self.revert_s / step
+            if abs(n - round(n)) > 1e-9 or (p.min is not None and self.revert_s < p.min) or (
+                    p.max is not None and self.revert_s > p.max):
+                lo = max(step, p.min or 0.0)
+                raise ValueError(f"device {self.id}: revert_s {self.revert_s:g}: {p.name} counts in steps of {step:g} s"
+                                 + (f" up to {p.max:g} s" if p.max is not None else "")
+                                 + f"; give 0 (no reversion) or a multiple of {step:g} s from {lo:g} s")
 
     def sslctx(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)

@@ -373,15 +373,22 @@ class DeviceServer:
                 continue
             del self._deadlines[key]
             p = dev.map.by_attr(sp.attr)
-            safe = img.get(sp.revert_value) if sp.revert_value else 0.0
-            safe = 0.0 if not isinstance(safe, float) or math.isnan(safe) else safe
+
+            def value_of(name: str | None) -> float:
+                v = img.get(name) if name else 0.0
+                return 0.0 if not isinstance(v, float) or math.isnan(v) else v
+
+            safe = value_of(sp.revert_value)
+            also = {n: value_of(v) for n, v in sp.revert_also.items()}
             with img.lock:
                 img.set(p, safe)
+                for n, v in also.items():
+                    img.set(n, v)
                 if sp.revert_remaining:
                     img.set(sp.revert_remaining, 0)
             dev.stats["reverts"] = dev.stats.get("reverts", 0) + 1
             with self._wlock:
-                self._point_writes.setdefault(dev.id, {})[p.name] = safe
+                self._point_writes.setdefault(dev.id, {}).update({p.name: safe, **also})
                 self._writes.setdefault(dev.id, {})[sp.attr] = safe * p.attr_scale
             log.info("device %s: %s reverted to %s %s (no fresh write within the revert time)",
                      dev.id, p.name, safe, p.unit)

@@ -49,6 +49,7 @@ YAML schema (all keys except ``name`` optional)::
         revert_enable: m704.WSetRvrtEna  # reversion runs only while this point is non-zero
         revert_value: m704.WSetRvrt      # safe value the set point reverts to (omitted: 0)
         revert_remaining: m704.WSetRvrtRem  # countdown maintained by the (emulated) device
+        revert_also: {m704.WSetPct: m704.WSetPctRvrt}  # further points reverted, each to its point's value
 
 Sign and unit conventions of the mosaik attributes are those of docs/architecture.md (kW, load
 convention, Wh energy registers, soc as a 0..1 fraction); ``attr_scale`` carries the conversion.
@@ -278,7 +279,9 @@ class SetpointSpec(_Strict):
     ``with``: companion points written in the same request; ``revert_timer``: point holding the
     reversion time (s, 0 = none) that a gateway writes with every set point; ``revert_enable``:
     point that must be non-zero for the reversion to run; ``revert_value``: point holding the safe
-    value (omitted: 0); ``revert_remaining``: read-only countdown point the device maintains.
+    value (omitted: 0); ``revert_remaining``: read-only countdown point the device maintains;
+    ``revert_also``: further points the reversion sets, each to the value of its own point (SunSpec
+    704 in percent mode, ``WSetMod`` = 0, runs on ``WSetPct`` and reverts it to ``WSetPctRvrt``).
     """
 
     attr: str
@@ -287,10 +290,11 @@ class SetpointSpec(_Strict):
     revert_enable: str | None = None
     revert_value: str | None = None
     revert_remaining: str | None = None
+    revert_also: dict[str, str] = Field(default_factory=dict)
 
     def group(self, regmap: "RegisterMap") -> set[str]:
         """Point names whose write (re)starts the reversion timer."""
-        names = {regmap.by_attr(self.attr).name, *self.with_}
+        names = {regmap.by_attr(self.attr).name, *self.with_, *self.revert_also, *self.revert_also.values()}
         for n in (self.revert_timer, self.revert_enable, self.revert_value):
             if n:
                 names.add(n)
@@ -435,7 +439,8 @@ class RegisterMap(_Strict):
             pt = self._by_attr.get(sp.attr)
             if pt is None or not pt.writable:
                 raise ValueError(f"setpoint {sp.attr}: needs a writable point with that attr")
-            for n in list(sp.with_) + [x for x in (sp.revert_timer, sp.revert_enable, sp.revert_value) if x]:
+            for n in [*sp.with_, *sp.revert_also, *sp.revert_also.values(),
+                      *[x for x in (sp.revert_timer, sp.revert_enable, sp.revert_value) if x]]:
                 if n not in pts or not pts[n].writable:
                     raise ValueError(f"setpoint {sp.attr}: {n} is not a writable point")
             if sp.revert_remaining and sp.revert_remaining not in pts:

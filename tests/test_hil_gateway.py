@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from hil.client import DeviceConfig
 from hil.gateway_adapter import GatewayClient, ModbusGateways
 from hil.testing import ThreadedEmulators
 from tests.conftest import wait_until
@@ -83,8 +84,8 @@ def test_out_of_range_setpoints_are_clipped_and_counted(lab):
 
 def test_hold_rewrites_the_last_setpoint_every_step(lab):
     emu = lab.start("sunspec-battery", seed=3)
-    # generous margins (revert 1.5 s, a write every 0.3 s) so a loaded CI machine cannot cause a revert
-    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=1.5, hold=True)])
+    # generous margins (revert 2 s, a write every 0.3 s) so a loaded CI machine cannot cause a revert
+    sim = _sim([dict(id="d1.h001", port=emu.port, interval=0.2, revert_s=2.0, hold=True)])
     try:
         t = sim.step(0, _sp(-1.0), 10**9)
         for _ in range(8):  # 2.4 s without new input: hold keeps the device from reverting
@@ -124,3 +125,16 @@ def test_gateway_client_without_mosaik(lab):
         assert gw.stats()["b"]["writes"] == 1
     finally:
         gw.stop()
+
+
+@pytest.mark.parametrize("revert_s, ok", [(0, True), (1, True), (10, True), (86400, True),
+                                          (0.4, False), (2.5, False), (86401, False)])
+def test_revert_s_must_be_what_the_reversion_timer_holds(revert_s, ok):
+    """SunSpec 704's WSetRvrtTms is uint32 seconds up to 86400: 0.4 s would be written as 0, which the
+    device reads as "never revert", so it is refused with the timer's steps and range."""
+    if ok:
+        assert DeviceConfig(id="b", port=1, map="sunspec_battery", revert_s=revert_s).revert_s == revert_s
+        return
+    with pytest.raises(ValueError, match=rf"device b: revert_s {revert_s:g}: m704.WSetRvrtTms counts in steps of "
+                                         r"1 s up to 86400 s; give 0 \(no reversion\)"):
+        DeviceConfig(id="b", port=1, map="sunspec_battery", revert_s=revert_s)

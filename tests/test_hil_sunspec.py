@@ -240,3 +240,24 @@ def test_a_base_address_without_an_answer_is_skipped_as_pysunspec2_does(lab):
     finally:
         poller.stop()
         proxy.close()
+
+
+def test_model_704_reverts_in_percent_mode_as_in_watts_mode(lab):
+    """A client that runs the battery in percent of WMax (WSetMod = 0, as pysunspec2 writes it) and
+    stops writing: at the end of WSetRvrtTms, WSetPct takes WSetPctRvrt, as WSet takes WSetRvrt."""
+    from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
+
+    emu = lab.start("sunspec-battery", seed=9)
+    d = SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=emu.port, timeout=2)
+    try:
+        d.scan()
+        m = d.models[704][0]
+        m.WSetMod.value, m.WSetPct.cvalue, m.WSetPctRvrt.cvalue = 0, 40, 5
+        m.WSetEnaRvrt.value, m.WSetRvrtTms.value, m.WSetEna.value = 1, 1, 1
+        m.write()
+        wait_until(lambda: abs(emu.get("m802.W")) > 100, 5)  # running at 40 % of WMax
+        wait_until(lambda: emu.get("m704.WSetRvrtRem") == 0 and emu.get("m704.WSetPct") == 5.0, 5)
+        m.read()
+        assert m.WSetPct.cvalue == 5 and m.WSet.cvalue == 0
+    finally:
+        d.close()
