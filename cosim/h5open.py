@@ -86,8 +86,8 @@ def open_results(path: str | Path) -> h5py.File:
         if OPEN_FOR_WRITE not in str(exc) and not superblock(p).open_for_write:
             raise InputError(f"{path}: damaged or truncated results file ({reason(exc)})") from None
     _check_length(p)
-    try:
-        return _checked(h5py.File(p, "r", libver="latest", swmr=True))
+    try:  # without HDF5's file lock: a reader held open (a notebook) must not stop the writer's final stamp
+        return _checked(h5py.File(p, "r", libver="latest", swmr=True, locking=False))
     except H5_ERRORS as exc:
         raise InputError(f"{path}: damaged results file ({reason(exc)})") from None
 

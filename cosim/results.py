@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,7 +341,7 @@ class ResultsWriter:
             finally:
                 self.closed = True
                 self.f.close()
-            with h5py.File(self.path, "r+", libver="latest") as f:
+            with _reopen(self.path, status) as f:
                 f.attrs.update(
                     status=status,
                     error=error,
@@ -349,6 +350,31 @@ class ResultsWriter:
                 )
                 for name in self.events:
                     write_event_table(f, name)
+
+
+class ResultsFileHeld(RuntimeError):
+    """Another process holds the results file open with HDF5's file lock, so the writer cannot stamp it."""
+
+
+HELD_WAIT_S = 10.0  # how long the final stamp waits for another process to let go of the file
+
+
+def _reopen(path: Path, status: str) -> h5py.File:
+    """The closed results file at *path*, open to stamp (waits up to HELD_WAIT_S for a reader that locks it:
+    ``cosim`` readers do not lock, but HDFView or a plain ``h5py.File(path)`` do)."""
+    deadline = time.monotonic() + HELD_WAIT_S
+    while True:
+        try:
+            return h5py.File(path, "r+", libver="latest")
+        except OSError as exc:
+            if "lock" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise ResultsFileHeld(
+                    f"{path}: another process holds it open (HDF5 file lock), so its final status ({status}) "
+                    "and event tables are not written; every recorded row is in it and reads as a live file "
+                    "(status running)") from None
+            time.sleep(0.2)
 
 
 # ---------------------------------------------------------------------------- event tables

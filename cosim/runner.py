@@ -27,7 +27,7 @@ from cosim import mosaik_fixes, recorder, sim_watchdog
 from hil.realtime import recorded_lateness_stats
 from cosim.output_path import check_output
 from cosim.provenance import provenance
-from cosim.results import read_lateness, stamp_attrs
+from cosim.results import ResultsFileHeld, read_lateness, stamp_attrs
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
 
@@ -97,13 +97,19 @@ async def _drive(world, until: int, rt_factor: float | None) -> None:
 
 
 def _close_writers(status: str, error: str = "") -> int:
-    steps = 0
+    """Close every open results writer; a file another process holds (:class:`ResultsFileHeld`) fails the
+    run with its message once all writers are closed."""
+    steps, held = 0, []
     for writer in list(recorder.OPEN_WRITERS):
         try:
             writer.close(status, error)
-            steps = writer.rows_written
+        except ResultsFileHeld as exc:
+            held.append(str(exc))
         finally:
+            steps = writer.rows_written
             recorder.OPEN_WRITERS.discard(writer)
+    if held:
+        raise RunFailed("; ".join(([error] if error else []) + held))
     return steps
 
 
@@ -241,9 +247,11 @@ def run_scenario(
             raise
         finally:
             stop.closing = True
-            steps = _close_writers(status, error)
-            if world is not None:
-                _shutdown(world)
+            try:
+                steps = _close_writers(status, error)
+            finally:
+                if world is not None:
+                    _shutdown(world)
     lateness = None
     if rt_factor is not None:
         lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)

@@ -1,12 +1,17 @@
 """ResultsWriter: layout, NaN for missing devices, widening, events, idempotent close."""
 
 import json
+import subprocess
+import sys
 import zlib
 
 import h5py
 import numpy as np
+import pytest
 
+from cosim import results
 from cosim.results import ResultsWriter
+from tests.conftest import ROOT
 
 
 def make(path, flush_every=3):
@@ -206,3 +211,51 @@ def test_series_chunks_are_gzip_streams_any_hdf5_reader_decodes(tmp_path):
         assert mask == 0
         np.testing.assert_array_equal(chunk[:, :22], expected[4:8, 128:150])
         assert np.isnan(chunk[:, 22:]).all()
+
+
+def _held_by_another_process(path, opener: str) -> subprocess.Popen:
+    """A reader in another process (a notebook, HDFView) holding *path* open until its stdin closes."""
+    code = f"import sys, h5py\nfrom cosim.h5open import open_results\nf = {opener}\nprint('open', flush=True)\nsys.stdin.read()"
+    p = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    assert p.stdout.readline().strip() == "open"
+    return p
+
+
+def _live(path):
+    w = make(path, flush_every=2)
+    for t in range(4):
+        w.append(t * 60_000, {("pop", "P"): {"a": float(t)}})
+    w.add_events("messages", [{"id": "m1"}])
+    w.flush()
+    return w
+
+
+def test_a_cosim_reader_holding_the_live_file_does_not_stop_the_final_stamp(tmp_path):
+    """README: another process can read a results file while the run goes on; a notebook that keeps
+    ``cosim.Results`` open must not make the run fail at its end (it did: HDF5's file lock)."""
+    w = _live(tmp_path / "r.h5")
+    reader = _held_by_another_process(tmp_path / "r.h5", "open_results(sys.argv[1])")
+    try:
+        w.close("completed")
+    finally:
+        reader.stdin.close()
+        reader.wait(10)
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f.attrs["status"] == "completed" and "event_tables/messages" in f
+
+
+def test_a_locking_reader_holding_the_file_fails_the_stamp_with_one_message(tmp_path, monkeypatch):
+    """A reader that takes HDF5's file lock (plain h5py, HDFView) is waited for, then named; the rows stay."""
+    monkeypatch.setattr(results, "HELD_WAIT_S", 0.5)
+    w = _live(tmp_path / "r.h5")
+    reader = _held_by_another_process(tmp_path / "r.h5", "h5py.File(sys.argv[1], 'r', libver='latest', swmr=True)")
+    try:
+        with pytest.raises(results.ResultsFileHeld, match=r"r.h5: another process holds it open \(HDF5 file lock\), "
+                                                          r"so its final status \(completed\) and event tables"):
+            w.close("completed")
+    finally:
+        reader.stdin.close()
+        reader.wait(10)
+    with results.Results(tmp_path / "r.h5") as res:
+        np.testing.assert_array_equal(res.frame("pop", "P", full=True).values[:, 0], np.arange(4.0))
