@@ -319,10 +319,17 @@ def _household_kpis(res: Results, en: Energy, na: dict) -> tuple[dict, dict, dic
 
     # battery cycles
     efc = np.full(len(ids), np.nan)
-    soc_s = res.series("households", "soc")
+    soc_s = res.full_series("households", "soc")
     if soc_s is not None:
-        soc = soc_s.aligned(ids)
-        has = np.isfinite(soc).any(axis=0)
+        # soc is an end-of-step state: the window's first step starts from the row before it (or, without a
+        # warm-up, from the battery's initial state)
+        i0, i1 = res.rows.start, res.rows.stop
+        soc = soc_s.aligned(ids)[max(i0 - 1, 0):i1]
+        if i0 == 0:
+            init = [specs[h].devices.battery.soc_init if h in specs and specs[h].devices.battery else np.nan
+                    for h in ids]
+            soc = np.vstack([np.asarray(init, dtype=float), soc])
+        has = np.isfinite(soc[1:]).any(axis=0)
         d = np.abs(np.diff(soc, axis=0))
         efc = np.where(has, np.nansum(d, axis=0) / 2.0, np.nan)
     else:
@@ -576,6 +583,21 @@ def _settled_in_window(res: Results, records: list[dict]) -> dict[tuple, float]:
     return {key: e for key, e in per_slot.items() if w[0] <= key[2] < w[1]}
 
 
+def _settlement_in_window(res: Results, rec: dict) -> tuple[float, float, float] | None:
+    """(ordered kWh, payment €, penalty €) of settlement *rec* in the window's slots, from its terms per
+    slot (simulators/mas/dso.py: paid min(delivered, ordered) × price, penalised the shortfall × rate; a
+    slot without meter data delivered 0); None for a record without them."""
+    if not all(k in rec for k in ("ordered_slots", "delivered_slots", "price", "penalty_rate")):
+        return None
+    w = res.window_ms or (-math.inf, math.inf)
+    t0, slot = int(rec["t0"]), int(rec["slot_ms"])
+    inside = [w[0] <= t0 + j * slot < w[1] for j in range(len(rec["ordered_slots"]))]
+    o = np.array([x for x, i in zip(rec["ordered_slots"], inside) if i], dtype=float)
+    d = np.array([x or 0.0 for x, i in zip(rec["delivered_slots"], inside) if i], dtype=float)
+    return (float(o.sum()), float(rec["price"]) * float(np.minimum(d, o).sum()),
+            float(rec["penalty_rate"]) * float(np.maximum(o - d, 0.0).sum()))
+
+
 def _flex_kpis(res: Results, na: dict) -> dict | None:
     out: dict[str, Any] = {}
     found = False
@@ -606,8 +628,12 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         ordered = payment = penalty = 0.0
         partial = 0
         in_window = _settled_in_window(res, every)
-        settled = [r for r in _settlements_once(ev) if "delivered_slots" in r]
-        delivered = sum(_delivered_by_slot(settled).values())  # + below, settlements without slots
+        delivered = sum(in_window.values())  # + below, settlements without slots
+        # settlements with their terms per slot count the window's slots, whenever their order began
+        for rec in _settlements_once(every):
+            if (terms := _settlement_in_window(res, rec)) is not None:
+                ordered, payment, penalty = ordered + terms[0], payment + terms[1], penalty + terms[2]
+        whole_orders = 0
         for rec in ev:
             kind = rec.get("kind") or rec.get("type")
             if kind not in keyf:
@@ -617,11 +643,17 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
                 continue
             seen[kind].add(ident)
             if kind == "settlement":
-                ordered += float(rec.get("ordered_kwh") or 0)
+                if _settlement_in_window(res, rec) is None:  # a file before the terms per slot: whole orders
+                    whole_orders += 1
+                    ordered += float(rec.get("ordered_kwh") or 0)
+                    payment += float(rec.get("payment") or 0)
+                    penalty += float(rec.get("penalty") or 0)
                 delivered += 0.0 if "delivered_slots" in rec else float(rec.get("delivered_kwh") or 0)
-                payment += float(rec.get("payment") or 0)
-                penalty += float(rec.get("penalty") or 0)
                 partial += bool(rec.get("partial"))
+        if whole_orders:
+            na["settlements"] = (f"{whole_orders} settlement(s) recorded without their terms per slot (files before "
+                                 "2026-12-07): their ordered energy, payment and penalty count whole orders that "
+                                 "start in the window")
         out["requests"] = len(seen["flex_request"])
         out["offers"] = len(seen["flex_offer"])
         out["orders"] = len(seen["flex_order"])
@@ -788,17 +820,20 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
         out: dict[str, Any] = {"run": run}
         en = energy_data(res) if res.T else None
         if en is None:
-            na["households"] = "no households/P or meters/P in the results"
+            if res.T:
+                na["households"] = "no households/P or meters/P in the results"
             out["households"], out["districts"], out["total"] = {}, {}, None
         else:
             run["bill_source"] = en.bill_source
             out["households"], out["districts"], out["total"] = _household_kpis(res, en, na)
             _add_cost_kpis(res, en, out)
-        out["grid"] = _grid_kpis(res, na)
-        out["flexibility"] = _flex_kpis(res, na)
-        out["mas"] = _mas_kpis(res, na)
-        out["telecom"] = _telecom_kpis(res, na)
-        out["realtime"] = _realtime_kpis(res, na)
+        groups = {"grid": _grid_kpis, "flexibility": _flex_kpis, "mas": _mas_kpis, "telecom": _telecom_kpis,
+                  "realtime": _realtime_kpis}
+        if not res.T:  # a run still in (or stopped in) its warm-up
+            na["window"] = (f"no rows in the evaluated window yet ({len(res.t_all)} rows before it, "
+                            f"status {res.status})")
+        for name, kpis_of in groups.items():
+            out[name] = kpis_of(res, na) if res.T else None
         out["not_available"] = na
         return out
     finally:

@@ -100,7 +100,8 @@ def write_synthetic(path, baseline: bool = False, mas: bool = True) -> str:
         offer = {"kind": "flex_offer", "req": "r1", "offer": "o1", "t0": 18 * H, "slot_s": 3600, "kw": [9, 9]}
         order = {"kind": "flex_order", "order": "x1", "t0": 18 * H, "slot_s": 3600, "kw": [10, 10]}
         sett = {"kind": "settlement", "order": "x1", "lfa": "lfa.d1", "ordered_kwh": 20.0, "delivered_kwh": 16.0,
-                "payment": 2.4, "penalty": 0.5, "partial": True}
+                "payment": 2.4, "penalty": 0.5, "partial": True, "t0": 18 * H, "slot_ms": H,
+                "ordered_slots": [10.0, 10.0], "delivered_slots": [8.0, 8.0], "price": 0.15, "penalty_rate": 0.125}
         negs = [{"kind": "negotiation", "agent": "lfa.d1", "t": 3 * H, "rounds": 4, "status": "complete",
                  "gap_central_pct": 1.0},
                 {"kind": "negotiation", "agent": "lfa.d1", "t": 9 * H, "rounds": 4, "status": "partial",
@@ -179,6 +180,63 @@ def test_a_battery_that_exports_its_charge_is_not_consumption(tmp_path):
         assert view["self_consumption"] == pytest.approx(1 - 0.5 / 3, abs=1e-4)
         assert view["self_sufficiency"] == pytest.approx(1 - 1.5 / 4, abs=1e-4)
         assert view["import_kwh"] == pytest.approx(1.5) and view["export_kwh"] == pytest.approx(0.5)
+
+
+def test_battery_cycles_count_the_windows_first_step(tmp_path):
+    """soc is an end-of-step state: the window's first step moves it from the row before the window
+    (0.5 -> 0.9, 0.2 cycles) and the next from 0.9 to 0.7 (0.1); before 2026-12-07 the first was dropped."""
+    scenario = dict(SCENARIO, duration="2h", districts=[{"name": "d1", "households": 1}])
+    w = ResultsWriter(str(tmp_path / "soc.h5"), {"scenario": yaml.safe_dump(scenario), "seed": 5,
+                                                 "eval_start_ms": 2 * H, "eval_end_ms": 4 * H},
+                      [("households", "P", "kW"), ("households", "soc", "1")], [], START, H, flush_every=7)
+    for k, soc in enumerate([0.5, 0.5, 0.9, 0.7, 0.7]):
+        w.append(k * H, {("households", "P"): {"d1.h001": 1.0}, ("households", "soc"): {"d1.h001": soc}})
+    w.close("completed")
+    assert compute_kpis(str(tmp_path / "soc.h5"))["households"]["d1.h001"]["battery_efc"] == pytest.approx(0.3)
+
+
+def test_a_run_still_in_its_warm_up_has_no_window_kpis_and_says_so(tmp_path):
+    """A live file (or one stopped) before its evaluated window: KPIs say why they are empty (before: a
+    numpy ValueError from the grid KPIs)."""
+    w = ResultsWriter(str(tmp_path / "warm.h5"), {"scenario": yaml.safe_dump(SCENARIO), "seed": 5,
+                                                  "eval_start_ms": 6 * H, "eval_end_ms": 8 * H},
+                      [("households", "P", "kW"), ("grid", "vm_pu", "p.u."), ("grid", "trafo_loading", "%")], [],
+                      START, H, flush_every=7)
+    for k in range(3):
+        w.append(k * H, {("households", "P"): {"d1.h001": 1.0}, ("grid", "vm_pu"): {"b1": 0.98},
+                         ("grid", "trafo_loading"): {"T1": 40.0}})
+    w.close("interrupted", "stopped by SIGINT")
+    k = compute_kpis(str(tmp_path / "warm.h5"))
+    assert k["not_available"] == {"window": "no rows in the evaluated window yet (3 rows before it, status interrupted)"}
+    assert k["total"] is None and k["grid"] is None and k["households"] == {}
+
+
+def test_settlements_count_the_windows_slots_only(tmp_path):
+    """Settlement totals are over the window's slots, as delivered energy is: an order that runs past the
+    window's end counts its slots inside (before 2026-12-07 its whole ordered energy, payment and penalty
+    counted), and one that began before the window counts its slots inside too. Paid min(delivered,
+    ordered) × price, penalised the shortfall × rate, per slot (simulators/mas/dso.py)."""
+    w0, w1, slot = 2 * H, 4 * H, H
+    w = ResultsWriter(str(tmp_path / "sett.h5"), {"scenario": yaml.safe_dump(dict(SCENARIO, duration="2h")),
+                                                  "seed": 5, "eval_start_ms": w0, "eval_end_ms": w1},
+                      [("households", "P", "kW")], ["flex"], START, H, flush_every=7)
+    for k in range(7):
+        w.append(k * H, {("households", "P"): {"d1.h001": 1.0}})
+    terms = {"kind": "settlement", "agent": "dso", "lfa": "lfa.d1", "slot_ms": slot, "price": 0.3, "penalty_rate": 0.6}
+    w.add_events("flex", [
+        {**terms, "t": w1 + 3 * H, "t0": w1 - slot, "order": "late", "ordered_slots": [2.0, 2.0, 2.0],
+         "delivered_slots": [1.5, 2.5, None], "ordered_kwh": 6.0, "delivered_kwh": 4.0, "payment": 1.05,
+         "penalty": 1.5},
+        {**terms, "lfa": "lfa.d2", "t": w0 + H, "t0": w0 - slot, "order": "early", "ordered_slots": [1.0, 1.0],
+         "delivered_slots": [1.0, 3.0], "ordered_kwh": 2.0, "delivered_kwh": 4.0, "payment": 0.6, "penalty": 0.0},
+    ])
+    w.close("completed")
+    fl = compute_kpis(str(tmp_path / "sett.h5"))["flexibility"]
+    assert fl["settled_ordered_kwh"] == pytest.approx(2.0 + 1.0)
+    assert fl["settled_delivered_kwh"] == pytest.approx(1.5 + 3.0) == fl["delivered_kwh"]
+    assert fl["settlement_payment_eur"] == pytest.approx(0.3 * (1.5 + 1.0))
+    assert fl["settlement_penalty_eur"] == pytest.approx(0.6 * 0.5)
+    assert fl["settlements"] == 1  # counted by their order's start, as orders are
 
 
 def test_stacked_orders_deliver_once_and_offers_count_with_their_request(tmp_path):

@@ -347,7 +347,10 @@ class DSOAgent:
               "payment": payment, "penalty": pen, "missing_slots": missing, "partial": bool(partial),
               "cancelled_kwh": cancelled, "slot_ms": int(self.slot_ms),
               # kWh per slot, None where the slot had no meter data (missing_slots)
-              "delivered_slots": [None if np.isnan(m) else float(d) for d, m in zip(delivered, measured)]}
+              "delivered_slots": [None if np.isnan(m) else float(d) for d, m in zip(delivered, measured)],
+              # the terms per slot, so that a window's settlement counts only its own slots
+              "ordered_slots": [float(x) for x in ordered], "price": float(order["price"]),
+              "penalty_rate": float(self.penalty)}
         self.events.append(ev)
         body = {k: ev[k] for k in ("order", "ordered_kwh", "delivered_kwh", "payment", "penalty")}
         return [(order["lfa"], "settlement", body)]
