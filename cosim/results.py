@@ -561,12 +561,11 @@ class Results:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file (no /time dataset)")
         self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
-        from cosim.split import missing_parts  # a stitched file reads its parts' files (virtual datasets)
+        from cosim.split import missing_sources  # stitched files and views read other files (virtual datasets)
 
-        if missing := missing_parts(self.path, self.attrs):
+        if problem := missing_sources(path, self.attrs, self.f):
             self.f.close()
-            raise InputError(f"{path}: stitched results file without its part file {missing[0]} "
-                             f"({len(missing)} missing; keep the .parts folder beside it)")
+            raise InputError(problem)
         self.t_all = np.asarray(self.f["time"][()], dtype=np.int64)
         i0, i1 = 0, len(self.t_all)
         w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")

@@ -277,10 +277,20 @@ def _part_events(recs: list[dict], k: int, lo: float, hi: float, offset: int) ->
     return out
 
 
-def missing_parts(path: str | Path, attrs: dict) -> list[str]:
-    """The part files a stitched results file reads that are not there (none for an ordinary file)."""
-    parts = attrs.get(PARTS_ATTR)
-    if not parts:
-        return []
+def missing_sources(path: str | Path, attrs: dict, f) -> str | None:
+    """One line naming the files a stitched results file or a substation view (open as *f*) reads through
+    its virtual datasets and that are not there; None when all are (or for an ordinary file). Without
+    them HDF5 reads the virtual datasets' fill value: NaN, silently."""
     folder = Path(path).resolve().parent
-    return [p["file"] for p in json.loads(parts) if not (folder / p["file"]).exists()]
+    if parts := attrs.get(PARTS_ATTR):
+        what, keep = "stitched results file without its part file", "the .parts folder"
+        files = [p["file"] for p in json.loads(parts)]
+    elif attrs.get("view") == "substations" and "substation_index" in f:
+        what, keep = "substation view without its substation file", f"the {Path(path).stem}_substations folder"
+        files = [r["file"].decode() for r in f["substation_index"][()] if r["status"] == b"completed"]
+    else:
+        return None
+    missing = [x for x in files if not (folder / x).exists()]
+    if not missing:
+        return None
+    return f"{path}: {what} {missing[0]} ({len(missing)} missing; keep {keep} beside it)"

@@ -159,6 +159,11 @@ def test_view_of_substations_run_in_process(tmp_path):
     write_view(tmp_path / "two.h5", yaml.safe_dump(data), 5, subs, 1.0)
     _check_view(tmp_path / "two.h5", tmp_path / "two_substations")
     assert run_substation(subs[0].data, str(subs[0].path))["cached"]  # the finished file is reused
+    # without its folder the view would read NaN (the virtual datasets' fill value): refused in one line
+    (tmp_path / "two_substations").rename(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match=r"two.h5: substation view without its substation file "
+                                         r"two_substations/land_0.h5 \(2 missing; keep the two_substations folder"):
+        Results(tmp_path / "two.h5")
 
 
 def test_view_of_substations_that_stop_at_different_times(tmp_path):
