@@ -102,10 +102,13 @@ def percentiles(x: np.ndarray) -> dict[str, float | None]:
 
 
 def quarter_means(res: Results, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """15-min means of P (T, N) -> (quarters, N) and the start ms of each quarter."""
+    """15-min means of P (T, N) -> (quarters, N) and the start ms of each quarter: the clock's quarter-hours
+    (:00, :15, :30, :45, as a meter bills them; in every zone whose offset is a multiple of 15 min), also
+    when the run starts between them (a quarter cut by the window's edge is the mean of its rows in it)."""
     if res.T == 0:
         return np.zeros((0,) + P.shape[1:]), np.zeros(0)
-    q = res.t_ms // QUARTER_MS
+    off = round(res.start.timestamp() * 1000) % QUARTER_MS if res.start is not None else 0
+    q = (res.t_ms + off) // QUARTER_MS
     uq, inv = np.unique(q, return_inverse=True)
     w = res.dt_h
     num = np.zeros((len(uq),) + P.shape[1:])
@@ -113,7 +116,7 @@ def quarter_means(res: Results, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.add.at(num, inv, finite(P) * (w if P.ndim == 1 else w[:, None]))
     np.add.at(den, inv, w)
     den[den == 0] = np.nan
-    return num / (den if P.ndim == 1 else den[:, None]), uq * QUARTER_MS
+    return num / (den if P.ndim == 1 else den[:, None]), uq * QUARTER_MS - off
 
 
 def monthly_peak_charge_kw_months(res: Results, P: np.ndarray) -> np.ndarray:

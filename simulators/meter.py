@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import mosaik_api_v3
 
+from simulators.devices.common import parse_start
 from simulators.vocabulary import PHASE_POWERS
 
 PHASES = [a for a in PHASE_POWERS if a.startswith("P_")]  # per-phase active power registers
@@ -111,6 +112,8 @@ class MeterSim(mosaik_api_v3.Simulator):
         self.ms_per_tick = time_resolution * 1000.0
         self.step_size = int(step_size)
         self.seed = int(seed)
+        # P_15 averages the clock's quarter-hours (:00, :15, ...), also for a start between them
+        self.q_offset_ms = round(parse_start(start).timestamp() * 1000) % QUARTER_MS if start else 0
         return self.meta
 
     def create(self, num, model, ids=None, exclude=(), accuracy_class=1.0, interval=None, resolution_w=1.0):
@@ -154,7 +157,7 @@ class MeterSim(mosaik_api_v3.Simulator):
                 phase = self._merged(ins, attr)
                 if phase:
                     self.out[attr] = dict(zip(ids, self.pop.measure(self.pop.vector(phase), self.pop.rng_phase).tolist()))
-        quarter_done = int(t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
+        quarter_done = int(self.q_offset_ms + t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size
 

@@ -239,6 +239,20 @@ def test_settlements_count_the_windows_slots_only(tmp_path):
     assert fl["settlements"] == 1  # counted by their order's start, as orders are
 
 
+def test_peak_15min_is_over_the_clocks_quarter_hours(tmp_path):
+    """A run that starts at 00:05: 1 kW, and 10 kW from 00:10 to 00:14. The quarter-hour 00:00-00:15 holds
+    10 minutes of the run, mean 5.5 kW; blocks counted from the start (00:05-00:20, before 2026-12-07)
+    gave 4 kW."""
+    start = "2026-06-15T00:05:00+02:00"
+    scenario = dict(SCENARIO, start=start, duration="40min", step="1min", districts=[{"name": "d1", "households": 1}])
+    w = ResultsWriter(str(tmp_path / "q.h5"), {"scenario": yaml.safe_dump(scenario), "seed": 5},
+                      [("households", "P", "kW")], [], start, 60_000, flush_every=7)
+    for k in range(40):
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 10.0 if 5 <= k < 10 else 1.0}})
+    w.close("completed")
+    assert compute_kpis(str(tmp_path / "q.h5"))["total"]["peak_15min_kw"] == pytest.approx(5.5)
+
+
 def test_stacked_orders_deliver_once_and_offers_count_with_their_request(tmp_path):
     """Two orders on one slot of one LFA, the second's baseline below the first's by the first's order: each
     settlement measures from its own baseline (14 and 7.9 kWh against the same meters), the LFA delivered

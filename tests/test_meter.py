@@ -7,9 +7,10 @@ from simulators.meter import MeterPopulation, MeterSim
 MIN = 60_000
 
 
-def run_meter(p_series: dict[str, list[float]], accuracy_class=1.0, interval=MIN, resolution_w=1.0, seed=3):
+def run_meter(p_series: dict[str, list[float]], accuracy_class=1.0, interval=MIN, resolution_w=1.0, seed=3,
+              start="2026-01-01T00:00:00+01:00"):
     sim = MeterSim()
-    sim.init("m", time_resolution=0.001, start="2026-01-01T00:00:00+01:00", step_size=MIN, seed=seed)
+    sim.init("m", time_resolution=0.001, start=start, step_size=MIN, seed=seed)
     sim.create(1, "Meters", accuracy_class=accuracy_class, interval=interval, resolution_w=resolution_w)
     n = len(next(iter(p_series.values())))
     rows = []
@@ -46,6 +47,11 @@ def test_quarter_hour_average_and_interval():
     rows = run_meter({"a": series}, accuracy_class=0.2, resolution_w=1.0)
     p15 = [r["P_15"]["a"] for r in rows]
     assert p15[14] == 0.0 and abs(p15[15] - 1.0) < 0.01 and abs(p15[30] - 3.0) < 0.03
+    # a start at 00:05: the first quarter-hour ends at 00:15, after 10 steps (the energy it saw over 15 min;
+    # counted from the start, before 2026-12-07, it ended at 00:20)
+    rows = run_meter({"a": [1.0] * 10 + [3.0] * 20}, accuracy_class=0.2, start="2026-01-01T00:05:00+01:00")
+    p15 = [r["P_15"]["a"] for r in rows]
+    assert p15[9] == 0.0 and abs(p15[10] - 2 / 3) < 0.01 and abs(p15[25] - 3.0) < 0.03
     rows = run_meter({"a": list(np.linspace(0, 5, 30))}, interval=5 * MIN)
     p = [r["P"]["a"] for r in rows]
     assert p[0] == p[4] and p[5] == p[9] and p[4] != p[5]  # published every 5 min, held between
