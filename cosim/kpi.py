@@ -424,7 +424,8 @@ def _add_cost_kpis(res: Results, en: Energy, out: dict) -> None:
     terminal = terminal_kpis(res, en.ids, district_of)
     for key, target in [("total", out["total"])] + list(out["districts"].items()):
         o, t = objective.get(key, {}), terminal.get(key, {})
-        target.update({k: _f(v, 4) if isinstance(v, float) else v for k, v in (o | t).items()})
+        target.update({k: _f(v, 4) if isinstance(v, float) else [_f(x, 4) for x in v] if isinstance(v, list) else v
+                       for k, v in (o | t).items()})
         if "objective_eur" in o and "terminal_adjustment_eur" in t:
             target["cost_eur"] = _f(o["objective_eur"] + t["terminal_adjustment_eur"], 4)
             target["cost_eur_range"] = [_f(o["objective_eur"] + x, 4) for x in t["terminal_adjustment_range_eur"]]

@@ -186,11 +186,14 @@ def _combine(key: str, values: list, flats: list[dict]) -> tuple[Any, str | None
     nums = [v for v in values if _number(v)]
     if last.endswith("_ok") and all(isinstance(v, bool) for v in values):
         return all(values), None
+    if "range" in last and all(isinstance(v, list) and len(v) == 2 and all(map(_number, v)) for v in values):
+        return [round(float(sum(v[i] for v in values)), 6) for i in (0, 1)], None  # the bounds of the sum
     if not nums:
         return (values[0], None) if all(v == values[0] for v in values) else (None, "differs between substations")
     if ((last.endswith(SUMMED_SUFFIXES) or last in COUNTS or parent == "by_kind"
          or parent.endswith("_min_by_phase")) and last not in SETTINGS):
-        return float(np.sum(nums)) if any(isinstance(v, float) for v in nums) else int(np.sum(nums)), None
+        # rounded: the parts carry at most 4 decimals, and a float sum adds noise in the 15th digit
+        return round(float(np.sum(nums)), 6) if any(isinstance(v, float) for v in nums) else int(np.sum(nums)), None
     if last in WEIGHTS:
         wkey = key[: len(key) - len(last)] + WEIGHTS[last]
         pairs = [(v, f.get(wkey)) for v, f in zip(values, flats) if _number(v) and _number(f.get(wkey))]

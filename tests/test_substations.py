@@ -138,6 +138,9 @@ def _check_view(view, subs_folder):
     for key in ("import_kwh", "consumption_kwh", "bill_eur"):
         assert k["total"][key] == pytest.approx(sum(o["total"][key] for o, _ in own.values()), abs=2e-3)
     assert k["total"]["peak_kw"] == pytest.approx(float(total.max()), abs=1e-3)  # coincident
+    assert k["total"]["cost_eur_range"] == pytest.approx(  # the bounds of the sum (before: None, "differs")
+        [sum(o["total"]["cost_eur_range"][i] for o, _ in own.values()) for i in (0, 1)], abs=1e-6)
+    assert all(round(v, 6) == v for v in k["total"].values() if isinstance(v, float))  # no float-sum noise
     assert k["grid"]["congestion_min"] == sum(o["grid"]["congestion_min"] for o, _ in own.values())
     assert set(k["substations"]) == {"land_0", "land_1"} and "congestion_min" in k["substations"]["land_0"]
     return P
