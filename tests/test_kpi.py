@@ -207,7 +207,8 @@ def test_a_run_still_in_its_warm_up_has_no_window_kpis_and_says_so(tmp_path):
                          ("grid", "trafo_loading"): {"T1": 40.0}})
     w.close("interrupted", "stopped by SIGINT")
     k = compute_kpis(str(tmp_path / "warm.h5"))
-    assert k["not_available"] == {"window": "no rows in the evaluated window yet (3 rows before it, status interrupted)"}
+    assert k["not_available"] == {
+        "window": "no rows in the evaluated window yet (3 rows before it, status interrupted)"}
     assert k["total"] is None and k["grid"] is None and k["households"] == {}
 
 

@@ -215,7 +215,8 @@ def test_series_chunks_are_gzip_streams_any_hdf5_reader_decodes(tmp_path):
 
 def _held_by_another_process(path, opener: str) -> subprocess.Popen:
     """A reader in another process (a notebook, HDFView) holding *path* open until its stdin closes."""
-    code = f"import sys, h5py\nfrom cosim.h5open import open_results\nf = {opener}\nprint('open', flush=True)\nsys.stdin.read()"
+    code = (f"import sys, h5py\nfrom cosim.h5open import open_results\nf = {opener}\n"
+            "print('open', flush=True)\nsys.stdin.read()")
     p = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True, cwd=ROOT)
     assert p.stdout.readline().strip() == "open"

@@ -47,8 +47,8 @@ def test_valid_scenario_loads():
         ({"duration": "soon"}, "s.yaml: duration: expected a duration like"),
         ({"start": "2026-13-45"}, "s.yaml: start: expected an ISO-8601 date-time"),
         ({"start": "2026-06-01T00:00:00"}, "s.yaml: start: start needs a timezone"),
-        ({"start": 1750000000}, "s.yaml: start: expected an ISO-8601 date-time with timezone (2026-06-01T00:00:00+02:00), "
-                                "got 1750000000"),  # not read as Unix time
+        ({"start": 1750000000},  # not read as Unix time
+         "s.yaml: start: expected an ISO-8601 date-time with timezone (2026-06-01T00:00:00+02:00), got 1750000000"),
         ({"colour": "red"}, "s.yaml: colour: unknown field"),
         ({"districts__0__sharez": {}}, "s.yaml: districts[0].sharez: unknown field"),
         ({"seed": -3}, "s.yaml: seed: expected an integer from 0 to 2**63-1, got -3"),
