@@ -10,6 +10,7 @@ reader, after the end-of-file check HDF5 would skip has been done here.
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -113,9 +114,13 @@ def _checked(f: h5py.File) -> h5py.File:
 
 
 def reason(exc: BaseException) -> str:
-    """HDF5's own words from an h5py error: 'Unable to ... (truncated file: ...)' -> 'truncated file: ...'."""
+    """HDF5's own words from an h5py error, on one line: 'Unable to ... (truncated file: ...)' -> 'truncated
+    file: ...'; a failed system call -> 'file write failed: No space left on device'."""
     text = str(exc).strip("'\"")
-    return text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
+    text = text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
+    if (m := re.search(r"error message = '([^']*)'", text)) is not None:
+        text = f"{text.split(':', 1)[0]}: {m.group(1)}"
+    return " ".join(text.split())
 
 
 def raised_in_h5py(exc: BaseException) -> str | None:

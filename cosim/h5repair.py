@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 
 from cosim.errors import InputError
-from cosim.h5open import open_results, superblock
+from cosim.h5open import H5_ERRORS, open_results, reason, superblock
 
 KILLED = "the run stopped without closing the file (writer killed); repaired by cosim inspect --repair"
 
@@ -68,11 +68,15 @@ def repair(path: str | Path) -> str:
             return f"{p}: closed by its run (status {attrs.get('status')}); nothing to repair"
         tmp = p.with_name(p.name + ".repair")
         rows = src["time"].shape[0] if "time" in src else 0
-        with h5py.File(tmp, "w", libver="latest") as dst:
-            for name in src:
-                src.copy(src[name], dst, name=name)
-            dst.attrs.update(attrs)
-            if state != "closed":
-                dst.attrs.update(status="failed", error=KILLED, steps=rows)
+        try:
+            with h5py.File(tmp, "w", libver="latest") as dst:
+                for name in src:
+                    src.copy(src[name], dst, name=name)
+                dst.attrs.update(attrs)
+                if state != "closed":
+                    dst.attrs.update(status="failed", error=KILLED, steps=rows)
+        except H5_ERRORS as exc:  # e.g. no space for the copy: the file stays as it was
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"{p}: not repaired: writing its copy {tmp.name} failed ({reason(exc)})") from None
     os.replace(tmp, p)
     return f"{p}: repaired: {rows} rows kept, status failed (its writer was killed)"

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import subprocess
+import time
 from operator import add as _add
 
 import mosaik.progress as _progress
@@ -105,7 +106,9 @@ class _RecordingSubprocess:
 
 
 def _start_or_fail_fast(start):
-    from cosim.sim_watchdog import POLL_S, describe_exit
+    """mosaik's CmdStarter.start, failing as soon as the spawned process exits or is stopped before it
+    connects, and never leaving the process behind when the start fails."""
+    from cosim.sim_watchdog import POLL_S, STOPPED_S, simulator_label, describe_exit, is_stopped
 
     async def start_watched(self, sim_id, *args, **kwargs):
         spawned: list = []
@@ -114,14 +117,28 @@ def _start_or_fail_fast(start):
             task = asyncio.ensure_future(start(self, sim_id, *args, **kwargs))
         finally:
             _SPAWNED.reset(token)
-        while True:
-            done, _ = await asyncio.wait([task], timeout=POLL_S)
-            if done:
-                return task.result()
-            if spawned and spawned[0].poll() is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                raise SimulationError(f"{describe_exit(sim_id, spawned[0])} before it connected to mosaik")
+        stopped_since = None
+        try:
+            while True:
+                done, _ = await asyncio.wait([task], timeout=POLL_S)
+                if done:
+                    return task.result()
+                if not spawned:
+                    continue
+                if spawned[0].poll() is not None:
+                    raise SimulationError(f"{describe_exit(sim_id, spawned[0])} before it connected to mosaik")
+                stopped_since = (stopped_since or time.monotonic()) if is_stopped(spawned[0].pid) else None
+                if stopped_since is not None and time.monotonic() - stopped_since >= STOPPED_S:
+                    raise SimulationError(f"{simulator_label(sim_id, spawned[0])} is stopped (SIGSTOP or a debugger) "
+                                          "before it connected to mosaik")
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            for proc in spawned:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            raise
 
     return start_watched
 _new_time = object.__new__

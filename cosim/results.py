@@ -34,7 +34,7 @@ import numpy as np
 from isal import isal_zlib
 
 from cosim.errors import InputError
-from cosim.h5open import open_results
+from cosim.h5open import H5_ERRORS, open_results, reason
 from simulators.devices.common import Clock, after
 
 # ---------------------------------------------------------------------------- opening
@@ -290,6 +290,7 @@ class ResultsWriter:
         self.rows_written = 0
         self.f.swmr_mode = True
         self.closed = False
+        self.broken: str | None = None  # why a write failed (a full disk): nothing more is written
 
     def append(self, t_ms: int, values: dict[tuple[str, str], dict]) -> None:
         """Add one time row; missing series get NaN (nothing once the writer is closed)."""
@@ -312,27 +313,36 @@ class ResultsWriter:
 
     def flush(self) -> None:
         with self._lock:
-            if self.closed:
+            if self.closed or self.broken:
                 return
-            t0, k = self.rows_written, len(self.times)
-            t1 = t0 + k
-            if k:
-                for series in self.series.values():
-                    series.write(t0, k)
-                self.time.resize((t1,))
-                self.time[t0:t1] = np.asarray(self.times, dtype="i8")
-                for series in self.series.values():
-                    series.clear(k)
-                self.times.clear()
-                self.rows_written = t1
-            for name, buf in self._event_buf.items():
-                if buf:
-                    append_events(self.events[name], b"".join(buf))
-                    buf.clear()
-            self.f.flush()
+            try:
+                self._write_buffered()
+            except H5_ERRORS as exc:  # a full disk, a lost file system: the run fails with this one line
+                self.broken = f"{self.path}: writing the results failed ({reason(exc)})"
+                raise ResultsWriteFailed(self.broken) from None
+
+    def _write_buffered(self) -> None:
+        t0, k = self.rows_written, len(self.times)
+        t1 = t0 + k
+        if k:
+            for series in self.series.values():
+                series.write(t0, k)
+            self.time.resize((t1,))
+            self.time[t0:t1] = np.asarray(self.times, dtype="i8")
+            for series in self.series.values():
+                series.clear(k)
+            self.times.clear()
+            self.rows_written = t1
+        for name, buf in self._event_buf.items():
+            if buf:
+                append_events(self.events[name], b"".join(buf))
+                buf.clear()
+        self.f.flush()
 
     def close(self, status: str = "completed", error: str = "") -> None:
-        """Write what is buffered, close, and stamp the final status (outside SWMR)."""
+        """Write what is buffered, close, and stamp the final status (outside SWMR). After a failed write
+        (:class:`ResultsWriteFailed`) only what is on disk stays: the file is closed as it can be, and the
+        stamp is tried once (a full disk refuses it; the file then reads as a run whose writer stopped)."""
         with self._lock:
             if self.closed:
                 return
@@ -340,7 +350,18 @@ class ResultsWriter:
                 self.flush()
             finally:
                 self.closed = True
-                self.f.close()
+                try:
+                    self.f.close()
+                except H5_ERRORS:
+                    if not self.broken:
+                        raise
+            if self.broken:
+                try:
+                    with h5py.File(self.path, "r+", libver="latest") as f:
+                        f.attrs.update(status="failed", error=self.broken, steps=self.rows_written)
+                except H5_ERRORS:
+                    pass
+                return
             with _reopen(self.path, status) as f:
                 f.attrs.update(
                     status=status,
@@ -350,6 +371,10 @@ class ResultsWriter:
                 )
                 for name in self.events:
                     write_event_table(f, name)
+
+
+class ResultsWriteFailed(RuntimeError):
+    """Writing the results file failed (a full disk, a lost file system); the message names the file."""
 
 
 class ResultsFileHeld(RuntimeError):

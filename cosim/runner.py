@@ -27,7 +27,7 @@ from cosim import mosaik_fixes, recorder, sim_watchdog
 from hil.realtime import recorded_lateness_stats
 from cosim.output_path import check_output
 from cosim.provenance import provenance
-from cosim.results import ResultsFileHeld, read_lateness, stamp_attrs
+from cosim.results import ResultsFileHeld, ResultsWriteFailed, read_lateness, stamp_attrs
 from cosim.scenario import Scenario
 from cosim.world import build_world, make_world
 
@@ -69,12 +69,13 @@ def _describe_remote(exc: RemoteException) -> str:
     return f"simulator {exc.source} failed: {exc.remote_type}: {exc.remote_msg}{extra}"
 
 
-async def _drive(world, until: int, rt_factor: float | None) -> None:
+async def _drive(world, until: int, rt_factor: float | None, scn: Scenario) -> None:
     aw = world._async_world
     aw.compile(use_cache=True)
     aw._init_progress_bars(until, False)  # mosaik's own bars stay disabled; the recorder shows one
     run = asyncio.ensure_future(scheduler.run(aw, until, rt_factor, False, True))
-    watch = asyncio.ensure_future(sim_watchdog.watch(aw._proxies))
+    timeouts = {name: start.timeout / 1000 for name, start in dict(scn.simulators).items()}
+    watch = asyncio.ensure_future(sim_watchdog.watch(aw._proxies, timeouts))
     try:
         await asyncio.wait([run, watch], return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
@@ -97,13 +98,13 @@ async def _drive(world, until: int, rt_factor: float | None) -> None:
 
 
 def _close_writers(status: str, error: str = "") -> int:
-    """Close every open results writer; a file another process holds (:class:`ResultsFileHeld`) fails the
-    run with its message once all writers are closed."""
+    """Close every open results writer; a file another process holds (:class:`ResultsFileHeld`) or that
+    cannot be written fails the run with its message once all writers are closed."""
     steps, held = 0, []
     for writer in list(recorder.OPEN_WRITERS):
         try:
             writer.close(status, error)
-        except ResultsFileHeld as exc:
+        except (ResultsFileHeld, ResultsWriteFailed) as exc:
             held.append(str(exc))
         finally:
             steps = writer.rows_written
@@ -117,11 +118,17 @@ def _shutdown(world) -> None:
     loop = world.loop
     if loop.is_closed():
         return
+    # the run's outcome is decided: mosaik's tasks that fail while it stops (a simulator's connection reset
+    # under a Ctrl-C) are not retrieved by anyone, and must not print "Task exception was never retrieved"
+    loop.set_exception_handler(lambda _loop, _context: None)
     try:
-        loop.run_until_complete(asyncio.wait_for(world._async_world.shutdown(), 10))
+        with warnings.catch_warnings():  # "could not terminate subprocess": kill_leftovers does
+            warnings.filterwarnings("ignore", message="mosaik could not terminate subprocess")
+            loop.run_until_complete(asyncio.wait_for(world._async_world.shutdown(), 10))
     except Exception:  # noqa: BLE001 - a dead remote simulator must not hide the run's outcome
         pass
     finally:
+        sim_watchdog.kill_leftovers(world._async_world._proxies)
         # tasks mosaik's scheduler left waiting (a cancelled or failed run) end here, not in a warning
         pending = asyncio.all_tasks(loop)
         for t in pending:
@@ -224,23 +231,30 @@ def run_scenario(
                 build_world(world, sim, provenance(scenario_yaml, scn.seed) | window, str(path), until, progress,
                             rt_factor)
                 loop = world.loop
-                task = loop.create_task(_drive(world, until, rt_factor))
+                task = loop.create_task(_drive(world, until, rt_factor, scn))
                 with stop.cancelling(loop, task):
                     loop.run_until_complete(task)
             status = "completed"
         except (asyncio.CancelledError, KeyboardInterrupt):  # SIGINT/SIGTERM during the run / while building
             signame = stop.received or "SIGINT"
             status, error = "interrupted", f"stopped by {signame}"
-            raise RunInterrupted(f"run interrupted ({signame}); completed steps are in {path}") from None
+            kept = f"completed steps are in {path}" if recorder.OPEN_WRITERS else "nothing was recorded yet"
+            raise RunInterrupted(f"run interrupted ({signame}); {kept}") from None
         except RunFailed as exc:
             error = str(exc)
             raise
+        except ResultsWriteFailed as exc:
+            error = str(exc)
+            raise RunFailed(error) from None
         except RemoteException as exc:
             error = _describe_remote(exc)
             raise RunFailed(error) from None
         except (SimulationError, SimulatorError, MosaikScenarioError) as exc:
             dead = world is not None and sim_watchdog.dead_simulator(world._async_world._proxies, wait_s=1.0)
-            error = dead or f"{type(exc).__name__}: {exc}"
+            error = dead or (str(exc) if str(exc).startswith("simulator ") else f"{type(exc).__name__}: {exc}")
+            raise RunFailed(error) from None
+        except SystemExit as exc:  # mosaik's adapters exit when a connected simulator never answers init()
+            error = f"simulator start failed: {exc.code}"
             raise RunFailed(error) from None
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"

@@ -110,6 +110,10 @@ class SimulatorStart(_Strict):
 
     mode: SimMode = "python"
     address: str | None = Field(None, description="host:port, required for mode 'connect'")
+    # 2 min: the bundled simulators answer a call in well under a second (a power flow of 10 000 homes'
+    # feeders, a district's LP), so a simulator silent that long is frozen, not busy; the run then fails
+    timeout: DurationMs = Field(120_000, description="a 'cmd' or 'connect' simulator that does not answer a call "
+                                "within it fails the run (it is frozen or stopped)")
 
     @model_validator(mode="after")
     def _address(self):

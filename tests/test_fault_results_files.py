@@ -105,3 +105,29 @@ def test_live_file_momentarily_shorter_than_its_stored_end_is_waited_for(tmp_pat
             assert list(f["time"][:3]) == [0, 1, 2]
     finally:
         late.join()
+
+
+def test_a_results_file_that_cannot_be_written_fails_the_run_in_one_line(write_scenario, tmp_path, capsys,
+                                                                          monkeypatch):
+    """A full disk: HDF5's write fails in a flush. The run fails with one line naming the file and the cause
+    (before: a segmentation fault in the error report, the file left 'running', the simulators not shut
+    down), and the rows already on disk stay readable."""
+    from cosim import results
+
+    write = results.ResultsWriter._write_buffered
+    calls = []
+
+    def full_disk(self):
+        calls.append(1)
+        if len(calls) > 2:  # the first rows are written, then the disk is full
+            raise OSError("Can't write data (file write failed: time = Mon Dec  7 15:29:13 2026\n, errno = 28, "
+                          "error message = 'No space left on device', buf = 0x55, total write size = 25490)")
+        write(self)
+
+    monkeypatch.setattr(results.ResultsWriter, "_write_buffered", full_disk)
+    out = tmp_path / "full.h5"
+    assert main(["run", str(write_scenario(record={"flush_every": 5})), "--out", str(out), "--quiet"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {out}: writing the results failed (file write failed: No space left on device)"]
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "failed" and f["time"].shape[0] == 10 and f.attrs["steps"] == 10

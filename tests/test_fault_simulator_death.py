@@ -141,3 +141,71 @@ def test_simulator_killed_before_it_connects_fails_fast(write_scenario, tmp_path
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "simulator grid-0" in errors[0] and "killed by SIGKILL" in errors[0], err
     assert "Traceback" not in err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("mode", ["cmd", "connect"])
+def test_frozen_grid_simulator_fails_the_run_and_is_not_left_behind(write_scenario, tmp_path, mode):
+    """A simulator that stops answering (SIGSTOP; a hung host) keeps its socket open: before, the run
+    waited forever. A stopped subprocess fails it within seconds and is killed; a remote one that leaves a
+    call unanswered for its ``timeout`` (here 4 s) fails it too."""
+    server = None
+    if mode == "cmd":
+        sims = {"grid": {"mode": "cmd"}}
+    else:
+        port = free_port()
+        server = start_sim_server("simulators.grid", port)
+        sims = {"grid": {"mode": "connect", "address": f"127.0.0.1:{port}", "timeout": "4s"}}
+    scn = write_scenario(grid={"network": "cigre_lv"}, simulators=sims, record={"flush_every": 1})
+    out = tmp_path / "f.h5"
+    proc = _start_run(scn, out)
+    try:
+        rows = _wait_rows(proc, out, 2)
+        victim = _children(proc.pid, "simulators.grid")[0] if mode == "cmd" else server.pid
+        subprocess.run(["kill", "-STOP", str(victim)], check=True)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+        if server is not None:
+            server.kill()
+            server.wait()
+    assert proc.returncode == 1, err
+    assert elapsed < KILL_TO_EXIT_S + 4, f"{elapsed:.1f} s from SIGSTOP to exit"
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    expected = ("is stopped (SIGSTOP or a debugger) and does not answer" if mode == "cmd"
+                else "did not answer a call within 4 s (simulators.grid.timeout)")
+    assert len(errors) == 1 and "simulator grid-0" in errors[0] and expected in errors[0], err
+    assert "Traceback" not in err and "could not terminate" not in err
+    if mode == "cmd":
+        assert not _alive(victim), "the stopped simulator was left behind"
+    _assert_failed_file(out, rows, "grid-0")
+
+
+def test_simulator_stopped_before_it_connects_fails_and_is_killed(write_scenario, tmp_path):
+    scn = write_scenario(grid={"network": "cigre_lv"}, simulators={"grid": {"mode": "cmd"}})
+    out = tmp_path / "s.h5"
+    proc = _start_run(scn, out)
+    try:
+        deadline = time.monotonic() + 60
+        victims = []
+        while not victims and time.monotonic() < deadline and proc.poll() is None:
+            victims = _children(proc.pid, "simulators.grid")
+            time.sleep(0.02)
+        subprocess.run(["kill", "-STOP", str(victims[0])], check=True)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, err
+    assert err.splitlines() == [f"error: simulator grid-0 (python -m simulators.grid, pid {victims[0]}) is stopped "
+                                "(SIGSTOP or a debugger) before it connected to mosaik"], err
+    assert not _alive(victims[0])
