@@ -174,6 +174,8 @@ class _Builder:
             entity = getattr(factory, model)(**entity_params)
         except ValueError as exc:  # in-process simulators reject bad parameters with ValueError
             raise ScenarioError([f"{pop}: {exc}"]) from None
+        except OSError as exc:  # e.g. the device server's port is taken
+            raise ScenarioError([f"{pop}: {exc.strerror or exc}"]) from None
         recorded = [a for a in (outputs if outputs is not None else _outputs(factory, model)) if a not in drop]
         self.built.entities[pop] = (entity, recorded, record_as or pop, events)
         return entity

@@ -107,3 +107,24 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
         recorded = f["households/P"][()][:, served_col]
     assert reads and reads[0] is not None
     assert np.min(np.abs(recorded - reads[0])) < 1e-3
+
+
+def test_a_device_server_port_in_use_is_one_line_exit_2(ports, tmp_path, capsys):
+    """The device server cannot listen (its port is taken): one line naming it, exit 2 (before: a
+    traceback and exit 1)."""
+    import socket
+
+    from cosim.cli import main
+
+    data = lab_scenario(ports, 5, "d1.h004")
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with socket.socket() as taken, ThreadedEmulators() as lab:
+        taken.bind(("127.0.0.1", ports["ds"]))
+        taken.listen()
+        lab.start("sdm630", port=ports["m0"], seed=1)
+        lab.start("sunspec-meter", port=ports["m1"], seed=2)
+        lab.start("sunspec-battery", port=ports["gw"], seed=3)
+        assert main(["run", str(path), "--out", str(tmp_path / "lab.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: device_server: cannot listen on 127.0.0.1:{ports['ds']}"), err
