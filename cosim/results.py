@@ -398,34 +398,41 @@ def _records(raw: bytes) -> list[dict]:
     return [r for r in recs if isinstance(r, dict)]
 
 
-_NUMBER = {int, float, bool, type(None)}
+# How write_event_table stores a field, by the types of its values (kinds): "int" int64; "float" float64
+# (NaN: missing or null); "bool" float64 1/0 (NaN: missing); "text" UTF-8 (empty: missing); "json" JSON
+# text (empty: missing) for the rest: lists, mappings, nulls beside text or booleans, mixed types, empty
+# strings. The table's attributes bool_fields and json_fields name the fields Results.events decodes.
+_MISSING = object()  # in a field's kinds: a record without the field (and rec.get's default for it)
+_EMPTY = object()  # in a field's kinds: an empty string (an empty text cell means missing)
+_NUMBERS = (int, float, bool)
 
 
-def _cell_text(v) -> bytes:
-    """A text cell: lists and mappings as JSON, anything else as str (None: empty)."""
-    return b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
-
-
-def _column_dtype(kinds: set[type], width: int) -> np.dtype:
-    """int64 when every value is an int, float64 when numeric (NaN = missing), else UTF-8 bytes of the
-    widest cell (lists and mappings as JSON text)."""
+def _storage(kinds: set) -> str:
+    """The first way to store a field with values of the types *kinds* that keeps every value."""
     if kinds <= {int}:
-        return np.dtype(np.int64)
-    if kinds <= _NUMBER and kinds - {type(None)}:
-        return np.dtype(np.float64)
-    return np.dtype(f"S{max(1, width)}")
+        return "int"
+    if kinds <= {int, float, type(None), _MISSING} and kinds & {int, float}:
+        return "float"
+    if kinds <= {bool, _MISSING}:
+        return "bool"
+    if kinds <= {str, _MISSING}:
+        return "text"
+    return "json"
 
 
-def _column(values: list, dtype: np.dtype) -> np.ndarray:
-    if dtype.kind == "i":
+def _column(values: list, storage: str, dtype: np.dtype) -> np.ndarray:
+    if storage == "int":
         return np.asarray(values, dtype=np.int64)
-    if dtype.kind == "f":
-        return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    return np.asarray([_cell_text(v) for v in values], dtype=dtype)
+    if storage in ("float", "bool"):
+        return np.asarray([np.nan if v is None or v is _MISSING else float(v) for v in values], dtype=np.float64)
+    if storage == "text":
+        return np.asarray([b"" if v is _MISSING else v.encode() for v in values], dtype=dtype)
+    return np.asarray([b"" if v is _MISSING else _JSON.encode(v).encode() for v in values], dtype=dtype)
 
 
 def flatten(rec: dict, prefix: str = "") -> dict:
-    """A record with its nested mappings flattened to dotted keys (as pandas.json_normalize)."""
+    """A record with its nested mappings flattened to dotted keys in place (as pandas.json_normalize, which
+    moves them to the end and drops empty mappings)."""
     if not prefix and dict not in map(type, rec.values()):  # (records are parsed JSON: plain dicts)
         return rec
     out = {}
@@ -462,53 +469,83 @@ def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
 
 def write_event_table(f: h5py.File, name: str, batch_bytes: int = EVENT_BATCH_BYTES) -> None:
     """``/event_tables/<name>``: the stream as one compound dataset (one field per record key, nested keys
-    joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding.
+    joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding (but
+    for the fields its attribute ``json_fields`` names; ``bool_fields`` are booleans stored as 1/0).
     (``/events/<name>`` stays the JSON Lines stream a reader sees while the run goes on: SWMR cannot
     create or retype datasets once writing has started.) Two passes over the stream in batches, the
     first for the fields and their types, so memory does not grow with the stream: a year's streams
     hold gigabytes of JSON."""
     stream = f["events"][name]
-    kinds: dict[str, set[type]] = {}  # field -> value types, in first-seen order
-    seen: dict[str, int] = {}  # field -> records that have it (the others: None)
-    width: dict[str, int] = {}  # field -> widest text cell of its values that are not numbers
+    kinds: dict[str, set] = {}  # field -> value types, in first-seen order
+    seen: dict[str, int] = {}  # field -> records that have it
+    width: dict[str, int] = {}  # field -> widest cell of its values that are not numbers (text: UTF-8)
     n = 0
     for flats in _flat_batches(stream, batch_bytes):
         n += len(flats)
         for rec in flats:
             for key, v in rec.items():
-                t = type(v)
                 kind = kinds.get(key)
                 if kind is None:
                     kind = kinds[key] = set()
                     seen[key] = width[key] = 0
-                kind.add(t)
                 seen[key] += 1
-                if t not in _NUMBER:
-                    width[key] = max(width[key], len(_cell_text(v)))
+                t = type(v)
+                if t is str:
+                    width[key] = max(width[key], len(v.encode()))
+                    t = t if v else _EMPTY
+                elif t not in _NUMBERS:
+                    width[key] = max(width[key], len(_JSON.encode(v)))
+                kind.add(t)
     if not n:
         return
     for key, kind in kinds.items():
         if seen[key] < n:
-            kind.add(type(None))
-    mixed = [k for k, kind in kinds.items() if kind & (_NUMBER - {type(None)}) and not kind <= _NUMBER]
-    if mixed:  # numbers in a text field: their text counts for its width too
+            kind.add(_MISSING)
+    storage = {key: _storage(kind) for key, kind in kinds.items()}
+    mixed = [k for k, kind in kinds.items() if storage[k] == "json" and kind & {*_NUMBERS, str, _EMPTY}]
+    if mixed:  # numbers and text in a JSON field: their JSON text counts for its width
         for flats in _flat_batches(stream, batch_bytes):
             for rec in flats:
                 for key in mixed:
-                    if type(rec.get(key)) in _NUMBER:
-                        width[key] = max(width[key], len(_cell_text(rec[key])))
-    dtype = np.dtype([(key, _column_dtype(kind, width[key])) for key, kind in kinds.items()])
+                    if key in rec:
+                        width[key] = max(width[key], len(_JSON.encode(rec[key])))
+    numeric = {"int": np.int64, "float": np.float64, "bool": np.float64}
+    dtype = np.dtype([(key, numeric.get(s, f"S{max(1, width[key])}")) for key, s in storage.items()])
     g = f.require_group(EVENT_TABLES)
     if name in g:
         del g[name]
     table = g.create_dataset(name, shape=(n,), dtype=dtype, chunks=True, compression="gzip", compression_opts=1)
+    for code in ("bool", "json"):
+        names = [key for key, s in storage.items() if s == code]
+        table.attrs[f"{code}_fields"] = np.array(names, dtype=h5py.string_dtype())
     row = 0
     for flats in _flat_batches(stream, batch_bytes):
         part = np.empty(len(flats), dtype=dtype)
-        for key in kinds:
-            part[key] = _column([rec.get(key) for rec in flats], dtype[key])
+        for key, s in storage.items():
+            part[key] = _column([rec.get(key, _MISSING) for rec in flats], s, dtype[key])
         table[row:row + len(flats)] = part
         row += len(flats)
+
+
+def _event_frame(table: h5py.Dataset):
+    """An event table as a pandas DataFrame of the stream's values: text decoded, an empty cell missing
+    (NaN), the fields in the attributes ``bool_fields`` and ``json_fields`` booleans and parsed JSON."""
+    import pandas as pd
+
+    data = table[()]
+    bools, jsons = ({_text(x) for x in table.attrs.get(f"{code}_fields", ())} for code in ("bool", "json"))
+    cols = {}
+    for key in data.dtype.names:
+        col = data[key]
+        if key in bools:
+            cols[key] = [np.nan if x != x else bool(x) for x in col]
+        elif key in jsons:
+            cols[key] = [json.loads(x) if x else np.nan for x in col]
+        elif col.dtype.kind == "S":
+            cols[key] = [x.decode() if x else np.nan for x in col]
+        else:
+            cols[key] = col
+    return pd.DataFrame(cols)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -793,26 +830,24 @@ class Results:
 
     def events(self, stream: str):
         """``/events/<stream>`` of the window as a DataFrame, one row per record (nested fields flattened
-        with dots; from ``/event_tables/<stream>`` once the file is closed). Raises :class:`InputError`
-        when the stream is absent."""
+        with dots; from ``/event_tables/<stream>`` once the file is closed, with the same columns, types
+        and values). Raises :class:`InputError` when the stream is absent."""
         import pandas as pd
 
         table = self.f.get(f"{EVENT_TABLES}/{stream}")
         if isinstance(table, h5py.Dataset):
-            df = pd.DataFrame(table[()])
-            for c in df.columns:
-                if df[c].dtype == object:
-                    df[c] = df[c].str.decode("utf-8")
-            if self.window_ms is not None:
-                # as in_window: the time an event is about (t0), else when it happened (t, sent)
-                t = pd.Series(np.nan, index=df.index)
-                for c in EVENT_TIME_FIELDS:
-                    if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
-                        t = t.fillna(df[c].astype(float))
-                df = df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)
+            df = _event_frame(table)
+        else:
+            recs = self.records(stream, window=False)
+            if recs is None:
+                raise InputError(f"{self.path}: no event stream {stream!r} (the file has: "
+                                 f"{', '.join(self.event_streams()) or 'none'})")
+            df = pd.DataFrame([flatten(rec) for rec in recs])
+        if self.window_ms is None or df.empty:
             return df
-        recs = self.records(stream)
-        if recs is None:
-            raise InputError(f"{self.path}: no event stream {stream!r} (the file has: "
-                             f"{', '.join(self.event_streams()) or 'none'})")
-        return pd.json_normalize(recs) if recs else pd.DataFrame()
+        # as in_window: the time an event is about (t0), else when it happened (t, sent)
+        t = pd.Series(np.nan, index=df.index)
+        for c in EVENT_TIME_FIELDS:
+            if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
+                t = t.fillna(df[c].astype(float))
+        return df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)
