@@ -76,7 +76,7 @@ def series_names(f: h5py.File) -> list[str]:
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "/_ids/" not in f"/{name}/" \
-                and name.split("/", 1)[0] not in ("events", "event_tables"):
+                and name.split("/", 1)[0] not in NOT_POPULATIONS:
             names.append(name)
 
     f.visititems(visit)
@@ -380,6 +380,7 @@ def _reopen(path: Path, status: str) -> h5py.File:
 # ---------------------------------------------------------------------------- event tables
 
 EVENT_TABLES = "event_tables"
+NOT_POPULATIONS = ("events", EVENT_TABLES)  # the top-level groups that hold no device series
 
 
 def _records(raw: bytes) -> list[dict]:
@@ -593,7 +594,7 @@ class Results:
 
     def __init__(self, path: str | Path, window: bool = True):
         self.path = str(path)
-        self.f = open_file(self.path)
+        self._f: h5py.File | None = open_file(self.path)
         if "time" not in self.f:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file (no /time dataset)")
@@ -645,10 +646,21 @@ class Results:
         self.close()
 
     def close(self) -> None:
-        try:
-            self.f.close()
-        except Exception:  # noqa: BLE001
-            pass
+        """Close the file; any later read of it raises :class:`InputError`."""
+        f, self._f = self._f, None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    @property
+    def f(self) -> h5py.File:
+        """The open HDF5 file (:class:`InputError` once :meth:`close` was called)."""
+        if self._f is None:
+            raise InputError(f"{self.path}: closed (cosim.Results.close() was called or its with block ended); "
+                             "open it again with cosim.Results(path)")
+        return self._f
 
     @property
     def T(self) -> int:
@@ -684,7 +696,8 @@ class Results:
         return float(self.dt_h.sum())
 
     def populations(self) -> list[str]:
-        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k != "events")
+        """The groups of device series (not the events and event tables)."""
+        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k not in NOT_POPULATIONS)
 
     def has(self, pop: str, attr: str | None = None) -> bool:
         if pop not in self.f or not isinstance(self.f[pop], h5py.Group):
@@ -719,10 +732,11 @@ class Results:
     def full_series(self, pop: str, attr: str) -> Series | None:
         """The (T_all, N) data of ``/pop/attr`` over the whole simulated period."""
         key = (pop, attr)
+        f = self.f  # also for a series read before: InputError once closed
         if key in self._cache:
             return self._cache[key]
         out = None
-        g = self.f.get(pop)
+        g = f.get(pop)
         if isinstance(g, h5py.Group) and isinstance(g.get(attr), h5py.Dataset):
             ds = g[attr]
             if ds.ndim == 2 and ds.shape[1] > 0:

@@ -123,6 +123,31 @@ def test_events_of_a_live_and_a_closed_file_are_the_same_frame(tmp_path, window)
         assert [type(v) for v in before[c]] == [type(v) for v in after[c]], c
 
 
+def test_populations_are_the_series_groups_and_a_closed_results_refuses_every_read(tmp_path):
+    """populations() (and so frame()'s list of what the file has, and kpis()) names the groups of device
+    series, not /events or /event_tables; after close() every read raises InputError in one line, also
+    kpis() and a series read (and cached) before."""
+    import re
+
+    from cosim.api import Results
+    from cosim.errors import InputError
+
+    path = tmp_path / "r.h5"
+    w = make(path)
+    w.append(0, {("pop", "P"): {"a": 1.0}})
+    w.add_events("messages", [{"id": "m1", "t": 0}])
+    w.close()
+    with Results(path) as res:
+        assert res.populations() == ["pop"]
+        with pytest.raises(InputError, match=r"no series event_tables/messages \(the file has: pop/P, pop/soc\)$"):
+            res.frame("event_tables", "messages")
+        assert res.frame("pop", "P").shape == (1, 1)
+    for read in (lambda: res.frame("pop", "P"), lambda: res.events("messages"), res.kpis, res.populations):
+        with pytest.raises(InputError, match=f"^{re.escape(str(path))}: closed [^\n]*$"):
+            read()
+    res.close()  # again: nothing happens
+
+
 def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
     """Each file row holds exactly the step's values by device id, whatever the order, gaps, new devices,
     non-numbers and block boundaries (7 blocks of 3 rows, the last one partial)."""
