@@ -8,7 +8,7 @@ This is the only module that knows the layout:
   lateness summary ``lateness_*``;
 * ``/time``: int64 ms since ``start``;
 * ``/<population>/<attr>``: float64 (time, devices) with attributes ``unit``, ``population``, ``attr``;
-  ``/<population>/_ids/<attr>``: the fixed-width device id of each column;
+  ``/<population>/_ids/<attr>``: the device id of each column (UTF-8 in 64-byte cells, see ID_BYTES);
 * ``/events/<stream>``: JSON Lines stored as uint8 bytes (variable-length strings cannot be read under
   SWMR).
 
@@ -134,7 +134,11 @@ def read_lateness(path: str | Path):
 # ---------------------------------------------------------------------------- writing
 
 
-ID_DTYPE = "S64"
+# Device ids are UTF-8 in fixed-width cells: a SWMR reader cannot read variable-length strings (h5py issue
+# 1273; with h5py 3.16 / HDF5 2.0 a live reader's every read failed "address of object past end of
+# allocation" once the writer had appended some), and the writer adds ids while the run goes on.
+ID_BYTES = 64
+ID_DTYPE = f"S{ID_BYTES}"
 TIME_CHUNK = 1024
 # Columns per chunk of a series. A series narrower than a chunk is stored padded to the chunk's width,
 # and gzip compresses the padding too: with 256 a 57-household series was 78 % NaN padding per chunk.
@@ -188,10 +192,9 @@ class _Series:
             except (TypeError, ValueError):
                 pass
         index = self.index
-        for key in value:
-            if key not in index:
-                index[key] = len(ids)
-                ids.append(key)
+        for key in [_checked_id(key, self.ds.name) for key in value if key not in index]:  # all, then add
+            index[key] = len(ids)
+            ids.append(key)
         if len(ids) > n:  # new devices: a wider block
             wider = np.full((self.block.shape[0], len(ids)), np.nan)
             wider[:, :n] = self.block
@@ -208,7 +211,8 @@ class _Series:
         n = len(self.ids)
         if n > self.written_ids:
             self.ids_ds.resize((n,))
-            self.ids_ds[self.written_ids:] = np.array(self.ids[self.written_ids:], dtype=ID_DTYPE)
+            self.ids_ds[self.written_ids:] = np.array([str(k).encode() for k in self.ids[self.written_ids:]],
+                                                      dtype=ID_DTYPE)
             self.written_ids = n
         self.ds.resize((t0 + k, max(n, self.ds.shape[1])))
         if not n:
@@ -231,6 +235,15 @@ class _Series:
     def clear(self, k: int) -> None:
         """The block's first *k* rows are written: NaN for the next block."""
         self.block[:k] = np.nan
+
+
+def _checked_id(key, series: str):
+    """*key*, a new device id of *series*, if its UTF-8 fits an id cell; else InputError naming it."""
+    size = len(str(key).encode())
+    if size > ID_BYTES:
+        raise InputError(f"device id {key!r} of {series.strip('/')} is {size} bytes in UTF-8: a results file holds "
+                         f"ids of up to {ID_BYTES} (give the device a shorter name in the scenario or network)")
+    return key
 
 
 def _as_float(v) -> float:

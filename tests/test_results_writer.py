@@ -148,6 +148,40 @@ def test_populations_are_the_series_groups_and_a_closed_results_refuses_every_re
     res.close()  # again: nothing happens
 
 
+def test_device_ids_are_utf8_and_an_id_too_long_for_its_cell_is_refused(tmp_path):
+    """A non-ASCII device id is stored as UTF-8 and read back, also from the live file; an id longer than
+    the 64-byte cell is refused in one line naming it (two 71-character ids used to be cut to one and the
+    same 64-character column) and the rows before it stay readable."""
+    from cosim.errors import InputError
+    from cosim.results import Results
+
+    path = tmp_path / "r.h5"
+    w = make(path, flush_every=1)
+    w.append(0, {("pop", "P"): {"Zähler-Süd.1": 1.0, "a": 2.0}})
+    with Results(path) as live:
+        assert list(live.frame("pop", "P").columns) == ["Zähler-Süd.1", "a"]
+    long = ["d" * 70 + "1", "d" * 70 + "2"]
+    with pytest.raises(InputError, match=f"^device id '{long[0]}' of pop/P is 71 bytes in UTF-8: [^\n]*$"):
+        w.append(60_000, {("pop", "P"): {"a": 3.0, long[0]: 4.0, long[1]: 5.0}})
+    w.close("failed")
+    with Results(path) as res:
+        df = res.frame("pop", "P")
+    assert list(df.columns) == ["Zähler-Süd.1", "a"] and df.values.tolist() == [[1.0, 2.0]]
+
+
+def test_a_run_with_a_device_id_too_long_for_the_file_stops_with_one_line(tmp_path):
+    """The scenario allows 64-character district names, whose household ids are longer: the run stops at
+    its first step with the writer's one line (InputError, exit 2 in the CLI), recorded in the file."""
+    import cosim
+    from cosim.errors import InputError
+
+    name = "D" + "x" * 63
+    with pytest.raises(InputError, match=f"^device id '{name}.h001' of households/"):
+        cosim.run("uc1_home", until="10min", out=tmp_path / "r.h5", **{"districts[0].name": name})
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f.attrs["status"] == "failed" and f"'{name}.h001'" in f.attrs["error"]
+
+
 def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
     """Each file row holds exactly the step's values by device id, whatever the order, gaps, new devices,
     non-numbers and block boundaries (7 blocks of 3 rows, the last one partial)."""
