@@ -2,10 +2,11 @@
 
 This is the only module that knows the layout:
 
-* file attributes: provenance (``scenario`` YAML text, ``seed``, ``versions``, ``git_commit``, ...),
-  ``status`` (``running``/``completed``/``interrupted``/``failed``), ``error``, ``steps``, ``start``,
-  ``step_ms``, the evaluated window ``eval_start_ms``/``eval_end_ms`` and, for real-time runs, the
-  lateness summary ``lateness_*``;
+* file attributes (all of them: docs/architecture.md): provenance (``scenario`` YAML text, ``seed``,
+  ``versions``, ``git_commit``, ``host``, ``pid``, ``command``, ...), ``status``
+  (``running``/``completed``/``interrupted``/``failed``), ``error``, ``steps`` (rows written), ``start``
+  (the simulation start: the scenario's start minus its warm-up), ``step_ms``, the evaluated window
+  ``eval_start_ms``/``eval_end_ms`` and, for real-time runs, the lateness summary ``lateness_*``;
 * ``/time``: int64 ms since ``start``;
 * ``/<population>/<attr>``: float64 (time, devices) with attributes ``unit``, ``population``, ``attr``;
   ``/<population>/_ids/<attr>``: the device id of each column (UTF-8 in 64-byte cells, see ID_BYTES);
