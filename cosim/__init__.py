@@ -7,6 +7,10 @@ Public API (README "Python API")::
     res.frame("households", "P")      # pandas DataFrame, tz-aware index, one column per device
     res.events("flex")                 # pandas DataFrame, one row per event
     res.kpis()                         # nested dict (as `cosim kpis --json`)
+
+Bad input raises ``cosim.InputError`` (one-line messages: files, reads of a results file such as a series
+it does not have or a closed ``Results``; ``cosim.ScenarioError``, its subclass, for scenarios), a failed
+run ``cosim.RunFailed``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ except metadata.PackageNotFoundError:  # a source tree that is not installed
 _PUBLIC = {
     "run": "cosim.api", "load_scenario": "cosim.api", "Results": "cosim.api",
     "compute_kpis": "cosim.kpi", "Scenario": "cosim.scenario", "ScenarioError": "cosim.scenario",
+    "InputError": "cosim.errors",
     "RunFailed": "cosim.runner", "RunInterrupted": "cosim.runner",
 }
 __all__ = ["__version__", *_PUBLIC]

@@ -2,13 +2,14 @@
 
 This is the only module that knows the layout:
 
-* file attributes: provenance (``scenario`` YAML text, ``seed``, ``versions``, ``git_commit``, ...),
-  ``status`` (``running``/``completed``/``interrupted``/``failed``), ``error``, ``steps``, ``start``,
-  ``step_ms``, the evaluated window ``eval_start_ms``/``eval_end_ms`` and, for real-time runs, the
-  lateness summary ``lateness_*``;
+* file attributes (all of them: docs/architecture.md): provenance (``scenario`` YAML text, ``seed``,
+  ``versions``, ``git_commit``, ``host``, ``pid``, ``command``, ...), ``status``
+  (``running``/``completed``/``interrupted``/``failed``), ``error``, ``steps`` (rows written), ``start``
+  (the simulation start: the scenario's start minus its warm-up), ``step_ms``, the evaluated window
+  ``eval_start_ms``/``eval_end_ms`` and, for real-time runs, the lateness summary ``lateness_*``;
 * ``/time``: int64 ms since ``start``;
 * ``/<population>/<attr>``: float64 (time, devices) with attributes ``unit``, ``population``, ``attr``;
-  ``/<population>/_ids/<attr>``: the fixed-width device id of each column;
+  ``/<population>/_ids/<attr>``: the device id of each column (UTF-8 in 64-byte cells, see ID_BYTES);
 * ``/events/<stream>``: JSON Lines stored as uint8 bytes (variable-length strings cannot be read under
   SWMR).
 
@@ -76,7 +77,7 @@ def series_names(f: h5py.File) -> list[str]:
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "/_ids/" not in f"/{name}/" \
-                and name.split("/", 1)[0] not in ("events", "event_tables"):
+                and name.split("/", 1)[0] not in NOT_POPULATIONS:
             names.append(name)
 
     f.visititems(visit)
@@ -134,7 +135,11 @@ def read_lateness(path: str | Path):
 # ---------------------------------------------------------------------------- writing
 
 
-ID_DTYPE = "S64"
+# Device ids are UTF-8 in fixed-width cells: a SWMR reader cannot read variable-length strings (h5py issue
+# 1273; with h5py 3.16 / HDF5 2.0 a live reader's every read failed "address of object past end of
+# allocation" once the writer had appended some), and the writer adds ids while the run goes on.
+ID_BYTES = 64
+ID_DTYPE = f"S{ID_BYTES}"
 TIME_CHUNK = 1024
 # Columns per chunk of a series. A series narrower than a chunk is stored padded to the chunk's width,
 # and gzip compresses the padding too: with 256 a 57-household series was 78 % NaN padding per chunk.
@@ -188,10 +193,9 @@ class _Series:
             except (TypeError, ValueError):
                 pass
         index = self.index
-        for key in value:
-            if key not in index:
-                index[key] = len(ids)
-                ids.append(key)
+        for key in [_checked_id(key, self.ds.name) for key in value if key not in index]:  # all, then add
+            index[key] = len(ids)
+            ids.append(key)
         if len(ids) > n:  # new devices: a wider block
             wider = np.full((self.block.shape[0], len(ids)), np.nan)
             wider[:, :n] = self.block
@@ -208,7 +212,8 @@ class _Series:
         n = len(self.ids)
         if n > self.written_ids:
             self.ids_ds.resize((n,))
-            self.ids_ds[self.written_ids:] = np.array(self.ids[self.written_ids:], dtype=ID_DTYPE)
+            self.ids_ds[self.written_ids:] = np.array([str(k).encode() for k in self.ids[self.written_ids:]],
+                                                      dtype=ID_DTYPE)
             self.written_ids = n
         self.ds.resize((t0 + k, max(n, self.ds.shape[1])))
         if not n:
@@ -231,6 +236,15 @@ class _Series:
     def clear(self, k: int) -> None:
         """The block's first *k* rows are written: NaN for the next block."""
         self.block[:k] = np.nan
+
+
+def _checked_id(key, series: str):
+    """*key*, a new device id of *series*, if its UTF-8 fits an id cell; else InputError naming it."""
+    size = len(str(key).encode())
+    if size > ID_BYTES:
+        raise InputError(f"device id {key!r} of {series.strip('/')} is {size} bytes in UTF-8: a results file holds "
+                         f"ids of up to {ID_BYTES} (give the device a shorter name in the scenario or network)")
+    return key
 
 
 def _as_float(v) -> float:
@@ -405,6 +419,7 @@ def _reopen(path: Path, status: str) -> h5py.File:
 # ---------------------------------------------------------------------------- event tables
 
 EVENT_TABLES = "event_tables"
+NOT_POPULATIONS = ("events", EVENT_TABLES)  # the top-level groups that hold no device series
 
 
 def _records(raw: bytes) -> list[dict]:
@@ -423,34 +438,41 @@ def _records(raw: bytes) -> list[dict]:
     return [r for r in recs if isinstance(r, dict)]
 
 
-_NUMBER = {int, float, bool, type(None)}
+# How write_event_table stores a field, by the types of its values (kinds): "int" int64; "float" float64
+# (NaN: missing or null); "bool" float64 1/0 (NaN: missing); "text" UTF-8 (empty: missing); "json" JSON
+# text (empty: missing) for the rest: lists, mappings, nulls beside text or booleans, mixed types, empty
+# strings. The table's attributes bool_fields and json_fields name the fields Results.events decodes.
+_MISSING = object()  # in a field's kinds: a record without the field (and rec.get's default for it)
+_EMPTY = object()  # in a field's kinds: an empty string (an empty text cell means missing)
+_NUMBERS = (int, float, bool)
 
 
-def _cell_text(v) -> bytes:
-    """A text cell: lists and mappings as JSON, anything else as str (None: empty)."""
-    return b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
-
-
-def _column_dtype(kinds: set[type], width: int) -> np.dtype:
-    """int64 when every value is an int, float64 when numeric (NaN = missing), else UTF-8 bytes of the
-    widest cell (lists and mappings as JSON text)."""
+def _storage(kinds: set) -> str:
+    """The first way to store a field with values of the types *kinds* that keeps every value."""
     if kinds <= {int}:
-        return np.dtype(np.int64)
-    if kinds <= _NUMBER and kinds - {type(None)}:
-        return np.dtype(np.float64)
-    return np.dtype(f"S{max(1, width)}")
+        return "int"
+    if kinds <= {int, float, type(None), _MISSING} and kinds & {int, float}:
+        return "float"
+    if kinds <= {bool, _MISSING}:
+        return "bool"
+    if kinds <= {str, _MISSING}:
+        return "text"
+    return "json"
 
 
-def _column(values: list, dtype: np.dtype) -> np.ndarray:
-    if dtype.kind == "i":
+def _column(values: list, storage: str, dtype: np.dtype) -> np.ndarray:
+    if storage == "int":
         return np.asarray(values, dtype=np.int64)
-    if dtype.kind == "f":
-        return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    return np.asarray([_cell_text(v) for v in values], dtype=dtype)
+    if storage in ("float", "bool"):
+        return np.asarray([np.nan if v is None or v is _MISSING else float(v) for v in values], dtype=np.float64)
+    if storage == "text":
+        return np.asarray([b"" if v is _MISSING else v.encode() for v in values], dtype=dtype)
+    return np.asarray([b"" if v is _MISSING else _JSON.encode(v).encode() for v in values], dtype=dtype)
 
 
 def flatten(rec: dict, prefix: str = "") -> dict:
-    """A record with its nested mappings flattened to dotted keys (as pandas.json_normalize)."""
+    """A record with its nested mappings flattened to dotted keys in place (as pandas.json_normalize, which
+    moves them to the end and drops empty mappings)."""
     if not prefix and dict not in map(type, rec.values()):  # (records are parsed JSON: plain dicts)
         return rec
     out = {}
@@ -487,53 +509,83 @@ def _flat_batches(stream: h5py.Dataset, batch_bytes: int = EVENT_BATCH_BYTES):
 
 def write_event_table(f: h5py.File, name: str, batch_bytes: int = EVENT_BATCH_BYTES) -> None:
     """``/event_tables/<name>``: the stream as one compound dataset (one field per record key, nested keys
-    joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding.
+    joined with '.'), written when the file is closed, for h5py and pandas without JSON decoding (but
+    for the fields its attribute ``json_fields`` names; ``bool_fields`` are booleans stored as 1/0).
     (``/events/<name>`` stays the JSON Lines stream a reader sees while the run goes on: SWMR cannot
     create or retype datasets once writing has started.) Two passes over the stream in batches, the
     first for the fields and their types, so memory does not grow with the stream: a year's streams
     hold gigabytes of JSON."""
     stream = f["events"][name]
-    kinds: dict[str, set[type]] = {}  # field -> value types, in first-seen order
-    seen: dict[str, int] = {}  # field -> records that have it (the others: None)
-    width: dict[str, int] = {}  # field -> widest text cell of its values that are not numbers
+    kinds: dict[str, set] = {}  # field -> value types, in first-seen order
+    seen: dict[str, int] = {}  # field -> records that have it
+    width: dict[str, int] = {}  # field -> widest cell of its values that are not numbers (text: UTF-8)
     n = 0
     for flats in _flat_batches(stream, batch_bytes):
         n += len(flats)
         for rec in flats:
             for key, v in rec.items():
-                t = type(v)
                 kind = kinds.get(key)
                 if kind is None:
                     kind = kinds[key] = set()
                     seen[key] = width[key] = 0
-                kind.add(t)
                 seen[key] += 1
-                if t not in _NUMBER:
-                    width[key] = max(width[key], len(_cell_text(v)))
+                t = type(v)
+                if t is str:
+                    width[key] = max(width[key], len(v.encode()))
+                    t = t if v else _EMPTY
+                elif t not in _NUMBERS:
+                    width[key] = max(width[key], len(_JSON.encode(v)))
+                kind.add(t)
     if not n:
         return
     for key, kind in kinds.items():
         if seen[key] < n:
-            kind.add(type(None))
-    mixed = [k for k, kind in kinds.items() if kind & (_NUMBER - {type(None)}) and not kind <= _NUMBER]
-    if mixed:  # numbers in a text field: their text counts for its width too
+            kind.add(_MISSING)
+    storage = {key: _storage(kind) for key, kind in kinds.items()}
+    mixed = [k for k, kind in kinds.items() if storage[k] == "json" and kind & {*_NUMBERS, str, _EMPTY}]
+    if mixed:  # numbers and text in a JSON field: their JSON text counts for its width
         for flats in _flat_batches(stream, batch_bytes):
             for rec in flats:
                 for key in mixed:
-                    if type(rec.get(key)) in _NUMBER:
-                        width[key] = max(width[key], len(_cell_text(rec[key])))
-    dtype = np.dtype([(key, _column_dtype(kind, width[key])) for key, kind in kinds.items()])
+                    if key in rec:
+                        width[key] = max(width[key], len(_JSON.encode(rec[key])))
+    numeric = {"int": np.int64, "float": np.float64, "bool": np.float64}
+    dtype = np.dtype([(key, numeric.get(s, f"S{max(1, width[key])}")) for key, s in storage.items()])
     g = f.require_group(EVENT_TABLES)
     if name in g:
         del g[name]
     table = g.create_dataset(name, shape=(n,), dtype=dtype, chunks=True, compression="gzip", compression_opts=1)
+    for code in ("bool", "json"):
+        names = [key for key, s in storage.items() if s == code]
+        table.attrs[f"{code}_fields"] = np.array(names, dtype=h5py.string_dtype())
     row = 0
     for flats in _flat_batches(stream, batch_bytes):
         part = np.empty(len(flats), dtype=dtype)
-        for key in kinds:
-            part[key] = _column([rec.get(key) for rec in flats], dtype[key])
+        for key, s in storage.items():
+            part[key] = _column([rec.get(key, _MISSING) for rec in flats], s, dtype[key])
         table[row:row + len(flats)] = part
         row += len(flats)
+
+
+def _event_frame(table: h5py.Dataset):
+    """An event table as a pandas DataFrame of the stream's values: text decoded, an empty cell missing
+    (NaN), the fields in the attributes ``bool_fields`` and ``json_fields`` booleans and parsed JSON."""
+    import pandas as pd
+
+    data = table[()]
+    bools, jsons = ({_text(x) for x in table.attrs.get(f"{code}_fields", ())} for code in ("bool", "json"))
+    cols = {}
+    for key in data.dtype.names:
+        col = data[key]
+        if key in bools:
+            cols[key] = [np.nan if x != x else bool(x) for x in col]
+        elif key in jsons:
+            cols[key] = [json.loads(x) if x else np.nan for x in col]
+        elif col.dtype.kind == "S":
+            cols[key] = [x.decode() if x else np.nan for x in col]
+        else:
+            cols[key] = col
+    return pd.DataFrame(cols)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -581,7 +633,7 @@ class Results:
 
     def __init__(self, path: str | Path, window: bool = True):
         self.path = str(path)
-        self.f = open_file(self.path)
+        self._f: h5py.File | None = open_file(self.path)
         if "time" not in self.f:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file (no /time dataset)")
@@ -632,10 +684,21 @@ class Results:
         self.close()
 
     def close(self) -> None:
-        try:
-            self.f.close()
-        except Exception:  # noqa: BLE001
-            pass
+        """Close the file; any later read of it raises :class:`InputError`."""
+        f, self._f = self._f, None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    @property
+    def f(self) -> h5py.File:
+        """The open HDF5 file (:class:`InputError` once :meth:`close` was called)."""
+        if self._f is None:
+            raise InputError(f"{self.path}: closed (cosim.Results.close() was called or its with block ended); "
+                             "open it again with cosim.Results(path)")
+        return self._f
 
     @property
     def T(self) -> int:
@@ -671,7 +734,8 @@ class Results:
         return float(self.dt_h.sum())
 
     def populations(self) -> list[str]:
-        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k != "events")
+        """The groups of device series (not the events and event tables)."""
+        return sorted(k for k, v in self.f.items() if isinstance(v, h5py.Group) and k not in NOT_POPULATIONS)
 
     def has(self, pop: str, attr: str | None = None) -> bool:
         if pop not in self.f or not isinstance(self.f[pop], h5py.Group):
@@ -706,10 +770,11 @@ class Results:
     def full_series(self, pop: str, attr: str) -> Series | None:
         """The (T_all, N) data of ``/pop/attr`` over the whole simulated period."""
         key = (pop, attr)
+        f = self.f  # also for a series read before: InputError once closed
         if key in self._cache:
             return self._cache[key]
         out = None
-        g = self.f.get(pop)
+        g = f.get(pop)
         if isinstance(g, h5py.Group) and isinstance(g.get(attr), h5py.Dataset):
             ds = g[attr]
             if ds.ndim == 2 and ds.shape[1] > 0:
@@ -817,26 +882,24 @@ class Results:
 
     def events(self, stream: str):
         """``/events/<stream>`` of the window as a DataFrame, one row per record (nested fields flattened
-        with dots; from ``/event_tables/<stream>`` once the file is closed). Raises :class:`InputError`
-        when the stream is absent."""
+        with dots; from ``/event_tables/<stream>`` once the file is closed, with the same columns, types
+        and values). Raises :class:`InputError` when the stream is absent."""
         import pandas as pd
 
         table = self.f.get(f"{EVENT_TABLES}/{stream}")
         if isinstance(table, h5py.Dataset):
-            df = pd.DataFrame(table[()])
-            for c in df.columns:
-                if df[c].dtype == object:
-                    df[c] = df[c].str.decode("utf-8")
-            if self.window_ms is not None:
-                # as in_window: the time an event is about (t0), else when it happened (t, sent)
-                t = pd.Series(np.nan, index=df.index)
-                for c in EVENT_TIME_FIELDS:
-                    if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
-                        t = t.fillna(df[c].astype(float))
-                df = df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)
+            df = _event_frame(table)
+        else:
+            recs = self.records(stream, window=False)
+            if recs is None:
+                raise InputError(f"{self.path}: no event stream {stream!r} (the file has: "
+                                 f"{', '.join(self.event_streams()) or 'none'})")
+            df = pd.DataFrame([flatten(rec) for rec in recs])
+        if self.window_ms is None or df.empty:
             return df
-        recs = self.records(stream)
-        if recs is None:
-            raise InputError(f"{self.path}: no event stream {stream!r} (the file has: "
-                             f"{', '.join(self.event_streams()) or 'none'})")
-        return pd.json_normalize(recs) if recs else pd.DataFrame()
+        # as in_window: the time an event is about (t0), else when it happened (t, sent)
+        t = pd.Series(np.nan, index=df.index)
+        for c in EVENT_TIME_FIELDS:
+            if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
+                t = t.fillna(df[c].astype(float))
+        return df[t.isna() | ((t >= self.window_ms[0]) & (t < self.window_ms[1]))].reset_index(drop=True)

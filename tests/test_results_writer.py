@@ -86,6 +86,102 @@ def test_event_tables_read_without_json_and_equal_the_stream(tmp_path):
     assert df["gap"].iloc[0] == 0.25 and df["t0"].iloc[1] == 120_000
 
 
+@pytest.mark.parametrize("window", [False, True])
+def test_events_of_a_live_and_a_closed_file_are_the_same_frame(tmp_path, window):
+    """Results.events gives the same columns, dtypes, values and value types from the JSON Lines stream
+    of a live file and from the event table of the closed one: lists and mappings, booleans, nulls,
+    empty strings, mixed types, fields missing in some records, non-ASCII text."""
+    import warnings
+
+    import pandas as pd
+
+    from cosim.results import Results
+
+    recs = [{"kind": "settlement", "t": 0, "partial": False, "delivered_slots": [1.5, None], "agent": "dso"},
+            {"kind": "order", "t": 60_000, "t0": 120_000, "kwh": 2, "slot": {"a": 1, "b": {}}, "note": ""},
+            {"kind": "négociation", "t": 120_000, "partial": True, "delivered_slots": [], "note": "n", "gap": None,
+             "code": 5, "ok": True, "members": {"h1": [1, 2]}},
+            {"kind": "message", "sent": 180_000, "lost": True, "agent": None, "code": "x", "ok": None}]
+    path = tmp_path / "ev.h5"
+    window_attrs = {"eval_start_ms": 60_000, "eval_end_ms": 180_000} if window else {}
+    w = ResultsWriter(str(path), window_attrs, [("pop", "P", "kW")], ["flex"], "2026-06-15T00:00:00+02:00", 60_000, 2)
+    w.append(0, {("pop", "P"): {"h1": 1.0}})
+    w.add_events("flex", recs)
+    w.flush()
+    with Results(path) as live:
+        before = live.events("flex")
+    w.close()
+    with Results(path) as closed:
+        after = closed.events("flex")
+    assert len(before) == (2 if window else 4)
+    assert after["partial"].dropna().map(type).eq(bool).all()  # not 1.0/0.0
+    assert after["delivered_slots"].dropna().iloc[-1] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas warns where it takes None and NaN for equal
+        pd.testing.assert_frame_equal(before, after)
+    for c in before.columns:
+        assert [type(v) for v in before[c]] == [type(v) for v in after[c]], c
+
+
+def test_populations_are_the_series_groups_and_a_closed_results_refuses_every_read(tmp_path):
+    """populations() (and so frame()'s list of what the file has, and kpis()) names the groups of device
+    series, not /events or /event_tables; after close() every read raises InputError in one line, also
+    kpis() and a series read (and cached) before."""
+    import re
+
+    from cosim.api import Results
+    from cosim.errors import InputError
+
+    path = tmp_path / "r.h5"
+    w = make(path)
+    w.append(0, {("pop", "P"): {"a": 1.0}})
+    w.add_events("messages", [{"id": "m1", "t": 0}])
+    w.close()
+    with Results(path) as res:
+        assert res.populations() == ["pop"]
+        with pytest.raises(InputError, match=r"no series event_tables/messages \(the file has: pop/P, pop/soc\)$"):
+            res.frame("event_tables", "messages")
+        assert res.frame("pop", "P").shape == (1, 1)
+    for read in (lambda: res.frame("pop", "P"), lambda: res.events("messages"), res.kpis, res.populations):
+        with pytest.raises(InputError, match=f"^{re.escape(str(path))}: closed [^\n]*$"):
+            read()
+    res.close()  # again: nothing happens
+
+
+def test_device_ids_are_utf8_and_an_id_too_long_for_its_cell_is_refused(tmp_path):
+    """A non-ASCII device id is stored as UTF-8 and read back, also from the live file; an id longer than
+    the 64-byte cell is refused in one line naming it (two 71-character ids used to be cut to one and the
+    same 64-character column) and the rows before it stay readable."""
+    from cosim.errors import InputError
+    from cosim.results import Results
+
+    path = tmp_path / "r.h5"
+    w = make(path, flush_every=1)
+    w.append(0, {("pop", "P"): {"Zähler-Süd.1": 1.0, "a": 2.0}})
+    with Results(path) as live:
+        assert list(live.frame("pop", "P").columns) == ["Zähler-Süd.1", "a"]
+    long = ["d" * 70 + "1", "d" * 70 + "2"]
+    with pytest.raises(InputError, match=f"^device id '{long[0]}' of pop/P is 71 bytes in UTF-8: [^\n]*$"):
+        w.append(60_000, {("pop", "P"): {"a": 3.0, long[0]: 4.0, long[1]: 5.0}})
+    w.close("failed")
+    with Results(path) as res:
+        df = res.frame("pop", "P")
+    assert list(df.columns) == ["Zähler-Süd.1", "a"] and df.values.tolist() == [[1.0, 2.0]]
+
+
+def test_a_run_with_a_device_id_too_long_for_the_file_stops_with_one_line(tmp_path):
+    """The scenario allows 64-character district names, whose household ids are longer: the run stops at
+    its first step with the writer's one line (InputError, exit 2 in the CLI), recorded in the file."""
+    import cosim
+    from cosim.errors import InputError
+
+    name = "D" + "x" * 63
+    with pytest.raises(InputError, match=f"^device id '{name}.h001' of households/"):
+        cosim.run("uc1_home", until="10min", out=tmp_path / "r.h5", **{"districts[0].name": name})
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f.attrs["status"] == "failed" and f"'{name}.h001'" in f.attrs["error"]
+
+
 def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
     """Each file row holds exactly the step's values by device id, whatever the order, gaps, new devices,
     non-numbers and block boundaries (7 blocks of 3 rows, the last one partial)."""
@@ -124,7 +220,7 @@ def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
 
 
 def _table_in_one_piece(f, name):
-    """write_event_table as it was before 2026-12-06 (the whole stream parsed at once): the reference."""
+    """write_event_table with the whole stream parsed at once (as before 2026-12-06): the reference."""
     import itertools
 
     from cosim.results import _JSON, _records, flatten
@@ -134,15 +230,15 @@ def _table_in_one_piece(f, name):
     keys = dict.fromkeys(itertools.chain.from_iterable(flats))
     cols = {}
     for key in keys:
-        values = [rec.get(key) for rec in flats]
-        kinds = {type(v) for v in values}
-        if kinds <= {int}:
+        values = [rec[key] for rec in flats if key in rec]
+        kinds, missing = {type(v) for v in values}, len(values) < len(flats)
+        if kinds <= {int} and not missing:
             cols[key] = np.asarray(values, dtype=np.int64)
-        elif kinds <= {int, float, bool, type(None)} and kinds - {type(None)}:
-            cols[key] = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        elif kinds <= {int, float, type(None)} and kinds & {int, float} or kinds == {bool}:
+            cols[key] = np.asarray([np.nan if rec.get(key) is None else float(rec[key]) for rec in flats])
         else:
-            text = [b"" if v is None else (_JSON.encode(v) if isinstance(v, (list, dict)) else str(v)).encode()
-                    for v in values]
+            plain = kinds == {str} and all(values)
+            text = [(rec[key] if plain else _JSON.encode(rec[key])).encode() if key in rec else b"" for rec in flats]
             cols[key] = np.asarray(text, dtype=f"S{max(1, max(map(len, text)))}")
     table = np.empty(len(recs), dtype=[(c, a.dtype) for c, a in cols.items()])
     for c, a in cols.items():
@@ -153,7 +249,8 @@ def _table_in_one_piece(f, name):
 def test_event_table_built_in_batches_equals_the_table_in_one_piece(tmp_path):
     """Fields, types, text widths and values of the batched table equal those of the stream parsed at
     once: ints, floats with missing values, bools, nested mappings, lists, a field with numbers and
-    text whose widest cell is a number in an early batch, a field that appears late, a damaged line."""
+    text whose widest cell is a number in an early batch, text with nulls and empty strings in some
+    records only, a field that appears late, a damaged line."""
     from cosim.results import write_event_table
 
     rng = np.random.default_rng(3)
@@ -169,6 +266,8 @@ def test_event_table_built_in_batches_equals_the_table_in_one_piece(tmp_path):
         if rng.random() < 0.1:
             rec["members"] = [int(x) for x in rng.integers(0, 100, size=int(rng.integers(0, 5)))]
         rec["code"] = 123456789012 if i == 5 else ("x" if i % 7 else i)  # widest cell: a number, early
+        if rng.random() < 0.5:
+            rec["note"] = None if i % 5 == 0 else "n" * int(rng.integers(0, 9))
         if i > 2500:
             rec["late"] = "z" * int(rng.integers(1, 30))
         recs.append(rec)
@@ -187,6 +286,7 @@ def test_event_table_built_in_batches_equals_the_table_in_one_piece(tmp_path):
             else:
                 assert (got[name] == want[name]).all(), name
     assert want.dtype["code"] == np.dtype("S12") and want.dtype["late"].kind == "S"
+    assert b"null" in want["note"] and want["late"][-1].startswith(b"z")  # JSON, and text as it is
 
 
 def test_series_chunks_are_gzip_streams_any_hdf5_reader_decodes(tmp_path):
