@@ -199,7 +199,8 @@ class DeviceDefaults(_Strict):
 
 
 class District(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)
+    # 57: its households' ids "<name>.h10000" fit the results file's 64-byte id cells (cosim.results.ID_BYTES)
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=57)
     households: PosInt = Field(le=MAX_HOUSEHOLDS)
     shares: DeviceShares = Field(default_factory=DeviceShares)
     devices: DeviceDefaults = Field(default_factory=DeviceDefaults)

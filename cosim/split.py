@@ -47,7 +47,7 @@ import yaml
 from cosim.aggregate import CUMULATIVE
 from cosim.durations import format_duration_ms, parse_duration_ms
 from cosim.errors import InputError
-from cosim.results import (append_events, create_event_stream, event_time, record_batches, series_ids,
+from cosim.results import (ID_DTYPE, append_events, create_event_stream, event_time, record_batches, series_ids,
                            series_names, source_path, write_event_table)
 from cosim.scenario import Scenario
 
@@ -236,7 +236,7 @@ def stitch(part_paths: list[Path], out: Path, text: str) -> None:
 def _copy_ids_and_attrs(g: h5py.File, name: str, first: h5py.File, ids: dict[bytes, int]) -> None:
     g[name].attrs.update(dict(first[name].attrs))
     group, _, attr = name.rpartition("/")
-    g.require_group(f"{group}/_ids").create_dataset(attr, data=np.array(list(ids), dtype="S64"))
+    g.require_group(f"{group}/_ids").create_dataset(attr, data=np.array(list(ids), dtype=ID_DTYPE))
 
 
 def _continued(g: h5py.File, name: str, files: list[h5py.File], have: list[int], cols: dict[int, list[int]],

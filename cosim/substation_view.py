@@ -34,10 +34,10 @@ import h5py
 import numpy as np
 
 from cosim.errors import InputError
-from cosim.results import flatten, open_file, series_ids, series_names, source_path
+from cosim.results import NOT_POPULATIONS, flatten, open_file, series_ids, series_names, source_path
 
 VIEW = "substations"  # the file attribute ``view`` of a view; also its use case and the P population
-SKIP = ("events", "event_tables", VIEW)
+SKIP = (*NOT_POPULATIONS, VIEW)
 
 
 def _columns(f: h5py.File) -> dict[tuple[str, str], tuple[tuple, list[str], str]]:
