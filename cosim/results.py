@@ -567,12 +567,12 @@ def write_event_table(f: h5py.File, name: str, batch_bytes: int = EVENT_BATCH_BY
         row += len(flats)
 
 
-def _event_frame(table: h5py.Dataset):
-    """An event table as a pandas DataFrame of the stream's values: text decoded, an empty cell missing
-    (NaN), the fields in the attributes ``bool_fields`` and ``json_fields`` booleans and parsed JSON."""
+def _event_frame(table: h5py.Dataset, data: np.ndarray):
+    """An event table (*data* its rows) as a pandas DataFrame of the stream's values: text decoded, an empty
+    cell missing (NaN), the fields in the attributes ``bool_fields`` and ``json_fields`` booleans and parsed
+    JSON."""
     import pandas as pd
 
-    data = table[()]
     bools, jsons = ({_text(x) for x in table.attrs.get(f"{code}_fields", ())} for code in ("bool", "json"))
     cols = {}
     for key in data.dtype.names:
@@ -643,7 +643,7 @@ class Results:
         if problem := missing_sources(path, self.attrs, self.f):
             self.f.close()
             raise InputError(problem)
-        self.t_all = np.asarray(self.f["time"][()], dtype=np.int64)
+        self.t_all = np.asarray(self.read(self.f["time"]), dtype=np.int64)
         i0, i1 = 0, len(self.t_all)
         w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")
         self.window_ms = (int(w0), int(w1)) if window and w0 is not None and w1 is not None else None
@@ -779,7 +779,7 @@ class Results:
             ds = g[attr]
             if ds.ndim == 2 and ds.shape[1] > 0:
                 ids = series_ids(g, attr) or []
-                vals = np.asarray(ds[()], dtype=float)
+                vals = np.asarray(self.read(ds), dtype=float)
                 n = min(len(ids), vals.shape[1]) if ids else vals.shape[1]
                 ids = ids[:n] if ids else [f"{attr}{j}" for j in range(n)]
                 vals = vals[:, :n]
@@ -792,6 +792,14 @@ class Results:
         self._cache[key] = out
         return out
 
+    def read(self, ds: h5py.Dataset) -> np.ndarray:
+        """All of *ds*; its data damaged on disk (a chunk that does not decompress) is an :class:`InputError`
+        naming this file and the dataset, not h5py's OSError."""
+        try:
+            return ds[()]
+        except H5_ERRORS as exc:
+            raise InputError(f"{self.path}: damaged results file ({reason(exc)} in {ds.name})") from None
+
     def event_streams(self) -> list[str]:
         g = self.f.get("events")
         return sorted(g.keys()) if isinstance(g, h5py.Group) else []
@@ -802,7 +810,7 @@ class Results:
         g = self.f.get("events")
         if not isinstance(g, h5py.Group) or name not in g:
             return None
-        raw = bytes(np.asarray(g[name][()], dtype=np.uint8).tobytes())
+        raw = bytes(np.asarray(self.read(g[name]), dtype=np.uint8).tobytes())
         return [rec for rec in _records(raw) if not window or self.in_window(rec)]
 
     def in_window(self, rec: dict) -> bool:
@@ -888,7 +896,7 @@ class Results:
 
         table = self.f.get(f"{EVENT_TABLES}/{stream}")
         if isinstance(table, h5py.Dataset):
-            df = _event_frame(table)
+            df = _event_frame(table, self.read(table))
         else:
             recs = self.records(stream, window=False)
             if recs is None:

@@ -66,3 +66,36 @@ def test_directory_and_missing_file(tmp_path, capsys):
     assert main(["kpis", str(tmp_path / "nope.h5")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"error: {tmp_path}: not a file", f"error: {tmp_path / 'nope.h5'}: no such file"]
+
+
+def _damaged_chunk(good, tmp_path):
+    """*good* with the first data chunk of /households/P zeroed in its middle: the metadata is intact, the
+    chunk no longer decompresses (gzip)."""
+    import h5py
+
+    with h5py.File(good, "r") as f:
+        info = f["households/P"].id.get_chunk_info(0)
+    data = bytearray(good.read_bytes())
+    mid = info.byte_offset + info.size // 2
+    data[mid:mid + 64] = bytes(64)
+    bad = tmp_path / "chunk.h5"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+@pytest.mark.parametrize("command", [1, 2, 3, 4], ids=NAMES[1:5])
+def test_a_damaged_data_chunk_is_one_line_naming_its_file(good_run, tmp_path, capsys, command):
+    """Data damaged on disk is read only when used: the message names the file and the dataset (before:
+    'error: ?: ...', so with two input files one could not tell which one was bad)."""
+    bad = _damaged_chunk(good_run, tmp_path)
+    assert main(COMMANDS[command](str(bad), str(good_run), tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: damaged results file (") and "/households/P" in err[0]
+
+
+def test_a_damaged_data_chunk_through_the_api_is_an_input_error(good_run, tmp_path):
+    import cosim
+
+    bad = _damaged_chunk(good_run, tmp_path)
+    with cosim.Results(bad) as res, pytest.raises(cosim.InputError, match=rf"{bad}: damaged results file"):
+        res.frame("households", "P")
