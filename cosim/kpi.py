@@ -800,12 +800,16 @@ def compute_kpis(path_or_results: str | Path | Results) -> dict:
             from cosim.substation_view import view_kpis
 
             return view_kpis(res)
+        from cosim.h5repair import writer_state
+
         na: dict[str, str] = {}
         scn = res.scenario
         run = {
             "file": res.path,
             "name": scn.name if scn else None,
-            "status": res.status,
+            # a file still 'running' whose writer is gone is a partial run, not a live one
+            "status": "partial (its writer stopped without closing it)" if writer_state(res.attrs) == "gone"
+            else res.status,
             "error": res.attrs.get("error") or None,
             "seed": res.attrs.get("seed"),
             "start": res.window_start.isoformat() if res.start else None,

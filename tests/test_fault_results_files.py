@@ -1,5 +1,6 @@
 """Fault suite: the output path never clobbers a foreign file; a killed writer's file is explained and repaired."""
 
+import json
 import signal
 import subprocess
 import time
@@ -58,6 +59,8 @@ def test_killed_writer_file_is_explained_and_repaired(write_scenario, tmp_path, 
     gone = _inspect(out)
     assert gone.returncode == 0 and "status       running" in gone.stdout
     assert "was killed" in gone.stdout and f"cosim inspect --repair {out}" in gone.stdout
+    assert main(["kpis", str(out), "--json"]) == 0  # a partial run, not a live one (before: "running")
+    assert json.loads(capsys.readouterr().out)["run"]["status"] == "partial (its writer stopped without closing it)"
     with h5py.File(out, "r", libver="latest", swmr=True) as f:
         rows = f["time"].shape[0]
         p = f["households/P"][:rows]
