@@ -27,7 +27,8 @@ Behaviour towards clients (documented contract):
 * set-point reversion (map ``setpoints`` with ``revert_timer``): a write touching a set point's
   group arms a wall-clock timer of ``revert_timer`` seconds (if ``revert_enable`` is non-zero);
   when it expires without a fresh write the set point takes ``revert_value`` (0 if omitted), and
-  the reversion is reported by ``pop_writes()`` like a write.
+  the reversion is reported like a write (``pop_point_writes()``, and ``pop_writes()`` for a set
+  point with a mosaik attr).
 
 The server runs on the current asyncio loop (``await start()`` / ``await stop()`` or
 ``async with``). ``update``/``set_points``/``pop_writes`` are thread-safe, so a synchronous
@@ -54,7 +55,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .aio import cancel_and_wait
 from .modbus_server import make_server
-from .registers import Point, RegisterImage, RegisterMap, load_map
+from .registers import Point, RegisterImage, RegisterMap, SetpointSpec, load_map
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,8 @@ class DeviceServer:
         self._conn_stats: dict[str, int] = {}
         self._unknown_attrs: set[tuple[str, str]] = set()
         self.fail_mode: dict[str, int] = {}  # device_id -> exception code forced on every request
-        # set-point reversion (map ``setpoints`` with revert_timer): (device, attr) -> deadline
-        self._deadlines: dict[tuple[str, str], float] = {}
+        # set-point reversion (map ``setpoints`` with revert_timer): (device, set point) -> (deadline, spec)
+        self._deadlines: dict[tuple[str, str], tuple[float, SetpointSpec]] = {}
         self._revert_task: asyncio.Task | None = None
         self.revert_period = 0.05
 
@@ -349,9 +350,9 @@ class DeviceServer:
             img = dev.image
             timer = img.get(sp.revert_timer)
             enabled = True if not sp.revert_enable else (img.get(sp.revert_enable) or 0) != 0
-            key = (dev.id, sp.attr)
+            key = (dev.id, sp.target(dev.map).name)
             if enabled and isinstance(timer, float) and timer > 0:
-                self._deadlines[key] = now + timer
+                self._deadlines[key] = (now + timer, sp)
             else:
                 self._deadlines.pop(key, None)
             if sp.revert_remaining:
@@ -360,19 +361,18 @@ class DeviceServer:
     def check_reverts(self, now: float | None = None) -> list[tuple[str, str]]:
         """Revert set points whose reversion timer expired without a fresh write; update the
         remaining-time points. Runs by itself every ``revert_period`` s while the server is
-        started; returns the (device, attr) pairs reverted by this call."""
+        started; returns the (device, set point name) pairs reverted by this call."""
         now = time.monotonic() if now is None else now
         done = []
-        for key, deadline in list(self._deadlines.items()):
+        for key, (deadline, sp) in list(self._deadlines.items()):
             dev = self.devices[key[0]]
-            sp = dev.map.setpoint(key[1])
             img = dev.image
             if now < deadline:
                 if sp.revert_remaining:
                     img.set(sp.revert_remaining, math.ceil(deadline - now))
                 continue
             del self._deadlines[key]
-            p = dev.map.by_attr(sp.attr)
+            p = sp.target(dev.map)
 
             def value_of(name: str | None) -> float:
                 v = img.get(name) if name else 0.0
@@ -389,7 +389,8 @@ class DeviceServer:
             dev.stats["reverts"] = dev.stats.get("reverts", 0) + 1
             with self._wlock:
                 self._point_writes.setdefault(dev.id, {}).update({p.name: safe, **also})
-                self._writes.setdefault(dev.id, {})[sp.attr] = safe * p.attr_scale
+                if sp.attr:
+                    self._writes.setdefault(dev.id, {})[sp.attr] = safe * p.attr_scale
             log.info("device %s: %s reverted to %s %s (no fresh write within the revert time)",
                      dev.id, p.name, safe, p.unit)
             done.append(key)

@@ -165,6 +165,25 @@ def test_setpoint_reversion_in_the_server(served):
     c.close()
 
 
+def test_a_set_point_without_attr_reverts_in_the_server(served):
+    """SunSpec 704 WMaxLimPct (no mosaik attr) has its own reversion timer: a write to its group arms it,
+    WMaxLimPctRvrtRem counts down, and at the end the limit takes WMaxLimPctRvrt, reported as a point
+    write only."""
+    m = served.devices["b1"].map
+    c = client(served, 3)
+    regs = encode_raw("uint16", 1) + encode_raw("uint16", 20) + encode_raw("uint16", 80) + encode_raw("uint16", 1)
+    assert c.write_multiple_registers(m.point("m704.WMaxLimPctEna").address, regs + encode_raw("uint32", 30))
+    assert served.get_point("b1", "m704.WMaxLimPct") == 20.0
+    assert served.get_point("b1", "m704.WMaxLimPctRvrtRem") == 30.0
+    served.pop_point_writes()
+    assert served.check_reverts(time.monotonic() + 31) == [("b1", "m704.WMaxLimPct")]
+    assert served.get_point("b1", "m704.WMaxLimPct") == 80.0
+    assert served.get_point("b1", "m704.WMaxLimPctRvrtRem") == 0.0
+    assert served.pop_point_writes() == {"b1": {"m704.WMaxLimPct": 80.0}}
+    assert served.pop_writes() == {}  # no attr to report (and P_bat_set did not revert)
+    c.close()
+
+
 def test_tls(loop, tmp_path):
     cert, key = make_test_certificate(tmp_path)
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
