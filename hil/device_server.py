@@ -46,7 +46,7 @@ import math
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,46 @@ def power_triangle(P: float, Q: float) -> tuple[float, float]:
     if math.isnan(S):
         return math.nan, math.nan
     return S, (abs(P) / S if S > 0 else 1.0)
+
+
+def phase_voltages(V: Sequence[float]) -> dict[str, float]:
+    """Phase voltages V_L1..V_L3 [V] and their mean V_avg, and the line-to-line voltages of phases 120
+    degrees apart (V_L12 = sqrt(V1^2 + V1 V2 + V2^2), V_L23, V_L31) and their mean V_LL_avg."""
+    ll = {f"V_L{a + 1}{b + 1}": math.sqrt(V[a] ** 2 + V[a] * V[b] + V[b] ** 2) for a, b in ((0, 1), (1, 2), (2, 0))}
+    return {**{f"V_L{k + 1}": v for k, v in enumerate(V)}, "V_avg": sum(V) / 3.0,
+            **ll, "V_LL_avg": sum(ll.values()) / 3.0}
+
+
+def finite_quantity(img: RegisterImage, quantity: str, default: float) -> float:
+    """Canonical value of the point tagged *quantity*; *default* if untagged or not a number (NaN, or
+    the SunSpec not-implemented value)."""
+    v = img.get_quantity(quantity, default)
+    return default if v is None or math.isnan(v) else v
+
+
+def soc_window(q: Callable[[str, float], float]) -> tuple[float, float]:
+    """The SoC window [lo, hi] (fractions) of a battery: its nameplate limits narrowed by its reserve set
+    points; ``q(quantity, default)`` reads them."""
+    return max(q("soc_min", 0.0), q("soc_rsv_min", 0.0)), min(q("soc_max", 1.0), q("soc_rsv_max", 1.0))
+
+
+def battery_readings(P: float, soc: float, lo: float, hi: float) -> dict[str, float]:
+    """What a battery (SunSpec 802) reads besides its power P [W, > 0 discharging] and state of charge
+    soc in its window [lo, hi]: depth of discharge, DC bus and cell voltages (a 16-cell curve: a
+    modelling choice), DC current and the charge status ChaSt."""
+    V = 48.0 + 8.0 * soc - 0.0004 * P
+    if P > 1:
+        chast = 3  # DISCHARGING
+    elif P < -1:
+        chast = 4  # CHARGING
+    elif soc <= lo + 1e-3:
+        chast = 2  # EMPTY
+    elif soc >= hi - 1e-3:
+        chast = 5  # FULL
+    else:
+        chast = 6  # HOLDING
+    return {"dod": 1.0 - soc, "V_dc": V, "A_dc": P / V, "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01,
+            "cell_v_min": V / 16.0 - 0.01, "chast": chast}
 
 
 def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
@@ -163,6 +203,9 @@ class DeviceServer:
         for dev_id, unit, regmap in _normalise_devices(devices):
             m = load_map(regmap)
             dev = ServedDevice(dev_id, unit, m, RegisterImage(m))
+            for b in m.blocks if m.sunspec else ():
+                if b.model == 1 and m.has_point(f"{b.name}.DA"):
+                    dev.image.set(f"{b.name}.DA", unit)  # SunSpec model 1 DA: the device's Modbus address
             self.devices[dev_id] = dev
             self._by_unit[unit] = dev
         self._callbacks: list[WriteCallback] = [on_write] if on_write else []
@@ -251,6 +294,8 @@ class DeviceServer:
 
         Unknown attributes are ignored (logged once); None/NaN become NaN (float points) or the
         SunSpec not-implemented value; out-of-range integers are clipped to the register type.
+        The points that follow from them are derived: a meter's voltages, currents, S and PF from
+        its V, P and Q, a battery's ChaSt, DoD and DC values from its P_bat and soc.
         """
         dev = self._dev(device_id)
         with dev.image.lock:
@@ -266,30 +311,45 @@ class DeviceServer:
                     dev.image.set(p, v / p.attr_scale if math.isfinite(v) else v)
                 except ValueError:
                     pass  # NaN into a plain integer register: keep the last value
-            if any(dev.map.by_attr(a) is not None and dev.map.by_attr(a).quantity in ("P", "Q") for a in values):
-                self._derive_from_totals(dev.image)
+            given = {p.quantity for a in values if (p := dev.map.by_attr(a)) is not None}
+            if given & {"P", "Q", "V_avg"}:
+                self._derive_meter(dev.image)
+            if given & {"P_bat", "soc"}:
+                self._derive_battery(dev.image)
 
     @staticmethod
-    def _derive_from_totals(img: RegisterImage) -> None:
-        """S, PF, currents and phase values from the P and Q the image holds (as a client reads
-        them), so that the served registers agree with each other. A simulated household is a
-        single-phase connection here: everything flows on L1, L2/L3 carry 0."""
+    def _derive_meter(img: RegisterImage) -> None:
+        """Phase and line-to-line voltages from the mean phase voltage (V_avg, 230 V if the map has
+        none), S, PF, currents and phase values from P and Q, all as the image holds them (as a client
+        reads them), so that the served registers agree with each other. A simulated household is a
+        single-phase connection here: everything flows on L1, L2/L3 carry 0, all phases are at V_avg."""
+        V = img.get_quantity("V_avg", 230.0)
+        derived = phase_voltages([V] * 3)
         P = img.get_quantity("P")
-        Q = img.get_quantity("Q", 0.0)
-        if P is None:
-            return
-        S, PF = power_triangle(P, Q)
-        V1 = img.get_quantity("V_L1", 230.0)
-        I1 = S / V1 if V1 and V1 > 0 else math.nan
-        derived = {"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
-                   "I_sum": I1, "I_avg": I1 / 3.0}
-        for k in (2, 3):
-            derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
+        if P is not None:
+            Q = img.get_quantity("Q", 0.0)
+            S, PF = power_triangle(P, Q)
+            I1 = S / V if V > 0 else math.nan
+            derived.update({"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
+                            "I_sum": I1, "I_avg": I1 / 3.0})
+            for k in (2, 3):
+                derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
         for q, v in derived.items():
             try:
                 img.set_quantity(q, v)
             except ValueError:
                 pass  # NaN into a plain integer register: keep the last value
+
+    @staticmethod
+    def _derive_battery(img: RegisterImage) -> None:
+        """DoD, ChaSt, DC current and voltages from the power and SoC the image holds, as the emulated
+        battery derives them (:func:`battery_readings`)."""
+        P, soc = img.get_quantity("P_bat"), img.get_quantity("soc")
+        if P is None or soc is None or math.isnan(P) or math.isnan(soc):
+            return
+        lo, hi = soc_window(functools.partial(finite_quantity, img))
+        for q, v in battery_readings(P, soc, lo, hi).items():
+            img.set_quantity(q, v)
 
     def set_points(self, device_id: str, values: Mapping[str, float | str]) -> None:
         """Set points by name (engineering units)."""

@@ -44,7 +44,7 @@ import time
 from typing import Any
 
 from .aio import cancel_and_wait
-from .device_server import DeviceServer, power_triangle
+from .device_server import DeviceServer, battery_readings, finite_quantity, phase_voltages, power_triangle, soc_window
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class HouseholdMeterModel:
     """Seeded household connection point (load convention: P > 0 import).
 
     Quantities (canonical units): P, Q [W, var], S [VA], PF, per phase P_Lk/Q_Lk/S_Lk/PF_Lk/
-    I_Lk/V_Lk, V_avg, V_LL_avg, I_sum, I_avg, f [Hz], E_imp/E_exp [Wh], Eq_imp/Eq_exp [varh],
-    E_total, P_demand/P_demand_max [W] (15-min block demand).
+    I_Lk/V_Lk, V_avg, V_Lkl, V_LL_avg, I_sum, I_avg, f [Hz], E_imp/E_exp [Wh], reactive energy
+    Eq_Q1..Eq_Q4 by quadrant and Eq_imp = Q1 + Q2, Eq_exp = Q3 + Q4 [varh], E_total,
+    P_demand/P_demand_max [W] (15-min block demand).
     """
 
     APPLIANCES = (  # (W, min s, max s, weight)
@@ -93,8 +94,7 @@ class HouseholdMeterModel:
         self.pv_kwp = float(pv_kwp)
         self.E_imp = r.uniform(1_000, 8_000) * 1000.0
         self.E_exp = r.uniform(300, 3_000) * 1000.0 if pv_kwp > 0 else 0.0
-        self.Eq_imp = self.E_imp * 0.25
-        self.Eq_exp = 0.0
+        self.Eq = [self.E_imp * 0.25, 0.0, 0.0, 0.0]  # varh in quadrants Q1..Q4
         self.noise = 0.0
         self.cloud = 1.0
         self.dv = [0.0, 0.0, 0.0]
@@ -139,8 +139,9 @@ class HouseholdMeterModel:
         # integrate
         self.E_imp += max(self.P, 0.0) * dt / 3600.0
         self.E_exp += max(-self.P, 0.0) * dt / 3600.0
-        self.Eq_imp += max(self.Q, 0.0) * dt / 3600.0
-        self.Eq_exp += max(-self.Q, 0.0) * dt / 3600.0
+        # reactive energy by quadrant (SunSpec 20x TotVArhImpQ1 .. TotVArhExpQ4, load convention):
+        # Q1 imports W and var, Q2 exports W and imports var, Q3 exports both, Q4 imports W, exports var
+        self.Eq[(0 if self.P >= 0 else 1) if self.Q >= 0 else (2 if self.P < 0 else 3)] += abs(self.Q) * dt / 3600.0
         block = int(self.t // 900)
         if block != self.demand_block:
             if self.demand_n > 0:
@@ -173,14 +174,12 @@ class HouseholdMeterModel:
             ik = sk / V[k]
             I_tot += ik
             n = f"_L{k + 1}"
-            q.update({"P" + n: pk, "Q" + n: qk, "S" + n: sk, "I" + n: ik, "V" + n: V[k],
-                      "PF" + n: pfk})
-        s3 = math.sqrt(3.0)
+            q.update({"P" + n: pk, "Q" + n: qk, "S" + n: sk, "I" + n: ik, "PF" + n: pfk})
+        q.update(phase_voltages(V))
         q.update({
-            "V_avg": sum(V) / 3.0, "V_LL_avg": s3 * sum(V) / 3.0,
-            "V_L12": s3 * (V[0] + V[1]) / 2, "V_L23": s3 * (V[1] + V[2]) / 2, "V_L31": s3 * (V[2] + V[0]) / 2,
             "I_sum": I_tot, "I_avg": I_tot / 3.0, "f": 50.0 + self.df,
-            "E_imp": self.E_imp, "E_exp": self.E_exp, "Eq_imp": self.Eq_imp, "Eq_exp": self.Eq_exp,
+            "E_imp": self.E_imp, "E_exp": self.E_exp, "Eq_imp": self.Eq[0] + self.Eq[1],
+            "Eq_exp": self.Eq[2] + self.Eq[3], **{f"Eq_Q{k + 1}": e for k, e in enumerate(self.Eq)},
             "E_total": self.E_imp + self.E_exp,
             "P_demand": self.P_demand, "P_demand_max": self.P_demand_max,
         })
@@ -208,8 +207,7 @@ class BatteryModel:
         self._publish()
 
     def q(self, name: str, default: float = 0.0) -> float:
-        v = self.server.get_quantity(self.dev, name, default)
-        return default if v is None or math.isnan(v) else v
+        return finite_quantity(self.server.image(self.dev), name, default)
 
     def step(self, dt: float) -> None:
         if self.q("wset_ena") >= 1:
@@ -220,8 +218,7 @@ class BatteryModel:
         else:
             target = 0.0
         target = min(max(target, -self.q("w_cha_max", 5000.0)), self.q("w_dis_max", 5000.0))
-        lo = max(self.q("soc_min", 0.0), self.q("soc_rsv_min", 0.0))
-        hi = min(self.q("soc_max", 1.0), self.q("soc_rsv_max", 1.0))
+        lo, hi = soc_window(self.q)
         if (target > 0 and self.soc <= lo) or (target < 0 and self.soc >= hi):
             target = 0.0
         wh = max(self.q("wh_rtg", 10000.0), 1.0)
@@ -237,25 +234,13 @@ class BatteryModel:
         while self.hb_t >= 1.0:
             self.hb_t -= 1.0
             self.hb = (self.hb + 1) % 65536
-        self._publish(lo, hi)
+        self._publish()
 
-    def _publish(self, lo: float = 0.1, hi: float = 0.95) -> None:
-        P, soc = self.P, self.soc
-        V = 48.0 + 8.0 * soc - 0.0004 * P
-        if P > 1:
-            chast = 3
-        elif P < -1:
-            chast = 4
-        elif soc <= lo + 1e-3:
-            chast = 2
-        elif soc >= hi - 1e-3:
-            chast = 5
-        else:
-            chast = 6
+    def _publish(self) -> None:
+        lo, hi = soc_window(self.q)
         self.server.set_quantities(self.dev, {
-            "P_bat": P, "soc": soc, "dod": 1.0 - soc, "V_dc": V, "A_dc": P / V,
-            "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01, "cell_v_min": V / 16.0 - 0.01,
-            "chast": chast, "hb": self.hb,
+            "P_bat": self.P, "soc": self.soc, **battery_readings(self.P, self.soc, lo, hi),
+            "hb": self.hb,
             "ncyc": int(self.throughput_wh / (2 * max(self.q("wh_rtg", 1e4), 1.0))),
         })
 

@@ -1,6 +1,7 @@
 """Device server: read by an independent client (pyModbusTCP), write checks, robustness, TLS,
 RTU over TCP, set-point reversion, and the mosaik DeviceServerSim."""
 
+import math
 import socket
 import ssl
 import struct
@@ -10,7 +11,7 @@ import pytest
 from pyModbusTCP.client import ModbusClient
 
 from hil.aio import BackgroundLoop
-from hil.device_server import DeviceServer
+from hil.device_server import DeviceServer, battery_readings
 from hil.device_server_sim import DeviceServerSim
 from hil.registers import encode_raw
 from hil.testing import make_test_certificate
@@ -182,6 +183,32 @@ def test_a_set_point_without_attr_reverts_in_the_server(served):
     assert served.pop_point_writes() == {"b1": {"m704.WMaxLimPct": 80.0}}
     assert served.pop_writes() == {}  # no attr to report (and P_bat_set did not revert)
     c.close()
+
+
+def test_served_meter_values_follow_from_v_p_and_q(served):
+    def g(name):
+        return served.get_point("m1", f"m203.{name}")
+
+    served.update("m1", {"P": -1.234, "Q": 0.1, "V": 231.4})
+    assert g("PhV") == g("PhVphA") == g("PhVphB") == g("PhVphC") == 231.4
+    assert g("PPV") == g("PhVphAB") == g("PhVphCA") == pytest.approx(231.4 * math.sqrt(3), abs=0.05)
+    assert g("A") == g("AphA") == pytest.approx(math.hypot(1234, 100) / 231.4, abs=0.006)
+    served.update("m1", {"V": 225.0})  # a new voltage alone: the phases and the current follow
+    assert g("PhVphC") == 225.0 and g("A") == pytest.approx(math.hypot(1234, 100) / 225.0, abs=0.006)
+
+
+def test_served_battery_values_follow_from_its_power_and_soc(served):
+    """A served battery charging 2.5 kW (SunSpec W = -2500) at SoC 42 % reads as the emulated one."""
+    served.update("b1", {"P_bat": 2.5, "soc": 0.42})
+    want = battery_readings(-2500.0, 0.42, 0.1, 0.95)
+    assert served.get_point("b1", "m802.ChaSt") == want["chast"] == 4  # CHARGING
+    assert served.get_point("b1", "m802.A") == pytest.approx(want["A_dc"], abs=0.05) and want["A_dc"] < -40
+    assert served.get_point("b1", "m802.V") == pytest.approx(want["V_dc"], abs=0.05)
+    assert served.get_point("b1", "m802.DoD") == 58.0
+
+
+def test_sunspec_model_1_da_is_the_unit_id(served):
+    assert (served.get_point("m1", "m1.DA"), served.get_point("b1", "m1.DA")) == (4, 3)
 
 
 def test_tls(loop, tmp_path):

@@ -1,6 +1,7 @@
 """Lab emulator: values read by a pymodbus client, seeded load model, battery dynamics, CLI."""
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -10,8 +11,9 @@ import time
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from hil.device_server import phase_voltages
 from hil.emulator import KINDS, Emulator, HouseholdMeterModel, main
-from hil.registers import RegisterImage, decode_raw
+from hil.registers import RegisterImage, decode_raw, load_map
 
 
 async def _read_attrs(emu, unit=1):
@@ -82,6 +84,48 @@ def test_load_model_is_seeded_and_integrates():
     for _ in range(600):
         pv.step(1.0)
     assert pv.E_exp > ex0
+
+
+def test_reactive_energy_is_booked_by_quadrant():
+    """SunSpec 20x: TotVArhImpQ1 (import W, import var), TotVArhImpQ2 (export W, import var),
+    TotVArhExpQ3 (export W, export var), TotVArhExpQ4 (import W, export var)."""
+
+    class Fixed(HouseholdMeterModel):
+        PQ = (0.0, 0.0)
+
+        def _evaluate(self, shape=None):
+            self.P, self.Q = self.PQ
+
+    m = Fixed(1, 0)
+    q0 = m.quantities()
+    for k, pq in enumerate([(500.0, 100.0), (-500.0, 200.0), (-500.0, -300.0), (500.0, -400.0)]):
+        m.PQ = pq
+        m.step(3600.0)
+        q = m.quantities()
+        assert [q[f"Eq_Q{j + 1}"] - q0[f"Eq_Q{j + 1}"] for j in range(4)] == [
+            pytest.approx(abs(pq[1]) if j == k else 0.0) for j in range(4)], pq
+        q0 = q
+    assert q["Eq_imp"] == q["Eq_Q1"] + q["Eq_Q2"] and q["Eq_exp"] == q["Eq_Q3"] + q["Eq_Q4"]
+    sunspec = load_map("sunspec_meter")
+    assert [sunspec.by_quantity(f"Eq_Q{k}").name for k in range(1, 5)] == [
+        "m203.TotVArhImpQ1", "m203.TotVArhImpQ2", "m203.TotVArhExpQ3", "m203.TotVArhExpQ4"]
+
+
+def test_line_to_line_voltages_are_those_of_the_phases():
+    m = HouseholdMeterModel(4, 0)
+    for _ in range(50):
+        m.step(1.0)
+    q = m.quantities()
+    V = [q[f"V_L{k}"] for k in (1, 2, 3)]
+    assert len(set(V)) == 3  # unbalanced
+    assert q["V_L12"] == pytest.approx(math.sqrt(V[0] ** 2 + V[0] * V[1] + V[1] ** 2), rel=1e-12)
+    assert q["V_LL_avg"] == pytest.approx((q["V_L12"] + q["V_L23"] + q["V_L31"]) / 3, rel=1e-12)
+    assert phase_voltages([230.0] * 3)["V_L31"] == pytest.approx(230.0 * math.sqrt(3))
+
+
+def test_model_1_da_is_the_unit_id():
+    assert Emulator("sunspec-meter", unit=5).get("m1.DA") == 5.0
+    assert Emulator("sunspec-battery", unit=17).get("m1.DA") == 17.0
 
 
 def test_meter_time_scale_accelerates_energy():
