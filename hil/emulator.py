@@ -6,11 +6,13 @@ Kinds:
   (daily shape + AR(1) noise + appliance events, optional PV), per-phase values, integrating
   import/export energy registers;
 * ``sunspec-battery`` - a battery behind a SunSpec 802/704 interface: SoC follows the written
-  active-power set point (``WSet`` when ``WSetEna`` = 1, limited by the charge/discharge rates and
-  the SoC window); with ``WSetRvrtEna`` = 1 and ``WSetRvrtTms`` > 0 every write to the WSet group
+  active-power set point (``WSet`` when ``WSetEna`` = 1, limited by the charge/discharge rates, the
+  limit ``WMaxLimPct`` when ``WMaxLimPctEna`` = 1, and the SoC window; none while 802 ``SetOp`` = 2
+  DISCONNECT); with ``WSetEnaRvrt`` = 1 and ``WSetRvrtTms`` > 0 every write to the WSet group
   restarts the reversion timer (wall-clock seconds), and when it expires without a fresh write
   the set point reverts to ``WSetRvrt`` (0 W: the safe set point) - done by the device server
-  from the map's ``setpoints`` spec, so a served simulated battery reverts the same way.
+  from the map's ``setpoints`` spec, so a served simulated battery reverts the same way (the limit
+  likewise with ``WMaxLimPctEnaRvrt``, ``WMaxLimPctRvrtTms`` and ``WMaxLimPctRvrt``).
 
 Its numbers (appliance table, sizes, power factors, noise, cloud and voltage time constants, the battery's
 5 kW / 10 kWh / 95 % and its cell voltage curve) are modelling choices for exercising a lab's Modbus
@@ -189,8 +191,12 @@ class HouseholdMeterModel:
 class BatteryModel:
     """SoC dynamics behind the SunSpec 802/704 points (SunSpec sign: W > 0 discharging).
 
-    The set point is whatever the registers hold: the reversion to the safe set point is done by
-    the device server from the map's ``setpoints`` spec (shared with served simulated devices).
+    Follows the 704 active-power set point (``WSet``, or ``WSetPct`` of WMax = ``WDisChaRteMax``),
+    limited by the charge/discharge rates, the 704 limit ``WMaxLimPct`` (on injection, W > 0: the
+    function limits active power generation) and the SoC window; no power is exchanged while the
+    802 ``SetOp`` is DISCONNECT or the inverter is not started (``SetInvState``). The set points are
+    whatever the registers hold: their reversion is done by the device server from the map's
+    ``setpoints`` specs (shared with served simulated devices).
     """
 
     def __init__(self, server: DeviceServer, device_id: str, seed: int, soc_init: float = 0.5,
@@ -209,17 +215,28 @@ class BatteryModel:
     def q(self, name: str, default: float = 0.0) -> float:
         return finite_quantity(self.server.image(self.dev), name, default)
 
+    @property
+    def connected(self) -> bool:
+        """802 SetOp: 1 CONNECT, 2 DISCONNECT."""
+        return self.q("set_op", 1) != 2
+
     def step(self, dt: float) -> None:
+        wmax = self.q("w_dis_max", 5000.0)
         if self.q("wset_ena") >= 1:
             if self.q("wset_mod", 1) == 0:  # SunSpec 704 WSetMod: 0 = % of WMax, 1 = watts
-                target = self.q("wset_pct") * self.q("w_dis_max", 5000.0)
+                target = self.q("wset_pct") * wmax
             else:
                 target = self.q("wset")
         else:
             target = 0.0
-        target = min(max(target, -self.q("w_cha_max", 5000.0)), self.q("w_dis_max", 5000.0))
+        cap = wmax
+        if self.q("wmax_lim_ena") >= 1:
+            cap = min(cap, self.q("wmax_lim_pct", 1.0) * wmax)
+        target = min(max(target, -self.q("w_cha_max", 5000.0)), cap)
         lo, hi = soc_window(self.q)
-        if (target > 0 and self.soc <= lo) or (target < 0 and self.soc >= hi):
+        if not self.connected or self.q("set_inv_state", 3) != 3:  # 3 = INVERTER_STARTED
+            target = 0.0
+        elif (target > 0 and self.soc <= lo) or (target < 0 and self.soc >= hi):
             target = 0.0
         wh = max(self.q("wh_rtg", 10000.0), 1.0)
         if target < 0:
@@ -229,7 +246,7 @@ class BatteryModel:
         self.soc = min(max(self.soc, 0.0), 1.0)
         self.throughput_wh += abs(target) * dt / 3600.0
         noise = 0.0 if target == 0 else self.rng.gauss(0.0, 0.002 * abs(target))
-        self.P = target + noise
+        self.P = min(target + noise, cap)  # metering noise, never above the limit
         self.hb_t += dt
         while self.hb_t >= 1.0:
             self.hb_t -= 1.0
@@ -240,6 +257,8 @@ class BatteryModel:
         lo, hi = soc_window(self.q)
         self.server.set_quantities(self.dev, {
             "P_bat": self.P, "soc": self.soc, **battery_readings(self.P, self.soc, lo, hi),
+            "state": 3 if self.connected else 1,  # 802 State: CONNECTED | DISCONNECTED
+            "alm_rst": 0,  # 802 AlmRst: an alarm reset is done at once (this battery latches no alarms)
             "hb": self.hb,
             "ncyc": int(self.throughput_wh / (2 * max(self.q("wh_rtg", 1e4), 1.0))),
         })

@@ -185,6 +185,23 @@ def test_a_set_point_without_attr_reverts_in_the_server(served):
     c.close()
 
 
+@pytest.mark.parametrize("name, raw", [
+    ("m704.PFWInjEna", [1]), ("m704.PFWInj.PF", [900]), ("m704.PFWAbsRvrtTms", [0, 30]),
+    ("m704.VarSetEna", [1]), ("m704.VarSet", encode_raw("int32", 1000)), ("m704.VarSetMod", [0]),
+    ("m704.WRmp", [10]), ("m704.VarRmp", [10]), ("m704.AntiIslEna", [1]),
+])
+def test_controls_the_battery_cannot_honour_are_refused(served, name, raw):
+    """The battery has no reactive power and no ramps: a write that would change those controls is
+    refused with exception 3 (ILLEGAL DATA VALUE); writing what it does is accepted."""
+    p = served.devices["b1"].map.point(name)
+    c = client(served, 3)
+    before = served.get_point("b1", name)
+    assert not c.write_multiple_registers(p.address, raw)
+    assert c.last_except == 3 and served.get_point("b1", name) == before
+    assert c.write_multiple_registers(p.address, served.image("b1").raw_registers(p))
+    c.close()
+
+
 def test_served_meter_values_follow_from_v_p_and_q(served):
     def g(name):
         return served.get_point("m1", f"m203.{name}")

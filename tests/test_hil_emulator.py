@@ -160,6 +160,26 @@ def test_battery_follows_setpoint_soc_and_limits():
     assert w3 == 0.0 and chast == 6
 
 
+def test_battery_power_stays_within_the_active_power_limit():
+    """WMaxLimPct = 10 % of WMax (5000 W): a 4 kW discharge set point delivers 500 W, metering noise never
+    above it; charging is not limited (704's limit is on active power generation)."""
+    from hil.device_server import DeviceServer
+    from hil.emulator import BatteryModel
+
+    srv = DeviceServer({"dev": (1, "sunspec_battery")})  # not started: the model only needs its image
+    srv.set_points("dev", {"m704.WSetEna": 1, "m704.WSetMod": 1, "m704.WSet": 4000,
+                           "m704.WMaxLimPctEna": 1, "m704.WMaxLimPct": 10})
+    bat = BatteryModel(srv, "dev", seed=3)
+    powers = []
+    for _ in range(200):
+        bat.step(1.0)
+        powers.append(bat.P)
+    assert max(powers) <= 500.0 and min(powers) == pytest.approx(500.0, rel=0.01)
+    srv.set_points("dev", {"m704.WSet": -4000})
+    bat.step(1.0)
+    assert bat.P == pytest.approx(-4000.0, rel=0.01)
+
+
 def test_exception_mode():
     async def run():
         async with Emulator("sdm630") as emu:
