@@ -14,6 +14,8 @@ Kinds:
   from the map's ``setpoints`` spec, so a served simulated battery reverts the same way (the limit
   likewise with ``WMaxLimPctEnaRvrt``, ``WMaxLimPctRvrtTms`` and ``WMaxLimPctRvrt``).
 
+A ``map`` override must tag the quantities its kind's model needs (:func:`kinds_fitting`).
+
 Its numbers (appliance table, sizes, power factors, noise, cloud and voltage time constants, the battery's
 5 kW / 10 kWh / 95 % and its cell voltage curve) are modelling choices for exercising a lab's Modbus
 path, not study inputs: a study's households are simulators.household's, whose parameters are sourced.
@@ -47,6 +49,7 @@ from typing import Any
 
 from .aio import cancel_and_wait
 from .device_server import DeviceServer, battery_readings, finite_quantity, phase_voltages, power_triangle, soc_window
+from .registers import RegisterMap, load_map
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,14 @@ KINDS: dict[str, str] = {
     "sunspec-battery": "sunspec_battery",
 }
 DEVICE_ID = "dev"
+# what a kind's model needs of a map (quantities): a meter's power, a battery's power, SoC and set point
+NEEDS = {kind: {"P_bat", "soc", "wset_ena", "wset"} if kind == "sunspec-battery" else {"P"} for kind in KINDS}
+
+
+def kinds_fitting(regmap: RegisterMap) -> list[str]:
+    """The emulator kinds whose model can drive *regmap* (it tags the quantities the model needs)."""
+    tagged = {p.quantity for p in regmap.all_points}
+    return [kind for kind in KINDS if NEEDS[kind] <= tagged]
 
 
 def _g(h: float, mu: float, sd: float) -> float:
@@ -312,13 +323,21 @@ class Emulator:
     ):
         if kind not in KINDS:
             raise ValueError(f"unknown emulator kind {kind!r}; known: {', '.join(KINDS)}")
+        if not 0.0 <= soc_init <= 1.0:
+            raise ValueError(f"the initial SoC must be in 0..1, got {soc_init:g}")
+        if not 0.0 < time_scale < math.inf:
+            raise ValueError(f"the time scale must be > 0 device seconds per wall second, got {time_scale:g}")
+        regmap = load_map(map or KINDS[kind])
+        if kind not in (fits := kinds_fitting(regmap)):
+            raise ValueError(f"map {regmap.name} does not fit {kind}; it fits "
+                             + (", ".join(fits) or "no emulator kind"))
         self.kind = kind
         self.unit = int(unit)
         self.seed = int(seed)
         self.tick = float(tick)
         self.model_dt = float(model_dt)
         self.time_scale = float(time_scale)
-        self.server = DeviceServer({DEVICE_ID: (self.unit, map or KINDS[kind])}, host, port,
+        self.server = DeviceServer({DEVICE_ID: (self.unit, regmap)}, host, port,
                                    framer=framer, sslctx=sslctx, serial=serial,
                                    idle_timeout=idle_timeout, max_connections=max_connections)
         if start_tod is None:
@@ -405,7 +424,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     ap.add_argument("--unit", type=int, default=1, help="Modbus unit id (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    ap.add_argument("--map", default=None, help="register map override (YAML path)")
+    ap.add_argument("--map", default=None, help="register map override (bundled name or YAML path) that fits the kind")
     ap.add_argument("--pv-kwp", type=float, default=0.0, help="PV at the meter (kWp)")
     ap.add_argument("--soc", type=float, default=0.5, help="initial SoC 0..1 (battery)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="device seconds per wall second")

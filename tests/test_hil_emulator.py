@@ -128,6 +128,41 @@ def test_model_1_da_is_the_unit_id():
     assert Emulator("sunspec-battery", unit=17).get("m1.DA") == 17.0
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["sunspec-battery", "--soc", "7"], "error: cosim emulate: the initial SoC must be in 0..1, got 7"),
+    (["sdm630", "--time-scale", "-5"], "error: cosim emulate: the time scale must be > 0 device seconds per "
+                                       "wall second, got -5"),
+    (["sdm630", "--time-scale", "inf"], "error: cosim emulate: the time scale must be > 0"),
+    (["sunspec-battery", "--map", "sdm630"], "error: cosim emulate: map sdm630 does not fit sunspec-battery; "
+                                             "it fits sdm630, em24, sunspec-meter"),
+    (["em24", "--map", "sunspec_battery"], "error: cosim emulate: map sunspec_battery does not fit em24; "
+                                           "it fits sunspec-battery"),
+])
+def test_cli_refuses_option_values_the_emulator_cannot_use(argv, says, capsys):
+    assert main([*argv, "--port", "0", "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(says), err
+
+
+def test_emulate_takes_the_map_names_load_map_takes(tmp_path):
+    """``cosim run --emulate``: a device with ``map: sunspec-meter`` (as load_map and the README spell it)
+    is emulated like one with ``map: sunspec_meter``."""
+    import yaml
+
+    from cosim.lab import emulated_devices
+    from cosim.scenario import load_scenario, parse_scenario
+    from tests.conftest import free_port
+
+    data = yaml.safe_load(load_scenario("lab_hil")[1])
+    for d in (*data["hil"]["meters"], *data["hil"]["gateways"]):
+        d["port"] = free_port()
+    data["hil"]["meters"][1]["map"] = "sunspec-meter"
+    data["hil"]["gateways"][0]["map"] = "sunspec-battery"
+    with emulated_devices(parse_scenario(data)) as lines:
+        assert any(line.startswith("sunspec-meter for ") for line in lines), lines
+        assert any(line.startswith("sunspec-battery for ") for line in lines), lines
+
+
 def test_meter_time_scale_accelerates_energy():
     async def run():
         async with Emulator("sunspec-meter", seed=3, time_scale=600.0, tick=0.05) as emu:
