@@ -20,6 +20,11 @@ KIND_OF_MAP = {map_name: kind for kind, map_name in KINDS.items()}
 SECTIONS = ("meters", "gateways")
 
 
+def kind_of_map(ref: object) -> str | None:
+    """The emulator kind of a bundled map, spelt as load_map takes it (``sunspec-meter`` = ``sunspec_meter``)."""
+    return KIND_OF_MAP.get(ref.replace("-", "_")) if isinstance(ref, str) else None
+
+
 def _local(entry: dict) -> bool:
     return entry.get("host", "127.0.0.1") in LOOPBACK and entry.get("transport", "tcp") != "rtu-serial"
 
@@ -81,13 +86,13 @@ def emulated_devices(scn: Scenario) -> Iterator[list[str]]:
     for section, i, d in devices:
         if d.host not in LOOPBACK:
             raise InputError(f"hil.{section}[{i}].host: --emulate only emulates devices on 127.0.0.1, got {d.host!r}")
-        if d.transport != "tcp" or not isinstance(d.map, str) or d.map not in KIND_OF_MAP:
+        if d.transport != "tcp" or kind_of_map(d.map) is None:
             raise InputError(f"hil.{section}[{i}]: --emulate supports transport tcp with maps "
                              f"{', '.join(sorted(KIND_OF_MAP))}")
     lines = []
     with ThreadedEmulators() as lab:
         for section, i, d in devices:
-            kind = KIND_OF_MAP[d.map]
+            kind = kind_of_map(d.map)
             if answering(d.port):
                 lines.append(f"{d.id}: 127.0.0.1:{d.port} already answers, used as it is")
                 continue

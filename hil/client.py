@@ -105,7 +105,7 @@ class DeviceConfig(BaseModel):
         a device reads as "never revert" (SunSpec model 704 ``WSetRvrtTms``: uint32 seconds)."""
         regmap = load_map(self.map)
         for sp in regmap.setpoints:
-            if not sp.revert_timer or not self.revert_s:
+            if not sp.attr or not sp.revert_timer or not self.revert_s:  # a gateway writes attr set points
                 continue
             p = regmap.point(sp.revert_timer)
             step = abs(p.scale)

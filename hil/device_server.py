@@ -27,7 +27,8 @@ Behaviour towards clients (documented contract):
 * set-point reversion (map ``setpoints`` with ``revert_timer``): a write touching a set point's
   group arms a wall-clock timer of ``revert_timer`` seconds (if ``revert_enable`` is non-zero);
   when it expires without a fresh write the set point takes ``revert_value`` (0 if omitted), and
-  the reversion is reported by ``pop_writes()`` like a write.
+  the reversion is reported like a write (``pop_point_writes()``, and ``pop_writes()`` for a set
+  point with a mosaik attr).
 
 The server runs on the current asyncio loop (``await start()`` / ``await stop()`` or
 ``async with``). ``update``/``set_points``/``pop_writes`` are thread-safe, so a synchronous
@@ -45,7 +46,7 @@ import math
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .aio import cancel_and_wait
 from .modbus_server import make_server
-from .registers import Point, RegisterImage, RegisterMap, load_map
+from .registers import Point, RegisterImage, RegisterMap, SetpointSpec, load_map
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,46 @@ def power_triangle(P: float, Q: float) -> tuple[float, float]:
     if math.isnan(S):
         return math.nan, math.nan
     return S, (abs(P) / S if S > 0 else 1.0)
+
+
+def phase_voltages(V: Sequence[float]) -> dict[str, float]:
+    """Phase voltages V_L1..V_L3 [V] and their mean V_avg, and the line-to-line voltages of phases 120
+    degrees apart (V_L12 = sqrt(V1^2 + V1 V2 + V2^2), V_L23, V_L31) and their mean V_LL_avg."""
+    ll = {f"V_L{a + 1}{b + 1}": math.sqrt(V[a] ** 2 + V[a] * V[b] + V[b] ** 2) for a, b in ((0, 1), (1, 2), (2, 0))}
+    return {**{f"V_L{k + 1}": v for k, v in enumerate(V)}, "V_avg": sum(V) / 3.0,
+            **ll, "V_LL_avg": sum(ll.values()) / 3.0}
+
+
+def finite_quantity(img: RegisterImage, quantity: str, default: float) -> float:
+    """Canonical value of the point tagged *quantity*; *default* if untagged or not a number (NaN, or
+    the SunSpec not-implemented value)."""
+    v = img.get_quantity(quantity, default)
+    return default if v is None or math.isnan(v) else v
+
+
+def soc_window(q: Callable[[str, float], float]) -> tuple[float, float]:
+    """The SoC window [lo, hi] (fractions) of a battery: its nameplate limits narrowed by its reserve set
+    points; ``q(quantity, default)`` reads them."""
+    return max(q("soc_min", 0.0), q("soc_rsv_min", 0.0)), min(q("soc_max", 1.0), q("soc_rsv_max", 1.0))
+
+
+def battery_readings(P: float, soc: float, lo: float, hi: float) -> dict[str, float]:
+    """What a battery (SunSpec 802) reads besides its power P [W, > 0 discharging] and state of charge
+    soc in its window [lo, hi]: depth of discharge, DC bus and cell voltages (a 16-cell curve: a
+    modelling choice), DC current and the charge status ChaSt."""
+    V = 48.0 + 8.0 * soc - 0.0004 * P
+    if P > 1:
+        chast = 3  # DISCHARGING
+    elif P < -1:
+        chast = 4  # CHARGING
+    elif soc <= lo + 1e-3:
+        chast = 2  # EMPTY
+    elif soc >= hi - 1e-3:
+        chast = 5  # FULL
+    else:
+        chast = 6  # HOLDING
+    return {"dod": 1.0 - soc, "V_dc": V, "A_dc": P / V, "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01,
+            "cell_v_min": V / 16.0 - 0.01, "chast": chast}
 
 
 def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
@@ -162,6 +203,9 @@ class DeviceServer:
         for dev_id, unit, regmap in _normalise_devices(devices):
             m = load_map(regmap)
             dev = ServedDevice(dev_id, unit, m, RegisterImage(m))
+            for b in m.blocks if m.sunspec else ():
+                if b.model == 1 and m.has_point(f"{b.name}.DA"):
+                    dev.image.set(f"{b.name}.DA", unit)  # SunSpec model 1 DA: the device's Modbus address
             self.devices[dev_id] = dev
             self._by_unit[unit] = dev
         self._callbacks: list[WriteCallback] = [on_write] if on_write else []
@@ -172,8 +216,8 @@ class DeviceServer:
         self._conn_stats: dict[str, int] = {}
         self._unknown_attrs: set[tuple[str, str]] = set()
         self.fail_mode: dict[str, int] = {}  # device_id -> exception code forced on every request
-        # set-point reversion (map ``setpoints`` with revert_timer): (device, attr) -> deadline
-        self._deadlines: dict[tuple[str, str], float] = {}
+        # set-point reversion (map ``setpoints`` with revert_timer): (device, set point) -> (deadline, spec)
+        self._deadlines: dict[tuple[str, str], tuple[float, SetpointSpec]] = {}
         self._revert_task: asyncio.Task | None = None
         self.revert_period = 0.05
 
@@ -250,6 +294,8 @@ class DeviceServer:
 
         Unknown attributes are ignored (logged once); None/NaN become NaN (float points) or the
         SunSpec not-implemented value; out-of-range integers are clipped to the register type.
+        The points that follow from them are derived: a meter's voltages, currents, S and PF from
+        its V, P and Q, a battery's ChaSt, DoD and DC values from its P_bat and soc.
         """
         dev = self._dev(device_id)
         with dev.image.lock:
@@ -265,30 +311,45 @@ class DeviceServer:
                     dev.image.set(p, v / p.attr_scale if math.isfinite(v) else v)
                 except ValueError:
                     pass  # NaN into a plain integer register: keep the last value
-            if any(dev.map.by_attr(a) is not None and dev.map.by_attr(a).quantity in ("P", "Q") for a in values):
-                self._derive_from_totals(dev.image)
+            given = {p.quantity for a in values if (p := dev.map.by_attr(a)) is not None}
+            if given & {"P", "Q", "V_avg"}:
+                self._derive_meter(dev.image)
+            if given & {"P_bat", "soc"}:
+                self._derive_battery(dev.image)
 
     @staticmethod
-    def _derive_from_totals(img: RegisterImage) -> None:
-        """S, PF, currents and phase values from the P and Q the image holds (as a client reads
-        them), so that the served registers agree with each other. A simulated household is a
-        single-phase connection here: everything flows on L1, L2/L3 carry 0."""
+    def _derive_meter(img: RegisterImage) -> None:
+        """Phase and line-to-line voltages from the mean phase voltage (V_avg, 230 V if the map has
+        none), S, PF, currents and phase values from P and Q, all as the image holds them (as a client
+        reads them), so that the served registers agree with each other. A simulated household is a
+        single-phase connection here: everything flows on L1, L2/L3 carry 0, all phases are at V_avg."""
+        V = img.get_quantity("V_avg", 230.0)
+        derived = phase_voltages([V] * 3)
         P = img.get_quantity("P")
-        Q = img.get_quantity("Q", 0.0)
-        if P is None:
-            return
-        S, PF = power_triangle(P, Q)
-        V1 = img.get_quantity("V_L1", 230.0)
-        I1 = S / V1 if V1 and V1 > 0 else math.nan
-        derived = {"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
-                   "I_sum": I1, "I_avg": I1 / 3.0}
-        for k in (2, 3):
-            derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
+        if P is not None:
+            Q = img.get_quantity("Q", 0.0)
+            S, PF = power_triangle(P, Q)
+            I1 = S / V if V > 0 else math.nan
+            derived.update({"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
+                            "I_sum": I1, "I_avg": I1 / 3.0})
+            for k in (2, 3):
+                derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
         for q, v in derived.items():
             try:
                 img.set_quantity(q, v)
             except ValueError:
                 pass  # NaN into a plain integer register: keep the last value
+
+    @staticmethod
+    def _derive_battery(img: RegisterImage) -> None:
+        """DoD, ChaSt, DC current and voltages from the power and SoC the image holds, as the emulated
+        battery derives them (:func:`battery_readings`)."""
+        P, soc = img.get_quantity("P_bat"), img.get_quantity("soc")
+        if P is None or soc is None or math.isnan(P) or math.isnan(soc):
+            return
+        lo, hi = soc_window(functools.partial(finite_quantity, img))
+        for q, v in battery_readings(P, soc, lo, hi).items():
+            img.set_quantity(q, v)
 
     def set_points(self, device_id: str, values: Mapping[str, float | str]) -> None:
         """Set points by name (engineering units)."""
@@ -349,9 +410,9 @@ class DeviceServer:
             img = dev.image
             timer = img.get(sp.revert_timer)
             enabled = True if not sp.revert_enable else (img.get(sp.revert_enable) or 0) != 0
-            key = (dev.id, sp.attr)
+            key = (dev.id, sp.target(dev.map).name)
             if enabled and isinstance(timer, float) and timer > 0:
-                self._deadlines[key] = now + timer
+                self._deadlines[key] = (now + timer, sp)
             else:
                 self._deadlines.pop(key, None)
             if sp.revert_remaining:
@@ -360,19 +421,18 @@ class DeviceServer:
     def check_reverts(self, now: float | None = None) -> list[tuple[str, str]]:
         """Revert set points whose reversion timer expired without a fresh write; update the
         remaining-time points. Runs by itself every ``revert_period`` s while the server is
-        started; returns the (device, attr) pairs reverted by this call."""
+        started; returns the (device, set point name) pairs reverted by this call."""
         now = time.monotonic() if now is None else now
         done = []
-        for key, deadline in list(self._deadlines.items()):
+        for key, (deadline, sp) in list(self._deadlines.items()):
             dev = self.devices[key[0]]
-            sp = dev.map.setpoint(key[1])
             img = dev.image
             if now < deadline:
                 if sp.revert_remaining:
                     img.set(sp.revert_remaining, math.ceil(deadline - now))
                 continue
             del self._deadlines[key]
-            p = dev.map.by_attr(sp.attr)
+            p = sp.target(dev.map)
 
             def value_of(name: str | None) -> float:
                 v = img.get(name) if name else 0.0
@@ -389,7 +449,8 @@ class DeviceServer:
             dev.stats["reverts"] = dev.stats.get("reverts", 0) + 1
             with self._wlock:
                 self._point_writes.setdefault(dev.id, {}).update({p.name: safe, **also})
-                self._writes.setdefault(dev.id, {})[sp.attr] = safe * p.attr_scale
+                if sp.attr:
+                    self._writes.setdefault(dev.id, {})[sp.attr] = safe * p.attr_scale
             log.info("device %s: %s reverted to %s %s (no fresh write within the revert time)",
                      dev.id, p.name, safe, p.unit)
             done.append(key)

@@ -6,11 +6,15 @@ Kinds:
   (daily shape + AR(1) noise + appliance events, optional PV), per-phase values, integrating
   import/export energy registers;
 * ``sunspec-battery`` - a battery behind a SunSpec 802/704 interface: SoC follows the written
-  active-power set point (``WSet`` when ``WSetEna`` = 1, limited by the charge/discharge rates and
-  the SoC window); with ``WSetRvrtEna`` = 1 and ``WSetRvrtTms`` > 0 every write to the WSet group
+  active-power set point (``WSet`` when ``WSetEna`` = 1, limited by the charge/discharge rates, the
+  limit ``WMaxLimPct`` when ``WMaxLimPctEna`` = 1, and the SoC window; none while 802 ``SetOp`` = 2
+  DISCONNECT); with ``WSetEnaRvrt`` = 1 and ``WSetRvrtTms`` > 0 every write to the WSet group
   restarts the reversion timer (wall-clock seconds), and when it expires without a fresh write
   the set point reverts to ``WSetRvrt`` (0 W: the safe set point) - done by the device server
-  from the map's ``setpoints`` spec, so a served simulated battery reverts the same way.
+  from the map's ``setpoints`` spec, so a served simulated battery reverts the same way (the limit
+  likewise with ``WMaxLimPctEnaRvrt``, ``WMaxLimPctRvrtTms`` and ``WMaxLimPctRvrt``).
+
+A ``map`` override must tag the quantities its kind's model needs (:func:`kinds_fitting`).
 
 Its numbers (appliance table, sizes, power factors, noise, cloud and voltage time constants, the battery's
 5 kW / 10 kWh / 95 % and its cell voltage curve) are modelling choices for exercising a lab's Modbus
@@ -44,7 +48,8 @@ import time
 from typing import Any
 
 from .aio import cancel_and_wait
-from .device_server import DeviceServer, power_triangle
+from .device_server import DeviceServer, battery_readings, finite_quantity, phase_voltages, power_triangle, soc_window
+from .registers import RegisterMap, load_map
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,14 @@ KINDS: dict[str, str] = {
     "sunspec-battery": "sunspec_battery",
 }
 DEVICE_ID = "dev"
+# what a kind's model needs of a map (quantities): a meter's power, a battery's power, SoC and set point
+NEEDS = {kind: {"P_bat", "soc", "wset_ena", "wset"} if kind == "sunspec-battery" else {"P"} for kind in KINDS}
+
+
+def kinds_fitting(regmap: RegisterMap) -> list[str]:
+    """The emulator kinds whose model can drive *regmap* (it tags the quantities the model needs)."""
+    tagged = {p.quantity for p in regmap.all_points}
+    return [kind for kind in KINDS if NEEDS[kind] <= tagged]
 
 
 def _g(h: float, mu: float, sd: float) -> float:
@@ -70,8 +83,9 @@ class HouseholdMeterModel:
     """Seeded household connection point (load convention: P > 0 import).
 
     Quantities (canonical units): P, Q [W, var], S [VA], PF, per phase P_Lk/Q_Lk/S_Lk/PF_Lk/
-    I_Lk/V_Lk, V_avg, V_LL_avg, I_sum, I_avg, f [Hz], E_imp/E_exp [Wh], Eq_imp/Eq_exp [varh],
-    E_total, P_demand/P_demand_max [W] (15-min block demand).
+    I_Lk/V_Lk, V_avg, V_Lkl, V_LL_avg, I_sum, I_avg, f [Hz], E_imp/E_exp [Wh], reactive energy
+    Eq_Q1..Eq_Q4 by quadrant and Eq_imp = Q1 + Q2, Eq_exp = Q3 + Q4 [varh], E_total,
+    P_demand/P_demand_max [W] (15-min block demand).
     """
 
     APPLIANCES = (  # (W, min s, max s, weight)
@@ -93,8 +107,7 @@ class HouseholdMeterModel:
         self.pv_kwp = float(pv_kwp)
         self.E_imp = r.uniform(1_000, 8_000) * 1000.0
         self.E_exp = r.uniform(300, 3_000) * 1000.0 if pv_kwp > 0 else 0.0
-        self.Eq_imp = self.E_imp * 0.25
-        self.Eq_exp = 0.0
+        self.Eq = [self.E_imp * 0.25, 0.0, 0.0, 0.0]  # varh in quadrants Q1..Q4
         self.noise = 0.0
         self.cloud = 1.0
         self.dv = [0.0, 0.0, 0.0]
@@ -139,8 +152,9 @@ class HouseholdMeterModel:
         # integrate
         self.E_imp += max(self.P, 0.0) * dt / 3600.0
         self.E_exp += max(-self.P, 0.0) * dt / 3600.0
-        self.Eq_imp += max(self.Q, 0.0) * dt / 3600.0
-        self.Eq_exp += max(-self.Q, 0.0) * dt / 3600.0
+        # reactive energy by quadrant (SunSpec 20x TotVArhImpQ1 .. TotVArhExpQ4, load convention):
+        # Q1 imports W and var, Q2 exports W and imports var, Q3 exports both, Q4 imports W, exports var
+        self.Eq[(0 if self.P >= 0 else 1) if self.Q >= 0 else (2 if self.P < 0 else 3)] += abs(self.Q) * dt / 3600.0
         block = int(self.t // 900)
         if block != self.demand_block:
             if self.demand_n > 0:
@@ -173,14 +187,12 @@ class HouseholdMeterModel:
             ik = sk / V[k]
             I_tot += ik
             n = f"_L{k + 1}"
-            q.update({"P" + n: pk, "Q" + n: qk, "S" + n: sk, "I" + n: ik, "V" + n: V[k],
-                      "PF" + n: pfk})
-        s3 = math.sqrt(3.0)
+            q.update({"P" + n: pk, "Q" + n: qk, "S" + n: sk, "I" + n: ik, "PF" + n: pfk})
+        q.update(phase_voltages(V))
         q.update({
-            "V_avg": sum(V) / 3.0, "V_LL_avg": s3 * sum(V) / 3.0,
-            "V_L12": s3 * (V[0] + V[1]) / 2, "V_L23": s3 * (V[1] + V[2]) / 2, "V_L31": s3 * (V[2] + V[0]) / 2,
             "I_sum": I_tot, "I_avg": I_tot / 3.0, "f": 50.0 + self.df,
-            "E_imp": self.E_imp, "E_exp": self.E_exp, "Eq_imp": self.Eq_imp, "Eq_exp": self.Eq_exp,
+            "E_imp": self.E_imp, "E_exp": self.E_exp, "Eq_imp": self.Eq[0] + self.Eq[1],
+            "Eq_exp": self.Eq[2] + self.Eq[3], **{f"Eq_Q{k + 1}": e for k, e in enumerate(self.Eq)},
             "E_total": self.E_imp + self.E_exp,
             "P_demand": self.P_demand, "P_demand_max": self.P_demand_max,
         })
@@ -190,8 +202,12 @@ class HouseholdMeterModel:
 class BatteryModel:
     """SoC dynamics behind the SunSpec 802/704 points (SunSpec sign: W > 0 discharging).
 
-    The set point is whatever the registers hold: the reversion to the safe set point is done by
-    the device server from the map's ``setpoints`` spec (shared with served simulated devices).
+    Follows the 704 active-power set point (``WSet``, or ``WSetPct`` of WMax = ``WDisChaRteMax``),
+    limited by the charge/discharge rates, the 704 limit ``WMaxLimPct`` (on injection, W > 0: the
+    function limits active power generation) and the SoC window; no power is exchanged while the
+    802 ``SetOp`` is DISCONNECT or the inverter is not started (``SetInvState``). The set points are
+    whatever the registers hold: their reversion is done by the device server from the map's
+    ``setpoints`` specs (shared with served simulated devices).
     """
 
     def __init__(self, server: DeviceServer, device_id: str, seed: int, soc_init: float = 0.5,
@@ -208,21 +224,30 @@ class BatteryModel:
         self._publish()
 
     def q(self, name: str, default: float = 0.0) -> float:
-        v = self.server.get_quantity(self.dev, name, default)
-        return default if v is None or math.isnan(v) else v
+        return finite_quantity(self.server.image(self.dev), name, default)
+
+    @property
+    def connected(self) -> bool:
+        """802 SetOp: 1 CONNECT, 2 DISCONNECT."""
+        return self.q("set_op", 1) != 2
 
     def step(self, dt: float) -> None:
+        wmax = self.q("w_dis_max", 5000.0)
         if self.q("wset_ena") >= 1:
             if self.q("wset_mod", 1) == 0:  # SunSpec 704 WSetMod: 0 = % of WMax, 1 = watts
-                target = self.q("wset_pct") * self.q("w_dis_max", 5000.0)
+                target = self.q("wset_pct") * wmax
             else:
                 target = self.q("wset")
         else:
             target = 0.0
-        target = min(max(target, -self.q("w_cha_max", 5000.0)), self.q("w_dis_max", 5000.0))
-        lo = max(self.q("soc_min", 0.0), self.q("soc_rsv_min", 0.0))
-        hi = min(self.q("soc_max", 1.0), self.q("soc_rsv_max", 1.0))
-        if (target > 0 and self.soc <= lo) or (target < 0 and self.soc >= hi):
+        cap = wmax
+        if self.q("wmax_lim_ena") >= 1:
+            cap = min(cap, self.q("wmax_lim_pct", 1.0) * wmax)
+        target = min(max(target, -self.q("w_cha_max", 5000.0)), cap)
+        lo, hi = soc_window(self.q)
+        if not self.connected or self.q("set_inv_state", 3) != 3:  # 3 = INVERTER_STARTED
+            target = 0.0
+        elif (target > 0 and self.soc <= lo) or (target < 0 and self.soc >= hi):
             target = 0.0
         wh = max(self.q("wh_rtg", 10000.0), 1.0)
         if target < 0:
@@ -232,30 +257,20 @@ class BatteryModel:
         self.soc = min(max(self.soc, 0.0), 1.0)
         self.throughput_wh += abs(target) * dt / 3600.0
         noise = 0.0 if target == 0 else self.rng.gauss(0.0, 0.002 * abs(target))
-        self.P = target + noise
+        self.P = min(target + noise, cap)  # metering noise, never above the limit
         self.hb_t += dt
         while self.hb_t >= 1.0:
             self.hb_t -= 1.0
             self.hb = (self.hb + 1) % 65536
-        self._publish(lo, hi)
+        self._publish()
 
-    def _publish(self, lo: float = 0.1, hi: float = 0.95) -> None:
-        P, soc = self.P, self.soc
-        V = 48.0 + 8.0 * soc - 0.0004 * P
-        if P > 1:
-            chast = 3
-        elif P < -1:
-            chast = 4
-        elif soc <= lo + 1e-3:
-            chast = 2
-        elif soc >= hi - 1e-3:
-            chast = 5
-        else:
-            chast = 6
+    def _publish(self) -> None:
+        lo, hi = soc_window(self.q)
         self.server.set_quantities(self.dev, {
-            "P_bat": P, "soc": soc, "dod": 1.0 - soc, "V_dc": V, "A_dc": P / V,
-            "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01, "cell_v_min": V / 16.0 - 0.01,
-            "chast": chast, "hb": self.hb,
+            "P_bat": self.P, "soc": self.soc, **battery_readings(self.P, self.soc, lo, hi),
+            "state": 3 if self.connected else 1,  # 802 State: CONNECTED | DISCONNECTED
+            "alm_rst": 0,  # 802 AlmRst: an alarm reset is done at once (this battery latches no alarms)
+            "hb": self.hb,
             "ncyc": int(self.throughput_wh / (2 * max(self.q("wh_rtg", 1e4), 1.0))),
         })
 
@@ -308,13 +323,21 @@ class Emulator:
     ):
         if kind not in KINDS:
             raise ValueError(f"unknown emulator kind {kind!r}; known: {', '.join(KINDS)}")
+        if not 0.0 <= soc_init <= 1.0:
+            raise ValueError(f"the initial SoC must be in 0..1, got {soc_init:g}")
+        if not 0.0 < time_scale < math.inf:
+            raise ValueError(f"the time scale must be > 0 device seconds per wall second, got {time_scale:g}")
+        regmap = load_map(map or KINDS[kind])
+        if kind not in (fits := kinds_fitting(regmap)):
+            raise ValueError(f"map {regmap.name} does not fit {kind}; it fits "
+                             + (", ".join(fits) or "no emulator kind"))
         self.kind = kind
         self.unit = int(unit)
         self.seed = int(seed)
         self.tick = float(tick)
         self.model_dt = float(model_dt)
         self.time_scale = float(time_scale)
-        self.server = DeviceServer({DEVICE_ID: (self.unit, map or KINDS[kind])}, host, port,
+        self.server = DeviceServer({DEVICE_ID: (self.unit, regmap)}, host, port,
                                    framer=framer, sslctx=sslctx, serial=serial,
                                    idle_timeout=idle_timeout, max_connections=max_connections)
         if start_tod is None:
@@ -401,7 +424,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     ap.add_argument("--unit", type=int, default=1, help="Modbus unit id (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    ap.add_argument("--map", default=None, help="register map override (YAML path)")
+    ap.add_argument("--map", default=None, help="register map override (bundled name or YAML path) that fits the kind")
     ap.add_argument("--pv-kwp", type=float, default=0.0, help="PV at the meter (kWp)")
     ap.add_argument("--soc", type=float, default=0.5, help="initial SoC 0..1 (battery)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="device seconds per wall second")

@@ -42,8 +42,9 @@ YAML schema (all keys except ``name`` optional)::
         length: 105                  # SunSpec L (checked against the points)
         points:                      # offset omitted = right after the previous point
           - {name: A, type: int16, sf: A_SF, unit: A}
-    setpoints:                       # how a gateway writes a setpoint attribute (see gateway_adapter)
-      - attr: P_bat_set              # attr of an rw point
+    setpoints:                       # set points and how the device reverts them (see gateway_adapter)
+      - attr: P_bat_set              # attr of an rw point (what a gateway writes), or instead
+                                     #   point: m704.WMaxLimPct  (a set point without attr: only reverted)
         with: {m704.WSetEna: 1}      # companion points written together with every setpoint
         revert_timer: m704.WSetRvrtTms   # the device's revert timeout point (seconds)
         revert_enable: m704.WSetRvrtEna  # reversion runs only while this point is non-zero
@@ -274,8 +275,10 @@ class Block(_Strict):
 
 
 class SetpointSpec(_Strict):
-    """How a set-point attribute is written, and how the device reverts it.
+    """How a set point is written, and how the device reverts it.
 
+    The set point is the point of ``attr`` (a mosaik attribute: what a gateway writes) or ``point`` (a
+    point without attr, which only the device server reverts, e.g. SunSpec 704 ``WMaxLimPct``).
     ``with``: companion points written in the same request; ``revert_timer``: point holding the
     reversion time (s, 0 = none) that a gateway writes with every set point; ``revert_enable``:
     point that must be non-zero for the reversion to run; ``revert_value``: point holding the safe
@@ -284,7 +287,8 @@ class SetpointSpec(_Strict):
     704 in percent mode, ``WSetMod`` = 0, runs on ``WSetPct`` and reverts it to ``WSetPctRvrt``).
     """
 
-    attr: str
+    attr: str | None = None
+    point: str | None = None
     with_: dict[str, float] = Field(default_factory=dict, alias="with")
     revert_timer: str | None = None
     revert_enable: str | None = None
@@ -292,9 +296,19 @@ class SetpointSpec(_Strict):
     revert_remaining: str | None = None
     revert_also: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.attr is None) == (self.point is None):
+            raise ValueError(f"setpoint {self.attr or self.point or ''}: give its attr or its point (one of them)")
+        return self
+
+    def target(self, regmap: "RegisterMap") -> Point:
+        """The set point: the point of ``attr``, or ``point``."""
+        return regmap.by_attr(self.attr) if self.attr else regmap.point(self.point)
+
     def group(self, regmap: "RegisterMap") -> set[str]:
         """Point names whose write (re)starts the reversion timer."""
-        names = {regmap.by_attr(self.attr).name, *self.with_, *self.revert_also, *self.revert_also.values()}
+        names = {self.target(regmap).name, *self.with_, *self.revert_also, *self.revert_also.values()}
         for n in (self.revert_timer, self.revert_enable, self.revert_value):
             if n:
                 names.add(n)
@@ -435,17 +449,23 @@ class RegisterMap(_Strict):
                 self._by_quantity[p.quantity] = p
             if p.writable is False and (p.min is not None or p.max is not None):
                 pass  # documentation only
+        targets: set[str] = set()
         for sp in self.setpoints:
-            pt = self._by_attr.get(sp.attr)
+            name = sp.attr or sp.point
+            pt = self._by_attr.get(sp.attr) if sp.attr else pts.get(sp.point)
             if pt is None or not pt.writable:
-                raise ValueError(f"setpoint {sp.attr}: needs a writable point with that attr")
+                raise ValueError(f"setpoint {name}: needs a writable point{' with that attr' if sp.attr else ''}")
+            if pt.name in targets:
+                raise ValueError(f"setpoint {name}: point {pt.name} has a setpoint spec already")
+            targets.add(pt.name)
             for n in [*sp.with_, *sp.revert_also, *sp.revert_also.values(),
                       *[x for x in (sp.revert_timer, sp.revert_enable, sp.revert_value) if x]]:
                 if n not in pts or not pts[n].writable:
-                    raise ValueError(f"setpoint {sp.attr}: {n} is not a writable point")
+                    raise ValueError(f"setpoint {name}: {n} is not a writable point")
             if sp.revert_remaining and sp.revert_remaining not in pts:
-                raise ValueError(f"setpoint {sp.attr}: no point {sp.revert_remaining}")
-            self._setpoints[sp.attr] = sp
+                raise ValueError(f"setpoint {name}: no point {sp.revert_remaining}")
+            if sp.attr:
+                self._setpoints[sp.attr] = sp
         return self
 
     # ---- lookups ------------------------------------------------------------------------------
@@ -484,6 +504,7 @@ class RegisterMap(_Strict):
         return self._sf_of.get(p.name)
 
     def setpoint(self, attr: str) -> SetpointSpec | None:
+        """The setpoint spec of a mosaik attribute (specs naming a point without attr are not here)."""
         return self._setpoints.get(attr)
 
     def used_points(self) -> set[str]:

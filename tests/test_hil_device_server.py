@@ -1,6 +1,7 @@
 """Device server: read by an independent client (pyModbusTCP), write checks, robustness, TLS,
 RTU over TCP, set-point reversion, and the mosaik DeviceServerSim."""
 
+import math
 import socket
 import ssl
 import struct
@@ -10,7 +11,7 @@ import pytest
 from pyModbusTCP.client import ModbusClient
 
 from hil.aio import BackgroundLoop
-from hil.device_server import DeviceServer
+from hil.device_server import DeviceServer, battery_readings
 from hil.device_server_sim import DeviceServerSim
 from hil.registers import encode_raw
 from hil.testing import make_test_certificate
@@ -163,6 +164,68 @@ def test_setpoint_reversion_in_the_server(served):
     assert served.pop_writes() == {"b1": {"P_bat_set": 0.0}}
     assert served.stats()["b1"]["reverts"] == 1
     c.close()
+
+
+def test_a_set_point_without_attr_reverts_in_the_server(served):
+    """SunSpec 704 WMaxLimPct (no mosaik attr) has its own reversion timer: a write to its group arms it,
+    WMaxLimPctRvrtRem counts down, and at the end the limit takes WMaxLimPctRvrt, reported as a point
+    write only."""
+    m = served.devices["b1"].map
+    c = client(served, 3)
+    regs = encode_raw("uint16", 1) + encode_raw("uint16", 20) + encode_raw("uint16", 80) + encode_raw("uint16", 1)
+    assert c.write_multiple_registers(m.point("m704.WMaxLimPctEna").address, regs + encode_raw("uint32", 30))
+    assert served.get_point("b1", "m704.WMaxLimPct") == 20.0
+    assert served.get_point("b1", "m704.WMaxLimPctRvrtRem") == 30.0
+    served.pop_point_writes()
+    assert served.check_reverts(time.monotonic() + 31) == [("b1", "m704.WMaxLimPct")]
+    assert served.get_point("b1", "m704.WMaxLimPct") == 80.0
+    assert served.get_point("b1", "m704.WMaxLimPctRvrtRem") == 0.0
+    assert served.pop_point_writes() == {"b1": {"m704.WMaxLimPct": 80.0}}
+    assert served.pop_writes() == {}  # no attr to report (and P_bat_set did not revert)
+    c.close()
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("m704.PFWInjEna", [1]), ("m704.PFWInj.PF", [900]), ("m704.PFWAbsRvrtTms", [0, 30]),
+    ("m704.VarSetEna", [1]), ("m704.VarSet", encode_raw("int32", 1000)), ("m704.VarSetMod", [0]),
+    ("m704.WRmp", [10]), ("m704.VarRmp", [10]), ("m704.AntiIslEna", [1]),
+])
+def test_controls_the_battery_cannot_honour_are_refused(served, name, raw):
+    """The battery has no reactive power and no ramps: a write that would change those controls is
+    refused with exception 3 (ILLEGAL DATA VALUE); writing what it does is accepted."""
+    p = served.devices["b1"].map.point(name)
+    c = client(served, 3)
+    before = served.get_point("b1", name)
+    assert not c.write_multiple_registers(p.address, raw)
+    assert c.last_except == 3 and served.get_point("b1", name) == before
+    assert c.write_multiple_registers(p.address, served.image("b1").raw_registers(p))
+    c.close()
+
+
+def test_served_meter_values_follow_from_v_p_and_q(served):
+    def g(name):
+        return served.get_point("m1", f"m203.{name}")
+
+    served.update("m1", {"P": -1.234, "Q": 0.1, "V": 231.4})
+    assert g("PhV") == g("PhVphA") == g("PhVphB") == g("PhVphC") == 231.4
+    assert g("PPV") == g("PhVphAB") == g("PhVphCA") == pytest.approx(231.4 * math.sqrt(3), abs=0.05)
+    assert g("A") == g("AphA") == pytest.approx(math.hypot(1234, 100) / 231.4, abs=0.006)
+    served.update("m1", {"V": 225.0})  # a new voltage alone: the phases and the current follow
+    assert g("PhVphC") == 225.0 and g("A") == pytest.approx(math.hypot(1234, 100) / 225.0, abs=0.006)
+
+
+def test_served_battery_values_follow_from_its_power_and_soc(served):
+    """A served battery charging 2.5 kW (SunSpec W = -2500) at SoC 42 % reads as the emulated one."""
+    served.update("b1", {"P_bat": 2.5, "soc": 0.42})
+    want = battery_readings(-2500.0, 0.42, 0.1, 0.95)
+    assert served.get_point("b1", "m802.ChaSt") == want["chast"] == 4  # CHARGING
+    assert served.get_point("b1", "m802.A") == pytest.approx(want["A_dc"], abs=0.05) and want["A_dc"] < -40
+    assert served.get_point("b1", "m802.V") == pytest.approx(want["V_dc"], abs=0.05)
+    assert served.get_point("b1", "m802.DoD") == 58.0
+
+
+def test_sunspec_model_1_da_is_the_unit_id(served):
+    assert (served.get_point("m1", "m1.DA"), served.get_point("b1", "m1.DA")) == (4, 3)
 
 
 def test_tls(loop, tmp_path):

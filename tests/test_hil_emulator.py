@@ -1,6 +1,7 @@
 """Lab emulator: values read by a pymodbus client, seeded load model, battery dynamics, CLI."""
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -10,8 +11,9 @@ import time
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from hil.device_server import phase_voltages
 from hil.emulator import KINDS, Emulator, HouseholdMeterModel, main
-from hil.registers import RegisterImage, decode_raw
+from hil.registers import RegisterImage, decode_raw, load_map
 
 
 async def _read_attrs(emu, unit=1):
@@ -84,6 +86,83 @@ def test_load_model_is_seeded_and_integrates():
     assert pv.E_exp > ex0
 
 
+def test_reactive_energy_is_booked_by_quadrant():
+    """SunSpec 20x: TotVArhImpQ1 (import W, import var), TotVArhImpQ2 (export W, import var),
+    TotVArhExpQ3 (export W, export var), TotVArhExpQ4 (import W, export var)."""
+
+    class Fixed(HouseholdMeterModel):
+        PQ = (0.0, 0.0)
+
+        def _evaluate(self, shape=None):
+            self.P, self.Q = self.PQ
+
+    m = Fixed(1, 0)
+    q0 = m.quantities()
+    for k, pq in enumerate([(500.0, 100.0), (-500.0, 200.0), (-500.0, -300.0), (500.0, -400.0)]):
+        m.PQ = pq
+        m.step(3600.0)
+        q = m.quantities()
+        assert [q[f"Eq_Q{j + 1}"] - q0[f"Eq_Q{j + 1}"] for j in range(4)] == [
+            pytest.approx(abs(pq[1]) if j == k else 0.0) for j in range(4)], pq
+        q0 = q
+    assert q["Eq_imp"] == q["Eq_Q1"] + q["Eq_Q2"] and q["Eq_exp"] == q["Eq_Q3"] + q["Eq_Q4"]
+    sunspec = load_map("sunspec_meter")
+    assert [sunspec.by_quantity(f"Eq_Q{k}").name for k in range(1, 5)] == [
+        "m203.TotVArhImpQ1", "m203.TotVArhImpQ2", "m203.TotVArhExpQ3", "m203.TotVArhExpQ4"]
+
+
+def test_line_to_line_voltages_are_those_of_the_phases():
+    m = HouseholdMeterModel(4, 0)
+    for _ in range(50):
+        m.step(1.0)
+    q = m.quantities()
+    V = [q[f"V_L{k}"] for k in (1, 2, 3)]
+    assert len(set(V)) == 3  # unbalanced
+    assert q["V_L12"] == pytest.approx(math.sqrt(V[0] ** 2 + V[0] * V[1] + V[1] ** 2), rel=1e-12)
+    assert q["V_LL_avg"] == pytest.approx((q["V_L12"] + q["V_L23"] + q["V_L31"]) / 3, rel=1e-12)
+    assert phase_voltages([230.0] * 3)["V_L31"] == pytest.approx(230.0 * math.sqrt(3))
+
+
+def test_model_1_da_is_the_unit_id():
+    assert Emulator("sunspec-meter", unit=5).get("m1.DA") == 5.0
+    assert Emulator("sunspec-battery", unit=17).get("m1.DA") == 17.0
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["sunspec-battery", "--soc", "7"], "error: cosim emulate: the initial SoC must be in 0..1, got 7"),
+    (["sdm630", "--time-scale", "-5"], "error: cosim emulate: the time scale must be > 0 device seconds per "
+                                       "wall second, got -5"),
+    (["sdm630", "--time-scale", "inf"], "error: cosim emulate: the time scale must be > 0"),
+    (["sunspec-battery", "--map", "sdm630"], "error: cosim emulate: map sdm630 does not fit sunspec-battery; "
+                                             "it fits sdm630, em24, sunspec-meter"),
+    (["em24", "--map", "sunspec_battery"], "error: cosim emulate: map sunspec_battery does not fit em24; "
+                                           "it fits sunspec-battery"),
+])
+def test_cli_refuses_option_values_the_emulator_cannot_use(argv, says, capsys):
+    assert main([*argv, "--port", "0", "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(says), err
+
+
+def test_emulate_takes_the_map_names_load_map_takes(tmp_path):
+    """``cosim run --emulate``: a device with ``map: sunspec-meter`` (as load_map and the README spell it)
+    is emulated like one with ``map: sunspec_meter``."""
+    import yaml
+
+    from cosim.lab import emulated_devices
+    from cosim.scenario import load_scenario, parse_scenario
+    from tests.conftest import free_port
+
+    data = yaml.safe_load(load_scenario("lab_hil")[1])
+    for d in (*data["hil"]["meters"], *data["hil"]["gateways"]):
+        d["port"] = free_port()
+    data["hil"]["meters"][1]["map"] = "sunspec-meter"
+    data["hil"]["gateways"][0]["map"] = "sunspec-battery"
+    with emulated_devices(parse_scenario(data)) as lines:
+        assert any(line.startswith("sunspec-meter for ") for line in lines), lines
+        assert any(line.startswith("sunspec-battery for ") for line in lines), lines
+
+
 def test_meter_time_scale_accelerates_energy():
     async def run():
         async with Emulator("sunspec-meter", seed=3, time_scale=600.0, tick=0.05) as emu:
@@ -114,6 +193,26 @@ def test_battery_follows_setpoint_soc_and_limits():
     assert soc > 50.2  # % : charged
     assert w2 == pytest.approx(5000, rel=0.02)  # clipped to WDisChaRteMax
     assert w3 == 0.0 and chast == 6
+
+
+def test_battery_power_stays_within_the_active_power_limit():
+    """WMaxLimPct = 10 % of WMax (5000 W): a 4 kW discharge set point delivers 500 W, metering noise never
+    above it; charging is not limited (704's limit is on active power generation)."""
+    from hil.device_server import DeviceServer
+    from hil.emulator import BatteryModel
+
+    srv = DeviceServer({"dev": (1, "sunspec_battery")})  # not started: the model only needs its image
+    srv.set_points("dev", {"m704.WSetEna": 1, "m704.WSetMod": 1, "m704.WSet": 4000,
+                           "m704.WMaxLimPctEna": 1, "m704.WMaxLimPct": 10})
+    bat = BatteryModel(srv, "dev", seed=3)
+    powers = []
+    for _ in range(200):
+        bat.step(1.0)
+        powers.append(bat.P)
+    assert max(powers) <= 500.0 and min(powers) == pytest.approx(500.0, rel=0.01)
+    srv.set_points("dev", {"m704.WSet": -4000})
+    bat.step(1.0)
+    assert bat.P == pytest.approx(-4000.0, rel=0.01)
 
 
 def test_exception_mode():

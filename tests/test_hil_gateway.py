@@ -138,3 +138,15 @@ def test_revert_s_must_be_what_the_reversion_timer_holds(revert_s, ok):
     with pytest.raises(ValueError, match=rf"device b: revert_s {revert_s:g}: m704.WSetRvrtTms counts in steps of "
                                          r"1 s up to 86400 s; give 0 \(no reversion\)"):
         DeviceConfig(id="b", port=1, map="sunspec_battery", revert_s=revert_s)
+
+
+def test_revert_s_is_checked_against_the_timers_of_attr_set_points_only():
+    """A gateway writes revert_s into the reversion timer of the set points it writes (attr specs); a
+    set point without attr (reverted by the device only) has its own timer, whatever its range."""
+    regmap = {"name": "x", "points": [
+        {"name": "w", "address": 0, "type": "int16", "access": "rw", "attr": "P_bat_set"},
+        {"name": "w_tms", "address": 1, "type": "uint16", "access": "rw", "max": 60},
+        {"name": "lim", "address": 2, "type": "uint16", "access": "rw"},
+        {"name": "lim_tms", "address": 3, "type": "uint16", "access": "rw", "max": 10}],
+        "setpoints": [{"attr": "P_bat_set", "revert_timer": "w_tms"}, {"point": "lim", "revert_timer": "lim_tms"}]}
+    assert DeviceConfig(id="b", port=1, map=regmap, revert_s=30).revert_s == 30

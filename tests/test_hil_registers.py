@@ -173,10 +173,28 @@ blocks:
                                "points": [{"name": "a", "type": "int16"}]}]}, "L=1"),
     ({"name": "x", "points": [{"name": "a", "address": 0, "type": "int16", "attr": "P"}],
       "setpoints": [{"attr": "P"}]}, "writable"),
+    ({"name": "x", "points": [{"name": "a", "address": 0, "type": "int16", "access": "rw", "attr": "P"}],
+      "setpoints": [{"attr": "P", "point": "a"}]}, "give its attr or its point"),
+    ({"name": "x", "points": [{"name": "a", "address": 0, "type": "int16"}],
+      "setpoints": [{"point": "a"}]}, r"setpoint a: needs a writable point \["),
+    ({"name": "x", "points": [{"name": "a", "address": 0, "type": "int16", "access": "rw", "attr": "P"}],
+      "setpoints": [{"attr": "P"}, {"point": "a"}]}, "point a has a setpoint spec already"),
 ])
 def test_invalid_maps_are_refused(bad, msg):
     with pytest.raises(ValueError, match=msg):
         load_map(bad)
+
+
+def test_a_setpoint_spec_can_name_a_point_without_attr():
+    """SunSpec 704's active-power limit WMaxLimPct has a reversion timer and no mosaik attr: its spec
+    names the point; the attr lookup (what a gateway writes) and the points adapters use do not change."""
+    b = load_map("sunspec_battery")
+    lim = next(sp for sp in b.setpoints if sp.point == "m704.WMaxLimPct")
+    assert lim.attr is None and lim.target(b).name == "m704.WMaxLimPct"
+    assert lim.group(b) == {"m704.WMaxLimPct", "m704.WMaxLimPctRvrtTms", "m704.WMaxLimPctEnaRvrt",
+                            "m704.WMaxLimPctRvrt"}
+    assert b.setpoint("P_bat_set").target(b).name == "m704.WSet"
+    assert not {n for n in b.used_points() if "WMaxLim" in n}
 
 
 def test_unknown_map_name():

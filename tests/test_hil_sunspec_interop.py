@@ -89,3 +89,68 @@ def test_battery_set_points_written_by_the_reference_client(lab):
     finally:
         d.close()
         lab.stop(emu)
+
+
+def test_active_power_limit_and_its_reversion(lab):
+    """704 WMaxLimPct limits active power generation: injection at most WMaxLimPct % of WMax
+    (WDisChaRteMax, 5000 W) while WMaxLimPctEna = 1, charging unlimited. With WMaxLimPctEnaRvrt = 1,
+    WMaxLimPctRvrtRem counts down from WMaxLimPctRvrtTms and the limit then takes WMaxLimPctRvrt."""
+    emu = lab.start("sunspec-battery", seed=10, soc_init=0.5)
+    d = _device(emu)
+    try:
+        m = d.models[704][0]
+        m.WSetMod.value, m.WSet.cvalue, m.WSetEna.value = 1, 4000, 1
+        m.WMaxLimPctEna.value, m.WMaxLimPct.cvalue = 1, 10
+        m.WMaxLimPctRvrt.cvalue, m.WMaxLimPctEnaRvrt.value, m.WMaxLimPctRvrtTms.value = 50, 1, 3
+        m.write()
+        assert _wait(lambda: emu.get("m802.W") == pytest.approx(500, abs=5))
+        for _ in range(5):  # never above the limit, metering noise included
+            assert emu.get("m802.W") <= 500
+            time.sleep(0.1)
+        m.read()
+        assert m.WMaxLimPctRvrtRem.value in (1, 2, 3)
+        assert _wait(lambda: emu.get("m704.WMaxLimPct") == 50.0, 5)  # reverted to WMaxLimPctRvrt
+        assert _wait(lambda: emu.get("m802.W") == pytest.approx(2500, rel=0.02))
+        m.read()
+        assert (m.WMaxLimPct.cvalue, m.WMaxLimPctRvrtRem.value) == (50, 0)
+        m.WSet.cvalue = -4000
+        m.WSet.write()
+        assert _wait(lambda: emu.get("m802.W") == pytest.approx(-4000, rel=0.02))  # charging: not limited
+    finally:
+        d.close()
+        lab.stop(emu)
+
+
+def test_disconnect_inverter_state_and_alarm_reset(lab):
+    """802 SetOp = 2 (DISCONNECT) stops the power exchange and State reads 1 (DISCONNECTED), SetOp = 1
+    reconnects (State 3); only a started inverter (SetInvState = 3) exchanges power; AlmRst = 1 is
+    back at 0 once the alarms are reset (none latch here)."""
+    emu = lab.start("sunspec-battery", seed=11, soc_init=0.5)
+    d = _device(emu)
+    try:
+        m, b = d.models[704][0], d.models[802][0]
+        m.WSetMod.value, m.WSet.cvalue, m.WSetEna.value = 1, 3000, 1
+        m.write()
+        assert _wait(lambda: emu.get("m802.W") == pytest.approx(3000, rel=0.02))
+        b.SetOp.value = 2
+        b.SetOp.write()
+        assert _wait(lambda: emu.get("m802.W") == 0.0)
+        b.read()
+        assert (b.W.cvalue, b.A.cvalue, b.State.value, b.ChaSt.value) == (0, 0, 1, 6)
+        b.SetOp.value = 1
+        b.SetOp.write()
+        assert _wait(lambda: emu.get("m802.W") == pytest.approx(3000, rel=0.02) and emu.get("m802.State") == 3)
+        b.SetInvState.value = 2  # the inverter in standby
+        b.SetInvState.write()
+        assert _wait(lambda: emu.get("m802.W") == 0.0)
+        b.SetInvState.value = 3
+        b.SetInvState.write()
+        assert _wait(lambda: emu.get("m802.W") == pytest.approx(3000, rel=0.02))
+        b.AlmRst.value = 1
+        b.AlmRst.write()
+        assert _wait(lambda: emu.get("m802.AlmRst") == 0.0)
+        b.read()
+        assert b.AlmRst.value == 0
+    finally:
+        d.close()
+        lab.stop(emu)
