@@ -48,6 +48,7 @@ import time
 from typing import Any
 
 from .aio import cancel_and_wait
+from .client import quiet_pymodbus
 from .device_server import DeviceServer, battery_readings, finite_quantity, phase_voltages, power_triangle, soc_window
 from .registers import RegisterMap, load_map
 
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None, parser_class: type[argparse.ArgumentPars
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        logging.getLogger("pymodbus").setLevel(logging.ERROR)
+        quiet_pymodbus()
     try:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:

@@ -169,17 +169,18 @@ def test_device_ids_are_utf8_and_an_id_too_long_for_its_cell_is_refused(tmp_path
     assert list(df.columns) == ["Zähler-Süd.1", "a"] and df.values.tolist() == [[1.0, 2.0]]
 
 
-def test_a_run_with_a_device_id_too_long_for_the_file_stops_with_one_line(tmp_path):
-    """The scenario allows 64-character district names, whose household ids are longer: the run stops at
-    its first step with the writer's one line (InputError, exit 2 in the CLI), recorded in the file."""
+def test_a_district_name_too_long_for_its_households_ids_is_refused_before_the_run(tmp_path):
+    """A 58-character district name gives household ids longer than the file's 64-byte id cells: the scenario
+    is refused before anything runs (the writer would stop the run at its first step, the test above)."""
     import cosim
     from cosim.errors import InputError
 
-    name = "D" + "x" * 63
-    with pytest.raises(InputError, match=f"^device id '{name}.h001' of households/"):
+    name = "D" + "x" * 57
+    with pytest.raises(InputError, match=r"districts\[0\].name: String should have at most 57 characters"):
         cosim.run("uc1_home", until="10min", out=tmp_path / "r.h5", **{"districts[0].name": name})
-    with h5py.File(tmp_path / "r.h5", "r") as f:
-        assert f.attrs["status"] == "failed" and f"'{name}.h001'" in f.attrs["error"]
+    assert not (tmp_path / "r.h5").exists()
+    scn = cosim.load_scenario("uc1_home", **{"districts[0].name": name[:57]})  # 57 characters fit
+    assert len(f"{scn.districts[0].name}.h10000".encode()) <= results.ID_BYTES
 
 
 def test_rows_of_changing_device_sets_over_several_blocks(tmp_path):
