@@ -216,7 +216,9 @@ def plot_groups(keys: list[str]) -> list[tuple[str, str, list[tuple[str, list[st
     if "lateness_ms" in keys:
         out.append(("Step lateness (real time)", "ms", [("solid", ["lateness_ms"], ["lateness"])]))
     if "v_min" in keys:
-        out.append(("Grid voltage band", "p.u.", [("solid", ["v_min", "v_max"], ["min", "max"])]))
+        out.append(("Grid voltage band", "p.u.", [("solid", [k for k in ("v_min", "v_max") if k in keys],
+                                                             [k[2:] for k in ("v_min", "v_max") if k in keys])]))
+    if "trafo_loading" in keys:  # a grid may have no transformer series (or a file only some of them)
         out.append(("Transformer loading", "%", [("solid", ["trafo_loading"], ["highest"])]))
     if "latency_ms" in keys:
         out.append(("Message latency (mean)", "ms", [("solid", ["latency_ms"], ["mean"])]))

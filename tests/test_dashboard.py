@@ -60,6 +60,21 @@ def test_simulated_households_net_power_is_plotted_and_shown():
     assert "Simulated households: net power" not in [t for t, _, _ in plot_groups(["x", "latency_ms"])]
 
 
+def test_plots_draw_only_the_series_the_history_has():
+    """A file with the grid's voltage band but no transformer series: building the plots raised
+    KeyError 'trafo_loading' (a 500 for the page, or a traceback every second in update_plots)."""
+    from cosim.dashboard import plot_groups
+
+    h = History()
+    h.add(snapshot(0, 0.0, lambda p, a: row(0, 0.5, 0.0).get((p, a))))
+    keys = sorted(h.cols)
+    assert "v_min" in keys and "trafo_loading" not in keys
+    for title, _, lines in plot_groups(keys):
+        for _, series, labels in lines:
+            assert set(series) <= set(keys) and len(series) == len(labels), title
+    assert "Transformer loading" in [t for t, _, _ in plot_groups([*keys, "trafo_loading"])]
+
+
 def test_page_and_bokehjs_are_served_locally_without_any_external_url():
     port = free_port()
     with live_dashboard(START, "127.0.0.1", port, "test") as url:
