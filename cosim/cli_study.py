@@ -72,12 +72,16 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from cosim.sweep import run_sweep, sweep_text, unknown_kpis
+    from cosim.sweep import SweepInterrupted, run_sweep, sweep_text, unknown_kpis
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive integer, got {args.workers}")
-    result = run_sweep(args.sweep, workers=args.workers, scheduler=args.scheduler, out=args.out,
-                       progress=not args.quiet)
+    try:
+        result = run_sweep(args.sweep, workers=args.workers, scheduler=args.scheduler, out=args.out,
+                           progress=not args.quiet)
+    except SweepInterrupted as exc:  # Ctrl-C: the summary so far, then `error: interrupted`, exit 130
+        print(sweep_text(exc.result), flush=True)
+        raise
     print(sweep_text(result))
     unknown = unknown_kpis(result)
     if unknown:

@@ -121,15 +121,30 @@ class FileSource:
     def __init__(self, path: str):
         from cosim.live import ResultsTail
 
+        self.path = path
         try:
             self.tail = ResultsTail(path)
         except (OSError, KeyError) as exc:
             raise InputError(f"{path}: not a readable cosim results file ({exc})") from None
 
     def poll(self, history: History) -> None:
-        for snap in self.tail.poll():
+        """Add the rows written since the last poll; a row that cannot be read (a damaged chunk: raw data
+        is only read when used) is an :class:`InputError` naming the file, and the caller stops polling."""
+        from cosim.h5open import raised_in_h5py, reason
+
+        try:
+            snaps = self.tail.poll()
+            finished = self.tail.status() not in ("", "running")
+        except Exception as exc:
+            if raised_in_h5py(exc) is None:
+                raise
+            raise InputError(f"{self.path}: damaged results file ({reason(exc)})") from None
+        for snap in snaps:
             history.add(snap)
-        history.finished = self.tail.status() not in ("", "running")
+        history.finished = finished
+
+    def close(self) -> None:
+        self.tail.close()
 
 
 # ------------------------------------------------------------------------------------------ page
@@ -216,7 +231,9 @@ def plot_groups(keys: list[str]) -> list[tuple[str, str, list[tuple[str, list[st
     if "lateness_ms" in keys:
         out.append(("Step lateness (real time)", "ms", [("solid", ["lateness_ms"], ["lateness"])]))
     if "v_min" in keys:
-        out.append(("Grid voltage band", "p.u.", [("solid", ["v_min", "v_max"], ["min", "max"])]))
+        out.append(("Grid voltage band", "p.u.", [("solid", [k for k in ("v_min", "v_max") if k in keys],
+                                                             [k[2:] for k in ("v_min", "v_max") if k in keys])]))
+    if "trafo_loading" in keys:  # a grid may have no transformer series (or a file only some of them)
         out.append(("Transformer loading", "%", [("solid", ["trafo_loading"], ["highest"])]))
     if "latency_ms" in keys:
         out.append(("Message latency (mean)", "ms", [("solid", ["latency_ms"], ["mean"])]))
@@ -287,7 +304,8 @@ def make_document(doc, h: History, title: str) -> None:
 
 def serve(source, host: str, port: int, title: str, on_ready=None, orphaned=None) -> None:
     """Serve the page of *source* on http://host:port/ until interrupted, or until *orphaned()* is true
-    (blocks; own event loop)."""
+    (blocks; own event loop). An error from ``source.poll`` (e.g. :class:`InputError`: a damaged results
+    file) stops serving and is raised here, once: the first poll happens before the page is served."""
     import asyncio
 
     from bokeh.application import Application
@@ -295,19 +313,46 @@ def serve(source, host: str, port: int, title: str, on_ready=None, orphaned=None
     from bokeh.server.server import Server
     from tornado.ioloop import IOLoop, PeriodicCallback
 
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     h = History()
-    origins = [f"{n}:{port}" for n in (*LOOPBACK, host)] if host in LOOPBACK else ["*"]
-    server = Server({"/": Application(FunctionHandler(lambda doc: make_document(doc, h, title)))},
-                    io_loop=IOLoop.current(), address=host, port=port, allow_websocket_origin=origins,
-                    check_unused_sessions_milliseconds=2000, unused_session_lifetime_milliseconds=5000)
-    server.start()
-    PeriodicCallback(lambda: source.poll(h), POLL_MS).start()
-    if orphaned is not None:
-        PeriodicCallback(lambda: orphaned() and server.io_loop.stop(), 1000).start()
-    if on_ready is not None:
-        on_ready()
-    server.io_loop.start()
+    try:
+        source.poll(h)
+        origins = [f"{n}:{port}" for n in (*LOOPBACK, host)] if host in LOOPBACK else ["*"]
+        server = Server({"/": Application(FunctionHandler(lambda doc: make_document(doc, h, title)))},
+                        io_loop=IOLoop.current(), address=host, port=port, allow_websocket_origin=origins,
+                        check_unused_sessions_milliseconds=2000, unused_session_lifetime_milliseconds=5000)
+    except BaseException:
+        getattr(source, "close", lambda: None)()
+        loop.close()
+        raise
+    failed: list[BaseException] = []
+
+    def poll() -> None:
+        if failed:
+            return
+        try:
+            source.poll(h)
+        except Exception as exc:  # noqa: BLE001 - raised by serve() once the loop has stopped
+            failed.append(exc)
+            poller.stop()
+            server.io_loop.stop()
+
+    poller = PeriodicCallback(poll, POLL_MS)
+    try:
+        server.start()
+        poller.start()
+        if orphaned is not None:
+            PeriodicCallback(lambda: orphaned() and server.io_loop.stop(), 1000).start()
+        if on_ready is not None:
+            on_ready()
+        server.io_loop.start()
+    finally:
+        poller.stop()
+        server.stop()
+        getattr(source, "close", lambda: None)()
+    if failed:
+        raise failed[0]
 
 
 def url(host: str, port: int) -> str:

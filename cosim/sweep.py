@@ -23,6 +23,11 @@ need this package installed and the output directory on a shared path). A failed
 sweep: it gets status ``failed`` and its error in the summary (``summary.csv``, plus
 ``summary.parquet`` when pyarrow is importable): one row per run with its parameters, status, wall
 time and key KPIs.
+
+Ctrl-C (or SIGTERM) stops a sweep cleanly: runs not started do not start, each running run stops at its
+next recorded row and closes its file as ``interrupted`` with every completed step (as a `cosim run`
+does), the summary is still written with those runs ``interrupted`` and the command exits 130
+(:class:`SweepInterrupted`). A re-run runs them again.
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ import itertools
 import json
 import logging
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -236,9 +244,16 @@ def summary_kpis(path: str, extra: list[str] | tuple = ()) -> dict[str, Any]:
 
 def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_kpis) -> dict:
     """Run one variant into *out* and summarise it (``summarise(out, extra_kpis)``, default the summary
-    KPIs); never raises (errors become status failed)."""
+    KPIs); never raises (errors become status failed; a run stopped because its sweep was interrupted,
+    :func:`stop_runs`, is status interrupted, without KPIs)."""
     import warnings
 
+    from cosim.runner import RunInterrupted
+
+    key = _task_key()
+    if key is not None and key in _STOP_KEYS:
+        _STOP_KEYS.discard(key)
+        return {"status": "interrupted", "error": NOT_STARTED, "wall_s": None, "kpis": {}}
     t0 = time.perf_counter()
     status, error, kpis = "failed", "", {}
     try:
@@ -249,8 +264,11 @@ def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_k
         logging.getLogger("distributed").setLevel(logging.ERROR)
         scn = parse_scenario(data)
         text = yaml.safe_dump(data, sort_keys=False)
-        run_scenario(scn, text, out=out, progress=False)
+        with _stoppable(key):
+            run_scenario(scn, text, out=out, progress=False)
         status = "completed"
+    except (RunInterrupted, KeyboardInterrupt):
+        status, error = "interrupted", STOPPED
     except BaseException as exc:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
         error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500] if str(exc) else type(exc).__name__
     wall = time.perf_counter() - t0
@@ -260,6 +278,84 @@ def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_k
         except Exception as exc:  # noqa: BLE001 - a run without its numbers failed the sweep
             status, error = "failed", f"KPIs failed: {type(exc).__name__}: {exc}"[:500]
     return {"status": status, "error": error, "wall_s": round(wall, 3), "kpis": kpis}
+
+
+# ---------------------------------------------------------------------------- stopping runs (in the workers)
+
+NOT_STARTED = "not run: the sweep was interrupted"
+STOPPED = "stopped: the sweep was interrupted; its completed steps are in its file"
+_STOP_KEYS: set[str] = set()    # tasks of this worker process whose sweep was interrupted (stop_runs)
+_RUN_KEYS: dict[int, str] = {}  # thread -> the key of the task whose run it executes
+_STOPPER_LOCK = threading.Lock()
+
+
+def _task_key() -> str | None:
+    """The key of the dask task this thread executes (None outside a dask worker)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().get_current_task())
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+class _RunStopper:
+    """Handed every recorded row (:data:`cosim.recorder.LIVE_FEEDS`), in the run's own thread, inside its
+    event loop: the run of a stopped task gets its run task cancelled there, between two steps. That is
+    what SIGINT does to a `cosim run` (``cosim.runner._StopSignals.cancelling``), which a dask worker's
+    run cannot get (its thread is not the main thread): the runner then closes the file as
+    ``interrupted`` with every completed step and raises :class:`cosim.runner.RunInterrupted`."""
+
+    def events(self, stream: str, records: list[dict]) -> None:
+        pass
+
+    def row(self, t_ms: int, values: dict) -> None:
+        ident = threading.get_ident()
+        key = _RUN_KEYS.get(ident)
+        if key is None or key not in _STOP_KEYS:
+            return
+        import asyncio
+
+        del _RUN_KEYS[ident]  # once
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        drive = [t for t in tasks if getattr(t.get_coro(), "__qualname__", "") == "_drive"]
+        for t in drive or tasks:  # the runner's task (cancelling it cancels the scheduler's), else all of them
+            t.cancel()
+
+
+_STOPPER = _RunStopper()
+
+
+@contextmanager
+def _stoppable(key: str | None):
+    """While the block runs a scenario in this thread, :func:`stop_runs` with *key* stops it."""
+    if key is None:
+        yield
+        return
+    from cosim import recorder
+
+    with _STOPPER_LOCK:
+        if _STOPPER not in recorder.LIVE_FEEDS:
+            recorder.LIVE_FEEDS.append(_STOPPER)
+    _RUN_KEYS[threading.get_ident()] = key
+    try:
+        yield
+    finally:
+        _RUN_KEYS.pop(threading.get_ident(), None)
+        _STOP_KEYS.discard(key)
+
+
+def stop_runs(keys: list[str]) -> list[str]:
+    """Run on each worker (``client.run``) when a sweep is interrupted: its tasks *keys* that have not
+    started will not run, those running stop at their next recorded row. Returns the keys running here."""
+    _STOP_KEYS.update(keys)
+    return [k for k in list(_RUN_KEYS.values()) if k in _STOP_KEYS]
+
+
+def _ignore_sigint() -> None:
+    """In a local worker process: Ctrl-C in the terminal reaches the whole process group, and a worker
+    that died of it could not stop its run cleanly; the sweep's own process stops them (:func:`stop_runs`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _sidecar(out: str | Path) -> Path:
@@ -308,9 +404,11 @@ class SweepResult:
     csv_path: Path
     parquet_path: Path | None
 
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM: runs it did not finish are ``interrupted``
+
     @property
     def failed(self) -> int:
-        return sum(v.status != "completed" for v in self.variants)
+        return sum(v.status not in ("completed", "interrupted") for v in self.variants)
 
     def other_code(self) -> list[Variant]:
         """Runs taken from earlier files that another version of the code made (their recorded git commit
@@ -333,7 +431,14 @@ def _client(workers: int | None, scheduler: str | None, n_tasks: int):
     # everything on 127.0.0.1; the scheduler's HTTP endpoint on a free port (None would mean :8787)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    try:
+        client.run(_ignore_sigint, on_error="ignore", callback_timeout=30)
+    except BaseException:
+        client.close()
+        cluster.close()
+        raise
+    return client, cluster
 
 
 def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str | None = None,
@@ -352,18 +457,40 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
     for v in variants:
         first.setdefault(v.run_id, v)
     todo = [v for v in first.values() if not v.cached]
-    for v in first.values():
-        if v.cached:  # nothing to run for it: summarise here
-            _apply(v, summarize_existing(str(v.path), spec.kpis))
-    if todo:
-        _execute(spec, variants, todo, workers, scheduler, progress)
+    interrupted = False
+    try:
+        for v in first.values():
+            if v.cached:  # nothing to run for it: summarise here
+                _apply(v, summarize_existing(str(v.path), spec.kpis))
+        if todo:
+            _execute(spec, variants, todo, workers, scheduler, progress)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the summary of what there is, then SweepInterrupted
+        interrupted = True
+        for v in first.values():
+            if v.status == "pending":
+                v.status, v.error = "interrupted", NOT_STARTED
     for v in variants:
         rep = first[v.run_id]
         if v is not rep:
             v.cached, v.status, v.error, v.wall_s, v.kpis = rep.cached, rep.status, rep.error, rep.wall_s, rep.kpis
     wall = time.perf_counter() - t0
-    csv_path, pq_path = write_summary(spec, variants, out_dir)
-    return SweepResult(spec, out_dir, variants, wall, csv_path, pq_path)
+    if interrupted:
+        with _signals_deferred():  # Ctrl-C again must not lose the summary
+            csv_path, pq_path = write_summary(spec, variants, out_dir)
+    else:
+        csv_path, pq_path = write_summary(spec, variants, out_dir)
+    result = SweepResult(spec, out_dir, variants, wall, csv_path, pq_path, interrupted)
+    if interrupted:
+        raise SweepInterrupted(result)
+    return result
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C or SIGTERM, after its summary was written; ``result`` is that summary."""
+
+    def __init__(self, result: SweepResult):
+        super().__init__("interrupted")
+        self.result = result
 
 
 def unknown_kpis(result: SweepResult) -> list[str]:
@@ -397,31 +524,120 @@ def _apply(v: Variant, r: dict) -> None:
     v.status, v.error, v.wall_s, v.kpis = r["status"], r["error"], r["wall_s"], r["kpis"]
 
 
+STOP_WAIT_S = 30.0  # after Ctrl-C, how long running runs get to close their files (a second Ctrl-C: no longer)
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM stops the sweep as Ctrl-C does (main thread only; the previous handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_deferred():
+    """While the block runs, Ctrl-C and SIGTERM are noted, not raised, and raised after it (main thread
+    only): a cluster whose closing a second Ctrl-C cut short was closed again at exit, 10 s later."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted = []
+    previous = {s: signal.signal(s, lambda signum, frame: noted.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if noted:
+        raise KeyboardInterrupt
+
+
+def _interrupted(error: str) -> dict:
+    return {"status": "interrupted", "error": error, "wall_s": None, "kpis": {}}
+
+
+def _result(fut) -> dict:
+    try:
+        return fut.result(timeout=30)
+    except Exception as exc:  # noqa: BLE001 - e.g. a worker died
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "wall_s": None, "kpis": {}}
+
+
+def _stop(client, pending: dict, on_done) -> None:
+    """After Ctrl-C: stop the *pending* tasks (future -> job index; see :func:`stop_runs`), wait at most
+    STOP_WAIT_S for the running ones to close their files, and call ``on_done`` for every pending job:
+    its result if it has one, else status interrupted."""
+    from distributed import wait
+
+    running: set[str] = set()
+    try:
+        keys = [str(f.key) for f in pending]
+        for found in client.run(stop_runs, keys, on_error="ignore", callback_timeout=10).values():
+            running.update(found)
+        client.cancel([f for f in pending if f.status == "pending" and str(f.key) not in running])
+        wait([f for f in pending if str(f.key) in running], timeout=STOP_WAIT_S)
+    except (Exception, KeyboardInterrupt):  # noqa: BLE001 - no worker to ask, a timeout, or Ctrl-C again
+        pass
+    for fut, i in pending.items():
+        if fut.status == "finished":
+            r = _result(fut)
+        elif str(fut.key) in running:
+            r = _interrupted("interrupted: its worker was stopped before the run closed its file")
+        else:
+            r = _interrupted(NOT_STARTED)
+        on_done(i, r)
+
+
 def execute(fn, jobs: list[tuple[str, tuple]], workers: int | None, scheduler: str | None, desc: str,
             progress: bool, on_done) -> None:
     """Run ``fn(*args)`` for every ``(name, args)`` of *jobs* on a dask cluster (:func:`_client`) and call
     ``on_done(i, result)`` as job *i* finishes; a task that raised (e.g. its worker died) gives
-    ``{"status": "failed", "error": ..., "wall_s": None, "kpis": {}}``."""
-    client, cluster = _client(workers, scheduler, len(jobs))
-    try:
-        from distributed import as_completed
-        from tqdm import tqdm
+    ``{"status": "failed", "error": ..., "wall_s": None, "kpis": {}}``.
 
-        futures = {client.submit(fn, *args, pure=False, key=f"run-{name}-{time.time_ns()}"): i
-                   for i, (name, args) in enumerate(jobs)}
-        with tqdm(total=len(futures), desc=desc, unit="run", disable=not progress, dynamic_ncols=True) as bar:
-            for fut in as_completed(list(futures)):
-                try:
-                    r = fut.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. a worker died
-                    r = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "wall_s": None,
-                         "kpis": {}}
-                bar.set_postfix_str(on_done(futures[fut], r) or "")
-                bar.update(1)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    Ctrl-C or SIGTERM: jobs not started do not start, running runs of :func:`run_variant` stop at their
+    next recorded row and close their files as interrupted (:func:`_stop`); every job then has had its
+    ``on_done`` (status ``interrupted`` if it has no result) and KeyboardInterrupt is raised."""
+    with _sigterm_interrupts():
+        client, cluster = _client(workers, scheduler, len(jobs))
+        try:
+            from distributed import as_completed
+            from tqdm import tqdm
+
+            futures = {client.submit(fn, *args, pure=False, key=f"run-{name}-{time.time_ns()}"): i
+                       for i, (name, args) in enumerate(jobs)}
+            pending = dict(futures)
+            try:
+                with tqdm(total=len(futures), desc=desc, unit="run", disable=not progress,
+                          dynamic_ncols=True) as bar:
+                    for fut in as_completed(list(futures)):
+                        r = _result(fut)
+                        bar.set_postfix_str(on_done(pending.pop(fut), r) or "")
+                        bar.update(1)
+            except KeyboardInterrupt:
+                _stop(client, pending, on_done)
+                raise
+        finally:
+            _close(client, cluster)
+
+
+def _close(client, cluster) -> None:
+    with _signals_deferred():
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], workers: int | None,
@@ -429,16 +645,95 @@ def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], work
     def done(i: int, r: dict) -> str:
         v = todo[i]
         _apply(v, r)
-        try:
-            _sidecar(v.path).write_text(json.dumps(
-                {"run": v.run_id, "params": v.params, "status": v.status, "wall_s": v.wall_s,
-                 "error": v.error}, default=str, indent=1), encoding="utf-8")
-        except OSError:
-            pass
+        if v.error != NOT_STARTED:
+            _write_sidecar(v)
         return f"{sum(x.status == 'failed' for x in variants)} failed"
 
-    execute(run_variant, [(v.run_id, (v.data, str(v.path), spec.kpis)) for v in todo], workers, scheduler,
-            f"sweep {spec.name}", progress, done)
+    started = time.time()
+    try:
+        execute(run_variant, [(v.run_id, (v.data, str(v.path), spec.kpis)) for v in todo], workers, scheduler,
+                f"sweep {spec.name}", progress, done)
+    except KeyboardInterrupt:
+        for v in todo:  # the files this sweep wrote say how its unfinished runs ended
+            if v.status != "completed" and _written_since(v.path, started):
+                _settle(v, spec.kpis)
+        raise
+
+
+def _write_sidecar(v: Variant) -> None:
+    try:
+        _sidecar(v.path).write_text(json.dumps(
+            {"run": v.run_id, "params": v.params, "status": v.status, "wall_s": v.wall_s,
+             "error": v.error}, default=str, indent=1), encoding="utf-8")
+    except OSError:
+        pass
+
+
+def _written_since(path: Path, t: float) -> bool:
+    try:
+        return path.stat().st_mtime >= t - 1.0
+    except OSError:
+        return False
+
+
+def _settle(v: Variant, extra_kpis: list[str]) -> None:
+    """After an interrupted sweep: *v* as its file says its run ended (the sweep stopped waiting for it,
+    or could not ask its worker); a file its killed worker left open is closed as interrupted."""
+    if _close_unclosed(v.path):
+        v.status, v.error = "interrupted", UNCLOSED
+    else:
+        try:
+            attrs = read_attrs(v.path)
+        except InputError:
+            return
+        status = str(attrs.get("status", ""))
+        if status == "completed":
+            _apply(v, summarize_existing(str(v.path), extra_kpis))
+        elif status == "interrupted":
+            v.status, v.error = "interrupted", STOPPED
+        elif status == "failed":
+            v.status, v.error = "failed", str(attrs.get("error", ""))[:500]
+        else:
+            return
+    _write_sidecar(v)
+
+
+UNCLOSED = "interrupted: its worker was stopped before the run closed its file; its flushed rows are kept"
+
+
+def _close_unclosed(path: Path, wait_s: float = 5.0) -> bool:
+    """Close the file of a run whose writer was killed as ``interrupted`` (its flushed rows, copied as
+    ``cosim inspect --repair`` does); True if it did. A file its writer still has open is left alone."""
+    import h5py
+
+    from cosim.h5open import H5_ERRORS, open_results
+    from cosim.h5repair import writer_state
+
+    if not path.exists():
+        return False
+    deadline = time.monotonic() + wait_s
+    tmp = path.with_name(path.name + ".repair")
+    try:
+        while True:
+            with open_results(path) as src:
+                attrs = dict(src.attrs)
+                state = writer_state(attrs)
+                if state == "gone":
+                    rows = src["time"].shape[0] if "time" in src else 0
+                    with h5py.File(tmp, "w", libver="latest") as dst:
+                        for name in src:
+                            src.copy(src[name], dst, name=name)
+                        dst.attrs.update(attrs)
+                        dst.attrs.update(status="interrupted", error=UNCLOSED, steps=rows)
+                    break
+            if state != "alive" or time.monotonic() > deadline:  # closed, or on another host, or still alive
+                return False
+            time.sleep(0.2)  # its worker is going down
+        os.replace(tmp, path)
+        return True
+    except (InputError, *H5_ERRORS):
+        tmp.unlink(missing_ok=True)
+        return False
 
 
 def _cell(v: Any) -> Any:
@@ -528,7 +823,9 @@ def sweep_text(result: SweepResult) -> str:
         table += (f"\nnote: {len(other)} run(s) from earlier files were made by other code than this checkout's "
                   f"(e.g. {other[0].path.name}: {read_attrs(other[0].path).get('git_commit') or 'unknown'}): "
                   "delete them to re-run them with this code")
+    stopped = sum(v.status == "interrupted" for v in result.variants)
     tail = (f"{done}/{len(result.variants)} completed ({cached} from earlier runs), {result.failed} failed, "
-            f"{result.wall_s:.1f} s wall; summary: {result.csv_path}"
+            + (f"{stopped} interrupted, " if result.interrupted or stopped else "")
+            + f"{result.wall_s:.1f} s wall; summary: {result.csv_path}"
             + (f", {result.parquet_path}" if result.parquet_path else ""))
     return table + "\n" + tail

@@ -60,6 +60,21 @@ def test_simulated_households_net_power_is_plotted_and_shown():
     assert "Simulated households: net power" not in [t for t, _, _ in plot_groups(["x", "latency_ms"])]
 
 
+def test_plots_draw_only_the_series_the_history_has():
+    """A file with the grid's voltage band but no transformer series: building the plots raised
+    KeyError 'trafo_loading' (a 500 for the page, or a traceback every second in update_plots)."""
+    from cosim.dashboard import plot_groups
+
+    h = History()
+    h.add(snapshot(0, 0.0, lambda p, a: row(0, 0.5, 0.0).get((p, a))))
+    keys = sorted(h.cols)
+    assert "v_min" in keys and "trafo_loading" not in keys
+    for title, _, lines in plot_groups(keys):
+        for _, series, labels in lines:
+            assert set(series) <= set(keys) and len(series) == len(labels), title
+    assert "Transformer loading" in [t for t, _, _ in plot_groups([*keys, "trafo_loading"])]
+
+
 def test_page_and_bokehjs_are_served_locally_without_any_external_url():
     port = free_port()
     with live_dashboard(START, "127.0.0.1", port, "test") as url:
@@ -183,3 +198,70 @@ def test_dashboard_process_goes_when_its_run_is_killed(write_scenario):
     while not port_free(port) and time.monotonic() - t0 < 10:
         time.sleep(0.1)
     assert port_free(port), "the dashboard server outlived its run"
+
+
+def _zero_a_data_chunk(path, dataset: str = "meters/P") -> None:
+    """Zero the bytes of *dataset*'s first stored chunk: its metadata stays good, its gzip data does not."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info(0)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\0" * info.size)
+
+
+def test_watch_of_a_file_with_a_damaged_data_chunk_is_one_line_exit_2(tmp_path):
+    """A chunk that fails to decompress was a traceback every 100 ms for as long as `cosim watch` ran."""
+    path = tmp_path / "r.h5"
+    w = ResultsWriter(str(path), {}, [(p, a, "") for p, a in row(0, 0, 0)], [], START, 1000, flush_every=1)
+    for t in range(5):
+        w.append(t * 1000, row(t, 0.5, 0.0))
+    w.close()
+    _zero_a_data_chunk(path)
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "watch", str(path), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode == 2, (out, err[-2000:])
+    assert err.splitlines() == [f"error: {path}: damaged results file (filter returned failure during read)"], err
+    assert out == ""
+
+
+def test_a_source_failing_while_served_stops_the_server_and_raises_once(tmp_path):
+    """A file damaged where later rows land: the page was served, then every poll raised. Now the first
+    failure stops polling and serving, and serve() raises it (cosim watch: one line, exit 2)."""
+    import threading
+
+    from cosim.dashboard import serve
+    from cosim.errors import InputError
+
+    class Source:
+        polls = 0
+        closed = False
+
+        def poll(self, history):
+            self.polls += 1
+            if self.polls >= 3:
+                raise InputError("r.h5: damaged results file (filter returned failure during read)")
+
+        def close(self):
+            self.closed = True
+
+    src, port, raised = Source(), free_port(), []
+
+    def target():
+        try:
+            serve(src, "127.0.0.1", port, "t")
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            raised.append(exc)
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(30)
+    assert not th.is_alive(), "serve() went on after its source failed"
+    assert [type(e) for e in raised] == [InputError] and src.polls == 3 and src.closed
+    assert port_free(port)

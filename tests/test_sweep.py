@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 
 import pytest
 import yaml
@@ -145,3 +146,102 @@ def test_cached_runs_of_other_code_are_noted_and_runs_without_kpis_fail(tmp_path
     monkeypatch.setattr(sweep, "summary_kpis", broken)
     res = run_sweep(path, workers=1, out=out, progress=False)
     assert res.failed == 1 and res.variants[0].error == "KPIs failed: ValueError: no time axis"
+
+
+KILL_WORKER = '''
+import os, sys
+sys.path.insert(0, {root!r})
+
+
+def kill_worker(keys):  # instead of stopping its run: the worker dies with the run's file open
+    os.kill(os.getpid(), 9)
+
+
+if __name__ == "__main__":
+    import cosim.sweep as sweep
+    from cosim.cli import main
+
+    sweep.stop_runs, sweep.STOP_WAIT_S = kill_worker, 0
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
+def _interrupt_sweep(tmp_path, signum: int, group: bool, script=None):
+    """Run a 4-run sweep on one worker, signal it while its second run steps; (exit code, stdout, stderr,
+    summary rows, the second run's file attrs)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import h5py
+
+    from cosim.results import read_attrs
+    from tests.conftest import ROOT, wait_until
+
+    base = small_scenario(duration="6d")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(
+        {"name": "sigint", "base": "base.yaml", "parameters": {"districts[0].shares.pv": [0.1, 0.3, 0.5, 0.7]}}))
+    out = tmp_path / "out"
+    spec, _ = load_sweep(tmp_path / "sw.yaml")
+    files = [v.path for v in expand(spec, tmp_path / "sw.yaml", out)]
+    cmd = [sys.executable, *([str(script)] if script else ["-m", "cosim.cli"]),
+           "sweep", str(tmp_path / "sw.yaml"), "--workers", "1", "-o", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, as a terminal's Ctrl-C reaches
+    try:
+        wait_until(lambda: files[0].with_suffix(".json").exists() or proc.poll() is not None, 240, 0.1)
+        wait_until(lambda: files[1].exists() or proc.poll() is not None, 60, 0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+    with (out / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    attrs = read_attrs(files[1])
+    with h5py.File(files[1], "r") as f:  # a plain open: the file is closed
+        attrs["rows"] = f["time"].shape[0]
+    return proc.returncode, stdout, stderr, rows, attrs
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("signum, group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_writes_its_summary_and_its_run_closes_its_file(tmp_path, signum, group):
+    """Ctrl-C (SIGINT to the process group, workers included) or SIGTERM to the sweep: exit 130 with one
+    line, summary.csv and the table with the runs not finished `interrupted`, and the run in progress
+    stopped by its own runner: its file says interrupted and keeps its steps. (It was exit 130 without a
+    summary, the run's file left `running` by a killed writer, and a leaked-semaphore warning.)"""
+    code, stdout, stderr, rows, attrs = _interrupt_sweep(tmp_path, signum, group)
+    assert code == 130, stderr
+    # (dask's own log lines, e.g. an event loop slow on a loaded machine, are dask's business)
+    assert [ln for ln in stderr.splitlines() if " - distributed." not in ln] == ["error: interrupted"], stderr
+    assert "leaked semaphore" not in stderr
+    assert [r["status"] for r in rows] == ["completed", "interrupted", "interrupted", "interrupted"]
+    assert rows[0]["total.bill_eur"] and not rows[1]["total.bill_eur"]
+    assert "its completed steps are in its file" in rows[1]["error"]
+    assert [r["error"] for r in rows[2:]] == ["not run: the sweep was interrupted"] * 2
+    assert "1/4 completed (0 from earlier runs), 0 failed, 3 interrupted" in stdout
+    assert attrs["status"] == "interrupted" and attrs["error"] == "stopped by SIGINT"
+    assert attrs["steps"] == attrs["rows"] > 0
+
+
+@pytest.mark.timeout(400)
+def test_an_interrupted_sweep_closes_the_file_its_killed_worker_left_open(tmp_path):
+    """The fallback: a run that cannot stop itself (its worker died with the file open) has its file
+    closed by the sweep as `interrupted`, with the rows its writer flushed."""
+    from tests.conftest import ROOT
+
+    script = tmp_path / "kill_worker.py"
+    script.write_text(KILL_WORKER.format(root=str(ROOT)))
+    code, stdout, stderr, rows, attrs = _interrupt_sweep(tmp_path, signal.SIGINT, False, script)
+    assert code == 130 and "error: interrupted" in stderr.splitlines() and "Traceback" not in stderr, stderr
+    assert [r["status"] for r in rows] == ["completed", "interrupted", "interrupted", "interrupted"]
+    assert "its worker was stopped before the run closed its file" in rows[1]["error"]
+    assert attrs["status"] == "interrupted" and "its worker was stopped" in attrs["error"]
+    assert attrs["steps"] == attrs["rows"]
