@@ -37,7 +37,7 @@ class RunFailed(Exception):
 
 
 class RunInterrupted(Exception):
-    """The run was stopped by SIGINT or SIGTERM."""
+    """The run was stopped by SIGINT, SIGTERM or its stop request (run_scenario(stop=...))."""
 
 
 @dataclass
@@ -138,6 +138,20 @@ def _shutdown(world) -> None:
         loop.close()
 
 
+STOP_POLL_S = 0.2  # how often a run checks its stop request (run_scenario(stop=...))
+
+
+class StopRequest(threading.Event):
+    """Set from another thread (:meth:`request`), it stops a run as SIGINT does; ``why`` ends in the
+    file's ``error`` (``stopped by <why>``)."""
+
+    why = "a stop request"
+
+    def request(self, why: str) -> None:
+        self.why = why
+        self.set()
+
+
 class _StopSignals:
     """SIGINT and SIGTERM both stop a run cleanly (main thread only): while the world is built they raise
     KeyboardInterrupt, while it runs they cancel the run's task. ``received`` names the signal."""
@@ -166,9 +180,15 @@ class _StopSignals:
             signal.signal(s, handler)
 
     @contextmanager
-    def cancelling(self, loop, task):
+    def cancelling(self, loop, task, stop: StopRequest | None = None):
+        """While the block runs *task* on *loop*, a signal (main thread) or *stop* being set cancels it."""
+        watcher = loop.create_task(self._cancel_when_set(stop, task)) if stop is not None else None
         if not self.active:
-            yield
+            try:
+                yield
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
             return
 
         def cancel(sig):
@@ -180,9 +200,17 @@ class _StopSignals:
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             for s in self.SIGNALS:
                 loop.remove_signal_handler(s)
                 signal.signal(s, self._raise)  # asyncio resets it to the default
+
+    async def _cancel_when_set(self, stop: StopRequest, task) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(STOP_POLL_S)
+        self.received = self.received or stop.why
+        task.cancel()
 
 
 @contextmanager
@@ -209,8 +237,12 @@ def run_scenario(
     until_ms: int | None = None,
     rt_factor: float | None = None,
     progress: bool = True,
+    stop: StopRequest | None = None,
 ) -> RunResult:
-    """Run *scn* (whose effective YAML text is *scenario_yaml*) and return where the results are."""
+    """Run *scn* (whose effective YAML text is *scenario_yaml*) and return where the results are.
+
+    *stop*: set from another thread, it stops the run as SIGINT does (a sweep's runs in dask workers,
+    whose threads get no signals): the file is closed ``interrupted`` and :class:`RunInterrupted` raised."""
     mosaik_fixes.apply()
     path = Path(out) if out else scn.output_path()
     if rt_factor is None and scn.realtime is not None:
@@ -223,7 +255,7 @@ def run_scenario(
     t0 = time.perf_counter()
     world = None
     status, error = "failed", ""
-    with _StopSignals() as stop:
+    with _StopSignals() as stops:
         try:
             with warnings.catch_warnings(), _fewer_collections():
                 warnings.filterwarnings("ignore", message="Simulation too slow for real-time factor")
@@ -232,11 +264,11 @@ def run_scenario(
                             rt_factor)
                 loop = world.loop
                 task = loop.create_task(_drive(world, until, rt_factor, scn))
-                with stop.cancelling(loop, task):
+                with stops.cancelling(loop, task, stop):
                     loop.run_until_complete(task)
             status = "completed"
         except (asyncio.CancelledError, KeyboardInterrupt):  # SIGINT/SIGTERM during the run / while building
-            signame = stop.received or "SIGINT"
+            signame = stops.received or "SIGINT"
             status, error = "interrupted", f"stopped by {signame}"
             kept = f"completed steps are in {path}" if recorder.OPEN_WRITERS else "nothing was recorded yet"
             raise RunInterrupted(f"run interrupted ({signame}); {kept}") from None
@@ -260,7 +292,7 @@ def run_scenario(
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            stop.closing = True
+            stops.closing = True
             try:
                 steps = _close_writers(status, error)
             finally:

@@ -264,8 +264,8 @@ def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_k
         logging.getLogger("distributed").setLevel(logging.ERROR)
         scn = parse_scenario(data)
         text = yaml.safe_dump(data, sort_keys=False)
-        with _stoppable(key):
-            run_scenario(scn, text, out=out, progress=False)
+        with _stoppable(key) as stop:
+            run_scenario(scn, text, out=out, progress=False, stop=stop)
         status = "completed"
     except (RunInterrupted, KeyboardInterrupt):
         status, error = "interrupted", STOPPED
@@ -284,9 +284,9 @@ def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_k
 
 NOT_STARTED = "not run: the sweep was interrupted"
 STOPPED = "stopped: the sweep was interrupted; its completed steps are in its file"
-_STOP_KEYS: set[str] = set()    # tasks of this worker process whose sweep was interrupted (stop_runs)
-_RUN_KEYS: dict[int, str] = {}  # thread -> the key of the task whose run it executes
-_STOPPER_LOCK = threading.Lock()
+STOPPED_BY = "the interrupt of its sweep (Ctrl-C or SIGTERM)"  # the run file's error: "stopped by ..."
+_STOP_KEYS: set[str] = set()  # tasks of this worker process whose sweep was interrupted (stop_runs)
+_RUNNING: dict[str, Any] = {}  # key of a task whose run executes here -> its cosim.runner.StopRequest
 
 
 def _task_key() -> str | None:
@@ -299,57 +299,32 @@ def _task_key() -> str | None:
         return None
 
 
-class _RunStopper:
-    """Handed every recorded row (:data:`cosim.recorder.LIVE_FEEDS`), in the run's own thread, inside its
-    event loop: the run of a stopped task gets its run task cancelled there, between two steps. That is
-    what SIGINT does to a `cosim run` (``cosim.runner._StopSignals.cancelling``), which a dask worker's
-    run cannot get (its thread is not the main thread): the runner then closes the file as
-    ``interrupted`` with every completed step and raises :class:`cosim.runner.RunInterrupted`."""
-
-    def events(self, stream: str, records: list[dict]) -> None:
-        pass
-
-    def row(self, t_ms: int, values: dict) -> None:
-        ident = threading.get_ident()
-        key = _RUN_KEYS.get(ident)
-        if key is None or key not in _STOP_KEYS:
-            return
-        import asyncio
-
-        del _RUN_KEYS[ident]  # once
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        drive = [t for t in tasks if getattr(t.get_coro(), "__qualname__", "") == "_drive"]
-        for t in drive or tasks:  # the runner's task (cancelling it cancels the scheduler's), else all of them
-            t.cancel()
-
-
-_STOPPER = _RunStopper()
-
-
 @contextmanager
 def _stoppable(key: str | None):
-    """While the block runs a scenario in this thread, :func:`stop_runs` with *key* stops it."""
-    if key is None:
-        yield
-        return
-    from cosim import recorder
+    """The stop request (``run_scenario(stop=...)``) of the run that the block executes for task *key*:
+    :func:`stop_runs` sets it, and the runner then stops as on SIGINT, closing its file ``interrupted``."""
+    from cosim.runner import StopRequest
 
-    with _STOPPER_LOCK:
-        if _STOPPER not in recorder.LIVE_FEEDS:
-            recorder.LIVE_FEEDS.append(_STOPPER)
-    _RUN_KEYS[threading.get_ident()] = key
+    stop = StopRequest()
+    if key is None:
+        yield stop
+        return
+    _RUNNING[key] = stop
     try:
-        yield
+        yield stop
     finally:
-        _RUN_KEYS.pop(threading.get_ident(), None)
+        _RUNNING.pop(key, None)
         _STOP_KEYS.discard(key)
 
 
 def stop_runs(keys: list[str]) -> list[str]:
     """Run on each worker (``client.run``) when a sweep is interrupted: its tasks *keys* that have not
-    started will not run, those running stop at their next recorded row. Returns the keys running here."""
+    started will not run, those running stop at their next step. Returns the keys running here."""
     _STOP_KEYS.update(keys)
-    return [k for k in list(_RUN_KEYS.values()) if k in _STOP_KEYS]
+    running = [k for k in keys if k in _RUNNING]
+    for k in running:
+        _RUNNING[k].request(STOPPED_BY)
+    return running
 
 
 def _ignore_sigint() -> None:
