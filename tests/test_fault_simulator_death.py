@@ -1,6 +1,8 @@
-"""Fault suite: a subprocess or remote simulator that dies mid-run fails the run within seconds, naming it,
-with ``status: failed`` and every completed step kept; SIGTERM stops a run like SIGINT."""
+"""Fault suite: a subprocess or remote simulator that dies or freezes, mid-run or before it connects, fails
+the run within seconds, naming it, with ``status: failed`` and every completed step kept, and no subprocess
+is left behind; SIGTERM stops a run like SIGINT."""
 
+import os
 import signal
 import subprocess
 import time
@@ -63,27 +65,26 @@ def _assert_failed_file(out: Path, rows_seen: int, needle: str) -> None:
         assert not np.isnan(f["households/P"][()]).any()
 
 
-@pytest.mark.parametrize("mode", ["cmd", "connect"])
-def test_killed_grid_simulator_fails_the_run_fast(write_scenario, tmp_path, mode):
+def _grid_signalled_mid_run(write_scenario, tmp_path, mode: str, sig: int, **start) -> tuple:
+    """A run whose grid simulator (a ``cmd`` subprocess, or a ``connect`` server; *start*: more of its start
+    fields) gets *sig* after 2 rows; (stderr, s from the signal to the run's exit, rows seen, the grid's
+    pid, results file). The run must have failed (exit 1)."""
     server = None
     if mode == "cmd":
-        sims = {"grid": {"mode": "cmd"}}
+        sims = {"grid": {"mode": "cmd", **start}}
     else:
         port = free_port()
         server = start_sim_server("simulators.grid", port)
-        sims = {"grid": {"mode": "connect", "address": f"127.0.0.1:{port}"}}
+        sims = {"grid": {"mode": "connect", "address": f"127.0.0.1:{port}", **start}}
     scn = write_scenario(grid={"network": "cigre_lv"}, simulators=sims, record={"flush_every": 1})
-    out = tmp_path / "k.h5"
+    out = tmp_path / "g.h5"
     proc = _start_run(scn, out)
     try:
         rows = _wait_rows(proc, out, 2)
-        if mode == "cmd":
-            (victim,) = _children(proc.pid, "simulators.grid")
-            subprocess.run(["kill", "-KILL", str(victim)], check=True)
-        else:
-            server.kill()
+        victim = _children(proc.pid, "simulators.grid")[0] if mode == "cmd" else server.pid
+        os.kill(victim, sig)
         t0 = time.monotonic()
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)
         elapsed = time.monotonic() - t0
     finally:
         proc.kill()
@@ -92,6 +93,12 @@ def test_killed_grid_simulator_fails_the_run_fast(write_scenario, tmp_path, mode
             server.kill()
             server.wait()
     assert proc.returncode == 1, err
+    return err, elapsed, rows, victim, out
+
+
+@pytest.mark.parametrize("mode", ["cmd", "connect"])
+def test_killed_grid_simulator_fails_the_run_fast(write_scenario, tmp_path, mode):
+    err, elapsed, rows, _, out = _grid_signalled_mid_run(write_scenario, tmp_path, mode, signal.SIGKILL)
     assert elapsed < KILL_TO_EXIT_S, f"{elapsed:.1f} s from kill to exit"
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     expected = "killed by SIGKILL" if mode == "cmd" else "closed its connection"
@@ -119,24 +126,30 @@ def test_sigterm_stops_the_run_like_sigint(write_scenario, tmp_path):
         assert n >= rows and f.attrs["steps"] == n
 
 
-def test_simulator_killed_before_it_connects_fails_fast(write_scenario, tmp_path):
+def _grid_signalled_before_it_connects(write_scenario, tmp_path, sig: int) -> tuple[str, float, int]:
+    """A run whose ``cmd`` grid simulator gets *sig* while it still imports (not connected); (stderr, s from
+    the signal to the run's exit, the grid's pid). The run must have failed (exit 1)."""
     scn = write_scenario(grid={"network": "cigre_lv"}, simulators={"grid": {"mode": "cmd"}})
-    out = tmp_path / "s.h5"
-    proc = _start_run(scn, out)
+    proc = _start_run(scn, tmp_path / "s.h5")
     try:
         deadline = time.monotonic() + 60
         victims = []
         while not victims and time.monotonic() < deadline and proc.poll() is None:
             victims = _children(proc.pid, "simulators.grid")
             time.sleep(0.02)
-        subprocess.run(["kill", "-KILL", str(victims[0])], check=True)  # still importing: not connected
+        os.kill(victims[0], sig)
         t0 = time.monotonic()
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)
         elapsed = time.monotonic() - t0
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == 1, err
+    return err, elapsed, victims[0]
+
+
+def test_simulator_killed_before_it_connects_fails_fast(write_scenario, tmp_path):
+    err, elapsed, _ = _grid_signalled_before_it_connects(write_scenario, tmp_path, signal.SIGKILL)
     assert elapsed < KILL_TO_EXIT_S, f"{elapsed:.1f} s from kill to exit"
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "simulator grid-0" in errors[0] and "killed by SIGKILL" in errors[0], err
@@ -155,30 +168,9 @@ def test_frozen_grid_simulator_fails_the_run_and_is_not_left_behind(write_scenar
     """A simulator that stops answering (SIGSTOP; a hung host) keeps its socket open: before, the run
     waited forever. A stopped subprocess fails it within seconds and is killed; a remote one that leaves a
     call unanswered for its ``timeout`` (here 4 s) fails it too."""
-    server = None
-    if mode == "cmd":
-        sims = {"grid": {"mode": "cmd"}}
-    else:
-        port = free_port()
-        server = start_sim_server("simulators.grid", port)
-        sims = {"grid": {"mode": "connect", "address": f"127.0.0.1:{port}", "timeout": "4s"}}
-    scn = write_scenario(grid={"network": "cigre_lv"}, simulators=sims, record={"flush_every": 1})
-    out = tmp_path / "f.h5"
-    proc = _start_run(scn, out)
-    try:
-        rows = _wait_rows(proc, out, 2)
-        victim = _children(proc.pid, "simulators.grid")[0] if mode == "cmd" else server.pid
-        subprocess.run(["kill", "-STOP", str(victim)], check=True)
-        t0 = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        elapsed = time.monotonic() - t0
-    finally:
-        proc.kill()
-        proc.wait()
-        if server is not None:
-            server.kill()
-            server.wait()
-    assert proc.returncode == 1, err
+    start = {} if mode == "cmd" else {"timeout": "4s"}
+    err, elapsed, rows, victim, out = _grid_signalled_mid_run(write_scenario, tmp_path, mode, signal.SIGSTOP,
+                                                              **start)
     assert elapsed < KILL_TO_EXIT_S + 4, f"{elapsed:.1f} s from SIGSTOP to exit"
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     expected = ("is stopped (SIGSTOP or a debugger) and does not answer" if mode == "cmd"
@@ -191,21 +183,7 @@ def test_frozen_grid_simulator_fails_the_run_and_is_not_left_behind(write_scenar
 
 
 def test_simulator_stopped_before_it_connects_fails_and_is_killed(write_scenario, tmp_path):
-    scn = write_scenario(grid={"network": "cigre_lv"}, simulators={"grid": {"mode": "cmd"}})
-    out = tmp_path / "s.h5"
-    proc = _start_run(scn, out)
-    try:
-        deadline = time.monotonic() + 60
-        victims = []
-        while not victims and time.monotonic() < deadline and proc.poll() is None:
-            victims = _children(proc.pid, "simulators.grid")
-            time.sleep(0.02)
-        subprocess.run(["kill", "-STOP", str(victims[0])], check=True)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 1, err
-    assert err.splitlines() == [f"error: simulator grid-0 (python -m simulators.grid, pid {victims[0]}) is stopped "
+    err, _, victim = _grid_signalled_before_it_connects(write_scenario, tmp_path, signal.SIGSTOP)
+    assert err.splitlines() == [f"error: simulator grid-0 (python -m simulators.grid, pid {victim}) is stopped "
                                 "(SIGSTOP or a debugger) before it connected to mosaik"], err
-    assert not _alive(victims[0])
+    assert not _alive(victim)
