@@ -587,12 +587,18 @@ def _settled_in_window(res: Results, records: list[dict]) -> dict[tuple, float]:
     return {key: e for key, e in per_slot.items() if w[0] <= key[2] < w[1]}
 
 
-def _settlement_in_window(res: Results, rec: dict) -> tuple[float, float, float] | None:
-    """(ordered kWh, payment €, penalty €) of settlement *rec* in the window's slots, from its terms per
-    slot (simulators/mas/dso.py: paid min(delivered, ordered) × price, penalised the shortfall × rate; a
-    slot without meter data delivered 0); None for a record without them."""
-    if not all(k in rec for k in ("ordered_slots", "delivered_slots", "price", "penalty_rate")):
-        return None
+SLOT_TERMS = ("ordered_slots", "delivered_slots", "price", "penalty_rate")  # a settlement's terms per slot
+
+
+def _has_slot_terms(rec: dict) -> bool:
+    """A settlement recorded with its terms per slot (simulators/mas/dso.py, since 2026-12-07)."""
+    return all(k in rec for k in SLOT_TERMS)
+
+
+def _settlement_in_window(res: Results, rec: dict) -> tuple[float, float, float]:
+    """(ordered kWh, payment €, penalty €) of settlement *rec* (with :func:`_has_slot_terms`) in the
+    window's slots (simulators/mas/dso.py: paid min(delivered, ordered) × price, penalised the shortfall ×
+    rate; a slot without meter data delivered 0)."""
     w = res.window_ms or (-math.inf, math.inf)
     t0, slot = int(rec["t0"]), int(rec["slot_ms"])
     inside = [w[0] <= t0 + j * slot < w[1] for j in range(len(rec["ordered_slots"]))]
@@ -635,8 +641,9 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
         delivered = sum(in_window.values())  # + below, settlements without slots
         # settlements with their terms per slot count the window's slots, whenever their order began
         for rec in _settlements_once(every):
-            if (terms := _settlement_in_window(res, rec)) is not None:
-                ordered, payment, penalty = ordered + terms[0], payment + terms[1], penalty + terms[2]
+            if _has_slot_terms(rec):
+                o, pay, pen = _settlement_in_window(res, rec)
+                ordered, payment, penalty = ordered + o, payment + pay, penalty + pen
         whole_orders = 0
         for rec in ev:
             kind = rec.get("kind") or rec.get("type")
@@ -647,7 +654,7 @@ def _flex_kpis(res: Results, na: dict) -> dict | None:
                 continue
             seen[kind].add(ident)
             if kind == "settlement":
-                if _settlement_in_window(res, rec) is None:  # a file before the terms per slot: whole orders
+                if not _has_slot_terms(rec):  # a file before the terms per slot: whole orders
                     whole_orders += 1
                     ordered += float(rec.get("ordered_kwh") or 0)
                     payment += float(rec.get("payment") or 0)

@@ -108,7 +108,7 @@ class _RecordingSubprocess:
 def _start_or_fail_fast(start):
     """mosaik's CmdStarter.start, failing as soon as the spawned process exits or is stopped before it
     connects, and never leaving the process behind when the start fails."""
-    from cosim.sim_watchdog import POLL_S, STOPPED_S, simulator_label, describe_exit, is_stopped
+    from cosim.sim_watchdog import POLL_S, STOPPED_S, describe_exit, simulator_label, stopped_since
 
     async def start_watched(self, sim_id, *args, **kwargs):
         spawned: list = []
@@ -117,7 +117,7 @@ def _start_or_fail_fast(start):
             task = asyncio.ensure_future(start(self, sim_id, *args, **kwargs))
         finally:
             _SPAWNED.reset(token)
-        stopped_since = None
+        stopped = None
         try:
             while True:
                 done, _ = await asyncio.wait([task], timeout=POLL_S)
@@ -127,8 +127,9 @@ def _start_or_fail_fast(start):
                     continue
                 if spawned[0].poll() is not None:
                     raise SimulationError(f"{describe_exit(sim_id, spawned[0])} before it connected to mosaik")
-                stopped_since = (stopped_since or time.monotonic()) if is_stopped(spawned[0].pid) else None
-                if stopped_since is not None and time.monotonic() - stopped_since >= STOPPED_S:
+                now = time.monotonic()
+                stopped = stopped_since(spawned[0].pid, stopped, now)
+                if stopped is not None and now - stopped >= STOPPED_S:
                     raise SimulationError(f"{simulator_label(sim_id, spawned[0])} is stopped (SIGSTOP or a debugger) "
                                           "before it connected to mosaik")
         except BaseException:

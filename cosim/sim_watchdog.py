@@ -32,8 +32,19 @@ def is_stopped(pid: int) -> bool:
         return False
 
 
+def stopped_since(pid: int, since: float | None, now: float) -> float | None:
+    """Since when process *pid* has been stopped (*since*: the answer of the previous look, None if it was
+    running; *now* the first time it is seen stopped), None while it runs."""
+    return (now if since is None else since) if is_stopped(pid) else None
+
+
+def _process_of(proxy):
+    """The subprocess of a ``cmd`` simulator's proxy, None for any other simulator."""
+    return proxy._process[0] if isinstance(proxy, RemoteProxy) and proxy._process else None
+
+
 def _where(sid: str, proxy) -> str:
-    process = proxy._process[0] if proxy._process else None
+    process = _process_of(proxy)
     return simulator_label(sid, process) if process is not None else f"simulator {sid}"
 
 
@@ -43,24 +54,23 @@ class _Pending:
     def __init__(self, timeouts: dict[str, float]):
         self.timeouts = timeouts
         self.calls: dict[tuple[str, int], float] = {}
-        self.stopped: dict[str, float] = {}
+        self.stopped: dict[str, float | None] = {}
 
     def frozen(self, sid: str, proxy, now: float) -> str | None:
         ids = set(proxy._channel._outgoing_request_futures)
         for key in [k for k in self.calls if k[0] == sid and k[1] not in ids]:
             del self.calls[key]
         first = min((self.calls.setdefault((sid, i), now) for i in ids), default=None)
-        process = proxy._process[0] if proxy._process else None
-        if process is not None and first is not None and is_stopped(process.pid):
-            since = self.stopped.setdefault(sid, now)
-            if now - since >= STOPPED_S:
-                return f"{_where(sid, proxy)} is stopped (SIGSTOP or a debugger) and does not answer"
-        else:
-            self.stopped.pop(sid, None)
-        limit = self.timeouts.get(sid.rsplit("-", 1)[0], DEFAULT_TIMEOUT_S)
+        process = _process_of(proxy)
+        since = self.stopped[sid] = (stopped_since(process.pid, self.stopped.get(sid), now)
+                                     if process is not None and first is not None else None)
+        if since is not None and now - since >= STOPPED_S:
+            return f"{_where(sid, proxy)} is stopped (SIGSTOP or a debugger) and does not answer"
+        name = sid.rsplit("-", 1)[0]  # mosaik's sid of the scenario's simulator <name>: <name>-0
+        limit = self.timeouts.get(name, DEFAULT_TIMEOUT_S)
         if first is not None and now - first >= limit:
             return (f"{_where(sid, proxy)} did not answer a call within {limit:g} s "
-                    f"(simulators.{sid.rsplit('-', 1)[0]}.timeout): it is frozen or its host is unreachable")
+                    f"(simulators.{name}.timeout): it is frozen or its host is unreachable")
         return None
 
 
@@ -97,7 +107,7 @@ def dead_simulator(proxies: dict, wait_s: float = 0.0, pending: _Pending | None 
         for sid, proxy in proxies.items():
             if not isinstance(proxy, RemoteProxy):
                 continue
-            process = proxy._process[0] if proxy._process else None
+            process = _process_of(proxy)
             if process is not None and process.poll() is not None:
                 return describe_exit(sid, process)
             if closed is None and proxy._channel._receiver_task.done():
@@ -126,7 +136,7 @@ def kill_leftovers(proxies: dict) -> None:
     """Kill and reap every subprocess simulator still alive after the world's shutdown (mosaik only sends
     SIGTERM and waits 1 s, which a stopped or hung process survives)."""
     for proxy in proxies.values():
-        process = proxy._process[0] if isinstance(proxy, RemoteProxy) and proxy._process else None
+        process = _process_of(proxy)
         if process is not None and process.poll() is None:
             process.kill()
             try:
