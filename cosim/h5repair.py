@@ -53,6 +53,30 @@ def unclosed_note(path: str | Path, attrs) -> str | None:
             f"`h5clear -s {path}` (Debian package hdf5-tools) clears HDF5's open-for-write flag")
 
 
+def repair_copy(path: Path) -> Path:
+    """Where :func:`write_closed_copy` writes the copy of *path* (then moved over it)."""
+    return path.with_name(path.name + ".repair")
+
+
+def write_closed_copy(src: h5py.File, path: Path, status: str | None = None, error: str = "") -> int:
+    """Copy every group, dataset and attribute of *src*, the open results file at *path*, into a closed
+    file at :func:`repair_copy` (stamped with *status*, *error* and its rows as ``steps`` when *status* is
+    given); return its rows. A copy that cannot be written (no space) is removed: InputError."""
+    tmp = repair_copy(path)
+    rows = src["time"].shape[0] if "time" in src else 0
+    try:
+        with h5py.File(tmp, "w", libver="latest") as dst:
+            for name in src:
+                src.copy(src[name], dst, name=name)
+            dst.attrs.update(dict(src.attrs))
+            if status is not None:
+                dst.attrs.update(status=status, error=error, steps=rows)
+    except H5_ERRORS as exc:  # e.g. no space for the copy: the file stays as it was
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: not repaired: writing its copy {tmp.name} failed ({reason(exc)})") from None
+    return rows
+
+
 def repair(path: str | Path) -> str:
     """Rewrite a killed writer's file as a closed one with ``status: failed``; return one line."""
     p = Path(path)
@@ -66,17 +90,7 @@ def repair(path: str | Path) -> str:
                              "still runs cannot be told here; not repaired (h5clear -s FILE clears the flag)")
         if state == "closed" and not superblock(p).open_for_write:
             return f"{p}: closed by its run (status {attrs.get('status')}); nothing to repair"
-        tmp = p.with_name(p.name + ".repair")
-        rows = src["time"].shape[0] if "time" in src else 0
-        try:
-            with h5py.File(tmp, "w", libver="latest") as dst:
-                for name in src:
-                    src.copy(src[name], dst, name=name)
-                dst.attrs.update(attrs)
-                if state != "closed":
-                    dst.attrs.update(status="failed", error=KILLED, steps=rows)
-        except H5_ERRORS as exc:  # e.g. no space for the copy: the file stays as it was
-            tmp.unlink(missing_ok=True)
-            raise InputError(f"{p}: not repaired: writing its copy {tmp.name} failed ({reason(exc)})") from None
-    os.replace(tmp, p)
+        status, error = (None, "") if state == "closed" else ("failed", KILLED)  # closed: only its flag
+        rows = write_closed_copy(src, p, status, error)
+    os.replace(repair_copy(p), p)
     return f"{p}: repaired: {rows} rows kept, status failed (its writer was killed)"

@@ -679,35 +679,26 @@ UNCLOSED = "interrupted: its worker was stopped before the run closed its file; 
 def _close_unclosed(path: Path, wait_s: float = 5.0) -> bool:
     """Close the file of a run whose writer was killed as ``interrupted`` (its flushed rows, copied as
     ``cosim inspect --repair`` does); True if it did. A file its writer still has open is left alone."""
-    import h5py
-
     from cosim.h5open import H5_ERRORS, open_results
-    from cosim.h5repair import writer_state
+    from cosim.h5repair import repair_copy, write_closed_copy, writer_state
 
     if not path.exists():
         return False
     deadline = time.monotonic() + wait_s
-    tmp = path.with_name(path.name + ".repair")
     try:
         while True:
             with open_results(path) as src:
-                attrs = dict(src.attrs)
-                state = writer_state(attrs)
+                state = writer_state(dict(src.attrs))
                 if state == "gone":
-                    rows = src["time"].shape[0] if "time" in src else 0
-                    with h5py.File(tmp, "w", libver="latest") as dst:
-                        for name in src:
-                            src.copy(src[name], dst, name=name)
-                        dst.attrs.update(attrs)
-                        dst.attrs.update(status="interrupted", error=UNCLOSED, steps=rows)
+                    write_closed_copy(src, path, "interrupted", UNCLOSED)
                     break
             if state != "alive" or time.monotonic() > deadline:  # closed, or on another host, or still alive
                 return False
             time.sleep(0.2)  # its worker is going down
-        os.replace(tmp, path)
+        os.replace(repair_copy(path), path)
         return True
     except (InputError, *H5_ERRORS):
-        tmp.unlink(missing_ok=True)
+        repair_copy(path).unlink(missing_ok=True)
         return False
 
 
