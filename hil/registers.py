@@ -458,8 +458,7 @@ class RegisterMap(_Strict):
             if pt.name in targets:
                 raise ValueError(f"setpoint {name}: point {pt.name} has a setpoint spec already")
             targets.add(pt.name)
-            for n in [*sp.with_, *sp.revert_also, *sp.revert_also.values(),
-                      *[x for x in (sp.revert_timer, sp.revert_enable, sp.revert_value) if x]]:
+            for n in sorted(sp.group(self) - {pt.name}):  # what a write of the set point touches
                 if n not in pts or not pts[n].writable:
                     raise ValueError(f"setpoint {name}: {n} is not a writable point")
             if sp.revert_remaining and sp.revert_remaining not in pts:
