@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -437,6 +438,7 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
         for v in first.values():
             if v.cached:  # nothing to run for it: summarise here
                 _apply(v, summarize_existing(str(v.path), spec.kpis))
+                _warn_unknown_kpis(spec, variants, v)
         if todo:
             _execute(spec, variants, todo, workers, scheduler, progress)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the summary of what there is, then SweepInterrupted
@@ -470,13 +472,18 @@ class SweepInterrupted(KeyboardInterrupt):
 
 def unknown_kpis(result: SweepResult) -> list[str]:
     """One line per ``kpis:`` entry of the sweep that names no KPI of its runs (with the nearest names)."""
+    done = [v for v in result.variants if v.status == "completed"]
+    if not result.spec.kpis or not done:
+        return []
+    return _unknown_in(result.spec.kpis, done[0].path)
+
+
+def _unknown_in(keys: list[str], path: Path) -> list[str]:
+    """One line per key of *keys* that names no KPI of the results file *path* (with the nearest names)."""
     import difflib
 
     from cosim.kpi import compute_kpis
 
-    done = [v for v in result.variants if v.status == "completed"]
-    if not result.spec.kpis or not done:
-        return []
     known: set[str] = set()
 
     def walk(d: dict, prefix: str) -> None:
@@ -485,9 +492,9 @@ def unknown_kpis(result: SweepResult) -> list[str]:
             if isinstance(v, dict):
                 walk(v, prefix + k + ".")
 
-    walk(compute_kpis(str(done[0].path)), "")
+    walk(compute_kpis(str(path)), "")
     out = []
-    for key in result.spec.kpis:
+    for key in keys:
         if key not in known:
             near = difflib.get_close_matches(key, sorted(known), n=3)
             out.append(f"kpis: {key!r} is not a KPI of these runs"
@@ -622,6 +629,8 @@ def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], work
         _apply(v, r)
         if v.error != NOT_STARTED:
             _write_sidecar(v)
+        if v.status == "completed":
+            _warn_unknown_kpis(spec, variants, v)
         return f"{sum(x.status == 'failed' for x in variants)} failed"
 
     started = time.time()
@@ -633,6 +642,18 @@ def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], work
             if v.status != "completed" and _written_since(v.path, started):
                 _settle(v, spec.kpis)
         raise
+
+
+def _warn_unknown_kpis(spec: SweepSpec, variants: list[Variant], v: Variant) -> None:
+    """At the sweep's first completed run: a warning line per ``kpis:`` entry its KPIs do not have, so a
+    misspelt column is seen after one run, not after all (the sweep goes on; it still ends with exit 2)."""
+    from tqdm import tqdm
+
+    if not spec.kpis or sum(x.status == "completed" for x in variants) != 1:
+        return
+    for line in _unknown_in(spec.kpis, v.path):  # tqdm.write: above the progress bar, not through it
+        tqdm.write(f"warning: {line}; the sweep goes on (its runs are kept for a corrected sweep)",
+                   file=sys.stderr)
 
 
 def _write_sidecar(v: Variant) -> None:

@@ -40,11 +40,21 @@ def test_quiet_silences_subprocess_simulators_and_verbose_shows_them(write_scena
 def test_a_misspelt_sweep_kpi_is_an_input_error(tmp_path):
     base = small_scenario(duration="5min", districts=[{"name": "d1", "households": 1}])
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
-    spec = {"name": "t", "base": "base.yaml", "parameters": {"seed": [1]}, "kpis": ["total.peak_15mn_kw"]}
+    spec = {"name": "t", "base": "base.yaml", "parameters": {"seed": [1, 2]}, "kpis": ["total.peak_15mn_kw"]}
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
     proc = run_cosim("sweep", str(tmp_path / "sweep.yaml"), "--workers", "1", "--out", str(tmp_path / "o"), "--quiet")
     assert proc.returncode == 2, proc.stderr
-    assert "kpis: 'total.peak_15mn_kw' is not a KPI of these runs (did you mean total.peak_15min_kw" in proc.stderr
+    line = "kpis: 'total.peak_15mn_kw' is not a KPI of these runs (did you mean total.peak_15min_kw"
+    # said once as soon as the first run is done (the sweep goes on), and again as the sweep's error
+    warned = [x for x in proc.stderr.splitlines() if x.startswith(f"warning: {line}")]
+    assert len(warned) == 1 and "the sweep goes on" in warned[0], proc.stderr
+    assert f"error: {tmp_path / 'sweep.yaml'}: {line}" in proc.stderr
+    assert sum(1 for p in (tmp_path / "o").glob("*.h5")) == 2  # both runs ran and are kept
+    # a corrected sweep is not needed to see the warning again: a re-run of the same one warns from its
+    # kept runs before it would run anything
+    again = run_cosim("sweep", str(tmp_path / "sweep.yaml"), "--workers", "1", "--out", str(tmp_path / "o"),
+                      "--quiet")
+    assert again.returncode == 2 and sum(x.startswith(f"warning: {line}") for x in again.stderr.splitlines()) == 1
 
 
 def test_api_overrides_take_dotted_paths_and_bad_input_is_one_line(write_scenario):
