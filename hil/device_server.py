@@ -106,11 +106,19 @@ def soc_window(q: Callable[[str, float], float]) -> tuple[float, float]:
     return max(q("soc_min", 0.0), q("soc_rsv_min", 0.0)), min(q("soc_max", 1.0), q("soc_rsv_max", 1.0))
 
 
-def battery_readings(P: float, soc: float, lo: float, hi: float) -> dict[str, float]:
+def battery_readings(P: float, soc: float, lo: float, hi: float, wh_rtg: float = 10_000.0,
+                     v_max: float = 58.4) -> dict[str, float]:
     """What a battery (SunSpec 802) reads besides its power P [W, > 0 discharging] and state of charge
-    soc in its window [lo, hi]: depth of discharge, DC bus and cell voltages (a 16-cell curve: a
-    modelling choice), DC current and the charge status ChaSt."""
-    V = 48.0 + 8.0 * soc - 0.0004 * P
+    soc in its window [lo, hi]: depth of discharge, DC bus and cell voltages, DC current and the charge
+    status ChaSt. The DC side follows the battery's nameplate: its 802 ``VMax`` sets the number of
+    LFP cells in series (3.65 V charge cut-off per cell, LFP cell datasheets, e.g. A123 ANR26650M1B),
+    each at 3.0 + 0.5·soc V (a linear open-circuit curve over the 2.5–3.65 V window: a modelling
+    choice) less 0.25 V per C of its rate P / ``WHRtg`` (about 2.5 mΩ for a 100-Ah cell: a modelling
+    choice), so a 200-kWh bank at 100 kW reads as a 10-kWh one at 5 kW. The defaults (16 cells,
+    10 kWh) are the bundled map's."""
+    n = max(1, round(v_max / 3.65))
+    cell = 3.0 + 0.5 * soc - 0.25 * P / max(wh_rtg, 1.0)
+    V = n * cell
     if P > 1:
         chast = 3  # DISCHARGING
     elif P < -1:
@@ -121,8 +129,8 @@ def battery_readings(P: float, soc: float, lo: float, hi: float) -> dict[str, fl
         chast = 5  # FULL
     else:
         chast = 6  # HOLDING
-    return {"dod": 1.0 - soc, "V_dc": V, "A_dc": P / V, "cell_v_avg": V / 16.0, "cell_v_max": V / 16.0 + 0.01,
-            "cell_v_min": V / 16.0 - 0.01, "chast": chast}
+    return {"dod": 1.0 - soc, "V_dc": V, "A_dc": P / V, "cell_v_avg": cell, "cell_v_max": cell + 0.01,
+            "cell_v_min": cell - 0.01, "chast": chast}
 
 
 def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
@@ -347,9 +355,10 @@ class DeviceServer:
         P, soc = img.get_quantity("P_bat"), img.get_quantity("soc")
         if P is None or soc is None or math.isnan(P) or math.isnan(soc):
             return
-        lo, hi = soc_window(functools.partial(finite_quantity, img))
-        for q, v in battery_readings(P, soc, lo, hi).items():
-            img.set_quantity(q, v)
+        q = functools.partial(finite_quantity, img)
+        lo, hi = soc_window(q)
+        for name, v in battery_readings(P, soc, lo, hi, q("wh_rtg", 10_000.0), q("v_max", 58.4)).items():
+            img.set_quantity(name, v)
 
     def set_points(self, device_id: str, values: Mapping[str, float | str]) -> None:
         """Set points by name (engineering units)."""

@@ -268,7 +268,8 @@ class BatteryModel:
     def _publish(self) -> None:
         lo, hi = soc_window(self.q)
         self.server.set_quantities(self.dev, {
-            "P_bat": self.P, "soc": self.soc, **battery_readings(self.P, self.soc, lo, hi),
+            "P_bat": self.P, "soc": self.soc,
+            **battery_readings(self.P, self.soc, lo, hi, self.q("wh_rtg", 10_000.0), self.q("v_max", 58.4)),
             "state": 3 if self.connected else 1,  # 802 State: CONNECTED | DISCONNECTED
             "alm_rst": 0,  # 802 AlmRst: an alarm reset is done at once (this battery latches no alarms)
             "hb": self.hb,

@@ -295,3 +295,25 @@ def test_device_server_sim_mosaik_level():
         c2.close()
     finally:
         sim.finalize()
+
+
+def test_battery_dc_side_follows_its_nameplate():
+    """The DC bus of a 200-kWh, 240-cell bank at 100 kW reads as the bundled 10-kWh, 16-cell one at
+    5 kW per cell (the same C-rate); the old fixed 16-cell curve gave 48 + 8 soc - 0.0004 P, 8 V at
+    100 kW and below 0 V beyond 120 kW."""
+    small = battery_readings(5_000.0, 0.5, 0.1, 0.95)
+    assert small["V_dc"] == pytest.approx(48 + 8 * 0.5 - 0.0004 * 5_000.0)  # the bundled map unchanged
+    big = battery_readings(100_000.0, 0.5, 0.1, 0.95, wh_rtg=200_000.0, v_max=876.0)
+    assert big["cell_v_avg"] == pytest.approx(small["cell_v_avg"])
+    assert big["V_dc"] == pytest.approx(240 * small["cell_v_avg"]) and 600 < big["V_dc"] < 876
+    assert big["A_dc"] == pytest.approx(100_000.0 / big["V_dc"])
+
+
+def test_served_battery_reads_its_own_nameplate(served):
+    # a map for a big bank: its nameplate, with W and WHRtg in steps of 10 (16-bit registers)
+    served.set_points("b1", {"m802.W_SF": 1, "m802.WHRtg_SF": 1})
+    served.set_points("b1", {"m802.WHRtg": 200_000, "m802.VMax": 876.0})
+    served.update("b1", {"P_bat": -100.0, "soc": 0.5})  # discharging 100 kW
+    want = battery_readings(100_000.0, 0.5, 0.1, 0.95, wh_rtg=200_000.0, v_max=876.0)
+    assert served.get_point("b1", "m802.V") == pytest.approx(want["V_dc"], abs=0.05)
+    assert served.get_point("b1", "m802.A") == pytest.approx(want["A_dc"], abs=0.05)
