@@ -14,6 +14,8 @@ Behaviour towards clients (documented contract):
   written;
 * a write whose decoded value lies outside the point's ``[min, max]`` (or is NaN / the SunSpec
   not-implemented value) -> exception 3 (ILLEGAL DATA VALUE); nothing of that request is written;
+  SunSpec model 1 ``DA`` (the device address) takes only the unit id it is served on (a served
+  device cannot move to another unit id), anything else -> exception 3;
 * coil / discrete-input functions -> exception 1 (ILLEGAL FUNCTION), like every function code that
   is not served;
 * a unit id that is not served -> exception 0x0B (GATEWAY TARGET FAILED TO RESPOND) at register 0,
@@ -72,6 +74,7 @@ class ServedDevice:
     unit: int
     map: RegisterMap
     image: RegisterImage
+    fixed: dict[str, float] = field(default_factory=dict)  # points a write may not change: their value
     stats: dict[str, int] = field(default_factory=lambda: {
         "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0, "reverts": 0})
 
@@ -213,7 +216,10 @@ class DeviceServer:
             dev = ServedDevice(dev_id, unit, m, RegisterImage(m))
             for b in m.blocks if m.sunspec else ():
                 if b.model == 1 and m.has_point(f"{b.name}.DA"):
-                    dev.image.set(f"{b.name}.DA", unit)  # SunSpec model 1 DA: the device's Modbus address
+                    # SunSpec model 1 DA: the device's Modbus address; this server cannot move a device
+                    # to another unit id while it serves, so a write of another address is refused
+                    dev.image.set(f"{b.name}.DA", unit)
+                    dev.fixed[f"{b.name}.DA"] = unit
             self.devices[dev_id] = dev
             self._by_unit[unit] = dev
         self._callbacks: list[WriteCallback] = [on_write] if on_write else []
@@ -548,6 +554,8 @@ class DeviceServer:
                     lo = -math.inf if p.min is None else p.min
                     hi = math.inf if p.max is None else p.max
                     tol = 1e-6 * max(1.0, abs(lo) if math.isfinite(lo) else 1.0, abs(hi) if math.isfinite(hi) else 1.0)
+                    if p.name in dev.fixed:
+                        lo = hi = dev.fixed[p.name]
                     if math.isnan(v) or not (lo - tol <= v <= hi + tol):
                         dev.stats["refused_value"] += 1
                         log.debug("device %s: write %s=%s outside [%s, %s] refused", dev.id, p.name, v, lo, hi)

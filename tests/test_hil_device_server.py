@@ -226,6 +226,14 @@ def test_served_battery_values_follow_from_its_power_and_soc(served):
 
 def test_sunspec_model_1_da_is_the_unit_id(served):
     assert (served.get_point("m1", "m1.DA"), served.get_point("b1", "m1.DA")) == (4, 3)
+    # a client may write the address it is on; another one is refused (exception 3), since the device
+    # would go on answering on unit 4 (before, 7 was stored and read back while unit 7 did not answer)
+    da = served.image("m1").map.point("m1.DA").address
+    c = client(served, 4)
+    assert c.write_single_register(da, 4)
+    assert not c.write_single_register(da, 7) and c.last_except == 3
+    assert served.get_point("m1", "m1.DA") == 4
+    c.close()
 
 
 def test_tls(loop, tmp_path):
