@@ -248,6 +248,8 @@ class _Builder:
             self.world.connect(self.households, server, "P", "Q", "P_bat", "soc", "P_pv", "P_ev", "soc_ev")
             if self.meters is not None:
                 self.world.connect(self.meters, server, "E_imp", "E_exp", "P_15")
+            if self.grid is not None:  # each served meter's voltage is its household's at its bus
+                self.world.connect(self.grid, server, "V")
             self.connect_shifted(server, self.households, *SETPOINTS)
 
     def control(self) -> None:

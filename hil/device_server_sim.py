@@ -6,7 +6,7 @@ per device) per entity; ``devices`` is ``{device_id: {"unit": u, "map": m}}``, `
 [unit, map]}`` or ``[{"id", "unit", "map"}]``.
 
 Inputs: any attribute of the served maps as population dicts (``{device_id: value}``, merged
-over sources; e.g. ``P``, ``Q`` [kW], ``E_imp``, ``E_exp`` [Wh] for a meter map, ``P_bat`` [kW],
+over sources; e.g. ``P``, ``Q`` [kW], ``V`` [V], ``E_imp``, ``E_exp`` [Wh] for a meter map, ``P_bat`` [kW],
 ``soc`` [0..1] for the battery map); values for devices this server does not serve are ignored.
 
 Outputs: the set points written by Modbus clients (an external controller under test), as
@@ -34,7 +34,7 @@ from .device_server import DeviceServer
 
 log = logging.getLogger(__name__)
 
-INPUT_ATTRS = ["P", "Q", "E_imp", "E_exp", "P_15", "P_bat", "soc", "P_pv", "P_ev", "soc_ev"]
+INPUT_ATTRS = ["P", "Q", "V", "E_imp", "E_exp", "P_15", "P_bat", "soc", "P_pv", "P_ev", "soc_ev"]
 SETPOINT_ATTRS = list(GATEWAY_SETPOINTS)
 
 META = {

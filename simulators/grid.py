@@ -38,6 +38,8 @@ Outputs (plain ``dict[str, float]``):
     ``converged``          ``{"grid": 0/1}``
     ``v_min``, ``v_max``   ``{"grid": p.u.}`` over the monitored buses
     ``max_line_loading``   ``{"grid": %}``
+    ``V``                  per household, V: the line-to-neutral voltage at its bus (what its meter
+                           reads; served to Modbus clients by the device server, not recorded)
 Monitored buses are the LV buses (``vn_kv < 1``) when the net has any, else all buses.
 When the power flow does not converge (loads beyond what the grid can carry) every electrical value
 is NaN, ``converged`` is 0 and ``congestion`` and ``v_violation`` are set to 1.
@@ -58,7 +60,7 @@ from typing import Any, Iterable, Mapping
 import mosaik_api_v3
 import numpy as np
 
-from simulators.grid3ph import IN_ATTRS_3PH, OUT_ATTRS_3PH, PARAMS_3PH, GridModel3ph
+from simulators.grid3ph import IN_ATTRS_3PH, METER_ATTRS, OUT_ATTRS_3PH, PARAMS_3PH, GridModel3ph
 from simulators.grid_engine import PFResult, make_engine
 from simulators.grid_networks import (default_mapping, element_names, load_buses, load_network,
                                       strip_injections)
@@ -76,13 +78,13 @@ META = {
             "public": True,
             "params": ["network", "households", "mapping", "engine", "line_limit_pct",
                        "trafo_limit_pct", "v_band", "engine_options"],
-            "attrs": IN_ATTRS + OUT_ATTRS,
+            "attrs": IN_ATTRS + OUT_ATTRS + METER_ATTRS,
             "outputs": OUT_ATTRS,  # the inputs are the households' own P and Q, recorded there
         },
         "Grid3ph": {
             "public": True,
             "params": PARAMS_3PH,
-            "attrs": IN_ATTRS_3PH + OUT_ATTRS_3PH,
+            "attrs": IN_ATTRS_3PH + OUT_ATTRS_3PH + METER_ATTRS,
             "outputs": OUT_ATTRS_3PH,
         },
     },
@@ -162,6 +164,9 @@ class GridModel:
         self.buses = sorted(set(self.hh_bus.values()))
         bus_pos = {b: k for k, b in enumerate(self.buses)}
         self._hh_pos = np.array([bus_pos[self.hh_bus[h]] for h in ids], dtype=np.int64)
+        # each household's bus row in net.bus and its line-to-neutral base voltage (V)
+        self._hh_row = net.bus.index.get_indexer([self.hh_bus[h] for h in ids])
+        self._hh_vbase = net.bus.vn_kv.values[self._hh_row] * 1e3 / np.sqrt(3.0)
         self.P = np.zeros(len(ids))
         self.Q = np.zeros(len(ids))
 
@@ -243,6 +248,8 @@ class GridModel:
             raise ValueError(f"grid output {attr!r} requested before the first step")
         elif attr == "vm_pu":
             val = dict(zip(self.bus_names, r.vm_pu.tolist()))
+        elif attr == "V":
+            val = dict(zip(self.ids, (r.vm_pu[self._hh_row] * self._hh_vbase).tolist()))
         elif attr == "line_loading":
             val = dict(zip(self.line_names, r.line_loading.tolist()))
         elif attr == "trafo_loading":
@@ -282,7 +289,7 @@ class GridModel:
             v = float(np.max(ll)) if r.converged and ll.size else (0.0 if r.converged else float("nan"))
             val = {"grid": v}
         else:
-            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS + OUT_ATTRS}")
+            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS + OUT_ATTRS + METER_ATTRS}")
         self._cache[attr] = val
         return val
 

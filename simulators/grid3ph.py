@@ -49,7 +49,7 @@ from simulators.grid3ph_engine import Result3ph
 from simulators.grid3ph_networks import LoadPoint, load_network3ph, make_engine3ph
 from simulators.vocabulary import PHASE_POWERS
 
-__all__ = ["GridModel3ph", "IN_ATTRS_3PH", "OUT_ATTRS_3PH", "PHASE_ATTRS"]
+__all__ = ["GridModel3ph", "IN_ATTRS_3PH", "METER_ATTRS", "OUT_ATTRS_3PH", "PHASE_ATTRS"]
 
 PHASE_ATTRS = list(PHASE_POWERS)
 IN_ATTRS_3PH = ["P", "Q"] + PHASE_ATTRS
@@ -58,6 +58,7 @@ OUT_ATTRS_3PH = ["vm_pu_a", "vm_pu_b", "vm_pu_c", "vuf", "line_loading", "trafo_
                  "max_line_loading", "vuf_max"]
 PARAMS_3PH = ["network", "households", "mapping", "phases", "seed", "network_loads",
               "line_limit_pct", "trafo_limit_pct", "v_band", "engine_options"]
+METER_ATTRS = ["V"]  # per household, for the device server; not recorded (the buses' vm_pu_* are)
 
 
 def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping[str, np.ndarray],
@@ -208,6 +209,10 @@ class GridModel3ph:
         self._phase_keys = [buses[rows].tolist() for rows in self._phase_rows]
         self._three_rows = np.flatnonzero(self._three)
         self._three_keys = buses[self._three_rows].tolist()
+        # each household's bus row and its line-to-neutral base voltage (V), for its meter's V
+        row = {b: k for k, b in enumerate(self.ns.net.buses)}
+        self._hh_row = np.array([row[self.hh_point[h].bus] for h in ids], dtype=np.int64)
+        self._hh_vbase = self.engine.net.bus_vbase[self._hh_row]
         self._orders: dict = {}  # input key orders seen (see _merge)
         self.result: Result3ph | None = None
         self._pq: tuple[np.ndarray, np.ndarray] | None = None  # per_phase() of the last solve
@@ -272,6 +277,11 @@ class GridModel3ph:
         elif attr.startswith("vm_pu_"):
             k = "abc".index(attr[-1])
             val = dict(zip(self._phase_keys[k], r.vm_pu[self._phase_rows[k], k].tolist()))
+        elif attr == "V":  # the mean of its bus's phase voltages, as a meter's V (PhV of SunSpec 203)
+            vm = r.vm_pu[self._hh_row]
+            n = np.isfinite(vm).sum(axis=1)
+            mean = np.where(n > 0, np.nansum(vm, axis=1) / np.maximum(n, 1), math.nan)  # NaN: not converged
+            val = dict(zip(self.ids, (mean * self._hh_vbase).tolist()))
         elif attr == "vuf":
             val = dict(zip(self._three_keys, r.vuf_pct[self._three_rows].tolist()))
         elif attr == "line_loading":
@@ -305,5 +315,5 @@ class GridModel3ph:
             v = r.vuf_pct[self._three]
             val = {"grid": float(np.nanmax(v)) if r.converged and v.size else math.nan}
         else:
-            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS_3PH + OUT_ATTRS_3PH}")
+            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS_3PH + OUT_ATTRS_3PH + METER_ATTRS}")
         return val

@@ -36,6 +36,25 @@ def test_household_phase_and_per_phase_inputs():
     assert g.output("vuf")[bus_a] > 0.0 and g.output("P")["b"] == pytest.approx(6.0)
 
 
+def test_a_households_meter_voltage_is_its_buss_in_volts():
+    """``V`` (what the device server serves as a meter's voltage): the mean of the phase voltages at the
+    household's bus, on the 0.4-kV network's line-to-neutral base; the balanced grid's is its bus's."""
+    g = GridModel3ph("kerber_land_kabel_1", households=["a", "b"], phases={"a": 2})
+    g.set_power(P={"a": 6.0, "b": 1.0})
+    g.solve()
+    bus = g.hh_point["a"].bus
+    mean_pu = np.mean([g.output(f"vm_pu_{ph}")[bus] for ph in "abc"])
+    assert g.output("V")["a"] == pytest.approx(mean_pu * 400.0 / np.sqrt(3.0), rel=1e-12)
+    assert g.output("V")["a"] < 400.0 / np.sqrt(3.0)
+    from simulators.grid import GridModel
+
+    b = GridModel("kerber_land_kabel_1", households=["a", "b"])
+    b.set_inputs({"P": {"src": {"a": 6.0, "b": 1.0}}})
+    b.solve()
+    at_a = b.output("vm_pu")[b.bus_names[b.net.bus.index.get_loc(b.hh_bus["a"])]]
+    assert at_a < 1.0 and b.output("V")["a"] == pytest.approx(at_a * 400.0 / np.sqrt(3.0), rel=1e-12)
+
+
 def test_single_phase_load_drops_more_than_balanced():
     """The same 30 kW: on one phase the worst-phase voltage is lower than spread over three."""
     one = GridModel3ph("kerber_land_kabel_1", households=["a"], phases={"a": 1})

@@ -30,11 +30,11 @@ def lab_scenario(ports: dict[str, int], seconds: int, served: str) -> dict:
     return data
 
 
-def read_sdm630_power_kw(port: int) -> float | None:
+def read_sdm630(port: int, address: int) -> float | None:
     client = ModbusClient(host="127.0.0.1", port=port, unit_id=1, timeout=1.0, auto_open=True)
     try:
-        regs = client.read_input_registers(0x34, 2)
-        return None if not regs else struct.unpack(">f", struct.pack(">HH", *regs))[0] / 1000.0
+        regs = client.read_input_registers(address, 2)
+        return None if not regs else struct.unpack(">f", struct.pack(">HH", *regs))[0]
     finally:
         client.close()
 
@@ -50,6 +50,7 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
     scn = parse_scenario(data)
     out = tmp_path / "lab.h5"
     reads: list[float] = []
+    volts: list[float] = []
     with ThreadedEmulators() as lab:
         m0 = lab.start("sdm630", port=ports["m0"], seed=1)
         m1 = lab.start("sunspec-meter", port=ports["m1"], seed=2)
@@ -63,7 +64,8 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
             lab.start("sdm630", port=ports["m0"], seed=1)   # ... and comes back on the same port
             m1.fail(None)
             time.sleep(1.5)
-            reads.append(read_sdm630_power_kw(ports["ds"]))
+            reads.append(read_sdm630(ports["ds"], 0x34))     # total power, W
+            volts.append(read_sdm630(ports["ds"], 0x2A))     # mean phase voltage, V
 
         t = threading.Thread(target=script)
         t.start()
@@ -105,8 +107,16 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
         # the device server served the simulated household's power to an independent client
         served_col = [i.decode() for i in f["households/_ids/P"][()]].index(served)
         recorded = f["households/P"][()][:, served_col]
+        # ... and the voltage of its bus: the mean of the bus's phase voltages of some row (0.4 kV
+        # network: 400/sqrt(3) V per p.u.), not the map's 230 V (which it served before)
+        keys = [[i.decode() for i in f[f"grid/_ids/vm_pu_{ph}"][()]] for ph in "abc"]
+        common = sorted(set(keys[0]) & set(keys[1]) & set(keys[2]))
+        mean_pu = np.mean([f[f"grid/vm_pu_{ph}"][()][:, [keys[k].index(b) for b in common]]
+                           for k, ph in enumerate("abc")], axis=0)
     assert reads and reads[0] is not None
-    assert np.min(np.abs(recorded - reads[0])) < 1e-3
+    assert np.min(np.abs(recorded - reads[0] / 1000.0)) < 1e-3
+    assert volts and volts[0] is not None and volts[0] != 230.0
+    assert np.nanmin(np.abs(mean_pu * 400.0 / np.sqrt(3.0) - volts[0])) < 0.01, volts
 
 
 def test_a_device_server_port_in_use_is_one_line_exit_2(ports, tmp_path, capsys):
