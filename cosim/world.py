@@ -29,7 +29,7 @@ from cosim.scenario import Scenario, ScenarioError, SimulatorStart
 from simulators.devices.common import start_text
 from simulators.devices.params import HouseholdSpec
 from simulators import meter
-from simulators.vocabulary import PHASE_POWERS, SETPOINTS
+from simulators.vocabulary import PHASE_POWERS, PHASE_VOLTAGES, SETPOINTS
 
 # simulator name -> (module, class); every module also runs as `python -m module HOST:PORT`
 SIMULATORS = {
@@ -245,11 +245,13 @@ class _Builder:
             server = self.add("device_server", "device_server", "DeviceServer", self.common,
                               devices={k: v.model_dump() for k, v in ds.devices.items()},
                               host=ds.host, port=ds.port, tls_cert=ds.tls_cert, tls_key=ds.tls_key)
-            self.world.connect(self.households, server, "P", "Q", "P_bat", "soc", "P_pv", "P_ev", "soc_ev")
+            three = _three_phase(self.scn)
+            self.world.connect(self.households, server, "P", "Q", "P_bat", "soc", "P_pv", "P_ev", "soc_ev",
+                               *(PHASE_POWERS if three else ()))
             if self.meters is not None:
                 self.world.connect(self.meters, server, "E_imp", "E_exp", "P_15")
-            if self.grid is not None:  # each served meter's voltage is its household's at its bus
-                self.world.connect(self.grid, server, "V")
+            if self.grid is not None:  # each served meter's voltages are its household's at its bus
+                self.world.connect(self.grid, server, "V", *(PHASE_VOLTAGES if three else ()))
             self.connect_shifted(server, self.households, *SETPOINTS)
 
     def control(self) -> None:

@@ -55,6 +55,8 @@ from typing import Any
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from simulators.vocabulary import PHASE_POWERS, PHASE_VOLTAGES
+
 from .aio import cancel_and_wait
 from .modbus_server import make_server
 from .registers import Point, RegisterImage, RegisterMap, SetpointSpec, load_map
@@ -64,6 +66,7 @@ log = logging.getLogger(__name__)
 WriteCallback = Callable[[str, dict[str, float | str]], None]
 
 _WRITE_FCS = {6, 16, 22, 23}
+PHASE_INPUTS = {**PHASE_POWERS, **PHASE_VOLTAGES}  # per-phase inputs of a served meter (three-phase grid)
 
 
 @dataclass
@@ -75,6 +78,7 @@ class ServedDevice:
     map: RegisterMap
     image: RegisterImage
     fixed: dict[str, float] = field(default_factory=dict)  # points a write may not change: their value
+    phases: dict[str, float] = field(default_factory=dict)  # its latest per-phase P, Q (kW, kvar) and V
     stats: dict[str, int] = field(default_factory=lambda: {
         "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0, "reverts": 0})
 
@@ -314,6 +318,9 @@ class DeviceServer:
         dev = self._dev(device_id)
         with dev.image.lock:
             for attr, value in values.items():
+                if attr in PHASE_INPUTS:  # no point of their own: the per-phase points are derived
+                    dev.phases[attr] = math.nan if value is None else float(value)
+                    continue
                 p = dev.map.by_attr(attr)
                 if p is None:
                     if (device_id, attr) not in self._unknown_attrs:
@@ -326,28 +333,39 @@ class DeviceServer:
                 except ValueError:
                     pass  # NaN into a plain integer register: keep the last value
             given = {p.quantity for a in values if (p := dev.map.by_attr(a)) is not None}
-            if given & {"P", "Q", "V_avg"}:
-                self._derive_meter(dev.image)
+            if given & {"P", "Q", "V_avg"} or PHASE_INPUTS.keys() & values.keys():
+                self._derive_meter(dev.image, dev.phases)
             if given & {"P_bat", "soc"}:
                 self._derive_battery(dev.image)
 
     @staticmethod
-    def _derive_meter(img: RegisterImage) -> None:
-        """Phase and line-to-line voltages from the mean phase voltage (V_avg, 230 V if the map has
-        none), S, PF, currents and phase values from P and Q, all as the image holds them (as a client
-        reads them), so that the served registers agree with each other. A simulated household is a
-        single-phase connection here: everything flows on L1, L2/L3 carry 0, all phases are at V_avg."""
+    def _derive_meter(img: RegisterImage, phases: Mapping[str, float]) -> None:
+        """Phase and line-to-line voltages, S, PF, currents and phase values from V, P and Q, all as the
+        image holds them (as a client reads them), so that the served registers agree with each other.
+        With per-phase inputs (*phases*: ``P_a``..``Q_c`` in kW/kvar and ``V_a``..``V_c`` in V, from the
+        three-phase grid) each phase carries its own; without them the household is a single-phase
+        connection: everything flows on L1, L2/L3 carry 0, all phases are at V (230 V if the map has no
+        V_avg)."""
         V = img.get_quantity("V_avg", 230.0)
-        derived = phase_voltages([V] * 3)
+        Vk = [phases.get(f"V_{c}", math.nan) for c in "abc"]
+        Vk = [v if math.isfinite(v) and v > 0 else V for v in Vk]  # a phase its bus lacks: at V
+        derived = phase_voltages(Vk)
         P = img.get_quantity("P")
         if P is not None:
             Q = img.get_quantity("Q", 0.0)
             S, PF = power_triangle(P, Q)
-            I1 = S / V if V > 0 else math.nan
-            derived.update({"S": S, "PF": PF, "P_L1": P, "Q_L1": Q, "S_L1": S, "PF_L1": PF, "I_L1": I1,
-                            "I_sum": I1, "I_avg": I1 / 3.0})
-            for k in (2, 3):
-                derived.update({f"P_L{k}": 0.0, f"Q_L{k}": 0.0, f"S_L{k}": 0.0, f"PF_L{k}": 1.0, f"I_L{k}": 0.0})
+            pq = [phases.get(a, math.nan) for a in PHASE_POWERS]
+            if all(math.isfinite(x) for x in pq):
+                pk, qk = [1000.0 * x for x in pq[:3]], [1000.0 * x for x in pq[3:]]
+            else:
+                pk, qk = [P, 0.0, 0.0], [Q, 0.0, 0.0]
+            derived.update({"S": S, "PF": PF})
+            for k in range(3):
+                Sk, PFk = power_triangle(pk[k], qk[k])
+                derived.update({f"P_L{k + 1}": pk[k], f"Q_L{k + 1}": qk[k], f"S_L{k + 1}": Sk,
+                                f"PF_L{k + 1}": PFk, f"I_L{k + 1}": Sk / Vk[k] if Vk[k] > 0 else math.nan})
+            I_sum = sum(derived[f"I_L{k}"] for k in (1, 2, 3))
+            derived.update({"I_sum": I_sum, "I_avg": I_sum / 3.0})
         for q, v in derived.items():
             try:
                 img.set_quantity(q, v)

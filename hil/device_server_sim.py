@@ -7,7 +7,8 @@ per device) per entity; ``devices`` is ``{device_id: {"unit": u, "map": m}}``, `
 
 Inputs: any attribute of the served maps as population dicts (``{device_id: value}``, merged
 over sources; e.g. ``P``, ``Q`` [kW], ``V`` [V], ``E_imp``, ``E_exp`` [Wh] for a meter map, ``P_bat`` [kW],
-``soc`` [0..1] for the battery map); values for devices this server does not serve are ignored.
+``soc`` [0..1] for the battery map), and a meter's per-phase ``P_a``..``Q_c`` [kW, kvar] and ``V_a``..``V_c``
+[V] (three-phase grid); values for devices this server does not serve are ignored.
 
 Outputs: the set points written by Modbus clients (an external controller under test), as
 population dicts in attr units - e.g. ``P_bat_set`` ``{hid: kW}`` - holding, per device, the
@@ -30,11 +31,12 @@ import mosaik_api_v3
 from simulators.vocabulary import GATEWAY_SETPOINTS
 
 from .aio import BackgroundLoop
-from .device_server import DeviceServer
+from .device_server import PHASE_INPUTS, DeviceServer
 
 log = logging.getLogger(__name__)
 
-INPUT_ATTRS = ["P", "Q", "V", "E_imp", "E_exp", "P_15", "P_bat", "soc", "P_pv", "P_ev", "soc_ev"]
+INPUT_ATTRS = ["P", "Q", "V", "E_imp", "E_exp", "P_15", "P_bat", "soc", "P_pv", "P_ev", "soc_ev",
+               *PHASE_INPUTS]
 SETPOINT_ATTRS = list(GATEWAY_SETPOINTS)
 
 META = {

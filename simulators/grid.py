@@ -78,7 +78,7 @@ META = {
             "public": True,
             "params": ["network", "households", "mapping", "engine", "line_limit_pct",
                        "trafo_limit_pct", "v_band", "engine_options"],
-            "attrs": IN_ATTRS + OUT_ATTRS + METER_ATTRS,
+            "attrs": IN_ATTRS + OUT_ATTRS + ["V"],  # V per household, for the device server
             "outputs": OUT_ATTRS,  # the inputs are the households' own P and Q, recorded there
         },
         "Grid3ph": {
@@ -289,7 +289,7 @@ class GridModel:
             v = float(np.max(ll)) if r.converged and ll.size else (0.0 if r.converged else float("nan"))
             val = {"grid": v}
         else:
-            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS + OUT_ATTRS + METER_ATTRS}")
+            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS + OUT_ATTRS + ['V']}")
         self._cache[attr] = val
         return val
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from simulators.grid3ph_engine import Result3ph
 from simulators.grid3ph_networks import LoadPoint, load_network3ph, make_engine3ph
-from simulators.vocabulary import PHASE_POWERS
+from simulators.vocabulary import PHASE_POWERS, PHASE_VOLTAGES
 
 __all__ = ["GridModel3ph", "IN_ATTRS_3PH", "METER_ATTRS", "OUT_ATTRS_3PH", "PHASE_ATTRS"]
 
@@ -58,7 +58,8 @@ OUT_ATTRS_3PH = ["vm_pu_a", "vm_pu_b", "vm_pu_c", "vuf", "line_loading", "trafo_
                  "max_line_loading", "vuf_max"]
 PARAMS_3PH = ["network", "households", "mapping", "phases", "seed", "network_loads",
               "line_limit_pct", "trafo_limit_pct", "v_band", "engine_options"]
-METER_ATTRS = ["V"]  # per household, for the device server; not recorded (the buses' vm_pu_* are)
+# per household, for the device server (its meter's V and per-phase V); not recorded (the buses' vm_pu_* are)
+METER_ATTRS = ["V", *PHASE_VOLTAGES]
 
 
 def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping[str, np.ndarray],
@@ -282,6 +283,9 @@ class GridModel3ph:
             n = np.isfinite(vm).sum(axis=1)
             mean = np.where(n > 0, np.nansum(vm, axis=1) / np.maximum(n, 1), math.nan)  # NaN: not converged
             val = dict(zip(self.ids, (mean * self._hh_vbase).tolist()))
+        elif attr in PHASE_VOLTAGES:  # NaN where its bus has no such phase
+            k = "abc".index(attr[-1])
+            val = dict(zip(self.ids, (r.vm_pu[self._hh_row, k] * self._hh_vbase).tolist()))
         elif attr == "vuf":
             val = dict(zip(self._three_keys, r.vuf_pct[self._three_rows].tolist()))
         elif attr == "line_loading":

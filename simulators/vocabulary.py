@@ -24,6 +24,8 @@ MEASUREMENTS = {
 }
 # Per-phase powers of a household / grid connection (three-phase grid, engine fast3ph).
 PHASE_POWERS = {"P_a": "kW", "P_b": "kW", "P_c": "kW", "Q_a": "kvar", "Q_b": "kvar", "Q_c": "kvar"}
+# Line-to-neutral voltage per phase at a household's connection (three-phase grid), as its meter reads it.
+PHASE_VOLTAGES = {"V_a": "V", "V_b": "V", "V_c": "V"}
 # Grid simulator outputs (balanced and unbalanced).
 GRID = {
     "vm_pu_a": "p.u.", "vm_pu_b": "p.u.", "vm_pu_c": "p.u.", "vuf": "%", "vuf_max": "%",
@@ -48,7 +50,7 @@ HIL = {
     "lateness_ms": "ms",
 }
 
-UNITS = {**MEASUREMENTS, **PHASE_POWERS, **GRID, **AGENTS, **TELECOM, **HIL, **GATEWAY_SETPOINTS}
+UNITS = {**MEASUREMENTS, **PHASE_POWERS, **PHASE_VOLTAGES, **GRID, **AGENTS, **TELECOM, **HIL, **GATEWAY_SETPOINTS}
 
 # Who controls the flexible devices (scenario control.mode, `cosim run --control`).
 CONTROL_MODES = ("mas", "central", "none")

@@ -325,3 +325,20 @@ def test_served_battery_reads_its_own_nameplate(served):
     want = battery_readings(100_000.0, 0.5, 0.1, 0.95, wh_rtg=200_000.0, v_max=876.0)
     assert served.get_point("b1", "m802.V") == pytest.approx(want["V_dc"], abs=0.05)
     assert served.get_point("b1", "m802.A") == pytest.approx(want["A_dc"], abs=0.05)
+
+
+def test_served_meter_with_phases_serves_each_phase(served):
+    """Under the three-phase grid a served meter gets its household's per-phase powers and voltages:
+    each phase reads its own P, Q, V and current (before, everything was on L1 at one voltage)."""
+    def g(name):
+        return served.get_point("m1", f"m203.{name}")
+
+    served.update("m1", {"P": 4.2, "Q": 0.3, "V": 230.0, "P_a": 0.4, "P_b": 3.5, "P_c": 0.3,
+                         "Q_a": 0.0, "Q_b": 0.3, "Q_c": 0.0, "V_a": 231.0, "V_b": 226.5, "V_c": 232.5})
+    assert (g("WphA"), g("WphB"), g("WphC")) == (400.0, 3500.0, 300.0) and g("W") == 4200.0
+    assert (g("PhVphA"), g("PhVphB"), g("PhVphC")) == (231.0, 226.5, 232.5)
+    assert g("AphB") == pytest.approx(math.hypot(3500, 300) / 226.5, abs=0.006)
+    assert g("A") == pytest.approx(400 / 231.0 + math.hypot(3500, 300) / 226.5 + 300 / 232.5, abs=0.02)
+    assert g("PhVphAB") == pytest.approx(math.sqrt(231.0**2 + 231.0 * 226.5 + 226.5**2), abs=0.05)
+    served.update("m1", {"V_b": 228.0})  # a phase's new voltage alone: its current follows
+    assert g("PhVphB") == 228.0 and g("AphB") == pytest.approx(math.hypot(3500, 300) / 228.0, abs=0.006)

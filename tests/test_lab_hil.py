@@ -51,6 +51,8 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
     out = tmp_path / "lab.h5"
     reads: list[float] = []
     volts: list[float] = []
+    phase_v: list[list] = []
+    phase_p: list[list] = []
     with ThreadedEmulators() as lab:
         m0 = lab.start("sdm630", port=ports["m0"], seed=1)
         m1 = lab.start("sunspec-meter", port=ports["m1"], seed=2)
@@ -66,6 +68,8 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
             time.sleep(1.5)
             reads.append(read_sdm630(ports["ds"], 0x34))     # total power, W
             volts.append(read_sdm630(ports["ds"], 0x2A))     # mean phase voltage, V
+            phase_v.append([read_sdm630(ports["ds"], a) for a in (0x00, 0x02, 0x04)])  # V_L1..3
+            phase_p.append([read_sdm630(ports["ds"], a) for a in (0x0C, 0x0E, 0x10)])  # P_L1..3, W
 
         t = threading.Thread(target=script)
         t.start()
@@ -111,12 +115,20 @@ def test_lab_hil_readings_setpoints_faults_and_device_server(ports, tmp_path):
         # network: 400/sqrt(3) V per p.u.), not the map's 230 V (which it served before)
         keys = [[i.decode() for i in f[f"grid/_ids/vm_pu_{ph}"][()]] for ph in "abc"]
         common = sorted(set(keys[0]) & set(keys[1]) & set(keys[2]))
-        mean_pu = np.mean([f[f"grid/vm_pu_{ph}"][()][:, [keys[k].index(b) for b in common]]
-                           for k, ph in enumerate("abc")], axis=0)
+        phase_pu = np.array([f[f"grid/vm_pu_{ph}"][()][:, [keys[k].index(b) for b in common]]
+                             for k, ph in enumerate("abc")])  # phase, row, bus
+        mean_pu = phase_pu.mean(axis=0)
+        phase_kw = np.array([f[f"households/P_{ph}"][()][:, served_col] for ph in "abc"]).T  # row, phase
     assert reads and reads[0] is not None
     assert np.min(np.abs(recorded - reads[0] / 1000.0)) < 1e-3
     assert volts and volts[0] is not None and volts[0] != 230.0
     assert np.nanmin(np.abs(mean_pu * 400.0 / np.sqrt(3.0) - volts[0])) < 0.01, volts
+    # under the three-phase grid each phase as the simulation has it: the bus's phase voltages of one
+    # row, and the household's per-phase powers of one row (before: all on L1, every phase at 230 V)
+    v3 = np.array(phase_v[0])
+    assert np.nanmin(np.abs(phase_pu * 400.0 / np.sqrt(3.0) - v3[:, None, None]).max(axis=0)) < 0.01, v3
+    p3 = np.array(phase_p[0]) / 1000.0
+    assert np.min(np.abs(phase_kw - p3).max(axis=1)) < 1e-3, (p3, phase_kw)
 
 
 def test_a_device_server_port_in_use_is_one_line_exit_2(ports, tmp_path, capsys):
