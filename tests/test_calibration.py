@@ -23,6 +23,8 @@ def assert_in_band(stats, names):
 def test_every_target_names_its_source_and_a_band():
     for name, t in cal.TARGETS.items():
         assert t.lo <= t.hi and len(t.source) > 10 and t.unit, name
+        # a band's source is a publication or says it is a model rule / choice, never a tracker entry
+        assert "issue " not in t.source.lower(), (name, t.source)
 
 
 def test_ownership_and_meter_bands():
