@@ -3,8 +3,9 @@
 ``cosim calibrate [SCENARIO] [--json]`` (default scenario uc3_physical) builds the scenario's
 population and evaluates each device model on its own, over the period its statistic needs (a year
 for PV yield, weeks for EV energy and base-load coincidence), with the scenario's seed and location.
-Each statistic reports the window it was computed over (dates, step, sample size). Every target band names its source next to the numbers (``TARGETS``). Exit code 0 when every
-statistic lies in its band, 1 otherwise, 2 for a bad scenario.
+Each statistic reports the window it was computed over (dates, step, sample). Every target band
+names its source next to the numbers (``TARGETS``). Exit code 0 when every statistic lies in its
+band, 1 otherwise, 2 for a bad scenario.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def _year_span(scn: Scenario, step: str) -> str:
     return span(dt.date(y, 1, 1), (dt.date(y + 1, 1, 1) - dt.date(y, 1, 1)).days, step)
 
 
+def _filled(own: int, n: int, scn: Scenario) -> str:
+    """' (12 of the scenario, 48 district d1 defaults)' when a sample was filled up, else ''."""
+    return f" ({own} of the scenario, {n - own} district {scn.districts[0].name} defaults)" if n > own else ""
+
+
 def _weather(scn: Scenario, clock: Clock) -> Weather:
     return Weather(scn.seed, scn.location.latitude, scn.location.longitude, clock.utc_offset_min)
 
@@ -176,6 +182,7 @@ def ev_stats(scn: Scenario, pop, days: int = 28, n_min: int = 60) -> list[Stat]:
     from simulators.devices.ev import EVFleet
 
     cars = [(h.id, h.devices.ev) for h in pop if h.devices.ev is not None]
+    own = len(cars)
     cars += [(f"cal.ev{i:03d}", scn.districts[0].devices.ev) for i in range(max(0, n_min - len(cars)))]
     ev = EVFleet([c[0] for c in cars], [c[1] for c in cars], scn.seed)
     m0 = Clock(scn.start).start_local_min
@@ -190,7 +197,7 @@ def ev_stats(scn: Scenario, pop, days: int = 28, n_min: int = 60) -> list[Stat]:
         km.append(e_trip / ev.kwh_per_km)
         plugged.append(np.mean(dep > a_s))
         arr.append(a[used] - d * MIN_PER_DAY)
-    w = f"{span(scn.start.date(), days, '5 min')}, {ev.n} EVs"
+    w = f"{span(scn.start.date(), days, '5 min')}, {ev.n} EVs{_filled(own, ev.n, scn)}"
     return [Stat("ev.grid_kwh_per_day", kwh / ev.n / days, w), Stat("ev.km_per_day", float(np.mean(km)), w),
             Stat("ev.plugged_day_share", float(np.mean(plugged)), w),
             Stat("ev.arrival_sd_h", float(np.concatenate(arr).std() / 60), w)]
@@ -202,6 +209,7 @@ def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[St
     from simulators.devices.heatpump import HeatPumps, HotWater, cop
 
     homes = [(h.id, h.devices.heat_pump) for h in pop if h.devices.heat_pump is not None]
+    own = len(homes)
     homes += [(f"cal.hp{i:03d}", scn.districts[0].devices.heat_pump) for i in range(max(0, n_min - len(homes)))]
     ids, prm = [h[0] for h in homes], [h[1] for h in homes]
     clock, m = _year_minutes(scn, 60.0)
@@ -217,12 +225,13 @@ def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[St
     q_day = heat[: days * 24].reshape(days, 24, hp.n).sum(axis=1).mean(axis=1)
     cold = t_day <= 10.0  # heating days: the linear part of the heating curve (method choice)
     slope, icpt = np.polyfit(t_day[cold], q_day[cold], 1)
-    out = [Stat("hp.heating_limit_c", float(-icpt / slope), f"{_year_span(scn, '1 h')}, {hp.n} houses")]
+    houses = f"{_year_span(scn, '1 h')}, {hp.n} houses{_filled(own, hp.n, scn)}"
+    out = [Stat("hp.heating_limit_c", float(-icpt / slope), houses)]
     dhw = HotWater(ids, prm, scn.seed)
     d0 = int(Clock(scn.start.replace(month=7, day=1, hour=0, minute=0)).start_local_min // MIN_PER_DAY)
     drawn = np.mean([dhw.draws(d).sum(axis=0).mean() for d in range(d0, d0 + dhw_days)])
     el = np.mean([dhw.day(d, weather).sum(axis=0).mean() / 60 for d in range(d0, d0 + dhw_days)])
-    w = f"{span(dt.date(scn.start.year, 7, 1), dhw_days, '1 min')}, {hp.n} tanks"
+    w = f"{span(dt.date(scn.start.year, 7, 1), dhw_days, '1 min')}, {hp.n} tanks{_filled(own, hp.n, scn)}"
     return out + [Stat("hp.dhw_kwh_th_per_day", float(drawn), w), Stat("hp.summer_kwh_el_per_day", float(el), w)]
 
 
@@ -241,7 +250,7 @@ def base_stats(scn: Scenario, n_homes: int = 150, days: int = 90, groups: int = 
     shape = np.concatenate([day_shape(d) for d in range(d0, d0 + days)])
     q = p.reshape(-1, 15, base.n).mean(axis=1)
     expect = shape.reshape(-1, 15).mean(axis=1) * base.mean_kw.mean()
-    w = f"{span(dec1.date(), days, '1 min')}, {base.n} homes"
+    w = f"{span(dec1.date(), days, '1 min')}, {base.n} homes drawn like district {district.name}"
     out = [Stat("base.window_energy_ratio", float(q.mean() / expect.mean()), w),
            Stat("base.h0_profile_corr", float(np.corrcoef(q.mean(axis=1).reshape(days, 96).mean(axis=0),
                                                            expect.reshape(days, 96).mean(axis=0))[0, 1]), w),
@@ -255,7 +264,8 @@ def base_stats(scn: Scenario, n_homes: int = 150, days: int = 90, groups: int = 
         for _ in range(min(groups, max(1, base.n // n))):
             sel = g.choice(base.n, n, replace=False)
             vals.append(q[:, sel].sum(axis=1).max() / peak[sel].sum())
-        out.append(Stat(f"base.g({n})", float(np.mean(vals)), f"{w}, {len(vals)} group{'s' if len(vals) > 1 else ''} of {n}"))
+        groups_of = f"{len(vals)} group{'s' if len(vals) > 1 else ''} of {n}"
+        out.append(Stat(f"base.g({n})", float(np.mean(vals)), f"{w}, {groups_of}"))
     return out
 
 

@@ -61,15 +61,17 @@ def test_ev_energy_distance_plugging_and_arrival_bands():
     scn = small(20, ev=0.5)
     stats = cal.ev_stats(scn, build_population(scn), days=14, n_min=40)
     assert_in_band(stats, ["ev.grid_kwh_per_day", "ev.km_per_day", "ev.plugged_day_share", "ev.arrival_sd_h"])
-    assert {s.window for s in stats} == {"2026-01-20 – 2026-02-02 (14 d, 5 min), 40 EVs"}
+    assert {s.window for s in stats} == {
+        "2026-01-20 – 2026-02-02 (14 d, 5 min), 40 EVs (10 of the scenario, 30 district d1 defaults)"}
 
 
 def test_heat_pump_heating_limit_hot_water_and_summer_load_bands():
     scn = small(10, heat_pump=0.5)
     stats = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=8, dhw_days=7)}
     assert_in_band(stats.values(), ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day"])
-    assert stats["hp.heating_limit_c"].window == "2026-01-01 – 2026-12-31 (365 d, 1 h), 8 houses"
-    assert stats["hp.summer_kwh_el_per_day"].window == "2026-07-01 – 2026-07-07 (7 d, 1 min), 8 tanks"
+    assert stats["hp.heating_limit_c"].window == (
+        "2026-01-01 – 2026-12-31 (365 d, 1 h), 8 houses (5 of the scenario, 3 district d1 defaults)")
+    assert stats["hp.summer_kwh_el_per_day"].window.startswith("2026-07-01 – 2026-07-07 (7 d, 1 min), 8 tanks (5 ")
 
 
 def test_without_gains_the_house_heats_far_above_the_heating_limit():
@@ -87,7 +89,8 @@ def test_base_load_follows_h0_and_the_coincidence_curve():
     assert_in_band(stats, ["base.window_energy_ratio", "base.h0_profile_corr", "base.peak_1min_kw",
                            "base.g(2)", "base.g(5)", "base.g(10)", "base.g(20)", "base.g(50)"])
     assert "base.g(100)" not in {s.name for s in stats}  # not more homes than drawn
-    assert all(s.window.startswith("2025-12-01 – 2025-12-28 (28 d, 1 min), 60 homes") for s in stats), stats
+    w = "2025-12-01 – 2025-12-28 (28 d, 1 min), 60 homes drawn like district d1"
+    assert all(s.window.startswith(w) for s in stats), stats
 
 
 def test_readme_population_example_has_exact_shares():
