@@ -69,6 +69,10 @@ TARGETS = {
         "signature (daily heat vs daily mean temperature) extrapolated to zero"),
     "hp.dhw_kwh_th_per_day": Target(
         4.5, 7.5, "kWh/day", "EN 16147 tapping cycle M: 5.845 kWh of hot water a day (household spread)"),
+    "hp.spf": Target(
+        2.6, 5.4, "SPF",
+        "Fraunhofer ISE, WP-QS im Bestand (results 2025): seasonal performance factors of 77 heat pumps in existing "
+        "1–3-family houses 2.6–5.4, air/water mean 3.4 (space heating + hot water, heat out / electricity in)"),
     "hp.summer_kwh_el_per_day": Target(
         1.2, 3.5, "kWh/day",
         "hot water only in July: 5.845 kWh (EN 16147 M) + 1.4 kWh standby (EU 812/2013 class B) at COP ~3"),
@@ -203,10 +207,11 @@ def ev_stats(scn: Scenario, pop, days: int = 28, n_min: int = 60) -> list[Stat]:
             Stat("ev.arrival_sd_h", float(np.concatenate(arr).std() / 60), w)]
 
 
-def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[Stat]:
+def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14, spf_every: int = 7) -> list[Stat]:
     """Heat-pump houses (the scenario's, filled up to ``n_min`` with the district default) under the
-    thermostat: heating limit from a year at hourly steps, hot water over ``dhw_days`` July days."""
-    from simulators.devices.heatpump import HeatPumps, HotWater, cop
+    thermostat: heating limit from a year at hourly steps, hot water over ``dhw_days`` July days, and the
+    seasonal performance factor of the year (space heating hourly, hot water on every ``spf_every``-th day)."""
+    from simulators.devices.heatpump import T_FLOW_DHW, HeatPumps, HotWater, cop
 
     homes = [(h.id, h.devices.heat_pump) for h in pop if h.devices.heat_pump is not None]
     own = len(homes)
@@ -228,6 +233,15 @@ def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14) -> list[St
     houses = f"{_year_span(scn, '1 h')}, {hp.n} houses{_filled(own, hp.n, scn)}"
     out = [Stat("hp.heating_limit_c", float(-icpt / slope), houses)]
     dhw = HotWater(ids, prm, scn.seed)
+    q_el = (heat / cop(t_out)[:, None]).sum()
+    q_th = heat.sum()
+    for d in range(int(m[0] // MIN_PER_DAY), int(m[0] // MIN_PER_DAY) + days, spf_every):
+        p = dhw.day(d, weather)  # kW el per minute, as the simulation's tank reheating
+        cp = cop(weather.temperature(dhw.clock.linear_min(d * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY))), T_FLOW_DHW)
+        q_el += p.sum() / 60 * spf_every
+        q_th += (p * cp[:, None]).sum() / 60 * spf_every
+    sample = f"{houses}, hot water on every {spf_every}th day" if spf_every > 1 else houses
+    out.append(Stat("hp.spf", float(q_th / q_el), sample))
     d0 = int(Clock(scn.start.replace(month=7, day=1, hour=0, minute=0)).start_local_min // MIN_PER_DAY)
     drawn = np.mean([dhw.draws(d).sum(axis=0).mean() for d in range(d0, d0 + dhw_days)])
     el = np.mean([dhw.day(d, weather).sum(axis=0).mean() / 60 for d in range(d0, d0 + dhw_days)])

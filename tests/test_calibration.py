@@ -68,7 +68,8 @@ def test_ev_energy_distance_plugging_and_arrival_bands():
 def test_heat_pump_heating_limit_hot_water_and_summer_load_bands():
     scn = small(10, heat_pump=0.5)
     stats = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=8, dhw_days=7)}
-    assert_in_band(stats.values(), ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day"])
+    assert_in_band(stats.values(), ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day",
+                                    "hp.spf"])
     assert stats["hp.heating_limit_c"].window == (
         "2026-01-01 – 2026-12-31 (365 d, 1 h), 8 houses (5 of the scenario, 3 district d1 defaults)")
     assert stats["hp.summer_kwh_el_per_day"].window.startswith("2026-07-01 – 2026-07-07 (7 d, 1 min), 8 tanks (5 ")
@@ -125,3 +126,20 @@ def test_cli_prints_every_statistic_with_band_and_source_and_exit_code(monkeypat
     assert doc["scenario"] == "uc2_district" and [s["ok"] for s in doc["stats"]] == [True, False]
     assert all({"value", "lo", "hi", "unit", "source", "window"} <= set(s) for s in doc["stats"])
     assert doc["stats"][0]["window"].startswith("2026-01-01")
+
+
+def test_seasonal_performance_factor_follows_the_cop_curve():
+    """The SPF is heat out / electricity in over the year: the same houses with a 30 % worse Carnot fraction
+    (a poorer heat pump) fall below the field range's lower edge."""
+    from simulators.devices import heatpump
+
+    scn = small(10, heat_pump=1.0)
+    spf = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1, spf_every=14)}["hp.spf"]
+    assert spf.ok and spf.window.endswith("hot water on every 14th day")
+    try:
+        heatpump.CARNOT_FRACTION *= 0.7
+        worse = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1,
+                                                 spf_every=14)}["hp.spf"]
+    finally:
+        heatpump.CARNOT_FRACTION /= 0.7
+    assert worse.value < min(spf.value * 0.8, cal.TARGETS["hp.spf"].lo) and not worse.ok
