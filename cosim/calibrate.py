@@ -306,9 +306,12 @@ def _fmt(v: float) -> str:
 
 
 def cmd_calibrate(args) -> int:
+    from cosim.errors import InputError
     from cosim.scenario import load_scenario
 
     scn, _ = load_scenario(args.scenario)
+    if not scn.districts:  # e.g. a feeder whose loads are the network's own profiles (ieee_eu_lv_day)
+        raise InputError(f"{args.scenario}: no household districts to calibrate (its loads are the grid's own)")
     stats = calibrate(scn)
     if args.json:
         print(json.dumps({"scenario": scn.name, "stats": [s.as_dict() for s in stats]}, indent=1))

@@ -48,13 +48,17 @@ def test_one_fixed_roof_has_no_yield_spread():
     assert not spread.ok and spread.value < 0.01
 
 
-@pytest.mark.parametrize("args, code", [(["calibrate", "no_such_scenario"], 2)])
-def test_cli_bad_scenario_exits_2(args, code, capsys):
+@pytest.mark.parametrize("args, code, says", [
+    (["calibrate", "no_such_scenario"], 2, "no_such_scenario"),
+    # a bundled scenario without districts (the feeder's own load shapes): one line, not an IndexError
+    (["calibrate", "ieee_eu_lv_day"], 2, "ieee_eu_lv_day: no household districts to calibrate"),
+])
+def test_cli_bad_scenario_exits_2(args, code, says, capsys):
     from cosim.cli import main
 
     assert main(args) == code
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no_such_scenario" in err[0]
+    assert len(err) == 1 and says in err[0], err
 
 
 def test_ev_energy_distance_plugging_and_arrival_bands():
