@@ -148,6 +148,19 @@ TRAITS = ("new_building", *DEVICES)  # latent household traits of the ownership 
 DEFAULT_CORRELATION = {"heat_pump~new_building": 0.6, "pv~new_building": 0.3, "pv~heat_pump": 0.3}
 
 
+def _matrix(correlation: dict[str, float]) -> np.ndarray:
+    """Correlation matrix over TRAITS of "a~b" pairs; ValueError when it is not positive definite."""
+    c = np.eye(len(TRAITS))
+    for key, rho in correlation.items():
+        a, _, b = key.partition("~")
+        i, j = TRAITS.index(a), TRAITS.index(b)
+        c[i, j] = c[j, i] = rho
+    low = float(np.linalg.eigvalsh(c).min())
+    if low <= 1e-9:
+        raise ValueError(f"the matrix these pairs define is not positive definite (smallest eigenvalue {low:.3g})")
+    return c
+
+
 class Ownership(_Strict):
     """How device ownership is drawn: a Gaussian copula over household traits (cosim.population)."""
 
@@ -167,24 +180,22 @@ class Ownership(_Strict):
     @field_validator("correlation")
     @classmethod
     def _pairs(cls, v: dict[str, float]) -> dict[str, float]:
+        seen: dict[frozenset, str] = {}
         for key, rho in v.items():
             a, _, b = key.partition("~")
             if a not in TRAITS or b not in TRAITS or a == b:
                 raise ValueError(f'"{key}": expected "a~b" with two different names of {", ".join(TRAITS)}')
             if not -1 < rho < 1:
                 raise ValueError(f'"{key}": correlation must lie in (-1, 1), got {rho}')
+            first = seen.setdefault(frozenset((a, b)), key)
+            if first != key:  # "pv~ev" and "ev~pv": one would silently overwrite the other
+                raise ValueError(f'"{first}" and "{key}" name the same pair: give it once')
+        _matrix(v)
         return v
 
     def matrix(self):
-        """Correlation matrix over TRAITS; ValueError when it is not positive definite."""
-        c = np.eye(len(TRAITS))
-        for key, rho in self.correlation.items():
-            a, _, b = key.partition("~")
-            i, j = TRAITS.index(a), TRAITS.index(b)
-            c[i, j] = c[j, i] = rho
-        if np.linalg.eigvalsh(c).min() <= 1e-9:
-            raise ValueError("correlation: the matrix these pairs define is not positive definite")
-        return c
+        """Correlation matrix over TRAITS (checked positive definite when the scenario is read)."""
+        return _matrix(self.correlation)
 
 
 class DeviceDefaults(_Strict):
@@ -214,7 +225,6 @@ class District(_Strict):
 
     @model_validator(mode="after")
     def _battery_pv(self):
-        self.ownership.matrix()
         if self.ownership.battery_needs_pv and self.shares.battery > self.shares.pv:
             raise ValueError(
                 f"shares.battery ({self.shares.battery}) exceeds shares.pv ({self.shares.pv}): batteries go to PV "

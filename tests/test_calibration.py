@@ -23,6 +23,8 @@ def assert_in_band(stats, names):
 def test_every_target_names_its_source_and_a_band():
     for name, t in cal.TARGETS.items():
         assert t.lo <= t.hi and len(t.source) > 10 and t.unit, name
+        # a band's source is a publication or says it is a model rule / choice, never a tracker entry
+        assert "issue " not in t.source.lower(), (name, t.source)
 
 
 def test_ownership_and_meter_bands():
@@ -33,8 +35,10 @@ def test_ownership_and_meter_bands():
 
 def test_pv_irradiation_yield_and_spread_bands():
     scn = small(30, pv=1.0)
-    assert_in_band(cal.pv_stats(scn, build_population(scn), step_min=60.0),
-                   ["pv.ghi_kwh_m2", "pv.specific_yield", "pv.yield_spread"])
+    stats = cal.pv_stats(scn, build_population(scn), step_min=60.0)
+    assert_in_band(stats, ["pv.ghi_kwh_m2", "pv.specific_yield", "pv.yield_spread"])
+    # an annual yield needs the whole year, and the report says which one (the start is in January)
+    assert all(s.window.startswith("2026-01-01 – 2026-12-31 (365 d, 60 min)") for s in stats), stats
 
 
 def test_one_fixed_roof_has_no_yield_spread():
@@ -44,25 +48,35 @@ def test_one_fixed_roof_has_no_yield_spread():
     assert not spread.ok and spread.value < 0.01
 
 
-@pytest.mark.parametrize("args, code", [(["calibrate", "no_such_scenario"], 2)])
-def test_cli_bad_scenario_exits_2(args, code, capsys):
+@pytest.mark.parametrize("args, code, says", [
+    (["calibrate", "no_such_scenario"], 2, "no_such_scenario"),
+    # a bundled scenario without districts (the feeder's own load shapes): one line, not an IndexError
+    (["calibrate", "ieee_eu_lv_day"], 2, "ieee_eu_lv_day: no household districts to calibrate"),
+])
+def test_cli_bad_scenario_exits_2(args, code, says, capsys):
     from cosim.cli import main
 
     assert main(args) == code
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no_such_scenario" in err[0]
+    assert len(err) == 1 and says in err[0], err
 
 
 def test_ev_energy_distance_plugging_and_arrival_bands():
     scn = small(20, ev=0.5)
-    assert_in_band(cal.ev_stats(scn, build_population(scn), days=14, n_min=40),
-                   ["ev.grid_kwh_per_day", "ev.km_per_day", "ev.plugged_day_share", "ev.arrival_sd_h"])
+    stats = cal.ev_stats(scn, build_population(scn), days=14, n_min=40)
+    assert_in_band(stats, ["ev.grid_kwh_per_day", "ev.km_per_day", "ev.plugged_day_share", "ev.arrival_sd_h"])
+    assert {s.window for s in stats} == {
+        "2026-01-20 – 2026-02-02 (14 d, 5 min), 40 EVs (10 of the scenario, 30 district d1 defaults)"}
 
 
 def test_heat_pump_heating_limit_hot_water_and_summer_load_bands():
     scn = small(10, heat_pump=0.5)
-    assert_in_band(cal.hp_stats(scn, build_population(scn), n_min=8, dhw_days=7),
-                   ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day"])
+    stats = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=8, dhw_days=7)}
+    assert_in_band(stats.values(), ["hp.heating_limit_c", "hp.dhw_kwh_th_per_day", "hp.summer_kwh_el_per_day",
+                                    "hp.spf"])
+    assert stats["hp.heating_limit_c"].window == (
+        "2026-01-01 – 2026-12-31 (365 d, 1 h), 8 houses (5 of the scenario, 3 district d1 defaults)")
+    assert stats["hp.summer_kwh_el_per_day"].window.startswith("2026-07-01 – 2026-07-07 (7 d, 1 min), 8 tanks (5 ")
 
 
 def test_without_gains_the_house_heats_far_above_the_heating_limit():
@@ -80,6 +94,8 @@ def test_base_load_follows_h0_and_the_coincidence_curve():
     assert_in_band(stats, ["base.window_energy_ratio", "base.h0_profile_corr", "base.peak_1min_kw",
                            "base.g(2)", "base.g(5)", "base.g(10)", "base.g(20)", "base.g(50)"])
     assert "base.g(100)" not in {s.name for s in stats}  # not more homes than drawn
+    w = "2025-12-01 – 2025-12-28 (28 d, 1 min), 60 homes drawn like district d1"
+    assert all(s.window.startswith(w) for s in stats), stats
 
 
 def test_readme_population_example_has_exact_shares():
@@ -100,13 +116,34 @@ def test_cli_prints_every_statistic_with_band_and_source_and_exit_code(monkeypat
 
     from cosim.cli import main
 
-    stats = [cal.Stat("pv.specific_yield", 1000.0), cal.Stat("ev.grid_kwh_per_day", 12.0)]
+    stats = [cal.Stat("pv.specific_yield", 1000.0, "2026-01-01 – 2026-12-31 (365 d, 15 min)"),
+             cal.Stat("ev.grid_kwh_per_day", 12.0)]
     monkeypatch.setattr(cal, "calibrate", lambda scn: stats)
     assert main(["calibrate", "uc2_district"]) == 1  # one statistic outside its band
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("pv.specific_yield") and "900 – 1100" in out[1] and "yes" in out[1]
-    assert "Fraunhofer ISE" in out[1] and "NO" in out[2]
+    assert "Fraunhofer ISE" in out[1] and out[2].split() == ["over", "2026-01-01", "–", "2026-12-31", "(365",
+                                                             "d,", "15", "min)"]
+    assert out[3].startswith("ev.grid_kwh_per_day") and "NO" in out[3]
     assert main(["calibrate", "uc2_district", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["scenario"] == "uc2_district" and [s["ok"] for s in doc["stats"]] == [True, False]
-    assert all({"value", "lo", "hi", "unit", "source"} <= set(s) for s in doc["stats"])
+    assert all({"value", "lo", "hi", "unit", "source", "window"} <= set(s) for s in doc["stats"])
+    assert doc["stats"][0]["window"].startswith("2026-01-01")
+
+
+def test_seasonal_performance_factor_follows_the_cop_curve():
+    """The SPF is heat out / electricity in over the year: the same houses with a 30 % worse Carnot fraction
+    (a poorer heat pump) fall below the field range's lower edge."""
+    from simulators.devices import heatpump
+
+    scn = small(10, heat_pump=1.0)
+    spf = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1, spf_every=14)}["hp.spf"]
+    assert spf.ok and spf.window.endswith("hot water on every 14th day")
+    try:
+        heatpump.CARNOT_FRACTION *= 0.7
+        worse = {s.name: s for s in cal.hp_stats(scn, build_population(scn), n_min=4, dhw_days=1,
+                                                 spf_every=14)}["hp.spf"]
+    finally:
+        heatpump.CARNOT_FRACTION /= 0.7
+    assert worse.value < min(spf.value * 0.8, cal.TARGETS["hp.spf"].lo) and not worse.ok

@@ -43,12 +43,15 @@ def test_battery_share_above_pv_share_is_one_line_error():
 @pytest.mark.parametrize("corr, msg", [
     ({"heat_pump~attic": 0.5}, '"heat_pump~attic": expected "a~b" with two different names of new_building, pv'),
     ({"pv~ev": 1.0}, '"pv~ev": correlation must lie in (-1, 1), got 1.0'),
-    ({"pv~ev": 0.9, "pv~heat_pump": 0.9, "ev~heat_pump": -0.9}, "matrix these pairs define is not positive definite"),
+    ({"pv~ev": 0.9, "pv~heat_pump": 0.9, "ev~heat_pump": -0.9}, "districts[0].ownership.correlation: the matrix "
+     "these pairs define is not positive definite (smallest eigenvalue -0.8)"),
+    # the same pair spelt both ways: refused, not the later value silently
+    ({"pv~ev": 0.3, "ev~pv": 0.5}, 'districts[0].ownership.correlation: "pv~ev" and "ev~pv" name the same pair'),
 ])
 def test_bad_correlation_is_one_line_error(corr, msg):
     with pytest.raises(ScenarioError) as exc:
         scenario(10, ownership={"correlation": corr}, pv=0.2)
-    assert len(exc.value.lines) == 1 and msg in exc.value.lines[0]
+    assert len(exc.value.lines) == 1 and msg in exc.value.lines[0], exc.value.lines
 
 
 def _phi(a, b):

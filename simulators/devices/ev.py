@@ -42,8 +42,9 @@ from .params import EVParams, minutes_of_day
 # MiD 2017 (infas/DLR for BMVI, "Mobilität in Deutschland – Ergebnisbericht", 2019): a private car is
 # used on about 60-70 % of weekdays and less on weekends; a day with car use averages ~45-55 km of
 # driving, weekends fewer but longer trips. Shares and means below are those figures, rounded; they
-# give ~33 km per car and calendar day, ~12,000 km a year (KBA, "Verkehr in Kilometern" 2023: mean
-# annual mileage of German passenger cars ~12,000-13,000 km). Full reference: Nobis & Kuhnimhof (2018,
+# give ~32.5 km per car and calendar day, ~11,900 km a year (300 cars over a year), about 3 % below KBA,
+# "Verkehr in Kilometern" 2023: 12,320 km per German passenger car (and 15,852 km for "other" drives:
+# electric, hybrid, gas), so the EVs here drive like an average car. Full reference: Nobis & Kuhnimhof (2018,
 # version 1.1 of Feb 2019), "Mobilität in Deutschland - MiD Ergebnisbericht", infas, DLR, IVT, infas 360 for
 # BMVI (FE-Nr. 70.904/15).
 P_USE = (0.70, 0.60, 0.45)
