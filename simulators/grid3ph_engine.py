@@ -30,9 +30,10 @@ phase nodes idle (kerber_vorstadt_1 in uc3_physical: 280 of 438 load nodes ever 
 active set only grows, so its blocks are gathered again only when a node carries power for the first
 time. Then ``v = v0 + Z_NA J_A`` with the active columns of ``Y^-1`` gives every node voltage (a
 sparse LU solve instead when the (nodes x load nodes) matrix would exceed 64 MB). Like OpenDSS's
-load model 1, a point can switch to constant impedance outside ``[vmin, vmax]``
-(``Yeq = conj(S)/vlim^2``) and below ``vlow`` (``Yeq = conj(S)/vbase^2``) (OpenDSS Load.pas
-``DoConstantPQLoad``); a point without power draws no current in either model. Households use pure
+load model 1 (Load.pas ``DoConstantPQLoad``), a point is constant impedance above ``vmax``
+(``conj(S)/vmax^2``) and at or below ``vlow`` (``conj(S)/vbase^2``), and between ``vlow`` and
+``vmin`` draws a current linear in |v| from the one at ``vlow`` to ``S/vmin`` (``InterpolateY95_YLow``);
+a point without power draws no current in any model. Households use pure
 constant power (vmin=0, vmax=inf).
 
 Convergence: max |delta v| between iterates of the active nodes < ``tol`` (p.u., default 1e-10).
@@ -523,18 +524,26 @@ class Engine3ph:
 
     @staticmethod
     def _point_currents(vp: np.ndarray, s: np.ndarray, band: tuple | None) -> np.ndarray:
-        """Scaled injection of points at voltages ``vp`` (constant S, or constant Z outside its
-        ``band`` = (vmin, vmax, vlow, vbase) of those points)."""
+        """Scaled injection of points at voltages ``vp``: constant S inside their ``band`` =
+        (vmin, vmax, vlow, vbase) of those points, else OpenDSS Load.pas ``DoConstantPQLoad``:
+        above vmax ``Yeq105 = conj(S)/vmax^2``; at or below vlow ``Yeq = conj(S)/vbase^2``; between
+        vlow and vmin the current runs linearly in |v| from ``Yeq vlow`` to ``conj(S)/vmin``
+        (``InterpolateY95_YLow``: ``(ILow + M95 (|v| - vlow)) / |v|``)."""
         j = -np.conj(s / vp)
         if band is None:
             return j
         vmin, vmax, vlow, vbase = band
         mag = np.abs(vp)
-        lo, hi = mag < vmin, mag > vmax
+        lo, hi = mag <= vmin, mag > vmax
         z = lo | hi
         if z.any():
-            lim = np.where(mag < vlow, vbase, np.where(lo, vmin, vmax))
-            j = np.where(z, -np.conj(s) / np.where(z, lim, 1.0) ** 2 * vp, j)
+            sc = np.conj(s)
+            with np.errstate(all="ignore"):     # points without a band: vmin 0, vmax inf
+                i_low = sc / vbase ** 2 * vlow
+                m95 = (sc / vmin - i_low) / (vmin - vlow)
+                y = np.where(mag <= vlow, sc / vbase ** 2,
+                             np.where(lo, (i_low + m95 * (mag - vlow)) / mag, sc / vmax ** 2))
+            j = np.where(z, -y * vp, j)
         return j
 
     def _nan(self, it: int) -> Result3ph:
