@@ -187,7 +187,8 @@ def from_feeder(fd: Feeder) -> Network3ph:
         if ln.enabled:
             adj[ln.bus1].append((ln.bus2, None))
             adj[ln.bus2].append((ln.bus1, None))
-    for tr in fd.transformers:
+    transformers = [tr for tr in fd.transformers if tr.enabled]
+    for tr in transformers:
         hv, lv = tr.buses
         adj[hv].append((lv, tr.kvs[1] * 1e3 / math.sqrt(3.0)))
         adj[lv].append((hv, tr.kvs[0] * 1e3 / math.sqrt(3.0)))
@@ -208,7 +209,7 @@ def from_feeder(fd: Feeder) -> Network3ph:
     for ln in fd.lines:
         used[ln.bus1].update(ln.nodes1)
         used[ln.bus2].update(ln.nodes2)
-    for tr in fd.transformers:
+    for tr in transformers:
         for b, nodes in zip(tr.buses, tr.nodes):
             used[b].update(nodes)
     for ld in fd.loads:
@@ -268,7 +269,7 @@ def from_feeder(fd: Feeder) -> Network3ph:
     line_to = sp.csr_matrix((np.asarray(lt_v) * vcol, (lf_r, lf_c)), shape=(nrow, n))
     # transformers
     t_names, t_nodes, t_prim, t_irated = [], [], [], []
-    for tr in fd.transformers:
+    for tr in transformers:
         prim = _trafo_prim(tr.conns, tr.kvs, tr.kva, tr.taps, complex(tr.r_pu, tr.x_pu), tr.lead,
                            tr.ppm_antifloat, tr.reverse, tr.mag_pu)
         nodes = np.r_[nodes_of(tr.buses[0], tr.nodes[0]), nodes_of(tr.buses[1], tr.nodes[1])]

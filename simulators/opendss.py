@@ -10,15 +10,18 @@ Supported (anything else is an :class:`DSSError` naming ``file:line`` and the el
   ``stepsize`` are accepted and ignored), ``BatchEdit <class>..<regex> prop=value``,
   ``Calcvoltagebases``, ``Buscoords``, ``Solve`` (ignored: the engine decides when to solve);
 * ``Circuit`` / ``Vsource`` (``bus1``, ``basekV``, ``pu``, ``angle``, ``phases=3``, ``ISC3``/``ISC1``
-  or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``);
+  or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``, ``basefreq``: X
+  given at it, scaled to the circuit's frequency as VSource.pas does);
 * ``LineCode`` (``nphases``, ``R1 X1 R0 X0 C1 C0`` or ``Rmatrix Xmatrix Cmatrix``, ``units``,
-  ``normamps``, ``emergamps``, ``basefreq``);
+  ``normamps``, ``emergamps``, ``basefreq`` only equal to the circuit's frequency);
 * ``Line`` (``bus1``, ``bus2``, ``phases``, ``linecode``, ``length``, ``units``, the impedance
   properties of a LineCode, ``normamps``, ``enabled``);
 * ``Transformer`` with two windings (``buses``, ``conns``, ``kVs``, ``kVAs``, ``taps``, ``XHL``,
-  ``%Rs``/``%R``/``%loadloss``, ``phases``, ``LeadLag``, ``sub``; ``%noloadloss``/``%imag`` only 0);
+  ``%Rs``/``%R``/``%loadloss``, ``phases``, ``LeadLag``, ``sub``, ``enabled``; ``%noloadloss``/``%imag``
+  only 0);
 * ``Load`` (``bus1``, ``phases``, ``kV``, ``kW``, ``kvar``/``PF``, ``kVA``, ``model=1``, ``conn=wye``,
-  ``Vminpu``, ``Vmaxpu``, ``Vlowpu``, ``yearly``, ``daily``, ``duty``, ``status``);
+  ``Vminpu``, ``Vmaxpu``, ``Vlowpu``, ``yearly`` (default: ``daily``), ``daily``, ``duty``, ``status``
+  ``Variable``/``Exempt``, or ``Fixed``: no load shape applies; ``enabled``);
 * ``LoadShape`` (``npts``, ``interval``/``minterval``/``sinterval``, ``mult`` inline or
   ``(file=...)``, ``qmult``, ``useactual``);
 * ``Monitor`` and ``EnergyMeter`` are read and ignored (they measure, they do not change the
@@ -89,6 +92,7 @@ class Transformer:
     ppm_antifloat: float = 1.0
     reverse: bool = False      # LV winding polarity reversed (+180 deg: Dy5 / Dy7)
     mag_pu: complex = 0j       # magnetising admittance (p.u. of kva, LV side): pfe - j*q
+    enabled: bool = True
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Load:
     daily: str | None = None
     duty: str | None = None
     enabled: bool = True
+    fixed: bool = False        # status=fixed: no load shape multiplier applies (Load.pas)
 
     @property
     def vbase_ln_kv(self) -> float:
@@ -151,12 +156,13 @@ class Feeder:
     def load_kw(self, step: int, shape: str = "yearly") -> tuple[np.ndarray, np.ndarray]:
         """Per-load kW and kvar at ``step`` (index into the loads' ``shape`` multipliers).
 
-        Loads without that shape keep their base kW/kvar. ``useactual=no`` multiplies the base."""
+        Loads without that shape, or with ``status=fixed``, keep their base kW/kvar. ``useactual=no``
+        multiplies the base."""
         kw = np.array([ld.kw for ld in self.loads])
         kvar = np.array([ld.kvar for ld in self.loads])
         for k, ld in enumerate(self.loads):
             name = getattr(ld, shape)
-            if name is None:
+            if name is None or ld.fixed:
                 continue
             ls = self.loadshapes[name]
             m = ls.mult[step % len(ls.mult)]
@@ -466,7 +472,13 @@ def _seq_matrix(z1: complex, z0: complex, n: int) -> np.ndarray:
 
 
 def _impedance(p: dict, n: int, freq: float, label: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(Z per unit length [ohm], shunt B per unit length [S]) from a property dict, or None."""
+    """(Z per unit length [ohm], shunt B per unit length [S]) from a property dict, or None.
+
+    Impedances must be given at the circuit's frequency: for another ``basefreq`` OpenDSS rescales X
+    and applies its earth-return corrections (Rg, Xg; Line.pas), which are not modelled here."""
+    if _f(p, "basefreq", freq) != freq:
+        raise ValueError(f"{label}: basefreq={p['basefreq']} differs from the circuit's {freq:g} Hz "
+                         "(impedances at another frequency are not supported)")
     w = 2 * math.pi * freq
     if "rmatrix" in p or "xmatrix" in p:
         r = _matrix(p.get("rmatrix", "0"), f"{label} rmatrix")
@@ -541,6 +553,14 @@ def _build(r: _Reader, path: str) -> Feeder:
             c = 4.0 * (r1 ** 2 + x1 ** 2) - (3.0 * kv * 1000.0 / _SQRT3 / isc1) ** 2
             r0 = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
             z1, z0 = complex(r1, x1), complex(r0, r0 * x0r0)
+        # impedances are at the source's basefreq, solved at the circuit's (VSource.pas)
+        base = _f(p, "basefreq", freq)
+        if not base > 0:
+            raise ValueError(f"basefreq must be positive, got {base}")
+        if _f(p, "frequency", freq) != freq:
+            raise ValueError(f"frequency={p['frequency']} differs from the circuit's {freq:g} Hz "
+                             "(only fundamental-frequency power flow is supported)")
+        z1, z0 = complex(z1.real, z1.imag * freq / base), complex(z0.real, z0.imag * freq / base)
         fd.source = Source(bus, nodes, kv, pu, _f(p, "angle", 0.0), z1, z0)
     except ValueError as exc:
         raise DSSError(f"{ctx('vsource', name)}: Vsource.{name}: {exc}") from None
@@ -634,7 +654,8 @@ def _build(r: _Reader, path: str) -> Feeder:
             fd.transformers.append(Transformer(
                 name, (hb, lb), ((1, 2, 3), (1, 2, 3)), (conns[0], conns[1]), (kvs[0], kvs[1]),
                 kvas[0], (taps[0], taps[1]), (rs[0] + rs[1]) / 100.0, _f(p, "xhl", 7.0) / 100.0,
-                leadlag in ("lead", "euro"), _f(p, "ppm_antifloat", 1.0)))
+                leadlag in ("lead", "euro"), _f(p, "ppm_antifloat", 1.0),
+                enabled=_bool(p.get("enabled", "yes"))))
         except ValueError as exc:
             raise DSSError(f"{ctx('transformer', name)}: {exc}") from None
 
@@ -693,10 +714,16 @@ def _build(r: _Reader, path: str) -> Feeder:
                     if s not in fd.loadshapes:
                         raise ValueError(f"{label}: {key}={p[key]!r} is not a defined LoadShape")
                     shapes[key] = s
-            enabled = _bool(p.get("enabled", "yes")) and p.get("status", "variable").lower() != "off"
+            # Load.pas: "Yearly: defaults to no variation or Daily when Daily is defined"
+            if "yearly" not in shapes and "daily" in shapes:
+                shapes["yearly"] = shapes["daily"]
+            status = p.get("status", "variable").strip().lower()
+            if not status or not any(word.startswith(status) for word in ("variable", "fixed", "exempt")):
+                raise ValueError(f"{label}: status must be Variable, Fixed or Exempt, got {p['status']!r}")
             fd.loads.append(Load(name, bus, nodes, _f(p, "kv", 12.47), kw, kvar,
                                  _f(p, "vminpu", 0.95), _f(p, "vmaxpu", 1.05), _f(p, "vlowpu", 0.5),
-                                 enabled=enabled, **shapes))
+                                 enabled=_bool(p.get("enabled", "yes")), fixed=status.startswith("f"),
+                                 **shapes))
         except ValueError as exc:
             raise DSSError(f"{ctx('load', name)}: {exc}") from None
     return fd

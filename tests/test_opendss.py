@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from simulators.grid3ph_networks import BUNDLED_DSS
+from simulators.grid3ph_networks import BUNDLED_DSS, load_network3ph, make_engine3ph
 from simulators.opendss import DSSError, read_dss
+
+from tests.helpers.opendss_ref import compile_master, dss, needs_dss
 
 
 def test_reads_ieee_eu_lv():
@@ -90,3 +92,61 @@ def test_inline_mult_edit_more_and_comments(tmp_path):
     kw, kvar = fd.load_kw(2)
     assert (kw[0], kvar[0]) == (8.0, 2.0)
     assert fd.lines[0].z[0, 0].real == pytest.approx((2 * 0.4 + 1.5) / 3 * 0.1)
+
+
+SHAPES_DSS = """Clear
+Set DefaultBaseFrequency=50
+New Circuit.t basekv=11 pu=1 isc3=3000 isc1=5 basefreq=60
+New Transformer.tr buses=[sourcebus lv] conns=[delta wye] kvs=[11 0.416] kvas=[250 250] xhl=4
+New Transformer.spare buses=[sourcebus lv] conns=[delta wye] kvs=[11 0.416] kvas=[250 250] xhl=4
+Edit Transformer.spare enabled=no
+New LineCode.c nphases=3 R1=0.4 X1=0.3 R0=1.5 X0=0.4 C1=0 C0=0 Units=km
+New Line.l1 bus1=lv bus2=b linecode=c length=300 units=m
+New Loadshape.s npts=3 interval=1 mult=[0.5 2 1]
+New Load.fixed bus1=b.1 phases=1 kv=0.23 kw=8 pf=0.95 yearly=s status=fixed
+New Load.daily bus1=b.2 phases=1 kv=0.23 kw=6 pf=0.95 daily=s
+New Load.exempt bus1=b.3 phases=1 kv=0.23 kw=4 pf=0.95 yearly=s status=exempt
+Set voltagebases=[11 0.416]
+Calcvoltagebases
+Set tolerance=1e-10
+Solve
+"""
+
+
+@needs_dss
+def test_status_daily_enabled_and_source_basefreq_as_opendss(tmp_path):
+    """Properties OpenDSS gives a meaning the reader used to drop: a Fixed load takes no load shape
+    multiplier; a load with only Daily= follows it in yearly mode too (Load.pas: "Yearly defaults to
+    Daily when Daily is defined"); a transformer with enabled=no is out of the circuit (it used to be
+    in parallel, 2e-3 p.u. off); the source's impedances are at its basefreq (X scaled by 50/60).
+    Voltages as OpenDSS's in its yearly mode at multiplier 2 (hour 2)."""
+    (tmp_path / "Master.dss").write_text(SHAPES_DSS)
+    master = str(tmp_path / "Master.dss")
+    fd = read_dss(master)
+    kw, _ = fd.load_kw(1)
+    np.testing.assert_allclose(kw, [8.0, 12.0, 8.0])
+    c = compile_master(master)
+    dss.DSS.Text.Command = "set mode=yearly number=1 stepsize=1h"
+    c.Solution.Solve()
+    c.Solution.Solve()                                   # hour 2: multiplier index 1
+    ns = load_network3ph(f"opendss:{master}")
+    assert ns.net.trafo_names == ["tr"]
+    eng = make_engine3ph(ns, [(p, p.phases) for p in ns.points])
+    r = eng.solve(*fd.load_kw(1))
+    bi = {b: k for k, b in enumerate(ns.net.buses)}
+    o = np.array([(bi[n.rsplit(".", 1)[0]], int(n.rsplit(".", 1)[1]) - 1) for n in c.AllNodeNames])
+    assert np.abs(r.vm_pu[o[:, 0], o[:, 1]] - np.array(c.AllBusVmagPu)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("New LineCode.x nphases=3 R1=0.4 X1=0.07 R0=1.5 X0=0.08 C1=0 C0=0 Units=km basefreq=60",
+     "basefreq=60 differs from the circuit's 50 Hz"),
+    ("New Load.x bus1=b.1 phases=1 kv=0.23 kw=1 status=off", "status must be Variable, Fixed or Exempt"),
+    ("Edit Vsource.source frequency=60", "frequency=60 differs from the circuit's 50 Hz"),
+])
+def test_frequency_and_status_refused_in_one_line(tmp_path, line, needle):
+    path = _write(tmp_path, "Set DefaultBaseFrequency=50\n" + BASE + line + "\n")
+    with pytest.raises(DSSError) as exc:
+        read_dss(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and needle in msg and msg.startswith(os.path.abspath(path) + ":")

@@ -8,6 +8,7 @@ try:
 except ImportError as exc:  # pragma: no cover - dss-python is in the test extra
     _dss, _ERR = None, str(exc)
 
+dss = _dss
 needs_dss = pytest.mark.skipif(_dss is None, reason=f"dss-python cannot be imported: {_ERR}")
 
 
