@@ -201,8 +201,10 @@ def from_feeder(fd: Feeder) -> Network3ph:
                 queue.append(other)
     isolated = [b for b in buses if np.isnan(vbase[bidx[b]])]
     if isolated:
-        raise ValueError(f"{fd.path}: buses not connected to the source: {', '.join(isolated[:5])}"
-                         + (" ..." if len(isolated) > 5 else ""))
+        more = f" (and {len(isolated) - 1} more: {', '.join(isolated[1:5])}" \
+            f"{' ...' if len(isolated) > 5 else ''})" if len(isolated) > 1 else ""
+        raise ValueError(f"{fd.locate(isolated[0])}: bus {isolated[0]!r} is not connected to the source "
+                         f"by any enabled Line or Transformer{more}")
     # nodes: phases used at each bus
     used: dict[str, set[int]] = {b: set() for b in buses}
     used[src_bus].update(fd.source.nodes)
@@ -218,7 +220,7 @@ def from_feeder(fd: Feeder) -> Network3ph:
     for b in buses:
         for ph in sorted(used[b]):
             if ph not in (1, 2, 3):
-                raise ValueError(f"{fd.path}: bus {b} uses node {ph}; only phase nodes 1, 2, 3 "
+                raise ValueError(f"{fd.locate(b, ph)}: bus {b} uses node {ph}; only phase nodes 1, 2, 3 "
                                  "(neutral grounded) are supported")
             nidx[(b, ph)] = len(node_bus)
             node_bus.append(bidx[b])

@@ -137,6 +137,21 @@ class Feeder:
     loadshapes: dict[str, LoadShape] = field(default_factory=dict)
     voltagebases: list[float] = field(default_factory=list)
     path: str = ""
+    where: dict[str, str] = field(default_factory=dict)   # "Load.a" -> "file:line" of its New
+
+    def locate(self, bus: str, node: int | None = None) -> str:
+        """``file:line: Class.name`` of the first element connected to ``bus`` (at ``node``, if
+        given), for errors found after reading; the feeder's path when none is."""
+        elements = [("Vsource.source", self.source.bus, self.source.nodes)] if self.source else []
+        elements += [(f"Line.{ln.name}", b, n) for ln in self.lines
+                     for b, n in ((ln.bus1, ln.nodes1), (ln.bus2, ln.nodes2))]
+        elements += [(f"Transformer.{tr.name}", b, n) for tr in self.transformers
+                     for b, n in zip(tr.buses, tr.nodes)]
+        elements += [(f"Load.{ld.name}", ld.bus, ld.nodes) for ld in self.loads]
+        for label, b, nodes in elements:
+            if b == bus and (node is None or node in nodes):
+                return f"{self.where.get(label, self.path)}: {label}"
+        return self.path
 
     def buses(self) -> list[str]:
         """Bus names in order of first appearance (source, lines, transformers, loads)."""
@@ -518,6 +533,8 @@ def _unit(p: dict, label: str) -> float | None:
 def _build(r: _Reader, path: str) -> Feeder:
     freq = float(r.settings.get("defaultbasefrequency", 60.0))
     fd = Feeder(name=r.circuit, base_freq=freq, path=path)
+    labels = {"vsource": "Vsource", "line": "Line", "transformer": "Transformer", "load": "Load"}
+    fd.where = {f"{labels[cls]}.{name}": w for (cls, name), w in r.where.items() if cls in labels}
     if "voltagebases" in r.settings:
         fd.voltagebases = _numbers(r.settings["voltagebases"])
 

@@ -150,3 +150,17 @@ def test_frequency_and_status_refused_in_one_line(tmp_path, line, needle):
         read_dss(path)
     msg = str(exc.value)
     assert "\n" not in msg and needle in msg and msg.startswith(os.path.abspath(path) + ":")
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("New Load.x bus1=bb.1 phases=1 kv=0.23 kw=1", "Load.x: bus 'bb' is not connected to the source"),
+    ("New Load.x bus1=b.4 phases=1 kv=0.23 kw=1", "Load.x: bus b uses node 4"),
+])
+def test_misspelled_bus_or_node_names_the_element_and_its_line(tmp_path, line, needle):
+    """Found when the network is built, after reading: still one line naming file:line of the
+    element (a misspelled bus used to give only the Master.dss path and the bus)."""
+    path = _write(tmp_path, BASE + "New Line.l1 bus1=sourcebus bus2=b linecode=c length=1\n" + line + "\n")
+    with pytest.raises(ValueError) as exc:
+        load_network3ph(f"opendss:{path}")
+    msg = str(exc.value)
+    assert "\n" not in msg and needle in msg and msg.startswith(f"{os.path.abspath(path)}:4: ")
