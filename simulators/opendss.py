@@ -269,7 +269,13 @@ def _tokens(text: str) -> list[tuple[str | None, str]]:
 
 
 def _numbers(val: str) -> list[float]:
-    return [float(x) for x in re.split(r"[\s,|]+", val.strip()) if x]
+    try:
+        out = [float(x) for x in re.split(r"[\s,|]+", val.strip()) if x]
+    except ValueError:
+        raise ValueError(f"{val!r} is not a list of numbers") from None
+    if not all(math.isfinite(x) for x in out):
+        raise ValueError(f"{val!r} holds a number that is not finite")
+    return out
 
 
 def _matrix(val: str, label: str) -> np.ndarray:
@@ -474,7 +480,31 @@ class _Reader:
 
 # --------------------------------------------------------------------------- builders
 def _f(props: dict, key: str, default: float) -> float:
-    return float(props[key]) if key in props else default
+    """``props[key]`` as a finite number (``default`` when absent)."""
+    if key not in props:
+        return default
+    try:
+        v = float(props[key])
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}={props[key]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{key}={props[key]!r} is not a finite number")
+    return v
+
+
+def _pos(props: dict, key: str, default: float) -> float:
+    """:func:`_f`, which must be > 0 (a zero voltage, rating, length or short-circuit level)."""
+    v = _f(props, key, default)
+    if not v > 0:
+        raise ValueError(f"{key} must be positive, got {v:g}")
+    return v
+
+
+def _phases(props: dict, key: str, default: int) -> int:
+    v = _f(props, key, default)
+    if v != int(v) or not 1 <= v <= 3:
+        raise ValueError(f"{key} must be 1, 2 or 3, got {v:g}")
+    return int(v)
 
 
 def _seq_matrix(z1: complex, z0: complex, n: int) -> np.ndarray:
@@ -514,10 +544,10 @@ def _impedance(p: dict, n: int, freq: float, label: str) -> tuple[np.ndarray, np
     if missing:
         raise ValueError(f"{label}: give {', '.join(missing)} explicitly (OpenDSS defaults are per "
                          "kft and not applied here)")
-    r1, x1 = float(p["r1"]), float(p["x1"])
+    r1, x1 = _f(p, "r1", 0.0), _f(p, "x1", 0.0)
     r0, x0 = _f(p, "r0", r1), _f(p, "x0", x1)
-    c1 = float(p["c1"]) if "c1" in p else float(p["b1"]) / (w * 1e-3)   # nF; B in uS
-    c0 = (float(p["c0"]) if "c0" in p else float(p["b0"]) / (w * 1e-3)) if n > 1 else c1
+    c1 = _f(p, "c1", 0.0) if "c1" in p else _f(p, "b1", 0.0) / (w * 1e-3)   # nF; B in uS
+    c0 = (_f(p, "c0", 0.0) if "c0" in p else _f(p, "b0", 0.0) / (w * 1e-3)) if n > 1 else c1
     z = _seq_matrix(complex(r1, x1), complex(r0, x0), n)
     b = _seq_matrix(complex(w * c1 * 1e-9), complex(w * c0 * 1e-9), n).real
     return z, b
@@ -541,18 +571,22 @@ def _build(r: _Reader, path: str) -> Feeder:
     def ctx(cls: str, name: str) -> str:
         return r.where.get((cls, name), path)
 
+    def fail(cls: str, name: str, label: str, exc: ValueError) -> DSSError:
+        msg = str(exc)
+        return DSSError(f"{ctx(cls, name)}: {msg if msg.startswith(label + ':') else f'{label}: {msg}'}")
+
     # Vsource
     vs = r.objects["vsource"]
     if len(vs) != 1:
         raise DSSError(f"{path}: exactly one Vsource (New Circuit) is supported, found {len(vs)}")
     name, p = next(iter(vs.items()))
     try:
-        nph = int(_f(p, "phases", 3))
+        nph = _phases(p, "phases", 3)
         if nph != 3:
             raise ValueError("Vsource: only phases=3 is supported")
         bus, nodes = parse_bus(p.get("bus1", "sourcebus"), 3)
-        kv, pu = _f(p, "basekv", 115.0), _f(p, "pu", 1.0)
-        x1r1, x0r0 = _f(p, "x1r1", 4.0), _f(p, "x0r0", 3.0)
+        kv, pu = _pos(p, "basekv", 115.0), _pos(p, "pu", 1.0)
+        x1r1, x0r0 = _pos(p, "x1r1", 4.0), _f(p, "x0r0", 3.0)
         if "z1" in p or "r1" in p or "x1" in p:
             z1v = _numbers(p["z1"]) if "z1" in p else [_f(p, "r1", 1.6038), _f(p, "x1", 6.4151)]
             z0v = _numbers(p["z0"]) if "z0" in p else [_f(p, "r0", 1.7899), _f(p, "x0", 5.3699)]
@@ -560,40 +594,41 @@ def _build(r: _Reader, path: str) -> Feeder:
         else:
             # VSource.pas: MVAsc3 = sqrt3*kV*Isc3/1000, MVAsc1 = sqrt3*kV*Isc1/1000,
             # |Z1| = kV^2/MVAsc3 at X1/R1; R0 from |2Z1+Z0| = 3*Vln/Isc1 at X0/R0
-            mva3 = _f(p, "mvasc3", _SQRT3 * kv * _f(p, "isc3", 10000.0) / 1000.0)
-            mva1 = _f(p, "mvasc1", _SQRT3 * kv * _f(p, "isc1", 10500.0) / 1000.0)
+            mva3 = _pos(p, "mvasc3", _SQRT3 * kv * _pos(p, "isc3", 10000.0) / 1000.0)
+            mva1 = _pos(p, "mvasc1", _SQRT3 * kv * _pos(p, "isc1", 10500.0) / 1000.0)
             x1 = kv ** 2 / mva3 / math.sqrt(1.0 + 1.0 / x1r1 ** 2)
             r1 = x1 / x1r1
             isc1 = mva1 * 1000.0 / (_SQRT3 * kv)
             a = 1.0 + x0r0 ** 2
             b = 4.0 * (r1 + x1 * x0r0)
             c = 4.0 * (r1 ** 2 + x1 ** 2) - (3.0 * kv * 1000.0 / _SQRT3 / isc1) ** 2
+            if b * b - 4 * a * c < 0 or (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a) < 0:
+                raise ValueError("the single-phase short-circuit level (ISC1/MVAsc1) is too high for "
+                                 "the three-phase one (a negative R0 would follow)")
             r0 = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
             z1, z0 = complex(r1, x1), complex(r0, r0 * x0r0)
         # impedances are at the source's basefreq, solved at the circuit's (VSource.pas)
-        base = _f(p, "basefreq", freq)
-        if not base > 0:
-            raise ValueError(f"basefreq must be positive, got {base}")
+        base = _pos(p, "basefreq", freq)
         if _f(p, "frequency", freq) != freq:
             raise ValueError(f"frequency={p['frequency']} differs from the circuit's {freq:g} Hz "
                              "(only fundamental-frequency power flow is supported)")
         z1, z0 = complex(z1.real, z1.imag * freq / base), complex(z0.real, z0.imag * freq / base)
         fd.source = Source(bus, nodes, kv, pu, _f(p, "angle", 0.0), z1, z0)
     except ValueError as exc:
-        raise DSSError(f"{ctx('vsource', name)}: Vsource.{name}: {exc}") from None
+        raise fail("vsource", name, f"Vsource.{name}", exc) from None
 
     # line codes
     codes: dict[str, tuple[int, tuple[np.ndarray, np.ndarray], float | None, float]] = {}
     for name, p in r.objects["linecode"].items():
         label = f"LineCode.{name}"
         try:
-            n = int(_f(p, "nphases", 3))
+            n = _phases(p, "nphases", 3)
             zb = _impedance(p, n, freq, label)
             if zb is None:
                 raise ValueError(f"{label}: no impedance given (R1/X1/R0/X0 or Rmatrix/Xmatrix)")
-            codes[name] = (n, zb, _unit(p, label), _f(p, "normamps", 400.0))
+            codes[name] = (n, zb, _unit(p, label), _pos(p, "normamps", 400.0))
         except ValueError as exc:
-            raise DSSError(f"{ctx('linecode', name)}: {exc}") from None
+            raise fail("linecode", name, label, exc) from None
 
     for name, p in r.objects["line"].items():
         label = f"Line.{name}"
@@ -604,7 +639,7 @@ def _build(r: _Reader, path: str) -> Feeder:
                     raise ValueError(f"{label}: unknown linecode {p['linecode']!r}")
                 n, (z, b), cunit, amps = codes[code]
             else:
-                n, cunit, amps = int(_f(p, "phases", 3)), _unit(p, label), 400.0
+                n, cunit, amps = _phases(p, "phases", 3), _unit(p, label), 400.0
                 zb = _impedance(p, n, freq, label)
                 if zb is None:
                     raise ValueError(f"{label}: give a linecode or its impedances (R1 X1 R0 X0 C1 C0 "
@@ -614,10 +649,10 @@ def _build(r: _Reader, path: str) -> Feeder:
             if own is not None:
                 z, b = own
                 cunit = _unit(p, label) if "units" in p else cunit
-            n_line = int(_f(p, "phases", n))
+            n_line = _phases(p, "phases", n)
             if n_line != n:
                 raise ValueError(f"{label}: phases={n_line} differs from its linecode ({n})")
-            length = _f(p, "length", 1.0)
+            length = _pos(p, "length", 1.0)
             lunit = _unit(p, label)
             if cunit is None or lunit is None or "linecode" not in p:
                 scale = length  # same (or no) unit: impedance per unit of 'length'
@@ -630,17 +665,20 @@ def _build(r: _Reader, path: str) -> Feeder:
             if len(n1) != n or len(n2) != n or 0 in n1 or 0 in n2:
                 raise ValueError(f"{label}: buses must name {n} non-ground phase nodes")
             enabled = _bool(p.get("enabled", "yes"))
+            if np.linalg.matrix_rank(z * scale) < n:
+                raise ValueError(f"{label}: its impedance matrix is singular (zero impedance; switches "
+                                 "and jumpers are not supported)")
             fd.lines.append(Line(name, b1, n1, b2, n2, z * scale, b * scale,
-                                 _f(p, "normamps", amps), enabled))
+                                 _pos(p, "normamps", amps), enabled))
         except ValueError as exc:
-            raise DSSError(f"{ctx('line', name)}: {exc}") from None
+            raise fail("line", name, label, exc) from None
 
     for name, p in r.objects["transformer"].items():
         label = f"Transformer.{name}"
         try:
             if int(_f(p, "windings", 2)) != 2:
                 raise ValueError(f"{label}: only windings=2 is supported")
-            nph = int(_f(p, "phases", 3))
+            nph = _phases(p, "phases", 3)
             if nph != 3:
                 raise ValueError(f"{label}: only phases=3 is supported")
             for key in ("%noloadloss", "%imag"):
@@ -665,6 +703,10 @@ def _build(r: _Reader, path: str) -> Feeder:
                 raise ValueError(f"{label}: kVs, kVAs, taps and %Rs need two values")
             if kvas[0] != kvas[1]:
                 raise ValueError(f"{label}: different winding kVAs are not supported")
+            if min(kvs + kvas + taps) <= 0:
+                raise ValueError(f"{label}: kVs, kVAs and taps must be positive")
+            if rs[0] + rs[1] == 0 and _f(p, "xhl", 7.0) == 0:
+                raise ValueError(f"{label}: zero impedance (%R and XHL both 0) is not supported")
             leadlag = p.get("leadlag", "lag").lower()
             if leadlag not in ("lag", "ansi", "lead", "euro"):
                 raise ValueError(f"{label}: LeadLag must be Lag/ANSI/Lead/Euro, got {leadlag!r}")
@@ -674,7 +716,7 @@ def _build(r: _Reader, path: str) -> Feeder:
                 leadlag in ("lead", "euro"), _f(p, "ppm_antifloat", 1.0),
                 enabled=_bool(p.get("enabled", "yes"))))
         except ValueError as exc:
-            raise DSSError(f"{ctx('transformer', name)}: {exc}") from None
+            raise fail("transformer", name, label, exc) from None
 
     for name, p in r.objects["loadshape"].items():
         label = f"LoadShape.{name}"
@@ -685,12 +727,14 @@ def _build(r: _Reader, path: str) -> Feeder:
             qm = p.get("qmult")
             qmult = None if qm is None else (qm if isinstance(qm, np.ndarray) else np.array(_numbers(qm)))
             npts = int(_f(p, "npts", len(mult)))
+            if npts < 1 or not len(mult):
+                raise ValueError(f"{label}: npts and mult need at least one point")
             if npts > len(mult):
                 raise ValueError(f"{label}: npts={npts} but only {len(mult)} multipliers")
             if "sinterval" in p:
-                ih = float(p["sinterval"]) / 3600.0
+                ih = _f(p, "sinterval", 0.0) / 3600.0
             elif "minterval" in p:
-                ih = float(p["minterval"]) / 60.0
+                ih = _f(p, "minterval", 0.0) / 60.0
             else:
                 ih = _f(p, "interval", 1.0)
             if ih <= 0:
@@ -698,12 +742,12 @@ def _build(r: _Reader, path: str) -> Feeder:
             fd.loadshapes[name] = LoadShape(name, mult[:npts], None if qmult is None else qmult[:npts],
                                             ih, _bool(p.get("useactual", "no")))
         except ValueError as exc:
-            raise DSSError(f"{ctx('loadshape', name)}: {exc}") from None
+            raise fail("loadshape", name, label, exc) from None
 
     for name, p in r.objects["load"].items():
         label = f"Load.{name}"
         try:
-            nph = int(_f(p, "phases", 3))
+            nph = _phases(p, "phases", 3)
             if "bus1" not in p:
                 raise ValueError(f"{label}: bus1 is required")
             bus, nodes = parse_bus(p["bus1"], nph)
@@ -716,9 +760,9 @@ def _build(r: _Reader, path: str) -> Feeder:
                 raise ValueError(f"{label}: only conn=wye is supported")
             kw = _f(p, "kw", 10.0)
             if "kva" in p and "kw" not in p:
-                kw = float(p["kva"]) * _f(p, "pf", 0.88)
+                kw = _f(p, "kva", 0.0) * _f(p, "pf", 0.88)
             if "kvar" in p:
-                kvar = float(p["kvar"])
+                kvar = _f(p, "kvar", 0.0)
             else:
                 pf = _f(p, "pf", 0.88)
                 if not -1.0 <= pf <= 1.0 or pf == 0:
@@ -737,12 +781,12 @@ def _build(r: _Reader, path: str) -> Feeder:
             status = p.get("status", "variable").strip().lower()
             if not status or not any(word.startswith(status) for word in ("variable", "fixed", "exempt")):
                 raise ValueError(f"{label}: status must be Variable, Fixed or Exempt, got {p['status']!r}")
-            fd.loads.append(Load(name, bus, nodes, _f(p, "kv", 12.47), kw, kvar,
+            fd.loads.append(Load(name, bus, nodes, _pos(p, "kv", 12.47), kw, kvar,
                                  _f(p, "vminpu", 0.95), _f(p, "vmaxpu", 1.05), _f(p, "vlowpu", 0.5),
                                  enabled=_bool(p.get("enabled", "yes")), fixed=status.startswith("f"),
                                  **shapes))
         except ValueError as exc:
-            raise DSSError(f"{ctx('load', name)}: {exc}") from None
+            raise fail("load", name, label, exc) from None
     return fd
 
 

@@ -60,6 +60,18 @@ BASE = ("New Circuit.t basekv=11 pu=1 isc3=3000 isc1=5\n"
     ("Redirect missing.dss", "cannot read"),
     ("New Line.l1 bus1=sourcebus bus2=b linecode=c length=1 R1=0.1", "give X1, R0, X0, C1 (or B1), C0 (or B0)"),
     ("New Loadshape.s npts=3 mult=(file=nofile.txt)", "file"),
+    # zero, missing or non-numeric values: one line naming the element, not a ZeroDivisionError
+    # traceback or numpy's bare "Singular matrix"
+    ("New Transformer.t2 buses=[sourcebus x] conns=[delta wye] kvs=[11 0.416] kvas=[0 0]",
+     "Transformer.t2: kVs, kVAs and taps must be positive"),
+    ("New Transformer.t2 buses=[sourcebus x] xhl=0 %r=0", "Transformer.t2: zero impedance"),
+    ("New Line.l1 bus1=sourcebus bus2=b linecode=c length=0", "Line.l1: length must be positive, got 0"),
+    ("New Line.l1 bus1=sourcebus bus2=b length=1 R1=0 X1=0 R0=0 X0=0 C1=0 C0=0",
+     "Line.l1: its impedance matrix is singular"),
+    ("New Load.x bus1=b.1 phases=1 kv=0 kw=1", "Load.x: kv must be positive, got 0"),
+    ("New Load.x bus1=b.1 phases=0 kv=0.23 kw=1", "Load.x: phases must be 1, 2 or 3, got 0"),
+    ("New Load.x bus1=b.1 phases=1 kv=0.23 kw=abc", "Load.x: kw='abc' is not a number"),
+    ("New Loadshape.s npts=0 mult=[]", "LoadShape.s: npts and mult need at least one point"),
 ])
 def test_unsupported_input_one_line_with_file_and_line(tmp_path, line, needle):
     path = _write(tmp_path, BASE + "! comment\n" + line + "\n")
