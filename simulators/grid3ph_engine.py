@@ -172,6 +172,18 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
     return Y
 
 
+def _nearest_bases(v_ln: np.ndarray, voltagebases: Sequence[float]) -> np.ndarray:
+    """Per bus, the line-to-neutral base (V) of the ``Set voltagebases`` entry (line-to-line kV)
+    nearest to ``v_ln`` (V) in ratio, as OpenDSS's Calcvoltagebases picks it from the no-load voltage
+    (Circuit.pas ``NearestBasekV``: min |1 - kV/base|): a 0.42 kV transformer winding under
+    ``voltagebases=[11 0.4]`` gives 0.4 kV buses (p.u. of 230.9 V, not 242.5 V)."""
+    legal = np.asarray([b for b in voltagebases if b > 0], dtype=np.float64) * 1e3 / math.sqrt(3.0)
+    if not len(legal):
+        return v_ln
+    pick = np.abs(1.0 - v_ln[:, None] / legal[None, :]).argmin(axis=1)
+    return legal[pick]
+
+
 def from_feeder(fd: Feeder) -> Network3ph:
     """Nodal model of an OpenDSS :class:`~simulators.opendss.Feeder`."""
     if fd.source is None:
@@ -200,6 +212,8 @@ def from_feeder(fd: Feeder) -> Network3ph:
                 vbase[bidx[other]] = vbase[bidx[b]] if base is None else base
                 queue.append(other)
     isolated = [b for b in buses if np.isnan(vbase[bidx[b]])]
+    if fd.voltagebases and not isolated:
+        vbase = _nearest_bases(vbase * fd.source.pu, fd.voltagebases)
     if isolated:
         more = f" (and {len(isolated) - 1} more: {', '.join(isolated[1:5])}" \
             f"{' ...' if len(isolated) > 5 else ''})" if len(isolated) > 1 else ""

@@ -115,10 +115,14 @@ def _pp_unbalanced(name, seed):
     return net, buses, P, Q
 
 
-@pytest.mark.parametrize("name, seed", [("kerber_land_kabel_1", 1), ("kerber_dorf", 2)])
-def test_equals_pandapower_runpp_3ph(name, seed):
+@pytest.mark.parametrize("name, seed, lv_kv", [("kerber_land_kabel_1", 1, None), ("kerber_dorf", 2, None),
+                                                ("kerber_dorf", 3, 0.42)])
+def test_equals_pandapower_runpp_3ph(name, seed, lv_kv):
+    """lv_kv: a 0.42 kV LV winding on 0.4 kV buses; p.u. are of the buses' vn_kv, as pandapower's."""
     from pandapower.pf.runpp_3ph import runpp_3ph
     net, buses, P, Q = _pp_unbalanced(name, seed)
+    if lv_kv:
+        net.trafo["vn_lv_kv"] = lv_kv
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runpp_3ph(net, numba=False, tolerance_mva=1e-10, max_iteration=100)
@@ -257,6 +261,24 @@ Calcvoltagebases
 Set tolerance=1e-10 maxiterations=100
 Solve
 """
+
+
+@needs_dss
+def test_voltage_base_is_the_nearest_voltagebases_entry_as_in_opendss(tmp_path):
+    """A 0.42 kV transformer winding under voltagebases=[11 0.4]: OpenDSS's Calcvoltagebases gives the
+    LV buses a 0.4 kV base, so p.u. values (and the v_band checks on them) are of 230.9 V; they were
+    of the winding's 242.5 V, 5 % lower than OpenDSS's."""
+    master = tmp_path / "Master.dss"
+    master.write_text(LOAD_BANDS_DSS.replace("kvs=[11 0.416]", "kvs=[11 0.42]")
+                      .replace("voltagebases=[11 0.416]", "voltagebases=[11 0.4]"))
+    c = compile_master(str(master))
+    ns = load_network3ph(f"opendss:{master}")
+    np.testing.assert_allclose(ns.net.bus_vbase, [11e3 / math.sqrt(3), 400 / math.sqrt(3),
+                                                  400 / math.sqrt(3)])
+    eng = make_engine3ph(ns, [(p, p.phases) for p in ns.points])
+    r = eng.solve([ld.kw for ld in ns.feeder.loads], [ld.kvar for ld in ns.feeder.loads])
+    o = _node_order(ns, c.AllNodeNames)
+    assert np.abs(r.vm_pu[o[:, 0], o[:, 1]] - np.array(c.AllBusVmagPu)).max() <= 1e-5
 
 
 @needs_dss
