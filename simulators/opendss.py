@@ -13,7 +13,8 @@ Supported (anything else is an :class:`DSSError` naming ``file:line`` and the el
   or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``, ``basefreq``: X
   given at it, scaled to the circuit's frequency as VSource.pas does);
 * ``LineCode`` (``nphases``, ``R1 X1 R0 X0 C1 C0`` or ``Rmatrix Xmatrix Cmatrix``, ``units``,
-  ``normamps``, ``emergamps``, ``basefreq`` only equal to the circuit's frequency);
+  ``normamps``, ``emergamps``, ``basefreq`` only equal to the circuit's frequency, ``like``: every
+  property of that LineCode, later ones override);
 * ``Line`` (``bus1``, ``bus2``, ``phases``, ``linecode``, ``length``, ``units``, the impedance
   properties of a LineCode, ``normamps``, ``enabled``);
 * ``Transformer`` with two windings (``buses``, ``conns``, ``kVs``, ``kVAs``, ``taps``, ``XHL``,
@@ -459,6 +460,12 @@ class _Reader:
             if key not in _PROPS[cls]:
                 raise ValueError(f"{cls}.{name}: unsupported property {key!r} (supported: "
                                  f"{', '.join(sorted(_PROPS[cls]))})")
+            if key == "like":   # copy every property of the other element as defined so far
+                other = self.objects[cls].get(val.strip().lower())
+                if other is None or other is table:
+                    raise ValueError(f"{cls}.{name}: like={val!r} is not a defined {cls}")
+                table.update({k: v for k, v in other.items() if k != "like"})
+                continue
             if key in ("mult", "qmult") and val.strip().lower().startswith("file="):
                 fname = val.strip()[5:].strip().strip("\"'")
                 fpath = os.path.join(base, fname)

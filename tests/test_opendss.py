@@ -176,3 +176,21 @@ def test_misspelled_bus_or_node_names_the_element_and_its_line(tmp_path, line, n
         load_network3ph(f"opendss:{path}")
     msg = str(exc.value)
     assert "\n" not in msg and needle in msg and msg.startswith(f"{os.path.abspath(path)}:4: ")
+
+
+def test_linecode_like_copies_the_other_codes_properties(tmp_path):
+    """like= copies every property of the named LineCode (OpenDSS); it used to be dropped, so a code
+    like=c with its own impedances lost c's Units=km and its lines were 1000x too long."""
+    path = _write(tmp_path, BASE + (
+        "New LineCode.c2 like=c R1=0.2 X1=0.07 R0=1.5 X0=0.08 C1=0 C0=0 normamps=150\n"
+        "New LineCode.c3 like=c R1=0.2\n"                                   # the rest from c
+        "New Line.l2 bus1=b bus2=b2 linecode=c3 length=100 units=m\n"
+        "New Line.l1 bus1=sourcebus bus2=b linecode=c2 length=100 units=m\n"))
+    fd = read_dss(path)
+    for ln in fd.lines:                                                   # c's Units=km: 0.1 km
+        assert ln.z[0, 0].real == pytest.approx((2 * 0.2 + 1.5) / 3 * 0.1)
+        assert ln.z[0, 0].imag == pytest.approx((2 * 0.07 + 0.08) / 3 * 0.1)
+    assert {ln.name: ln.normamps for ln in fd.lines} == {"l1": 150, "l2": 400}
+    bad = _write(tmp_path, BASE + "New LineCode.c4 like=nope\n")
+    with pytest.raises(DSSError, match=r"Master\.dss:3: linecode\.c4: like='nope' is not a defined linecode"):
+        read_dss(bad)
