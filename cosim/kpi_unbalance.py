@@ -98,7 +98,8 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
     if vuf is not None and res.T:
         v = vuf.values
         m10 = ten_minute_means(res.t_ms, res.dt_h, v)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a bus without a converged value
             share = np.nanmean(np.where(np.isfinite(m10), m10 <= EN50160_VUF_LIMIT_PCT, np.nan), axis=0)
         # the bus with the lowest share within the limit; among equal shares (all within it, typically) the
         # one with the highest 10-min values (p95)

@@ -74,3 +74,30 @@ def test_ten_minute_values_are_rms_aggregates(tmp_path):
     u = compute_kpis(_write(tmp_path / "r.h5", lambda k: 3.0 if k % 10 < 5 else 0.0, set()))["grid"]["unbalance"]
     assert u["en50160_share_within_2pct"] == 0.0 and u["en50160_unbalance_ok"] is False
     assert u["vuf_10min_p95_pct"] == pytest.approx(4.5 ** 0.5, abs=1e-4)
+
+
+def test_no_converged_step_summarised_without_traceback(tmp_path):
+    """A grid whose power flow never converged (every electrical value NaN, converged 0): the KPIs
+    are None where there is nothing to compute, without warnings, and `cosim run`'s summary says so
+    in words; it used to stop with a TypeError on the missing transformer loading."""
+    import warnings
+    from cosim.summary import run_summary
+    series = [("grid", a, u) for a, u in (("vm_pu_a", "p.u."), ("vuf", "%"), ("trafo_loading", "%"),
+                                          ("line_loading", "%"), ("converged", "1"), ("congestion", "1"),
+                                          ("v_violation", "1"))]
+    path = str(tmp_path / "nc.h5")
+    w = ResultsWriter(path, {"scenario": yaml.safe_dump(SCENARIO), "seed": 1}, series, [], START, MIN)
+    nan = float("nan")
+    for k in range(10):
+        w.append(k * MIN, {("grid", "vm_pu_a"): {"x": nan}, ("grid", "vuf"): {"x": nan},
+                           ("grid", "trafo_loading"): {"t": nan}, ("grid", "line_loading"): {"l": nan},
+                           ("grid", "converged"): {"grid": 0.0}, ("grid", "congestion"): {"grid": 1.0},
+                           ("grid", "v_violation"): {"grid": 1.0}})
+    w.close("completed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = compute_kpis(path)["grid"]
+        lines = run_summary(path)
+    assert g["nonconverged_steps"] == 10 and g["trafo_loading_pct"]["max"] is None and g["v_min_pu"] is None
+    assert any("trafo max n/a" in line for line in lines)
+    assert any("did not converge in 10 steps" in line for line in lines)
