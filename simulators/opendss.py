@@ -7,7 +7,8 @@ Supported (anything else is an :class:`DSSError` naming ``file:line`` and the el
 
 * commands ``Clear``, ``New``, ``Edit``, ``~``/``More``, ``Redirect``, ``Compile``, ``Set``
   (``DefaultBaseFrequency``, ``voltagebases``; run-control options such as ``mode``, ``number``,
-  ``stepsize`` are accepted and ignored), ``BatchEdit <class>..<regex> prop=value``,
+  ``stepsize`` are accepted and ignored; ``loadmult`` only 1 and ``year`` only 0/1, as they scale the
+  loads), ``BatchEdit <class>..<regex> prop=value``,
   ``Calcvoltagebases``, ``Buscoords``, ``Solve`` (ignored: the engine decides when to solve);
 * ``Circuit`` / ``Vsource`` (``bus1``, ``basekV``, ``pu``, ``angle``, ``phases=3``, ``ISC3``/``ISC1``
   or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``, ``basefreq``: X
@@ -323,6 +324,9 @@ _PROPS = {
 }
 _IGNORED_CLASSES = {"monitor", "energymeter"}
 _SET_USED = {"defaultbasefrequency", "voltagebases"}
+# options that scale every load in OpenDSS: accepted only at their neutral values (loadmult 1; year 0
+# or 1, whose default growth factor 1.025^(year-1) is 1)
+_SET_SCALING = {"loadmult": lambda v: v == 1.0, "year": lambda v: v in (0.0, 1.0)}
 _SET_IGNORED = {"mode", "number", "stepsize", "h", "year", "hour", "sec", "time", "overloadreport",
                 "voltexcept", "demand", "diverbose", "casename", "maxiterations", "tolerance",
                 "loadmult", "algorithm", "controlmode", "datapath", "editor", "markercode",
@@ -393,6 +397,10 @@ class _Reader:
                     raise ValueError(f"Set needs option=value, got {val!r}")
                 if key in _SET_USED:
                     self.settings[key] = val
+                elif key in _SET_SCALING and not _SET_SCALING[key](_f({key: val}, key, 0.0)):
+                    # OpenDSS multiplies the loads by these (Load.pas SetNominalLoad); not modelled
+                    raise ValueError(f"Set {key}={val}: only {'1' if key == 'loadmult' else '0 or 1'} is "
+                                     f"supported (it scales the loads in OpenDSS; scale kW instead)")
                 elif key not in _SET_IGNORED:
                     raise ValueError(f"unsupported option 'Set {key}' (supported: "
                                      f"{', '.join(sorted(_SET_USED | _SET_IGNORED))})")
@@ -767,7 +775,7 @@ def _build(r: _Reader, path: str) -> Feeder:
                 raise ValueError(f"{label}: only conn=wye is supported")
             kw = _f(p, "kw", 10.0)
             if "kva" in p and "kw" not in p:
-                kw = _f(p, "kva", 0.0) * _f(p, "pf", 0.88)
+                kw = _f(p, "kva", 0.0) * abs(_f(p, "pf", 0.88))     # Load.pas kVA_PF: kVA |PF|
             if "kvar" in p:
                 kvar = _f(p, "kvar", 0.0)
             else:

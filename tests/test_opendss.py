@@ -155,6 +155,9 @@ def test_status_daily_enabled_and_source_basefreq_as_opendss(tmp_path):
      "basefreq=60 differs from the circuit's 50 Hz"),
     ("New Load.x bus1=b.1 phases=1 kv=0.23 kw=1 status=off", "status must be Variable, Fixed or Exempt"),
     ("Edit Vsource.source frequency=60", "frequency=60 differs from the circuit's 50 Hz"),
+    # OpenDSS scales every load by these (0.5 and 1.025): they were ignored
+    ("Set loadmult=0.5", "Set loadmult=0.5: only 1 is supported"),
+    ("Set year=2", "Set year=2: only 0 or 1 is supported"),
 ])
 def test_frequency_and_status_refused_in_one_line(tmp_path, line, needle):
     path = _write(tmp_path, "Set DefaultBaseFrequency=50\n" + BASE + line + "\n")
@@ -194,3 +197,12 @@ def test_linecode_like_copies_the_other_codes_properties(tmp_path):
     bad = _write(tmp_path, BASE + "New LineCode.c4 like=nope\n")
     with pytest.raises(DSSError, match=r"Master\.dss:3: linecode\.c4: like='nope' is not a defined linecode"):
         read_dss(bad)
+
+
+def test_kva_with_leading_pf_is_a_load(tmp_path):
+    """kVA with a negative (leading) PF: kW = kVA |PF| and kvar negative (Load.pas, kVA_PF); the
+    reader made kW negative, a 8 kW generator instead of a load. Set year=1 and loadmult=1 are
+    neutral and accepted."""
+    path = _write(tmp_path, BASE + "Set year=1 loadmult=1\nNew Load.x bus1=b.1 phases=1 kv=0.23 kva=10 pf=-0.8\n")
+    ld = read_dss(path).loads[0]
+    assert (ld.kw, ld.kvar) == (pytest.approx(8.0), pytest.approx(-6.0))
