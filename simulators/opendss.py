@@ -703,8 +703,11 @@ def _build(r: _Reader, path: str) -> Feeder:
             if len(buses) != 2:
                 raise ValueError(f"{label}: buses=[HV LV] (two buses) is required")
             (hb, hn), (lb, ln) = parse_bus(buses[0], 3), parse_bus(buses[1], 3)
-            if hn[:3] != (1, 2, 3) or ln[:3] != (1, 2, 3):
-                raise ValueError(f"{label}: only buses on nodes 1.2.3 are supported")
+            if any(n[:3] != (1, 2, 3) or any(k != 0 for k in n[3:]) for n in (hn, ln)):
+                # a winding's neutral on node 4 floats in OpenDSS unless grounded elsewhere; here
+                # every neutral is earthed, so only 1.2.3 (neutral earthed, or .0) is accepted
+                raise ValueError(f"{label}: only buses on nodes 1.2.3 (or 1.2.3.0) are supported, got "
+                                 f"{buses[0]!r}, {buses[1]!r} (a separate neutral node is not modelled)")
             conns = [c.lower() for c in re.split(r"[\s,]+", p.get("conns", "wye wye").strip()) if c]
             conns = ["delta" if c.startswith("d") else "wye" if c.startswith(("w", "y")) else c
                      for c in conns]
@@ -766,8 +769,11 @@ def _build(r: _Reader, path: str) -> Feeder:
             if "bus1" not in p:
                 raise ValueError(f"{label}: bus1 is required")
             bus, nodes = parse_bus(p["bus1"], nph)
-            nodes = tuple(k for k in nodes if k != 0)[:nph]
-            if len(nodes) != nph or len(set(nodes)) != nph:
+            if any(k != 0 for k in nodes[nph:]):
+                raise ValueError(f"{label}: bus1 {p['bus1']!r}: its neutral must be node 0 or left out "
+                                 "(a separate neutral node is not modelled: every neutral is earthed)")
+            nodes = nodes[:nph]
+            if len(nodes) != nph or len(set(nodes)) != nph or 0 in nodes:
                 raise ValueError(f"{label}: bus1 {p['bus1']!r} must name {nph} distinct phase nodes")
             if int(_f(p, "model", 1)) != 1:
                 raise ValueError(f"{label}: only model=1 (constant P and Q) is supported")

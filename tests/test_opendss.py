@@ -158,8 +158,11 @@ def test_status_daily_enabled_and_source_basefreq_as_opendss(tmp_path):
     # OpenDSS scales every load by these (0.5 and 1.025): they were ignored
     ("Set loadmult=0.5", "Set loadmult=0.5: only 1 is supported"),
     ("Set year=2", "Set year=2: only 0 or 1 is supported"),
+    # a neutral on its own node floats in OpenDSS; it was silently taken as earthed
+    ("New Load.x bus1=b.1.4 phases=1 kv=0.23 kw=1", "its neutral must be node 0 or left out"),
+    ("New Transformer.t2 buses=[sourcebus x.1.2.3.4]", "only buses on nodes 1.2.3 (or 1.2.3.0)"),
 ])
-def test_frequency_and_status_refused_in_one_line(tmp_path, line, needle):
+def test_options_and_nodes_refused_in_one_line(tmp_path, line, needle):
     path = _write(tmp_path, "Set DefaultBaseFrequency=50\n" + BASE + line + "\n")
     with pytest.raises(DSSError) as exc:
         read_dss(path)
