@@ -461,7 +461,13 @@ class _Reader:
 
     def props(self, cls: str, name: str, text: str, base: str, where: str) -> None:
         table = self.objects[cls][name]
-        for key, val in _tokens(text):
+        tokens = _tokens(text)
+        if cls == "load":   # kW/kvar/PF/kVA act in the order given (Load.pas): one edit at a time
+            try:
+                table["_pq"] = _load_pq(table.get("_pq"), tokens)  # type: ignore[assignment]
+            except ValueError as exc:
+                raise ValueError(f"Load.{name}: {exc}") from None
+        for key, val in tokens:
             if key is None:
                 raise ValueError(f"{cls}.{name}: positional value {val!r} is not supported; "
                                  "write property=value")
@@ -494,6 +500,32 @@ class _Reader:
 
 
 # --------------------------------------------------------------------------- builders
+def _load_pq(state: dict | None, tokens: list[tuple[str | None, str]]) -> dict:
+    """A Load's kW, kvar and PF after one New/Edit/~/BatchEdit, as OpenDSS Load.pas computes them:
+    ``kW`` makes the spec kW+PF, ``kvar`` kW+kvar, ``kVA`` kVA+PF, ``PF`` only sets the PF; at the
+    end of the edit RecalcElementData derives the rest (kW+kvar also sets the PF, so a later
+    ``Edit kW=`` keeps the power factor, not the kvar). New loads start at kW 10, PF 0.88."""
+    st = dict(state) if state else {"kw": 10.0, "kvar": 0.0, "pf": 0.88, "kva": 0.0, "spec": "kw_pf"}
+    for key, val in tokens:
+        if key in ("kw", "kvar", "kva"):
+            st[key] = _f({key: val}, key, 0.0)
+            st["spec"] = {"kw": "kw_pf", "kvar": "kw_kvar", "kva": "kva_pf"}[key]
+        elif key == "pf":
+            pf = _f({key: val}, key, 0.0)
+            if not -1.0 <= pf <= 1.0 or pf == 0:
+                raise ValueError(f"PF must be in [-1, 1] and not 0, got {pf:g}")
+            st["pf"] = pf
+    if st["spec"] == "kw_kvar":
+        kva = math.hypot(st["kw"], st["kvar"])
+        if kva > 0:
+            st["pf"] = st["kw"] / kva * (math.copysign(1.0, st["kw"] * st["kvar"]) if st["kvar"] else 1.0)
+        return st
+    if st["spec"] == "kva_pf":
+        st["kw"] = st["kva"] * abs(st["pf"])
+    st["kvar"] = st["kw"] * math.sqrt(1.0 / st["pf"] ** 2 - 1.0) * (-1.0 if st["pf"] < 0 else 1.0)
+    return st
+
+
 def _f(props: dict, key: str, default: float) -> float:
     """``props[key]`` as a finite number (``default`` when absent)."""
     if key not in props:
@@ -779,16 +811,8 @@ def _build(r: _Reader, path: str) -> Feeder:
                 raise ValueError(f"{label}: only model=1 (constant P and Q) is supported")
             if p.get("conn", "wye").lower() not in ("wye", "y", "ln"):
                 raise ValueError(f"{label}: only conn=wye is supported")
-            kw = _f(p, "kw", 10.0)
-            if "kva" in p and "kw" not in p:
-                kw = _f(p, "kva", 0.0) * abs(_f(p, "pf", 0.88))     # Load.pas kVA_PF: kVA |PF|
-            if "kvar" in p:
-                kvar = _f(p, "kvar", 0.0)
-            else:
-                pf = _f(p, "pf", 0.88)
-                if not -1.0 <= pf <= 1.0 or pf == 0:
-                    raise ValueError(f"{label}: PF must be in [-1, 1] and not 0, got {pf}")
-                kvar = math.copysign(kw * math.sqrt(1.0 / pf ** 2 - 1.0), pf)
+            pq = p.get("_pq") or _load_pq(None, [])
+            kw, kvar = pq["kw"], pq["kvar"]
             shapes = {}
             for key in ("yearly", "daily", "duty"):
                 if key in p:

@@ -209,3 +209,42 @@ def test_kva_with_leading_pf_is_a_load(tmp_path):
     path = _write(tmp_path, BASE + "Set year=1 loadmult=1\nNew Load.x bus1=b.1 phases=1 kv=0.23 kva=10 pf=-0.8\n")
     ld = read_dss(path).loads[0]
     assert (ld.kw, ld.kvar) == (pytest.approx(8.0), pytest.approx(-6.0))
+
+
+ORDER_DSS = """Clear
+Set DefaultBaseFrequency=50
+New Circuit.t basekv=11 pu=1 isc3=3000 isc1=5
+New Transformer.tr buses=[sourcebus b] conns=[delta wye] kvs=[11 0.416] kvas=[250 250] xhl=4
+New Load.a bus1=b.1 phases=1 kv=0.23 kw=4 kvar=1
+Edit Load.a kw=8
+New Load.b bus1=b.2 phases=1 kv=0.23 kvar=1 kw=4
+New Load.c bus1=b.3 phases=1 kv=0.23 kw=3 pf=0.9
+~ kvar=0.5
+Edit Load.c kw=6
+New Load.d bus1=b.1 phases=1 kv=0.23 kw=-5 pf=0.95
+New Load.e bus1=b.2 phases=1 kv=0.23 kva=10 pf=-0.8
+New Load.f bus1=b.3 phases=1 kv=0.23
+Set voltagebases=[11 0.416]
+Calcvoltagebases
+Solve
+"""
+
+
+@needs_dss
+def test_load_kw_kvar_pf_in_the_order_given_as_opendss(tmp_path):
+    """kW, kvar, PF and kVA act in the order given, edit by edit, as in OpenDSS: editing kW after
+    kW+kvar keeps the power factor (a: 2 kvar, the reader kept 1), kvar before kW is overridden by
+    the default PF 0.88 (b), a later kW= keeps the PF (c), a negative kW at PF 0.95 has negative
+    kvar (d: it had positive), kVA with a leading PF (e), and the defaults (f: 10 kW at PF 0.88)."""
+    (tmp_path / "Master.dss").write_text(ORDER_DSS)
+    c = compile_master(str(tmp_path / "Master.dss"))
+    ref = {}
+    ok = c.Loads.First
+    while ok:
+        ref[c.Loads.Name] = (c.Loads.kW, c.Loads.kvar)
+        ok = c.Loads.Next
+    got = {ld.name: (ld.kw, ld.kvar) for ld in read_dss(str(tmp_path / "Master.dss")).loads}
+    assert got.keys() == ref.keys()
+    for name in ref:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
