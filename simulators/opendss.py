@@ -8,7 +8,7 @@ Supported (anything else is an :class:`DSSError` naming ``file:line`` and the el
 * commands ``Clear``, ``New``, ``Edit``, ``~``/``More``, ``Redirect``, ``Compile``, ``Set``
   (``DefaultBaseFrequency``, ``voltagebases``; run-control options such as ``mode``, ``number``,
   ``stepsize`` are accepted and ignored; ``loadmult`` only 1 and ``year`` only 0/1, as they scale the
-  loads), ``BatchEdit <class>..<regex> prop=value``,
+  loads), ``BatchEdit <class>.<regex> prop=value``,
   ``Calcvoltagebases``, ``Buscoords``, ``Solve`` (ignored: the engine decides when to solve);
 * ``Circuit`` / ``Vsource`` (``bus1``, ``basekV``, ``pu``, ``angle``, ``phases=3``, ``ISC3``/``ISC1``
   or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``, ``basefreq``: X
@@ -406,17 +406,21 @@ class _Reader:
                                      f"{', '.join(sorted(_SET_USED | _SET_IGNORED))})")
         elif v == "batchedit":
             target, _, props = rest.partition(" ")
-            cls, sep, pattern = target.partition("..")
+            # <class>.<regex>: the regular expression is everything after the first dot ("Load..*"
+            # is ".*"), searched anywhere in the name, case-insensitively (OpenDSS's TRegExpr:
+            # "Load.c" edits every load whose name contains a c, "Load..c" those with one after a
+            # character)
+            cls, sep, pattern = target.partition(".")
             cls = cls.lower()
-            if not sep or cls not in self.objects:
-                raise ValueError(f"unsupported BatchEdit target {target!r} (use <class>..<regex> "
-                                 f"with class in {', '.join(sorted(self.objects))})")
-            try:  # OpenDSS patterns are regular expressions; a lone '*' means all
-                rx = re.compile(".*" if pattern in ("*", "") else pattern, re.IGNORECASE)
+            if not sep or not pattern or cls not in self.objects:
+                raise ValueError(f"unsupported BatchEdit target {target!r} (use <class>.<regex>, e.g. "
+                                 f"Load..*, with class in {', '.join(sorted(self.objects))})")
+            try:
+                rx = re.compile(pattern, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"BatchEdit pattern {pattern!r}: {exc}") from None
             for name in self.order[cls]:
-                if rx.match(name):
+                if rx.search(name):
                     self.props(cls, name, props, base, where)
         elif v in ("calcvoltagebases", "calcv", "buscoords", "solve"):
             pass

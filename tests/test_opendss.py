@@ -220,7 +220,7 @@ Edit Load.a kw=8
 New Load.b bus1=b.2 phases=1 kv=0.23 kvar=1 kw=4
 New Load.c bus1=b.3 phases=1 kv=0.23 kw=3 pf=0.9
 ~ kvar=0.5
-Edit Load.c kw=6
+BatchEdit Load.^c$ kw=6
 New Load.d bus1=b.1 phases=1 kv=0.23 kw=-5 pf=0.95
 New Load.e bus1=b.2 phases=1 kv=0.23 kva=10 pf=-0.8
 New Load.f bus1=b.3 phases=1 kv=0.23
@@ -234,7 +234,7 @@ Solve
 def test_load_kw_kvar_pf_in_the_order_given_as_opendss(tmp_path):
     """kW, kvar, PF and kVA act in the order given, edit by edit, as in OpenDSS: editing kW after
     kW+kvar keeps the power factor (a: 2 kvar, the reader kept 1), kvar before kW is overridden by
-    the default PF 0.88 (b), a later kW= keeps the PF (c), a negative kW at PF 0.95 has negative
+    the default PF 0.88 (b), BatchEdit kW= keeps the PF (c), a negative kW at PF 0.95 has negative
     kvar (d: it had positive), kVA with a leading PF (e), and the defaults (f: 10 kW at PF 0.88)."""
     (tmp_path / "Master.dss").write_text(ORDER_DSS)
     c = compile_master(str(tmp_path / "Master.dss"))
@@ -248,3 +248,22 @@ def test_load_kw_kvar_pf_in_the_order_given_as_opendss(tmp_path):
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
+
+@needs_dss
+@pytest.mark.parametrize("target", ["Load..*", "Load.c", "Load..c", "Load.^c$", "Load.C$"])
+def test_batchedit_selects_the_loads_opendss_does(tmp_path, target):
+    """BatchEdit <class>.<regex>: the regex is all after the first dot, searched in the name,
+    case-insensitively (Load..c is ".c": cc, ac, xcy but not c); the reader took the part after ".."
+    and matched it at the start (Load..c edited c and cc, Load.c was refused)."""
+    text = "Clear\nNew Circuit.t basekv=11\n" + "".join(
+        f"New Load.{n} bus1=b.1 phases=1 kv=0.23 kw=1\n" for n in ("c", "cc", "ac", "xcy")) + \
+        f"BatchEdit {target} kw=7\n"
+    (tmp_path / "Master.dss").write_text(text)
+    c = compile_master(str(tmp_path / "Master.dss"))
+    ref = set()
+    ok = c.Loads.First
+    while ok:
+        if c.Loads.kW == 7:
+            ref.add(c.Loads.Name)
+        ok = c.Loads.Next
+    assert ref and {ld.name for ld in read_dss(str(tmp_path / "Master.dss")).loads if ld.kw == 7} == ref
