@@ -12,7 +12,8 @@ impedances), with
   ``(R + jXHL)`` on the winding base, ideal ratio ``V_hv_winding/V_lv_winding``), wye windings
   between phase and ground, delta windings between phases; Dy: LV phase a is fed by HV winding A-C
   (``lag``, Dy1, OpenDSS ``LeadLag=Lag``) or A-B (``lead``, Dy11); and OpenDSS's ``ppm_antifloat``
-  (each terminal's self susceptance increased by ppm x 1e-6 of itself, Transformer.pas).
+  (a susceptance of -ppm x 1e-6 / (2 Zbase of the winding) from each winding terminal to ground,
+  Transformer.pas ``ComputeAntiFloatAdder``).
 
 Build one with :func:`from_feeder` (OpenDSS, :mod:`simulators.opendss`) or
 :func:`simulators.grid3ph_networks.from_pandapower`.
@@ -158,6 +159,12 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
     # single-phase unit on [p+, p-, s+, s-]: winding voltages (p+ - p-)/ratio and (s+ - s-)
     T = np.array([[1 / ratio, -1 / ratio, 0, 0], [0, 0, 1, -1]])
     unit = T.T @ y2 @ T
+    # anti-float: each winding terminal gets -j ppm 1e-6 / (2 Zbase) of its winding to ground
+    # (Transformer.pas TWinding.ComputeAntiFloatAdder, Y_PPM, "half on each terminal of the winding")
+    for w, (kv, c) in enumerate(zip(kvs, conns)):
+        zb = (kv * 1e3 / (math.sqrt(3.0) if c == "wye" else 1.0)) ** 2 / (kva * 1e3 / 3.0)
+        unit[2 * w, 2 * w] -= 1j * ppm * 1e-6 / (2.0 * zb)
+        unit[2 * w + 1, 2 * w + 1] -= 1j * ppm * 1e-6 / (2.0 * zb)
     for k in range(3):
         t = terminals(0, k) + terminals(1, k)
         for i, ti in enumerate(t):
@@ -166,9 +173,6 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
             for j, tj in enumerate(t):
                 if tj >= 0:
                     Y[ti, tj] += unit[i, j]
-    if ppm:
-        d = np.arange(6)
-        Y[d, d] += 1j * Y[d, d].imag * ppm * 1e-6
     return Y
 
 

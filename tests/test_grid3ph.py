@@ -287,8 +287,7 @@ def test_load_model_1_below_vminpu_and_above_vmaxpu_equals_opendss(tmp_path):
     of its base, between Vlowpu 0.50 and Vminpu 0.95, where OpenDSS draws a current linear in |V|
     (Load.pas InterpolateY95_YLow), not the constant impedance at Vminpu (that model was 1.7e-3 p.u.
     off); load c exports and sits above Vmaxpu 1.05 (constant impedance). Voltages, each load's
-    power and the losses as OpenDSS's (solved to its tolerance 1e-10; the remaining ~1.2e-6 p.u. is
-    there with small loads inside the band too)."""
+    power and the losses as OpenDSS's (solved to its tolerance 1e-10)."""
     master = tmp_path / "Master.dss"
     master.write_text(LOAD_BANDS_DSS)
     c = compile_master(str(master))
@@ -301,10 +300,35 @@ def test_load_model_1_below_vminpu_and_above_vmaxpu_equals_opendss(tmp_path):
     vm = r.vm_pu[o[:, 0], o[:, 1]]
     base = 416 / math.sqrt(3) / 230                     # node base / load base
     assert vm[c.AllNodeNames.index("b.1")] * base < 0.95 and vm[c.AllNodeNames.index("b.3")] * base > 1.05
-    assert np.abs(vm - np.array(c.AllBusVmagPu)).max() <= 1e-5
+    assert np.abs(vm - np.array(c.AllBusVmagPu)).max() <= 1e-8
     p_ref = []
     for name in ("a", "b", "c"):
         c.SetActiveElement(f"Load.{name}")
         p_ref.append(c.ActiveCktElement.Powers[0])
-    np.testing.assert_allclose(r.p_point_kw, p_ref, rtol=1e-5)
-    assert r.losses_mw * 1e6 == pytest.approx(c.Losses[0], rel=1e-5)
+    np.testing.assert_allclose(r.p_point_kw, p_ref, rtol=1e-8)
+    assert r.losses_mw * 1e6 == pytest.approx(c.Losses[0], rel=1e-8)
+
+
+@needs_dss
+@pytest.mark.parametrize("conns, leadlag, ppm", [("delta wye", "lag", 1.0), ("delta wye", "lead", 1.0),
+                                                 ("wye wye", "lag", 1.0), ("delta wye", "lag", 25.0),
+                                                 ("delta wye", "lag", 0.0)])
+def test_transformer_primitive_equals_opendss_yprim(tmp_path, conns, leadlag, ppm):
+    """The transformer's 6x6 primitive admittance as OpenDSS's own Yprim (neutral conductors, which
+    are earthed, left out), ppm_antifloat included: OpenDSS puts -j ppm 1e-6/(2 Zbase) on each
+    winding terminal; the engine scaled every terminal's self susceptance by (1 + ppm 1e-6), which
+    is 1e-6 of it off (1.2e-6 p.u. in the voltages of a small feeder)."""
+    from simulators.grid3ph_engine import _trafo_prim
+    master = tmp_path / "Master.dss"
+    master.write_text(LOAD_BANDS_DSS.replace(
+        "conns=[delta wye] kvs=[11 0.416] kvas=[250 250] xhl=4",
+        f"conns=[{conns}] kvs=[11 0.416] kvas=[250 250] xhl=4 %loadloss=1.2 leadlag={leadlag} "
+        f"ppm_antifloat={ppm}"))
+    c = compile_master(str(master))
+    c.SetActiveElement("Transformer.tr")
+    y = np.asarray(c.ActiveCktElement.Yprim).reshape(-1, 2)
+    y = (y[:, 0] + 1j * y[:, 1]).reshape(8, 8)[np.ix_([0, 1, 2, 4, 5, 6], [0, 1, 2, 4, 5, 6])]
+    tr = load_network3ph(f"opendss:{master}").feeder.transformers[0]
+    ours = _trafo_prim(tr.conns, tr.kvs, tr.kva, tr.taps, complex(tr.r_pu, tr.x_pu), tr.lead,
+                       tr.ppm_antifloat)
+    assert np.abs(ours - y).max() <= 1e-12 * np.abs(y).max()
