@@ -133,7 +133,9 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
                 reverse: bool = False, mag_pu: complex = 0j) -> np.ndarray:
     """6x6 primitive admittance (Siemens) on [HV a b c, LV a b c] of a 3-phase 2-winding unit."""
     vw = [kv * 1e3 / (math.sqrt(3.0) if c == "wye" else 1.0) * t for kv, c, t in zip(kvs, conns, taps)]
-    zbase_lv = (kvs[1] * 1e3 / (math.sqrt(3.0) if conns[1] == "wye" else 1.0)) ** 2 / (kva * 1e3 / 3.0)
+    # the per-unit impedance is on the tapped winding voltages (OpenDSS Transformer.pas, 1-volt
+    # model): referred to the LV winding it scales with the LV tap squared
+    zbase_lv = vw[1] ** 2 / (kva * 1e3 / 3.0)
     z_ohm_lv = z_pu * zbase_lv
     # T equivalent of one unit, referred to the LV winding: z/2 - shunt y_m - z/2
     y_m = mag_pu / zbase_lv

@@ -115,14 +115,18 @@ def _pp_unbalanced(name, seed):
     return net, buses, P, Q
 
 
-@pytest.mark.parametrize("name, seed, lv_kv", [("kerber_land_kabel_1", 1, None), ("kerber_dorf", 2, None),
-                                                ("kerber_dorf", 3, 0.42)])
-def test_equals_pandapower_runpp_3ph(name, seed, lv_kv):
-    """lv_kv: a 0.42 kV LV winding on 0.4 kV buses; p.u. are of the buses' vn_kv, as pandapower's."""
+@pytest.mark.parametrize("name, seed, lv_kv, lv_tap", [("kerber_land_kabel_1", 1, None, 0), ("kerber_dorf", 2, None, 0),
+                                                        ("kerber_dorf", 3, 0.42, 0), ("kerber_dorf", 4, None, 2)])
+def test_equals_pandapower_runpp_3ph(name, seed, lv_kv, lv_tap):
+    """lv_kv: a 0.42 kV LV winding on 0.4 kV buses; p.u. are of the buses' vn_kv, as pandapower's.
+    lv_tap: an LV tap changer at +2 x 2.5 % (its impedance on the tapped voltage; was 2e-3 p.u. off)."""
     from pandapower.pf.runpp_3ph import runpp_3ph
     net, buses, P, Q = _pp_unbalanced(name, seed)
     if lv_kv:
         net.trafo["vn_lv_kv"] = lv_kv
+    if lv_tap:
+        net.trafo["tap_side"], net.trafo["tap_neutral"], net.trafo["tap_step_percent"] = "lv", 0, 2.5
+        net.trafo["tap_pos"] = lv_tap
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runpp_3ph(net, numba=False, tolerance_mva=1e-10, max_iteration=100)
@@ -310,20 +314,22 @@ def test_load_model_1_below_vminpu_and_above_vmaxpu_equals_opendss(tmp_path):
 
 
 @needs_dss
-@pytest.mark.parametrize("conns, leadlag, ppm", [("delta wye", "lag", 1.0), ("delta wye", "lead", 1.0),
-                                                 ("wye wye", "lag", 1.0), ("delta wye", "lag", 25.0),
-                                                 ("delta wye", "lag", 0.0)])
-def test_transformer_primitive_equals_opendss_yprim(tmp_path, conns, leadlag, ppm):
+@pytest.mark.parametrize("conns, leadlag, ppm, taps", [
+    ("delta wye", "lag", 1.0, "1 1"), ("delta wye", "lead", 1.0, "1 1"), ("wye wye", "lag", 1.0, "1 1"),
+    ("delta wye", "lag", 25.0, "1 1"), ("delta wye", "lag", 0.0, "1 1"), ("delta wye", "lag", 1.0, "1.025 1"),
+    ("delta wye", "lag", 1.0, "1 0.975"), ("delta wye", "lag", 1.0, "0.95 1.05")])
+def test_transformer_primitive_equals_opendss_yprim(tmp_path, conns, leadlag, ppm, taps):
     """The transformer's 6x6 primitive admittance as OpenDSS's own Yprim (neutral conductors, which
     are earthed, left out), ppm_antifloat included: OpenDSS puts -j ppm 1e-6/(2 Zbase) on each
     winding terminal; the engine scaled every terminal's self susceptance by (1 + ppm 1e-6), which
-    is 1e-6 of it off (1.2e-6 p.u. in the voltages of a small feeder)."""
+    is 1e-6 of it off (1.2e-6 p.u. in the voltages of a small feeder). With an LV tap the per-unit
+    impedance is on the tapped LV voltage (it was on the rated one: 2e-4 p.u. off OpenDSS)."""
     from simulators.grid3ph_engine import _trafo_prim
     master = tmp_path / "Master.dss"
     master.write_text(LOAD_BANDS_DSS.replace(
         "conns=[delta wye] kvs=[11 0.416] kvas=[250 250] xhl=4",
         f"conns=[{conns}] kvs=[11 0.416] kvas=[250 250] xhl=4 %loadloss=1.2 leadlag={leadlag} "
-        f"ppm_antifloat={ppm}"))
+        f"ppm_antifloat={ppm} taps=[{taps}]"))
     c = compile_master(str(master))
     c.SetActiveElement("Transformer.tr")
     y = np.asarray(c.ActiveCktElement.Yprim).reshape(-1, 2)
