@@ -113,6 +113,8 @@ class Load:
     duty: str | None = None
     enabled: bool = True
     fixed: bool = False        # status=fixed: no load shape multiplier applies (Load.pas)
+    pf: float = 0.88           # power factor (negative: leading)
+    pf_specified: bool = False  # PF given last (not kvar): a useactual shape's kW takes it (Load.pas)
 
     @property
     def vbase_ln_kv(self) -> float:
@@ -174,7 +176,8 @@ class Feeder:
         """Per-load kW and kvar at ``step`` (index into the loads' ``shape`` multipliers).
 
         Loads without that shape, or with ``status=fixed``, keep their base kW/kvar. ``useactual=no``
-        multiplies the base."""
+        multiplies the base; ``useactual=yes`` gives kW, and kvar from ``qmult``, else from the load's
+        PF if one was given (not kvar), else 0 (OpenDSS Load.pas)."""
         kw = np.array([ld.kw for ld in self.loads])
         kvar = np.array([ld.kvar for ld in self.loads])
         for k, ld in enumerate(self.loads):
@@ -184,9 +187,10 @@ class Feeder:
             ls = self.loadshapes[name]
             m = ls.mult[step % len(ls.mult)]
             qm = ls.qmult[step % len(ls.qmult)] if ls.qmult is not None else None
-            if ls.useactual:
+            if ls.useactual:   # Load.pas SetNominalLoad: the shape's kW, its qmult, else the PF if given
                 kw[k] = m
-                kvar[k] = qm if qm is not None else m * (ld.kvar / ld.kw if ld.kw else 0.0)
+                kvar[k] = qm if qm is not None else \
+                    m * math.sqrt(1.0 / ld.pf ** 2 - 1.0) * (-1.0 if ld.pf < 0 else 1.0) if ld.pf_specified else 0.0
             else:
                 kw[k] = ld.kw * m
                 kvar[k] = ld.kvar * (qm if qm is not None else m)
@@ -514,11 +518,13 @@ def _load_pq(state: dict | None, tokens: list[tuple[str | None, str]]) -> dict:
         if key in ("kw", "kvar", "kva"):
             st[key] = _f({key: val}, key, 0.0)
             st["spec"] = {"kw": "kw_pf", "kvar": "kw_kvar", "kva": "kva_pf"}[key]
+            if key == "kvar":
+                st["pf_set"] = False
         elif key == "pf":
             pf = _f({key: val}, key, 0.0)
             if not -1.0 <= pf <= 1.0 or pf == 0:
                 raise ValueError(f"PF must be in [-1, 1] and not 0, got {pf:g}")
-            st["pf"] = pf
+            st["pf"], st["pf_set"] = pf, True
     if st["spec"] == "kw_kvar":
         kva = math.hypot(st["kw"], st["kvar"])
         if kva > 0:
@@ -817,6 +823,7 @@ def _build(r: _Reader, path: str) -> Feeder:
                 raise ValueError(f"{label}: only conn=wye is supported")
             pq = p.get("_pq") or _load_pq(None, [])
             kw, kvar = pq["kw"], pq["kvar"]
+            pfs = {"pf": pq["pf"], "pf_specified": bool(pq.get("pf_set"))}
             shapes = {}
             for key in ("yearly", "daily", "duty"):
                 if key in p:
@@ -833,7 +840,7 @@ def _build(r: _Reader, path: str) -> Feeder:
             fd.loads.append(Load(name, bus, nodes, _pos(p, "kv", 12.47), kw, kvar,
                                  _f(p, "vminpu", 0.95), _f(p, "vmaxpu", 1.05), _f(p, "vlowpu", 0.5),
                                  enabled=_bool(p.get("enabled", "yes")), fixed=status.startswith("f"),
-                                 **shapes))
+                                 **pfs, **shapes))
         except ValueError as exc:
             raise fail("load", name, label, exc) from None
     return fd

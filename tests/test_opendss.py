@@ -267,3 +267,37 @@ def test_batchedit_selects_the_loads_opendss_does(tmp_path, target):
             ref.add(c.Loads.Name)
         ok = c.Loads.Next
     assert ref and {ld.name for ld in read_dss(str(tmp_path / "Master.dss")).loads if ld.kw == 7} == ref
+
+
+USEACTUAL_DSS = """Clear
+Set DefaultBaseFrequency=50
+New Circuit.t basekv=0.4 isc3=100000 isc1=100000
+New Loadshape.s npts=3 interval=1 mult=[0.5 2 1] useactual=yes
+New Loadshape.q npts=3 interval=1 mult=[0.5 2 1] qmult=[0.1 0.3 0.2] useactual=yes
+New Load.pf bus1=sourcebus.1 phases=1 kv=0.23 kw=1 pf=0.95 yearly=s
+New Load.kvar bus1=sourcebus.1 phases=1 kv=0.23 kw=1 kvar=0.2 yearly=s
+New Load.none bus1=sourcebus.1 phases=1 kv=0.23 kw=1 yearly=s
+New Load.qm bus1=sourcebus.1 phases=1 kv=0.23 kw=1 pf=0.95 yearly=q
+New Load.lead bus1=sourcebus.1 phases=1 kv=0.23 kw=1 pf=-0.9 yearly=s
+"""
+
+
+@needs_dss
+def test_useactual_shape_reactive_power_as_opendss(tmp_path):
+    """A useactual shape gives the kW; the kvar is its qmult, else from the load's PF if the PF was
+    given, else 0 (Load.pas SetNominalLoad). The reader scaled the base kvar/kW ratio: 0.4 kvar for
+    kvar=0.2 and 1.08 kvar for a load without PF, where OpenDSS has 0."""
+    (tmp_path / "Master.dss").write_text(USEACTUAL_DSS)
+    c = compile_master(str(tmp_path / "Master.dss"))
+    dss.DSS.Text.Command = "set mode=yearly number=1 stepsize=1h"
+    c.Solution.Solve()
+    c.Solution.Solve()                                   # hour 2: multiplier index 1
+    ref = {}
+    ok = c.Loads.First
+    while ok:
+        ref[c.Loads.Name] = c.ActiveCktElement.Powers[:2]
+        ok = c.Loads.Next
+    fd = read_dss(str(tmp_path / "Master.dss"))
+    kw, kvar = fd.load_kw(1)
+    for ld, p, q in zip(fd.loads, kw, kvar):
+        np.testing.assert_allclose([p, q], ref[ld.name], atol=1e-5, err_msg=ld.name)  # OpenDSS tolerance
