@@ -219,7 +219,13 @@ def from_feeder(fd: Feeder) -> Network3ph:
                 queue.append(other)
     isolated = [b for b in buses if np.isnan(vbase[bidx[b]])]
     if fd.voltagebases and not isolated:
-        vbase = _nearest_bases(vbase * fd.source.pu, fd.voltagebases)
+        picked = _nearest_bases(vbase * fd.source.pu, fd.voltagebases)
+        off = np.abs(1.0 - vbase * fd.source.pu / picked) > 0.25
+        if off.any():       # OpenDSS would report such a bus in p.u. of a base it is far from
+            b = buses[int(np.argmax(off))]
+            raise ValueError(f"{fd.path}: Set voltagebases={fd.voltagebases} has no entry near bus {b!r}'s "
+                             f"{vbase[bidx[b]] * math.sqrt(3.0) / 1e3:g} kV (add it)")
+        vbase = picked
     if isolated:
         more = f" (and {len(isolated) - 1} more: {', '.join(isolated[1:5])}" \
             f"{' ...' if len(isolated) > 5 else ''})" if len(isolated) > 1 else ""

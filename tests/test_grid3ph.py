@@ -283,6 +283,10 @@ def test_voltage_base_is_the_nearest_voltagebases_entry_as_in_opendss(tmp_path):
     r = eng.solve([ld.kw for ld in ns.feeder.loads], [ld.kvar for ld in ns.feeder.loads])
     o = _node_order(ns, c.AllNodeNames)
     assert np.abs(r.vm_pu[o[:, 0], o[:, 1]] - np.array(c.AllBusVmagPu)).max() <= 1e-5
+    # a voltagebases list without the LV level: refused (p.u. of 11 kV would hide every LV violation)
+    master.write_text(LOAD_BANDS_DSS.replace("voltagebases=[11 0.416]", "voltagebases=[11]"))
+    with pytest.raises(ValueError, match=r"Master\.dss: Set voltagebases=\[11\.0\] has no entry near bus 'lv'"):
+        load_network3ph(f"opendss:{master}")
 
 
 @needs_dss
