@@ -37,8 +37,14 @@ def run_summary(path: str | Path) -> list[str]:
                      f"p99 {lat.get('p99', float('nan')):.0f} ms")
     grid = k.get("grid") or {}
     if grid.get("congestion_min") is not None:
-        lines.append(f"congestion {grid['congestion_min']:.0f} min (trafo max {grid['trafo_loading_pct']['max']:.1f} %, "
-                     f"limit {grid['trafo_limit_pct']:.0f} %), voltage violations {grid['v_violation_min']:.0f} min")
+        t_max = (grid.get("trafo_loading_pct") or {}).get("max")
+        v_min = grid.get("v_violation_min")
+        lines.append(f"congestion {grid['congestion_min']:.0f} min (trafo max "
+                     f"{'n/a' if t_max is None else f'{t_max:.1f} %'}, limit {grid['trafo_limit_pct']:.0f} %), "
+                     f"voltage violations {'n/a' if v_min is None else f'{v_min:.0f} min'}")
+    if grid.get("nonconverged_steps"):
+        lines.append(f"power flow did not converge in {grid['nonconverged_steps']} steps: they have no voltages "
+                     "or loadings and are not counted in the grid KPIs")
     flex = k.get("flexibility") or {}
     if flex.get("requests"):
         def kwh(key):

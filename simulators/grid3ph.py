@@ -15,8 +15,9 @@ params
     ``seed``             seed of that draw
     ``network_loads``    True: the OpenDSS file's loads are injections too, following their
                          ``Yearly`` load shapes (multiplier index = simulated time / shape interval)
-                         with the file's load model (constant P+jQ within ``Vminpu..Vmaxpu``,
-                         constant impedance outside, as OpenDSS model 1)
+                         with the file's load model (OpenDSS model 1: constant P+jQ within
+                         ``Vminpu..Vmaxpu``, constant impedance above it and below ``Vlowpu``,
+                         a current linear in |V| between ``Vlowpu`` and ``Vminpu``)
     ``line_limit_pct``, ``trafo_limit_pct``, ``v_band``, ``engine_options`` as for ``Grid``
 
 Inputs (kW / kvar, load convention, merged over sources like ``Grid``): ``P``, ``Q`` per household

@@ -12,7 +12,8 @@ impedances), with
   ``(R + jXHL)`` on the winding base, ideal ratio ``V_hv_winding/V_lv_winding``), wye windings
   between phase and ground, delta windings between phases; Dy: LV phase a is fed by HV winding A-C
   (``lag``, Dy1, OpenDSS ``LeadLag=Lag``) or A-B (``lead``, Dy11); and OpenDSS's ``ppm_antifloat``
-  (each terminal's self susceptance increased by ppm x 1e-6 of itself, Transformer.pas).
+  (a susceptance of -ppm x 1e-6 / (2 Zbase of the winding) from each winding terminal to ground,
+  Transformer.pas ``ComputeAntiFloatAdder``).
 
 Build one with :func:`from_feeder` (OpenDSS, :mod:`simulators.opendss`) or
 :func:`simulators.grid3ph_networks.from_pandapower`.
@@ -30,9 +31,10 @@ phase nodes idle (kerber_vorstadt_1 in uc3_physical: 280 of 438 load nodes ever 
 active set only grows, so its blocks are gathered again only when a node carries power for the first
 time. Then ``v = v0 + Z_NA J_A`` with the active columns of ``Y^-1`` gives every node voltage (a
 sparse LU solve instead when the (nodes x load nodes) matrix would exceed 64 MB). Like OpenDSS's
-load model 1, a point can switch to constant impedance outside ``[vmin, vmax]``
-(``Yeq = conj(S)/vlim^2``) and below ``vlow`` (``Yeq = conj(S)/vbase^2``) (OpenDSS Load.pas
-``DoConstantPQLoad``); a point without power draws no current in either model. Households use pure
+load model 1 (Load.pas ``DoConstantPQLoad``), a point is constant impedance above ``vmax``
+(``conj(S)/vmax^2``) and at or below ``vlow`` (``conj(S)/vbase^2``), and between ``vlow`` and
+``vmin`` draws a current linear in |v| from the one at ``vlow`` to ``S/vmin`` (``InterpolateY95_YLow``);
+a point without power draws no current in any model. Households use pure
 constant power (vmin=0, vmax=inf).
 
 Convergence: max |delta v| between iterates of the active nodes < ``tol`` (p.u., default 1e-10).
@@ -131,7 +133,9 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
                 reverse: bool = False, mag_pu: complex = 0j) -> np.ndarray:
     """6x6 primitive admittance (Siemens) on [HV a b c, LV a b c] of a 3-phase 2-winding unit."""
     vw = [kv * 1e3 / (math.sqrt(3.0) if c == "wye" else 1.0) * t for kv, c, t in zip(kvs, conns, taps)]
-    zbase_lv = (kvs[1] * 1e3 / (math.sqrt(3.0) if conns[1] == "wye" else 1.0)) ** 2 / (kva * 1e3 / 3.0)
+    # the per-unit impedance is on the tapped winding voltages (OpenDSS Transformer.pas, 1-volt
+    # model): referred to the LV winding it scales with the LV tap squared
+    zbase_lv = vw[1] ** 2 / (kva * 1e3 / 3.0)
     z_ohm_lv = z_pu * zbase_lv
     # T equivalent of one unit, referred to the LV winding: z/2 - shunt y_m - z/2
     y_m = mag_pu / zbase_lv
@@ -157,6 +161,12 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
     # single-phase unit on [p+, p-, s+, s-]: winding voltages (p+ - p-)/ratio and (s+ - s-)
     T = np.array([[1 / ratio, -1 / ratio, 0, 0], [0, 0, 1, -1]])
     unit = T.T @ y2 @ T
+    # anti-float: each winding terminal gets -j ppm 1e-6 / (2 Zbase) of its winding to ground
+    # (Transformer.pas TWinding.ComputeAntiFloatAdder, Y_PPM, "half on each terminal of the winding")
+    for w, (kv, c) in enumerate(zip(kvs, conns)):
+        zb = (kv * 1e3 / (math.sqrt(3.0) if c == "wye" else 1.0)) ** 2 / (kva * 1e3 / 3.0)
+        unit[2 * w, 2 * w] -= 1j * ppm * 1e-6 / (2.0 * zb)
+        unit[2 * w + 1, 2 * w + 1] -= 1j * ppm * 1e-6 / (2.0 * zb)
     for k in range(3):
         t = terminals(0, k) + terminals(1, k)
         for i, ti in enumerate(t):
@@ -165,10 +175,19 @@ def _trafo_prim(conns: tuple[str, str], kvs: tuple[float, float], kva: float,
             for j, tj in enumerate(t):
                 if tj >= 0:
                     Y[ti, tj] += unit[i, j]
-    if ppm:
-        d = np.arange(6)
-        Y[d, d] += 1j * Y[d, d].imag * ppm * 1e-6
     return Y
+
+
+def _nearest_bases(v_ln: np.ndarray, voltagebases: Sequence[float]) -> np.ndarray:
+    """Per bus, the line-to-neutral base (V) of the ``Set voltagebases`` entry (line-to-line kV)
+    nearest to ``v_ln`` (V) in ratio, as OpenDSS's Calcvoltagebases picks it from the no-load voltage
+    (Circuit.pas ``NearestBasekV``: min |1 - kV/base|): a 0.42 kV transformer winding under
+    ``voltagebases=[11 0.4]`` gives 0.4 kV buses (p.u. of 230.9 V, not 242.5 V)."""
+    legal = np.asarray([b for b in voltagebases if b > 0], dtype=np.float64) * 1e3 / math.sqrt(3.0)
+    if not len(legal):
+        return v_ln
+    pick = np.abs(1.0 - v_ln[:, None] / legal[None, :]).argmin(axis=1)
+    return legal[pick]
 
 
 def from_feeder(fd: Feeder) -> Network3ph:
@@ -186,7 +205,8 @@ def from_feeder(fd: Feeder) -> Network3ph:
         if ln.enabled:
             adj[ln.bus1].append((ln.bus2, None))
             adj[ln.bus2].append((ln.bus1, None))
-    for tr in fd.transformers:
+    transformers = [tr for tr in fd.transformers if tr.enabled]
+    for tr in transformers:
         hv, lv = tr.buses
         adj[hv].append((lv, tr.kvs[1] * 1e3 / math.sqrt(3.0)))
         adj[lv].append((hv, tr.kvs[0] * 1e3 / math.sqrt(3.0)))
@@ -198,16 +218,26 @@ def from_feeder(fd: Feeder) -> Network3ph:
                 vbase[bidx[other]] = vbase[bidx[b]] if base is None else base
                 queue.append(other)
     isolated = [b for b in buses if np.isnan(vbase[bidx[b]])]
+    if fd.voltagebases and not isolated:
+        picked = _nearest_bases(vbase * fd.source.pu, fd.voltagebases)
+        off = np.abs(1.0 - vbase * fd.source.pu / picked) > 0.25
+        if off.any():       # OpenDSS would report such a bus in p.u. of a base it is far from
+            b = buses[int(np.argmax(off))]
+            raise ValueError(f"{fd.path}: Set voltagebases={fd.voltagebases} has no entry near bus {b!r}'s "
+                             f"{vbase[bidx[b]] * math.sqrt(3.0) / 1e3:g} kV (add it)")
+        vbase = picked
     if isolated:
-        raise ValueError(f"{fd.path}: buses not connected to the source: {', '.join(isolated[:5])}"
-                         + (" ..." if len(isolated) > 5 else ""))
+        more = f" (and {len(isolated) - 1} more: {', '.join(isolated[1:5])}" \
+            f"{' ...' if len(isolated) > 5 else ''})" if len(isolated) > 1 else ""
+        raise ValueError(f"{fd.locate(isolated[0])}: bus {isolated[0]!r} is not connected to the source "
+                         f"by any enabled Line or Transformer{more}")
     # nodes: phases used at each bus
     used: dict[str, set[int]] = {b: set() for b in buses}
     used[src_bus].update(fd.source.nodes)
     for ln in fd.lines:
         used[ln.bus1].update(ln.nodes1)
         used[ln.bus2].update(ln.nodes2)
-    for tr in fd.transformers:
+    for tr in transformers:
         for b, nodes in zip(tr.buses, tr.nodes):
             used[b].update(nodes)
     for ld in fd.loads:
@@ -216,7 +246,7 @@ def from_feeder(fd: Feeder) -> Network3ph:
     for b in buses:
         for ph in sorted(used[b]):
             if ph not in (1, 2, 3):
-                raise ValueError(f"{fd.path}: bus {b} uses node {ph}; only phase nodes 1, 2, 3 "
+                raise ValueError(f"{fd.locate(b, ph)}: bus {b} uses node {ph}; only phase nodes 1, 2, 3 "
                                  "(neutral grounded) are supported")
             nidx[(b, ph)] = len(node_bus)
             node_bus.append(bidx[b])
@@ -267,7 +297,7 @@ def from_feeder(fd: Feeder) -> Network3ph:
     line_to = sp.csr_matrix((np.asarray(lt_v) * vcol, (lf_r, lf_c)), shape=(nrow, n))
     # transformers
     t_names, t_nodes, t_prim, t_irated = [], [], [], []
-    for tr in fd.transformers:
+    for tr in transformers:
         prim = _trafo_prim(tr.conns, tr.kvs, tr.kva, tr.taps, complex(tr.r_pu, tr.x_pu), tr.lead,
                            tr.ppm_antifloat, tr.reverse, tr.mag_pu)
         nodes = np.r_[nodes_of(tr.buses[0], tr.nodes[0]), nodes_of(tr.buses[1], tr.nodes[1])]
@@ -523,18 +553,26 @@ class Engine3ph:
 
     @staticmethod
     def _point_currents(vp: np.ndarray, s: np.ndarray, band: tuple | None) -> np.ndarray:
-        """Scaled injection of points at voltages ``vp`` (constant S, or constant Z outside its
-        ``band`` = (vmin, vmax, vlow, vbase) of those points)."""
+        """Scaled injection of points at voltages ``vp``: constant S inside their ``band`` =
+        (vmin, vmax, vlow, vbase) of those points, else OpenDSS Load.pas ``DoConstantPQLoad``:
+        above vmax ``Yeq105 = conj(S)/vmax^2``; at or below vlow ``Yeq = conj(S)/vbase^2``; between
+        vlow and vmin the current runs linearly in |v| from ``Yeq vlow`` to ``conj(S)/vmin``
+        (``InterpolateY95_YLow``: ``(ILow + M95 (|v| - vlow)) / |v|``)."""
         j = -np.conj(s / vp)
         if band is None:
             return j
         vmin, vmax, vlow, vbase = band
         mag = np.abs(vp)
-        lo, hi = mag < vmin, mag > vmax
+        lo, hi = mag <= vmin, mag > vmax
         z = lo | hi
         if z.any():
-            lim = np.where(mag < vlow, vbase, np.where(lo, vmin, vmax))
-            j = np.where(z, -np.conj(s) / np.where(z, lim, 1.0) ** 2 * vp, j)
+            sc = np.conj(s)
+            with np.errstate(all="ignore"):     # points without a band: vmin 0, vmax inf
+                i_low = sc / vbase ** 2 * vlow
+                m95 = (sc / vmin - i_low) / (vmin - vlow)
+                y = np.where(mag <= vlow, sc / vbase ** 2,
+                             np.where(lo, (i_low + m95 * (mag - vlow)) / mag, sc / vmax ** 2))
+            j = np.where(z, -y * vp, j)
         return j
 
     def _nan(self, it: int) -> Result3ph:

@@ -97,6 +97,8 @@ def feeder_from_pandapower(net, name: str = "pandapower") -> tuple[Feeder, list[
     bus_names = element_names(net.bus, "bus")
     bname = dict(zip(net.bus.index.tolist(), bus_names))
     fd = Feeder(name=name, base_freq=float(getattr(net, "f_hz", 50.0) or 50.0))
+    # p.u. of the buses' rated voltages (vn_kv), as pandapower's, not of the transformer windings'
+    fd.voltagebases = sorted({float(v) for v in net.bus.vn_kv})
     e = eg.iloc[0]
     vn = float(net.bus.at[int(e.bus), "vn_kv"])
 

@@ -7,18 +7,23 @@ Supported (anything else is an :class:`DSSError` naming ``file:line`` and the el
 
 * commands ``Clear``, ``New``, ``Edit``, ``~``/``More``, ``Redirect``, ``Compile``, ``Set``
   (``DefaultBaseFrequency``, ``voltagebases``; run-control options such as ``mode``, ``number``,
-  ``stepsize`` are accepted and ignored), ``BatchEdit <class>..<regex> prop=value``,
+  ``stepsize`` are accepted and ignored; ``loadmult`` only 1 and ``year`` only 0/1, as they scale the
+  loads), ``BatchEdit <class>.<regex> prop=value``,
   ``Calcvoltagebases``, ``Buscoords``, ``Solve`` (ignored: the engine decides when to solve);
 * ``Circuit`` / ``Vsource`` (``bus1``, ``basekV``, ``pu``, ``angle``, ``phases=3``, ``ISC3``/``ISC1``
-  or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``);
+  or ``MVAsc3``/``MVAsc1`` or ``R1 X1 R0 X0`` or ``Z1``/``Z0``, ``X1R1``, ``X0R0``, ``basefreq``: X
+  given at it, scaled to the circuit's frequency as VSource.pas does);
 * ``LineCode`` (``nphases``, ``R1 X1 R0 X0 C1 C0`` or ``Rmatrix Xmatrix Cmatrix``, ``units``,
-  ``normamps``, ``emergamps``, ``basefreq``);
+  ``normamps``, ``emergamps``, ``basefreq`` only equal to the circuit's frequency, ``like``: every
+  property of that LineCode, later ones override);
 * ``Line`` (``bus1``, ``bus2``, ``phases``, ``linecode``, ``length``, ``units``, the impedance
   properties of a LineCode, ``normamps``, ``enabled``);
 * ``Transformer`` with two windings (``buses``, ``conns``, ``kVs``, ``kVAs``, ``taps``, ``XHL``,
-  ``%Rs``/``%R``/``%loadloss``, ``phases``, ``LeadLag``, ``sub``; ``%noloadloss``/``%imag`` only 0);
+  ``%Rs``/``%R``/``%loadloss``, ``phases``, ``LeadLag``, ``sub``, ``enabled``; ``%noloadloss``/``%imag``
+  only 0);
 * ``Load`` (``bus1``, ``phases``, ``kV``, ``kW``, ``kvar``/``PF``, ``kVA``, ``model=1``, ``conn=wye``,
-  ``Vminpu``, ``Vmaxpu``, ``Vlowpu``, ``yearly``, ``daily``, ``duty``, ``status``);
+  ``Vminpu``, ``Vmaxpu``, ``Vlowpu``, ``yearly`` (default: ``daily``), ``daily``, ``duty``, ``status``
+  ``Variable``/``Exempt``, or ``Fixed``: no load shape applies; ``enabled``);
 * ``LoadShape`` (``npts``, ``interval``/``minterval``/``sinterval``, ``mult`` inline or
   ``(file=...)``, ``qmult``, ``useactual``);
 * ``Monitor`` and ``EnergyMeter`` are read and ignored (they measure, they do not change the
@@ -35,9 +40,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
+
+from simulators.opendss_model import Feeder, Line, Load, LoadShape, Source, Transformer
 
 __all__ = ["DSSError", "Feeder", "Source", "Line", "Transformer", "Load", "LoadShape", "read_dss",
            "parse_bus"]
@@ -47,127 +53,6 @@ _SQRT3 = math.sqrt(3.0)
 
 class DSSError(ValueError):
     """Unsupported or malformed OpenDSS input (message starts with ``file:line:``)."""
-
-
-# --------------------------------------------------------------------------- description
-@dataclass
-class Source:
-    bus: str
-    nodes: tuple[int, ...]
-    basekv: float          # line-to-line kV
-    pu: float
-    angle_deg: float
-    z1: complex            # ohm
-    z0: complex
-
-
-@dataclass
-class Line:
-    name: str
-    bus1: str
-    nodes1: tuple[int, ...]
-    bus2: str
-    nodes2: tuple[int, ...]
-    z: np.ndarray          # ohm, nph x nph (total, length applied)
-    b_shunt: np.ndarray    # siemens, nph x nph (total susceptance, half at each end)
-    normamps: float
-    enabled: bool = True
-
-
-@dataclass
-class Transformer:
-    name: str
-    buses: tuple[str, str]
-    nodes: tuple[tuple[int, ...], tuple[int, ...]]
-    conns: tuple[str, str]     # "wye" | "delta"
-    kvs: tuple[float, float]   # line-to-line kV for 3 phases
-    kva: float
-    taps: tuple[float, float]
-    r_pu: float                # total series resistance, p.u. of kva
-    x_pu: float                # XHL, p.u.
-    lead: bool                 # True: LV leads HV by 30 deg (Dy11, "Lead"/"Euro"); False: Dy1
-    ppm_antifloat: float = 1.0
-    reverse: bool = False      # LV winding polarity reversed (+180 deg: Dy5 / Dy7)
-    mag_pu: complex = 0j       # magnetising admittance (p.u. of kva, LV side): pfe - j*q
-
-
-@dataclass
-class Load:
-    name: str
-    bus: str
-    nodes: tuple[int, ...]
-    kv: float                  # OpenDSS kV: line-to-line for 3 phases, line-to-neutral for 1
-    kw: float
-    kvar: float
-    vminpu: float = 0.95
-    vmaxpu: float = 1.05
-    vlowpu: float = 0.50
-    yearly: str | None = None
-    daily: str | None = None
-    duty: str | None = None
-    enabled: bool = True
-
-    @property
-    def vbase_ln_kv(self) -> float:
-        return self.kv / _SQRT3 if len(self.nodes) > 1 else self.kv
-
-
-@dataclass
-class LoadShape:
-    name: str
-    mult: np.ndarray
-    qmult: np.ndarray | None
-    interval_h: float
-    useactual: bool = False
-
-
-@dataclass
-class Feeder:
-    name: str
-    base_freq: float = 50.0
-    source: Source | None = None
-    lines: list[Line] = field(default_factory=list)
-    transformers: list[Transformer] = field(default_factory=list)
-    loads: list[Load] = field(default_factory=list)
-    loadshapes: dict[str, LoadShape] = field(default_factory=dict)
-    voltagebases: list[float] = field(default_factory=list)
-    path: str = ""
-
-    def buses(self) -> list[str]:
-        """Bus names in order of first appearance (source, lines, transformers, loads)."""
-        seen: dict[str, None] = {}
-        if self.source:
-            seen[self.source.bus] = None
-        for ln in self.lines:
-            seen.setdefault(ln.bus1)
-            seen.setdefault(ln.bus2)
-        for tr in self.transformers:
-            for b in tr.buses:
-                seen.setdefault(b)
-        for ld in self.loads:
-            seen.setdefault(ld.bus)
-        return list(seen)
-
-    def load_kw(self, step: int, shape: str = "yearly") -> tuple[np.ndarray, np.ndarray]:
-        """Per-load kW and kvar at ``step`` (index into the loads' ``shape`` multipliers).
-
-        Loads without that shape keep their base kW/kvar. ``useactual=no`` multiplies the base."""
-        kw = np.array([ld.kw for ld in self.loads])
-        kvar = np.array([ld.kvar for ld in self.loads])
-        for k, ld in enumerate(self.loads):
-            name = getattr(ld, shape)
-            if name is None:
-                continue
-            ls = self.loadshapes[name]
-            m = ls.mult[step % len(ls.mult)]
-            qm = ls.qmult[step % len(ls.qmult)] if ls.qmult is not None else None
-            if ls.useactual:
-                kw[k] = m
-                kvar[k] = qm if qm is not None else m * (ld.kvar / ld.kw if ld.kw else 0.0)
-            else:
-                kw[k] = ld.kw * m
-                kvar[k] = ld.kvar * (qm if qm is not None else m)
-        return kw, kvar
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -248,7 +133,13 @@ def _tokens(text: str) -> list[tuple[str | None, str]]:
 
 
 def _numbers(val: str) -> list[float]:
-    return [float(x) for x in re.split(r"[\s,|]+", val.strip()) if x]
+    try:
+        out = [float(x) for x in re.split(r"[\s,|]+", val.strip()) if x]
+    except ValueError:
+        raise ValueError(f"{val!r} is not a list of numbers") from None
+    if not all(math.isfinite(x) for x in out):
+        raise ValueError(f"{val!r} holds a number that is not finite")
+    return out
 
 
 def _matrix(val: str, label: str) -> np.ndarray:
@@ -295,6 +186,9 @@ _PROPS = {
 }
 _IGNORED_CLASSES = {"monitor", "energymeter"}
 _SET_USED = {"defaultbasefrequency", "voltagebases"}
+# options that scale every load in OpenDSS: accepted only at their neutral values (loadmult 1; year 0
+# or 1, whose default growth factor 1.025^(year-1) is 1)
+_SET_SCALING = {"loadmult": lambda v: v == 1.0, "year": lambda v: v in (0.0, 1.0)}
 _SET_IGNORED = {"mode", "number", "stepsize", "h", "year", "hour", "sec", "time", "overloadreport",
                 "voltexcept", "demand", "diverbose", "casename", "maxiterations", "tolerance",
                 "loadmult", "algorithm", "controlmode", "datapath", "editor", "markercode",
@@ -365,22 +259,30 @@ class _Reader:
                     raise ValueError(f"Set needs option=value, got {val!r}")
                 if key in _SET_USED:
                     self.settings[key] = val
+                elif key in _SET_SCALING and not _SET_SCALING[key](_f({key: val}, key, 0.0)):
+                    # OpenDSS multiplies the loads by these (Load.pas SetNominalLoad); not modelled
+                    raise ValueError(f"Set {key}={val}: only {'1' if key == 'loadmult' else '0 or 1'} is "
+                                     f"supported (it scales the loads in OpenDSS; scale kW instead)")
                 elif key not in _SET_IGNORED:
                     raise ValueError(f"unsupported option 'Set {key}' (supported: "
                                      f"{', '.join(sorted(_SET_USED | _SET_IGNORED))})")
         elif v == "batchedit":
             target, _, props = rest.partition(" ")
-            cls, sep, pattern = target.partition("..")
+            # <class>.<regex>: the regular expression is everything after the first dot ("Load..*"
+            # is ".*"), searched anywhere in the name, case-insensitively (OpenDSS's TRegExpr:
+            # "Load.c" edits every load whose name contains a c, "Load..c" those with one after a
+            # character)
+            cls, sep, pattern = target.partition(".")
             cls = cls.lower()
-            if not sep or cls not in self.objects:
-                raise ValueError(f"unsupported BatchEdit target {target!r} (use <class>..<regex> "
-                                 f"with class in {', '.join(sorted(self.objects))})")
-            try:  # OpenDSS patterns are regular expressions; a lone '*' means all
-                rx = re.compile(".*" if pattern in ("*", "") else pattern, re.IGNORECASE)
+            if not sep or not pattern or cls not in self.objects:
+                raise ValueError(f"unsupported BatchEdit target {target!r} (use <class>.<regex>, e.g. "
+                                 f"Load..*, with class in {', '.join(sorted(self.objects))})")
+            try:
+                rx = re.compile(pattern, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"BatchEdit pattern {pattern!r}: {exc}") from None
             for name in self.order[cls]:
-                if rx.match(name):
+                if rx.search(name):
                     self.props(cls, name, props, base, where)
         elif v in ("calcvoltagebases", "calcv", "buscoords", "solve"):
             pass
@@ -425,13 +327,25 @@ class _Reader:
 
     def props(self, cls: str, name: str, text: str, base: str, where: str) -> None:
         table = self.objects[cls][name]
-        for key, val in _tokens(text):
+        tokens = _tokens(text)
+        if cls == "load":   # kW/kvar/PF/kVA act in the order given (Load.pas): one edit at a time
+            try:
+                table["_pq"] = _load_pq(table.get("_pq"), tokens)  # type: ignore[assignment]
+            except ValueError as exc:
+                raise ValueError(f"Load.{name}: {exc}") from None
+        for key, val in tokens:
             if key is None:
                 raise ValueError(f"{cls}.{name}: positional value {val!r} is not supported; "
                                  "write property=value")
             if key not in _PROPS[cls]:
                 raise ValueError(f"{cls}.{name}: unsupported property {key!r} (supported: "
                                  f"{', '.join(sorted(_PROPS[cls]))})")
+            if key == "like":   # copy every property of the other element as defined so far
+                other = self.objects[cls].get(val.strip().lower())
+                if other is None or other is table:
+                    raise ValueError(f"{cls}.{name}: like={val!r} is not a defined {cls}")
+                table.update({k: v for k, v in other.items() if k != "like"})
+                continue
             if key in ("mult", "qmult") and val.strip().lower().startswith("file="):
                 fname = val.strip()[5:].strip().strip("\"'")
                 fpath = os.path.join(base, fname)
@@ -452,8 +366,60 @@ class _Reader:
 
 
 # --------------------------------------------------------------------------- builders
+def _load_pq(state: dict | None, tokens: list[tuple[str | None, str]]) -> dict:
+    """A Load's kW, kvar and PF after one New/Edit/~/BatchEdit, as OpenDSS Load.pas computes them:
+    ``kW`` makes the spec kW+PF, ``kvar`` kW+kvar, ``kVA`` kVA+PF, ``PF`` only sets the PF; at the
+    end of the edit RecalcElementData derives the rest (kW+kvar also sets the PF, so a later
+    ``Edit kW=`` keeps the power factor, not the kvar). New loads start at kW 10, PF 0.88."""
+    st = dict(state) if state else {"kw": 10.0, "kvar": 0.0, "pf": 0.88, "kva": 0.0, "spec": "kw_pf"}
+    for key, val in tokens:
+        if key in ("kw", "kvar", "kva"):
+            st[key] = _f({key: val}, key, 0.0)
+            st["spec"] = {"kw": "kw_pf", "kvar": "kw_kvar", "kva": "kva_pf"}[key]
+            if key == "kvar":
+                st["pf_set"] = False
+        elif key == "pf":
+            pf = _f({key: val}, key, 0.0)
+            if not -1.0 <= pf <= 1.0 or pf == 0:
+                raise ValueError(f"PF must be in [-1, 1] and not 0, got {pf:g}")
+            st["pf"], st["pf_set"] = pf, True
+    if st["spec"] == "kw_kvar":
+        kva = math.hypot(st["kw"], st["kvar"])
+        if kva > 0:
+            st["pf"] = st["kw"] / kva * (math.copysign(1.0, st["kw"] * st["kvar"]) if st["kvar"] else 1.0)
+        return st
+    if st["spec"] == "kva_pf":
+        st["kw"] = st["kva"] * abs(st["pf"])
+    st["kvar"] = st["kw"] * math.sqrt(1.0 / st["pf"] ** 2 - 1.0) * (-1.0 if st["pf"] < 0 else 1.0)
+    return st
+
+
 def _f(props: dict, key: str, default: float) -> float:
-    return float(props[key]) if key in props else default
+    """``props[key]`` as a finite number (``default`` when absent)."""
+    if key not in props:
+        return default
+    try:
+        v = float(props[key])
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}={props[key]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{key}={props[key]!r} is not a finite number")
+    return v
+
+
+def _pos(props: dict, key: str, default: float) -> float:
+    """:func:`_f`, which must be > 0 (a zero voltage, rating, length or short-circuit level)."""
+    v = _f(props, key, default)
+    if not v > 0:
+        raise ValueError(f"{key} must be positive, got {v:g}")
+    return v
+
+
+def _phases(props: dict, key: str, default: int) -> int:
+    v = _f(props, key, default)
+    if v != int(v) or not 1 <= v <= 3:
+        raise ValueError(f"{key} must be 1, 2 or 3, got {v:g}")
+    return int(v)
 
 
 def _seq_matrix(z1: complex, z0: complex, n: int) -> np.ndarray:
@@ -466,7 +432,13 @@ def _seq_matrix(z1: complex, z0: complex, n: int) -> np.ndarray:
 
 
 def _impedance(p: dict, n: int, freq: float, label: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(Z per unit length [ohm], shunt B per unit length [S]) from a property dict, or None."""
+    """(Z per unit length [ohm], shunt B per unit length [S]) from a property dict, or None.
+
+    Impedances must be given at the circuit's frequency: for another ``basefreq`` OpenDSS rescales X
+    and applies its earth-return corrections (Rg, Xg; Line.pas), which are not modelled here."""
+    if _f(p, "basefreq", freq) != freq:
+        raise ValueError(f"{label}: basefreq={p['basefreq']} differs from the circuit's {freq:g} Hz "
+                         "(impedances at another frequency are not supported)")
     w = 2 * math.pi * freq
     if "rmatrix" in p or "xmatrix" in p:
         r = _matrix(p.get("rmatrix", "0"), f"{label} rmatrix")
@@ -487,10 +459,10 @@ def _impedance(p: dict, n: int, freq: float, label: str) -> tuple[np.ndarray, np
     if missing:
         raise ValueError(f"{label}: give {', '.join(missing)} explicitly (OpenDSS defaults are per "
                          "kft and not applied here)")
-    r1, x1 = float(p["r1"]), float(p["x1"])
+    r1, x1 = _f(p, "r1", 0.0), _f(p, "x1", 0.0)
     r0, x0 = _f(p, "r0", r1), _f(p, "x0", x1)
-    c1 = float(p["c1"]) if "c1" in p else float(p["b1"]) / (w * 1e-3)   # nF; B in uS
-    c0 = (float(p["c0"]) if "c0" in p else float(p["b0"]) / (w * 1e-3)) if n > 1 else c1
+    c1 = _f(p, "c1", 0.0) if "c1" in p else _f(p, "b1", 0.0) / (w * 1e-3)   # nF; B in uS
+    c0 = (_f(p, "c0", 0.0) if "c0" in p else _f(p, "b0", 0.0) / (w * 1e-3)) if n > 1 else c1
     z = _seq_matrix(complex(r1, x1), complex(r0, x0), n)
     b = _seq_matrix(complex(w * c1 * 1e-9), complex(w * c0 * 1e-9), n).real
     return z, b
@@ -506,11 +478,17 @@ def _unit(p: dict, label: str) -> float | None:
 def _build(r: _Reader, path: str) -> Feeder:
     freq = float(r.settings.get("defaultbasefrequency", 60.0))
     fd = Feeder(name=r.circuit, base_freq=freq, path=path)
+    labels = {"vsource": "Vsource", "line": "Line", "transformer": "Transformer", "load": "Load"}
+    fd.where = {f"{labels[cls]}.{name}": w for (cls, name), w in r.where.items() if cls in labels}
     if "voltagebases" in r.settings:
         fd.voltagebases = _numbers(r.settings["voltagebases"])
 
     def ctx(cls: str, name: str) -> str:
         return r.where.get((cls, name), path)
+
+    def fail(cls: str, name: str, label: str, exc: ValueError) -> DSSError:
+        msg = str(exc)
+        return DSSError(f"{ctx(cls, name)}: {msg if msg.startswith(label + ':') else f'{label}: {msg}'}")
 
     # Vsource
     vs = r.objects["vsource"]
@@ -518,12 +496,12 @@ def _build(r: _Reader, path: str) -> Feeder:
         raise DSSError(f"{path}: exactly one Vsource (New Circuit) is supported, found {len(vs)}")
     name, p = next(iter(vs.items()))
     try:
-        nph = int(_f(p, "phases", 3))
+        nph = _phases(p, "phases", 3)
         if nph != 3:
             raise ValueError("Vsource: only phases=3 is supported")
         bus, nodes = parse_bus(p.get("bus1", "sourcebus"), 3)
-        kv, pu = _f(p, "basekv", 115.0), _f(p, "pu", 1.0)
-        x1r1, x0r0 = _f(p, "x1r1", 4.0), _f(p, "x0r0", 3.0)
+        kv, pu = _pos(p, "basekv", 115.0), _pos(p, "pu", 1.0)
+        x1r1, x0r0 = _pos(p, "x1r1", 4.0), _f(p, "x0r0", 3.0)
         if "z1" in p or "r1" in p or "x1" in p:
             z1v = _numbers(p["z1"]) if "z1" in p else [_f(p, "r1", 1.6038), _f(p, "x1", 6.4151)]
             z0v = _numbers(p["z0"]) if "z0" in p else [_f(p, "r0", 1.7899), _f(p, "x0", 5.3699)]
@@ -531,32 +509,41 @@ def _build(r: _Reader, path: str) -> Feeder:
         else:
             # VSource.pas: MVAsc3 = sqrt3*kV*Isc3/1000, MVAsc1 = sqrt3*kV*Isc1/1000,
             # |Z1| = kV^2/MVAsc3 at X1/R1; R0 from |2Z1+Z0| = 3*Vln/Isc1 at X0/R0
-            mva3 = _f(p, "mvasc3", _SQRT3 * kv * _f(p, "isc3", 10000.0) / 1000.0)
-            mva1 = _f(p, "mvasc1", _SQRT3 * kv * _f(p, "isc1", 10500.0) / 1000.0)
+            mva3 = _pos(p, "mvasc3", _SQRT3 * kv * _pos(p, "isc3", 10000.0) / 1000.0)
+            mva1 = _pos(p, "mvasc1", _SQRT3 * kv * _pos(p, "isc1", 10500.0) / 1000.0)
             x1 = kv ** 2 / mva3 / math.sqrt(1.0 + 1.0 / x1r1 ** 2)
             r1 = x1 / x1r1
             isc1 = mva1 * 1000.0 / (_SQRT3 * kv)
             a = 1.0 + x0r0 ** 2
             b = 4.0 * (r1 + x1 * x0r0)
             c = 4.0 * (r1 ** 2 + x1 ** 2) - (3.0 * kv * 1000.0 / _SQRT3 / isc1) ** 2
+            if b * b - 4 * a * c < 0 or (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a) < 0:
+                raise ValueError("the single-phase short-circuit level (ISC1/MVAsc1) is too high for "
+                                 "the three-phase one (a negative R0 would follow)")
             r0 = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
             z1, z0 = complex(r1, x1), complex(r0, r0 * x0r0)
+        # impedances are at the source's basefreq, solved at the circuit's (VSource.pas)
+        base = _pos(p, "basefreq", freq)
+        if _f(p, "frequency", freq) != freq:
+            raise ValueError(f"frequency={p['frequency']} differs from the circuit's {freq:g} Hz "
+                             "(only fundamental-frequency power flow is supported)")
+        z1, z0 = complex(z1.real, z1.imag * freq / base), complex(z0.real, z0.imag * freq / base)
         fd.source = Source(bus, nodes, kv, pu, _f(p, "angle", 0.0), z1, z0)
     except ValueError as exc:
-        raise DSSError(f"{ctx('vsource', name)}: Vsource.{name}: {exc}") from None
+        raise fail("vsource", name, f"Vsource.{name}", exc) from None
 
     # line codes
     codes: dict[str, tuple[int, tuple[np.ndarray, np.ndarray], float | None, float]] = {}
     for name, p in r.objects["linecode"].items():
         label = f"LineCode.{name}"
         try:
-            n = int(_f(p, "nphases", 3))
+            n = _phases(p, "nphases", 3)
             zb = _impedance(p, n, freq, label)
             if zb is None:
                 raise ValueError(f"{label}: no impedance given (R1/X1/R0/X0 or Rmatrix/Xmatrix)")
-            codes[name] = (n, zb, _unit(p, label), _f(p, "normamps", 400.0))
+            codes[name] = (n, zb, _unit(p, label), _pos(p, "normamps", 400.0))
         except ValueError as exc:
-            raise DSSError(f"{ctx('linecode', name)}: {exc}") from None
+            raise fail("linecode", name, label, exc) from None
 
     for name, p in r.objects["line"].items():
         label = f"Line.{name}"
@@ -567,7 +554,7 @@ def _build(r: _Reader, path: str) -> Feeder:
                     raise ValueError(f"{label}: unknown linecode {p['linecode']!r}")
                 n, (z, b), cunit, amps = codes[code]
             else:
-                n, cunit, amps = int(_f(p, "phases", 3)), _unit(p, label), 400.0
+                n, cunit, amps = _phases(p, "phases", 3), _unit(p, label), 400.0
                 zb = _impedance(p, n, freq, label)
                 if zb is None:
                     raise ValueError(f"{label}: give a linecode or its impedances (R1 X1 R0 X0 C1 C0 "
@@ -577,10 +564,10 @@ def _build(r: _Reader, path: str) -> Feeder:
             if own is not None:
                 z, b = own
                 cunit = _unit(p, label) if "units" in p else cunit
-            n_line = int(_f(p, "phases", n))
+            n_line = _phases(p, "phases", n)
             if n_line != n:
                 raise ValueError(f"{label}: phases={n_line} differs from its linecode ({n})")
-            length = _f(p, "length", 1.0)
+            length = _pos(p, "length", 1.0)
             lunit = _unit(p, label)
             if cunit is None or lunit is None or "linecode" not in p:
                 scale = length  # same (or no) unit: impedance per unit of 'length'
@@ -593,17 +580,20 @@ def _build(r: _Reader, path: str) -> Feeder:
             if len(n1) != n or len(n2) != n or 0 in n1 or 0 in n2:
                 raise ValueError(f"{label}: buses must name {n} non-ground phase nodes")
             enabled = _bool(p.get("enabled", "yes"))
+            if np.linalg.matrix_rank(z * scale) < n:
+                raise ValueError(f"{label}: its impedance matrix is singular (zero impedance; switches "
+                                 "and jumpers are not supported)")
             fd.lines.append(Line(name, b1, n1, b2, n2, z * scale, b * scale,
-                                 _f(p, "normamps", amps), enabled))
+                                 _pos(p, "normamps", amps), enabled))
         except ValueError as exc:
-            raise DSSError(f"{ctx('line', name)}: {exc}") from None
+            raise fail("line", name, label, exc) from None
 
     for name, p in r.objects["transformer"].items():
         label = f"Transformer.{name}"
         try:
             if int(_f(p, "windings", 2)) != 2:
                 raise ValueError(f"{label}: only windings=2 is supported")
-            nph = int(_f(p, "phases", 3))
+            nph = _phases(p, "phases", 3)
             if nph != 3:
                 raise ValueError(f"{label}: only phases=3 is supported")
             for key in ("%noloadloss", "%imag"):
@@ -613,8 +603,11 @@ def _build(r: _Reader, path: str) -> Feeder:
             if len(buses) != 2:
                 raise ValueError(f"{label}: buses=[HV LV] (two buses) is required")
             (hb, hn), (lb, ln) = parse_bus(buses[0], 3), parse_bus(buses[1], 3)
-            if hn[:3] != (1, 2, 3) or ln[:3] != (1, 2, 3):
-                raise ValueError(f"{label}: only buses on nodes 1.2.3 are supported")
+            if any(n[:3] != (1, 2, 3) or any(k != 0 for k in n[3:]) for n in (hn, ln)):
+                # a winding's neutral on node 4 floats in OpenDSS unless grounded elsewhere; here
+                # every neutral is earthed, so only 1.2.3 (neutral earthed, or .0) is accepted
+                raise ValueError(f"{label}: only buses on nodes 1.2.3 (or 1.2.3.0) are supported, got "
+                                 f"{buses[0]!r}, {buses[1]!r} (a separate neutral node is not modelled)")
             conns = [c.lower() for c in re.split(r"[\s,]+", p.get("conns", "wye wye").strip()) if c]
             conns = ["delta" if c.startswith("d") else "wye" if c.startswith(("w", "y")) else c
                      for c in conns]
@@ -628,15 +621,20 @@ def _build(r: _Reader, path: str) -> Feeder:
                 raise ValueError(f"{label}: kVs, kVAs, taps and %Rs need two values")
             if kvas[0] != kvas[1]:
                 raise ValueError(f"{label}: different winding kVAs are not supported")
+            if min(kvs + kvas + taps) <= 0:
+                raise ValueError(f"{label}: kVs, kVAs and taps must be positive")
+            if rs[0] + rs[1] == 0 and _f(p, "xhl", 7.0) == 0:
+                raise ValueError(f"{label}: zero impedance (%R and XHL both 0) is not supported")
             leadlag = p.get("leadlag", "lag").lower()
             if leadlag not in ("lag", "ansi", "lead", "euro"):
                 raise ValueError(f"{label}: LeadLag must be Lag/ANSI/Lead/Euro, got {leadlag!r}")
             fd.transformers.append(Transformer(
                 name, (hb, lb), ((1, 2, 3), (1, 2, 3)), (conns[0], conns[1]), (kvs[0], kvs[1]),
                 kvas[0], (taps[0], taps[1]), (rs[0] + rs[1]) / 100.0, _f(p, "xhl", 7.0) / 100.0,
-                leadlag in ("lead", "euro"), _f(p, "ppm_antifloat", 1.0)))
+                leadlag in ("lead", "euro"), _f(p, "ppm_antifloat", 1.0),
+                enabled=_bool(p.get("enabled", "yes"))))
         except ValueError as exc:
-            raise DSSError(f"{ctx('transformer', name)}: {exc}") from None
+            raise fail("transformer", name, label, exc) from None
 
     for name, p in r.objects["loadshape"].items():
         label = f"LoadShape.{name}"
@@ -647,12 +645,14 @@ def _build(r: _Reader, path: str) -> Feeder:
             qm = p.get("qmult")
             qmult = None if qm is None else (qm if isinstance(qm, np.ndarray) else np.array(_numbers(qm)))
             npts = int(_f(p, "npts", len(mult)))
+            if npts < 1 or not len(mult):
+                raise ValueError(f"{label}: npts and mult need at least one point")
             if npts > len(mult):
                 raise ValueError(f"{label}: npts={npts} but only {len(mult)} multipliers")
             if "sinterval" in p:
-                ih = float(p["sinterval"]) / 3600.0
+                ih = _f(p, "sinterval", 0.0) / 3600.0
             elif "minterval" in p:
-                ih = float(p["minterval"]) / 60.0
+                ih = _f(p, "minterval", 0.0) / 60.0
             else:
                 ih = _f(p, "interval", 1.0)
             if ih <= 0:
@@ -660,32 +660,28 @@ def _build(r: _Reader, path: str) -> Feeder:
             fd.loadshapes[name] = LoadShape(name, mult[:npts], None if qmult is None else qmult[:npts],
                                             ih, _bool(p.get("useactual", "no")))
         except ValueError as exc:
-            raise DSSError(f"{ctx('loadshape', name)}: {exc}") from None
+            raise fail("loadshape", name, label, exc) from None
 
     for name, p in r.objects["load"].items():
         label = f"Load.{name}"
         try:
-            nph = int(_f(p, "phases", 3))
+            nph = _phases(p, "phases", 3)
             if "bus1" not in p:
                 raise ValueError(f"{label}: bus1 is required")
             bus, nodes = parse_bus(p["bus1"], nph)
-            nodes = tuple(k for k in nodes if k != 0)[:nph]
-            if len(nodes) != nph or len(set(nodes)) != nph:
+            if any(k != 0 for k in nodes[nph:]):
+                raise ValueError(f"{label}: bus1 {p['bus1']!r}: its neutral must be node 0 or left out "
+                                 "(a separate neutral node is not modelled: every neutral is earthed)")
+            nodes = nodes[:nph]
+            if len(nodes) != nph or len(set(nodes)) != nph or 0 in nodes:
                 raise ValueError(f"{label}: bus1 {p['bus1']!r} must name {nph} distinct phase nodes")
             if int(_f(p, "model", 1)) != 1:
                 raise ValueError(f"{label}: only model=1 (constant P and Q) is supported")
             if p.get("conn", "wye").lower() not in ("wye", "y", "ln"):
                 raise ValueError(f"{label}: only conn=wye is supported")
-            kw = _f(p, "kw", 10.0)
-            if "kva" in p and "kw" not in p:
-                kw = float(p["kva"]) * _f(p, "pf", 0.88)
-            if "kvar" in p:
-                kvar = float(p["kvar"])
-            else:
-                pf = _f(p, "pf", 0.88)
-                if not -1.0 <= pf <= 1.0 or pf == 0:
-                    raise ValueError(f"{label}: PF must be in [-1, 1] and not 0, got {pf}")
-                kvar = math.copysign(kw * math.sqrt(1.0 / pf ** 2 - 1.0), pf)
+            pq = p.get("_pq") or _load_pq(None, [])
+            kw, kvar = pq["kw"], pq["kvar"]
+            pfs = {"pf": pq["pf"], "pf_specified": bool(pq.get("pf_set"))}
             shapes = {}
             for key in ("yearly", "daily", "duty"):
                 if key in p:
@@ -693,12 +689,18 @@ def _build(r: _Reader, path: str) -> Feeder:
                     if s not in fd.loadshapes:
                         raise ValueError(f"{label}: {key}={p[key]!r} is not a defined LoadShape")
                     shapes[key] = s
-            enabled = _bool(p.get("enabled", "yes")) and p.get("status", "variable").lower() != "off"
-            fd.loads.append(Load(name, bus, nodes, _f(p, "kv", 12.47), kw, kvar,
+            # Load.pas: "Yearly: defaults to no variation or Daily when Daily is defined"
+            if "yearly" not in shapes and "daily" in shapes:
+                shapes["yearly"] = shapes["daily"]
+            status = p.get("status", "variable").strip().lower()
+            if not status or not any(word.startswith(status) for word in ("variable", "fixed", "exempt")):
+                raise ValueError(f"{label}: status must be Variable, Fixed or Exempt, got {p['status']!r}")
+            fd.loads.append(Load(name, bus, nodes, _pos(p, "kv", 12.47), kw, kvar,
                                  _f(p, "vminpu", 0.95), _f(p, "vmaxpu", 1.05), _f(p, "vlowpu", 0.5),
-                                 enabled=enabled, **shapes))
+                                 enabled=_bool(p.get("enabled", "yes")), fixed=status.startswith("f"),
+                                 **pfs, **shapes))
         except ValueError as exc:
-            raise DSSError(f"{ctx('load', name)}: {exc}") from None
+            raise fail("load", name, label, exc) from None
     return fd
 
 

@@ -37,9 +37,10 @@ def test_worst_phase_minutes_and_en50160(tmp_path):
     assert u["en50160_share_within_2pct"] == pytest.approx(5 / 6, abs=1e-4)
     assert u["en50160_unbalance_ok"] is False                       # 83 % < 95 % of the 10-min values
     ok = compute_kpis(_write(tmp_path / "s.h5", lambda k: 3.0 if k == 0 else 1.0, set()))["grid"]["unbalance"]
-    # one minute at 3 %: its 10-min mean is 1.2 %, within the limit; p95 of the six 10-min means
-    # (1.0 x 5, 1.2) interpolates 3/4 of the way from the 5th to the 6th: 1.15
-    assert ok["en50160_unbalance_ok"] is True and ok["vuf_10min_p95_pct"] == pytest.approx(1.15)
+    # one minute at 3 %: its 10-min value (r.m.s.) is sqrt((9 + 9 x 1)/10) = 1.342 %, within the limit;
+    # p95 of the six 10-min values (1.0 x 5, 1.342) interpolates 3/4 of the way from the 5th to the 6th
+    assert ok["en50160_unbalance_ok"] is True
+    assert ok["vuf_10min_p95_pct"] == pytest.approx(1.0 + 0.75 * (1.8 ** 0.5 - 1.0), abs=1e-4)
     # every bus within the limit: the worst is the one with the highest 10-min values, not the first listed
     assert ok["worst_bus"] == "x"
     y_worse = compute_kpis(_write(tmp_path / "t.h5", lambda k: 0.05, set()))["grid"]["unbalance"]
@@ -55,9 +56,48 @@ def test_ten_minute_means_weight_and_nan():
 
 def test_voltage_violation_on_ten_minute_means(tmp_path):
     """Phase b of bus x at 0.85 p.u. for 3 minutes of a block, 0.95 otherwise: 3 step-minutes outside
-    ±10 %, but its 10-min mean (0.92) is inside, so no EN 50160 violation; 8 minutes (mean 0.87) make
-    the whole 10-min block one."""
+    ±10 %, but its 10-min value (r.m.s. 0.921) is inside, so no EN 50160 violation; 8 minutes (0.871)
+    make the whole 10-min block one."""
     short = compute_kpis(_write(tmp_path / "a.h5", lambda k: 1.0, low_b_minutes={20, 21, 22}))["grid"]
     assert short["unbalance"]["v_violation_worst_phase_min"] == 3.0 and short["v_violation_10min_min"] == 0.0
     long = compute_kpis(_write(tmp_path / "b.h5", lambda k: 1.0, low_b_minutes=set(range(40, 48))))["grid"]
     assert long["unbalance"]["v_violation_worst_phase_min"] == 8.0 and long["v_violation_10min_min"] == 10.0
+
+
+def test_ten_minute_values_are_rms_aggregates(tmp_path):
+    """IEC 61000-4-30 4.5 aggregates into 10-min values by the r.m.s. (square root of the mean of the
+    squares), not the arithmetic mean: every block of 5 min at 3 % and 5 min at 0 % is 2.12 %, above
+    EN 50160's 2 % (its arithmetic mean, 1.5 %, would pass every block)."""
+    t = np.arange(20) * MIN
+    v = np.r_[np.full(5, 3.0), np.zeros(5), np.full(10, 2.0)][:, None]
+    np.testing.assert_allclose(ten_minute_means(t, np.full(20, 1 / 60), v)[:, 0], [4.5 ** 0.5, 2.0])
+    u = compute_kpis(_write(tmp_path / "r.h5", lambda k: 3.0 if k % 10 < 5 else 0.0, set()))["grid"]["unbalance"]
+    assert u["en50160_share_within_2pct"] == 0.0 and u["en50160_unbalance_ok"] is False
+    assert u["vuf_10min_p95_pct"] == pytest.approx(4.5 ** 0.5, abs=1e-4)
+
+
+def test_no_converged_step_summarised_without_traceback(tmp_path):
+    """A grid whose power flow never converged (every electrical value NaN, converged 0): the KPIs
+    are None where there is nothing to compute, without warnings, and `cosim run`'s summary says so
+    in words; it used to stop with a TypeError on the missing transformer loading."""
+    import warnings
+    from cosim.summary import run_summary
+    series = [("grid", a, u) for a, u in (("vm_pu_a", "p.u."), ("vuf", "%"), ("trafo_loading", "%"),
+                                          ("line_loading", "%"), ("converged", "1"), ("congestion", "1"),
+                                          ("v_violation", "1"))]
+    path = str(tmp_path / "nc.h5")
+    w = ResultsWriter(path, {"scenario": yaml.safe_dump(SCENARIO), "seed": 1}, series, [], START, MIN)
+    nan = float("nan")
+    for k in range(10):
+        w.append(k * MIN, {("grid", "vm_pu_a"): {"x": nan}, ("grid", "vuf"): {"x": nan},
+                           ("grid", "trafo_loading"): {"t": nan}, ("grid", "line_loading"): {"l": nan},
+                           ("grid", "converged"): {"grid": 0.0}, ("grid", "congestion"): {"grid": 1.0},
+                           ("grid", "v_violation"): {"grid": 1.0}})
+    w.close("completed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = compute_kpis(path)["grid"]
+        lines = run_summary(path)
+    assert g["nonconverged_steps"] == 10 and g["trafo_loading_pct"]["max"] is None and g["v_min_pu"] is None
+    assert any("trafo max n/a" in line for line in lines)
+    assert any("did not converge in 10 steps" in line for line in lines)
