@@ -13,7 +13,47 @@ STREAM_POPULATION = 1
 STREAM_PHASES = 2
 # Each household's own draws, one stream per (district, household, purpose): a variant of a scenario
 # that changes a share or a size keeps every other draw, so sweep runs compare the same households.
-WATER_HEATER, BASE, PV_SIZE, PV_ROOF, BATTERY, HEAT_PUMP = range(6)
+WATER_HEATER, BASE, PV_SIZE, PV_ROOF, BATTERY, HEAT_PUMP, PERSONS = range(7)
+
+# Household sizes 1, 2, 3, 4, 5+ persons: Destatis, Mikrozensus 2018 (press release "Jede fünfte Person lebte
+# 2018 in einem Einpersonenhaushalt", 2019): 42 / 34 / 12 / 9 / 3 % of the 41.4 million private households.
+HOUSEHOLD_SIZE_SHARES = (0.42, 0.34, 0.12, 0.09, 0.03)
+# Mean annual electricity per household of 1, 2, 3, 4, 5+ persons: BDEW, "Stromverbrauch im Haushalt" (2021):
+# 1,900 / 2,890 / 3,720 / 4,085 / 5,430 kWh/a. Means over all German households (flats and houses, with and
+# without electric water heating; heat pumps and EVs are not household electricity there).
+ANNUAL_KWH_BY_SIZE = (1900.0, 2890.0, 3720.0, 4085.0, 5430.0)
+# Spread within a size: lognormal (mean = the table's), sigma 0.38. Fitted to the Stromspiegel für Deutschland
+# 2022/23 (co2online et al.) consumption classes of houses without electric water heating, reading the upper
+# bound of class A and the lower bound of class G as the 10th and 90th percentiles (an assumption: the
+# classes' percentiles are not published with them): 1 person 1,400 / 4,500 kWh -> sigma = ln(4500/1400) /
+# (2 * 1.2816) = 0.46; 2 persons 2,000 / 4,300 kWh -> 0.30; their mean, for every size.
+ANNUAL_KWH_SIGMA = 0.38
+ANNUAL_KWH_Z_MAX = 3.0  # modelling choice: draws beyond 3 sigma are clipped (no 1-in-700 outliers)
+
+
+def household_size(rng: np.random.Generator) -> int:
+    """Persons of one home (5 = five or more), Destatis shares."""
+    return int(np.searchsorted(np.cumsum(HOUSEHOLD_SIZE_SHARES), rng.random() * sum(HOUSEHOLD_SIZE_SHARES),
+                               side="right")) + 1
+
+
+def annual_kwh(persons: int, rng: np.random.Generator, spread: bool = True) -> float:
+    """Annual kWh of a home of *persons*: the size's mean times a lognormal factor of mean 1 (none without
+    *spread*)."""
+    if not spread:
+        return ANNUAL_KWH_BY_SIZE[persons - 1]
+    z = float(np.clip(rng.standard_normal(), -ANNUAL_KWH_Z_MAX, ANNUAL_KWH_Z_MAX))
+    return round(ANNUAL_KWH_BY_SIZE[persons - 1] * np.exp(ANNUAL_KWH_SIGMA * z - ANNUAL_KWH_SIGMA**2 / 2), 1)
+
+
+def base_load(base, var: float, r_persons, r_base):
+    """A home's base-load parameters: its household size (``base.persons`` when the scenario sets it, else
+    drawn) and annual kWh (``base.annual_kwh`` when the scenario sets it, scaled by the district's variety as
+    before; else from the size's mean, with the within-size spread when variety > 0)."""
+    persons = base.persons if base.persons is not None else household_size(r_persons)
+    if "annual_kwh" in base.model_fields_set:
+        return _scaled(base, r_base, var, ("annual_kwh",)).model_copy(update={"persons": persons})
+    return base.model_copy(update={"persons": persons, "annual_kwh": annual_kwh(persons, r_base, var > 0)})
 
 
 def household_rng(seed: int, district: int, index: int, purpose: int) -> np.random.Generator:
@@ -106,7 +146,7 @@ def district_households(district: District, rng: np.random.Generator, seed: int,
         u_wh = r(WATER_HEATER).random()  # heat-pump homes heat water with the heat pump
         wh = (dev.base.instant_water_heater or u_wh < district.ownership.instant_water_heater) and not own["heat_pump"][i]
         devices = DeviceSet(
-            base=_scaled(dev.base, r(BASE), var, ("annual_kwh",)).model_copy(update={"instant_water_heater": wh}),
+            base=base_load(dev.base, var, r(PERSONS), r(BASE)).model_copy(update={"instant_water_heater": wh}),
             pv=_pv(district, r(PV_SIZE), r(PV_ROOF)) if own["pv"][i] else None,
             battery=_scaled(dev.battery, r(BATTERY), var, ("capacity_kwh",)) if own["battery"][i] else None,
             ev=dev.ev if own["ev"][i] else None,

@@ -147,3 +147,15 @@ def test_seasonal_performance_factor_follows_the_cop_curve():
     finally:
         heatpump.CARNOT_FRACTION /= 0.7
     assert worse.value < min(spf.value * 0.8, cal.TARGETS["hp.spf"].lo) and not worse.ok
+
+
+def test_simulated_annual_energy_per_household_size_against_bdew():
+    """The homes' annual energy, simulated by the base-load model over the year, per household size against the
+    BDEW means, and the population's spread against the Destatis × BDEW / Stromspiegel band."""
+    scn = small(10)
+    stats = cal.annual_stats(scn, n_per_size=30, n_mix=200, stride=14)
+    names = [f"base.annual_kwh_{k}p" for k in range(1, 6)] + ["base.annual_kwh_cv"]
+    assert_in_band(stats, names)
+    got = {s.name: s.value for s in stats}
+    assert got["base.annual_kwh_1p"] < 0.6 * got["base.annual_kwh_4p"]  # size matters
+    assert all("every 14th day" in s.window for s in stats)

@@ -36,8 +36,12 @@ class BaseLoadParams(_Strict):
     """Household base load (everything not flexible)."""
 
     # 3,500 kWh/a: the three-person reference household of the BDEW-Strompreisanalyse (BDEW, yearly;
-    # "Musterhaushalt" with 3,500 kWh/a)
+    # "Musterhaushalt" with 3,500 kWh/a). A district's homes draw theirs from their household size
+    # (cosim.population) unless the scenario sets annual_kwh.
     annual_kwh: float = Field(3500.0, gt=0, description="yearly consumption of the base load")
+    persons: int | None = Field(
+        None, ge=1, le=5, description="household size (5 = five or more); drawn per home by cosim.population"
+    )
     instant_water_heater: bool = Field(
         False, description="electric instantaneous water heater (18-24 kW showers) in the base load"
     )
