@@ -28,6 +28,12 @@ ANNUAL_KWH_BY_SIZE = (1900.0, 2890.0, 3720.0, 4085.0, 5430.0)
 # classes' percentiles are not published with them): 1 person 1,400 / 4,500 kWh -> sigma = ln(4500/1400) /
 # (2 * 1.2816) = 0.46; 2 persons 2,000 / 4,300 kWh -> 0.30; their mean, for every size.
 ANNUAL_KWH_SIGMA = 0.38
+# The BDEW means include the homes that heat water electrically (about a quarter of German homes: Destatis
+# Mikrozensus 2018 Zusatzerhebung Wohnen / BDEW, cf. Ownership.instant_water_heater), whose water heater
+# comes on top of a home's annual_kwh (simulators.devices.baseload.water_heater_kwh): a home's annual_kwh
+# (without water heating) is drawn around mean - 0.25 × its size's water-heater energy, so the homes of a
+# size average the BDEW mean at the national share.
+WATER_HEATER_SHARE_DE = 0.25
 ANNUAL_KWH_Z_MAX = 3.0  # modelling choice: draws beyond 3 sigma are clipped (no 1-in-700 outliers)
 
 
@@ -38,12 +44,15 @@ def household_size(rng: np.random.Generator) -> int:
 
 
 def annual_kwh(persons: int, rng: np.random.Generator, spread: bool = True) -> float:
-    """Annual kWh of a home of *persons*: the size's mean times a lognormal factor of mean 1 (none without
-    *spread*)."""
+    """Annual kWh (without water heating) of a home of *persons*: the size's mean less the national share of
+    water heating, times a lognormal factor of mean 1 (none without *spread*)."""
+    from simulators.devices.baseload import water_heater_kwh
+
+    mean = ANNUAL_KWH_BY_SIZE[persons - 1] - WATER_HEATER_SHARE_DE * water_heater_kwh(persons)
     if not spread:
-        return ANNUAL_KWH_BY_SIZE[persons - 1]
+        return round(mean, 1)
     z = float(np.clip(rng.standard_normal(), -ANNUAL_KWH_Z_MAX, ANNUAL_KWH_Z_MAX))
-    return round(ANNUAL_KWH_BY_SIZE[persons - 1] * np.exp(ANNUAL_KWH_SIGMA * z - ANNUAL_KWH_SIGMA**2 / 2), 1)
+    return round(mean * np.exp(ANNUAL_KWH_SIGMA * z - ANNUAL_KWH_SIGMA**2 / 2), 1)
 
 
 def base_load(base, var: float, r_persons, r_base):

@@ -154,7 +154,7 @@ def test_simulated_annual_energy_per_household_size_against_bdew():
     BDEW means, and the population's spread against the Destatis × BDEW / Stromspiegel band."""
     scn = small(10)
     stats = cal.annual_stats(scn, n_per_size=30, n_mix=200, stride=14)
-    names = [f"base.annual_kwh_{k}p" for k in range(1, 6)] + ["base.annual_kwh_cv"]
+    names = [f"base.annual_kwh_{k}p" for k in range(1, 6)] + ["base.annual_kwh_cv", "base.water_heater_kwh_per_person"]
     assert_in_band(stats, names)
     got = {s.name: s.value for s in stats}
     assert got["base.annual_kwh_1p"] < 0.6 * got["base.annual_kwh_4p"]  # size matters
