@@ -54,13 +54,18 @@ class PVParams(_Strict):
     #   2020 (EUPD Research 2021, "89 Prozent des Solarpotenzials noch ungenutzt"); the district's variety scales it
     # tilt 30° / azimuth 180°: centre of German rooftop systems (tilts mostly 20-40°, azimuths around south),
     #   Killinger et al. 2018, Solar Energy 173:1087-1106 (cf. the spread in cosim.population)
-    # efficiency 0.85: 1 - 14 % PVWatts v5 default system losses (Dobos 2014, "PVWatts Version 5 Manual",
-    #   NREL/TP-6A20-62641), rounded; here it also covers the inverter (PVWatts: 96 % nominal), so it is
-    #   slightly optimistic; temperature losses are modelled separately (simulators.devices.pv)
+    # efficiency 0.86: DC side, 1 - 14 % PVWatts v5 default system losses (soiling, shading, mismatch, wiring,
+    #   connections, light-induced degradation, nameplate, availability; Dobos 2014, "PVWatts Version 5 Manual",
+    #   NREL/TP-6A20-62641, Table 4: 14.08 %); the inverter is separate (inverter_efficiency), temperature
+    #   losses too (simulators.devices.pv)
+    # inverter_efficiency 0.96: PVWatts v5 nominal inverter efficiency eta_inv_nom (Dobos 2014), with its
+    #   part-load curve (pvlib.inverter.pvwatts); the inverter's DC rating = kwp (modelling choice: a DC/AC
+    #   ratio of 1, German rooftop systems are rarely oversized much; PVWatts' default 1.2 is a US figure)
     kwp: float = Field(5.0, gt=0, description="peak power")
     tilt: float = Field(30.0, ge=0, le=90, description="panel tilt, degrees from horizontal")
     azimuth: float = Field(180.0, ge=0, lt=360, description="degrees from north (180 = south)")
-    efficiency: float = Field(0.85, gt=0, le=1, description="system efficiency (inverter, losses)")
+    efficiency: float = Field(0.86, gt=0, le=1, description="DC system efficiency (losses before the inverter)")
+    inverter_efficiency: float = Field(0.96, gt=0, le=1, description="nominal inverter efficiency (PVWatts)")
 
 
 class BatteryParams(_Strict):
