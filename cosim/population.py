@@ -6,13 +6,16 @@ import numpy as np
 
 from cosim.scenario import DEVICES, TRAITS, District, Scenario
 from simulators.devices.params import DeviceSet, HouseholdSpec
-from simulators.phases import assign_phases
+from simulators.devices.common import id_key
 
 # Independent random streams per purpose: adding a purpose never changes another's draws.
 STREAM_POPULATION = 1
 STREAM_PHASES = 2
-# Each household's own draws, one stream per (district, household, purpose): a variant of a scenario
-# that changes a share or a size keeps every other draw, so sweep runs compare the same households.
+STREAM_OWNERSHIP = 3
+# Each household's own draws, one stream per (district name, household, purpose): a variant of a scenario
+# that changes a share or a size keeps every other draw, so sweep runs compare the same households; every
+# stream is keyed by the district's name, never its position, so adding, removing or reordering a district
+# leaves the other districts' homes as they were.
 WATER_HEATER, BASE, PV_SIZE, PV_ROOF, BATTERY, HEAT_PUMP, PERSONS = range(7)
 
 # Household sizes 1, 2, 3, 4, 5+ persons: Destatis, Mikrozensus 2018 (press release "Jede fünfte Person lebte
@@ -65,10 +68,22 @@ def base_load(base, var: float, r_persons, r_base):
     return base.model_copy(update={"persons": persons, "annual_kwh": annual_kwh(persons, r_base, var > 0)})
 
 
-def household_rng(seed: int, district: int, index: int, purpose: int) -> np.random.Generator:
-    """The generator of one household's draws for one purpose (``index`` from 1, as in its id)."""
+def household_rng(seed: int, district: str, index: int, purpose: int) -> np.random.Generator:
+    """The generator of one household's draws for one purpose (``index`` from 1, as in its id), keyed by the
+    district's name."""
     return np.random.default_rng(np.random.SeedSequence([seed, STREAM_POPULATION],
-                                                         spawn_key=(district, index, purpose)))
+                                                         spawn_key=(id_key(district), index, purpose)))
+
+
+def district_rng(seed: int, district: str) -> np.random.Generator:
+    """The generator of a district's ownership draws, keyed by its name."""
+    return np.random.default_rng(np.random.SeedSequence([seed, STREAM_OWNERSHIP], spawn_key=(id_key(district),)))
+
+
+def household_phase(seed: int, hid: str) -> int:
+    """L1/L2/L3 of a household, uniform, from its own stream keyed by its id."""
+    return int(np.random.default_rng(np.random.SeedSequence([seed, STREAM_PHASES],
+                                                            spawn_key=(id_key(hid),))).integers(1, 4))
 
 
 def household_id(district: str, index: int) -> str:
@@ -143,15 +158,15 @@ def _pv(district: District, rng, roof_rng):
     return pv if district.pv_orientation == "fixed" else pv.model_copy(update=pv_orientation(roof_rng))
 
 
-def district_households(district: District, rng: np.random.Generator, seed: int, k: int) -> list[HouseholdSpec]:
-    """The households of district number *k*: ownership from *rng*, each household's sizes from its
-    own streams (:func:`household_rng`)."""
+def district_households(district: District, rng: np.random.Generator, seed: int) -> list[HouseholdSpec]:
+    """The households of a district: ownership from *rng*, each household's sizes from its own streams
+    (:func:`household_rng`, keyed by the district's name)."""
     n, dev, var = district.households, district.devices, district.variety
     own = owners(district, rng)
     specs = []
     for i in range(n):
         def r(purpose, _i=i + 1):
-            return household_rng(seed, k, _i, purpose)
+            return household_rng(seed, district.name, _i, purpose)
         u_wh = r(WATER_HEATER).random()  # heat-pump homes heat water with the heat pump
         wh = (dev.base.instant_water_heater or u_wh < district.ownership.instant_water_heater) and not own["heat_pump"][i]
         devices = DeviceSet(
@@ -168,16 +183,13 @@ def district_households(district: District, rng: np.random.Generator, seed: int,
 
 def build_population(scn: Scenario) -> list[HouseholdSpec]:
     """All households of the scenario, identical for identical (scenario, seed)."""
-    seq = np.random.SeedSequence([scn.seed, STREAM_POPULATION])
     out: list[HouseholdSpec] = []
-    for k, (district, child) in enumerate(zip(scn.districts, seq.spawn(len(scn.districts)))):
-        out.extend(district_households(district, np.random.default_rng(child), scn.seed, k))
+    for district in scn.districts:
+        out.extend(district_households(district, district_rng(scn.seed, district.name), scn.seed))
     if scn.grid is not None and scn.grid.engine == "fast3ph":  # households on L1/L2/L3
         given = scn.grid.phases if isinstance(scn.grid.phases, dict) else {}
         unknown = sorted(set(given) - {h.id for h in out})
         if unknown:
             raise ValueError(f"grid.phases: unknown household id(s) {', '.join(unknown[:5])}")
-        rng = np.random.default_rng(np.random.SeedSequence([scn.seed, STREAM_PHASES]))
-        phases = assign_phases([h.id for h in out], rng, given)
-        out = [h.model_copy(update={"phase": phases[h.id]}) for h in out]
+        out = [h.model_copy(update={"phase": int(given.get(h.id, household_phase(scn.seed, h.id)))}) for h in out]
     return out
