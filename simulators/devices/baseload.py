@@ -146,7 +146,9 @@ class BaseLoad:
         self.seed = int(seed)
         self.n = len(ids)
         self.keys = [id_key(h) for h in ids]
-        self.mean_kw = np.array([p.annual_kwh / 8760.0 for p in params])
+        # the shiftable appliances' energy (simulators.devices.appliance) is part of annual_kwh: the base load
+        # carries the rest, at least half of it (modelling choice: a guard against tiny annual_kwh)
+        self.mean_kw = np.array([max(p.annual_kwh - p.appliance_kwh, 0.5 * p.annual_kwh) / 8760.0 for p in params])
         pf = np.array([p.power_factor for p in params])
         self.tan_phi = np.sqrt(1.0 - pf**2) / pf
         shift, emph, sig = np.empty(self.n), np.empty(self.n), np.empty(self.n)
