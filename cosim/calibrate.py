@@ -182,8 +182,10 @@ def ownership_stats(scn: Scenario, pop) -> list[Stat]:
             Stat("ownership.batteries_in_pv_homes", bat_pv / bat if bat else 1.0, w)]
 
 
-def pv_stats(scn: Scenario, pop, step_min: float = 15.0) -> list[Stat]:
-    """Annual irradiation and specific yield of the population's roofs over the start's calendar year."""
+def pv_stats(scn: Scenario, pop, step_min: float = 15.0, n_min: int = 30) -> list[Stat]:
+    """Annual irradiation and specific yield of the population's roofs over the start's calendar year. A
+    scenario with several roofs but fewer than ``n_min`` is filled up with roofs drawn like its first district
+    (as the EV and heat-pump statistics are): a spread over a handful of roofs is mostly chance."""
     clock, m = _year_minutes(scn, step_min)
     weather = _weather(scn, clock)
     sun = weather.sun(m)
@@ -191,13 +193,20 @@ def pv_stats(scn: Scenario, pop, step_min: float = 15.0) -> list[Stat]:
     w = _year_span(scn, f"{step_min:g} min")
     out = [Stat("pv.ghi_kwh_m2", ghi, w)]
     roofs = [h for h in pop if h.devices.pv is not None]
+    own = len(roofs)
+    if 1 < own < n_min:
+        from cosim.scenario import DeviceShares
+
+        d = scn.districts[0].model_copy(update={"name": "cal", "households": n_min - own,
+                                                "shares": DeviceShares(pv=1.0)})
+        roofs += build_population(scn.model_copy(update={"districts": [d], "grid": None}))
     if roofs:
         pv = PVArray([h.id for h in roofs], [h.devices.pv for h in roofs], scn.seed)
         y = np.zeros(pv.n)
         for part in np.array_split(m, max(1, len(m) // 4000)):
             y += pv.power(part, weather).sum(axis=0) * step_min / 60
         spec = y / pv.kwp
-        w = f"{w}, {pv.n} roofs"
+        w = f"{w}, {pv.n} roofs{_filled(own, pv.n, scn)}"
         out.append(Stat("pv.specific_yield", float(spec.mean()), w))
         if pv.n > 1:
             out.append(Stat("pv.yield_spread", float(spec.std() / spec.mean()), w))
