@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.population import build_population
+from cosim.population import ANNUAL_KWH_BY_SIZE, HOUSEHOLD_SIZE_SHARES, build_population
 from cosim.scenario import DEVICES, Scenario
 from simulators.devices.common import MIN_PER_DAY, Clock
 from simulators.devices.pv import PVArray
@@ -32,6 +32,15 @@ class Target:
     source: str
 
 
+def _size_mix_cv(sigma: float) -> float:
+    """CV of annual kWh over homes drawn with the Destatis size shares and the BDEW means per size, each size
+    lognormal with *sigma* (0: the means alone)."""
+    w, m = np.array(HOUSEHOLD_SIZE_SHARES), np.array(ANNUAL_KWH_BY_SIZE)
+    mean = w @ m
+    return float(np.sqrt((w @ m**2) * np.exp(sigma**2) / mean**2 - 1))
+
+
+ANNUAL_BAND = 0.15  # per-size means: ±15 %, modelling choice (about 3 standard errors of a 60-home sample)
 G_INF, G_NS = 0.07, (2, 5, 10, 20, 50, 100, 150)  # coincidence curve and the group sizes it is checked at
 
 TARGETS = {
@@ -77,7 +86,8 @@ TARGETS = {
         1.2, 3.5, "kWh/day",
         "hot water only in July: 5.845 kWh (EN 16147 M) + 1.4 kWh standby (EU 812/2013 class B) at COP ~3"),
     "base.window_energy_ratio": Target(
-        0.97, 1.03, "ratio", "BDEW H0 (dynamised, demandlib h0_dyn): energy it gives the window for the homes' annual kWh"),
+        0.97, 1.03, "ratio",
+        "BDEW H0 (dynamised, demandlib h0_dyn): energy it gives the window for the homes' annual kWh (+ water heating)"),
     "base.h0_profile_corr": Target(
         0.98, 1.0, "Pearson r", "BDEW H0 (demandlib): mean day of the population's 15-min load against H0's over the window"),
     "base.peak_1min_kw": Target(
@@ -89,6 +99,20 @@ TARGETS = {
         "Kerber 2011 / DIN 18015-1: g(n) = 0.07 + 0.93·n^(-3/4) for the 15-min peak of n homes, ±25 % "
         "(the band's width: modelling choice)")
        for n in G_NS},
+    **{f"base.annual_kwh_{k}p": Target(
+        round(kwh * (1 - ANNUAL_BAND)), round(kwh * (1 + ANNUAL_BAND)), "kWh/a",
+        f"BDEW, Stromverbrauch im Haushalt (2021): {kwh:,.0f} kWh/a for {k}{'+' if k == 5 else ''} person"
+        f"{'s' if k > 1 else ''} (all dwellings); the band ±15 %: modelling choice")
+       for k, kwh in enumerate(ANNUAL_KWH_BY_SIZE, start=1)},
+    "base.annual_kwh_cv": Target(
+        round(_size_mix_cv(0.0), 2), round(_size_mix_cv(0.46), 2), "CV",
+        "Destatis Mikrozensus 2018 household sizes × BDEW 2021 means per size: CV 0.32 from the sizes alone; "
+        "up to 0.60 with the widest within-size spread of the Stromspiegel 2022/23 classes (1 person, houses "
+        "without electric water heating: class A <= 1,400, G > 4,500 kWh read as 10th/90th percentiles, sigma 0.46)"),
+    "base.water_heater_kwh_per_person": Target(
+        300.0, 500.0, "kWh/person/a",
+        "Stromspiegel für Deutschland 2017 (co2online/BMUB, 161,000 homes): electric water heating adds about 400 kWh "
+        "per person (+27 %); the band ±25 %: modelling choice"),
     "meter.within_class": Target(0.999, 1.0, "share", "IEC 62053-21 / EN 50470-3: error within the class"),
 }
 
@@ -158,8 +182,10 @@ def ownership_stats(scn: Scenario, pop) -> list[Stat]:
             Stat("ownership.batteries_in_pv_homes", bat_pv / bat if bat else 1.0, w)]
 
 
-def pv_stats(scn: Scenario, pop, step_min: float = 15.0) -> list[Stat]:
-    """Annual irradiation and specific yield of the population's roofs over the start's calendar year."""
+def pv_stats(scn: Scenario, pop, step_min: float = 15.0, n_min: int = 30) -> list[Stat]:
+    """Annual irradiation and specific yield of the population's roofs over the start's calendar year. A
+    scenario with several roofs but fewer than ``n_min`` is filled up with roofs drawn like its first district
+    (as the EV and heat-pump statistics are): a spread over a handful of roofs is mostly chance."""
     clock, m = _year_minutes(scn, step_min)
     weather = _weather(scn, clock)
     sun = weather.sun(m)
@@ -167,13 +193,20 @@ def pv_stats(scn: Scenario, pop, step_min: float = 15.0) -> list[Stat]:
     w = _year_span(scn, f"{step_min:g} min")
     out = [Stat("pv.ghi_kwh_m2", ghi, w)]
     roofs = [h for h in pop if h.devices.pv is not None]
+    own = len(roofs)
+    if 1 < own < n_min:
+        from cosim.scenario import DeviceShares
+
+        d = scn.districts[0].model_copy(update={"name": "cal", "households": n_min - own,
+                                                "shares": DeviceShares(pv=1.0)})
+        roofs += build_population(scn.model_copy(update={"districts": [d], "grid": None}))
     if roofs:
         pv = PVArray([h.id for h in roofs], [h.devices.pv for h in roofs], scn.seed)
         y = np.zeros(pv.n)
         for part in np.array_split(m, max(1, len(m) // 4000)):
             y += pv.power(part, weather).sum(axis=0) * step_min / 60
         spec = y / pv.kwp
-        w = f"{w}, {pv.n} roofs"
+        w = f"{w}, {pv.n} roofs{_filled(own, pv.n, scn)}"
         out.append(Stat("pv.specific_yield", float(spec.mean()), w))
         if pv.n > 1:
             out.append(Stat("pv.yield_spread", float(spec.std() / spec.mean()), w))
@@ -263,7 +296,7 @@ def base_stats(scn: Scenario, n_homes: int = 150, days: int = 90, groups: int = 
     p = np.concatenate([base.day(d) for d in range(d0, d0 + days)])  # (T, N) kW at 1 min
     shape = np.concatenate([day_shape(d) for d in range(d0, d0 + days)])
     q = p.reshape(-1, 15, base.n).mean(axis=1)
-    expect = shape.reshape(-1, 15).mean(axis=1) * base.mean_kw.mean()
+    expect = shape.reshape(-1, 15).mean(axis=1) * (base.mean_kw + base.water_heater_kw).mean()
     w = f"{span(dec1.date(), days, '1 min')}, {base.n} homes drawn like district {district.name}"
     out = [Stat("base.window_energy_ratio", float(q.mean() / expect.mean()), w),
            Stat("base.h0_profile_corr", float(np.corrcoef(q.mean(axis=1).reshape(days, 96).mean(axis=0),
@@ -283,6 +316,62 @@ def base_stats(scn: Scenario, n_homes: int = 150, days: int = 90, groups: int = 
     return out
 
 
+def simulated_annual_kwh(scn: Scenario, homes, stride: int = 7) -> np.ndarray:
+    """Annual kWh of each home's base load as the model simulates it over the calendar year of the start: every
+    ``stride``-th day at 1 min (every weekday and season alike), scaled to the year by H0's daily energy."""
+    from simulators.devices.baseload import BaseLoad, day_shape
+
+    base = BaseLoad([h.id for h in homes], [h.devices.base for h in homes], scn.seed)
+    jan1 = scn.start.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    d0 = int(Clock(jan1).start_local_min // MIN_PER_DAY)
+    days = (dt.date(jan1.year + 1, 1, 1) - dt.date(jan1.year, 1, 1)).days
+    sample = range(d0, d0 + days, stride)
+    e = sum(base.day(d).sum(axis=0) for d in sample) / 60.0
+    return e * sum(day_shape(d).mean() for d in range(d0, d0 + days)) / sum(day_shape(d).mean() for d in sample)
+
+
+def annual_stats(scn: Scenario, n_per_size: int = 60, n_mix: int = 300, stride: int = 7) -> list[Stat]:
+    """Annual energy of homes drawn like the scenario's first district (its seed, ownership and water heaters;
+    no other devices; the population model's household-size draw, not a scenario's fixed annual_kwh/persons):
+    ``n_per_size`` homes of each size against BDEW's mean per size, ``n_mix`` homes with the drawn sizes for
+    the spread. Energy simulated by the base-load model (:func:`simulated_annual_kwh`)."""
+    from cosim.scenario import DeviceShares
+    from simulators.devices.params import BaseLoadParams
+
+    d = scn.districts[0]
+    devices = d.devices.model_copy(update={"base": BaseLoadParams(power_factor=d.devices.base.power_factor)})
+    variety = d.variety or 0.2  # the spread a district draws by default (a fixed-size district's 0 would hide it)
+
+    def homes(n, persons=None, name="cal"):
+        dev = devices if persons is None else devices.model_copy(
+            update={"base": devices.base.model_copy(update={"persons": persons})})
+        district = d.model_copy(update={"name": name, "households": n, "shares": DeviceShares(), "devices": dev,
+                                        "variety": variety})
+        return build_population(scn.model_copy(update={"districts": [district]}))
+
+    per_size = [homes(n_per_size, k, f"cal{k}p") for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
+    mix = homes(n_mix)
+    e = simulated_annual_kwh(scn, [h for group in per_size for h in group] + mix, stride)
+    y = scn.start.year
+    year = f"{span(dt.date(y, 1, 1), (dt.date(y + 1, 1, 1) - dt.date(y, 1, 1)).days, '1 min')}, every {stride}th day"
+    out = [Stat(f"base.annual_kwh_{k}p", float(e[(k - 1) * n_per_size: k * n_per_size].mean()),
+                f"{year}, {n_per_size} homes of {k}{'+' if k == len(ANNUAL_KWH_BY_SIZE) else ''} person{'s' if k > 1 else ''} "
+                f"drawn like "
+                f"district {d.name}") for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
+    em = e[len(per_size) * n_per_size:]
+    out.append(Stat("base.annual_kwh_cv", float(em.std() / em.mean()),
+                    f"{year}, {n_mix} homes drawn like district {d.name} (mean {em.mean():,.0f} kWh/a)"))
+    # the same homes with and without an instantaneous water heater: the difference per person
+    flat = [h for group in per_size for h in group]
+    with_wh = [h.model_copy(update={"devices": h.devices.model_copy(update={"base": h.devices.base.model_copy(
+        update={"instant_water_heater": on})})}) for on in (True, False) for h in flat]
+    e2 = simulated_annual_kwh(scn, with_wh, stride)
+    persons = np.array([h.devices.base.persons for h in flat], dtype=float)
+    out.append(Stat("base.water_heater_kwh_per_person", float(np.mean((e2[:len(flat)] - e2[len(flat):]) / persons)),
+                    f"{year}, the {n_per_size} homes of each size above with and without a water heater"))
+    return out
+
+
 def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
     """Share of readings within the accuracy class over random true powers 0.2–10 kW, both signs."""
     acc = scn.meters.accuracy_class if scn.meters is not None else 1.0
@@ -298,7 +387,7 @@ def meter_stats(scn: Scenario, n_readings: int = 200_000) -> list[Stat]:
 def calibrate(scn: Scenario) -> list[Stat]:
     pop = build_population(scn)
     return (ownership_stats(scn, pop) + pv_stats(scn, pop) + ev_stats(scn, pop) + hp_stats(scn, pop)
-            + base_stats(scn) + meter_stats(scn))
+            + base_stats(scn) + annual_stats(scn) + meter_stats(scn))
 
 
 def _fmt(v: float) -> str:

@@ -215,8 +215,9 @@ class District(_Strict):
     households: PosInt = Field(le=MAX_HOUSEHOLDS)
     shares: DeviceShares = Field(default_factory=DeviceShares)
     devices: DeviceDefaults = Field(default_factory=DeviceDefaults)
-    variety: float = Field(  # 0.2: modelling choice; the annual kWh spread is set by cosim.population's draw
-        0.2, ge=0, le=0.9, description="relative spread of sizes (annual kWh, kWp, kWh) between households"
+    variety: float = Field(  # 0.2: modelling choice for kWp, battery kWh, heat loss and a fixed annual_kwh
+        0.2, ge=0, le=0.9, description="relative spread of sizes (kWp, kWh, UA; annual kWh when devices.base "
+        "sets it) between households; 0: no spread (a drawn annual kWh is then its household size's mean)"
     )
     ownership: Ownership = Field(default_factory=Ownership)
     pv_orientation: Literal["spread", "fixed"] = Field(

@@ -1,7 +1,8 @@
 """Smart-meter population simulator.
 
 Measures each household's net power: a per-meter systematic gain error and per-reading noise within its
-accuracy class (seeded), quantised to the meter's resolution. The class (IEC 62053-21: class 1 = ±1 % of the
+accuracy class (seeded per meter id: one noise stream per meter, so adding a meter changes no other's
+readings), quantised to the meter's resolution. The class (IEC 62053-21: class 1 = ±1 % of the
 reading in the rated current range; EN 50470-3 / MID classes A, B, C = 2, 1, 0.5 %) bounds the *total* error
 of a reading, so the error budget is split (a modelling choice within that bound): the gain error is uniform
 in ±class/2 and the per-reading noise is normal (σ = class/6) truncated at ±class/2, so |gain + noise| never
@@ -43,6 +44,35 @@ META = {
 QUARTER_MS = 900_000
 
 
+class _Noise:
+    """Standard-normal reading noise, one stream per meter keyed by (seed, purpose, meter id), drawn in blocks:
+    a meter's k-th reading gets its stream's k-th number, whatever other meters there are or in which order."""
+
+    BLOCK = 64  # numbers per refill: memory 3 x 8 B x 64 per meter
+
+    def __init__(self, seed: int, purpose: int):
+        self.seed, self.purpose = seed, purpose
+        self.gens: list[np.random.Generator] = []
+        self.buf = np.zeros((0, self.BLOCK))
+        self.pos = np.zeros(0, dtype=np.int64)
+
+    def add(self, ids: list[str]) -> None:
+        gens = [np.random.default_rng(np.random.SeedSequence([self.seed, self.purpose, *i.encode()])) for i in ids]
+        self.gens += gens
+        self.buf = np.concatenate([self.buf, np.array([g.standard_normal(self.BLOCK) for g in gens]).reshape(
+            len(gens), self.BLOCK)])
+        self.pos = np.concatenate([self.pos, np.zeros(len(gens), dtype=np.int64)])
+
+    def draw(self) -> np.ndarray:
+        """The next number of every meter's stream, in meter order."""
+        for k in np.flatnonzero(self.pos >= self.BLOCK):
+            self.buf[k] = self.gens[k].standard_normal(self.BLOCK)
+            self.pos[k] = 0
+        z = self.buf[np.arange(len(self.gens)), self.pos]
+        self.pos += 1
+        return z
+
+
 class MeterPopulation:
     """Vectorised meters for a growing set of device ids."""
 
@@ -57,8 +87,8 @@ class MeterPopulation:
         self.e_exp = np.zeros(0)
         self.q_sum = np.zeros(0)  # kWh accumulated in the current quarter
         self.p15 = np.zeros(0)
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        self.rng_phase = np.random.default_rng(np.random.SeedSequence([seed, 4]))  # per-phase readings only
+        # reading noise: one stream per meter and purpose (active, reactive, per-phase readings), keyed by its id
+        self.noise_p, self.noise_q, self.noise_phase = _Noise(seed, 2), _Noise(seed, 5), _Noise(seed, 4)
 
     def _add(self, ids: list[str]) -> None:
         for i in ids:
@@ -71,6 +101,8 @@ class MeterPopulation:
             for i in ids
         ]
         self.gain = np.concatenate([self.gain, 1.0 + np.asarray(gains)])
+        for noise in (self.noise_p, self.noise_q, self.noise_phase):
+            noise.add(ids)
         zeros = np.zeros(len(ids))
         self.e_imp, self.e_exp = np.concatenate([self.e_imp, zeros]), np.concatenate([self.e_exp, zeros])
         self.q_sum, self.p15 = np.concatenate([self.q_sum, zeros]), np.concatenate([self.p15, zeros])
@@ -87,9 +119,11 @@ class MeterPopulation:
             out[self.index[k]] = v
         return out
 
-    def measure(self, p_true: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    def measure(self, p_true: np.ndarray, noise: _Noise | None = None) -> np.ndarray:
+        """Readings of the true values *p_true* (one per meter, meter order) with the next noise of each meter's
+        stream (*noise*: default the active-power readings')."""
         half = self.acc / 2.0
-        noise = np.clip((rng or self.rng).normal(0.0, self.acc / 6.0, size=p_true.shape), -half, half)
+        noise = np.clip((noise or self.noise_p).draw() * (self.acc / 6.0), -half, half)
         p = p_true * (self.gain + noise)
         return np.round(p / self.res_kw) * self.res_kw
 
@@ -145,7 +179,7 @@ class MeterSim(mosaik_api_v3.Simulator):
         p_meas = self.pop.measure(p)
         if int(t_ms) % self.interval == 0:  # publish registers as they stand at the start of this step
             ids = self.pop.ids
-            q_meas = self.pop.measure(q_vec)
+            q_meas = self.pop.measure(q_vec, self.pop.noise_q)
             self.out = {
                 "P": dict(zip(ids, p_meas.tolist())),
                 "Q": dict(zip(ids, q_meas.tolist())),
@@ -156,7 +190,7 @@ class MeterSim(mosaik_api_v3.Simulator):
             for attr in PHASES:
                 phase = self._merged(ins, attr)
                 if phase:
-                    self.out[attr] = dict(zip(ids, self.pop.measure(self.pop.vector(phase), self.pop.rng_phase).tolist()))
+                    self.out[attr] = dict(zip(ids, self.pop.measure(self.pop.vector(phase), self.pop.noise_phase).tolist()))
         quarter_done = int(self.q_offset_ms + t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size

@@ -388,3 +388,22 @@ def test_base_load_noise_filter_is_scipys_lfilter_bit_for_bit():
         z0 = (1 - c) * x[:, 0]
         ref = lfilter([c], [1.0, -phi], x, axis=1, zi=z0[:, None])[0]
         assert np.array_equal(ar1(x, c, phi, z0), ref)
+
+
+def test_instant_water_heater_adds_to_the_annual_kwh():
+    """A home's water heater (showers, taps; per person) comes on top of its annual kWh: the rest of its use is
+    the same with and without one (it was taken out of the annual kWh: 2,708 -> 1,520 kWh/a of other use)."""
+    from simulators.devices.baseload import BaseLoad, day_shape, water_heater_kwh
+
+    ids = [f"h{i}" for i in range(40)]
+    days = range(20454, 20454 + 56)
+
+    def kwh_per_day(wh):
+        bl = BaseLoad(ids, [BaseLoadParams(annual_kwh=2000.0, persons=2, instant_water_heater=wh)] * 40, seed=3)
+        return np.mean([bl.day(d).sum(axis=0).mean() / 60 for d in days])
+
+    shape = np.mean([day_shape(d).mean() for d in days])
+    without, with_wh = kwh_per_day(False), kwh_per_day(True)
+    assert abs(without / (2000.0 / 365 * shape) - 1) < 0.03
+    assert 700 < water_heater_kwh(2) < 900  # Stromspiegel 2017: about 400 kWh per person
+    assert abs((with_wh - without) / (water_heater_kwh(2) / 365 * shape) - 1) < 0.1

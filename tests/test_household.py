@@ -12,6 +12,7 @@ import pytest
 
 from simulators.devices.params import (
     ApplianceParams,
+    BaseLoadParams,
     BatteryParams,
     DeviceSet,
     EVParams,
@@ -109,7 +110,11 @@ def test_determinism_same_seed_identical_other_seed_differs():
 
 
 def test_adding_devices_does_not_change_base_load_draws():
-    plain = [HouseholdSpec(id=f"d1.h{i:03d}").model_dump() for i in range(6)]
+    # the shiftable appliances' energy is part of the annual kWh (the base load carries the rest): the plain
+    # homes with the rest as their annual kWh draw the same base load
+    rest = {s["id"]: s["devices"]["base"]["annual_kwh"] - s["devices"]["base"]["appliance_kwh"] for s in _specs()}
+    plain = [HouseholdSpec(id=f"d1.h{i:03d}", devices=DeviceSet(base=BaseLoadParams(annual_kwh=rest[f"d1.h{i:03d}"])))
+             .model_dump() for i in range(6)]
     a = _run(_sim(plain), 60, attrs=["P_base"])
     b = _run(_sim(_specs()), 60, attrs=["P_base"])
     assert a == b
@@ -421,3 +426,38 @@ def test_resent_and_changed_inputs_give_the_setpoints_of_the_last_writer():
         got = s.get_data({EID: ["P_bat_set", "app_start"]})[EID]
         assert got["P_bat_set"] == {h: v for h, v in want.items() if v is not None}, k
         assert got["app_start"] == apps, k
+
+
+def test_appliance_energy_is_part_of_the_annual_kwh_and_cycles_follow_household_size():
+    """A home's shiftable appliances run on cycles_per_week of the days (a 2-person home's washing machine: 140 a
+    year, Öko-Institut) and their energy is part of its annual kWh: base load + appliances over four weeks is
+    what H0 gives the annual kWh (a daily 1.125 kWh cycle used to come on top: +411 kWh/a)."""
+    import numpy as np
+
+    from cosim.population import build_population
+    from cosim.scenario import parse_scenario
+    from simulators.devices.baseload import day_shape
+    from simulators.devices.common import MIN_PER_DAY, Clock
+    from simulators.devices.weather import Weather
+    from simulators.household import Population
+
+    scn = parse_scenario({"name": "t", "start": "2026-01-05T00:00:00+01:00", "duration": "1h", "seed": 5,
+                          "districts": [{"name": "d1", "households": 30, "shares": {"appliances": 1.0},
+                                         "devices": {"base": {"persons": 2}},
+                                         "ownership": {"instant_water_heater": 0.0}}]})
+    specs = build_population(scn)
+    wm = specs[0].devices.appliances[0]
+    assert wm.name == "washing_machine" and abs(wm.cycles_per_week * 365.25 / 7 - 140) < 0.5
+    clock = Clock(scn.start.isoformat())
+    pop = Population(specs, clock, Weather(5, 48.1, 11.6, clock.utc_offset_min), 5)
+    days, step = 28, 15
+    e = np.zeros(pop.n)
+    for k in range(days * MIN_PER_DAY // step):
+        pop.step(k * step * 60_000, step * 60_000)
+        e += pop.out["P"] * step / 60
+    d0 = int(clock.start_local_min // MIN_PER_DAY)
+    share = sum(day_shape(d).mean() for d in range(d0, d0 + days)) / 365
+    annual = np.array([s.devices.base.annual_kwh for s in specs])
+    assert abs(e.sum() / (annual.sum() * share) - 1) < 0.03
+    runs = np.bincount([k for k, _ in pop.app.runs], minlength=pop.app.n)
+    assert set(runs) <= {10, 11}  # 28 days × 140 / 365.25

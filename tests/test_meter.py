@@ -103,3 +103,18 @@ def test_three_phase_readings_within_class_and_the_total_unchanged():
         for attr, t in zip(("P_a", "P_b", "P_c"), true):
             assert abs(reading[attr]["h1"] - t) <= 0.01 * abs(t) + 0.0005 + 1e-12, (attr, reading, t)
     assert without_p[0][0]["P_a"] == {}
+
+
+def test_adding_a_meter_leaves_the_other_meters_readings_unchanged():
+    """Reading noise comes from one stream per meter keyed by its id, not one shared stream in meter order."""
+    def readings(ids, steps=150):
+        pop = MeterPopulation(seed=3, accuracy_class=1.0, resolution_w=0.001)
+        pop.vector({i: 0.0 for i in ids})
+        p = np.full(len(ids), 5.0)
+        r = np.array([pop.measure(p) for _ in range(steps)])
+        return {i: r[:, k].tolist() for k, i in enumerate(ids)}
+
+    base = readings(["d1.h001", "d1.h002"])
+    more = readings(["a.h001", "d1.h002", "d1.h001"])  # a meter added in front, the others reordered
+    assert more["d1.h001"] == base["d1.h001"] and more["d1.h002"] == base["d1.h002"]
+    assert len(set(base["d1.h001"])) > 10  # the readings do carry noise

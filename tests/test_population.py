@@ -103,3 +103,53 @@ def test_variants_keep_every_other_draw():
             if d.heat_pump is not None and o.heat_pump is not None:
                 assert o.heat_pump.ua_kw_per_k == d.heat_pump.ua_kw_per_k
     assert sum(d.pv.kwp for d in a.values() if d.pv) == sum(d.pv.kwp for d in b.values() if d.pv)
+
+
+def test_household_sizes_and_annual_kwh_follow_destatis_and_bdew():
+    """Each home draws a household size (Destatis shares) and its annual kWh around the size's BDEW mean with the
+    Stromspiegel-fitted spread: the population's mean and spread follow household size, not one 3,500 kWh home."""
+    from cosim.population import ANNUAL_KWH_BY_SIZE, HOUSEHOLD_SIZE_SHARES, annual_kwh
+
+    pop = build_population(scenario(4000))
+    persons = np.array([h.devices.base.persons for h in pop])
+    kwh = np.array([h.devices.base.annual_kwh for h in pop])
+    for k, (share, mean) in enumerate(zip(HOUSEHOLD_SIZE_SHARES, ANNUAL_KWH_BY_SIZE), start=1):
+        assert abs((persons == k).mean() - share) < 0.02, k
+        # the BDEW mean less the national share (1/4) of water heating, which comes on top in those homes
+        assert 0.85 * mean < annual_kwh(k, None, spread=False) < mean
+        assert abs(kwh[persons == k].mean() / annual_kwh(k, None, spread=False) - 1) < 0.08, k
+    assert 0.45 < kwh.std() / kwh.mean() < 0.6  # was 0.19 (3,500 kWh × N(1, 0.2) for every home)
+    assert kwh.min() < 1000 and kwh.max() > 8000
+
+
+def test_scenario_annual_kwh_and_persons_override_the_draw():
+    fixed = parse_scenario(dict(BASE, districts=[{"name": "home", "households": 3, "variety": 0.0,
+                                                  "devices": {"base": {"annual_kwh": 3200}}}]))
+    pop = build_population(fixed)
+    assert {h.devices.base.annual_kwh for h in pop} == {3200.0} and all(h.devices.base.persons for h in pop)
+    four = parse_scenario(dict(BASE, districts=[{"name": "d1", "households": 50,
+                                                 "devices": {"base": {"persons": 4}}}]))
+    kwh = [h.devices.base.annual_kwh for h in build_population(four)]
+    from cosim.population import annual_kwh
+    mean4 = annual_kwh(4, None, spread=False)
+    assert {h.devices.base.persons for h in build_population(four)} == {4} and 0.8 < np.mean(kwh) / mean4 < 1.2
+    # variety 0 without a fixed annual_kwh: each home its size's mean (without water heating)
+    same = parse_scenario(dict(BASE, districts=[{"name": "d1", "households": 20, "variety": 0.0}]))
+    assert all(h.devices.base.annual_kwh == annual_kwh(h.devices.base.persons, None, spread=False)
+               for h in build_population(same))
+
+
+def test_a_districts_homes_do_not_depend_on_the_other_districts():
+    """Every per-district and per-household stream is keyed by the district's name: district b's homes (devices,
+    sizes, phases) are the same alone, after a, and before a (was 0 of 10 identical after a)."""
+    b = {"name": "b", "households": 10, "shares": {"pv": 0.4, "battery": 0.2, "ev": 0.3, "heat_pump": 0.2}}
+    a = {"name": "a", "households": 7, "shares": {"pv": 0.5}}
+    grid = {"network": "kerber_vorstadt_1", "engine": "fast3ph"}
+
+    def homes(*districts):
+        pop = build_population(parse_scenario(dict(BASE, districts=list(districts), grid=grid)))
+        return {h.id: h for h in pop if h.id.startswith("b.")}
+
+    alone = homes(b)
+    assert homes(a, b) == alone and homes(b, a) == alone
+    assert len({h.phase for h in alone.values()}) > 1

@@ -1,7 +1,8 @@
-"""Shiftable appliances (washing machine, dishwasher, …): one cycle per day inside a time window.
+"""Shiftable appliances (washing machine, dishwasher, …): a cycle on some days inside a time window.
 
-Each appliance instance runs its per-minute power profile exactly once per local day, starting at
-or after window_start and ending by window_end. Default start: window_start. A requested start
+Each appliance instance runs its per-minute power profile once on each local day that has a cycle
+(``cycles_per_week`` of 7 days, evenly spread by ``day_offset``: ``params.has_cycle``; 7 = every day),
+starting at or after window_start and ending by window_end; on the other days it does not run. Default start: window_start. A requested start
 (``app_start``, converted to local minutes) applies to the cycle of the day it falls on when the whole
 cycle fits in that day's window, otherwise that day runs the default. Requests persist until changed
 (they only ever match the day they fall on). A cycle not started by its latest start
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import FIXED, MIN_PER_DAY, Clock, wall_day
-from .params import ApplianceParams, minutes_of_day
+from .params import ApplianceParams, has_cycle, minutes_of_day
 
 PENDING, RUNNING, DONE = 0, 1, 2
 
@@ -38,6 +39,8 @@ class Appliances:
         self.peak = prof.max(axis=1) if self.n else np.zeros(0)
         self.ws = np.array([minutes_of_day(p.window_start) for p in params], dtype=float)
         self.we = np.array([minutes_of_day(p.window_end) for p in params], dtype=float)
+        self.params = list(params)
+        self._cycle_days: dict[int, np.ndarray] = {}
         self.state = np.full(self.n, PENDING, dtype=np.int64)
         self.day = np.full(self.n, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.start_min = np.full(self.n, np.nan)
@@ -55,6 +58,15 @@ class Appliances:
             if len(self._windows) > 4:
                 del self._windows[min(self._windows)]
         return w
+
+    def has_cycle(self, day: int) -> np.ndarray:
+        """Per instance: whether wall-clock day ``day`` has a cycle."""
+        c = self._cycle_days.get(day)
+        if c is None:
+            c = self._cycle_days[day] = np.array([has_cycle(p, day) for p in self.params], dtype=bool)
+            if len(self._cycle_days) > 8:
+                del self._cycle_days[min(self._cycle_days)]
+        return c
 
     def planned(self, day: int) -> np.ndarray:
         """Start minute (local) planned for the cycle of ``day``: valid request or window start."""
@@ -75,7 +87,8 @@ class Appliances:
             st = np.where(self.state[new] == RUNNING, RUNNING, PENDING)  # (cannot run over midnight)
             # first day: a window whose latest start already passed is skipped
             late = first & (m > latest[new] + 1e-9)
-            self.state[new] = np.where(late, DONE, st)
+            none = ~self.has_cycle(day)[new] & (st == PENDING)  # no cycle that day
+            self.state[new] = np.where(late | none, DONE, st)
             self.day[new] = day
         start = (
             (self.state == PENDING)

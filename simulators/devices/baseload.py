@@ -11,7 +11,8 @@ vs-evening emphasis and a noise strength. Per household and day: a daily level f
 (``APPLIANCES``: kettle, hob, oven, small appliances, laundry heating, and showers and taps on an
 instantaneous water heater where the home has one) with nameplate powers and durations, started at
 times drawn from the household's shifted shape. The events carry their expected energy; the continuous
-part the rest of ``annual_kwh``. The events set the 1-minute peaks and, being rare and short, the
+part the rest of ``annual_kwh``, except the water heater's showers and taps (per person): they come on top of
+``annual_kwh``, the home's electricity without water heating (``water_heater_kwh``). The events set the 1-minute peaks and, being rare and short, the
 diversity between homes: the 15-minute coincidence factor of many homes follows the Kerber /
 DIN 18015-1 curve g(n) = g∞ + (1 - g∞)·n^(-3/4), g∞ ≈ 0.07 (``cosim calibrate``).
 Reactive power from the power factor (inductive).
@@ -37,6 +38,11 @@ from .params import BaseLoadParams
 # checked against the Kerber / DIN 18015-1 coincidence band of cosim.calibrate.
 _NOISE_PHI = 0.9
 REF_KWH = 3500.0  # event rates are per day for a household of this annual consumption (scaled)
+# Water-heater events (``water_heater``) are per person and day instead, and their energy comes on top of
+# ``annual_kwh`` (the home's electricity without water heating): shower 0.3 and tap 1.0 draws per person and day
+# give 0.3 × 2.45 + 1.0 × 0.35 = 1.09 kWh/day = 397 kWh per person and year, the Stromspiegel für Deutschland
+# 2017 (co2online/BMUB, 161,000 homes): electric water heating adds about 400 kWh per person (+27 %).
+REF_PERSONS = 3  # persons of a home whose size is not given (BDEW's 3,500 kWh reference home: 3 persons)
 MAX_EVENT_SHARE = 0.8  # modelling choice: the continuous part keeps at least 20 % of the energy
 
 
@@ -57,7 +63,7 @@ def ar1(x: np.ndarray, c: float, phi: float, z0: np.ndarray) -> np.ndarray:
 
 class Appliance(NamedTuple):
     name: str
-    per_day: float  # events per day at REF_KWH and an average day
+    per_day: float  # events per day at REF_KWH and an average day (water heater: per person and day)
     kw: tuple[float, float]  # uniform power range
     minutes: tuple[int, int]  # uniform integer duration range
     water_heater: bool  # only in homes with an instantaneous water heater
@@ -69,10 +75,9 @@ class Appliance(NamedTuple):
 # dryer/vacuum 0.8-2 kW; washing machine and dishwasher heating phases ~2 kW; instantaneous water
 # heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates and durations are modelling choices, set so that:
 # cooking (hob, oven, kettle) is 568 kWh a year, 16 % of a 3,500 kWh household's electricity (14 % without
-# the kettle), above the 9-13 % of HEA/BDEW, "Stromverbrauch im Haushalt"; a shower a day per home and a
-# few hand-wash draws on the water heater
-# (DHW ≈ 700 kWh per person and year; Destatis/BDEW: about a quarter of German homes heat water
-# electrically and decentrally, cf. cosim.population).
+# the kettle), above the 9-13 % of HEA/BDEW, "Stromverbrauch im Haushalt"; the water heater's rates per person
+# as above (REF_KWH) (Destatis/BDEW: about a quarter of German homes heat water electrically and
+# decentrally, cf. cosim.population).
 APPLIANCES = (
     Appliance("kettle", 1.5, (2.0, 3.0), (2, 4), False),
     Appliance("hob", 0.6, (1.2, 5.0), (10, 40), False),
@@ -80,14 +85,19 @@ APPLIANCES = (
     Appliance("hob_and_oven", 0.06, (6.0, 10.0), (20, 60), False),
     Appliance("small", 2.0, (0.8, 2.0), (2, 15), False),
     Appliance("laundry_heating", 0.3, (1.8, 2.5), (10, 30), False),
-    Appliance("shower", 0.9, (18.0, 24.0), (4, 10), True),
-    Appliance("tap", 3.0, (18.0, 24.0), (1, 1), True),
+    Appliance("shower", 0.3, (18.0, 24.0), (4, 10), True),
+    Appliance("tap", 1.0, (18.0, 24.0), (1, 1), True),
 )
 _RATE = np.array([a.per_day for a in APPLIANCES])
 _KW = np.array([a.kw for a in APPLIANCES])
 _MIN = np.array([a.minutes for a in APPLIANCES])
 _WH = np.array([a.water_heater for a in APPLIANCES])
 _E_EVENT = _KW.mean(axis=1) * _MIN.mean(axis=1) / 60.0  # expected kWh per event
+
+
+def water_heater_kwh(persons: int | None) -> float:
+    """Expected annual kWh of an instantaneous water heater in a home of *persons* (None: REF_PERSONS)."""
+    return float(_RATE[_WH] @ _E_EVENT[_WH]) * (persons or REF_PERSONS) * 365.0
 
 
 # demandlib's default BDEW seasons (ElecSlp): (month, day) ranges, inclusive
@@ -136,7 +146,9 @@ class BaseLoad:
         self.seed = int(seed)
         self.n = len(ids)
         self.keys = [id_key(h) for h in ids]
-        self.mean_kw = np.array([p.annual_kwh / 8760.0 for p in params])
+        # the shiftable appliances' energy (simulators.devices.appliance) is part of annual_kwh: the base load
+        # carries the rest, at least half of it (modelling choice: a guard against tiny annual_kwh)
+        self.mean_kw = np.array([max(p.annual_kwh - p.appliance_kwh, 0.5 * p.annual_kwh) / 8760.0 for p in params])
         pf = np.array([p.power_factor for p in params])
         self.tan_phi = np.sqrt(1.0 - pf**2) / pf
         shift, emph, sig = np.empty(self.n), np.empty(self.n), np.empty(self.n)
@@ -149,13 +161,17 @@ class BaseLoad:
             sig[i] = g.uniform(0.2, 0.4)
         self.shift = np.rint(shift).astype(np.int64)
         self.emph, self.sigma = emph, sig
-        # appliance event rates per household (events/day on an average day), scaled with consumption
+        # appliance event rates per household (events/day on an average day), scaled with consumption; the
+        # water heater's per person, on top of annual_kwh (its energy is not taken from the continuous part)
         wh = np.array([p.instant_water_heater for p in params])
-        rate = _RATE[None, :] * (self.mean_kw * 8760.0 / REF_KWH)[:, None] * (~_WH[None, :] | wh[:, None])
+        persons = np.array([p.persons or REF_PERSONS for p in params], dtype=float)
+        rate = _RATE[None, :] * (self.mean_kw * 8760.0 / REF_KWH)[:, None] * ~_WH[None, :]
         e_day = rate @ _E_EVENT
         cap = MAX_EVENT_SHARE * self.mean_kw * 24.0
-        self.rate = rate * np.minimum(1.0, cap / np.maximum(e_day, 1e-12))[:, None]
-        self.event_share = (self.rate @ _E_EVENT) / (self.mean_kw * 24.0)
+        rate *= np.minimum(1.0, cap / np.maximum(e_day, 1e-12))[:, None]
+        self.event_share = (rate @ _E_EVENT) / (self.mean_kw * 24.0)  # of annual_kwh
+        self.rate = rate + _RATE[None, :] * (persons * wh)[:, None] * _WH[None, :]
+        self.water_heater_kw = (self.rate[:, _WH] @ _E_EVENT[_WH]) / 24.0  # mean kW on top of annual_kwh
         self._days: dict[int, np.ndarray] = {}
         self._idx = self._even = None
 

@@ -162,7 +162,7 @@ def _app_envelope(ap, per, p_min, p_max, m0, s0, s1, n, slot_min, tick):
         w0, w1, latest = ap.window(day)
         today = ap.day == day
         state = np.where(today, ap.state, PENDING)
-        show = (w1 > m0) & (w0 < m_end) & ~((state == PENDING) & (m0 > latest + 1e-9))
+        show = (w1 > m0) & (w0 < m_end) & ~((state == PENDING) & (m0 > latest + 1e-9)) & ap.has_cycle(day)
         if not show.any():
             continue
         pend = show & (state == PENDING)

@@ -9,6 +9,7 @@ times as "HH:MM" local to the scenario start's timezone.
 
 from __future__ import annotations
 
+import math
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -36,8 +37,16 @@ class BaseLoadParams(_Strict):
     """Household base load (everything not flexible)."""
 
     # 3,500 kWh/a: the three-person reference household of the BDEW-Strompreisanalyse (BDEW, yearly;
-    # "Musterhaushalt" with 3,500 kWh/a)
+    # "Musterhaushalt" with 3,500 kWh/a). A district's homes draw theirs from their household size
+    # (cosim.population) unless the scenario sets annual_kwh.
     annual_kwh: float = Field(3500.0, gt=0, description="yearly consumption of the base load")
+    persons: int | None = Field(
+        None, ge=1, le=5, description="household size (5 = five or more); drawn per home by cosim.population"
+    )
+    appliance_kwh: float = Field(
+        0.0, ge=0, description="expected annual energy of the home's shiftable appliances, part of annual_kwh "
+        "(set from DeviceSet.appliances; the base load carries the rest)"
+    )
     instant_water_heater: bool = Field(
         False, description="electric instantaneous water heater (18-24 kW showers) in the base load"
     )
@@ -50,13 +59,18 @@ class PVParams(_Strict):
     #   2020 (EUPD Research 2021, "89 Prozent des Solarpotenzials noch ungenutzt"); the district's variety scales it
     # tilt 30° / azimuth 180°: centre of German rooftop systems (tilts mostly 20-40°, azimuths around south),
     #   Killinger et al. 2018, Solar Energy 173:1087-1106 (cf. the spread in cosim.population)
-    # efficiency 0.85: 1 - 14 % PVWatts v5 default system losses (Dobos 2014, "PVWatts Version 5 Manual",
-    #   NREL/TP-6A20-62641), rounded; here it also covers the inverter (PVWatts: 96 % nominal), so it is
-    #   slightly optimistic; temperature losses are modelled separately (simulators.devices.pv)
+    # efficiency 0.86: DC side, 1 - 14 % PVWatts v5 default system losses (soiling, shading, mismatch, wiring,
+    #   connections, light-induced degradation, nameplate, availability; Dobos 2014, "PVWatts Version 5 Manual",
+    #   NREL/TP-6A20-62641, Table 4: 14.08 %); the inverter is separate (inverter_efficiency), temperature
+    #   losses too (simulators.devices.pv)
+    # inverter_efficiency 0.96: PVWatts v5 nominal inverter efficiency eta_inv_nom (Dobos 2014), with its
+    #   part-load curve (pvlib.inverter.pvwatts); the inverter's DC rating = kwp (modelling choice: a DC/AC
+    #   ratio of 1, German rooftop systems are rarely oversized much; PVWatts' default 1.2 is a US figure)
     kwp: float = Field(5.0, gt=0, description="peak power")
     tilt: float = Field(30.0, ge=0, le=90, description="panel tilt, degrees from horizontal")
     azimuth: float = Field(180.0, ge=0, lt=360, description="degrees from north (180 = south)")
-    efficiency: float = Field(0.85, gt=0, le=1, description="system efficiency (inverter, losses)")
+    efficiency: float = Field(0.86, gt=0, le=1, description="DC system efficiency (losses before the inverter)")
+    inverter_efficiency: float = Field(0.96, gt=0, le=1, description="nominal inverter efficiency (PVWatts)")
 
 
 class BatteryParams(_Strict):
@@ -156,7 +170,8 @@ class HeatPumpParams(_Strict):
 
 
 class ApplianceParams(_Strict):
-    """A shiftable appliance: one cycle per day that must run inside [window_start, window_end]."""
+    """A shiftable appliance: a cycle on ``cycles_per_week`` of the days, evenly spread (a day has a cycle when
+    floor((day + day_offset) · cycles_per_week / 7) steps up), each inside [window_start, window_end]."""
 
     name: str = Field("washing_machine")
     # profile: modelling choice, a stylised 60 °C washing cycle (15 min heating at 2 kW, 45 min washing at
@@ -169,6 +184,10 @@ class ApplianceParams(_Strict):
     # window 09:00-18:00: modelling choice (daytime, PV hours), set per study
     window_start: str = Field("09:00")
     window_end: str = Field("18:00")
+    # 7 (a cycle every day): modelling choice of an appliance the scenario names; cosim.population sets a washing
+    # machine's by household size (Öko-Institut washing frequencies, see there)
+    cycles_per_week: float = Field(7.0, gt=0, le=7, description="cycles per week (7: every day)")
+    day_offset: float = Field(0.0, ge=0, lt=7, description="phase of the cycle days (drawn per home)")
 
     _hhmm = field_validator("window_start", "window_end")(classmethod(lambda cls, v: _check_hhmm(v)))
 
@@ -192,6 +211,17 @@ class ApplianceParams(_Strict):
         return self
 
 
+def has_cycle(app: ApplianceParams, day: int) -> bool:
+    """Whether *app* runs a cycle on (wall-clock) day number *day*: ``cycles_per_week`` of 7 days, evenly."""
+    c = app.cycles_per_week / 7.0
+    return math.floor((day + app.day_offset) * c + 1e-9) > math.floor((day - 1 + app.day_offset) * c + 1e-9)
+
+
+def appliance_kwh(apps: list[ApplianceParams]) -> float:
+    """Expected annual energy of shiftable appliances: kWh per cycle × cycles per week × 365.25 / 7."""
+    return float(sum(sum(a.profile_kw) / 60.0 * a.cycles_per_week * 365.25 / 7.0 for a in apps))
+
+
 class DeviceSet(_Strict):
     """The devices of one household; absent = the household does not have it."""
 
@@ -201,6 +231,15 @@ class DeviceSet(_Strict):
     ev: EVParams | None = None
     heat_pump: HeatPumpParams | None = None
     appliances: list[ApplianceParams] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _appliance_energy(self):
+        """The shiftable appliances' energy is part of the home's annual kWh (H0 includes laundry and dishes):
+        the base load carries the rest (base.appliance_kwh)."""
+        kwh = round(appliance_kwh(self.appliances), 3)
+        if self.base.appliance_kwh != kwh:
+            self.base = self.base.model_copy(update={"appliance_kwh": kwh})
+        return self
 
 
 class HouseholdSpec(_Strict):

@@ -7,7 +7,9 @@ neighbours are strongly but not perfectly correlated (seeded by household id, pe
 Then, all pvlib: beam/diffuse split by the Erbs correlation, plane-of-array irradiance by the
 Hay–Davies model (albedo 0.2), incidence-angle losses of the beam by the physical (Fresnel) IAM,
 cell temperature by the Faiman model (u0 = 25, u1 = 6.84, wind 1 m/s), DC power by PVWatts
-(γ = -0.4 %/K). AC power = DC · efficiency (system losses and inverter), clipped to [0, kWp].
+(γ = -0.4 %/K) times the DC system efficiency (``efficiency``, PVWatts' 14 % losses); AC power by the PVWatts
+inverter model (``pvlib.inverter.pvwatts``: nominal ``inverter_efficiency`` 0.96 with its part-load curve,
+DC rating = kWp, so AC ≤ 0.96 kWp).
 Returned as generation (kW ≥ 0).
 
 A simulation day is evaluated once at every minute's midpoint and cached (like the base load):
@@ -41,6 +43,7 @@ class PVArray:
         self.tilt = np.array([p.tilt for p in params], dtype=float)
         self.azimuth = np.array([p.azimuth for p in params], dtype=float)
         self.eff = np.array([p.efficiency for p in params])
+        self.eta_inv = np.array([p.inverter_efficiency for p in params])
         lag, per, ph = np.empty(self.n), np.empty(self.n), np.empty(self.n)
         for i, h in enumerate(ids):
             g = rng(seed, S_PV_PARAMS, id_key(h))
@@ -77,7 +80,9 @@ class PVArray:
             g_eff = poa["poa_direct"] * pvlib.iam.physical(aoi) + poa["poa_diffuse"]
             t_cell = pvlib.temperature.faiman(poa["poa_global"], weather.temperature(md)[:, None], WIND_MS)
             pdc = pvlib.pvsystem.pvwatts_dc(g_eff, t_cell, self.kwp, GAMMA_PDC)
-            out[day] = np.clip(np.nan_to_num(pdc * self.eff), 0.0, self.kwp)
+            pdc = np.nan_to_num(pdc * self.eff)
+            pac = pvlib.inverter.pvwatts(pdc, self.kwp, eta_inv_nom=self.eta_inv)
+            out[day] = np.clip(np.nan_to_num(pac), 0.0, self.kwp)
         return out[0] if scalar else out
 
     # ---- per-minute cache and stepping ---------------------------------------------------------

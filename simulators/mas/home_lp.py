@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from simulators.devices.common import FIXED, Clock, wall_day
 from simulators.devices.heatpump import cop  # the household simulator's COP(T_out): same physics
 from simulators.devices.ev import typical_need_kwh  # mean driving energy of a day the car is used
-from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, minutes_of_day
+from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, has_cycle, minutes_of_day
 
 from .lp import LP
 from .tariff import Tariff
@@ -133,11 +133,14 @@ def shift_profile(a: np.ndarray, t_from: int, t_to: int, slot_ms: int, day_horiz
 
 def appliance_windows(app: ApplianceParams, minute0: float, horizon_min: float,
                       clock: Clock = FIXED) -> list[tuple[float, float]]:
-    """(earliest start, latest start) in local minutes of the daily (wall-clock) windows overlapping the horizon."""
+    """(earliest start, latest start) in local minutes of the daily (wall-clock) windows overlapping the horizon, on
+    the days with a cycle (``params.has_cycle``)."""
     n = len(app.profile_kw)
     ws, we = minutes_of_day(app.window_start), minutes_of_day(app.window_end)
     out = []
     for d in range(wall_day(clock, minute0) - 1, wall_day(clock, minute0 + horizon_min) + 1):
+        if not has_cycle(app, d):
+            continue
         s0, s1 = clock.linear_min(d * 1440.0 + ws), clock.linear_min(d * 1440.0 + we) - n
         if s1 >= minute0 and s0 < minute0 + horizon_min:
             out.append((s0, s1))
