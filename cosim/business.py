@@ -161,6 +161,34 @@ def _settlements(res: Results, kpis: dict) -> dict | None:
     return None
 
 
+# the fields of a scenario that make its households, devices, weather and grid: a baseline must have them all
+# as the run has (the controller, its telecom, the DSO, recording and economics may differ)
+PHYSICAL = ("start", "timezone", "step", "seed", "location", "districts", "meters", "grid", "substations")
+
+
+def _check_baseline(run: Results, base: Results) -> list[str]:
+    """Refuse (InputError, one line) a baseline that is not the run's scenario without a controller; warnings
+    for a different replicate (noise streams and tie-break drawn afresh, same households)."""
+    rs, bs = run.scenario, base.scenario
+    if rs is None or bs is None:  # files without their scenario: only the time axis and households are checked
+        return []
+    problems = []
+    if bs.control is not None and bs.control.mode != "none":
+        problems.append(f"it was run with control mode '{bs.control.mode}' (run the scenario with --control none)")
+    differ = [f for f in PHYSICAL if getattr(rs, f) != getattr(bs, f)]
+    if differ:
+        what = ", ".join(f"{f} ({getattr(bs, f)} vs {getattr(rs, f)})" if f in ("seed", "start", "step") else f
+                         for f in differ)
+        problems.append(f"its scenario {bs.name!r} differs from {rs.name!r} of the run in {what}")
+    if problems:
+        raise InputError(f"{base.path}: not a baseline of {run.path} (the same scenario without a controller): "
+                         + "; ".join(problems))
+    if rs.replicate != bs.replicate:
+        return [f"baseline replicate {bs.replicate} differs from the run's {rs.replicate} (other meter noise, "
+                "telecom draws and tie-break)"]
+    return []
+
+
 def default_models(uc: str, has_grid: bool) -> list[str]:
     models = list(UC_MODELS[uc])
     if uc == "uc2" and has_grid:
@@ -197,8 +225,7 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
     if sorted(en_r.ids) != sorted(en_b.ids):
         only = sorted(set(en_r.ids) ^ set(en_b.ids))
         raise InputError(f"{base.path}: baseline households differ from the run's ({', '.join(only[:5])}...)")
-    if run.scenario and base.scenario and run.scenario.seed != base.scenario.seed:
-        warnings.append(f"baseline seed {base.scenario.seed} differs from the run's {run.scenario.seed}")
+    warnings += _check_baseline(run, base)
     ids = en_r.ids
     order = [en_b.ids.index(h) for h in ids]
     Pb = en_b.P[:, order]

@@ -212,3 +212,46 @@ def test_a_negative_subtrahend_is_in_parentheses():
     from cosim.business import _sub
 
     assert _sub(-1.9414) == "(-1.941)" and _sub(2.0) == "2.000" and _sub(-0.5, 1) == "(-0.5)"
+
+
+def _rescenario(path, **changes) -> str:
+    """*path* with its recorded scenario changed (top-level fields; ``d1_pv`` sets d1's PV share)."""
+    import h5py
+
+    scn = dict(SCENARIO)
+    pv = changes.pop("d1_pv", None)
+    if pv is not None:
+        scn["districts"] = [dict(SCENARIO["districts"][0], shares={**SCENARIO["districts"][0]["shares"], "pv": pv}),
+                            *SCENARIO["districts"][1:]]
+    scn.update(changes)
+    with h5py.File(path, "a") as f:
+        f.attrs["scenario"] = yaml.safe_dump(scn, sort_keys=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"control": {"mode": "mas"}}, "control mode 'mas'"),   # a controlled run is no baseline (B10-B12 in full)
+    ({"seed": 6}, r"seed \(6 vs 5\)"),                        # other households' devices under the same ids
+    ({"d1_pv": 0.5}, "in districts"),                       # another population of the same size
+    ({"start": "2026-06-16T00:00:00+02:00"}, "start"),      # another day's weather, same time axis in ms
+])
+def test_a_baseline_of_another_scenario_or_with_a_controller_is_refused(pair, changes, says):
+    """The baseline is the run's scenario without a controller: anything else is one line, exit 2 (it was
+    priced, at most with a warning for another seed)."""
+    from cosim.errors import InputError
+
+    run, base = pair
+    base = _rescenario(base, **changes)
+    with pytest.raises(InputError, match=says) as exc:
+        value_flows(run, base)
+    assert len(exc.value.lines) == 1 and base in exc.value.lines[0]
+    proc = run_cosim("value", run, "--baseline", base)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith(f"error: {base}: not a baseline")
+
+
+def test_a_baseline_of_another_replicate_is_priced_with_a_warning(pair):
+    run, base = pair
+    led = value_flows(run, _rescenario(base, replicate=1))
+    assert any("replicate 1 differs" in w for w in led["warnings"])
+    assert not value_flows(run, _rescenario(base))["warnings"]  # the same scenario without a controller
