@@ -153,6 +153,7 @@ def _settlements(res: Results, kpis: dict) -> dict | None:
     if fl.get("settlements"):
         return {"payment": float(fl.get("settlement_payment_eur") or 0),
                 "delivered": float(fl.get("settled_delivered_kwh") or 0),
+                "ordered": float(fl.get("settled_ordered_kwh") or 0),
                 "penalty": float(fl.get("settlement_penalty_eur") or 0),
                 "source": f"{fl['settlements']} USEF settlements"}
     if fl.get("delivered_kwh") is not None:
@@ -280,8 +281,10 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
         elif m == "B3":
             if sett is not None:
                 if sett["payment"] is not None:
-                    L.add(m, "dso", "lfa", sett["payment"], f"{sett['source']}: payments "
-                          f"for {_n(sett['delivered'])} kWh delivered")
+                    # paid per slot for min(delivered, ordered) (simulators/mas/dso.py): never more than ordered
+                    L.add(m, "dso", "lfa", sett["payment"], f"{sett['source']}: payments for "
+                          f"min(delivered, ordered) per slot of {_n(sett['ordered'])} kWh ordered "
+                          f"({_n(sett['delivered'])} kWh delivered)")
                 else:
                     L.add(m, "dso", "lfa", sett["delivered"] * pr.contracted_price_dso,
                           f"{_n(sett['delivered'])} kWh delivered ({sett['source']}) × "

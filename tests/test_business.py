@@ -255,3 +255,11 @@ def test_a_baseline_of_another_replicate_is_priced_with_a_warning(pair):
     led = value_flows(run, _rescenario(base, replicate=1))
     assert any("replicate 1 differs" in w for w in led["warnings"])
     assert not value_flows(run, _rescenario(base))["warnings"]  # the same scenario without a controller
+
+
+def test_the_settlement_line_names_the_energy_paid_for(pair):
+    """The DSO pays min(delivered, ordered) per slot: the basis names the ordered energy beside the delivered
+    (it said "payments for 70.718 kWh delivered" on a uc3_substation day with 61.096 kWh ordered)."""
+    led = value_flows(*pair)
+    (line,) = [t for t in led["transfers"] if (t["model"], t["payer"]) == ("B3", "dso")]
+    assert "min(delivered, ordered) per slot of 20.000 kWh ordered (16.000 kWh delivered)" in line["basis"]
