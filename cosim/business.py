@@ -128,6 +128,13 @@ class Ledger:
         self.skipped.append({"model": model, "reason": reason})
 
 
+def _axis(res: Results) -> str:
+    """The evaluated rows of *res*: how many, and from when to when after the simulation's start."""
+    if res.T == 0:
+        return "0 rows"
+    return f"{res.T} rows, {res.t_ms[0] / 3.6e6:g} to {res.t_ms[-1] / 3.6e6:g} h after the simulation's start"
+
+
 def _open(x: str | Path | Results) -> tuple[Results, bool]:
     return (x, False) if isinstance(x, Results) else (Results(x), True)
 
@@ -218,8 +225,8 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
     if run.T == 0 or base.T == 0:
         raise InputError(f"{run.path if run.T == 0 else base.path}: no recorded rows")
     if run.T != base.T or not np.array_equal(run.t_ms, base.t_ms):
-        raise InputError(f"{base.path}: baseline time axis ({base.T} rows) differs from {run.path} "
-                         f"({run.T} rows): run the baseline with the same start, duration and recording")
+        raise InputError(f"{base.path}: baseline time axis ({_axis(base)}) differs from {run.path} "
+                         f"({_axis(run)}): run the baseline with the same start, warm-up, duration and recording")
     en_r, en_b = energy_data(run), energy_data(base)
     if en_r is None or en_b is None:
         raise InputError(f"{(base if en_b is None else run).path}: no households/P or meters/P to compare")

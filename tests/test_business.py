@@ -263,3 +263,23 @@ def test_the_settlement_line_names_the_energy_paid_for(pair):
     led = value_flows(*pair)
     (line,) = [t for t in led["transfers"] if (t["model"], t["payer"]) == ("B3", "dso")]
     assert "min(delivered, ordered) per slot of 20.000 kWh ordered (16.000 kWh delivered)" in line["basis"]
+
+
+def test_a_baseline_with_another_warm_up_names_both_time_axes(pair, tmp_path):
+    """The same number of rows an hour later in the simulation (another warm-up): the line says where each
+    window lies (it read "(24 rows) differs from ... (24 rows)")."""
+    from cosim.errors import InputError
+    from cosim.results import ResultsWriter
+    from tests.test_kpi import H, IDS, T
+
+    run, _ = pair
+    other = tmp_path / "warm.h5"
+    w = ResultsWriter(str(other), {"scenario": yaml.safe_dump(SCENARIO)}, [("households", "P", "kW")], [],
+                      SCENARIO["start"], H)
+    for k in range(T):
+        w.append((k + 1) * H, {("households", "P"): dict.fromkeys(IDS, 1.0)})
+    w.close()
+    with pytest.raises(InputError, match=r"baseline time axis \(24 rows, 1 to 24 h after the simulation's start\) "
+                                         r"differs from .* \(24 rows, 0 to 23 h after") as exc:
+        value_flows(run, other)
+    assert len(exc.value.lines) == 1
