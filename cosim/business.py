@@ -374,6 +374,15 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
                 L.add(m, buyer, "telecom", pr.price_per_mb * dmb,
                       f"Δ data {dmb:.6f} MB × {pr.price_per_mb} €/MB")
 
+    # the DSO's USEF payments (B3) already buy the congestion relief that B8 (and B9's share) price again
+    bought = any(t["model"] == "B3" and t["payer"] == "dso" and t["cents"] for t in L.transfers)
+    again = sorted({t["model"] for t in L.transfers if t["model"] in ("B8", "B9") and t["payee"] == "lfa"
+                    and t["cents"]})
+    if bought and again:
+        warnings.append(f"B3 (the DSO's USEF settlement payments) and {' and '.join(again)} both pay the LFA for the "
+                        "same congestion relief: alternative remunerations, not additive; the DSO's and the LFA's "
+                        "totals count it twice (choose with economics.business_models)")
+
     for m in sorted(OUT_OF_SCOPE):
         L.skip(m, OUT_OF_SCOPE[m])
 

@@ -254,7 +254,7 @@ def test_a_baseline_of_another_replicate_is_priced_with_a_warning(pair):
     run, base = pair
     led = value_flows(run, _rescenario(base, replicate=1))
     assert any("replicate 1 differs" in w for w in led["warnings"])
-    assert not value_flows(run, _rescenario(base))["warnings"]  # the same scenario without a controller
+    assert not [w for w in value_flows(run, _rescenario(base))["warnings"] if "baseline" in w]  # the same scenario
 
 
 def test_the_settlement_line_names_the_energy_paid_for(pair):
@@ -283,3 +283,16 @@ def test_a_baseline_with_another_warm_up_names_both_time_axes(pair, tmp_path):
                                          r"differs from .* \(24 rows, 0 to 23 h after") as exc:
         value_flows(run, other)
     assert len(exc.value.lines) == 1
+
+
+def test_congestion_relief_paid_twice_is_warned(pair):
+    """The synthetic DSO paid 2.40 EUR of USEF settlements (B3) and B8 / B9 pay the LFA 48 EUR and a share of
+    the deferral for the same relief: the ledger says that the two remunerations are alternatives."""
+    run, base = pair
+    led = value_flows(run, base)
+    assert _amount(led, "B3", "dso", "lfa") == 2.40 and _amount(led, "B8", "dso", "lfa") == 48.00
+    (w,) = [w for w in led["warnings"] if w.startswith("B3 ")]
+    assert "B8 and B9 both pay the LFA for the same congestion relief" in w
+    for models in (["B3", "B4"], ["B4", "B8", "B9"]):  # one remuneration: nothing to warn about
+        eco = Economics.model_validate({"business_models": models})
+        assert not [w for w in value_flows(run, base, economics=eco)["warnings"] if w.startswith("B3 ")]
