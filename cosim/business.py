@@ -128,6 +128,13 @@ class Ledger:
         self.skipped.append({"model": model, "reason": reason})
 
 
+def _axis(res: Results) -> str:
+    """The evaluated rows of *res*: how many, and from when to when after the simulation's start."""
+    if res.T == 0:
+        return "0 rows"
+    return f"{res.T} rows, {res.t_ms[0] / 3.6e6:g} to {res.t_ms[-1] / 3.6e6:g} h after the simulation's start"
+
+
 def _open(x: str | Path | Results) -> tuple[Results, bool]:
     return (x, False) if isinstance(x, Results) else (Results(x), True)
 
@@ -153,12 +160,41 @@ def _settlements(res: Results, kpis: dict) -> dict | None:
     if fl.get("settlements"):
         return {"payment": float(fl.get("settlement_payment_eur") or 0),
                 "delivered": float(fl.get("settled_delivered_kwh") or 0),
+                "ordered": float(fl.get("settled_ordered_kwh") or 0),
                 "penalty": float(fl.get("settlement_penalty_eur") or 0),
                 "source": f"{fl['settlements']} USEF settlements"}
     if fl.get("delivered_kwh") is not None:
         return {"payment": None, "delivered": float(fl["delivered_kwh"]), "penalty": 0.0,
                 "source": "flex_delivered series"}
     return None
+
+
+# the fields of a scenario that make its households, devices, weather and grid: a baseline must have them all
+# as the run has (the controller, its telecom, the DSO, recording and economics may differ)
+PHYSICAL = ("start", "timezone", "step", "seed", "location", "districts", "meters", "grid", "substations")
+
+
+def _check_baseline(run: Results, base: Results) -> list[str]:
+    """Refuse (InputError, one line) a baseline that is not the run's scenario without a controller; warnings
+    for a different replicate (noise streams and tie-break drawn afresh, same households)."""
+    rs, bs = run.scenario, base.scenario
+    if rs is None or bs is None:  # files without their scenario: only the time axis and households are checked
+        return []
+    problems = []
+    if bs.control is not None and bs.control.mode != "none":
+        problems.append(f"it was run with control mode '{bs.control.mode}' (run the scenario with --control none)")
+    differ = [f for f in PHYSICAL if getattr(rs, f) != getattr(bs, f)]
+    if differ:
+        what = ", ".join(f"{f} ({getattr(bs, f)} vs {getattr(rs, f)})" if f in ("seed", "start", "step") else f
+                         for f in differ)
+        problems.append(f"its scenario {bs.name!r} differs from {rs.name!r} of the run in {what}")
+    if problems:
+        raise InputError(f"{base.path}: not a baseline of {run.path} (the same scenario without a controller): "
+                         + "; ".join(problems))
+    if rs.replicate != bs.replicate:
+        return [f"baseline replicate {bs.replicate} differs from the run's {rs.replicate} (other meter noise, "
+                "telecom draws and tie-break)"]
+    return []
 
 
 def default_models(uc: str, has_grid: bool) -> list[str]:
@@ -189,16 +225,15 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
     if run.T == 0 or base.T == 0:
         raise InputError(f"{run.path if run.T == 0 else base.path}: no recorded rows")
     if run.T != base.T or not np.array_equal(run.t_ms, base.t_ms):
-        raise InputError(f"{base.path}: baseline time axis ({base.T} rows) differs from {run.path} "
-                         f"({run.T} rows): run the baseline with the same start, duration and recording")
+        raise InputError(f"{base.path}: baseline time axis ({_axis(base)}) differs from {run.path} "
+                         f"({_axis(run)}): run the baseline with the same start, warm-up, duration and recording")
     en_r, en_b = energy_data(run), energy_data(base)
     if en_r is None or en_b is None:
         raise InputError(f"{(base if en_b is None else run).path}: no households/P or meters/P to compare")
     if sorted(en_r.ids) != sorted(en_b.ids):
         only = sorted(set(en_r.ids) ^ set(en_b.ids))
         raise InputError(f"{base.path}: baseline households differ from the run's ({', '.join(only[:5])}...)")
-    if run.scenario and base.scenario and run.scenario.seed != base.scenario.seed:
-        warnings.append(f"baseline seed {base.scenario.seed} differs from the run's {run.scenario.seed}")
+    warnings += _check_baseline(run, base)
     ids = en_r.ids
     order = [en_b.ids.index(h) for h in ids]
     Pb = en_b.P[:, order]
@@ -253,8 +288,10 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
         elif m == "B3":
             if sett is not None:
                 if sett["payment"] is not None:
-                    L.add(m, "dso", "lfa", sett["payment"], f"{sett['source']}: payments "
-                          f"for {_n(sett['delivered'])} kWh delivered")
+                    # paid per slot for min(delivered, ordered) (simulators/mas/dso.py): never more than ordered
+                    L.add(m, "dso", "lfa", sett["payment"], f"{sett['source']}: payments for "
+                          f"min(delivered, ordered) per slot of {_n(sett['ordered'])} kWh ordered "
+                          f"({_n(sett['delivered'])} kWh delivered)")
                 else:
                     L.add(m, "dso", "lfa", sett["delivered"] * pr.contracted_price_dso,
                           f"{_n(sett['delivered'])} kWh delivered ({sett['source']}) × "
@@ -336,6 +373,15 @@ def _value_flows(run: Results, base: Results, economics: Economics | None) -> di
                 dmb = (mr[1] - mb[1]) / 1e6
                 L.add(m, buyer, "telecom", pr.price_per_mb * dmb,
                       f"Δ data {dmb:.6f} MB × {pr.price_per_mb} €/MB")
+
+    # the DSO's USEF payments (B3) already buy the congestion relief that B8 (and B9's share) price again
+    bought = any(t["model"] == "B3" and t["payer"] == "dso" and t["cents"] for t in L.transfers)
+    again = sorted({t["model"] for t in L.transfers if t["model"] in ("B8", "B9") and t["payee"] == "lfa"
+                    and t["cents"]})
+    if bought and again:
+        warnings.append(f"B3 (the DSO's USEF settlement payments) and {' and '.join(again)} both pay the LFA for the "
+                        "same congestion relief: alternative remunerations, not additive; the DSO's and the LFA's "
+                        "totals count it twice (choose with economics.business_models)")
 
     for m in sorted(OUT_OF_SCOPE):
         L.skip(m, OUT_OF_SCOPE[m])

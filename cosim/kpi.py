@@ -560,12 +560,17 @@ def _delivered_by_slot(settlements: list[dict]) -> dict[tuple, float]:
     Orders stacked on one slot of one LFA are each settled from their own baseline, a later one's below an
     earlier one's (the plan its offer came from holds the earlier order) or equal to it, against the same
     meters: the LFA delivered the largest of them in that slot (the energy below the highest baseline),
-    not their sum."""
+    not their sum.
+
+    A slot of an order in which nothing was ordered (the DSO took an offer in only some of its request's
+    slots) delivers nothing: the meters below the baseline there are the aggregator's re-plans, not
+    flexibility the DSO bought (files with ``ordered_slots``, since 2026-12-07)."""
     out: dict[tuple, float] = {}
     for rec in settlements:
         t0, slot = int(rec["t0"]), int(rec["slot_ms"])
-        for j, v in enumerate(rec["delivered_slots"]):
-            if v is not None:
+        ordered = rec.get("ordered_slots") or [None] * len(rec["delivered_slots"])
+        for j, (v, o) in enumerate(zip(rec["delivered_slots"], ordered)):
+            if v is not None and (o is None or o > 0):
                 key = (rec.get("agent", "dso"), rec.get("lfa"), t0 + j * slot)
                 out[key] = max(out.get(key, 0.0), float(v))
     return out

@@ -643,6 +643,13 @@ class Scenario(_Strict):
             raise ValueError("meters.interval must be a multiple of step")
         if self.dso is not None and (self.control is None or (self.grid is None and not self.substations)):
             raise ValueError("dso needs a control section and a grid")
+        if self.dso is not None:  # the DSO settles each control slot on the meter registers at its boundaries
+            if self.meters is None:
+                raise ValueError("dso needs meters: it settles its orders on the smart meters' energy registers")
+            if self.control.slot % self.meters.interval:
+                raise ValueError(f"meters.interval ({self.meters.interval} ms) must divide control.slot "
+                                 f"({self.control.slot} ms) with a dso: it settles each slot on the registers "
+                                 "read at the slot's boundaries, and stale registers measure a slot wrong")
         for part in ("warmup", "cooldown"):
             if getattr(self.evaluation, part) is not None and getattr(self.evaluation, part) % self.step:
                 raise ValueError(f"evaluation.{part} must be a multiple of step")

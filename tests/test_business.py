@@ -212,3 +212,87 @@ def test_a_negative_subtrahend_is_in_parentheses():
     from cosim.business import _sub
 
     assert _sub(-1.9414) == "(-1.941)" and _sub(2.0) == "2.000" and _sub(-0.5, 1) == "(-0.5)"
+
+
+def _rescenario(path, **changes) -> str:
+    """*path* with its recorded scenario changed (top-level fields; ``d1_pv`` sets d1's PV share)."""
+    import h5py
+
+    scn = dict(SCENARIO)
+    pv = changes.pop("d1_pv", None)
+    if pv is not None:
+        scn["districts"] = [dict(SCENARIO["districts"][0], shares={**SCENARIO["districts"][0]["shares"], "pv": pv}),
+                            *SCENARIO["districts"][1:]]
+    scn.update(changes)
+    with h5py.File(path, "a") as f:
+        f.attrs["scenario"] = yaml.safe_dump(scn, sort_keys=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"control": {"mode": "mas"}}, "control mode 'mas'"),   # a controlled run is no baseline (B10-B12 in full)
+    ({"seed": 6}, r"seed \(6 vs 5\)"),                        # other households' devices under the same ids
+    ({"d1_pv": 0.5}, "in districts"),                       # another population of the same size
+    ({"start": "2026-06-16T00:00:00+02:00"}, "start"),      # another day's weather, same time axis in ms
+])
+def test_a_baseline_of_another_scenario_or_with_a_controller_is_refused(pair, changes, says):
+    """The baseline is the run's scenario without a controller: anything else is one line, exit 2 (it was
+    priced, at most with a warning for another seed)."""
+    from cosim.errors import InputError
+
+    run, base = pair
+    base = _rescenario(base, **changes)
+    with pytest.raises(InputError, match=says) as exc:
+        value_flows(run, base)
+    assert len(exc.value.lines) == 1 and base in exc.value.lines[0]
+    proc = run_cosim("value", run, "--baseline", base)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith(f"error: {base}: not a baseline")
+
+
+def test_a_baseline_of_another_replicate_is_priced_with_a_warning(pair):
+    run, base = pair
+    led = value_flows(run, _rescenario(base, replicate=1))
+    assert any("replicate 1 differs" in w for w in led["warnings"])
+    assert not [w for w in value_flows(run, _rescenario(base))["warnings"] if "baseline" in w]  # the same scenario
+
+
+def test_the_settlement_line_names_the_energy_paid_for(pair):
+    """The DSO pays min(delivered, ordered) per slot: the basis names the ordered energy beside the delivered
+    (it said "payments for 70.718 kWh delivered" on a uc3_substation day with 61.096 kWh ordered)."""
+    led = value_flows(*pair)
+    (line,) = [t for t in led["transfers"] if (t["model"], t["payer"]) == ("B3", "dso")]
+    assert "min(delivered, ordered) per slot of 20.000 kWh ordered (16.000 kWh delivered)" in line["basis"]
+
+
+def test_a_baseline_with_another_warm_up_names_both_time_axes(pair, tmp_path):
+    """The same number of rows an hour later in the simulation (another warm-up): the line says where each
+    window lies (it read "(24 rows) differs from ... (24 rows)")."""
+    from cosim.errors import InputError
+    from cosim.results import ResultsWriter
+    from tests.test_kpi import H, IDS, T
+
+    run, _ = pair
+    other = tmp_path / "warm.h5"
+    w = ResultsWriter(str(other), {"scenario": yaml.safe_dump(SCENARIO)}, [("households", "P", "kW")], [],
+                      SCENARIO["start"], H)
+    for k in range(T):
+        w.append((k + 1) * H, {("households", "P"): dict.fromkeys(IDS, 1.0)})
+    w.close()
+    with pytest.raises(InputError, match=r"baseline time axis \(24 rows, 1 to 24 h after the simulation's start\) "
+                                         r"differs from .* \(24 rows, 0 to 23 h after") as exc:
+        value_flows(run, other)
+    assert len(exc.value.lines) == 1
+
+
+def test_congestion_relief_paid_twice_is_warned(pair):
+    """The synthetic DSO paid 2.40 EUR of USEF settlements (B3) and B8 / B9 pay the LFA 48 EUR and a share of
+    the deferral for the same relief: the ledger says that the two remunerations are alternatives."""
+    run, base = pair
+    led = value_flows(run, base)
+    assert _amount(led, "B3", "dso", "lfa") == 2.40 and _amount(led, "B8", "dso", "lfa") == 48.00
+    (w,) = [w for w in led["warnings"] if w.startswith("B3 ")]
+    assert "B8 and B9 both pay the LFA for the same congestion relief" in w
+    for models in (["B3", "B4"], ["B4", "B8", "B9"]):  # one remuneration: nothing to warn about
+        eco = Economics.model_validate({"business_models": models})
+        assert not [w for w in value_flows(run, base, economics=eco)["warnings"] if w.startswith("B3 ")]

@@ -288,6 +288,29 @@ def test_stacked_orders_deliver_once_and_offers_count_with_their_request(tmp_pat
     assert fl["requests"] == 1 and fl["offers"] == 1  # f9's request is not in the file: when it was sent
 
 
+def test_a_slot_with_nothing_ordered_delivers_nothing(tmp_path):
+    """An order the DSO took in the middle slot of its request only (uc3_substation, 2026-12-07: dso.o23 of
+    lfa.d3, ordered 0 / 8.6 / 0 kWh, meters 1.28 / 8.65 / 11.83 kWh below the offer's baseline): the first
+    and last slots are the aggregator's re-plans, not flexibility bought, and are not delivered (21.76 kWh
+    were counted for 8.6 ordered)."""
+    w0, slot = 2 * H, 1_800_000
+    w = ResultsWriter(str(tmp_path / "flex.h5"), {"scenario": yaml.safe_dump(dict(SCENARIO, duration="4h")),
+                                                  "seed": 5, "eval_start_ms": w0, "eval_end_ms": 4 * H},
+                      [("households", "P", "kW")], ["flex"], START, H, flush_every=7)
+    for k in range(6):
+        w.append(k * H, {("households", "P"): {"d3.h001": 1.0}})
+    w.add_events("flex", [
+        {"kind": "settlement", "agent": "dso", "t": w0 + 2 * H, "t0": w0, "order": "o23", "lfa": "lfa.d3",
+         "ordered_kwh": 8.6, "delivered_kwh": 21.76, "slot_ms": slot, "delivered_slots": [1.28, 8.65, 11.83],
+         "ordered_slots": [0.0, 8.6, 0.0], "price": 0.016, "penalty_rate": 0.6, "payment": 0.016 * 8.6,
+         "penalty": 0.0}])
+    w.close("completed")
+    fl = compute_kpis(str(tmp_path / "flex.h5"))["flexibility"]
+    assert fl["delivered_kwh"] == pytest.approx(8.65) and fl["settled_delivered_kwh"] == pytest.approx(8.65)
+    assert fl["agents"]["lfa.d3"]["delivered_kwh"] == pytest.approx(8.65)
+    assert fl["settled_ordered_kwh"] == pytest.approx(8.6) and fl["settlement_payment_eur"] == pytest.approx(0.1376)
+
+
 def test_grid_kpis(synth):
     g = compute_kpis(synth)["grid"]
     assert g["losses_kwh"] == pytest.approx(24.0)

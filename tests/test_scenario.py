@@ -63,6 +63,13 @@ def test_valid_scenario_loads():
         ({"simulators": {"grid": {"mode": "ssh"}}}, "s.yaml: simulators.grid.mode: expected one of"),
         ({"control": {"slot": "7min"}},
          "s.yaml: control: horizon (1d) and replan (15min) must be multiples of slot (7min)"),
+        # the DSO settles each slot on the registers at its boundaries: a 1-h reading interval under 30-min slots
+        # measured 0 kWh in the slots starting on the hour (paid as delivered) and an hour in the others
+        # (uc3_substation, 6 h: 2.75-9.30 EUR penalties per order for deliveries the meters had)
+        ({"control": {"slot": "30min", "replan": "2h"}, "dso": {"trafo_limit_kw": 300}, "grid": {"network": "cigre_lv"},
+          "meters": {"interval": "1h"}}, "s.yaml: (top level): meters.interval (3600000 ms) must divide control.slot"),
+        ({"control": {}, "dso": {"trafo_limit_kw": 300}, "grid": {"network": "cigre_lv"}, "meters": None},
+         "s.yaml: (top level): dso needs meters"),  # every order would be settled short in full
     ],
 )
 def test_invalid_field_named_in_one_line(changes, expected):
