@@ -12,11 +12,11 @@ from cosim.scenario import load_scenario
 from tests.helpers.same_results import differences
 
 H = 3_600_000
-# the evening of uc3_substation: window 17:00-22:30 after a 2-h warm-up, 5-h cool-down, 4-h horizon,
-# DSO orders of up to 4 slots (the stop: 6 slots = 3 h after the window); replicate 1: the draw whose
-# orders cross the window's end (two of them, with the tie-break's default)
+# the evening of uc3_substation: window 17:00-23:30 after a 2-h warm-up, 5-h cool-down, 4-h horizon,
+# DSO orders of up to 4 slots (the stop: 6 slots = 3 h after the window); the window's end is where the
+# DSO's evening orders of 23:00-24:00 cross it (two of them, with the population of 2026-12-07 evening)
 SHORT = {"start": "2026-01-20T15:00:00+01:00", "evaluation.warmup": "2h", "evaluation.cooldown": "5h",
-         "control.horizon": "4h", "dso.lookahead_slots": 4, "replicate": 1}
+         "control.horizon": "4h", "dso.lookahead_slots": 4}
 
 
 def _flat(x, path=""):
@@ -53,11 +53,11 @@ def test_stopping_after_the_window_changes_no_window_number(tmp_path):
     files = {}
     for full in (True, False):
         scn, text = load_scenario("uc3_substation", dict(SHORT, **{"evaluation.full_cooldown": full}))
-        files[full] = run_scenario(scn, text, out=tmp_path / f"full_{full}.h5", until_ms=int(5.5 * H),
+        files[full] = run_scenario(scn, text, out=tmp_path / f"full_{full}.h5", until_ms=int(6.5 * H),
                                    progress=False).path
-    w0, w1 = 2 * H, int(7.5 * H)
+    w0, w1 = 2 * H, int(8.5 * H)
     with h5py.File(files[True]) as a, h5py.File(files[False]) as b:
-        assert len(a["time"]) == int(12.5 * H) // 60_000 and len(b["time"]) == int(10.5 * H) // 60_000
+        assert len(a["time"]) == int(13.5 * H) // 60_000 and len(b["time"]) == int(11.5 * H) // 60_000
         assert (a.attrs["eval_start_ms"], a.attrs["eval_end_ms"]) == (b.attrs["eval_start_ms"],
                                                                       b.attrs["eval_end_ms"]) == (w0, w1)
     full, early = Results(files[True]), Results(files[False])
