@@ -90,14 +90,20 @@ def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
 class LiveFeed:
     """The running simulation's side: the recorder hands over each row and event batch
     (:data:`cosim.recorder.LIVE_FEEDS`); at most one snapshot per *min_interval* s is built and put on
-    *out* without waiting (dropped, events kept for the next, when the queue is full)."""
+    *out* without waiting (dropped, events kept for the next, when the queue is full). Its clock is the
+    recorder's (:meth:`clock`: the simulation's start, a warm-up before the evaluated window), so the
+    page's times are those of the recorded rows."""
 
-    def __init__(self, out, start_iso: str, min_interval: float = 0.2):
+    def __init__(self, out, min_interval: float = 0.2):
         self.out = out
-        self.origin = clock_origin_ms(start_iso)
+        self.origin = 0.0
         self.min_interval = min_interval
         self._last = -math.inf
         self._events: list[dict] = []
+
+    def clock(self, start_iso: str) -> None:
+        """The recorder's start (rows are ms after it), handed over when the recorder is initialised."""
+        self.origin = clock_origin_ms(start_iso) if start_iso else 0.0
 
     def events(self, stream: str, records: list[dict]) -> None:
         if stream in EVENT_STREAMS:

@@ -2,6 +2,7 @@
 snapshots carry the real devices and only them, a results file is tailed incrementally, and bad
 input is one line with exit code 2."""
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def test_plots_draw_only_the_series_the_history_has():
 
 def test_page_and_bokehjs_are_served_locally_without_any_external_url():
     port = free_port()
-    with live_dashboard(START, "127.0.0.1", port, "test") as url:
+    with live_dashboard("127.0.0.1", port, "test") as url:
         assert url == f"http://127.0.0.1:{port}/"
         feed = recorder.LIVE_FEEDS[-1]
         feed.row(0, row(0, 0.5, 0.0))
@@ -265,3 +266,36 @@ def test_a_source_failing_while_served_stops_the_server_and_raises_once(tmp_path
     assert not th.is_alive(), "serve() went on after its source failed"
     assert [type(e) for e in raised] == [InputError] and src.polls == 3 and src.closed
     assert port_free(port)
+
+
+def test_live_dashboard_clock_of_a_run_with_warm_up_reads_the_recorded_times(write_scenario, monkeypatch, tmp_path):
+    """`cosim run --dashboard` of a scenario with a warm-up: the page's simulated time is the time of the
+    recorded row. Its clock began at the window's start while the rows count from the warm-up's, so a
+    uc2_district run showed 14 Apr 02:00 while simulating 13 Apr 02:00 (the 24-h warm-up ahead)."""
+    import queue
+
+    import cosim.dashboard as dashboard
+    from cosim.results import Results
+
+    class Page:  # the dashboard process's side: its queue, without serving the page
+        def __init__(self, host, port, title):
+            self.queue = queue.Queue()
+
+        def start(self):
+            return "http://127.0.0.1:1/"
+
+        def stop(self, linger=0.0):
+            pass
+
+    pages = []
+    monkeypatch.setattr(dashboard, "DashboardProcess", lambda *a: pages.append(Page(*a)) or pages[-1])
+    path = write_scenario(duration="1h", evaluation={"warmup": "2h", "cooldown": "1min"})
+    out = tmp_path / "r.h5"
+    assert main(["run", str(path), "--quiet", "-o", str(out), "--dashboard", "0"]) == 0
+    snaps = [s for s in iter(pages[0].queue.get_nowait, None)]
+    assert snaps
+    with Results(out, window=False) as res:
+        recorded = {int(t): x for t, x in zip(res.t_ms, res.local_times())}
+    for s in snaps:
+        x = recorded[s["t"]].replace(tzinfo=None)
+        assert s["x"] == x.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0, (s["t"], x)
