@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from cosim.device_health import QUALITY_NAMES
 from cosim.results import Results
-from cosim.plots import _figure, _png, _step, _time_axis, _times
+from cosim.plots import _figure, _legend, _png, _step, _time_axis, _times
 from hil.realtime import recorded_lateness_stats
 
 QUALITY_COLORS = {0: "#2ca02c", 1: "#ffbf00", 2: "#d62728"}
@@ -48,7 +48,7 @@ def real_vs_simulated(run: Results, base: Results | None = None) -> bytes | None
         _step(ax, t, s.aligned([d])[:, 0], color=f"C{i}", lw=1.5, label=f"real {d}")
     ax.set_ylabel("P (kW, + import)")
     ax.set_title("Real meters against the simulated households")
-    ax.legend(fontsize=8, ncols=2)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -74,7 +74,7 @@ def setpoint_readback(run: Results, base: Results | None = None) -> bytes | None
                 ax.plot([t[i] for i in miss], y, "x", color="C3", ms=5, label="read-back ≠ set point")
         ax.set_ylabel("P_bat (kW, + charging)")
         ax.set_title(f"Gateway {g}: set point against read-back")
-        ax.legend(fontsize=8)
+        _legend(ax)
         _time_axis(ax, run)
     return _png(fig)
 
@@ -111,11 +111,11 @@ def quality_timeline(run: Results, base: Results | None = None) -> bytes | None:
     ax_q.set_yticks(range(len(devices)), labels)
     ax_q.set_ylim(-0.6, len(devices) - 0.4)
     handles = [Patch(color=c, label=QUALITY_NAMES[q]) for q, c in QUALITY_COLORS.items()]
-    ax_q.legend(handles=handles, fontsize=8, ncols=3, loc="upper right")
+    _legend(ax_q, handles=handles)
     ax_q.set_title("Link quality per real device")
     _time_axis(ax_q, run)
     ax_age.set_ylabel("age of last good sample (s)")
-    ax_age.legend(fontsize=8, ncols=2)
+    _legend(ax_age)
     _time_axis(ax_age, run)
     return _png(fig)
 
@@ -142,7 +142,7 @@ def lateness_histogram(run: Results, base: Results | None = None) -> bytes | Non
     ax.set_ylabel("steps")
     ax.set_title(f"Real-time lateness: {st['n']} steps, {st['late']} later than {threshold:.0f} ms, "
                  f"max {st['max_ms']:.1f} ms")
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(True, alpha=0.3)
     return _png(fig)
 

@@ -66,6 +66,12 @@ def _time_axis(ax, res: Results) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _legend(ax, **kw):
+    """The legend beside the plot, right of its axes (constrained layout makes room), one column: inside
+    the axes it hid the data under it (a district's peak in the upper left corner)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -98,7 +104,7 @@ def district_load(run: Results, base: Results | None = None) -> bytes | None:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel("P (kW, + import)")
     ax.set_title("District load: sum of household net power" + (" with and without control" if sb else ""))
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -138,7 +144,7 @@ def household_load(run: Results, base: Results | None = None, n: int = 3) -> byt
         ax.set_ylabel("P (kW, + import)")
         ax.set_title(f"Household {hid}: net power (devices: {', '.join(devices[hid]) or 'base load only'})",
                      fontsize=10)
-        ax.legend(loc="upper left", fontsize=8)
+        _legend(ax)
         ax.grid(True, alpha=0.3)
     _time_axis(axes[-1], run)
     return _png(fig)
@@ -166,7 +172,7 @@ def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
     ax.set_ylabel("loading (% of rating)")
     ax.set_ylim(bottom=0, top=top * 1.1)
     ax.set_title("Transformer loading")
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -203,7 +209,7 @@ def voltage_band(run: Results, base: Results | None = None) -> bytes | None:
     ax.set_ylim(lo - 0.01, hi + 0.01)
     ax.set_ylabel("voltage (p.u.)")
     ax.set_title(f"Voltage envelope with the EN 50160 band {1 - band:.2f}–{1 + band:.2f} p.u. (red)")
-    ax.legend(loc="lower left", fontsize=8)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -218,12 +224,12 @@ def battery_soc(run: Results, base: Results | None = None) -> bytes | None:
     if v.shape[1] <= 8:
         for j, hid in enumerate(s.ids):
             ax.plot(x, v[:, j], label=hid, lw=1.3)
-        ax.legend(loc="upper left", fontsize=8, ncol=2)
+        _legend(ax)
     else:
         ax.fill_between(x, np.nanmin(v, axis=1), np.nanmax(v, axis=1), color="C2", alpha=0.3, lw=0,
                         label="min–max")
         ax.plot(x, np.nanmean(v, axis=1), color="C2", lw=1.5, label=f"mean of {v.shape[1]} batteries")
-        ax.legend(loc="upper left", fontsize=8)
+        _legend(ax)
     ax.set_ylim(0, 100)
     ax.set_ylabel("state of charge (%)")
     ax.set_title("Battery state of charge")
@@ -245,7 +251,7 @@ def indoor_temperature(run: Results, base: Results | None = None) -> bytes | Non
             if hp is not None:
                 for t in (hp.t_min, hp.t_max):
                     ax.axhline(t, color=line.get_color(), lw=0.8, ls=":")
-        ax.legend(loc="upper left", fontsize=8, ncol=2)
+        _legend(ax)
         title = "dotted: comfort band"
     else:
         ax.fill_between(x, np.nanmin(s.values, axis=1), np.nanmax(s.values, axis=1), alpha=0.3, lw=0,
@@ -258,7 +264,7 @@ def indoor_temperature(run: Results, base: Results | None = None) -> bytes | Non
             title = "dotted: their comfort band"
         else:
             title = "comfort bands differ between homes, not drawn"
-        ax.legend(loc="upper left", fontsize=8)
+        _legend(ax)
     ax.set_ylabel("indoor temperature (°C)")
     ax.set_title(f"Indoor temperature of heat-pump homes ({title})")
     _time_axis(ax, run)
@@ -299,7 +305,7 @@ def flexibility(run: Results, base: Results | None = None) -> bytes | None:
         _step(ax, x, y, label=label, color=f"C{i}", lw=1.4)
     ax.set_ylabel("flexibility (kW)")
     ax.set_title("Flexibility requests, offers, orders and deliveries (all LFAs)")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -324,7 +330,7 @@ def latency_histogram(run: Results, base: Results | None = None) -> bytes | None
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("messages")
     ax.set_title(f"Message latency: {lat.size} delivered, {lost} lost of {len(msgs)} sent")
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(True, alpha=0.3)
     return _png(fig)
 
