@@ -19,7 +19,7 @@ import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from cosim.kpi import grid_limits  # noqa: E402
+from cosim.kpi import _delivered_by_slot, _settlements_once, grid_limits  # noqa: E402
 from cosim.population import district_of  # noqa: E402
 from cosim.results import Results, finite  # noqa: E402
 
@@ -271,14 +271,34 @@ def indoor_temperature(run: Results, base: Results | None = None) -> bytes | Non
     return _png(fig)
 
 
+def settled_delivery_kw(run: Results) -> np.ndarray | None:
+    """kW delivered per row, in the slot the DSO's settlements measured it for (``delivered_slots``, kWh per
+    slot, stacked orders as the KPI counts them: :func:`cosim.kpi._delivered_by_slot`), or None without such
+    settlements. The live ``dso/flex_delivered`` series shows each slot one slot late."""
+    settled = [r for r in _settlements_once(run.records("flex", window=False) or [])
+               if r.get("delivered_slots") is not None and r.get("t0") is not None and r.get("slot_ms")]
+    if not settled:
+        return None
+    slot_ms = {int(r["t0"]) + j * int(r["slot_ms"]): int(r["slot_ms"])
+               for r in settled for j in range(len(r["delivered_slots"]))}
+    y, t = np.zeros(run.T), run.t_ms
+    for (_, _, a), kwh in _delivered_by_slot(settled).items():
+        y[(t >= a) & (t < a + slot_ms[a])] += kwh * 3_600_000 / slot_ms[a]
+    return y
+
+
 def flexibility(run: Results, base: Results | None = None) -> bytes | None:
     x = _times(run)
     curves = []
     for key, label in (("flex_requested", "requested"), ("flex_offered", "offered"),
                        ("flex_ordered", "ordered"), ("flex_delivered", "delivered")):
+        if key == "flex_delivered" and (settled := settled_delivery_kw(run)) is not None:
+            curves.append(("delivered (settled)", settled))
+            continue
         s = run.series("lfa", key) or run.series("dso", key)
         if s is not None:
-            curves.append((label, finite(s.values).sum(axis=1)))
+            curves.append((label if key != "flex_delivered" else "delivered (one slot late)",
+                           finite(s.values).sum(axis=1)))
     ev = run.records("flex")
     if not curves and ev:
         t0 = run.t_ms

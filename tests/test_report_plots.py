@@ -72,3 +72,41 @@ def test_no_legend_covers_the_plotting_area(drawn):
                 continue
             box, area = legend.get_window_extent(), ax.get_window_extent()
             assert not box.overlaps(area), f"{title}: the legend ({box}) lies over the plot ({area})"
+
+
+def flex_file(path) -> str:
+    """One order of 20 kW for 01:00-01:30, delivered 12 kWh there (24 kW); the live dso/flex_delivered
+    series shows that slot one slot late (01:30-02:00), as simulators/mas/dso.py records it."""
+    slot = 1_800_000
+    series = [("lfa", "flex_ordered", "kW"), ("dso", "flex_delivered", "kW")]
+    scenario = {"name": "flex", "start": START, "duration": "2h", "step": "1min", "seed": 1,
+                "districts": [{"name": "d1", "households": 3}]}
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario), "seed": 1}, series, ["flex"], START, 60_000)
+    w.add_events("flex", [{"kind": "flex_order", "agent": "dso", "t": 0, "order": "o1", "lfa": "lfa.d1",
+                           "t0": 2 * slot, "kwh": 10.0}])
+    for k in range(120):
+        t = k * 60_000
+        w.append(t, {("lfa", "flex_ordered"): {"lfa.d1": 20.0 if 2 * slot <= t < 3 * slot else 0.0},
+                     ("dso", "flex_delivered"): {"dso": 24.0 if 3 * slot <= t < 4 * slot else 0.0}})
+        if t == 3 * slot + 60_000:
+            w.add_events("flex", [{"kind": "settlement", "agent": "dso", "t": t, "t0": 2 * slot, "order": "o1",
+                                   "lfa": "lfa.d1", "ordered_kwh": 10.0, "delivered_kwh": 12.0, "slot_ms": slot,
+                                   "delivered_slots": [12.0], "ordered_slots": [10.0], "price": 0.0,
+                                   "penalty_rate": 0.0}])
+    w.close()
+    return str(path)
+
+
+def test_flexibility_plot_shows_delivery_in_the_slot_it_was_ordered_for(tmp_path, monkeypatch):
+    """The delivered curve was the live dso/flex_delivered series, which shows each slot one slot late
+    (README): on uc3_substation 31 kW delivered appeared at 01:30-02:00 beside 17 kW ordered for
+    01:00-01:30, and nothing delivered where it was ordered."""
+    with Results(flex_file(tmp_path / "flex.h5")) as run:
+        ((_, fig),) = figures(monkeypatch, [("Flexibility", plots.flexibility)], run)
+        t = run.t_ms
+    lines = {ln.get_label(): np.asarray(ln.get_ydata(), dtype=float) for ln in fig.axes[0].get_lines()}
+    delivered = next(y for label, y in lines.items() if label.startswith("delivered"))
+    ordered = lines["ordered"]
+    slot = (t >= 3_600_000) & (t < 5_400_000)
+    assert (ordered[slot] == 20.0).all() and (delivered[slot] == 24.0).all()  # 12 kWh in half an hour
+    assert (delivered[~slot] == 0.0).all()
