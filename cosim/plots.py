@@ -318,7 +318,7 @@ def flexibility(run: Results, base: Results | None = None) -> bytes | None:
                     y[(t0 >= a) & (t0 < a + slot)] += float(kw or 0)
             if seen:
                 curves.append((label, y))
-    if not curves:
+    if not any(np.nan_to_num(y).any() for _, y in curves):  # nothing asked, offered or delivered: no plot
         return None
     fig, (ax,) = _figure(height=3.4)
     for i, (label, y) in enumerate(curves):

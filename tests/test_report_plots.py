@@ -110,3 +110,18 @@ def test_flexibility_plot_shows_delivery_in_the_slot_it_was_ordered_for(tmp_path
     slot = (t >= 3_600_000) & (t < 5_400_000)
     assert (ordered[slot] == 20.0).all() and (delivered[slot] == 24.0).all()  # 12 kWh in half an hour
     assert (delivered[~slot] == 0.0).all()
+
+
+def test_no_flexibility_plot_when_no_flexibility_was_offered_or_ordered(tmp_path):
+    """uc1_home and uc2_district record lfa/flex_offered and flex_ordered, zero throughout (no DSO asks):
+    the report drew an empty plot of two flat lines at 0 kW."""
+    series = [("lfa", "flex_offered", "kW"), ("lfa", "flex_ordered", "kW")]
+    scenario = {"name": "noflex", "start": START, "duration": "1h", "step": "1min", "seed": 1,
+                "districts": [{"name": "d1", "households": 3}]}
+    w = ResultsWriter(str(tmp_path / "r.h5"), {"scenario": yaml.safe_dump(scenario), "seed": 1}, series, [],
+                      START, 60_000)
+    for k in range(60):
+        w.append(k * 60_000, {("lfa", "flex_offered"): {"lfa.d1": 0.0}, ("lfa", "flex_ordered"): {"lfa.d1": 0.0}})
+    w.close()
+    with Results(tmp_path / "r.h5") as run:
+        assert plots.flexibility(run) is None
