@@ -125,3 +125,23 @@ def test_no_flexibility_plot_when_no_flexibility_was_offered_or_ordered(tmp_path
     w.close()
     with Results(tmp_path / "r.h5") as run:
         assert plots.flexibility(run) is None
+
+
+def test_report_of_a_file_with_no_rows_in_its_window_yet(tmp_path):
+    """A run still in its warm-up (or killed there): `cosim kpis` says the window has no rows yet, and
+    `cosim report` printed a traceback (ValueError: zero-size array, from the voltage plot)."""
+    from cosim.report import build_report
+    from tests.test_report import _parse
+
+    series = [("households", "P", "kW"), ("grid", "vm_pu", "p.u."), ("households", "soc", "1")]
+    scenario = {"name": "early", "start": START, "duration": "1h", "step": "1min", "seed": 1,
+                "districts": [{"name": "d1", "households": 3}]}
+    attrs = {"scenario": yaml.safe_dump(scenario), "seed": 1, "eval_start_ms": 3_600_000, "eval_end_ms": 7_200_000}
+    w = ResultsWriter(str(tmp_path / "r.h5"), attrs, series, [], START, 60_000)
+    for k in range(30):  # half of the warm-up
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 1.0}, ("grid", "vm_pu"): {"bus1": 1.0},
+                              ("households", "soc"): {"d1.h001": 0.5}})
+    w.close("interrupted")
+    p = _parse(build_report(tmp_path / "r.h5"))
+    body = " ".join(p.text)
+    assert p.imgs == [] and "No plottable data" in body and "no rows in the evaluated window" in body
