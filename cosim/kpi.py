@@ -488,8 +488,9 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     nonconv = 1.0 - finite(conv.values).min(axis=1) if conv is not None else 0.0
     tl = res.extreme("grid", "trafo_loading", "max")
     ll = res.extreme("grid", "line_loading", "max") or res.extreme("grid", "max_line_loading", "max")
-    t_max = np.nanmax(tl.values, axis=1) if tl is not None else None
-    l_max = np.nanmax(ll.values, axis=1) if ll is not None else None
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
+        t_max = np.nanmax(tl.values, axis=1) if tl is not None else None
+        l_max = np.nanmax(ll.values, axis=1) if ll is not None else None
     out["trafo_loading_pct"] = percentiles(t_max) if t_max is not None else None
     out["line_loading_pct"] = percentiles(l_max) if l_max is not None else None
     over_t = (t_max > trafo_limit) if t_max is not None else np.zeros(res.T, bool)
@@ -521,8 +522,9 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
         if not agg or flag is None:
             viol = (vmin < 1.0 - band) | (vmax > 1.0 + band)
             out["v_violation_min"] = _f((dt_min * viol).sum(), 2)
-        out["v_min_pu"] = _f(np.nanmin(vmin), 4)
-        out["v_max_pu"] = _f(np.nanmax(vmax), 4)
+        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # no step converged: None
+            out["v_min_pu"] = _f(np.nanmin(vmin), 4)
+            out["v_max_pu"] = _f(np.nanmax(vmax), 4)
     else:
         if not agg:
             out["v_violation_min"] = (_f((dt_min * (finite(flag.values).max(axis=1) - nonconv > 0.5)).sum(), 2)

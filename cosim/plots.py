@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import warnings
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -152,7 +153,7 @@ def household_load(run: Results, base: Results | None = None, n: int = 3) -> byt
 
 def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
     s = run.series("grid", "trafo_loading")
-    if s is None:
+    if s is None or not np.isfinite(s.values).any():  # no step with a power flow: nothing to draw
         return None
     limit, _, _ = grid_limits(run)
     used = [j for j in range(len(s.ids)) if np.nanmax(np.abs(s.values[:, j]), initial=0) > 1.0] or \
@@ -180,15 +181,14 @@ def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
 def voltage_band(run: Results, base: Results | None = None) -> bytes | None:
     def envelope(res):
         vm = res.series("grid", "vm_pu")
-        if vm is not None:
-            return np.nanmin(vm.values, axis=1), np.nanmax(vm.values, axis=1)
-        a, b = res.series("grid", "v_min"), res.series("grid", "v_max")
+        a, b = (vm, vm) if vm is not None else (res.series("grid", "v_min"), res.series("grid", "v_max"))
         if a is None or b is None:
             return None
-        return np.nanmin(a.values, axis=1), np.nanmax(b.values, axis=1)
+        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
+            return np.nanmin(a.values, axis=1), np.nanmax(b.values, axis=1)
 
     env = envelope(run)
-    if env is None:
+    if env is None or not np.isfinite(env[0]).any():  # no step with a power flow: nothing to draw
         return None
     _, _, band = grid_limits(run)
     fig, (ax,) = _figure(height=3.6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 import yaml
@@ -145,3 +146,45 @@ def test_report_of_a_file_with_no_rows_in_its_window_yet(tmp_path):
     p = _parse(build_report(tmp_path / "r.h5"))
     body = " ".join(p.text)
     assert p.imgs == [] and "No plottable data" in body and "no rows in the evaluated window" in body
+
+
+def grid_file(path, bad_rows) -> str:
+    """A grid run whose power flow did not converge at *bad_rows* (no voltages or loadings there)."""
+    series = [("households", "P", "kW"), ("grid", "vm_pu", "p.u."), ("grid", "trafo_loading", "%"),
+              ("grid", "converged", "1")]
+    scenario = {"name": "grid", "start": START, "duration": "1h", "step": "1min", "seed": 1,
+                "districts": [{"name": "d1", "households": 3}]}
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario), "seed": 1}, series, [], START, 60_000)
+    nan = float("nan")
+    for k in range(60):
+        bad = k in bad_rows
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 1.0 + k % 5},
+                              ("grid", "vm_pu"): {"bus1": nan if bad else 0.98, "bus2": nan if bad else 1.01},
+                              ("grid", "trafo_loading"): {"trafo0": nan if bad else 40.0},
+                              ("grid", "converged"): {"grid": 0.0 if bad else 1.0}})
+    w.close()
+    return str(path)
+
+
+def test_a_step_without_power_flow_prints_no_numpy_warnings(tmp_path):
+    """One non-converged step (all its voltages NaN): `cosim report` and `cosim kpis` printed numpy's
+    'RuntimeWarning: All-NaN slice encountered' with source lines, as if something had gone wrong."""
+    from tests.conftest import run_cosim
+
+    path = grid_file(tmp_path / "g.h5", bad_rows={7})
+    for args in (("report", path, "-o", str(tmp_path / "g.html")), ("kpis", path)):
+        proc = run_cosim(*args)
+        assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr)
+
+
+def test_no_grid_plots_when_no_step_has_a_power_flow(tmp_path):
+    """Without one converged step the voltage and loading plots were empty axes (and `cosim kpis`
+    printed numpy's warnings for the lowest and highest voltage, which are n/a)."""
+    from tests.conftest import run_cosim
+
+    path = grid_file(tmp_path / "g.h5", bad_rows=set(range(60)))
+    with Results(path) as run:
+        assert plots.voltage_band(run) is None and plots.trafo_loading(run) is None
+    proc = run_cosim("kpis", path, "--json")
+    grid = json.loads(proc.stdout)["grid"]
+    assert proc.stderr == "" and grid["v_min_pu"] is None and grid["nonconverged_steps"] == 60
