@@ -176,6 +176,13 @@ def test_money_is_shown_in_cents():
     assert "1,342.70" in text_table(["household", "bill €"], [["h1", 1342.7]])
 
 
+def test_an_amount_that_rounds_to_zero_cents_has_no_minus_sign():
+    """lab_hil, 90 s: district d1's cost of -0.004 € was shown as "-0.00" (report and `cosim kpis`)."""
+    from cosim.kpi_text import fmt
+
+    assert [fmt(v, money=True) for v in (-0.004, 0.004, -0.005001, -0.0)] == ["0.00", "0.00", "-0.01", "0.00"]
+
+
 def test_compare_warns_when_the_comfort_penalty_decides_the_cost_difference():
     """uc2_district, one day: 25.0 of the 95.6 EUR between the MAS and no control was the comfort penalty
     of the uncontrolled thermostats' 1.25 K·h above the band (20 EUR per K·h, a weight, not money)."""
