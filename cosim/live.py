@@ -22,10 +22,13 @@ import math
 import queue
 import time
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import yaml
 
 from cosim.results import open_file
+from simulators.devices.common import after
 
 METER_READINGS = ("P", "V", "E_imp", "E_exp", "quality", "age")
 GATEWAY_READINGS = ("P_bat", "soc", "setpoint_ack", "quality", "age")
@@ -40,10 +43,17 @@ EVENT_KINDS = {"drop", "reconnect", "exception", "recovered", "negotiation"}
 Getter = Callable[[str, str], "dict[str, float] | None"]
 
 
-def clock_origin_ms(start_iso: str) -> float:
-    """Naive epoch ms of the scenario's local start: the time axes then read local wall time."""
-    start = dt.datetime.fromisoformat(start_iso)
-    return start.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0
+class LocalClock:
+    """Simulated ms after *start_iso* -> the local wall time as naive epoch ms (the page's time axes read
+    it as UTC), in the scenario's *zone* when it names one: the start's offset plus the elapsed time would
+    be an hour off across a daylight-saving switch."""
+
+    def __init__(self, start_iso: str, zone: str | None = None):
+        start = dt.datetime.fromisoformat(start_iso)
+        self.start = start.astimezone(ZoneInfo(zone)) if zone else start
+
+    def __call__(self, t_ms: float) -> float:
+        return after(self.start, t_ms).replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0
 
 
 def _num(v) -> float | None:
@@ -58,8 +68,9 @@ def _values(d: dict | None) -> list[float]:
     return [f for v in (d or {}).values() if (f := _num(v)) is not None]
 
 
-def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
-    """The snapshot of one row; *get(pop, attr)* gives the row's ``{id: value}`` or None."""
+def snapshot(t_ms: int, x_ms: float, get: Getter) -> dict:
+    """The snapshot of the row at *t_ms* (local wall time *x_ms*, :class:`LocalClock`); *get(pop, attr)*
+    gives the row's ``{id: value}`` or None."""
     devices = []
     quality = get("meters", "quality") or {}
     for dev in sorted(d for d, q in quality.items() if _num(q) is not None):  # simulated meters have none
@@ -75,7 +86,7 @@ def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
     lat, sent, lost = (_values(get("telecom", a)) for a in ("latency_mean_ms", "sent", "lost"))
     rounds, gaps = get("lfa", "rounds") or {}, get("lfa", "gap") or {}
     return {
-        "t": int(t_ms), "x": origin_ms + t_ms, "devices": devices,
+        "t": int(t_ms), "x": float(x_ms), "devices": devices,
         "lateness_ms": next(iter(_values(get("realtime", "lateness_ms"))), None),
         "households_kw": sum(households) if households else None,
         "v_min": min(v_min, default=None), "v_max": max(v_max, default=None),
@@ -96,14 +107,15 @@ class LiveFeed:
 
     def __init__(self, out, min_interval: float = 0.2):
         self.out = out
-        self.origin = 0.0
+        self.local: Callable[[float], float] = float
         self.min_interval = min_interval
         self._last = -math.inf
         self._events: list[dict] = []
 
-    def clock(self, start_iso: str) -> None:
-        """The recorder's start (rows are ms after it), handed over when the recorder is initialised."""
-        self.origin = clock_origin_ms(start_iso) if start_iso else 0.0
+    def clock(self, start_iso: str, zone: str | None = None) -> None:
+        """The recorder's start (rows are ms after it) and the scenario's time zone, handed over when the
+        recorder is initialised."""
+        self.local = LocalClock(start_iso, zone) if start_iso else float
 
     def events(self, stream: str, records: list[dict]) -> None:
         if stream in EVENT_STREAMS:
@@ -113,7 +125,7 @@ class LiveFeed:
         now = time.monotonic()
         if now - self._last < self.min_interval:
             return
-        snap = snapshot(t_ms, self.origin, lambda pop, attr: values.get((pop, attr)))
+        snap = snapshot(t_ms, self.local(t_ms), lambda pop, attr: values.get((pop, attr)))
         snap["events"] = self._events
         try:
             self.out.put_nowait(snap)
@@ -138,7 +150,8 @@ class ResultsTail:
             self.f.close()
             raise KeyError("no /time dataset")
         self.max_rows = max_rows
-        self.origin = clock_origin_ms(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")))
+        self.local = LocalClock(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")),
+                                _zone(_str(self.f.attrs.get("scenario"))))
         self.rows = 0
         self.event_bytes = {s: 0 for s in EVENT_STREAMS}
 
@@ -178,7 +191,7 @@ class ResultsTail:
             def get(pop, attr, i=i):
                 b = blocks.get((pop, attr))
                 return None if b is None else dict(zip(b[0], b[1][i]))
-            snaps.append(snapshot(int(t_ms), self.origin, get))
+            snaps.append(snapshot(int(t_ms), self.local(int(t_ms)), get))
         snaps[-1]["events"] = self._new_events()
         self.rows = n
         return snaps
@@ -204,6 +217,16 @@ class ResultsTail:
 
     def close(self) -> None:
         self.f.close()
+
+
+def _zone(scenario_text: str) -> str | None:
+    """The recorded scenario's ``timezone`` (None without one, or when the text is not a mapping)."""
+    try:
+        data = yaml.safe_load(scenario_text)
+    except yaml.YAMLError:
+        return None
+    zone = data.get("timezone") if isinstance(data, dict) else None
+    return zone if isinstance(zone, str) else None
 
 
 def _str(v) -> str:

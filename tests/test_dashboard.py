@@ -36,7 +36,7 @@ def get(url: str) -> str:
 
 def test_snapshot_has_the_real_devices_only_with_set_point_and_read_back():
     values = row(1, 0.7, 1.0)
-    s = snapshot(1000, 0.0, lambda p, a: values.get((p, a)))
+    s = snapshot(1000, 1000.0, lambda p, a: values.get((p, a)))
     assert [(d["role"], d["id"]) for d in s["devices"]] == [("meter", "d1.h001"), ("gateway", "d1.h001")]
     meter, gateway = s["devices"]
     assert meter["P"] == 0.7 and meter["quality"] == 1.0 and meter["V"] is None
@@ -299,3 +299,37 @@ def test_live_dashboard_clock_of_a_run_with_warm_up_reads_the_recorded_times(wri
     for s in snaps:
         x = recorded[s["t"]].replace(tzinfo=None)
         assert s["x"] == x.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0, (s["t"], x)
+
+
+def test_dashboard_times_follow_daylight_saving_time(tmp_path):
+    """A run across the switch to summer time (Europe/Berlin, 29 Mar 2026 02:00 CET -> 03:00 CEST): the
+    page's simulated time is the local wall time after it too. Its clock was the start's offset plus the
+    elapsed time, an hour behind for the rest of summer (a year run watched in July showed 11:00 at 12:00)."""
+    import queue
+
+    import yaml
+
+    from cosim.live import LiveFeed
+    from cosim.results import Results
+
+    start = "2026-03-29T00:00:00+01:00"
+    scenario = {"name": "dst", "timezone": "Europe/Berlin", "start": start, "duration": "6h", "step": "1h",
+                "seed": 1, "districts": [{"name": "d1", "households": 1}], "meters": {"interval": "1h"}}
+    path = tmp_path / "r.h5"
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario)}, [("households", "P", "kW")], [], start,
+                      3_600_000, flush_every=1)
+    for k in range(6):
+        w.append(k * 3_600_000, {("households", "P"): {"d1.h001": 1.0}})
+    with Results(path) as res:
+        wall = [t.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0 for t in res.local_times()]
+    assert [dt.datetime.fromtimestamp(x / 1000, dt.timezone.utc).hour for x in wall] == [0, 1, 3, 4, 5, 6]
+    tail = ResultsTail(str(path))  # cosim watch
+    assert [s["x"] for s in tail.poll()] == wall
+    tail.close()
+    w.close()
+    q = queue.Queue()  # cosim run --dashboard: the recorder hands the feed its clock
+    feed = LiveFeed(q, min_interval=0.0)
+    feed.clock(start, "Europe/Berlin")
+    for k in range(6):
+        feed.row(k * 3_600_000, {("households", "P"): {"d1.h001": 1.0}})
+    assert [q.get_nowait()["x"] for _ in range(6)] == wall
