@@ -38,6 +38,7 @@ SERIES = ([("meters", a) for a in METER_READINGS] + [("gateways", a) for a in GA
              ("grid", "v_min"), ("grid", "v_max"), ("grid", "trafo_loading"), ("lfa", "rounds"), ("lfa", "gap"),
              ("telecom", "latency_mean_ms"), ("telecom", "sent"), ("telecom", "lost")])
 EVENT_STREAMS = ("devices", "flex")
+NO_START = "2000-01-01T00:00:00+00:00"  # the clock of a file without a usable start time (cosim.Results')
 EVENT_KINDS = {"drop", "reconnect", "exception", "recovered", "negotiation"}
 
 Getter = Callable[[str, str], "dict[str, float] | None"]
@@ -150,8 +151,11 @@ class ResultsTail:
             self.f.close()
             raise KeyError("no /time dataset")
         self.max_rows = max_rows
-        self.local = LocalClock(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")),
-                                _zone(_str(self.f.attrs.get("scenario"))))
+        try:
+            self.local = LocalClock(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")),
+                                    _zone(_str(self.f.attrs.get("scenario"))))
+        except (ValueError, KeyError):  # no usable start time or zone: from 2000-01-01 UTC, as cosim.Results
+            self.local = LocalClock(NO_START)
         self.rows = 0
         self.event_bytes = {s: 0 for s in EVENT_STREAMS}
 

@@ -333,3 +333,22 @@ def test_dashboard_times_follow_daylight_saving_time(tmp_path):
     for k in range(6):
         feed.row(k * 3_600_000, {("households", "P"): {"d1.h001": 1.0}})
     assert [q.get_nowait()["x"] for _ in range(6)] == wall
+
+
+def test_watch_reads_a_file_without_a_valid_start_time(tmp_path):
+    """An HDF5 file with /time but no usable `start` attribute (another tool's file): `cosim kpis` and
+    `cosim report` read it (from 2000-01-01 UTC, as cosim.Results does), `cosim watch` printed a
+    traceback (ValueError: Invalid isoformat string)."""
+    import h5py
+
+    for start in ("garbage", None):
+        path = tmp_path / f"{start}.h5"
+        with h5py.File(path, "w") as f:
+            f["time"] = [0, 60_000]
+            if start is not None:
+                f.attrs["start"] = start
+        tail = ResultsTail(str(path))
+        snaps = tail.poll()
+        tail.close()
+        origin = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000
+        assert [s["x"] for s in snaps] == [origin, origin + 60_000]
