@@ -27,7 +27,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import yaml
 
-from cosim.results import open_file
+from cosim.errors import InputError
+from cosim.results import open_file, time_problem
 from simulators.devices.common import after
 
 METER_READINGS = ("P", "V", "E_imp", "E_exp", "quality", "age")
@@ -147,9 +148,9 @@ class ResultsTail:
 
     def __init__(self, path: str, max_rows: int = 900):
         self.f = open_file(path)  # checked; SWMR while a run writes it
-        if "time" not in self.f:
+        if problem := time_problem(self.f):
             self.f.close()
-            raise KeyError("no /time dataset")
+            raise InputError(f"{path}: not a cosim results file ({problem})")
         self.max_rows = max_rows
         try:
             self.local = LocalClock(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")),

@@ -624,6 +624,18 @@ def _text(v: Any) -> Any:
     return v
 
 
+def time_problem(f: h5py.File) -> str | None:
+    """Why *f* has no cosim time axis (/time: one number of ms per row), or None when it has one."""
+    ds = f.get("time")
+    if ds is None:
+        return "no /time dataset"
+    if not isinstance(ds, h5py.Dataset):
+        return "/time is a group, not one number of ms per row"
+    if ds.ndim != 1 or ds.dtype.kind not in "iuf":
+        return f"/time is {ds.dtype} of shape {ds.shape}, not one number of ms per row"
+    return None
+
+
 class Results:
     """Read access to a results file (also while it is being written, SWMR).
 
@@ -634,9 +646,9 @@ class Results:
     def __init__(self, path: str | Path, window: bool = True):
         self.path = str(path)
         self._f: h5py.File | None = open_file(self.path)
-        if "time" not in self.f:
+        if problem := time_problem(self.f):
             self.f.close()
-            raise InputError(f"{path}: not a cosim results file (no /time dataset)")
+            raise InputError(f"{path}: not a cosim results file ({problem})")
         self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
         from cosim.split import missing_sources  # stitched files and views read other files (virtual datasets)
 

@@ -213,3 +213,24 @@ def test_report_refuses_a_baseline_of_other_households(tmp_path):
     proc = run_cosim("report", run, "--baseline", str(other), "-o", str(tmp_path / "r.html"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "baseline households differ" in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_time_axis_that_is_not_one_integer_per_row_is_one_line(tmp_path):
+    """An HDF5 file whose /time holds text or a table (another tool's file): `cosim kpis` and `cosim report`
+    printed a traceback (ValueError: invalid literal for int(), or numpy's dimension mismatch)."""
+    import h5py
+    import numpy as np
+
+    from tests.conftest import run_cosim
+
+    for name, data in (("text", np.array([b"a", b"b"])), ("table", np.zeros((2, 2)))):
+        path = tmp_path / f"{name}.h5"
+        with h5py.File(path, "w") as f:
+            f["time"] = data
+            f.attrs["start"] = "2026-06-15T00:00:00+02:00"
+        for args in (("kpis", str(path)), ("report", str(path), "-o", str(tmp_path / "r.html")),
+                     ("watch", str(path), "--port", "0")):
+            proc = run_cosim(*args, timeout=60)
+            assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
+            assert proc.stderr.startswith(f"error: {path}: not a cosim results file (/time is "), (args, proc.stderr)
+            assert len(proc.stderr.splitlines()) == 1, proc.stderr
