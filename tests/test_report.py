@@ -234,3 +234,24 @@ def test_a_time_axis_that_is_not_one_integer_per_row_is_one_line(tmp_path):
             assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
             assert proc.stderr.startswith(f"error: {path}: not a cosim results file (/time is "), (args, proc.stderr)
             assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_a_damaged_number_attribute_is_one_line_naming_it(tmp_path):
+    """A results file whose eval_start_ms, step_ms or aggregate_ms attribute is not a whole number (a
+    damaged or hand-edited file): `cosim kpis` and `cosim report` printed a traceback (ValueError: invalid
+    literal for int())."""
+    import h5py
+
+    from tests.conftest import run_cosim
+
+    good = write_synthetic(tmp_path / "good.h5")
+    for name in ("eval_start_ms", "step_ms", "aggregate_ms"):
+        path = tmp_path / f"{name}.h5"
+        path.write_bytes(open(good, "rb").read())
+        with h5py.File(path, "r+") as f:
+            f.attrs[name] = "x"
+        for args in (("kpis", str(path)), ("report", str(path), "-o", str(tmp_path / "r.html"))):
+            proc = run_cosim(*args, timeout=60)
+            assert proc.returncode == 2 and proc.stderr == (
+                f"error: {path}: damaged results file (attribute {name} is 'x', not a whole number of ms)\n"), \
+                (args, proc.stderr)
