@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from cosim.kpi import _delivered_by_slot, _settlements_once, grid_limits  # noqa: E402
 from cosim.population import district_of  # noqa: E402
 from cosim.results import Results, finite  # noqa: E402
+from simulators.devices.common import after  # noqa: E402
 
 RUN_STYLE = {"lw": 1.4}
 BASE_STYLE = {"lw": 1.1, "ls": "--", "alpha": 0.8}
@@ -79,8 +80,25 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _edges(run: Results) -> list[dt.datetime]:
+    """The rows' start times and the end of the last row, for step curves: with only the starts a curve
+    ends where its last row begins (an aggregated file's last 15 min were a vertical tick)."""
+    x = _times(run)
+    return x + [after(x[-1], float(run.dt_h[-1]) * 3_600_000)] if x else x
+
+
+def _held(x, y) -> np.ndarray:
+    """*y* (one value per row) with its last value repeated when *x* also has the last row's end."""
+    y = np.asarray(y, dtype=float)
+    return np.append(y, y[-1:]) if len(x) == len(y) + 1 else y
+
+
 def _step(ax, x, y, **kw):
-    return ax.plot(x, y, drawstyle="steps-post", **kw)
+    return ax.plot(x, _held(x, y), drawstyle="steps-post", **kw)
+
+
+def _fill_step(ax, x, y1, y2, **kw):
+    return ax.fill_between(x, _held(x, y1), _held(x, y2) if np.ndim(y2) else y2, step="post", **kw)
 
 
 def district_load(run: Results, base: Results | None = None) -> bytes | None:
@@ -94,7 +112,7 @@ def district_load(run: Results, base: Results | None = None) -> bytes | None:
     districts = sorted({district_of(h) for h in s.ids})
     groups = districts if len(districts) <= 6 else ["all households"]
     fig, (ax,) = _figure(height=3.8)
-    x = _times(run)
+    x = _edges(run)
     colors = matplotlib.colormaps["tab10"].colors
     for i, g in enumerate(groups):
         ids = s.ids if g == "all households" else [h for h in s.ids if district_of(h) == g]
@@ -132,14 +150,14 @@ def household_load(run: Results, base: Results | None = None, n: int = 3) -> byt
     devices = {h: _devices(run, h) for h in s.ids}
     chosen = sorted(s.ids, key=lambda h: (-len(devices[h]), h))[:n]
     fig, axes = _figure(len(chosen), height=2.4)
-    x = _times(run)
+    x = _edges(run)
     for ax, hid in zip(axes, chosen):
         _step(ax, x, finite(s.aligned([hid])[:, 0]), color="C0", label="controlled" if sb else "P", **RUN_STYLE)
         if sb is not None and hid in sb.ids:
             _step(ax, x, finite(sb.aligned([hid])[:, 0]), color="C1", label="baseline", **BASE_STYLE)
         pv = run.series("households", "P_pv")
         if pv is not None and hid in pv.ids:
-            ax.fill_between(x, finite(pv.aligned([hid])[:, 0]), 0, step="post", color="gold", alpha=0.35,
+            _fill_step(ax, x, finite(pv.aligned([hid])[:, 0]), 0, color="gold", alpha=0.35,
                             label="PV", lw=0)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_ylabel("P (kW, + import)")
@@ -159,7 +177,7 @@ def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
     used = [j for j in range(len(s.ids)) if np.nanmax(np.abs(s.values[:, j]), initial=0) > 1.0] or \
         list(range(len(s.ids)))
     fig, (ax,) = _figure(height=3.6)
-    x = _times(run)
+    x = _edges(run)
     top = max(limit, float(np.nanmax(s.values, initial=0)))
     for k, j in enumerate(used[:8]):
         _step(ax, x, s.values[:, j], color=f"C{k}", label=f"{s.ids[j]}", **RUN_STYLE)
@@ -192,8 +210,8 @@ def voltage_band(run: Results, base: Results | None = None) -> bytes | None:
         return None
     _, _, band = grid_limits(run)
     fig, (ax,) = _figure(height=3.6)
-    x = _times(run)
-    ax.fill_between(x, env[0], env[1], step="post", color="C0", alpha=0.35, lw=0,
+    x = _edges(run)
+    _fill_step(ax, x, env[0], env[1], color="C0", alpha=0.35, lw=0,
                     label="min–max over buses" + (" (controlled)" if base else ""))
     _step(ax, x, env[0], color="C0", lw=0.8)
     _step(ax, x, env[1], color="C0", lw=0.8)
@@ -288,7 +306,7 @@ def settled_delivery_kw(run: Results) -> np.ndarray | None:
 
 
 def flexibility(run: Results, base: Results | None = None) -> bytes | None:
-    x = _times(run)
+    x = _edges(run)
     curves = []
     for key, label in (("flex_requested", "requested"), ("flex_offered", "offered"),
                        ("flex_ordered", "ordered"), ("flex_delivered", "delivered")):

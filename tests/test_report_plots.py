@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import matplotlib.dates as mdates
 import numpy as np
 import pytest
 import yaml
@@ -105,7 +107,7 @@ def test_flexibility_plot_shows_delivery_in_the_slot_it_was_ordered_for(tmp_path
     with Results(flex_file(tmp_path / "flex.h5")) as run:
         ((_, fig),) = figures(monkeypatch, [("Flexibility", plots.flexibility)], run)
         t = run.t_ms
-    lines = {ln.get_label(): np.asarray(ln.get_ydata(), dtype=float) for ln in fig.axes[0].get_lines()}
+    lines = {ln.get_label(): np.asarray(ln.get_ydata(), dtype=float)[:len(t)] for ln in fig.axes[0].get_lines()}
     delivered = next(y for label, y in lines.items() if label.startswith("delivered"))
     ordered = lines["ordered"]
     slot = (t >= 3_600_000) & (t < 5_400_000)
@@ -188,3 +190,32 @@ def test_no_grid_plots_when_no_step_has_a_power_flow(tmp_path):
     proc = run_cosim("kpis", path, "--json")
     grid = json.loads(proc.stdout)["grid"]
     assert proc.stderr == "" and grid["v_min_pu"] is None and grid["nonconverged_steps"] == 60
+
+
+def test_step_curves_cover_the_last_row(tmp_path, monkeypatch):
+    """A step curve ended where its last row begins: in a file of 15-min means (--aggregate 15min) the
+    window's last quarter hour was missing from every load, loading and voltage plot, drawn as a
+    vertical tick at 02:45 of a window ending at 03:00."""
+    series = [("households", "P", "kW"), ("grid", "vm_pu", "p.u."), ("grid", "trafo_loading", "%")]
+    scenario = {"name": "agg", "start": START, "duration": "1h", "step": "1min", "seed": 1,
+                "districts": [{"name": "d1", "households": 3}]}
+    w = ResultsWriter(str(tmp_path / "a.h5"), {"scenario": yaml.safe_dump(scenario), "seed": 1,
+                                               "aggregate_ms": 900_000}, series, [], START, 900_000)
+    for k in range(4):
+        w.append(k * 900_000, {("households", "P"): {"d1.h001": 1.0 + k}, ("grid", "vm_pu"): {"b": 1.0 - k / 100},
+                               ("grid", "trafo_loading"): {"t": 10.0 * k}})
+    w.close()
+    with Results(tmp_path / "a.h5") as run:
+        drawn = figures(monkeypatch, [(t, f) for t, f in plots.PLOTS if t in (
+            "District load", "Household load", "Transformer loading", "Voltage band")], run)
+        end = run.local_times()[-1] + dt.timedelta(minutes=15)
+    assert len(drawn) == 4
+    for title, fig in drawn:
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                x = line.get_xdata()
+                if len(x) < 4:  # the axis lines (0 kW, the limits)
+                    continue
+                last = mdates.num2date(x[-1]) if not isinstance(x[-1], dt.datetime) else x[-1]
+                assert last == end, (title, line.get_label(), last, end)
+                assert line.get_ydata()[-1] == line.get_ydata()[-2], (title, line.get_label())
