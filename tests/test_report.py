@@ -255,3 +255,16 @@ def test_a_damaged_number_attribute_is_one_line_naming_it(tmp_path):
             assert proc.returncode == 2 and proc.stderr == (
                 f"error: {path}: damaged results file (attribute {name} is 'x', not a whole number of ms)\n"), \
                 (args, proc.stderr)
+
+
+def test_compare_warns_when_runs_are_recorded_at_different_intervals(tmp_path):
+    """uc2_district, 3 h, the same run recorded per minute and as 15-min means (--aggregate 15min):
+    compare showed peaks of 152.3 and 149.9 kW side by side without a word, as if the difference were
+    the runs'; it is the recording's (a 15-min mean has no 1-min peak)."""
+    from cosim.results import stamp_attrs
+
+    a, b = write_synthetic(tmp_path / "a.h5"), write_synthetic(tmp_path / "b.h5")
+    assert not [w for w in compare([a, b])["warnings"] if "recorded" in w]
+    stamp_attrs(b, {"aggregate_ms": 7_200_000})
+    (warning,) = [w for w in compare([a, b])["warnings"] if "recorded" in w]
+    assert "a 3600 s, b 7200 s" in warning and "peak" in warning
