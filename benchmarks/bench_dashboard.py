@@ -113,7 +113,8 @@ def handover_alone(n: int = 2000) -> list[float]:
     q = multiprocessing.get_context("spawn").Queue(maxsize=64)
     reader = threading.Thread(target=lambda: [q.get() for _ in range(n)], daemon=True)
     reader.start()
-    feed = LiveFeed(q, "2026-06-15T12:00:00+02:00", min_interval=0.0)
+    feed = LiveFeed(q, min_interval=0.0)
+    feed.clock("2026-06-15T12:00:00+02:00")
     out = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -131,7 +132,7 @@ def run(duration: str, dashboard: bool, browser: bool = True) -> dict:
         if not dashboard:
             return run_scenario(scn, yaml.safe_dump(data), out=Path(tmp) / "rt.h5", progress=False).lateness
         stop, said = threading.Event(), []
-        with live_dashboard(scn.start.isoformat(), "127.0.0.1", 0, "bench") as url:
+        with live_dashboard("127.0.0.1", 0, "bench") as url:
             viewer = threading.Thread(target=browse if browser else lambda *a: said.append("no browser"),
                                       args=(url, stop, said))
             viewer.start()

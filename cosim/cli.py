@@ -122,8 +122,8 @@ def cmd_run(args) -> int:
             if args.dashboard is not None:
                 from cosim.dashboard import live_dashboard
 
-                address = stack.enter_context(live_dashboard(scn.start.isoformat(), args.dashboard_host,
-                                                             args.dashboard, f"{scn.name}: cosim run"))
+                address = stack.enter_context(live_dashboard(args.dashboard_host, args.dashboard,
+                                                             f"{scn.name}: cosim run"))
                 print(f"dashboard: {address}", flush=True)
             if args.emulate:
                 from cosim.lab import emulated_devices

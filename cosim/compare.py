@@ -59,6 +59,12 @@ def realised_gaps(full: list[dict], labels: list[str]) -> tuple[list[float | Non
     if len(set(ref)) > 1:
         warnings.append("the runs differ in scenario, seed or evaluated window: "
                         + "; ".join(f"{lab}: {r[3]} seed {r[2]}, {r[1]} h from {r[0]}" for lab, r in zip(labels, ref)))
+    rec = [r.get("record_s") for r in runs]
+    if len(set(rec)) > 1:
+        warnings.append("the runs are recorded at different intervals ("
+                        + ", ".join(f"{lab} {s:g} s" if s is not None else f"{lab} n/a" for lab, s in zip(labels, rec))
+                        + "; an aggregated file holds interval means): peak, peak-to-average and loadings differ "
+                        "by the recording, not only by the runs")
     ids = [r.get("objective_id") for r in runs]
     if len(set(ids)) > 1:
         warnings.append("the runs value their cost differently (economics, objective weights, slot or terminal "

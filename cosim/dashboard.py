@@ -411,14 +411,15 @@ class DashboardProcess:
 
 
 @contextmanager
-def live_dashboard(start_iso: str, host: str, port: int, title: str) -> Iterator[str]:
-    """While the block runs, serve the dashboard of this process's simulation; yields its URL."""
+def live_dashboard(host: str, port: int, title: str) -> Iterator[str]:
+    """While the block runs, serve the dashboard of this process's simulation (its clock is the
+    recorder's, :meth:`cosim.live.LiveFeed.clock`); yields its URL."""
     from cosim import recorder
     from cosim.live import LiveFeed
 
     dash = DashboardProcess(host, port, title)
     address = dash.start()
-    feed = LiveFeed(dash.queue, start_iso)
+    feed = LiveFeed(dash.queue)
     recorder.LIVE_FEEDS.append(feed)
     try:
         yield address

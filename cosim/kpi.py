@@ -522,7 +522,7 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
         if not agg or flag is None:
             viol = (vmin < 1.0 - band) | (vmax > 1.0 + band)
             out["v_violation_min"] = _f((dt_min * viol).sum(), 2)
-        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # no step converged
+        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # no step converged: None
             out["v_min_pu"] = _f(np.nanmin(vmin), 4)
             out["v_max_pu"] = _f(np.nanmax(vmax), 4)
     else:

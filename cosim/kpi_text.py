@@ -18,7 +18,7 @@ def fmt(v: Any, money: bool = False) -> str:
     if isinstance(v, float):
         a = abs(v)
         if money:
-            return f"{v:,.2f}"
+            return f"{round(v, 2) + 0.0:,.2f}"  # + 0.0: an amount below half a cent is 0.00, not -0.00
         if a == 0:
             return "0"
         if a >= 1000:

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from cosim.device_health import QUALITY_NAMES
 from cosim.results import Results
-from cosim.plots import _figure, _png, _step, _time_axis, _times
+from cosim.plots import _edges, _figure, _fill_step, _legend, _png, _step, _time_axis, _times
 from hil.realtime import recorded_lateness_stats
 
 QUALITY_COLORS = {0: "#2ca02c", 1: "#ffbf00", 2: "#d62728"}
@@ -42,13 +42,13 @@ def real_vs_simulated(run: Results, base: Results | None = None) -> bytes | None
         ok = ~np.isnan(P).all(axis=1)
         lo, med, hi = (np.full(len(t), np.nan) for _ in range(3))
         lo[ok], med[ok], hi[ok] = np.nanpercentile(P[ok], [10, 50, 90], axis=1)
-        ax.fill_between(t, lo, hi, step="post", color="0.8", label=f"simulated meters, 10–90 % ({len(sim)})")
-        _step(ax, t, med, color="0.45", lw=1.2, label="simulated meters, median")
+        _fill_step(ax, _edges(run), lo, hi, color="0.8", label=f"simulated meters, 10–90 % ({len(sim)})")
+        _step(ax, _edges(run), med, color="0.45", lw=1.2, label="simulated meters, median")
     for i, d in enumerate(real):
-        _step(ax, t, s.aligned([d])[:, 0], color=f"C{i}", lw=1.5, label=f"real {d}")
+        _step(ax, _edges(run), s.aligned([d])[:, 0], color=f"C{i}", lw=1.5, label=f"real {d}")
     ax.set_ylabel("P (kW, + import)")
     ax.set_title("Real meters against the simulated households")
-    ax.legend(fontsize=8, ncols=2)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -60,7 +60,7 @@ def setpoint_readback(run: Results, base: Results | None = None) -> bytes | None
         return None
     sp = run.series("controller", "P_bat_set")
     ack = run.series("gateways", "setpoint_ack")
-    t = _times(run)
+    t = _edges(run)
     fig, axes = _figure(n_rows=len(rb.ids), height=2.8)
     for ax, g in zip(axes, rb.ids):
         if sp is not None and g in sp.ids:
@@ -74,7 +74,7 @@ def setpoint_readback(run: Results, base: Results | None = None) -> bytes | None
                 ax.plot([t[i] for i in miss], y, "x", color="C3", ms=5, label="read-back ≠ set point")
         ax.set_ylabel("P_bat (kW, + charging)")
         ax.set_title(f"Gateway {g}: set point against read-back")
-        ax.legend(fontsize=8)
+        _legend(ax)
         _time_axis(ax, run)
     return _png(fig)
 
@@ -106,16 +106,16 @@ def quality_timeline(run: Results, base: Results | None = None) -> bytes | None:
                 ax_q.broken_barh(spans, (k - 0.4, 0.8), color=color)
         age = run.series(pop, "age")
         if age is not None and d in age.ids:
-            _step(ax_age, t, age.aligned([d])[:, 0], color=f"C{k}", lw=1.2, label=f"{role} {d}")
+            _step(ax_age, _edges(run), age.aligned([d])[:, 0], color=f"C{k}", lw=1.2, label=f"{role} {d}")
         labels.append(f"{role} {d}")
     ax_q.set_yticks(range(len(devices)), labels)
     ax_q.set_ylim(-0.6, len(devices) - 0.4)
     handles = [Patch(color=c, label=QUALITY_NAMES[q]) for q, c in QUALITY_COLORS.items()]
-    ax_q.legend(handles=handles, fontsize=8, ncols=3, loc="upper right")
+    _legend(ax_q, handles=handles)
     ax_q.set_title("Link quality per real device")
     _time_axis(ax_q, run)
     ax_age.set_ylabel("age of last good sample (s)")
-    ax_age.legend(fontsize=8, ncols=2)
+    _legend(ax_age)
     _time_axis(ax_age, run)
     return _png(fig)
 
@@ -142,7 +142,7 @@ def lateness_histogram(run: Results, base: Results | None = None) -> bytes | Non
     ax.set_ylabel("steps")
     ax.set_title(f"Real-time lateness: {st['n']} steps, {st['late']} later than {threshold:.0f} ms, "
                  f"max {st['max_ms']:.1f} ms")
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(True, alpha=0.3)
     return _png(fig)
 

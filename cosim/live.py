@@ -22,10 +22,14 @@ import math
 import queue
 import time
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import yaml
 
-from cosim.results import open_file
+from cosim.errors import InputError
+from cosim.results import open_file, time_problem
+from simulators.devices.common import after
 
 METER_READINGS = ("P", "V", "E_imp", "E_exp", "quality", "age")
 GATEWAY_READINGS = ("P_bat", "soc", "setpoint_ack", "quality", "age")
@@ -35,15 +39,23 @@ SERIES = ([("meters", a) for a in METER_READINGS] + [("gateways", a) for a in GA
              ("grid", "v_min"), ("grid", "v_max"), ("grid", "trafo_loading"), ("lfa", "rounds"), ("lfa", "gap"),
              ("telecom", "latency_mean_ms"), ("telecom", "sent"), ("telecom", "lost")])
 EVENT_STREAMS = ("devices", "flex")
+NO_START = "2000-01-01T00:00:00+00:00"  # the clock of a file without a usable start time (cosim.Results')
 EVENT_KINDS = {"drop", "reconnect", "exception", "recovered", "negotiation"}
 
 Getter = Callable[[str, str], "dict[str, float] | None"]
 
 
-def clock_origin_ms(start_iso: str) -> float:
-    """Naive epoch ms of the scenario's local start: the time axes then read local wall time."""
-    start = dt.datetime.fromisoformat(start_iso)
-    return start.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0
+class LocalClock:
+    """Simulated ms after *start_iso* -> the local wall time as naive epoch ms (the page's time axes read
+    it as UTC), in the scenario's *zone* when it names one: the start's offset plus the elapsed time would
+    be an hour off across a daylight-saving switch."""
+
+    def __init__(self, start_iso: str, zone: str | None = None):
+        start = dt.datetime.fromisoformat(start_iso)
+        self.start = start.astimezone(ZoneInfo(zone)) if zone else start
+
+    def __call__(self, t_ms: float) -> float:
+        return after(self.start, t_ms).replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0
 
 
 def _num(v) -> float | None:
@@ -58,8 +70,9 @@ def _values(d: dict | None) -> list[float]:
     return [f for v in (d or {}).values() if (f := _num(v)) is not None]
 
 
-def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
-    """The snapshot of one row; *get(pop, attr)* gives the row's ``{id: value}`` or None."""
+def snapshot(t_ms: int, x_ms: float, get: Getter) -> dict:
+    """The snapshot of the row at *t_ms* (local wall time *x_ms*, :class:`LocalClock`); *get(pop, attr)*
+    gives the row's ``{id: value}`` or None."""
     devices = []
     quality = get("meters", "quality") or {}
     for dev in sorted(d for d, q in quality.items() if _num(q) is not None):  # simulated meters have none
@@ -75,7 +88,7 @@ def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
     lat, sent, lost = (_values(get("telecom", a)) for a in ("latency_mean_ms", "sent", "lost"))
     rounds, gaps = get("lfa", "rounds") or {}, get("lfa", "gap") or {}
     return {
-        "t": int(t_ms), "x": origin_ms + t_ms, "devices": devices,
+        "t": int(t_ms), "x": float(x_ms), "devices": devices,
         "lateness_ms": next(iter(_values(get("realtime", "lateness_ms"))), None),
         "households_kw": sum(households) if households else None,
         "v_min": min(v_min, default=None), "v_max": max(v_max, default=None),
@@ -90,14 +103,21 @@ def snapshot(t_ms: int, origin_ms: float, get: Getter) -> dict:
 class LiveFeed:
     """The running simulation's side: the recorder hands over each row and event batch
     (:data:`cosim.recorder.LIVE_FEEDS`); at most one snapshot per *min_interval* s is built and put on
-    *out* without waiting (dropped, events kept for the next, when the queue is full)."""
+    *out* without waiting (dropped, events kept for the next, when the queue is full). Its clock is the
+    recorder's (:meth:`clock`: the simulation's start, a warm-up before the evaluated window), so the
+    page's times are those of the recorded rows."""
 
-    def __init__(self, out, start_iso: str, min_interval: float = 0.2):
+    def __init__(self, out, min_interval: float = 0.2):
         self.out = out
-        self.origin = clock_origin_ms(start_iso)
+        self.local: Callable[[float], float] = float
         self.min_interval = min_interval
         self._last = -math.inf
         self._events: list[dict] = []
+
+    def clock(self, start_iso: str, zone: str | None = None) -> None:
+        """The recorder's start (rows are ms after it) and the scenario's time zone, handed over when the
+        recorder is initialised."""
+        self.local = LocalClock(start_iso, zone) if start_iso else float
 
     def events(self, stream: str, records: list[dict]) -> None:
         if stream in EVENT_STREAMS:
@@ -107,7 +127,7 @@ class LiveFeed:
         now = time.monotonic()
         if now - self._last < self.min_interval:
             return
-        snap = snapshot(t_ms, self.origin, lambda pop, attr: values.get((pop, attr)))
+        snap = snapshot(t_ms, self.local(t_ms), lambda pop, attr: values.get((pop, attr)))
         snap["events"] = self._events
         try:
             self.out.put_nowait(snap)
@@ -128,11 +148,15 @@ class ResultsTail:
 
     def __init__(self, path: str, max_rows: int = 900):
         self.f = open_file(path)  # checked; SWMR while a run writes it
-        if "time" not in self.f:
+        if problem := time_problem(self.f):
             self.f.close()
-            raise KeyError("no /time dataset")
+            raise InputError(f"{path}: not a cosim results file ({problem})")
         self.max_rows = max_rows
-        self.origin = clock_origin_ms(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")))
+        try:
+            self.local = LocalClock(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")),
+                                    _zone(_str(self.f.attrs.get("scenario"))))
+        except (ValueError, KeyError):  # no usable start time or zone: from 2000-01-01 UTC, as cosim.Results
+            self.local = LocalClock(NO_START)
         self.rows = 0
         self.event_bytes = {s: 0 for s in EVENT_STREAMS}
 
@@ -172,7 +196,7 @@ class ResultsTail:
             def get(pop, attr, i=i):
                 b = blocks.get((pop, attr))
                 return None if b is None else dict(zip(b[0], b[1][i]))
-            snaps.append(snapshot(int(t_ms), self.origin, get))
+            snaps.append(snapshot(int(t_ms), self.local(int(t_ms)), get))
         snaps[-1]["events"] = self._new_events()
         self.rows = n
         return snaps
@@ -198,6 +222,16 @@ class ResultsTail:
 
     def close(self) -> None:
         self.f.close()
+
+
+def _zone(scenario_text: str) -> str | None:
+    """The recorded scenario's ``timezone`` (None without one, or when the text is not a mapping)."""
+    try:
+        data = yaml.safe_load(scenario_text)
+    except yaml.YAMLError:
+        return None
+    zone = data.get("timezone") if isinstance(data, dict) else None
+    return zone if isinstance(zone, str) else None
 
 
 def _str(v) -> str:

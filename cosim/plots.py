@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import warnings
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -19,9 +20,10 @@ import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from cosim.kpi import grid_limits  # noqa: E402
+from cosim.kpi import _delivered_by_slot, _settlements_once, grid_limits  # noqa: E402
 from cosim.population import district_of  # noqa: E402
 from cosim.results import Results, finite  # noqa: E402
+from simulators.devices.common import after  # noqa: E402
 
 RUN_STYLE = {"lw": 1.4}
 BASE_STYLE = {"lw": 1.1, "ls": "--", "alpha": 0.8}
@@ -66,14 +68,37 @@ def _time_axis(ax, res: Results) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _legend(ax, **kw):
+    """The legend beside the plot, right of its axes (constrained layout makes room), one column: inside
+    the axes it hid the data under it (a district's peak in the upper left corner)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
+def _edges(run: Results) -> list[dt.datetime]:
+    """The rows' start times and the end of the last row, for step curves: with only the starts a curve
+    ends where its last row begins (an aggregated file's last 15 min were a vertical tick)."""
+    x = _times(run)
+    return x + [after(x[-1], float(run.dt_h[-1]) * 3_600_000)] if x else x
+
+
+def _held(x, y) -> np.ndarray:
+    """*y* (one value per row) with its last value repeated when *x* also has the last row's end."""
+    y = np.asarray(y, dtype=float)
+    return np.append(y, y[-1:]) if len(x) == len(y) + 1 else y
+
+
 def _step(ax, x, y, **kw):
-    return ax.plot(x, y, drawstyle="steps-post", **kw)
+    return ax.plot(x, _held(x, y), drawstyle="steps-post", **kw)
+
+
+def _fill_step(ax, x, y1, y2, **kw):
+    return ax.fill_between(x, _held(x, y1), _held(x, y2) if np.ndim(y2) else y2, step="post", **kw)
 
 
 def district_load(run: Results, base: Results | None = None) -> bytes | None:
@@ -87,7 +112,7 @@ def district_load(run: Results, base: Results | None = None) -> bytes | None:
     districts = sorted({district_of(h) for h in s.ids})
     groups = districts if len(districts) <= 6 else ["all households"]
     fig, (ax,) = _figure(height=3.8)
-    x = _times(run)
+    x = _edges(run)
     colors = matplotlib.colormaps["tab10"].colors
     for i, g in enumerate(groups):
         ids = s.ids if g == "all households" else [h for h in s.ids if district_of(h) == g]
@@ -98,7 +123,7 @@ def district_load(run: Results, base: Results | None = None) -> bytes | None:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel("P (kW, + import)")
     ax.set_title("District load: sum of household net power" + (" with and without control" if sb else ""))
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -125,20 +150,20 @@ def household_load(run: Results, base: Results | None = None, n: int = 3) -> byt
     devices = {h: _devices(run, h) for h in s.ids}
     chosen = sorted(s.ids, key=lambda h: (-len(devices[h]), h))[:n]
     fig, axes = _figure(len(chosen), height=2.4)
-    x = _times(run)
+    x = _edges(run)
     for ax, hid in zip(axes, chosen):
         _step(ax, x, finite(s.aligned([hid])[:, 0]), color="C0", label="controlled" if sb else "P", **RUN_STYLE)
         if sb is not None and hid in sb.ids:
             _step(ax, x, finite(sb.aligned([hid])[:, 0]), color="C1", label="baseline", **BASE_STYLE)
         pv = run.series("households", "P_pv")
         if pv is not None and hid in pv.ids:
-            ax.fill_between(x, finite(pv.aligned([hid])[:, 0]), 0, step="post", color="gold", alpha=0.35,
+            _fill_step(ax, x, finite(pv.aligned([hid])[:, 0]), 0, color="gold", alpha=0.35,
                             label="PV", lw=0)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_ylabel("P (kW, + import)")
         ax.set_title(f"Household {hid}: net power (devices: {', '.join(devices[hid]) or 'base load only'})",
                      fontsize=10)
-        ax.legend(loc="upper left", fontsize=8)
+        _legend(ax)
         ax.grid(True, alpha=0.3)
     _time_axis(axes[-1], run)
     return _png(fig)
@@ -146,13 +171,13 @@ def household_load(run: Results, base: Results | None = None, n: int = 3) -> byt
 
 def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
     s = run.series("grid", "trafo_loading")
-    if s is None:
+    if s is None or not np.isfinite(s.values).any():  # no step with a power flow: nothing to draw
         return None
     limit, _, _ = grid_limits(run)
     used = [j for j in range(len(s.ids)) if np.nanmax(np.abs(s.values[:, j]), initial=0) > 1.0] or \
         list(range(len(s.ids)))
     fig, (ax,) = _figure(height=3.6)
-    x = _times(run)
+    x = _edges(run)
     top = max(limit, float(np.nanmax(s.values, initial=0)))
     for k, j in enumerate(used[:8]):
         _step(ax, x, s.values[:, j], color=f"C{k}", label=f"{s.ids[j]}", **RUN_STYLE)
@@ -166,7 +191,7 @@ def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
     ax.set_ylabel("loading (% of rating)")
     ax.set_ylim(bottom=0, top=top * 1.1)
     ax.set_title("Transformer loading")
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -174,20 +199,19 @@ def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
 def voltage_band(run: Results, base: Results | None = None) -> bytes | None:
     def envelope(res):
         vm = res.series("grid", "vm_pu")
-        if vm is not None:
-            return np.nanmin(vm.values, axis=1), np.nanmax(vm.values, axis=1)
-        a, b = res.series("grid", "v_min"), res.series("grid", "v_max")
+        a, b = (vm, vm) if vm is not None else (res.series("grid", "v_min"), res.series("grid", "v_max"))
         if a is None or b is None:
             return None
-        return np.nanmin(a.values, axis=1), np.nanmax(b.values, axis=1)
+        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
+            return np.nanmin(a.values, axis=1), np.nanmax(b.values, axis=1)
 
     env = envelope(run)
-    if env is None:
+    if env is None or not np.isfinite(env[0]).any():  # no step with a power flow: nothing to draw
         return None
     _, _, band = grid_limits(run)
     fig, (ax,) = _figure(height=3.6)
-    x = _times(run)
-    ax.fill_between(x, env[0], env[1], step="post", color="C0", alpha=0.35, lw=0,
+    x = _edges(run)
+    _fill_step(ax, x, env[0], env[1], color="C0", alpha=0.35, lw=0,
                     label="min–max over buses" + (" (controlled)" if base else ""))
     _step(ax, x, env[0], color="C0", lw=0.8)
     _step(ax, x, env[1], color="C0", lw=0.8)
@@ -203,7 +227,7 @@ def voltage_band(run: Results, base: Results | None = None) -> bytes | None:
     ax.set_ylim(lo - 0.01, hi + 0.01)
     ax.set_ylabel("voltage (p.u.)")
     ax.set_title(f"Voltage envelope with the EN 50160 band {1 - band:.2f}–{1 + band:.2f} p.u. (red)")
-    ax.legend(loc="lower left", fontsize=8)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -218,12 +242,12 @@ def battery_soc(run: Results, base: Results | None = None) -> bytes | None:
     if v.shape[1] <= 8:
         for j, hid in enumerate(s.ids):
             ax.plot(x, v[:, j], label=hid, lw=1.3)
-        ax.legend(loc="upper left", fontsize=8, ncol=2)
+        _legend(ax)
     else:
         ax.fill_between(x, np.nanmin(v, axis=1), np.nanmax(v, axis=1), color="C2", alpha=0.3, lw=0,
                         label="min–max")
         ax.plot(x, np.nanmean(v, axis=1), color="C2", lw=1.5, label=f"mean of {v.shape[1]} batteries")
-        ax.legend(loc="upper left", fontsize=8)
+        _legend(ax)
     ax.set_ylim(0, 100)
     ax.set_ylabel("state of charge (%)")
     ax.set_title("Battery state of charge")
@@ -245,7 +269,7 @@ def indoor_temperature(run: Results, base: Results | None = None) -> bytes | Non
             if hp is not None:
                 for t in (hp.t_min, hp.t_max):
                     ax.axhline(t, color=line.get_color(), lw=0.8, ls=":")
-        ax.legend(loc="upper left", fontsize=8, ncol=2)
+        _legend(ax)
         title = "dotted: comfort band"
     else:
         ax.fill_between(x, np.nanmin(s.values, axis=1), np.nanmax(s.values, axis=1), alpha=0.3, lw=0,
@@ -258,21 +282,41 @@ def indoor_temperature(run: Results, base: Results | None = None) -> bytes | Non
             title = "dotted: their comfort band"
         else:
             title = "comfort bands differ between homes, not drawn"
-        ax.legend(loc="upper left", fontsize=8)
+        _legend(ax)
     ax.set_ylabel("indoor temperature (°C)")
     ax.set_title(f"Indoor temperature of heat-pump homes ({title})")
     _time_axis(ax, run)
     return _png(fig)
 
 
+def settled_delivery_kw(run: Results) -> np.ndarray | None:
+    """kW delivered per row, in the slot the DSO's settlements measured it for (``delivered_slots``, kWh per
+    slot, stacked orders as the KPI counts them: :func:`cosim.kpi._delivered_by_slot`), or None without such
+    settlements. The live ``dso/flex_delivered`` series shows each slot one slot late."""
+    settled = [r for r in _settlements_once(run.records("flex", window=False) or [])
+               if r.get("delivered_slots") is not None and r.get("t0") is not None and r.get("slot_ms")]
+    if not settled:
+        return None
+    slot_ms = {int(r["t0"]) + j * int(r["slot_ms"]): int(r["slot_ms"])
+               for r in settled for j in range(len(r["delivered_slots"]))}
+    y, t = np.zeros(run.T), run.t_ms
+    for (_, _, a), kwh in _delivered_by_slot(settled).items():
+        y[(t >= a) & (t < a + slot_ms[a])] += kwh * 3_600_000 / slot_ms[a]
+    return y
+
+
 def flexibility(run: Results, base: Results | None = None) -> bytes | None:
-    x = _times(run)
+    x = _edges(run)
     curves = []
     for key, label in (("flex_requested", "requested"), ("flex_offered", "offered"),
                        ("flex_ordered", "ordered"), ("flex_delivered", "delivered")):
+        if key == "flex_delivered" and (settled := settled_delivery_kw(run)) is not None:
+            curves.append(("delivered (settled)", settled))
+            continue
         s = run.series("lfa", key) or run.series("dso", key)
         if s is not None:
-            curves.append((label, finite(s.values).sum(axis=1)))
+            curves.append((label if key != "flex_delivered" else "delivered (one slot late)",
+                           finite(s.values).sum(axis=1)))
     ev = run.records("flex")
     if not curves and ev:
         t0 = run.t_ms
@@ -292,14 +336,14 @@ def flexibility(run: Results, base: Results | None = None) -> bytes | None:
                     y[(t0 >= a) & (t0 < a + slot)] += float(kw or 0)
             if seen:
                 curves.append((label, y))
-    if not curves:
+    if not any(np.nan_to_num(y).any() for _, y in curves):  # nothing asked, offered or delivered: no plot
         return None
     fig, (ax,) = _figure(height=3.4)
     for i, (label, y) in enumerate(curves):
         _step(ax, x, y, label=label, color=f"C{i}", lw=1.4)
     ax.set_ylabel("flexibility (kW)")
     ax.set_title("Flexibility requests, offers, orders and deliveries (all LFAs)")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     _time_axis(ax, run)
     return _png(fig)
 
@@ -324,7 +368,7 @@ def latency_histogram(run: Results, base: Results | None = None) -> bytes | None
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("messages")
     ax.set_title(f"Message latency: {lat.size} delivered, {lost} lost of {len(msgs)} sent")
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(True, alpha=0.3)
     return _png(fig)
 

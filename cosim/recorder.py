@@ -51,10 +51,12 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.echo: set[str] = set()
         self.agg: Aggregator | None = None
 
-    def init(self, sid, time_resolution=0.001, start="", step_size=60_000, until=None, progress=False):
+    def init(self, sid, time_resolution=0.001, start="", step_size=60_000, until=None, progress=False, timezone=None):
         self.start_iso, self.step_size = start, int(step_size)
         self.until = int(until) if until else None
         self.t0 = dt.datetime.fromisoformat(start) if start else None
+        for feed in LIVE_FEEDS:  # the rows' clock: the simulation's start (a warm-up before the window)
+            feed.clock(start, timezone)
         if progress and until:
             self.bar = tqdm(total=int(until) // self.step_size, unit="step", desc="simulating",
                             dynamic_ncols=True, mininterval=0.5,

@@ -146,7 +146,8 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
             # a baseline that is not this run's (other households, another time axis) is refused, as by
             # cosim value: its KPI changes would compare different things
             ledger = value_flows(run, base) if base is not None else None
-            plots = all_plots(run, base) + [(t, png) for t, fn in LAB_PLOTS if (png := fn(run))]
+            # a run still in its warm-up (or stopped there) has no rows in the window: nothing to plot
+            plots = all_plots(run, base) + [(t, png) for t, fn in LAB_PLOTS if (png := fn(run))] if run.T else []
             devices = device_health(run)
             scenario_text = run.scenario_text
             attrs = run.attrs
@@ -183,7 +184,7 @@ def build_report(path: str | Path, baseline: str | Path | None = None) -> str:
                  "seconds from the recorded <code>quality</code> (1 stale, 2 error).</p>"]
     body.append("<h2>Plots</h2>")
     if not plots:
-        body.append("<p class='note'>No plottable data in the file.</p>")
+        body.append("<p class='note'>No plottable data in the evaluated window.</p>")
     for t, png in plots:
         data = base64.b64encode(png).decode("ascii")
         body.append(f'<figure><img alt="{_e(t)}" src="data:image/png;base64,{data}">'

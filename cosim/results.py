@@ -624,6 +624,18 @@ def _text(v: Any) -> Any:
     return v
 
 
+def time_problem(f: h5py.File) -> str | None:
+    """Why *f* has no cosim time axis (/time: one number of ms per row), or None when it has one."""
+    ds = f.get("time")
+    if ds is None:
+        return "no /time dataset"
+    if not isinstance(ds, h5py.Dataset):
+        return "/time is a group, not one number of ms per row"
+    if ds.ndim != 1 or ds.dtype.kind not in "iuf":
+        return f"/time is {ds.dtype} of shape {ds.shape}, not one number of ms per row"
+    return None
+
+
 class Results:
     """Read access to a results file (also while it is being written, SWMR).
 
@@ -634,9 +646,9 @@ class Results:
     def __init__(self, path: str | Path, window: bool = True):
         self.path = str(path)
         self._f: h5py.File | None = open_file(self.path)
-        if "time" not in self.f:
+        if problem := time_problem(self.f):
             self.f.close()
-            raise InputError(f"{path}: not a cosim results file (no /time dataset)")
+            raise InputError(f"{path}: not a cosim results file ({problem})")
         self.attrs = {k: _text(v) for k, v in self.f.attrs.items()}
         from cosim.split import missing_sources  # stitched files and views read other files (virtual datasets)
 
@@ -645,8 +657,12 @@ class Results:
             raise InputError(problem)
         self.t_all = np.asarray(self.read(self.f["time"]), dtype=np.int64)
         i0, i1 = 0, len(self.t_all)
-        w0, w1 = self.attrs.get("eval_start_ms"), self.attrs.get("eval_end_ms")
-        self.window_ms = (int(w0), int(w1)) if window and w0 is not None and w1 is not None else None
+        try:
+            w0, w1, step, _ = (self._ms(k) for k in ("eval_start_ms", "eval_end_ms", "step_ms", "aggregate_ms"))
+        except InputError:
+            self.f.close()
+            raise
+        self.window_ms = (w0, w1) if window and w0 is not None and w1 is not None else None
         if self.window_ms is not None:
             i0, i1 = (int(np.searchsorted(self.t_all, w, side="left")) for w in self.window_ms)
         self.rows = slice(i0, i1)
@@ -662,7 +678,6 @@ class Results:
         self.scenario = parse_recorded(self.scenario_text)
         if self.start is not None and self.scenario is not None and self.scenario.timezone:
             self.start = self.start.astimezone(ZoneInfo(self.scenario.timezone))  # local time follows DST
-        step = self.attrs.get("step_ms")
         if not step and len(self.t_ms) > 1:
             step = int(np.median(np.diff(self.t_ms)))
         self.step_ms = int(step or 60_000)
@@ -707,8 +722,19 @@ class Results:
     @property
     def aggregate_ms(self) -> int | None:
         """The interval of an aggregated file (one row of interval means each, cosim.aggregate), else None."""
-        agg = self.attrs.get("aggregate_ms")
-        return int(agg) if agg else None
+        return self._ms("aggregate_ms") or None
+
+    def _ms(self, name: str) -> int | None:
+        """The file attribute *name*, a whole number of ms (None when absent); one line naming it when it
+        is not a number (a damaged or hand-edited file)."""
+        v = self.attrs.get(name)
+        if v is None or v == "":
+            return None
+        try:
+            return int(v)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"{self.path}: damaged results file (attribute {name} is {v!r}, not a whole number "
+                             "of ms)") from None
 
     @property
     def record_ms(self) -> int:

@@ -395,7 +395,7 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
         series += [(name, a) for a in attrs if (name, a) not in series]
         wiring.append((entity, attrs))
     rec_sim = world.start("recorder", start=scn.start.isoformat(), step_size=every, until=until_ms,
-                          progress=progress)
+                          progress=progress, timezone=scn.timezone)
     grid = built.entities.get("grid")
     info = (getattr(grid[0], "extra_info", None) or {}) if grid else {}
     if "trafo_kva" in info:  # the transformers' ratings, the base of their loading (Results.trafo_kva)

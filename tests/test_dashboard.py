@@ -2,6 +2,7 @@
 snapshots carry the real devices and only them, a results file is tailed incrementally, and bad
 input is one line with exit code 2."""
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def get(url: str) -> str:
 
 def test_snapshot_has_the_real_devices_only_with_set_point_and_read_back():
     values = row(1, 0.7, 1.0)
-    s = snapshot(1000, 0.0, lambda p, a: values.get((p, a)))
+    s = snapshot(1000, 1000.0, lambda p, a: values.get((p, a)))
     assert [(d["role"], d["id"]) for d in s["devices"]] == [("meter", "d1.h001"), ("gateway", "d1.h001")]
     meter, gateway = s["devices"]
     assert meter["P"] == 0.7 and meter["quality"] == 1.0 and meter["V"] is None
@@ -77,7 +78,7 @@ def test_plots_draw_only_the_series_the_history_has():
 
 def test_page_and_bokehjs_are_served_locally_without_any_external_url():
     port = free_port()
-    with live_dashboard(START, "127.0.0.1", port, "test") as url:
+    with live_dashboard("127.0.0.1", port, "test") as url:
         assert url == f"http://127.0.0.1:{port}/"
         feed = recorder.LIVE_FEEDS[-1]
         feed.row(0, row(0, 0.5, 0.0))
@@ -265,3 +266,89 @@ def test_a_source_failing_while_served_stops_the_server_and_raises_once(tmp_path
     assert not th.is_alive(), "serve() went on after its source failed"
     assert [type(e) for e in raised] == [InputError] and src.polls == 3 and src.closed
     assert port_free(port)
+
+
+def test_live_dashboard_clock_of_a_run_with_warm_up_reads_the_recorded_times(write_scenario, monkeypatch, tmp_path):
+    """`cosim run --dashboard` of a scenario with a warm-up: the page's simulated time is the time of the
+    recorded row. Its clock began at the window's start while the rows count from the warm-up's, so a
+    uc2_district run showed 14 Apr 02:00 while simulating 13 Apr 02:00 (the 24-h warm-up ahead)."""
+    import queue
+
+    import cosim.dashboard as dashboard
+    from cosim.results import Results
+
+    class Page:  # the dashboard process's side: its queue, without serving the page
+        def __init__(self, host, port, title):
+            self.queue = queue.Queue()
+
+        def start(self):
+            return "http://127.0.0.1:1/"
+
+        def stop(self, linger=0.0):
+            pass
+
+    pages = []
+    monkeypatch.setattr(dashboard, "DashboardProcess", lambda *a: pages.append(Page(*a)) or pages[-1])
+    path = write_scenario(duration="1h", evaluation={"warmup": "2h", "cooldown": "1min"})
+    out = tmp_path / "r.h5"
+    assert main(["run", str(path), "--quiet", "-o", str(out), "--dashboard", "0"]) == 0
+    snaps = [s for s in iter(pages[0].queue.get_nowait, None)]
+    assert snaps
+    with Results(out, window=False) as res:
+        recorded = {int(t): x for t, x in zip(res.t_ms, res.local_times())}
+    for s in snaps:
+        x = recorded[s["t"]].replace(tzinfo=None)
+        assert s["x"] == x.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0, (s["t"], x)
+
+
+def test_dashboard_times_follow_daylight_saving_time(tmp_path):
+    """A run across the switch to summer time (Europe/Berlin, 29 Mar 2026 02:00 CET -> 03:00 CEST): the
+    page's simulated time is the local wall time after it too. Its clock was the start's offset plus the
+    elapsed time, an hour behind for the rest of summer (a year run watched in July showed 11:00 at 12:00)."""
+    import queue
+
+    import yaml
+
+    from cosim.live import LiveFeed
+    from cosim.results import Results
+
+    start = "2026-03-29T00:00:00+01:00"
+    scenario = {"name": "dst", "timezone": "Europe/Berlin", "start": start, "duration": "6h", "step": "1h",
+                "seed": 1, "districts": [{"name": "d1", "households": 1}], "meters": {"interval": "1h"}}
+    path = tmp_path / "r.h5"
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario)}, [("households", "P", "kW")], [], start,
+                      3_600_000, flush_every=1)
+    for k in range(6):
+        w.append(k * 3_600_000, {("households", "P"): {"d1.h001": 1.0}})
+    with Results(path) as res:
+        wall = [t.replace(tzinfo=dt.timezone.utc).timestamp() * 1000.0 for t in res.local_times()]
+    assert [dt.datetime.fromtimestamp(x / 1000, dt.timezone.utc).hour for x in wall] == [0, 1, 3, 4, 5, 6]
+    tail = ResultsTail(str(path))  # cosim watch
+    assert [s["x"] for s in tail.poll()] == wall
+    tail.close()
+    w.close()
+    q = queue.Queue()  # cosim run --dashboard: the recorder hands the feed its clock
+    feed = LiveFeed(q, min_interval=0.0)
+    feed.clock(start, "Europe/Berlin")
+    for k in range(6):
+        feed.row(k * 3_600_000, {("households", "P"): {"d1.h001": 1.0}})
+    assert [q.get_nowait()["x"] for _ in range(6)] == wall
+
+
+def test_watch_reads_a_file_without_a_valid_start_time(tmp_path):
+    """An HDF5 file with /time but no usable `start` attribute (another tool's file): `cosim kpis` and
+    `cosim report` read it (from 2000-01-01 UTC, as cosim.Results does), `cosim watch` printed a
+    traceback (ValueError: Invalid isoformat string)."""
+    import h5py
+
+    for start in ("garbage", None):
+        path = tmp_path / f"{start}.h5"
+        with h5py.File(path, "w") as f:
+            f["time"] = [0, 60_000]
+            if start is not None:
+                f.attrs["start"] = start
+        tail = ResultsTail(str(path))
+        snaps = tail.poll()
+        tail.close()
+        origin = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000
+        assert [s["x"] for s in snaps] == [origin, origin + 60_000]

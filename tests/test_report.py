@@ -176,6 +176,13 @@ def test_money_is_shown_in_cents():
     assert "1,342.70" in text_table(["household", "bill €"], [["h1", 1342.7]])
 
 
+def test_an_amount_that_rounds_to_zero_cents_has_no_minus_sign():
+    """lab_hil, 90 s: district d1's cost of -0.004 € was shown as "-0.00" (report and `cosim kpis`)."""
+    from cosim.kpi_text import fmt
+
+    assert [fmt(v, money=True) for v in (-0.004, 0.004, -0.005001, -0.0)] == ["0.00", "0.00", "-0.01", "0.00"]
+
+
 def test_compare_warns_when_the_comfort_penalty_decides_the_cost_difference():
     """uc2_district, one day: 25.0 of the 95.6 EUR between the MAS and no control was the comfort penalty
     of the uncontrolled thermostats' 1.25 K·h above the band (20 EUR per K·h, a weight, not money)."""
@@ -206,3 +213,58 @@ def test_report_refuses_a_baseline_of_other_households(tmp_path):
     proc = run_cosim("report", run, "--baseline", str(other), "-o", str(tmp_path / "r.html"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "baseline households differ" in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_time_axis_that_is_not_one_integer_per_row_is_one_line(tmp_path):
+    """An HDF5 file whose /time holds text or a table (another tool's file): `cosim kpis` and `cosim report`
+    printed a traceback (ValueError: invalid literal for int(), or numpy's dimension mismatch)."""
+    import h5py
+    import numpy as np
+
+    from tests.conftest import run_cosim
+
+    for name, data in (("text", np.array([b"a", b"b"])), ("table", np.zeros((2, 2)))):
+        path = tmp_path / f"{name}.h5"
+        with h5py.File(path, "w") as f:
+            f["time"] = data
+            f.attrs["start"] = "2026-06-15T00:00:00+02:00"
+        for args in (("kpis", str(path)), ("report", str(path), "-o", str(tmp_path / "r.html")),
+                     ("watch", str(path), "--port", "0")):
+            proc = run_cosim(*args, timeout=60)
+            assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
+            assert proc.stderr.startswith(f"error: {path}: not a cosim results file (/time is "), (args, proc.stderr)
+            assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_a_damaged_number_attribute_is_one_line_naming_it(tmp_path):
+    """A results file whose eval_start_ms, step_ms or aggregate_ms attribute is not a whole number (a
+    damaged or hand-edited file): `cosim kpis` and `cosim report` printed a traceback (ValueError: invalid
+    literal for int())."""
+    import h5py
+
+    from tests.conftest import run_cosim
+
+    good = write_synthetic(tmp_path / "good.h5")
+    for name in ("eval_start_ms", "step_ms", "aggregate_ms"):
+        path = tmp_path / f"{name}.h5"
+        path.write_bytes(open(good, "rb").read())
+        with h5py.File(path, "r+") as f:
+            f.attrs[name] = "x"
+        for args in (("kpis", str(path)), ("report", str(path), "-o", str(tmp_path / "r.html"))):
+            proc = run_cosim(*args, timeout=60)
+            assert proc.returncode == 2 and proc.stderr == (
+                f"error: {path}: damaged results file (attribute {name} is 'x', not a whole number of ms)\n"), \
+                (args, proc.stderr)
+
+
+def test_compare_warns_when_runs_are_recorded_at_different_intervals(tmp_path):
+    """uc2_district, 3 h, the same run recorded per minute and as 15-min means (--aggregate 15min):
+    compare showed peaks of 152.3 and 149.9 kW side by side without a word, as if the difference were
+    the runs'; it is the recording's (a 15-min mean has no 1-min peak)."""
+    from cosim.results import stamp_attrs
+
+    a, b = write_synthetic(tmp_path / "a.h5"), write_synthetic(tmp_path / "b.h5")
+    assert not [w for w in compare([a, b])["warnings"] if "recorded" in w]
+    stamp_attrs(b, {"aggregate_ms": 7_200_000})
+    (warning,) = [w for w in compare([a, b])["warnings"] if "recorded" in w]
+    assert "a 3600 s, b 7200 s" in warning and "peak" in warning
