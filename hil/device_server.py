@@ -78,7 +78,7 @@ class ServedDevice:
     map: RegisterMap
     image: RegisterImage
     fixed: dict[str, float] = field(default_factory=dict)  # points a write may not change: their value
-    phases: dict[str, float] = field(default_factory=dict)  # its latest per-phase P, Q (kW, kvar) and V
+    phases: dict[str, float] = field(default_factory=dict)  # its latest per-phase P, Q and V (engineering units)
     stats: dict[str, int] = field(default_factory=lambda: {
         "reads": 0, "writes": 0, "refused_address": 0, "refused_value": 0, "errors": 0, "reverts": 0})
 
@@ -318,8 +318,11 @@ class DeviceServer:
         dev = self._dev(device_id)
         with dev.image.lock:
             for attr, value in values.items():
-                if attr in PHASE_INPUTS:  # no point of their own: the per-phase points are derived
-                    dev.phases[attr] = math.nan if value is None else float(value)
+                if attr in PHASE_INPUTS:  # no point of their own: the per-phase points are derived, in the
+                    # map's units and sign of its total (P_a as P, V_a as V: its attr_scale)
+                    tot = dev.map.by_attr(attr[0])
+                    scale = tot.attr_scale if tot is not None else (1.0 if attr[0] == "V" else 0.001)
+                    dev.phases[attr] = math.nan if value is None else float(value) / scale
                     continue
                 p = dev.map.by_attr(attr)
                 if p is None:
@@ -342,8 +345,8 @@ class DeviceServer:
     def _derive_meter(img: RegisterImage, phases: Mapping[str, float]) -> None:
         """Phase and line-to-line voltages, S, PF, currents and phase values from V, P and Q, all as the
         image holds them (as a client reads them), so that the served registers agree with each other.
-        With per-phase inputs (*phases*: ``P_a``..``Q_c`` in kW/kvar and ``V_a``..``V_c`` in V, from the
-        three-phase grid) each phase carries its own; without them the household is a single-phase
+        With per-phase inputs (*phases*: ``P_a``..``Q_c`` and ``V_a``..``V_c`` from the three-phase grid,
+        already in the units and sign of the map's P, Q and V points) each phase carries its own; without them the household is a single-phase
         connection: everything flows on L1, L2/L3 carry 0, all phases are at V (230 V if the map has no
         V_avg)."""
         V = img.get_quantity("V_avg", 230.0)
@@ -356,7 +359,7 @@ class DeviceServer:
             S, PF = power_triangle(P, Q)
             pq = [phases.get(a, math.nan) for a in PHASE_POWERS]
             if all(math.isfinite(x) for x in pq):
-                pk, qk = [1000.0 * x for x in pq[:3]], [1000.0 * x for x in pq[3:]]
+                pk, qk = pq[:3], pq[3:]
             else:
                 pk, qk = [P, 0.0, 0.0], [Q, 0.0, 0.0]
             derived.update({"S": S, "PF": PF})

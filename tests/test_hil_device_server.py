@@ -342,3 +342,31 @@ def test_served_meter_with_phases_serves_each_phase(served):
     assert g("PhVphAB") == pytest.approx(math.sqrt(231.0**2 + 231.0 * 226.5 + 226.5**2), abs=0.05)
     served.update("m1", {"V_b": 228.0})  # a phase's new voltage alone: its current follows
     assert g("PhVphB") == 228.0 and g("AphB") == pytest.approx(math.hypot(3500, 300) / 228.0, abs=0.006)
+
+
+def test_served_phases_follow_the_maps_own_scale_and_sign(loop, tmp_path):
+    """A meter map whose W and VAR registers count export positive (attr_scale -0.001): its per-phase powers
+    carry the same sign as its total, so they still add up to it (they were served at +1000 x the input)."""
+    import yaml
+
+    from hil.registers import MAPS_DIR
+
+    m = yaml.safe_load((MAPS_DIR / "sunspec_meter.yaml").read_text())
+    for block in m["blocks"]:
+        for p in block.get("points", []):
+            if p.get("attr") in ("P", "Q"):
+                p["attr_scale"] = -0.001
+    path = tmp_path / "export_meter.yaml"
+    path.write_text(yaml.safe_dump(m))
+    srv = DeviceServer({"m": (1, str(path))})
+    loop.run(srv.start(), timeout=5)
+    try:
+        srv.update("m", {"P": 4.2, "Q": 0.3, "P_a": 0.4, "P_b": 3.5, "P_c": 0.3, "Q_a": 0.0, "Q_b": 0.3, "Q_c": 0.0})
+
+        def g(name):
+            return srv.get_point("m", f"m203.{name}")
+
+        assert g("W") == -4200.0 and (g("WphA"), g("WphB"), g("WphC")) == (-400.0, -3500.0, -300.0)
+        assert g("VARphB") == -300.0
+    finally:
+        loop.run(srv.stop(), timeout=5)
