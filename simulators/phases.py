@@ -10,11 +10,9 @@ issue's convention). Device ratings used: PV ``kwp`` (inverter sized to the arra
 """
 from __future__ import annotations
 
-import numpy as np
-
 from simulators.devices.params import DeviceSet
 
-__all__ = ["SINGLE_PHASE_MAX_KVA", "three_phase_devices", "assign_phases"]
+__all__ = ["SINGLE_PHASE_MAX_KVA", "three_phase_devices"]
 
 #: kVA; VDE-AR-N 4105:2018-11 5.5.2 / VDE-AR-N 4100:2019-04 5.5.3
 SINGLE_PHASE_MAX_KVA = 4.6
@@ -33,12 +31,3 @@ def three_phase_devices(devices: DeviceSet) -> set[str]:
         out.add("battery")
     return out
 
-
-def assign_phases(ids: list[str], rng: np.random.Generator,
-                  given: dict[str, int] | None = None) -> dict[str, int]:
-    """Phase 1..3 per household: ``given`` where listed, else uniform draws from ``rng`` (one per
-    household in ``ids`` order, drawn for every household so that a given phase does not shift the
-    others' draws)."""
-    drawn = rng.integers(1, 4, size=len(ids))
-    given = given or {}
-    return {h: int(given.get(h, d)) for h, d in zip(ids, drawn)}
