@@ -731,7 +731,10 @@ class Results:
         if v is None or v == "":
             return None
         try:
-            return int(v)
+            n = int(v)
+            if isinstance(v, (float, np.floating)) and v != n:  # int() would cut 1.5 to 1 silently
+                raise ValueError
+            return n
         except (TypeError, ValueError, OverflowError):
             raise InputError(f"{self.path}: damaged results file (attribute {name} is {v!r}, not a whole number "
                              "of ms)") from None

@@ -257,6 +257,23 @@ def test_a_damaged_number_attribute_is_one_line_naming_it(tmp_path):
                 (args, proc.stderr)
 
 
+def test_a_fractional_number_attribute_is_refused_not_cut(tmp_path):
+    """60000.5 is not a whole number of ms: int() cut it to 60000 without a word."""
+    import h5py
+
+    from cosim.errors import InputError
+    from cosim.results import Results
+
+    path = write_synthetic(tmp_path / "frac.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["step_ms"] = 60000.5
+    with pytest.raises(InputError, match="attribute step_ms is 60000.5, not a whole number of ms"):
+        Results(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["step_ms"] = 60000.0  # a whole number stored as a float is fine
+    assert Results(path).step_ms == 60000
+
+
 def test_compare_warns_when_runs_are_recorded_at_different_intervals(tmp_path):
     """uc2_district, 3 h, the same run recorded per minute and as 15-min means (--aggregate 15min):
     compare showed peaks of 152.3 and 149.9 kW side by side without a word, as if the difference were
