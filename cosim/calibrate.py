@@ -240,11 +240,26 @@ def ev_stats(scn: Scenario, pop, days: int = 28, n_min: int = 60) -> list[Stat]:
             Stat("ev.arrival_sd_h", float(np.concatenate(arr).std() / 60), w)]
 
 
+def dhw_year_kwh(dhw, weather, d0: int, days: int, every: int) -> tuple[float, float]:
+    """Electricity and heat (kWh, all tanks) of the hot-water reheating over *days* local days from day *d0*,
+    simulated on every *every*-th day and scaled to the *days* (53 sampled days stand for 365, not 371)."""
+    from simulators.devices.heatpump import T_FLOW_DHW, cop
+
+    sample = range(d0, d0 + days, every)
+    q_el = q_th = 0.0
+    for d in sample:
+        p = dhw.day(d, weather)  # kW el per minute, as the simulation's tank reheating
+        cp = cop(weather.temperature(dhw.clock.linear_min(d * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY))), T_FLOW_DHW)
+        q_el += p.sum() / 60
+        q_th += (p * cp[:, None]).sum() / 60
+    return q_el * days / len(sample), q_th * days / len(sample)
+
+
 def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14, spf_every: int = 7) -> list[Stat]:
     """Heat-pump houses (the scenario's, filled up to ``n_min`` with the district default) under the
     thermostat: heating limit from a year at hourly steps, hot water over ``dhw_days`` July days, and the
     seasonal performance factor of the year (space heating hourly, hot water on every ``spf_every``-th day)."""
-    from simulators.devices.heatpump import T_FLOW_DHW, HeatPumps, HotWater, cop
+    from simulators.devices.heatpump import HeatPumps, HotWater, cop
 
     homes = [(h.id, h.devices.heat_pump) for h in pop if h.devices.heat_pump is not None]
     own = len(homes)
@@ -268,11 +283,8 @@ def hp_stats(scn: Scenario, pop, n_min: int = 20, dhw_days: int = 14, spf_every:
     dhw = HotWater(ids, prm, scn.seed)
     q_el = (heat / cop(t_out)[:, None]).sum()
     q_th = heat.sum()
-    for d in range(int(m[0] // MIN_PER_DAY), int(m[0] // MIN_PER_DAY) + days, spf_every):
-        p = dhw.day(d, weather)  # kW el per minute, as the simulation's tank reheating
-        cp = cop(weather.temperature(dhw.clock.linear_min(d * MIN_PER_DAY + 0.5 + np.arange(MIN_PER_DAY))), T_FLOW_DHW)
-        q_el += p.sum() / 60 * spf_every
-        q_th += (p * cp[:, None]).sum() / 60 * spf_every
+    el, th = dhw_year_kwh(dhw, weather, int(m[0] // MIN_PER_DAY), days, spf_every)
+    q_el, q_th = q_el + el, q_th + th
     sample = f"{houses}, hot water on every {spf_every}th day" if spf_every > 1 else houses
     out.append(Stat("hp.spf", float(q_th / q_el), sample))
     d0 = int(Clock(scn.start.replace(month=7, day=1, hour=0, minute=0)).start_local_min // MIN_PER_DAY)

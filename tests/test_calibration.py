@@ -185,3 +185,21 @@ def test_a_few_roofs_are_filled_up_for_the_yield_spread():
     stats = {s.name: s for s in cal.pv_stats(scn, build_population(scn), step_min=60.0, n_min=20)}
     assert stats["pv.yield_spread"].window.endswith("20 roofs (3 of the scenario, 17 district d1 defaults)")
     assert stats["pv.yield_spread"].ok and stats["pv.specific_yield"].ok
+
+
+def test_hot_water_sampled_every_7th_day_is_scaled_to_the_days_it_stands_for():
+    """365 days sampled on every 7th day are 53 days, which stand for 365, not 53 x 7 = 371 (the SPF's hot
+    water was weighted 1.6 % high)."""
+    import numpy as np
+
+    from simulators.devices.heatpump import T_FLOW_DHW, cop
+
+    class Tanks:  # two tanks reheating at 1 kW every minute of every day
+        clock = type("C", (), {"linear_min": staticmethod(lambda m: m)})()
+
+        def day(self, d, weather):
+            return np.ones((1440, 2))
+
+    weather = type("W", (), {"temperature": staticmethod(lambda m: np.full(np.shape(m), 10.0))})()
+    el, th = cal.dhw_year_kwh(Tanks(), weather, 20454, 365, 7)
+    assert el == pytest.approx(365 * 24 * 2) and th == pytest.approx(el * cop(10.0, T_FLOW_DHW))
