@@ -49,10 +49,11 @@ WASHES_PER_YEAR = (164.0, 140.0, 175.5, 211.0, 211.0)
 
 def household_appliances(apps, persons: int, rng: np.random.Generator) -> list:
     """The home's shiftable appliances: a washing machine's cycles per week from its household size (unless the
-    scenario sets them), and each appliance's cycle days phased by a seeded offset."""
+    scenario sets them), and each appliance's cycle days phased by a seeded offset (unless the scenario sets it)."""
     out = []
     for a in apps:
-        upd = {"day_offset": round(float(rng.uniform(0.0, 7.0)), 3) % 7.0}
+        offset = round(float(rng.uniform(0.0, 7.0)), 3) % 7.0  # drawn always: the next appliance's draw stays
+        upd = {} if "day_offset" in a.model_fields_set else {"day_offset": offset}
         if a.name == "washing_machine" and "cycles_per_week" not in a.model_fields_set:
             upd["cycles_per_week"] = round(WASHES_PER_YEAR[persons - 1] * 7.0 / 365.25, 3)
         out.append(a.model_copy(update=upd))

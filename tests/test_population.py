@@ -153,3 +153,14 @@ def test_a_districts_homes_do_not_depend_on_the_other_districts():
     alone = homes(b)
     assert homes(a, b) == alone and homes(b, a) == alone
     assert len({h.phase for h in alone.values()}) > 1
+
+
+def test_a_scenarios_appliance_day_offset_is_kept():
+    """An appliance whose day_offset the scenario sets keeps it (the drawn offset overwrote it); one without
+    gets a drawn one per home, as cycles_per_week of a washing machine follows household size unless set."""
+    apps = [{"name": "dishwasher", "cycles_per_week": 1, "day_offset": 3.0}, {"name": "dryer", "cycles_per_week": 2}]
+    scn = parse_scenario(dict(BASE, districts=[{"name": "d1", "households": 8, "shares": {"appliances": 1.0},
+                                                "devices": {"appliances": apps}}]))
+    pop = build_population(scn)
+    assert {h.devices.appliances[0].day_offset for h in pop} == {3.0}
+    assert len({h.devices.appliances[1].day_offset for h in pop}) > 1
