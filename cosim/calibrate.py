@@ -87,7 +87,8 @@ TARGETS = {
         "hot water only in July: 5.845 kWh (EN 16147 M) + 1.4 kWh standby (EU 812/2013 class B) at COP ~3"),
     "base.window_energy_ratio": Target(
         0.97, 1.03, "ratio",
-        "BDEW H0 (dynamised, demandlib h0_dyn): energy it gives the window for the homes' annual kWh (+ water heating)"),
+        "BDEW H0 (dynamised, demandlib h0_dyn): energy it gives the window for the homes' annual kWh "
+        "(+ water heating)"),
     "base.h0_profile_corr": Target(
         0.98, 1.0, "Pearson r", "BDEW H0 (demandlib): mean day of the population's 15-min load against H0's over the window"),
     "base.peak_1min_kw": Target(
@@ -364,12 +365,11 @@ def annual_stats(scn: Scenario, n_per_size: int = 60, n_mix: int = 300, stride: 
     per_size = [homes(n_per_size, k, f"cal{k}p") for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
     mix = homes(n_mix)
     e = simulated_annual_kwh(scn, [h for group in per_size for h in group] + mix, stride)
-    y = scn.start.year
-    year = f"{span(dt.date(y, 1, 1), (dt.date(y + 1, 1, 1) - dt.date(y, 1, 1)).days, '1 min')}, every {stride}th day"
+    year = f"{_year_span(scn, '1 min')}, every {stride}th day"
     out = [Stat(f"base.annual_kwh_{k}p", float(e[(k - 1) * n_per_size: k * n_per_size].mean()),
-                f"{year}, {n_per_size} homes of {k}{'+' if k == len(ANNUAL_KWH_BY_SIZE) else ''} person{'s' if k > 1 else ''} "
-                f"drawn like "
-                f"district {d.name}") for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
+                f"{year}, {n_per_size} homes of {k}{'+' if k == len(ANNUAL_KWH_BY_SIZE) else ''} "
+                f"person{'s' if k > 1 else ''} drawn like district {d.name}")
+           for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
     em = e[len(per_size) * n_per_size:]
     out.append(Stat("base.annual_kwh_cv", float(em.std() / em.mean()),
                     f"{year}, {n_mix} homes drawn like district {d.name} (mean {em.mean():,.0f} kWh/a)"))

@@ -196,7 +196,8 @@ def district_households(district: District, rng: np.random.Generator, seed: int)
             battery=_scaled(dev.battery, r(BATTERY), var, ("capacity_kwh",)) if own["battery"][i] else None,
             ev=dev.ev if own["ev"][i] else None,
             heat_pump=_scaled(dev.heat_pump, r(HEAT_PUMP), var, ("ua_kw_per_k",)) if own["heat_pump"][i] else None,
-            appliances=household_appliances(dev.appliances, base.persons, r(APPLIANCES)) if own["appliances"][i] else [],
+            appliances=(household_appliances(dev.appliances, base.persons, r(APPLIANCES))
+                        if own["appliances"][i] else []),
         )
         specs.append(HouseholdSpec(id=household_id(district.name, i + 1), devices=devices))
     return specs

@@ -346,9 +346,9 @@ class DeviceServer:
         """Phase and line-to-line voltages, S, PF, currents and phase values from V, P and Q, all as the
         image holds them (as a client reads them), so that the served registers agree with each other.
         With per-phase inputs (*phases*: ``P_a``..``Q_c`` and ``V_a``..``V_c`` from the three-phase grid,
-        already in the units and sign of the map's P, Q and V points) each phase carries its own; without them the household is a single-phase
-        connection: everything flows on L1, L2/L3 carry 0, all phases are at V (230 V if the map has no
-        V_avg)."""
+        already in the units and sign of the map's P, Q and V points) each phase carries its own; without
+        them the household is a single-phase connection: everything flows on L1, L2/L3 carry 0, all
+        phases are at V (230 V if the map has no V_avg)."""
         V = img.get_quantity("V_avg", 230.0)
         Vk = [phases.get(f"V_{c}", math.nan) for c in "abc"]
         Vk = [v if math.isfinite(v) and v > 0 else V for v in Vk]  # a phase its bus lacks: at V

@@ -190,7 +190,8 @@ class MeterSim(mosaik_api_v3.Simulator):
             for attr in PHASES:
                 phase = self._merged(ins, attr)
                 if phase:
-                    self.out[attr] = dict(zip(ids, self.pop.measure(self.pop.vector(phase), self.pop.noise_phase).tolist()))
+                    read = self.pop.measure(self.pop.vector(phase), self.pop.noise_phase)
+                    self.out[attr] = dict(zip(ids, read.tolist()))
         quarter_done = int(self.q_offset_ms + t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size

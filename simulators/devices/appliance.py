@@ -2,7 +2,8 @@
 
 Each appliance instance runs its per-minute power profile once on each local day that has a cycle
 (``cycles_per_week`` of 7 days, evenly spread by ``day_offset``: ``params.has_cycle``; 7 = every day),
-starting at or after window_start and ending by window_end; on the other days it does not run. Default start: window_start. A requested start
+starting at or after window_start and ending by window_end; on the other days it does not run.
+Default start: window_start. A requested start
 (``app_start``, converted to local minutes) applies to the cycle of the day it falls on when the whole
 cycle fits in that day's window, otherwise that day runs the default. Requests persist until changed
 (they only ever match the day they fall on). A cycle not started by its latest start

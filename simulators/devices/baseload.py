@@ -11,10 +11,11 @@ vs-evening emphasis and a noise strength. Per household and day: a daily level f
 (``APPLIANCES``: kettle, hob, oven, small appliances, laundry heating, and showers and taps on an
 instantaneous water heater where the home has one) with nameplate powers and durations, started at
 times drawn from the household's shifted shape. The events carry their expected energy; the continuous
-part the rest of ``annual_kwh``, except the water heater's showers and taps (per person): they come on top of
-``annual_kwh``, the home's electricity without water heating (``water_heater_kwh``). The events set the 1-minute peaks and, being rare and short, the
-diversity between homes: the 15-minute coincidence factor of many homes follows the Kerber /
-DIN 18015-1 curve g(n) = g∞ + (1 - g∞)·n^(-3/4), g∞ ≈ 0.07 (``cosim calibrate``).
+part the rest of ``annual_kwh``, except the water heater's showers and taps (per person): they come
+on top of ``annual_kwh``, the home's electricity without water heating (``water_heater_kwh``). The
+events set the 1-minute peaks and, being rare and short, the diversity between homes: the 15-minute
+coincidence factor of many homes follows the Kerber / DIN 18015-1 curve
+g(n) = g∞ + (1 - g∞)·n^(-3/4), g∞ ≈ 0.07 (``cosim calibrate``).
 Reactive power from the power factor (inductive).
 
 Each local day is generated once for the whole population as a (1440, N) matrix; a step reads a row.
