@@ -208,6 +208,13 @@ class DeviceDefaults(_Strict):
     heat_pump: HeatPumpParams = Field(default_factory=HeatPumpParams)
     appliances: list[ApplianceParams] = Field(default_factory=lambda: [ApplianceParams()])
 
+    @model_validator(mode="after")
+    def _derived(self):
+        if "appliance_kwh" in self.base.model_fields_set:  # DeviceSet sets it from each home's appliances
+            raise ValueError("base.appliance_kwh follows from the home's appliances (DeviceSet); give "
+                             "appliances (profile_kw, cycles_per_week) instead")
+        return self
+
 
 class District(_Strict):
     # 57: its households' ids "<name>.h10000" fit the results file's 64-byte id cells (cosim.results.ID_BYTES)

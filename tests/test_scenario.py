@@ -70,6 +70,9 @@ def test_valid_scenario_loads():
           "meters": {"interval": "1h"}}, "s.yaml: (top level): meters.interval (3600000 ms) must divide control.slot"),
         ({"control": {}, "dso": {"trafo_limit_kw": 300}, "grid": {"network": "cigre_lv"}, "meters": None},
          "s.yaml: (top level): dso needs meters"),  # every order would be settled short in full
+        # derived from each home's appliances: a scenario's value was accepted and silently replaced
+        ({"districts__0__devices": {"base": {"appliance_kwh": 900}}},
+         "s.yaml: districts[0].devices: base.appliance_kwh follows from the home's appliances"),
     ],
 )
 def test_invalid_field_named_in_one_line(changes, expected):
