@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EN50160_VUF_LIMIT_PCT", "EN50160_VUF_SHARE", "unbalance_kpis", "ten_minute_means",
+__all__ = ["EN50160_VUF_LIMIT_PCT", "EN50160_VUF_SHARE", "unbalance_kpis", "ten_minute_rms",
            "ten_minute_violation_min"]
 
 #: EN 50160:2010 4.2.5: 10-min values of the unbalance within 2 % ...
@@ -28,7 +28,7 @@ EN50160_VUF_SHARE = 0.95
 _BLOCK_MS = 600_000
 
 
-def ten_minute_means(t_ms: np.ndarray, dt_h: np.ndarray, values: np.ndarray) -> np.ndarray:
+def ten_minute_rms(t_ms: np.ndarray, dt_h: np.ndarray, values: np.ndarray) -> np.ndarray:
     """(blocks, N) 10-min values of ``values`` (T, N): the r.m.s. over each 10-min block,
     sqrt(duration-weighted mean of the squares) (IEC 61000-4-30 4.5; NaN steps ignored)."""
     block = (t_ms - t_ms[0]) // _BLOCK_MS
@@ -58,7 +58,7 @@ def ten_minute_violation_min(res, band: float) -> float | None:
     bad = np.zeros(len(minutes), dtype=bool)
     for s in series:
         with np.errstate(invalid="ignore"):
-            bad |= (np.abs(ten_minute_means(res.t_ms, res.dt_h, s.values) - 1.0) > band).any(axis=1)
+            bad |= (np.abs(ten_minute_rms(res.t_ms, res.dt_h, s.values) - 1.0) > band).any(axis=1)
     return _r(float(minutes[bad].sum()), 2)
 
 
@@ -97,7 +97,7 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
         out["v_violation_worst_phase_min"] = _r((dt_min * worst).sum(), 2)
     if vuf is not None and res.T:
         v = vuf.values
-        m10 = ten_minute_means(res.t_ms, res.dt_h, v)
+        m10 = ten_minute_rms(res.t_ms, res.dt_h, v)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a bus without a converged value
             share = np.nanmean(np.where(np.isfinite(m10), m10 <= EN50160_VUF_LIMIT_PCT, np.nan), axis=0)

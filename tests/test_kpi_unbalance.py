@@ -5,7 +5,7 @@ import yaml
 
 from cosim.results import ResultsWriter
 from cosim.kpi import compute_kpis
-from cosim.kpi_unbalance import ten_minute_means
+from cosim.kpi_unbalance import ten_minute_rms
 
 START = "2026-06-15T00:00:00+02:00"
 MIN = 60_000
@@ -47,14 +47,14 @@ def test_worst_phase_minutes_and_en50160(tmp_path):
     assert y_worse["worst_bus"] == "y" and y_worse["en50160_share_within_2pct"] == 1.0
 
 
-def test_ten_minute_means_weight_and_nan():
+def test_ten_minute_values_weight_and_nan():
     t = np.arange(20) * MIN
     v = np.r_[np.full(10, 2.0), np.full(10, 4.0)][:, None]
     v[3, 0] = np.nan                                                  # a non-converged step is skipped
-    np.testing.assert_allclose(ten_minute_means(t, np.full(20, 1 / 60), v)[:, 0], [2.0, 4.0])
+    np.testing.assert_allclose(ten_minute_rms(t, np.full(20, 1 / 60), v)[:, 0], [2.0, 4.0])
 
 
-def test_voltage_violation_on_ten_minute_means(tmp_path):
+def test_voltage_violation_on_ten_minute_values(tmp_path):
     """Phase b of bus x at 0.85 p.u. for 3 minutes of a block, 0.95 otherwise: 3 step-minutes outside
     ±10 %, but its 10-min value (r.m.s. 0.921) is inside, so no EN 50160 violation; 8 minutes (0.871)
     make the whole 10-min block one."""
@@ -70,7 +70,7 @@ def test_ten_minute_values_are_rms_aggregates(tmp_path):
     EN 50160's 2 % (its arithmetic mean, 1.5 %, would pass every block)."""
     t = np.arange(20) * MIN
     v = np.r_[np.full(5, 3.0), np.zeros(5), np.full(10, 2.0)][:, None]
-    np.testing.assert_allclose(ten_minute_means(t, np.full(20, 1 / 60), v)[:, 0], [4.5 ** 0.5, 2.0])
+    np.testing.assert_allclose(ten_minute_rms(t, np.full(20, 1 / 60), v)[:, 0], [4.5 ** 0.5, 2.0])
     u = compute_kpis(_write(tmp_path / "r.h5", lambda k: 3.0 if k % 10 < 5 else 0.0, set()))["grid"]["unbalance"]
     assert u["en50160_share_within_2pct"] == 0.0 and u["en50160_unbalance_ok"] is False
     assert u["vuf_10min_p95_pct"] == pytest.approx(4.5 ** 0.5, abs=1e-4)
