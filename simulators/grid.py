@@ -60,7 +60,7 @@ from typing import Any, Iterable, Mapping
 import mosaik_api_v3
 import numpy as np
 
-from simulators.grid3ph import IN_ATTRS_3PH, METER_ATTRS, OUT_ATTRS_3PH, PARAMS_3PH, GridModel3ph
+from simulators.grid3ph import IN_ATTRS_3PH, METER_ATTRS, METER_ATTRS_1PH, OUT_ATTRS_3PH, PARAMS_3PH, GridModel3ph
 from simulators.grid_engine import PFResult, make_engine
 from simulators.grid_networks import (default_mapping, element_names, load_buses, load_network,
                                       strip_injections)
@@ -78,7 +78,7 @@ META = {
             "public": True,
             "params": ["network", "households", "mapping", "engine", "line_limit_pct",
                        "trafo_limit_pct", "v_band", "engine_options"],
-            "attrs": IN_ATTRS + OUT_ATTRS + ["V"],  # V per household, for the device server
+            "attrs": IN_ATTRS + OUT_ATTRS + METER_ATTRS_1PH,
             "outputs": OUT_ATTRS,  # the inputs are the households' own P and Q, recorded there
         },
         "Grid3ph": {
@@ -289,7 +289,7 @@ class GridModel:
             v = float(np.max(ll)) if r.converged and ll.size else (0.0 if r.converged else float("nan"))
             val = {"grid": v}
         else:
-            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS + OUT_ATTRS + ['V']}")
+            raise ValueError(f"unknown grid attribute {attr!r}; valid: {IN_ATTRS + OUT_ATTRS + METER_ATTRS_1PH}")
         self._cache[attr] = val
         return val
 

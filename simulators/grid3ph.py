@@ -50,7 +50,7 @@ from simulators.grid3ph_engine import Result3ph
 from simulators.grid3ph_networks import LoadPoint, load_network3ph, make_engine3ph
 from simulators.vocabulary import PHASE_POWERS, PHASE_VOLTAGES
 
-__all__ = ["GridModel3ph", "IN_ATTRS_3PH", "METER_ATTRS", "OUT_ATTRS_3PH", "PHASE_ATTRS"]
+__all__ = ["GridModel3ph", "IN_ATTRS_3PH", "METER_ATTRS", "METER_ATTRS_1PH", "OUT_ATTRS_3PH", "PHASE_ATTRS"]
 
 PHASE_ATTRS = list(PHASE_POWERS)
 IN_ATTRS_3PH = ["P", "Q"] + PHASE_ATTRS
@@ -59,8 +59,10 @@ OUT_ATTRS_3PH = ["vm_pu_a", "vm_pu_b", "vm_pu_c", "vuf", "line_loading", "trafo_
                  "max_line_loading", "vuf_max"]
 PARAMS_3PH = ["network", "households", "mapping", "phases", "seed", "network_loads",
               "line_limit_pct", "trafo_limit_pct", "v_band", "engine_options"]
-# per household, for the device server (its meter's V and per-phase V); not recorded (the buses' vm_pu_* are)
-METER_ATTRS = ["V", *PHASE_VOLTAGES]
+# per household, for the device server (its meter's V and per-phase V); not recorded (the buses' vm_pu_* are);
+# the balanced grid has V only
+METER_ATTRS_1PH = ["V"]
+METER_ATTRS = [*METER_ATTRS_1PH, *PHASE_VOLTAGES]
 
 
 def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping[str, np.ndarray],
