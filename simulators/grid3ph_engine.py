@@ -220,6 +220,8 @@ def from_feeder(fd: Feeder) -> Network3ph:
     isolated = [b for b in buses if np.isnan(vbase[bidx[b]])]
     if fd.voltagebases and not isolated:
         picked = _nearest_bases(vbase * fd.source.pu, fd.voltagebases)
+        # 25 %: modelling choice (OpenDSS picks the nearest base however far; beyond a quarter it is a
+        # missing entry, e.g. [11] for a 0.4-kV bus, not a tapped or 0.42-kV winding)
         off = np.abs(1.0 - vbase * fd.source.pu / picked) > 0.25
         if off.any():       # OpenDSS would report such a bus in p.u. of a base it is far from
             b = buses[int(np.argmax(off))]
