@@ -178,10 +178,11 @@ def status_text(h: History, title: str) -> str:
     if s is not None:
         when = dt.datetime.fromtimestamp(s["x"] / 1000.0, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     state = "finished" if h.finished else ("running" if s is not None else "starting")
-    lat = _f(h.cols["lateness_ms"][-1], 1) if "lateness_ms" in h.cols else "–"
+    # step lateness only for a real-time run (a run as fast as it goes has no lateness to show)
+    lat = f"step lateness <b>{_f(h.cols['lateness_ms'][-1], 1)} ms</b> · " if "lateness_ms" in h.cols else ""
     return (f"<div class='lab'>{CSS}<h2 style='margin:0'>{html.escape(title)}</h2>"
             f"<p>simulated time <b id='simtime'>{when}</b> · <span id='state'>{state}</span> · "
-            f"step lateness <b>{lat} ms</b> · update {h.n}</p></div>")
+            f"{lat}update {h.n}</p></div>")
 
 
 def state_text(h: History) -> str:

@@ -61,6 +61,18 @@ def test_simulated_households_net_power_is_plotted_and_shown():
     assert "Simulated households: net power" not in [t for t, _, _ in plot_groups(["x", "latency_ms"])]
 
 
+def test_step_lateness_is_shown_only_for_a_real_time_run():
+    """A run as fast as it goes has no step lateness: its header said 'step lateness – ms'."""
+    from cosim.dashboard import status_text
+
+    fast, paced = History(), History()
+    values = {k: v for k, v in row(0, 0.5, 0.0).items() if k[0] != "realtime"}
+    fast.add(snapshot(0, 0.0, lambda p, a: values.get((p, a))))
+    paced.add(snapshot(0, 0.0, lambda p, a: row(0, 0.5, 0.0).get((p, a))))
+    assert "lateness" not in status_text(fast, "run") and "update 1" in status_text(fast, "run")
+    assert "step lateness <b>0.0 ms</b>" in status_text(paced, "run")  # re-anchored at the earliest step
+
+
 def test_plots_draw_only_the_series_the_history_has():
     """A file with the grid's voltage band but no transformer series: building the plots raised
     KeyError 'trafo_loading' (a 500 for the page, or a traceback every second in update_plots)."""
