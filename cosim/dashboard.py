@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 import math
 import multiprocessing as mp
 import queue
@@ -303,6 +304,18 @@ def make_document(doc, h: History, title: str) -> None:
     doc.add_periodic_callback(update_plots, PLOT_MS)
 
 
+def _not_a_closed_tab(record) -> bool:
+    """Bokeh logs a WARNING for every update it could not send to a browser tab that was just closed;
+    closing the page is normal use, not a problem of the run (the run's terminal showed a line each)."""
+    return not record.getMessage().startswith("Failed sending message as connection was closed")
+
+
+def quiet_closed_tabs() -> None:
+    logger = logging.getLogger("bokeh.server.views.ws")
+    if _not_a_closed_tab not in logger.filters:
+        logger.addFilter(_not_a_closed_tab)
+
+
 def serve(source, host: str, port: int, title: str, on_ready=None, orphaned=None) -> None:
     """Serve the page of *source* on http://host:port/ until interrupted, or until *orphaned()* is true
     (blocks; own event loop). An error from ``source.poll`` (e.g. :class:`InputError`: a damaged results
@@ -314,6 +327,7 @@ def serve(source, host: str, port: int, title: str, on_ready=None, orphaned=None
     from bokeh.server.server import Server
     from tornado.ioloop import IOLoop, PeriodicCallback
 
+    quiet_closed_tabs()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     h = History()

@@ -364,3 +364,18 @@ def test_watch_reads_a_file_without_a_valid_start_time(tmp_path):
         tail.close()
         origin = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000
         assert [s["x"] for s in snaps] == [origin, origin + 60_000]
+
+
+def test_a_closed_browser_tab_is_not_a_warning_of_the_run(caplog):
+    """Bokeh warns once per update it could not send to a tab that was just closed; the run's terminal
+    showed such a line each time a page was closed. Other warnings of that logger still show."""
+    import logging
+
+    from cosim.dashboard import quiet_closed_tabs
+
+    quiet_closed_tabs()
+    ws = logging.getLogger("bokeh.server.views.ws")
+    with caplog.at_level(logging.WARNING, logger="bokeh.server.views.ws"):
+        ws.warning("Failed sending message as connection was closed")
+        ws.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
