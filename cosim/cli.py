@@ -232,9 +232,23 @@ def _print_device_health(path, quiet: bool) -> None:
             print("  " + line)
 
 
+def _check_network(scn) -> None:
+    """An OpenDSS network is read and built as ``run`` builds it, so that its errors (one line, file:line)
+    come at ``validate`` and not only when the run starts."""
+    from cosim.scenario import ScenarioError
+    from simulators.grid3ph_networks import is_opendss, load_network3ph
+
+    if scn.grid is not None and is_opendss(scn.grid.network):
+        try:
+            load_network3ph(scn.grid.network)
+        except ValueError as exc:
+            raise ScenarioError([f"grid: {exc}"]) from None
+
+
 def cmd_validate(args) -> int:
     scn, text = _load(args)
     _check_includes(scn, text, args.scenario)
+    _check_network(scn)
     if scn.substations:
         from cosim.substations import describe
 

@@ -170,13 +170,17 @@ def test_bad_grid_config_exit_2(write_scenario, capsys, grid, needle):
     assert len(err) == 1 and needle in err[0]
 
 
-def test_unsupported_opendss_element_in_run_is_one_line(write_scenario, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_unsupported_opendss_element_is_one_line(write_scenario, tmp_path, capsys, command):
+    """In `run` and, before anything runs, in `validate` (which only checked that the file exists)."""
     master = tmp_path / "Master.dss"
     master.write_text("New Circuit.x basekv=11\nNew Capacitor.c bus1=sourcebus kvar=5\n")
     scn = write_scenario(grid={"network": f"opendss:{master}", "engine": "fast3ph"}, duration="5min")
-    assert main(["run", str(scn), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 2
+    extra = ["--out", str(tmp_path / "o.h5"), "--quiet"] if command == "run" else []
+    assert main([command, str(scn), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{master}:2:" in err[0] and "capacitor" in err[0]
+    assert not (tmp_path / "o.h5").exists()
 
 
 def test_readme_grid_example_validates(write_scenario):
