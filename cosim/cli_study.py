@@ -72,7 +72,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from cosim.sweep import SweepInterrupted, run_sweep, sweep_text, unknown_kpis
+    from cosim.sweep import SweepInterrupted, run_sweep, sweep_text
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive integer, got {args.workers}")
@@ -83,9 +83,8 @@ def cmd_sweep(args) -> int:
         print(sweep_text(exc.result), flush=True)
         raise
     print(sweep_text(result))
-    unknown = unknown_kpis(result)
-    if unknown:
-        raise InputError([f"{args.sweep}: {line}" for line in unknown])
+    if result.unknown_kpis:
+        raise InputError([f"{args.sweep}: {line}" for line in result.unknown_kpis])
     return EXIT_FAIL if result.failed else EXIT_OK
 
 

@@ -381,6 +381,7 @@ class SweepResult:
     parquet_path: Path | None
 
     interrupted: bool = False  # stopped by Ctrl-C / SIGTERM: runs it did not finish are ``interrupted``
+    unknown_kpis: list[str] = field(default_factory=list)  # one line per ``kpis:`` entry no run has
 
     @property
     def failed(self) -> int:
@@ -434,13 +435,14 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
         first.setdefault(v.run_id, v)
     todo = [v for v in first.values() if not v.cached]
     interrupted = False
+    check = _KpiCheck(spec.kpis)
     try:
         for v in first.values():
             if v.cached:  # nothing to run for it: summarise here
                 _apply(v, summarize_existing(str(v.path), spec.kpis))
-                _warn_unknown_kpis(spec, variants, v)
+                check.run_done(v)
         if todo:
-            _execute(spec, variants, todo, workers, scheduler, progress)
+            _execute(spec, variants, todo, workers, scheduler, progress, check)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the summary of what there is, then SweepInterrupted
         interrupted = True
         for v in first.values():
@@ -456,7 +458,7 @@ def run_sweep(sweep_file: str | Path, workers: int | None = None, scheduler: str
             csv_path, pq_path = write_summary(spec, variants, out_dir)
     else:
         csv_path, pq_path = write_summary(spec, variants, out_dir)
-    result = SweepResult(spec, out_dir, variants, wall, csv_path, pq_path, interrupted)
+    result = SweepResult(spec, out_dir, variants, wall, csv_path, pq_path, interrupted, check.lines or [])
     if interrupted:
         raise SweepInterrupted(result)
     return result
@@ -468,14 +470,6 @@ class SweepInterrupted(KeyboardInterrupt):
     def __init__(self, result: SweepResult):
         super().__init__("interrupted")
         self.result = result
-
-
-def unknown_kpis(result: SweepResult) -> list[str]:
-    """One line per ``kpis:`` entry of the sweep that names no KPI of its runs (with the nearest names)."""
-    done = [v for v in result.variants if v.status == "completed"]
-    if not result.spec.kpis or not done:
-        return []
-    return _unknown_in(result.spec.kpis, done[0].path)
 
 
 def _unknown_in(keys: list[str], path: Path) -> list[str]:
@@ -623,14 +617,13 @@ def _close(client, cluster) -> None:
 
 
 def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], workers: int | None,
-             scheduler: str | None, progress: bool) -> None:
+             scheduler: str | None, progress: bool, check: _KpiCheck) -> None:
     def done(i: int, r: dict) -> str:
         v = todo[i]
         _apply(v, r)
         if v.error != NOT_STARTED:
             _write_sidecar(v)
-        if v.status == "completed":
-            _warn_unknown_kpis(spec, variants, v)
+        check.run_done(v)
         return f"{sum(x.status == 'failed' for x in variants)} failed"
 
     started = time.time()
@@ -644,16 +637,23 @@ def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], work
         raise
 
 
-def _warn_unknown_kpis(spec: SweepSpec, variants: list[Variant], v: Variant) -> None:
-    """At the sweep's first completed run: a warning line per ``kpis:`` entry its KPIs do not have, so a
-    misspelt column is seen after one run, not after all (the sweep goes on; it still ends with exit 2)."""
-    from tqdm import tqdm
+class _KpiCheck:
+    """The sweep's ``kpis:`` entries, checked once against its first completed run: a misspelt column is
+    a warning after one run, not found only after all (the sweep goes on and ends with exit 2);
+    ``lines`` holds the problems (None: no run completed yet)."""
 
-    if not spec.kpis or sum(x.status == "completed" for x in variants) != 1:
-        return
-    for line in _unknown_in(spec.kpis, v.path):  # tqdm.write: above the progress bar, not through it
-        tqdm.write(f"warning: {line}; the sweep goes on (its runs are kept for a corrected sweep)",
-                   file=sys.stderr)
+    def __init__(self, keys: list[str]):
+        self.keys, self.lines = keys, None
+
+    def run_done(self, v: Variant) -> None:
+        from tqdm import tqdm
+
+        if self.lines is not None or not self.keys or v.status != "completed":
+            return
+        self.lines = _unknown_in(self.keys, v.path)
+        for line in self.lines:  # tqdm.write: above the progress bar, not through it
+            tqdm.write(f"warning: {line}; the sweep goes on (its runs are kept for a corrected sweep)",
+                       file=sys.stderr)
 
 
 def _write_sidecar(v: Variant) -> None:
