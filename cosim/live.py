@@ -25,7 +25,6 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import yaml
 
 from cosim.errors import InputError
 from cosim.results import open_file, time_problem
@@ -152,9 +151,12 @@ class ResultsTail:
             self.f.close()
             raise InputError(f"{path}: not a cosim results file ({problem})")
         self.max_rows = max_rows
+        from cosim.scenario import parse_recorded  # the zone as cosim.Results reads it
+
+        scn = parse_recorded(_str(self.f.attrs.get("scenario")))
         try:
             self.local = LocalClock(_str(self.f["time"].attrs.get("start") or self.f.attrs.get("start")),
-                                    _zone(_str(self.f.attrs.get("scenario"))))
+                                    scn.timezone if scn is not None else None)
         except (ValueError, KeyError):  # no usable start time or zone: from 2000-01-01 UTC, as cosim.Results
             self.local = LocalClock(NO_START)
         self.rows = 0
@@ -222,16 +224,6 @@ class ResultsTail:
 
     def close(self) -> None:
         self.f.close()
-
-
-def _zone(scenario_text: str) -> str | None:
-    """The recorded scenario's ``timezone`` (None without one, or when the text is not a mapping)."""
-    try:
-        data = yaml.safe_load(scenario_text)
-    except yaml.YAMLError:
-        return None
-    zone = data.get("timezone") if isinstance(data, dict) else None
-    return zone if isinstance(zone, str) else None
 
 
 def _str(v) -> str:
