@@ -144,19 +144,21 @@ def span(first: dt.date, days: int, step: str) -> str:
     return f"{first.isoformat()} – {last.isoformat()} ({days} d, {step})"
 
 
+def _year(scn: Scenario) -> tuple[float, int]:
+    """The calendar year of the start: the local minute of its 1 January 00:00 and its number of days."""
+    jan1 = scn.start.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    return Clock(jan1).start_local_min, (dt.date(jan1.year + 1, 1, 1) - jan1.date()).days
+
+
 def _year_minutes(scn: Scenario, step_min: float) -> tuple[Clock, np.ndarray]:
     """Clock of the scenario and local minutes of the calendar year of its start."""
-    clock = Clock(scn.start)
-    jan1 = scn.start.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    m0 = Clock(jan1).start_local_min
-    days = 366 if (jan1 + dt.timedelta(days=365)).year == jan1.year else 365
-    return clock, m0 + np.arange(0.0, days * MIN_PER_DAY, step_min)
+    m0, days = _year(scn)
+    return Clock(scn.start), m0 + np.arange(0.0, days * MIN_PER_DAY, step_min)
 
 
 def _year_span(scn: Scenario, step: str) -> str:
     """The window of _year_minutes: the calendar year of the start."""
-    y = scn.start.year
-    return span(dt.date(y, 1, 1), (dt.date(y + 1, 1, 1) - dt.date(y, 1, 1)).days, step)
+    return span(dt.date(scn.start.year, 1, 1), _year(scn)[1], step)
 
 
 def _filled(own: int, n: int, scn: Scenario) -> str:
@@ -335,9 +337,8 @@ def simulated_annual_kwh(scn: Scenario, homes, stride: int = 7) -> np.ndarray:
     from simulators.devices.baseload import BaseLoad, day_shape
 
     base = BaseLoad([h.id for h in homes], [h.devices.base for h in homes], scn.seed)
-    jan1 = scn.start.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    d0 = int(Clock(jan1).start_local_min // MIN_PER_DAY)
-    days = (dt.date(jan1.year + 1, 1, 1) - dt.date(jan1.year, 1, 1)).days
+    m0, days = _year(scn)
+    d0 = int(m0 // MIN_PER_DAY)
     sample = range(d0, d0 + days, stride)
     e = sum(base.day(d).sum(axis=0) for d in sample) / 60.0
     return e * sum(day_shape(d).mean() for d in range(d0, d0 + days)) / sum(day_shape(d).mean() for d in sample)
