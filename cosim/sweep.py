@@ -617,7 +617,8 @@ def _close(client, cluster) -> None:
 
 
 def _execute(spec: SweepSpec, variants: list[Variant], todo: list[Variant], workers: int | None,
-             scheduler: str | None, progress: bool, check: _KpiCheck) -> None:
+             scheduler: str | None, progress: bool, check: _KpiCheck | None = None) -> None:
+    check = check or _KpiCheck(spec.kpis)  # a sweep's own, shared with its kept runs; a split's has no kpis
     def done(i: int, r: dict) -> str:
         v = todo[i]
         _apply(v, r)
