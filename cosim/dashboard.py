@@ -186,6 +186,13 @@ def status_text(h: History, title: str) -> str:
             f"{lat}update {h.n}</p></div>")
 
 
+def _clock(h: History, t) -> str:
+    """Simulated local time of an event at *t* ms after the start, HH:MM:SS ("" without a time)."""
+    if not isinstance(t, (int, float)):
+        return ""
+    return dt.datetime.fromtimestamp((h.origin + t) / 1000.0, dt.timezone.utc).strftime("%H:%M:%S")
+
+
 def state_text(h: History) -> str:
     s = h.latest or {}
     parts = [f"<div class='lab'>{CSS}<h3>Households, grid, MAS and telecom</h3><table><tbody>",
@@ -196,7 +203,7 @@ def state_text(h: History) -> str:
              f"<tr><td class='l'>message latency (mean)</td><td>{_f(s.get('latency_ms'), 1)} ms</td></tr>"]
     for lfa, v in (s.get("lfa") or {}).items():
         neg = h.negotiations.get(lfa)
-        last = (f"; last negotiation {html.escape(str(neg.get('neg')))}: {neg.get('rounds')} rounds, "
+        last = (f"; last negotiation ended {_clock(h, neg.get('t'))}: {neg.get('rounds')} rounds, "
                 f"{neg.get('replied')}/{neg.get('members')} replied") if neg else ""
         parts.append(f"<tr><td class='l'>{html.escape(lfa)}</td><td>round {_f(v.get('rounds'), 0)}, gap "
                      f"{_f(v.get('gap'), 2)} %{last}</td></tr>")
@@ -207,9 +214,7 @@ def state_text(h: History) -> str:
         parts.append("<h3>Device events</h3><ul>")
         for ev in reversed(h.events):
             cls = "warn" if ev.get("kind") in ("drop", "exception") else "note"
-            when = (dt.datetime.fromtimestamp((h.origin + ev["t"]) / 1000.0, dt.timezone.utc).strftime("%H:%M:%S")
-                    if isinstance(ev.get("t"), (int, float)) else "")
-            parts.append(f"<li class='{cls}'>{when} "
+            parts.append(f"<li class='{cls}'>{_clock(h, ev.get('t'))} "
                          f"{html.escape(str(ev.get('msg', ev.get('kind'))))}</li>")
         parts.append("</ul>")
     return "".join(parts) + "</div>"

@@ -169,12 +169,12 @@ def test_mas_and_telecom_state_and_device_table_highlight():
               ("telecom", "latency_mean_ms"): {"telecom": 42.0}, ("telecom", "sent"): {"telecom": 120.0},
               ("telecom", "lost"): {"telecom": 2.0}}
     s = snapshot(0, 0.0, lambda p, a: values.get((p, a)))
-    s["events"] = [{"kind": "negotiation", "agent": "lfa.d1", "neg": "d1-7", "rounds": 3, "members": 10,
+    s["events"] = [{"kind": "negotiation", "agent": "lfa.d1", "t": 5_400_000, "neg": "d1-7", "rounds": 3, "members": 10,
                     "replied": 9}, {"kind": "exception", "msg": "meter d1.h001 (127.0.0.1:1): exception response"}]
     h = History()
     h.add(s)
     text = state_text(h)
-    assert "round 3, gap 0.80 %; last negotiation d1-7: 3 rounds, 9/10 replied" in text
+    assert "round 3, gap 0.80 %; last negotiation ended 01:30:00: 3 rounds, 9/10 replied" in text
     assert "42.0 ms" in text and "120 / 2" in text and "<li class='warn'>" in text
     table = device_table(s)
     assert "<td class='quality q-error'>error</td>" in table
