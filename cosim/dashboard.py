@@ -283,7 +283,8 @@ def make_document(doc, h: History, title: str) -> None:
                 p.multi_line("xs", "ys", source=src, color="color", line_dash=dash, line_width=1.5,
                              legend_field=legend_field(src, i))
                 groups.append((src, series, labels, i))
-            p.legend.location, p.legend.label_text_font_size = "top_left", "9pt"
+            p.legend.label_text_font_size = "9pt"
+            p.add_layout(p.legend[0], "right")  # beside the plot: inside, it hid the data under it
             figs.append(p)
         plots.children = figs or [waiting]
         session.update(keys=keys, groups=groups, n=h.n)
