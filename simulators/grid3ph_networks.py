@@ -29,6 +29,7 @@ import numpy as np
 from simulators.grid3ph_engine import Engine3ph, Network3ph, from_feeder
 from simulators.grid_networks import element_names, load_buses, load_network, strip_injections
 from simulators.opendss import Feeder, Line, Load, Source, Transformer, read_dss
+from simulators.opendss_model import DELTA_LV
 
 __all__ = ["BUNDLED_DSS", "Network3phSpec", "LoadPoint", "load_network3ph", "from_pandapower",
            "feeder_from_pandapower", "is_opendss", "make_engine3ph"]
@@ -136,6 +137,8 @@ def feeder_from_pandapower(net, name: str = "pandapower") -> tuple[Feeder, list[
         vg = str(tr.get("vector_group", "Dyn") or "Dyn").lower()
         conns = ("delta" if vg.startswith("d") else "wye",
                  "delta" if vg[1:].lstrip("n").startswith("d") else "wye")
+        if conns[1] == "delta":
+            raise ValueError(f"transformer {idx} of {name!r} (vector group {tr.get('vector_group')!r}): {DELTA_LV}")
         shift = float(tr.shift_degree) % 360.0
         table = {30.0: (False, False), 150.0: (False, True), 330.0: (True, False),
                  210.0: (True, True), 0.0: (False, False), 180.0: (False, True)}

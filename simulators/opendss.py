@@ -43,7 +43,7 @@ import re
 
 import numpy as np
 
-from simulators.opendss_model import Feeder, Line, Load, LoadShape, Source, Transformer
+from simulators.opendss_model import DELTA_LV, Feeder, Line, Load, LoadShape, Source, Transformer
 
 __all__ = ["DSSError", "Feeder", "Source", "Line", "Transformer", "Load", "LoadShape", "read_dss",
            "parse_bus"]
@@ -613,6 +613,8 @@ def _build(r: _Reader, path: str) -> Feeder:
                      for c in conns]
             if len(conns) != 2 or any(c not in ("wye", "delta") for c in conns):
                 raise ValueError(f"{label}: conns must be two of wye/delta, got {p.get('conns')!r}")
+            if conns[1] == "delta":
+                raise ValueError(f"{label}: {DELTA_LV}")
             kvs = _numbers(p.get("kvs", "12.47 12.47"))
             kvas = _numbers(p.get("kvas", "1000 1000"))
             taps = _numbers(p.get("taps", "1 1"))

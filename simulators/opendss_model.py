@@ -11,6 +11,14 @@ __all__ = ["Feeder", "Source", "Line", "Transformer", "Load", "LoadShape"]
 
 _SQRT3 = math.sqrt(3.0)
 
+# Why a delta LV winding is refused: every load is wye (phase to earth), and a delta winding leaves the
+# LV side without an earthed neutral, so the loads' voltages have nothing to hold them. The engine does
+# not converge there, and OpenDSS is no reference either: on a three-load example (tests/test_grid3ph.py,
+# LOAD_BANDS_DSS with conns=[delta delta]) it "solved" to 0.23 / 1.50 / 1.82 p.u., held only by its
+# ppm_antifloat shunts.
+DELTA_LV = ("a delta LV winding is not supported: the loads are phase to earth, and without an earthed "
+            "LV neutral their voltages float; use a wye LV winding (Dyn, conns=[delta wye])")
+
 
 @dataclass
 class Source:

@@ -268,6 +268,24 @@ Solve
 
 
 @needs_dss
+def test_delta_lv_winding_refused_where_opendss_floats(tmp_path):
+    """A delta LV winding leaves the phase-to-earth loads without an earthed neutral: the engine did not
+    converge (NaN at every step), and OpenDSS is no reference, its voltages floating far outside any
+    band. Refused in one line from OpenDSS files and from pandapower's vector groups."""
+    master = tmp_path / "Master.dss"
+    master.write_text(LOAD_BANDS_DSS.replace("conns=[delta wye]", "conns=[delta delta]"))
+    c = compile_master(str(master))
+    lv = [v for v, name in zip(c.AllBusVmagPu, c.AllNodeNames) if name.startswith("b.")]
+    assert min(lv) < 0.5 and max(lv) > 1.4  # floating (0.23 / 1.50 / 1.82 p.u. when written)
+    with pytest.raises(ValueError, match=r"Master\.dss:4: .*Transformer\.tr: a delta LV winding is not supported"):
+        load_network3ph(f"opendss:{master}")
+    net = load_network("kerber_dorf")
+    net.trafo["vector_group"], net.trafo["shift_degree"] = "Dd0", 0.0
+    with pytest.raises(ValueError, match=r"transformer 0 of 'kerber_dorf' \(vector group 'Dd0'\): a delta LV"):
+        from_pandapower(net, "kerber_dorf")
+
+
+@needs_dss
 def test_voltage_base_is_the_nearest_voltagebases_entry_as_in_opendss(tmp_path):
     """A 0.42 kV transformer winding under voltagebases=[11 0.4]: OpenDSS's Calcvoltagebases gives the
     LV buses a 0.4 kV base, so p.u. values (and the v_band checks on them) are of 230.9 V; they were
