@@ -391,7 +391,7 @@ def test_base_load_noise_filter_is_scipys_lfilter_bit_for_bit():
 
 
 def test_instant_water_heater_adds_to_the_annual_kwh():
-    """A home's water heater (showers, taps; per person) comes on top of its annual kWh: the rest of its use is
+    """A home's water heater (showers, taps; by household size) comes on top of its annual kWh: the rest of its use is
     the same with and without one (it was taken out of the annual kWh: 2,708 -> 1,520 kWh/a of other use)."""
     from simulators.devices.baseload import BaseLoad, day_shape, water_heater_kwh
 
@@ -405,5 +405,5 @@ def test_instant_water_heater_adds_to_the_annual_kwh():
     shape = np.mean([day_shape(d).mean() for d in days])
     without, with_wh = kwh_per_day(False), kwh_per_day(True)
     assert abs(without / (2000.0 / 365 * shape) - 1) < 0.03
-    assert 700 < water_heater_kwh(2) < 900  # Stromspiegel 2017: about 400 kWh per person
+    assert water_heater_kwh(2) == 900.0  # Stromspiegel 2021/22, flats of 2 persons
     assert abs((with_wh - without) / (water_heater_kwh(2) / 365 * shape) - 1) < 0.1

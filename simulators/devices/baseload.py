@@ -11,8 +11,8 @@ vs-evening emphasis and a noise strength. Per household and day: a daily level f
 (``APPLIANCES``: kettle, hob, oven, small appliances, laundry heating, and showers and taps on an
 instantaneous water heater where the home has one) with nameplate powers and durations, started at
 times drawn from the household's shifted shape. The events carry their expected energy; the continuous
-part the rest of ``annual_kwh``, except the water heater's showers and taps (per person): they come
-on top of ``annual_kwh``, the home's electricity without water heating (``water_heater_kwh``). The
+part the rest of ``annual_kwh``, except the water heater's showers and taps (by household size): they
+come on top of ``annual_kwh``, the home's electricity without water heating (``water_heater_kwh``). The
 events set the 1-minute peaks and, being rare and short, the diversity between homes: the 15-minute
 coincidence factor of many homes follows the Kerber / DIN 18015-1 curve
 g(n) = g∞ + (1 - g∞)·n^(-3/4), g∞ ≈ 0.07 (``cosim calibrate``).
@@ -39,10 +39,17 @@ from .params import BaseLoadParams
 # checked against the Kerber / DIN 18015-1 coincidence band of cosim.calibrate.
 _NOISE_PHI = 0.9
 REF_KWH = 3500.0  # event rates are per day for a household of this annual consumption (scaled)
-# Water-heater events (``water_heater``) are per person and day instead, and their energy comes on top of
-# ``annual_kwh`` (the home's electricity without water heating): shower 0.3 and tap 1.0 draws per person and day
-# give 0.3 × 2.45 + 1.0 × 0.35 = 1.09 kWh/day = 397 kWh per person and year, the Stromspiegel für Deutschland
-# 2017 (co2online/BMUB, 161,000 homes): electric water heating adds about 400 kWh per person (+27 %).
+# Water-heater events (``water_heater``) come on top of ``annual_kwh`` (the home's electricity without water
+# heating), at rates per day of one draw unit: shower 0.3 and tap 1.0 draws give 0.3 × 2.45 + 1.0 × 0.35 =
+# 1.09 kWh/day = 397 kWh a year (about one person's: Stromspiegel 2017 reported +400 kWh per person). A home
+# draws WATER_HEATER_KWH_BY_SIZE / 397 units.
+# Electric water heating by household size (1, 2, 3, 4, 5+ persons), kWh/a: Stromspiegel für Deutschland 2021/22
+# (co2online et al.), flats in multi-family houses, the mean with electric water heating minus the mean
+# without (2,000 - 1,500 / 3,000 - 2,100 / 4,000 - 2,600 / 4,500 - 2,900 / 5,200 - 3,500 kWh), as tabulated by
+# stromauskunft.de ("Wie viel Strom verbraucht eine Wohnung?"); for 5 persons in houses +1,700 kWh as well
+# (die-stromsparinitiative.de, 5-Personen-Haushalt). Not linear in persons: the 400 kWh per person used before
+# 2026-12-07 gave 2,000 kWh for 5 persons and 400 for one.
+WATER_HEATER_KWH_BY_SIZE = (500.0, 900.0, 1400.0, 1600.0, 1700.0)
 REF_PERSONS = 3  # persons of a home whose size is not given (BDEW's 3,500 kWh reference home: 3 persons)
 MAX_EVENT_SHARE = 0.8  # modelling choice: the continuous part keeps at least 20 % of the energy
 
@@ -64,7 +71,7 @@ def ar1(x: np.ndarray, c: float, phi: float, z0: np.ndarray) -> np.ndarray:
 
 class Appliance(NamedTuple):
     name: str
-    per_day: float  # events per day at REF_KWH and an average day (water heater: per person and day)
+    per_day: float  # events per day at REF_KWH and an average day (water heater: per draw unit and day)
     kw: tuple[float, float]  # uniform power range
     minutes: tuple[int, int]  # uniform integer duration range
     water_heater: bool  # only in homes with an instantaneous water heater
@@ -76,8 +83,8 @@ class Appliance(NamedTuple):
 # dryer/vacuum 0.8-2 kW; washing machine and dishwasher heating phases ~2 kW; instantaneous water
 # heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates and durations are modelling choices, set so that:
 # cooking (hob, oven, kettle) is 568 kWh a year, 16 % of a 3,500 kWh household's electricity (14 % without
-# the kettle), above the 9-13 % of HEA/BDEW, "Stromverbrauch im Haushalt"; the water heater's rates per person
-# as above (REF_KWH) (Destatis/BDEW: about a quarter of German homes heat water electrically and
+# the kettle), above the 9-13 % of HEA/BDEW, "Stromverbrauch im Haushalt"; the water heater's rates per draw
+# unit as above (REF_KWH) (Destatis/BDEW: about a quarter of German homes heat water electrically and
 # decentrally, cf. cosim.population).
 APPLIANCES = (
     Appliance("kettle", 1.5, (2.0, 3.0), (2, 4), False),
@@ -96,9 +103,13 @@ _WH = np.array([a.water_heater for a in APPLIANCES])
 _E_EVENT = _KW.mean(axis=1) * _MIN.mean(axis=1) / 60.0  # expected kWh per event
 
 
+_WH_UNIT_KWH = float(_RATE[_WH] @ _E_EVENT[_WH]) * 365.0  # expected kWh a year of one draw unit
+
+
 def water_heater_kwh(persons: int | None) -> float:
-    """Expected annual kWh of an instantaneous water heater in a home of *persons* (None: REF_PERSONS)."""
-    return float(_RATE[_WH] @ _E_EVENT[_WH]) * (persons or REF_PERSONS) * 365.0
+    """Expected annual kWh of an instantaneous water heater in a home of *persons* (None: REF_PERSONS; 5 and
+    more: the 5+ value)."""
+    return WATER_HEATER_KWH_BY_SIZE[min(persons or REF_PERSONS, len(WATER_HEATER_KWH_BY_SIZE)) - 1]
 
 
 # demandlib's default BDEW seasons (ElecSlp): (month, day) ranges, inclusive
@@ -163,15 +174,15 @@ class BaseLoad:
         self.shift = np.rint(shift).astype(np.int64)
         self.emph, self.sigma = emph, sig
         # appliance event rates per household (events/day on an average day), scaled with consumption; the
-        # water heater's per person, on top of annual_kwh (its energy is not taken from the continuous part)
-        wh = np.array([p.instant_water_heater for p in params])
-        persons = np.array([p.persons or REF_PERSONS for p in params], dtype=float)
+        # water heater's by household size, on top of annual_kwh (its energy is not taken from the continuous part)
+        units = np.array([water_heater_kwh(p.persons) / _WH_UNIT_KWH if p.instant_water_heater else 0.0
+                          for p in params])
         rate = _RATE[None, :] * (self.mean_kw * 8760.0 / REF_KWH)[:, None] * ~_WH[None, :]
         e_day = rate @ _E_EVENT
         cap = MAX_EVENT_SHARE * self.mean_kw * 24.0
         rate *= np.minimum(1.0, cap / np.maximum(e_day, 1e-12))[:, None]
         self.event_share = (rate @ _E_EVENT) / (self.mean_kw * 24.0)  # of annual_kwh
-        self.rate = rate + _RATE[None, :] * (persons * wh)[:, None] * _WH[None, :]
+        self.rate = rate + _RATE[None, :] * units[:, None] * _WH[None, :]
         self.water_heater_kw = (self.rate[:, _WH] @ _E_EVENT[_WH]) / 24.0  # mean kW on top of annual_kwh
         self._days: dict[int, np.ndarray] = {}
         self._idx = self._even = None
