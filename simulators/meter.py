@@ -24,6 +24,7 @@ import numpy as np
 import mosaik_api_v3
 
 from simulators.devices.common import parse_start
+from simulators.floats import Floats
 from simulators.vocabulary import PHASE_POWERS
 
 PHASES = [a for a in PHASE_POWERS if a.startswith("P_")]  # per-phase active power registers
@@ -124,7 +125,8 @@ class MeterPopulation:
     def vector(self, mapping: dict[str, float]) -> np.ndarray:
         """The values in meter order (0 for a meter without a value); meters for new ids are added."""
         if len(mapping) == len(self.ids) and list(mapping) == self.ids:  # the usual step: no new ids
-            return np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
+            arr = getattr(mapping, "array", None)  # a Floats' own values (not changed by the readers below)
+            return arr if arr is not None else np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
         new = [k for k in mapping if k not in self.index]
         if new:
             self._add(new)
@@ -200,17 +202,17 @@ class MeterSim(mosaik_api_v3.Simulator):
             ids = self.pop.ids
             q_meas = self.pop.measure(q_vec, self.pop.noise_q)
             self.out = {
-                "P": dict(zip(ids, p_meas.tolist())),
-                "Q": dict(zip(ids, q_meas.tolist())),
-                "E_imp": dict(zip(ids, np.floor(self.pop.e_imp).tolist())),
-                "E_exp": dict(zip(ids, np.floor(self.pop.e_exp).tolist())),
-                "P_15": dict(zip(ids, self.pop.p15.tolist())),
+                "P": Floats(ids, p_meas),
+                "Q": Floats(ids, q_meas),
+                "E_imp": Floats(ids, np.floor(self.pop.e_imp)),
+                "E_exp": Floats(ids, np.floor(self.pop.e_exp)),
+                "P_15": Floats(ids, self.pop.p15.copy()),
             }
             for attr in PHASES:
                 phase = self._merged(ins, attr)
                 if phase:
                     read = self.pop.measure(self.pop.vector(phase), self.pop.noise_phase)
-                    self.out[attr] = dict(zip(ids, read.tolist()))
+                    self.out[attr] = Floats(ids, read)
         quarter_done = int(self.q_offset_ms + t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size
