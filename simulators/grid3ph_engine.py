@@ -456,7 +456,7 @@ class Engine3ph:
             raise ValueError(f"expected {len(self.points)} point powers, got P {p.shape}, Q {q.shape}")
         s = (p + 1j * q) * 1e3 / _S_BASE
         ok, it = False, 0
-        if np.all(np.isfinite(s)):
+        if np.isfinite(s).all():
             A = self.active
             loaded = self.pt_pos[s != 0]
             if not A.mask[loaded].all():        # a node carries power for the first time
@@ -503,11 +503,15 @@ class Engine3ph:
 
     def _iterate(self, A: _Active, vA: np.ndarray, sA: np.ndarray) -> tuple[bool, int, np.ndarray]:
         v0, Z, pos, band = A.v0, A.Z, A.pos, A.band
+        plain = A.one_each and band is None    # point k at node k, constant power: the currents inline
         for it in range(1, self.max_iter + 1):
-            vn = v0 + Z @ self._node_sums(A, self._point_currents(vA[pos], sA, band))
-            d = np.abs(vn - vA).max() if len(vn) else 0.0
+            if plain:
+                vn = v0 + Z @ -np.conj(sA / vA)
+            else:
+                vn = v0 + Z @ self._node_sums(A, self._point_currents(vA[pos], sA, band))
+            d = float(np.abs(vn - vA).max()) if len(vn) else 0.0
             vA = vn
-            if not np.isfinite(d):
+            if not math.isfinite(d):
                 return False, it, vA
             if d < self.tol:
                 return True, it, vA

@@ -87,6 +87,7 @@ from simulators.devices.params import HouseholdSpec
 from simulators.devices.pv import PVArray
 from simulators.phases import three_phase_devices
 from simulators.devices.weather import Weather
+from simulators.floats import Floats
 from simulators.vocabulary import PHASE_POWERS, SETPOINTS
 
 MODEL = "Households"
@@ -137,8 +138,8 @@ def validate_households(households) -> list[HouseholdSpec]:
     return specs
 
 
-def _floats(ids, values) -> dict:
-    return dict(zip(ids, (np.asarray(values, dtype=float) + 0.0).tolist()))  # + 0.0: no -0.0
+def _floats(ids, values) -> Floats:
+    return Floats(ids, np.asarray(values, dtype=float) + 0.0)  # + 0.0: no -0.0
 
 
 

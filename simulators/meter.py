@@ -24,6 +24,7 @@ import numpy as np
 import mosaik_api_v3
 
 from simulators.devices.common import parse_start
+from simulators.floats import Floats
 from simulators.vocabulary import PHASE_POWERS
 
 PHASES = [a for a in PHASE_POWERS if a.startswith("P_")]  # per-phase active power registers
@@ -55,20 +56,34 @@ class _Noise:
         self.gens: list[np.random.Generator] = []
         self.buf = np.zeros((0, self.BLOCK))
         self.pos = np.zeros(0, dtype=np.int64)
+        self.same: int | None = 0  # every stream's position while they are all at one (pos not kept then)
+        self.rows = np.zeros(0, dtype=np.int64)
 
     def add(self, ids: list[str]) -> None:
         gens = [np.random.default_rng(np.random.SeedSequence([self.seed, self.purpose, *i.encode()])) for i in ids]
         self.gens += gens
         self.buf = np.concatenate([self.buf, np.array([g.standard_normal(self.BLOCK) for g in gens]).reshape(
             len(gens), self.BLOCK)])
+        if self.same is not None:
+            self.pos[:] = self.same
         self.pos = np.concatenate([self.pos, np.zeros(len(gens), dtype=np.int64)])
+        self.same = 0 if not self.pos.any() else None
+        self.rows = np.arange(len(self.gens))
 
     def draw(self) -> np.ndarray:
         """The next number of every meter's stream, in meter order."""
+        if self.same is not None:  # the usual case: one column of the blocks (9 -> 4 µs for 146 meters)
+            if self.same >= self.BLOCK:
+                for k, gen in enumerate(self.gens):
+                    self.buf[k] = gen.standard_normal(self.BLOCK)
+                self.same = 0
+            z = self.buf[:, self.same].copy()
+            self.same += 1
+            return z
         for k in np.flatnonzero(self.pos >= self.BLOCK):
             self.buf[k] = self.gens[k].standard_normal(self.BLOCK)
             self.pos[k] = 0
-        z = self.buf[np.arange(len(self.gens)), self.pos]
+        z = self.buf[self.rows, self.pos]
         self.pos += 1
         return z
 
@@ -110,7 +125,8 @@ class MeterPopulation:
     def vector(self, mapping: dict[str, float]) -> np.ndarray:
         """The values in meter order (0 for a meter without a value); meters for new ids are added."""
         if len(mapping) == len(self.ids) and list(mapping) == self.ids:  # the usual step: no new ids
-            return np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
+            arr = getattr(mapping, "array", None)  # a Floats' own values (not changed by the readers below)
+            return arr if arr is not None else np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
         new = [k for k in mapping if k not in self.index]
         if new:
             self._add(new)
@@ -123,7 +139,8 @@ class MeterPopulation:
         """Readings of the true values *p_true* (one per meter, meter order) with the next noise of each meter's
         stream (*noise*: default the active-power readings')."""
         half = self.acc / 2.0
-        noise = np.clip((noise or self.noise_p).draw() * (self.acc / 6.0), -half, half)
+        # np.minimum/np.maximum: np.clip's Python wrapper took 5 µs per call
+        noise = np.minimum(np.maximum((noise or self.noise_p).draw() * (self.acc / 6.0), -half), half)
         p = p_true * (self.gain + noise)
         return np.round(p / self.res_kw) * self.res_kw
 
@@ -161,8 +178,12 @@ class MeterSim(mosaik_api_v3.Simulator):
         return [{"eid": self.eid, "type": model}]
 
     def _merged(self, inputs: dict, attr: str) -> dict[str, float]:
+        sources = inputs.get(attr, {})
+        if len(sources) == 1 and self.only is None and not self.exclude:
+            for mapping in sources.values():  # one source (the usual case): its mapping, only read
+                return mapping or {}
         merged: dict[str, float] = {}
-        for mapping in inputs.get(attr, {}).values():
+        for mapping in sources.values():
             merged.update(mapping or {})
         if self.only is not None or self.exclude:
             merged = {k: v for k, v in merged.items()
@@ -181,17 +202,17 @@ class MeterSim(mosaik_api_v3.Simulator):
             ids = self.pop.ids
             q_meas = self.pop.measure(q_vec, self.pop.noise_q)
             self.out = {
-                "P": dict(zip(ids, p_meas.tolist())),
-                "Q": dict(zip(ids, q_meas.tolist())),
-                "E_imp": dict(zip(ids, np.floor(self.pop.e_imp).tolist())),
-                "E_exp": dict(zip(ids, np.floor(self.pop.e_exp).tolist())),
-                "P_15": dict(zip(ids, self.pop.p15.tolist())),
+                "P": Floats(ids, p_meas),
+                "Q": Floats(ids, q_meas),
+                "E_imp": Floats(ids, np.floor(self.pop.e_imp)),
+                "E_exp": Floats(ids, np.floor(self.pop.e_exp)),
+                "P_15": Floats(ids, self.pop.p15.copy()),
             }
             for attr in PHASES:
                 phase = self._merged(ins, attr)
                 if phase:
                     read = self.pop.measure(self.pop.vector(phase), self.pop.noise_phase)
-                    self.out[attr] = dict(zip(ids, read.tolist()))
+                    self.out[attr] = Floats(ids, read)
         quarter_done = int(self.q_offset_ms + t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from simulators.meter import MeterPopulation, MeterSim
+from simulators.meter import MeterPopulation, MeterSim, _Noise
 
 MIN = 60_000
 
@@ -118,3 +118,24 @@ def test_adding_a_meter_leaves_the_other_meters_readings_unchanged():
     more = readings(["a.h001", "d1.h002", "d1.h001"])  # a meter added in front, the others reordered
     assert more["d1.h001"] == base["d1.h001"] and more["d1.h002"] == base["d1.h002"]
     assert len(set(base["d1.h001"])) > 10  # the readings do carry noise
+
+
+def test_noise_gives_each_meter_its_streams_numbers_in_order_when_meters_join():
+    """A meter's k-th draw is the k-th number of its own stream (blocks of _Noise.BLOCK), whether all
+    meters are at one position (one column of the blocks) or joined at other times (gathered per meter)."""
+    def stream(i, n):
+        gen = np.random.default_rng(np.random.SeedSequence([7, 2, *i.encode()]))
+        return np.concatenate([gen.standard_normal(_Noise.BLOCK) for _ in range(n // _Noise.BLOCK + 1)])[:n]
+
+    for joins in ({0: ["a", "b"]}, {0: ["a"], 1: [], 30: ["c"], 64: ["d"], 129: ["e"]}):
+        noise, got = _Noise(7, 2), {}
+        for t in range(200):
+            for i in joins.get(t, []):
+                noise.add([i])
+                got[i] = []
+            z = noise.draw()
+            for k, i in enumerate(got):
+                got[i].append(float(z[k]))
+        assert len(got["a"]) == 200
+        for i, draws in got.items():
+            assert draws == stream(i, len(draws)).tolist(), (joins, i)
