@@ -270,9 +270,9 @@ class LP:
                 raise LPError(f"HiGHS: {h.modelStatusToString(st)}")
         self._first = False
         sol = h.getSolution()
-        info = h.getInfo()
-        return Solution(np.asarray(sol.col_value, dtype=float), float(info.objective_function_value), sol,
-                        int(info.simplex_iteration_count))
+        # the two values of HiGHS's info record that are used, without copying the whole record
+        return Solution(np.fromiter(sol.col_value, float, self.n), float(h.getObjectiveValue()), sol,
+                        int(h.getInfoValue("simplex_iteration_count")[1]))
 
     def _solve_linprog(self) -> Solution:
         from scipy.optimize import linprog
