@@ -155,3 +155,24 @@ def test_appliance_start_against_a_brute_force_search():
             assert st is None
             continue
         assert st in starts and cost(st) <= min(cost(s) for s in starts) + 1e-9
+
+
+def test_persistent_lps_take_each_rounds_cop_coefficients():
+    """The heat pump's COP entries change with the outdoor temperature: after every update both persistent
+    LPs (plain and proximal), in the wrapper and in HiGHS, hold the round's matrix (``lp_arrays``)."""
+    import scipy.sparse as sp
+
+    m = HomeModel(_full_home(), K, SLOT, Tariff(), community=True, backend="highs")
+    m0 = Clock(START).local_min(0)
+    lam = np.full(K, 0.3)
+    for it, cold in enumerate((True, False, True, True)):
+        m.update(m0 + 60 * it, {"soc": 0.5, "T_in": 21.0, "ev_present": True}, _forecast(cold=cold))
+        m.solve(lam)
+        m.solve(lam, target=np.zeros(K), sigma=0.5)
+        A = m.lp_arrays()[0]
+        for lp, rows, cols in ((m._lp, m.m_main, m.n_main), (m._lp_prox, m.m, m.n)):
+            want = A[:rows, :cols].toarray()
+            assert np.array_equal(lp.A.toarray(), want)
+            h = lp._h.getLp().a_matrix_
+            got = sp.csc_matrix((h.value_, h.index_, h.start_), shape=(rows, cols)).toarray()
+            assert np.array_equal(got, want)

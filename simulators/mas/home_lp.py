@@ -206,6 +206,7 @@ class HomeModel:
         self._lp: LP | None = None  # plain responses (no proximal block)
         self._lp_prox: LP | None = None  # responses with the proximal term
         self._coef_set = False
+        self._hp_lp_pos: dict[bool, tuple] = {}  # prox -> the COP entries' positions in that LP, rows, columns
         self._prox_dirty = True
         self.ready = False
 
@@ -492,14 +493,12 @@ class HomeModel:
         n, m = lp.n, lp.m
         lp.set_col_bounds(self.lb[:n], self.ub[:n])
         lp.set_rows(np.arange(m), self.lo[:m], self.hi[:m])
-        if self.dev.heat_pump is not None:
-            r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-            old = lp.hp_coef if hasattr(lp, "hp_coef") else None
-            new = -self._hp_coef
-            ks = range(self.K) if old is None else np.flatnonzero(old != new).tolist()
-            for k in ks:
-                lp.set_coeff(r0 + k, c0 + k, float(new[k]))
-            lp.hp_coef = new.copy()
+        if self.dev.heat_pump is not None:  # the COP coefficients (row th_k, column hp_k) that changed
+            if prox not in self._hp_lp_pos:
+                r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
+                rows, cols = r0 + np.arange(self.K), c0 + np.arange(self.K)
+                self._hp_lp_pos[prox] = (lp.coeff_positions(rows, cols), rows, cols)
+            lp.set_coeffs(*self._hp_lp_pos[prox], -self._hp_coef)
         if prox:
             self._prox_dirty = False
 

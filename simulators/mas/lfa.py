@@ -82,8 +82,7 @@ class Master:
         self.F = F.copy()
         self.conv: dict[str, int] = {}  # member -> convexity row
         self.cols: dict[str, list[tuple[str, np.ndarray, float, int]]] = {}  # member -> [(tag, p, cost, col)]
-        self._P: dict[str, np.ndarray] = {}  # member -> its plans stacked (dedup)
-        self._C: dict[str, np.ndarray] = {}  # member -> their costs
+        self._C: dict[str, np.ndarray] = {}  # member -> the costs of its plans (dedup)
         self.last = None
 
     def set_fixed(self, F: np.ndarray) -> None:
@@ -107,19 +106,18 @@ class Master:
         p = np.asarray(p, float)
         if self.cols.get(member):
             # the plans are compared only where the cost is the same
-            near = np.flatnonzero(np.abs(self._C[member] - cost) <= 1e-7 * max(1.0, abs(cost)))
-            if len(near) and (np.abs(self._P[member][near] - p).max(axis=1) <= 1e-6).any():
+            near = np.flatnonzero(np.abs(self._C[member] - cost) <= 1e-7 * max(1.0, abs(cost))).tolist()
+            plans = self.cols[member]
+            if any(np.abs(plans[j][1] - p).max() <= 1e-6 for j in near):
                 return False
         if member not in self.conv:
             self.conv[member] = int(self.lp.add_rows([1.0], [1.0])[0])
             self.cols[member] = []
-            self._P[member] = np.zeros((0, self.K))
             self._C[member] = np.zeros(0)
         row = self.conv[member]
         nz = np.flatnonzero(p)
         col = self.lp.add_col(cost, 0.0, np.inf, np.append(nz, row), np.append(p[nz], 1.0))
         self.cols[member].append((tag, p, float(cost), col))
-        self._P[member] = np.vstack([self._P[member], p])
         self._C[member] = np.append(self._C[member], float(cost))
         return True
 

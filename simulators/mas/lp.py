@@ -187,19 +187,32 @@ class LP:
             for r, a, b in zip(rows.tolist(), lo.tolist(), hi.tolist()):
                 ch(r, a, b)
 
-    def set_coeff(self, row: int, col: int, value: float) -> None:
-        """Change an existing (structurally non-zero) matrix entry."""
+    def coeff_positions(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Positions in ``A.data`` of existing (structurally non-zero) entries, for :meth:`set_coeffs`."""
+        A = self.A
+        pos = np.empty(len(rows), dtype=np.int64)
+        for i, (row, col) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist())):
+            start, end = A.indptr[col], A.indptr[col + 1]
+            p = start + np.searchsorted(A.indices[start:end], row)
+            if p >= end or A.indices[p] != row:
+                raise KeyError(f"entry ({row}, {col}) is not in the sparsity pattern")
+            pos[i] = p
+        return pos
+
+    def set_coeffs(self, pos: np.ndarray, rows: np.ndarray, cols: np.ndarray, values) -> None:
+        """Change the existing entries (rows[i], cols[i]) at ``A.data`` positions ``pos``
+        (:meth:`coeff_positions`); only those that differ are sent to HiGHS, in this order."""
+        values = np.asarray(values, dtype=float)
         A = self.A if self._pending else self._A
-        start, end = A.indptr[col], A.indptr[col + 1]
-        pos = start + np.searchsorted(A.indices[start:end], row)
-        if pos >= end or A.indices[pos] != row:
-            raise KeyError(f"entry ({row}, {col}) is not in the sparsity pattern")
-        if A.data[pos] == value:
+        diff = np.flatnonzero(A.data[pos] != values)
+        if not len(diff):
             return
-        A.data[pos] = value
+        A.data[pos[diff]] = values[diff]
         self._primal_changed = True
-        if self._h is not None:
-            self._h.changeCoeff(int(row), int(col), float(value))
+        if self._h is not None:  # (no vectorised change of coefficients in SciPy's binding)
+            ch = self._h.changeCoeff
+            for r, c, v in zip(rows[diff].tolist(), cols[diff].tolist(), values[diff].tolist()):
+                ch(r, c, v)
 
     def add_rows(self, lo, hi) -> np.ndarray:
         """Append empty rows (entries come with later ``add_cols``); returns their indices."""
@@ -270,9 +283,9 @@ class LP:
                 raise LPError(f"HiGHS: {h.modelStatusToString(st)}")
         self._first = False
         sol = h.getSolution()
-        info = h.getInfo()
-        return Solution(np.asarray(sol.col_value, dtype=float), float(info.objective_function_value), sol,
-                        int(info.simplex_iteration_count))
+        # the two values of HiGHS's info record that are used, without copying the whole record
+        return Solution(np.fromiter(sol.col_value, float, self.n), float(h.getObjectiveValue()), sol,
+                        int(h.getInfoValue("simplex_iteration_count")[1]))
 
     def _solve_linprog(self) -> Solution:
         from scipy.optimize import linprog
