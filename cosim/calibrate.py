@@ -378,7 +378,7 @@ def annual_stats(scn: Scenario, n_per_size: int = 60, n_mix: int = 300, stride: 
     em = e[len(per_size) * n_per_size:]
     out.append(Stat("base.annual_kwh_cv", float(em.std() / em.mean()),
                     f"{year}, {n_mix} homes drawn like district {d.name} (mean {em.mean():,.0f} kWh/a)"))
-    # the same homes with and without an instantaneous water heater: the difference per person
+    # the same homes with and without an instantaneous water heater: the difference per household size
     flat = [h for group in per_size for h in group]
     with_wh = [h.model_copy(update={"devices": h.devices.model_copy(update={"base": h.devices.base.model_copy(
         update={"instant_water_heater": on})})}) for on in (True, False) for h in flat]
