@@ -29,7 +29,7 @@ import numpy as np
 from simulators.grid3ph_engine import Engine3ph, Network3ph, from_feeder
 from simulators.grid_networks import element_names, load_buses, load_network, strip_injections
 from simulators.opendss import Feeder, Line, Load, Source, Transformer, read_dss
-from simulators.opendss_model import DELTA_LV
+from simulators.opendss_model import DELTA_LV, delta_lv_feeding
 
 __all__ = ["BUNDLED_DSS", "Network3phSpec", "LoadPoint", "load_network3ph", "from_pandapower",
            "feeder_from_pandapower", "is_opendss", "make_engine3ph"]
@@ -82,9 +82,10 @@ def _dss_path(spec: str) -> str:
     return path
 
 
-def feeder_from_pandapower(net, name: str = "pandapower") -> tuple[Feeder, list[str]]:
+def feeder_from_pandapower(net, name: str = "pandapower", household_buses=None) -> tuple[Feeder, list[str]]:
     """OpenDSS-like description of a pandapower net (loads/sgens ignored). Returns the feeder and
-    the pandapower bus names (feeder buses are these names)."""
+    the pandapower bus names (feeder buses are these names). ``household_buses`` (pandapower bus
+    indices; default the net's load buses): where households connect, which no delta secondary may feed."""
     if len(net.switch):
         raise ValueError(f"network {name!r} has switches; the unbalanced engine supports nets "
                          "without switches")
@@ -131,6 +132,7 @@ def feeder_from_pandapower(net, name: str = "pandapower") -> tuple[Feeder, list[
         b = (np.full((3, 3), bm) + np.eye(3) * (bs - bm)) * L * par * par  # per circuit x parallel
         fd.lines.append(Line(f"line{idx}", bname[int(ln.from_bus)], (1, 2, 3), bname[int(ln.to_bus)],
                              (1, 2, 3), z, b, float(ln.max_i_ka) * 1e3 * float(ln.df) * par))
+    delta_vg = {}  # feeder name -> (index, vector group) of the transformers with a delta secondary
     for idx, tr in net.trafo.iterrows():
         if not bool(tr.in_service):
             continue
@@ -138,7 +140,7 @@ def feeder_from_pandapower(net, name: str = "pandapower") -> tuple[Feeder, list[
         conns = ("delta" if vg.startswith("d") else "wye",
                  "delta" if vg[1:].lstrip("n").startswith("d") else "wye")
         if conns[1] == "delta":
-            raise ValueError(f"transformer {idx} of {name!r} (vector group {tr.get('vector_group')!r}): {DELTA_LV}")
+            delta_vg[f"trafo{idx}"] = (idx, tr.get("vector_group"))
         shift = float(tr.shift_degree) % 360.0
         table = {30.0: (False, False), 150.0: (False, True), 330.0: (True, False),
                  210.0: (True, True), 0.0: (False, False), 180.0: (False, True)}
@@ -163,6 +165,12 @@ def feeder_from_pandapower(net, name: str = "pandapower") -> tuple[Feeder, list[
             f"trafo{idx}", (bname[int(tr.hv_bus)], bname[int(tr.lv_bus)]), ((1, 2, 3), (1, 2, 3)),
             conns, (float(tr.vn_hv_kv), float(tr.vn_lv_kv)), float(tr.sn_mva) * 1e3,
             taps, vkr, math.sqrt(max(vk ** 2 - vkr ** 2, 0.0)), lead, 0.0, reverse, mag))
+    if delta_vg:
+        hh = load_buses(net) if household_buses is None else household_buses
+        bad = delta_lv_feeding(fd, [bname[int(b)] for b in hh])
+        if bad is not None:
+            idx, vg = delta_vg[bad.name]
+            raise ValueError(f"transformer {idx} of {name!r} (vector group {vg!r}): {DELTA_LV}")
     return fd, bus_names
 
 
@@ -189,7 +197,7 @@ def load_network3ph(spec: str) -> Network3phSpec:
         pnet = load_network(spec)
         buses = load_buses(pnet)
         strip_injections(pnet)
-        fd, names = feeder_from_pandapower(pnet, spec)
+        fd, names = feeder_from_pandapower(pnet, spec, buses)
         net = from_feeder(fd)
         pos = {int(b): k for k, b in enumerate(pnet.bus.index)}
         points = [LoadPoint(names[pos[b]], names[pos[b]], (1, 2, 3)) for b in buses]

@@ -43,7 +43,8 @@ import re
 
 import numpy as np
 
-from simulators.opendss_model import DELTA_LV, Feeder, Line, Load, LoadShape, Source, Transformer
+from simulators.opendss_model import DELTA_LV, Feeder, Line, Load, LoadShape, Source, Transformer, \
+    delta_lv_feeding
 
 __all__ = ["DSSError", "Feeder", "Source", "Line", "Transformer", "Load", "LoadShape", "read_dss",
            "parse_bus"]
@@ -613,8 +614,6 @@ def _build(r: _Reader, path: str) -> Feeder:
                      for c in conns]
             if len(conns) != 2 or any(c not in ("wye", "delta") for c in conns):
                 raise ValueError(f"{label}: conns must be two of wye/delta, got {p.get('conns')!r}")
-            if conns[1] == "delta":
-                raise ValueError(f"{label}: {DELTA_LV}")
             kvs = _numbers(p.get("kvs", "12.47 12.47"))
             kvas = _numbers(p.get("kvas", "1000 1000"))
             taps = _numbers(p.get("taps", "1 1"))
@@ -703,6 +702,9 @@ def _build(r: _Reader, path: str) -> Feeder:
                                  **pfs, **shapes))
         except ValueError as exc:
             raise fail("load", name, label, exc) from None
+    tr = delta_lv_feeding(fd, {ld.bus for ld in fd.loads})  # a delta secondary feeding loads (DELTA_LV)
+    if tr is not None:
+        raise fail("transformer", tr.name, f"Transformer.{tr.name}", ValueError(DELTA_LV))
     return fd
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Feeder", "Source", "Line", "Transformer", "Load", "LoadShape"]
+__all__ = ["Feeder", "Source", "Line", "Transformer", "Load", "LoadShape", "delta_lv_feeding"]
 
 _SQRT3 = math.sqrt(3.0)
 
@@ -15,7 +15,7 @@ _SQRT3 = math.sqrt(3.0)
 # LV side without an earthed neutral, so the loads' voltages have nothing to hold them. The engine does
 # not converge there, and OpenDSS is no reference either: on a three-load example (tests/test_grid3ph.py,
 # LOAD_BANDS_DSS with conns=[delta delta]) it "solved" to 0.23 / 1.50 / 1.82 p.u., held only by its
-# ppm_antifloat shunts.
+# ppm_antifloat shunts. Refused only where it feeds loads (``delta_lv_feeding``).
 DELTA_LV = ("a delta LV winding is not supported: the loads are phase to earth, and without an earthed "
             "LV neutral their voltages float; use a wye LV winding (Dyn, conns=[delta wye])")
 
@@ -160,3 +160,28 @@ class Feeder:
                 kw[k] = ld.kw * m
                 kvar[k] = ld.kvar * (qm if qm is not None else m)
         return kw, kvar
+
+
+def delta_lv_feeding(fd: Feeder, buses) -> Transformer | None:
+    """The first enabled transformer whose delta LV winding reaches one of ``buses`` (where loads or
+    households connect) over enabled lines, not through another transformer (DELTA_LV); None if none
+    does. A delta secondary with no load in its zone (an MV/MV transformer ahead of the Dyn LV one) is
+    solved as in OpenDSS (tests/test_grid3ph.py)."""
+    targets = set(buses)
+    adj: dict[str, list[str]] = {}
+    for ln in fd.lines:
+        if ln.enabled:
+            adj.setdefault(ln.bus1, []).append(ln.bus2)
+            adj.setdefault(ln.bus2, []).append(ln.bus1)
+    for tr in fd.transformers:
+        if not tr.enabled or tr.conns[1] != "delta":
+            continue
+        zone, todo = {tr.buses[1]}, [tr.buses[1]]
+        while todo:
+            for b in adj.get(todo.pop(), ()):
+                if b not in zone:
+                    zone.add(b)
+                    todo.append(b)
+        if zone & targets:
+            return tr
+    return None

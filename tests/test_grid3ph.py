@@ -286,6 +286,58 @@ def test_delta_lv_winding_refused_where_opendss_floats(tmp_path):
 
 
 @needs_dss
+def test_delta_winding_without_loads_behind_it_is_kept_and_equals_opendss(tmp_path):
+    """Only a delta winding that feeds loads is refused: an MV/MV transformer with a delta secondary
+    (Dd here; as a 110/20 kV YNd5) ahead of the Dyn LV transformer has no load in its zone, whose
+    voltages the Dyn's earthed LV side does not need. It was read and solved as OpenDSS does (to
+    1e-5 p.u.) before the delta-LV refusal, which then refused it. The same delta winding with a load
+    in its zone (at the end of a line): refused, naming the transformer."""
+    master = tmp_path / "Master.dss"
+    mv = "New Transformer.mv buses=[sourcebus mv] conns=[delta delta] kvs=[11 11] kvas=[1000 1000] xhl=4\n"
+    master.write_text(LOAD_BANDS_DSS.replace("New Transformer.tr buses=[sourcebus lv]",
+                                             mv + "New Transformer.tr buses=[mv lv]"))
+    c = compile_master(str(master))
+    ns = load_network3ph(f"opendss:{master}")
+    eng = make_engine3ph(ns, [(p, p.phases) for p in ns.points])
+    r = eng.solve([ld.kw for ld in ns.feeder.loads], [ld.kvar for ld in ns.feeder.loads])
+    o = _node_order(ns, c.AllNodeNames)
+    assert r.converged and np.abs(r.vm_pu[o[:, 0], o[:, 1]] - np.array(c.AllBusVmagPu)).max() <= 1e-5
+    master.write_text(master.read_text().replace(
+        "New Load.c", "New Line.l2 bus1=mv bus2=m2 linecode=c length=100 units=m\n"
+        "New Load.m bus1=m2.1 phases=1 kv=6.35 kw=5 pf=0.95\nNew Load.c"))
+    with pytest.raises(ValueError, match=r"Master\.dss:4: .*Transformer\.mv: a delta LV winding is not supported"):
+        load_network3ph(f"opendss:{master}")
+
+
+def test_pandapower_delta_secondary_without_households_behind_it_is_kept():
+    """kerber_dorf fed through an extra 20/20 kV Dd0 transformer: no household bus in its secondary's
+    zone, so it is built (and solves as the net without it, to the extra transformer's drop)."""
+    net = load_network("kerber_dorf")
+    eg = int(net.ext_grid.bus.iloc[0])
+    mv0 = pp.create_bus(net, vn_kv=float(net.bus.at[eg, "vn_kv"]), name="mv0")
+    net.ext_grid.at[net.ext_grid.index[0], "bus"] = mv0
+    pp.create_transformer_from_parameters(net, mv0, eg, sn_mva=10.0, vn_hv_kv=float(net.bus.at[eg, "vn_kv"]),
+                                          vn_lv_kv=float(net.bus.at[eg, "vn_kv"]), vkr_percent=0.1,
+                                          vk_percent=1.0, pfe_kw=0.0, i0_percent=0.0, vector_group="Dd0",
+                                          shift_degree=0.0)
+    base = from_pandapower(load_network("kerber_dorf"), "kerber_dorf")
+    chained = from_pandapower(net, "kerber_dorf_dd")
+    buses = [b for b in load_buses(load_network("kerber_dorf"))][:4]
+    names = element_names(load_network("kerber_dorf").bus, "bus")
+    pos = {int(b): k for k, b in enumerate(load_network("kerber_dorf").bus.index)}
+    nodes = [(names[pos[b]], ph) for b in buses for ph in (1, 2, 3)]
+    kw = np.tile([6.0, 2.0, 0.5], len(buses))
+    res = []
+    for nw in (base, chained):
+        idx = nw.node_index()
+        r = Engine3ph(nw, [idx[n] for n in nodes]).solve(kw)
+        bi = {b: k for k, b in enumerate(nw.buses)}
+        res.append(np.array([r.vm_pu[bi[b], ph - 1] for b, ph in nodes]))
+        assert r.converged
+    assert np.abs(res[0] - res[1]).max() < 2e-3
+
+
+@needs_dss
 def test_voltage_base_is_the_nearest_voltagebases_entry_as_in_opendss(tmp_path):
     """A 0.42 kV transformer winding under voltagebases=[11 0.4]: OpenDSS's Calcvoltagebases gives the
     LV buses a 0.4 kV base, so p.u. values (and the v_band checks on them) are of 230.9 V; they were
