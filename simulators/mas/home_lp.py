@@ -51,7 +51,7 @@ from simulators.devices.heatpump import cop  # the household simulator's COP(T_o
 from simulators.devices.ev import typical_need_kwh  # mean driving energy of a day the car is used
 from simulators.devices.params import ApplianceParams, DeviceSet, HouseholdSpec, has_cycle, minutes_of_day
 
-from .lp import LP
+from .lp import LP, csc_positions
 from .tariff import Tariff
 
 EPS_EV = 1e-5  # €/kWh per slot index: prefer charging early among equal prices (deterministic plans)
@@ -537,13 +537,8 @@ class HomeModel:
     def _hp_pos(self) -> np.ndarray:
         """Positions in ``A.data`` of the heat pump's COP coefficients (row th_k, column hp_k)."""
         if getattr(self, "_hp_pos_cache", None) is None:
-            A, K = self.A, self.K
             r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-            pos = np.empty(K, dtype=np.int64)
-            for k in range(K):
-                s, e = A.indptr[c0 + k], A.indptr[c0 + k + 1]
-                pos[k] = s + int(np.flatnonzero(A.indices[s:e] == r0 + k)[0])
-            self._hp_pos_cache = pos
+            self._hp_pos_cache = csc_positions(self.A, r0 + np.arange(self.K), c0 + np.arange(self.K))
         return self._hp_pos_cache
 
     def priced_cost(self, lam: np.ndarray | None = None, own: bool = False) -> np.ndarray:

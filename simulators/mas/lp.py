@@ -36,6 +36,19 @@ except Exception:  # pragma: no cover - depends on the SciPy build
 INF = np.inf
 
 
+def csc_positions(A: sp.csc_matrix, rows, cols) -> np.ndarray:
+    """Positions in ``A.data`` of the existing (structurally non-zero) entries (rows[i], cols[i]) of a CSC
+    matrix, its indices sorted or not; KeyError for an entry outside the sparsity pattern."""
+    pos = np.empty(len(rows), dtype=np.int64)
+    for i, (row, col) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist())):
+        start = A.indptr[col]
+        hit = np.flatnonzero(A.indices[start:A.indptr[col + 1]] == row)
+        if not len(hit):
+            raise KeyError(f"entry ({row}, {col}) is not in the sparsity pattern")
+        pos[i] = start + hit[0]
+    return pos
+
+
 class LPError(RuntimeError):
     """The LP has no optimal solution (infeasible, unbounded or solver failure)."""
 
@@ -90,7 +103,6 @@ class LP:
         if self.backend == "highs" and not _HAVE_HIGHS:
             self.backend = "linprog"
         self._h = None
-        self._dirty_coeffs: list[tuple[int, int, float]] = []
         self._primal_warm = primal_warm
         self._primal_changed = False
         self.solves = 0
@@ -189,15 +201,7 @@ class LP:
 
     def coeff_positions(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Positions in ``A.data`` of existing (structurally non-zero) entries, for :meth:`set_coeffs`."""
-        A = self.A
-        pos = np.empty(len(rows), dtype=np.int64)
-        for i, (row, col) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist())):
-            start, end = A.indptr[col], A.indptr[col + 1]
-            p = start + np.searchsorted(A.indices[start:end], row)
-            if p >= end or A.indices[p] != row:
-                raise KeyError(f"entry ({row}, {col}) is not in the sparsity pattern")
-            pos[i] = p
-        return pos
+        return csc_positions(self.A, rows, cols)
 
     def set_coeffs(self, pos: np.ndarray, rows: np.ndarray, cols: np.ndarray, values) -> None:
         """Change the existing entries (rows[i], cols[i]) at ``A.data`` positions ``pos``
