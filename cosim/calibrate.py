@@ -41,6 +41,11 @@ def _size_mix_cv(sigma: float) -> float:
     return float(np.sqrt((w @ m**2) * np.exp(sigma**2) / mean**2 - 1))
 
 
+def _persons(k: int) -> str:
+    """A household size's label: "1 person", "2 persons", …, "5+ persons" (the last size is five or more)."""
+    return f"{k}{'+' if k == len(ANNUAL_KWH_BY_SIZE) else ''} person{'s' if k > 1 else ''}"
+
+
 ANNUAL_BAND = 0.15  # per-size means: ±15 %, modelling choice (about 3 standard errors of a 60-home sample)
 WATER_HEATER_BAND = 0.15  # per-size water-heater energy: ±15 %, modelling choice (as ANNUAL_BAND)
 G_INF, G_NS = 0.07, (2, 5, 10, 20, 50, 100, 150)  # coincidence curve and the group sizes it is checked at
@@ -104,8 +109,8 @@ TARGETS = {
        for n in G_NS},
     **{f"base.annual_kwh_{k}p": Target(
         round(kwh * (1 - ANNUAL_BAND)), round(kwh * (1 + ANNUAL_BAND)), "kWh/a",
-        f"BDEW, Stromverbrauch im Haushalt (2021): {kwh:,.0f} kWh/a for {k}{'+' if k == 5 else ''} person"
-        f"{'s' if k > 1 else ''} (all dwellings); the band ±15 %: modelling choice")
+        f"BDEW, Stromverbrauch im Haushalt (2021): {kwh:,.0f} kWh/a for {_persons(k)} (all dwellings); "
+        f"the band ±15 %: modelling choice")
        for k, kwh in enumerate(ANNUAL_KWH_BY_SIZE, start=1)},
     "base.annual_kwh_cv": Target(
         round(_size_mix_cv(0.0), 2), round(_size_mix_cv(0.46), 2), "CV",
@@ -115,7 +120,7 @@ TARGETS = {
     **{f"base.water_heater_kwh_{k}p": Target(
         round(kwh * (1 - WATER_HEATER_BAND)), round(kwh * (1 + WATER_HEATER_BAND)), "kWh/a",
         f"Stromspiegel für Deutschland 2021/22 (flats, with minus without electric water heating, as tabulated by "
-        f"stromauskunft.de): {kwh:,.0f} kWh/a for {k}{'+' if k == 5 else ''} person{'s' if k > 1 else ''}; "
+        f"stromauskunft.de): {kwh:,.0f} kWh/a for {_persons(k)}; "
         f"the band ±{WATER_HEATER_BAND:.0%}: modelling choice")
        for k, kwh in enumerate(WATER_HEATER_KWH_BY_SIZE, start=1)},
     "meter.within_class": Target(0.999, 1.0, "share", "IEC 62053-21 / EN 50470-3: error within the class"),
@@ -372,8 +377,7 @@ def annual_stats(scn: Scenario, n_per_size: int = 60, n_mix: int = 300, stride: 
     e = simulated_annual_kwh(scn, [h for group in per_size for h in group] + mix, stride)
     year = f"{_year_span(scn, '1 min')}, every {stride}th day"
     out = [Stat(f"base.annual_kwh_{k}p", float(e[(k - 1) * n_per_size: k * n_per_size].mean()),
-                f"{year}, {n_per_size} homes of {k}{'+' if k == len(ANNUAL_KWH_BY_SIZE) else ''} "
-                f"person{'s' if k > 1 else ''} drawn like district {d.name}")
+                f"{year}, {n_per_size} homes of {_persons(k)} drawn like district {d.name}")
            for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
     em = e[len(per_size) * n_per_size:]
     out.append(Stat("base.annual_kwh_cv", float(em.std() / em.mean()),
@@ -385,8 +389,7 @@ def annual_stats(scn: Scenario, n_per_size: int = 60, n_mix: int = 300, stride: 
     e2 = simulated_annual_kwh(scn, with_wh, stride)
     added = e2[:len(flat)] - e2[len(flat):]
     out += [Stat(f"base.water_heater_kwh_{k}p", float(added[(k - 1) * n_per_size: k * n_per_size].mean()),
-                 f"{year}, the {n_per_size} homes of {k}{'+' if k == len(ANNUAL_KWH_BY_SIZE) else ''} "
-                 f"person{'s' if k > 1 else ''} above with and without a water heater")
+                 f"{year}, the {n_per_size} homes of {_persons(k)} above with and without a water heater")
             for k in range(1, len(ANNUAL_KWH_BY_SIZE) + 1)]
     return out
 

@@ -84,7 +84,7 @@ class Appliance(NamedTuple):
 # heaters 18/21/24 kW (DIN 18015-1 connection sizes). Rates and durations are modelling choices, set so that:
 # cooking (hob, oven, kettle) is 568 kWh a year, 16 % of a 3,500 kWh household's electricity (14 % without
 # the kettle), above the 9-13 % of HEA/BDEW, "Stromverbrauch im Haushalt"; the water heater's rates per draw
-# unit as above (REF_KWH) (Destatis/BDEW: about a quarter of German homes heat water electrically and
+# unit as above (WATER_HEATER_KWH_BY_SIZE) (Destatis/BDEW: about a quarter of German homes heat water electrically and
 # decentrally, cf. cosim.population).
 APPLIANCES = (
     Appliance("kettle", 1.5, (2.0, 3.0), (2, 4), False),

@@ -495,8 +495,7 @@ class HomeModel:
         lp.set_rows(np.arange(m), self.lo[:m], self.hi[:m])
         if self.dev.heat_pump is not None:  # the COP coefficients (row th_k, column hp_k) that changed
             if prox not in self._hp_lp_pos:
-                r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-                rows, cols = r0 + np.arange(self.K), c0 + np.arange(self.K)
+                rows, cols = self._hp_entries()
                 self._hp_lp_pos[prox] = (lp.coeff_positions(rows, cols), rows, cols)
             lp.set_coeffs(*self._hp_lp_pos[prox], -self._hp_coef)
         if prox:
@@ -537,9 +536,13 @@ class HomeModel:
     def _hp_pos(self) -> np.ndarray:
         """Positions in ``A.data`` of the heat pump's COP coefficients (row th_k, column hp_k)."""
         if getattr(self, "_hp_pos_cache", None) is None:
-            r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
-            self._hp_pos_cache = csc_positions(self.A, r0 + np.arange(self.K), c0 + np.arange(self.K))
+            self._hp_pos_cache = csc_positions(self.A, *self._hp_entries())
         return self._hp_pos_cache
+
+    def _hp_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of the heat pump's COP coefficients: row th_k, column hp_k for every slot k."""
+        r0, c0 = self.rblocks["th"].start, self.blocks["hp"].start
+        return r0 + np.arange(self.K), c0 + np.arange(self.K)
 
     def priced_cost(self, lam: np.ndarray | None = None, own: bool = False) -> np.ndarray:
         """The LP's costs for price ``lam`` (€/kWh per slot on the net power, or none) added to f_i, or
