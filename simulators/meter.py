@@ -122,14 +122,20 @@ class MeterPopulation:
         self.e_imp, self.e_exp = np.concatenate([self.e_imp, zeros]), np.concatenate([self.e_exp, zeros])
         self.q_sum, self.p15 = np.concatenate([self.q_sum, zeros]), np.concatenate([self.p15, zeros])
 
-    def vector(self, mapping: dict[str, float]) -> np.ndarray:
-        """The values in meter order (0 for a meter without a value); meters for new ids are added."""
+    def register(self, mapping: dict[str, float]) -> bool:
+        """Add meters for the ids of *mapping* not seen yet; True if its keys are the meters, in order."""
         if len(mapping) == len(self.ids) and list(mapping) == self.ids:  # the usual step: no new ids
-            arr = getattr(mapping, "array", None)  # a Floats' own values (not changed by the readers below)
-            return arr if arr is not None else np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
+            return True
         new = [k for k in mapping if k not in self.index]
         if new:
             self._add(new)
+        return False
+
+    def vector(self, mapping: dict[str, float]) -> np.ndarray:
+        """The values in meter order (0 for a meter without a value); meters for new ids are added."""
+        if self.register(mapping):
+            arr = getattr(mapping, "array", None)  # a Floats' own values (not changed by the readers below)
+            return arr if arr is not None else np.fromiter(mapping.values(), dtype=float, count=len(self.ids))
         out = np.zeros(len(self.ids))
         for k, v in mapping.items():
             out[self.index[k]] = v
@@ -192,13 +198,18 @@ class MeterSim(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         ins = inputs.get(self.eid, {})
+        t_ms = time * self.ms_per_tick
+        publish = int(t_ms) % self.interval == 0  # registers as they stand at the start of this step
         p_map, q_map = self._merged(ins, "P"), self._merged(ins, "Q")
+        phases = {a: m for a in PHASES if (m := self._merged(ins, a))} if publish else {}
+        # every meter of this step's inputs exists before any vector is built: all have one length
+        for m in (p_map, q_map, *phases.values()):
+            self.pop.register(m)
         p = self.pop.vector(p_map)
         q_vec = self.pop.vector(q_map) if q_map else np.zeros(len(p))
         dt_h = self.step_size * self.ms_per_tick / 3_600_000.0
-        t_ms = time * self.ms_per_tick
         p_meas = self.pop.measure(p)
-        if int(t_ms) % self.interval == 0:  # publish registers as they stand at the start of this step
+        if publish:
             ids = self.pop.ids
             q_meas = self.pop.measure(q_vec, self.pop.noise_q)
             self.out = {
@@ -208,11 +219,8 @@ class MeterSim(mosaik_api_v3.Simulator):
                 "E_exp": Floats(ids, np.floor(self.pop.e_exp)),
                 "P_15": Floats(ids, self.pop.p15.copy()),
             }
-            for attr in PHASES:
-                phase = self._merged(ins, attr)
-                if phase:
-                    read = self.pop.measure(self.pop.vector(phase), self.pop.noise_phase)
-                    self.out[attr] = Floats(ids, read)
+            for attr, phase in phases.items():
+                self.out[attr] = Floats(ids, self.pop.measure(self.pop.vector(phase), self.pop.noise_phase))
         quarter_done = int(self.q_offset_ms + t_ms + self.step_size * self.ms_per_tick) % QUARTER_MS == 0
         self.pop.integrate(p_meas, dt_h, quarter_done)
         return time + self.step_size

@@ -105,6 +105,23 @@ def test_three_phase_readings_within_class_and_the_total_unchanged():
     assert without_p[0][0]["P_a"] == {}
 
 
+def test_a_meter_only_in_the_per_phase_or_reactive_inputs_joins_all_registers():
+    """Ids that P lacks but Q or a phase brings (a three-phase device without its total yet) become
+    meters of every register, with P read as 0, instead of breaking the energy integration."""
+    sim = MeterSim()
+    sim.init("m", time_resolution=0.001, start="2026-01-01T00:00:00+01:00", step_size=MIN, seed=5)
+    sim.create(1, "Meters", accuracy_class=1.0)
+    for k in range(3):
+        ins = {"P": {"hh": {"h1": 3.0}}, "Q": {"hh": {"h1": 0.1, "h3": 0.2}},
+               "P_a": {"hh": {"h1": 1.0, "h2": 0.4}}, "P_b": {"hh": {"h1": 1.0}}, "P_c": {"hh": {"h1": 1.0}}}
+        sim.step(k * MIN, {"meters": ins}, None)
+    out = sim.get_data({"meters": ["P", "Q", "P_a", "P_b", "E_imp"]})["meters"]
+    assert list(out["P"]) == ["h1", "h3", "h2"] == list(out["P_a"]) == list(out["E_imp"])
+    assert out["P"]["h2"] == out["P"]["h3"] == 0.0 and out["P_b"]["h2"] == 0.0
+    assert abs(out["P_a"]["h2"] - 0.4) <= 0.004 + 0.0005 and abs(out["Q"]["h3"] - 0.2) <= 0.002 + 0.0005
+    assert out["E_imp"]["h1"] > 0 and out["E_imp"]["h2"] == out["E_imp"]["h3"] == 0
+
+
 def test_adding_a_meter_leaves_the_other_meters_readings_unchanged():
     """Reading noise comes from one stream per meter keyed by its id, not one shared stream in meter order."""
     def readings(ids, steps=150):
