@@ -128,7 +128,8 @@ def monthly_peak_charge_kw_months(res: Results, P: np.ndarray) -> np.ndarray:
     if qm.shape[0] == 0:
         return np.zeros(P.shape[1] if P.ndim > 1 else 1)
     t0 = res.window_ms[0] if res.window_ms is not None else int(res.t_ms[0])
-    blocks = (q_t - t0) // MONTH_MS
+    # a quarter cut by the window's start begins before it: its rows are the window's, so block 0
+    blocks = np.maximum((q_t - t0) // MONTH_MS, 0)
     out = np.zeros(qm.shape[1] if qm.ndim > 1 else 1)
     total_ms = res.duration_h * 3_600_000.0
     for b in np.unique(blocks):

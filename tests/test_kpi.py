@@ -425,3 +425,23 @@ def test_capacity_tariff_months_count_from_the_window_start(tmp_path):
     with Results(path) as r:
         got = monthly_peak_charge_kw_months(r, r.series("households", "P").values)
     assert got == pytest.approx([3.0 * 4 * 24 * H / MONTH_MS])
+
+
+def test_capacity_tariff_counts_a_window_that_starts_between_quarter_hours(tmp_path):
+    """A 1-day window from 00:05 at a flat 2 kW: one month block of 1 day (2 kW × 1/30.44 months). The
+    clock's first quarter-hour (00:00-00:15) starts 5 min before the window; its start must not open a
+    month block of its own (it was block −1, counted as a whole month: 2.07 instead of 0.066 kW-months)."""
+    from cosim.kpi import MONTH_MS, monthly_peak_charge_kw_months
+    from cosim.results import Results
+
+    start = "2026-06-15T00:05:00+02:00"
+    scenario = dict(SCENARIO, start=start, duration="1d", step="1min", districts=[{"name": "d1", "households": 1}])
+    path = tmp_path / "cap.h5"
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario), "seed": 5},
+                      [("households", "P", "kW")], [], start, 60_000, flush_every=60)
+    for k in range(1440):
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 2.0}})
+    w.close("completed")
+    with Results(path) as r:
+        got = monthly_peak_charge_kw_months(r, r.series("households", "P").values)
+    assert got == pytest.approx([2.0 * 24 * H / MONTH_MS])
