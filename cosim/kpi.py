@@ -508,14 +508,15 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out["trafo_overload_min"] = _f((dt_min * over_t).sum(), 2) if tl is not None and not agg else None
     out["line_overload_min"] = _f((dt_min * over_l).sum(), 2) if ll is not None and not agg else None
     out["congestion_min"] = _f((dt_min * cong).sum(), 2) if cong is not None else None
-    vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
+    # the grid's v_min / v_max are over its LV buses (as its v_violation flag); vm_pu also has the MV bus
+    vm_lo, vm_hi = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
+    if vm_lo is None or vm_hi is None:
+        vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
         if vm_lo is not None and vm_hi is not None:
             vmin, vmax = np.nanmin(vm_lo.values, axis=1), np.nanmax(vm_hi.values, axis=1)
         else:
-            a, b = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
-            vmin = np.nanmin(a.values, axis=1) if a is not None else None
-            vmax = np.nanmax(b.values, axis=1) if b is not None else None
+            vmin = vmax = None
     flag = res.series("grid", "v_violation")
     if agg and flag is not None:
         out["v_violation_min"] = _f((dt_min * np.maximum(finite(flag.values).max(axis=1) - nonconv, 0.0)).sum(), 2)

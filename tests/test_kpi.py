@@ -445,3 +445,25 @@ def test_capacity_tariff_counts_a_window_that_starts_between_quarter_hours(tmp_p
     with Results(path) as r:
         got = monthly_peak_charge_kw_months(r, r.series("households", "P").values)
     assert got == pytest.approx([2.0 * 24 * H / MONTH_MS])
+
+
+def test_voltage_kpis_are_the_grids_lv_buses_not_its_mv_bus(tmp_path):
+    """The balanced grid records vm_pu of every bus, the MV bus at the slack (1.0 p.u.) among them, and v_min /
+    v_max / v_violation over its LV buses only (simulators/grid.py, as the three-phase grid). The KPIs are the
+    LV buses': max voltage 0.99, not the MV bus's 1.0 (kerber_vorstadt_1, 6 h: 1.0 against 0.9994)."""
+    scenario = dict(SCENARIO, duration="1h", step="1min", districts=[{"name": "d1", "households": 1}])
+    path = tmp_path / "v.h5"
+    series = [("households", "P", "kW")] + [("grid", a, u) for a, u in (
+        ("vm_pu", "p.u."), ("v_min", "p.u."), ("v_max", "p.u."), ("v_violation", "flag"))]
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario), "seed": 5}, series, [], START, 60_000)
+    for k in range(60):
+        lv = {"lv1": 0.99, "lv2": 0.94 if k < 5 else 0.97}  # below 1 - 0.05 for 5 min
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 1.0},
+                              ("grid", "vm_pu"): {"mv": 1.0, **lv},
+                              ("grid", "v_min"): {"grid": min(lv.values())},
+                              ("grid", "v_max"): {"grid": max(lv.values())},
+                              ("grid", "v_violation"): {"grid": 1.0 if k < 5 else 0.0}})
+    w.close("completed")
+    g = compute_kpis(str(path))["grid"]
+    assert g["v_max_pu"] == 0.99 and g["v_min_pu"] == 0.94
+    assert g["v_violation_min"] == 5.0
