@@ -753,15 +753,19 @@ def _telecom_kpis(res: Results, na: dict) -> dict | None:
         }
     if res.has("telecom"):
         def last_sum(attr):
-            s = res.series("telecom", attr)
-            if s is None:
+            s = res.full_series("telecom", attr)
+            if s is None or not s.ids:
                 return None
-            v = s.values
-            # cumulative counters: the last finite value of each agent
+            # cumulative counters since the simulation's start: each agent's last finite value in the window
+            # less its last one before it (the warm-up's messages are not the window's)
             tot = 0.0
-            for j in range(v.shape[1]):
-                col = v[:, j][np.isfinite(v[:, j])]
-                tot += float(col[-1]) if col.size else 0.0
+            for j in range(s.values.shape[1]):
+                v = s.values[: res.rows.stop, j]
+                ok = np.isfinite(v)
+                inside, before = ok[res.rows.start:], ok[: res.rows.start]
+                if inside.any():
+                    end = float(v[res.rows.start:][inside][-1])
+                    tot += end - (float(v[: res.rows.start][before][-1]) if before.any() else 0.0)
             return tot
 
         sent, deliv, lost, b = (last_sum(a) for a in ("sent", "delivered", "lost", "bytes_sent"))
