@@ -128,7 +128,8 @@ def monthly_peak_charge_kw_months(res: Results, P: np.ndarray) -> np.ndarray:
     if qm.shape[0] == 0:
         return np.zeros(P.shape[1] if P.ndim > 1 else 1)
     t0 = res.window_ms[0] if res.window_ms is not None else int(res.t_ms[0])
-    blocks = (q_t - t0) // MONTH_MS
+    # a quarter cut by the window's start begins before it: its rows are the window's, so block 0
+    blocks = np.maximum((q_t - t0) // MONTH_MS, 0)
     out = np.zeros(qm.shape[1] if qm.ndim > 1 else 1)
     total_ms = res.duration_h * 3_600_000.0
     for b in np.unique(blocks):
@@ -507,14 +508,15 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out["trafo_overload_min"] = _f((dt_min * over_t).sum(), 2) if tl is not None and not agg else None
     out["line_overload_min"] = _f((dt_min * over_l).sum(), 2) if ll is not None and not agg else None
     out["congestion_min"] = _f((dt_min * cong).sum(), 2) if cong is not None else None
-    vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
+    # the grid's v_min / v_max are over its LV buses (as its v_violation flag); vm_pu also has the MV bus
+    vm_lo, vm_hi = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
+    if vm_lo is None or vm_hi is None:
+        vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
         if vm_lo is not None and vm_hi is not None:
             vmin, vmax = np.nanmin(vm_lo.values, axis=1), np.nanmax(vm_hi.values, axis=1)
         else:
-            a, b = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
-            vmin = np.nanmin(a.values, axis=1) if a is not None else None
-            vmax = np.nanmax(b.values, axis=1) if b is not None else None
+            vmin = vmax = None
     flag = res.series("grid", "v_violation")
     if agg and flag is not None:
         out["v_violation_min"] = _f((dt_min * np.maximum(finite(flag.values).max(axis=1) - nonconv, 0.0)).sum(), 2)
@@ -751,15 +753,19 @@ def _telecom_kpis(res: Results, na: dict) -> dict | None:
         }
     if res.has("telecom"):
         def last_sum(attr):
-            s = res.series("telecom", attr)
-            if s is None:
+            s = res.full_series("telecom", attr)
+            if s is None or not s.ids:
                 return None
-            v = s.values
-            # cumulative counters: the last finite value of each agent
+            # cumulative counters since the simulation's start: each agent's last finite value in the window
+            # less its last one before it (the warm-up's messages are not the window's)
             tot = 0.0
-            for j in range(v.shape[1]):
-                col = v[:, j][np.isfinite(v[:, j])]
-                tot += float(col[-1]) if col.size else 0.0
+            for j in range(s.values.shape[1]):
+                v = s.values[: res.rows.stop, j]
+                ok = np.isfinite(v)
+                inside, before = ok[res.rows.start:], ok[: res.rows.start]
+                if inside.any():
+                    end = float(v[res.rows.start:][inside][-1])
+                    tot += end - (float(v[: res.rows.start][before][-1]) if before.any() else 0.0)
             return tot
 
         sent, deliv, lost, b = (last_sum(a) for a in ("sent", "delivered", "lost", "bytes_sent"))

@@ -425,3 +425,68 @@ def test_capacity_tariff_months_count_from_the_window_start(tmp_path):
     with Results(path) as r:
         got = monthly_peak_charge_kw_months(r, r.series("households", "P").values)
     assert got == pytest.approx([3.0 * 4 * 24 * H / MONTH_MS])
+
+
+def test_capacity_tariff_counts_a_window_that_starts_between_quarter_hours(tmp_path):
+    """A 1-day window from 00:05 at a flat 2 kW: one month block of 1 day (2 kW × 1/30.44 months). The
+    clock's first quarter-hour (00:00-00:15) starts 5 min before the window; its start must not open a
+    month block of its own (it was block −1, counted as a whole month: 2.07 instead of 0.066 kW-months)."""
+    from cosim.kpi import MONTH_MS, monthly_peak_charge_kw_months
+    from cosim.results import Results
+
+    start = "2026-06-15T00:05:00+02:00"
+    scenario = dict(SCENARIO, start=start, duration="1d", step="1min", districts=[{"name": "d1", "households": 1}])
+    path = tmp_path / "cap.h5"
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario), "seed": 5},
+                      [("households", "P", "kW")], [], start, 60_000, flush_every=60)
+    for k in range(1440):
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 2.0}})
+    w.close("completed")
+    with Results(path) as r:
+        got = monthly_peak_charge_kw_months(r, r.series("households", "P").values)
+    assert got == pytest.approx([2.0 * 24 * H / MONTH_MS])
+
+
+def test_voltage_kpis_are_the_grids_lv_buses_not_its_mv_bus(tmp_path):
+    """The balanced grid records vm_pu of every bus, the MV bus at the slack (1.0 p.u.) among them, and v_min /
+    v_max / v_violation over its LV buses only (simulators/grid.py, as the three-phase grid). The KPIs are the
+    LV buses': max voltage 0.99, not the MV bus's 1.0 (kerber_vorstadt_1, 6 h: 1.0 against 0.9994)."""
+    scenario = dict(SCENARIO, duration="1h", step="1min", districts=[{"name": "d1", "households": 1}])
+    path = tmp_path / "v.h5"
+    series = [("households", "P", "kW")] + [("grid", a, u) for a, u in (
+        ("vm_pu", "p.u."), ("v_min", "p.u."), ("v_max", "p.u."), ("v_violation", "flag"))]
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(scenario), "seed": 5}, series, [], START, 60_000)
+    for k in range(60):
+        lv = {"lv1": 0.99, "lv2": 0.94 if k < 5 else 0.97}  # below 1 - 0.05 for 5 min
+        w.append(k * 60_000, {("households", "P"): {"d1.h001": 1.0},
+                              ("grid", "vm_pu"): {"mv": 1.0, **lv},
+                              ("grid", "v_min"): {"grid": min(lv.values())},
+                              ("grid", "v_max"): {"grid": max(lv.values())},
+                              ("grid", "v_violation"): {"grid": 1.0 if k < 5 else 0.0}})
+    w.close("completed")
+    g = compute_kpis(str(path))["grid"]
+    assert g["v_max_pu"] == 0.99 and g["v_min_pu"] == 0.94
+    assert g["v_violation_min"] == 5.0
+
+
+def test_telecom_counters_count_the_windows_messages_only(tmp_path):
+    """Without /events/messages the telecom KPIs come from the telecom population's counters, which count
+    from the simulation's start: a window after a warm-up has the increase over the window, not the warm-up's
+    messages too (uc2_district 6 h after its 24-h warm-up: 9 237 messages sent in the window, 46 808 in all)."""
+    from cosim.results import stamp_attrs
+
+    path = tmp_path / "tc.h5"
+    series = [("households", "P", "kW")] + [("telecom", a, "") for a in ("sent", "delivered", "lost", "bytes_sent")]
+    w = ResultsWriter(str(path), {"scenario": yaml.safe_dump(SCENARIO), "seed": 5}, series, [], START, H)
+    for k in range(48):  # 10 messages an hour per agent, one of them lost, 100 bytes each, from t = 0
+        n = 10.0 * (k + 1)
+        w.append(k * H, {("households", "P"): {"d1.h001": 1.0},
+                         ("telecom", "sent"): {"a": n, "b": n}, ("telecom", "delivered"): {"a": 0.9 * n, "b": 0.9 * n},
+                         ("telecom", "lost"): {"a": 0.1 * n, "b": 0.1 * n},
+                         ("telecom", "bytes_sent"): {"a": 100.0 * n, "b": 100.0 * n}})
+    w.close("completed")
+    stamp_attrs(path, {"eval_start_ms": 24 * H, "eval_end_ms": 48 * H})
+    tc = compute_kpis(str(path))["telecom"]
+    assert tc["source"] == "telecom population"
+    assert tc["messages_sent"] == 480 and tc["messages_lost"] == 48 and tc["messages_delivered"] == 432
+    assert tc["bytes_sent"] == 48_000 and tc["loss_rate"] == pytest.approx(0.1)
