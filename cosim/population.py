@@ -157,6 +157,7 @@ def _scaled(model, rng: np.random.Generator, variety: float, fields: tuple[str, 
 # the metadata of German rooftop systems: azimuths centred on south with most within ±45°, few
 # facing north of east/west; tilts mostly 20–40°, plus a group of low-tilt (flat-roof) systems.
 PV_FLAT_SHARE = 0.10  # share on flat roofs (low-tilt racks), Killinger et al. 2018 low-tilt group, rounded
+# The tilts below are assumptions chosen to reproduce that description (mean ± sd 24–40°), not fitted values
 PV_FLAT_TILT = (5.0, 15.0)  # degrees, uniform: racked modules on flat roofs
 PV_TILT_MEAN, PV_TILT_SD, PV_TILT_RANGE = 32.0, 8.0, (15.0, 45.0)  # pitched roofs, degrees (clipped)
 PV_AZ_SD, PV_AZ_RANGE = 45.0, (90.0, 270.0)  # degrees around south (180), clipped to east..west

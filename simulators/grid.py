@@ -126,7 +126,7 @@ class GridModel:
     def __init__(self, network: str, households: Iterable[str] | None = None,
                  mapping: Mapping[str, Any] | None = None, engine: str = "fast",
                  line_limit_pct: float = 100.0, trafo_limit_pct: float = 100.0,
-                 v_band: float = 0.1, engine_options: Mapping[str, Any] | None = None):
+                 v_band: float = 0.1, engine_options: Mapping[str, Any] | None = None):  # EN 50160: ±10 %
         if households is None and not mapping:
             raise ValueError("Grid needs 'households' (list of ids) or 'mapping' ({id: bus})")
         for label, val in (("line_limit_pct", line_limit_pct), ("trafo_limit_pct", trafo_limit_pct)):

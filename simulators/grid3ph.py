@@ -117,7 +117,7 @@ class GridModel3ph:
     def __init__(self, network: str, households: Iterable[str] | None = None,
                  mapping: Mapping[str, Any] | None = None, phases: Mapping[str, int] | None = None,
                  seed: int = 0, network_loads: bool = False, line_limit_pct: float = 100.0,
-                 trafo_limit_pct: float = 100.0, v_band: float = 0.1,
+                 trafo_limit_pct: float = 100.0, v_band: float = 0.1,  # EN 50160: ±10 % of the nominal voltage
                  engine_options: Mapping[str, Any] | None = None):
         if households is None and not mapping and not network_loads:
             raise ValueError("Grid3ph needs 'households', 'mapping' or network_loads=True")

@@ -113,6 +113,7 @@ def feeder_from_pandapower(net, name: str = "pandapower", household_buses=None) 
     z1m = vn ** 2 / s_sc
     x1 = z1m / math.sqrt(1 + rx ** 2)
     z1 = complex(rx * x1, x1)
+    # without pandapower's zero-sequence data the source's Z0 = Z1 (x0x 1, r0x0 = rx): an assumption, no source
     x0x, r0x0 = col(e, "x0x_max", 1.0), col(e, "r0x0_max", rx)
     z0 = complex(r0x0 * x0x * x1, x0x * x1)
     fd.source = Source(bname[int(e.bus)], (1, 2, 3), vn, float(e.vm_pu), float(e.va_degree), z1, z0)

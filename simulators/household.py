@@ -383,7 +383,8 @@ class Forecaster:
         hp = hp_forecast(self.hp, self.dhw, self.weather, m0, n, slot_min) if self.hp.n else None
         p_pv = np.zeros_like(p_base)
         p_pv[:, self.pv_idx] = -gen
-        if noise > 0:
+        if noise > 0:  # (off by default) assumptions, no source: the error grows as a random walk, √(lead /
+            # horizon), and PV is clipped to [0, 2] × its forecast (no negative PV)
             s = noise * np.sqrt((np.arange(n) + 1.0) / n)
             for i, hid in enumerate(self.ids):
                 e = rng(self.seed, S_FORECAST, id_key(hid), int(round(m0)) + 10**9).standard_normal((2, n))

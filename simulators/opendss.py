@@ -501,6 +501,8 @@ def _build(r: _Reader, path: str) -> Feeder:
         if nph != 3:
             raise ValueError("Vsource: only phases=3 is supported")
         bus, nodes = parse_bus(p.get("bus1", "sourcebus"), 3)
+        # OpenDSS's Vsource defaults (Vsource.pas): basekv 115, MVAsc3 2000 and MVAsc1 2100 with X1/R1 4 and
+        # X0/R0 3, i.e. Z1 = 1.6038 + j6.4151 and Z0 = 1.7899 + j5.3699 ohm
         kv, pu = _pos(p, "basekv", 115.0), _pos(p, "pu", 1.0)
         x1r1, x0r0 = _pos(p, "x1r1", 4.0), _f(p, "x0r0", 3.0)
         if "z1" in p or "r1" in p or "x1" in p:
@@ -696,6 +698,7 @@ def _build(r: _Reader, path: str) -> Feeder:
             status = p.get("status", "variable").strip().lower()
             if not status or not any(word.startswith(status) for word in ("variable", "fixed", "exempt")):
                 raise ValueError(f"{label}: status must be Variable, Fixed or Exempt, got {p['status']!r}")
+            # OpenDSS's Load defaults (Load.pas): kV 12.47, Vminpu 0.95, Vmaxpu 1.05, VLowpu 0.50
             fd.loads.append(Load(name, bus, nodes, _pos(p, "kv", 12.47), kw, kvar,
                                  _f(p, "vminpu", 0.95), _f(p, "vmaxpu", 1.05), _f(p, "vlowpu", 0.5),
                                  enabled=_bool(p.get("enabled", "yes")), fixed=status.startswith("f"),

@@ -86,6 +86,7 @@ META = {
     "extra_methods": ["network_stats"],
 }
 
+# 48 bytes per reading: an assumption (one register value with its id and time stamp), not a measured frame
 READINGS_DEFAULT = {"dst": "lfa.{district}", "kind": "reading", "bytes": 48, "every": 0}
 
 
@@ -211,7 +212,7 @@ class TelecomSim(mosaik_api_v3.Simulator):
                 dst = f"lfa.{district_of(dev)}"
             ent.reading_dst[dev] = dst
         msg = {"id": f"rd:{dev}:{time}", "src": dev, "dst": dst, "kind": cfg.get("kind", "reading"),
-               "body": {"value": json_copy(value)}, "bytes": int(cfg.get("bytes", 48)),
+               "body": {"value": json_copy(value)}, "bytes": int(cfg.get("bytes", READINGS_DEFAULT["bytes"])),
                "sent": time}
         ent.model.send(msg, time, payload=msg)
 

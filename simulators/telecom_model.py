@@ -94,11 +94,18 @@ def home_of(agent_id: str) -> str:
     return ".".join(agent_id.split(".")[:2])
 
 
+# IPv4 (RFC 791) and TCP (RFC 9293) headers without options, 20 + 20 bytes, on every message
+IP_TCP_HEADER_BYTES = 40
+# assumption, no source: a body that is not JSON counts as 256 bytes (the bundled agents send none)
+UNSIZED_BODY_BYTES = 256
+
+
 def estimate_bytes(body: Any) -> int:
+    """A message's size on the wire: its compact JSON body plus the IP and TCP headers."""
     try:
-        return len(json.dumps(body, separators=(",", ":"))) + 40
+        return len(json.dumps(body, separators=(",", ":"))) + IP_TCP_HEADER_BYTES
     except (TypeError, ValueError):
-        return 256
+        return UNSIZED_BODY_BYTES
 
 
 _CONTAINERS = (dict, list, tuple)

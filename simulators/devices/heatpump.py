@@ -59,6 +59,7 @@ DHW_SKIP = 0.15  # probability a small draw does not happen on a day
 # ± share: assumed mains water ~8 °C in late winter, ~15 °C in late summer (heated to 50 °C), i.e. ±3.5 K of a
 # mean 38.5 K rise; the mains temperatures are an assumption, not from a source
 DHW_SEASON = 0.09
+DHW_SEASON_PEAK_DOY = 45  # the largest draw in mid-February (coldest mains water): part of the same assumption
 DHW_LOSS_KW = 0.06  # standby loss, EU 812/2013 energy label class B for a 200 l tank
 # DHW_ON: reheat below 60 % of the content, modelling choice (not from a source); WATER_KWH_PER_L_K: specific
 # heat of water, 4.186 kJ/(kg·K), with 1 l ≈ 1 kg (physical constant)
@@ -141,7 +142,7 @@ class HotWater:
         """(1440, n) hot-water heat drawn per minute of local day ``day``, kWh."""
         d = np.zeros((MIN_PER_DAY, self.n))
         doy = doy_array(np.array([day]))[0]
-        season = 1.0 + DHW_SEASON * np.cos(2 * np.pi * (doy - 45) / 365.0)
+        season = 1.0 + DHW_SEASON * np.cos(2 * np.pi * (doy - DHW_SEASON_PEAK_DOY) / 365.0)
         k = len(self._t)
         for i, key in enumerate(self.keys):
             g = rng(self.seed, S_DHW_DAY, key, day + 1_000_000)

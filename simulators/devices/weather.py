@@ -36,8 +36,9 @@ _T_ANOM_PHI, _T_ANOM_SD, _T_HOURLY_SD = 0.75, 3.5, 0.8
 # 1,150–1,250); φ, σ and the seasonal swing: modelling choices, tuned so that the GHI band pv.ghi_kwh_m2 of
 # cosim.calibrate (DWD) holds, not fitted to measured clearness statistics.
 _C_PHI, _C_SD, _C_MU0, _C_MU_SEASON = 0.5, 1.3, 0.7, 0.75
+_C_SEASON_PEAK_DOY = 172  # the clearest days around the June solstice (21 June, day 172): the same modelling choice
 _MA_LEN = 10  # days of the moving-average approximation of the AR(1) (truncation, not a statistic)
-_ALTITUDE_M = 500.0  # site altitude for the clear sky (Munich ≈ 520 m a.s.l.)
+_ALTITUDE_M = 500.0  # site altitude for the clear sky: assumption, a round figure near Munich's ≈ 520 m a.s.l.
 _PRESSURE_PA = pvlib.atmosphere.alt2pres(_ALTITUDE_M)
 
 
@@ -88,7 +89,7 @@ class Weather:
 
     def _cloud_latent(self, day: int) -> float:
         doy = doy_array(np.array([day]))[0]
-        mu = _C_MU0 + _C_MU_SEASON * math.cos(2 * math.pi * (doy - 172) / 365.0)
+        mu = _C_MU0 + _C_MU_SEASON * math.cos(2 * math.pi * (doy - _C_SEASON_PEAK_DOY) / 365.0)
         return mu + _C_SD * sum(w * self._draws(day - k)[2] for k, w in enumerate(self._wc))
 
     @staticmethod
