@@ -68,7 +68,7 @@ from cosim.economics import prices_at
 from cosim.objective import heat_pump_params, objective_id, objective_kpis, terminal_kpis
 from cosim.population import district_of
 from cosim.results import Results, finite
-from cosim.kpi_unbalance import ten_minute_violation_min, unbalance_kpis
+from cosim.kpi_unbalance import monitored_voltages, ten_minute_violation_min, unbalance_kpis
 
 QUARTER_MS = 900_000
 MONTH_MS = int(30.4375 * 86_400_000)
@@ -510,11 +510,15 @@ def _grid_kpis(res: Results, na: dict) -> dict | None:
     out["congestion_min"] = _f((dt_min * cong).sum(), 2) if cong is not None else None
     # the grid's v_min / v_max are over its LV buses (as its v_violation flag); vm_pu also has the MV bus
     vm_lo, vm_hi = res.extreme("grid", "v_min", "min"), res.extreme("grid", "v_max", "max")
-    if vm_lo is None or vm_hi is None:
+    if vm_lo is not None and vm_hi is not None:
+        vm_lo, vm_hi = vm_lo.values, vm_hi.values
+    else:  # per-bus voltages: the LV buses' columns
         vm_lo, vm_hi = res.extreme("grid", "vm_pu", "min"), res.extreme("grid", "vm_pu", "max")
+        if vm_lo is not None and vm_hi is not None:
+            vm_lo, vm_hi = monitored_voltages(res, vm_lo), monitored_voltages(res, vm_hi)
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
         if vm_lo is not None and vm_hi is not None:
-            vmin, vmax = np.nanmin(vm_lo.values, axis=1), np.nanmax(vm_hi.values, axis=1)
+            vmin, vmax = np.nanmin(vm_lo, axis=1), np.nanmax(vm_hi, axis=1)
         else:
             vmin = vmax = None
     flag = res.series("grid", "v_violation")

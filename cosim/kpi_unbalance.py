@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["EN50160_VUF_LIMIT_PCT", "EN50160_VUF_SHARE", "unbalance_kpis", "ten_minute_rms",
-           "ten_minute_violation_min"]
+           "ten_minute_violation_min", "monitored_voltages"]
 
 #: EN 50160:2010 4.2.5: 10-min values of the unbalance within 2 % ...
 EN50160_VUF_LIMIT_PCT = 2.0
@@ -43,8 +43,19 @@ def ten_minute_rms(t_ms: np.ndarray, dt_h: np.ndarray, values: np.ndarray) -> np
         return np.where(den > 0, np.sqrt(num / den), np.nan)
 
 
+def monitored_voltages(res, s) -> np.ndarray:
+    """The columns of the per-bus voltage series *s* of the buses the grid judges (its LV buses,
+    ``Results.monitored_buses``; all columns in a file without that list): the MV bus of a substation is
+    the supplier's, not the LV grid's, and its voltage is the source's set point."""
+    buses = res.monitored_buses()
+    if buses is None:
+        return s.values
+    keep = set(buses)
+    return s.values[:, [j for j, k in enumerate(s.ids) if k in keep]]
+
+
 def ten_minute_violation_min(res, band: float) -> float | None:
-    """Minutes of the 10-min blocks (from the window start) in which some bus, or some phase of a bus,
+    """Minutes of the 10-min blocks (from the window start) in which some LV bus, or some phase of one,
     has its 10-min voltage (r.m.s. over the block) outside 1 ± band: EN 50160:2010 4.2.2 judges supply
     voltage variations on 10-min mean r.m.s. values (95 % of them within ±10 % over a week), where ``v_violation_min``
     counts every recorded step outside the band. None without per-bus voltages or in an aggregated
@@ -58,7 +69,7 @@ def ten_minute_violation_min(res, band: float) -> float | None:
     bad = np.zeros(len(minutes), dtype=bool)
     for s in series:
         with np.errstate(invalid="ignore"):
-            bad |= (np.abs(ten_minute_rms(res.t_ms, res.dt_h, s.values) - 1.0) > band).any(axis=1)
+            bad |= (np.abs(ten_minute_rms(res.t_ms, res.dt_h, monitored_voltages(res, s)) - 1.0) > band).any(axis=1)
     return _r(float(minutes[bad].sum()), 2)
 
 
@@ -88,7 +99,7 @@ def unbalance_kpis(res, band: float) -> dict[str, Any] | None:
         for c, s in phases.items():
             if s is None:
                 continue
-            v = s.values
+            v = monitored_voltages(res, s)
             with np.errstate(invalid="ignore"):  # a step without a converged power flow is not counted
                 bad = (np.abs(v - 1.0) > band).any(axis=1)
             by_phase[c] = _r((dt_min * bad).sum(), 2)

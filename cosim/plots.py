@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cosim.kpi import _delivered_by_slot, _settlements_once, grid_limits  # noqa: E402
+from cosim.kpi_unbalance import monitored_voltages  # noqa: E402
 from cosim.population import district_of  # noqa: E402
 from cosim.results import Results, finite  # noqa: E402
 from simulators.devices.common import after  # noqa: E402
@@ -199,11 +200,15 @@ def trafo_loading(run: Results, base: Results | None = None) -> bytes | None:
 def voltage_band(run: Results, base: Results | None = None) -> bytes | None:
     def envelope(res):
         vm = res.series("grid", "vm_pu")
-        a, b = (vm, vm) if vm is not None else (res.series("grid", "v_min"), res.series("grid", "v_max"))
-        if a is None or b is None:
-            return None
+        if vm is not None:  # the LV buses' (not the MV bus's, the source's set point)
+            a = b = monitored_voltages(res, vm)
+        else:
+            a, b = res.series("grid", "v_min"), res.series("grid", "v_max")
+            if a is None or b is None:
+                return None
+            a, b = a.values, b.values
         with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a non-converged step: all NaN
-            return np.nanmin(a.values, axis=1), np.nanmax(b.values, axis=1)
+            return np.nanmin(a, axis=1), np.nanmax(b, axis=1)
 
     env = envelope(run)
     if env is None or not np.isfinite(env[0]).any():  # no step with a power flow: nothing to draw

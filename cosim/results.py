@@ -881,6 +881,12 @@ class Results:
         raw = self.attrs.get("trafo_kva")
         return {str(k): float(v) for k, v in json.loads(raw).items()} if raw else None
 
+    def monitored_buses(self) -> list[str] | None:
+        """The buses whose voltages the grid judges (its LV buses, as its ``v_violation`` flag), or None for a
+        file without them (written before 2026-12-08, a view over substations, or without a grid)."""
+        raw = self.attrs.get("monitored_buses")
+        return [str(b) for b in json.loads(raw)] if raw else None
+
     def household_specs(self) -> dict:
         """household id -> HouseholdSpec regenerated from the recorded scenario (seeded), or {}."""
         if self.scenario is None:

@@ -187,6 +187,7 @@ class GridModel:
         self.trafo_kva = dict(zip(self.trafo_names, (net.trafo.sn_mva * net.trafo.parallel * 1e3).tolist()))
         lv = net.bus.vn_kv.values < 1.0
         self._monitored = lv if lv.any() else np.ones(len(net.bus), dtype=bool)
+        self.monitored_buses = [b for b, m in zip(self.bus_names, self._monitored) if m]
         self.result: PFResult | None = None
         self._cache: dict[str, dict[str, float]] = {}
 
@@ -326,7 +327,8 @@ class GridSim(mosaik_api_v3.Simulator):
         for _ in range(num):
             eid = f"Grid-{len(self.models)}"
             self.models[eid] = m = cls(**params)
-            out.append({"eid": eid, "type": model, "extra_info": {"trafo_kva": m.trafo_kva}})
+            out.append({"eid": eid, "type": model,
+                        "extra_info": {"trafo_kva": m.trafo_kva, "monitored_buses": m.monitored_buses}})
         return out
 
     def step(self, time, inputs, max_advance):

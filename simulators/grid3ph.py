@@ -211,6 +211,7 @@ class GridModel3ph:
         self._monitored = ns.lv_buses
         self._three = self._monitored & self.engine._has.all(axis=1)
         buses = np.asarray(self.ns.net.buses, dtype=object)
+        self.monitored_buses = buses[self._monitored].tolist()
         # output keys: buses carrying each phase, and buses with all three (VUF)
         self._phase_rows = [np.flatnonzero(self.engine._has[:, k]) for k in range(3)]
         self._phase_keys = [buses[rows].tolist() for rows in self._phase_rows]

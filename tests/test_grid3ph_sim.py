@@ -247,7 +247,8 @@ def test_outputs_describe_the_last_solve():
 @pytest.mark.parametrize("engine", ["fast", "fast3ph"])
 def test_run_records_the_transformer_ratings(engine, write_scenario, tmp_path):
     """Both grid models stamp the rated kVA of each transformer on the file (the base of the overload
-    KPIs), as pandapower's network table has it."""
+    KPIs), as pandapower's network table has it, and the buses they judge voltages on: the LV buses, of
+    the recorded voltage columns every one but the MV bus."""
     from cosim.results import Results
     from simulators.grid_networks import load_network
 
@@ -258,6 +259,10 @@ def test_run_records_the_transformer_ratings(engine, write_scenario, tmp_path):
     with Results(out) as r:
         assert list(r.trafo_kva().values()) == (net.trafo.sn_mva * 1000).tolist()
         assert r.series("grid", "trafo_loading").ids == list(r.trafo_kva())
+        lv = net.bus.name[net.bus.vn_kv < 1.0].tolist()
+        assert sorted(r.monitored_buses()) == sorted(lv) and len(lv) == len(net.bus) - 1
+        vm = r.series("grid", "vm_pu" if engine == "fast" else "vm_pu_a")
+        assert set(vm.ids) - set(lv) == set(net.bus.name[net.bus.vn_kv >= 1.0])
 
 
 def test_without_a_three_phase_grid_no_per_phase_series(write_scenario, tmp_path, capsys):

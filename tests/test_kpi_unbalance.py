@@ -101,3 +101,28 @@ def test_no_converged_step_summarised_without_traceback(tmp_path):
     assert g["nonconverged_steps"] == 10 and g["trafo_loading_pct"]["max"] is None and g["v_min_pu"] is None
     assert any("trafo max n/a" in line for line in lines)
     assert any("did not converge in 10 steps" in line for line in lines)
+
+
+def test_per_bus_voltage_kpis_judge_the_grids_lv_buses_only(tmp_path):
+    """The MV bus (the source's set point, here 1.08 p.u. with a ±5 % band) is recorded with the LV buses'
+    per-phase voltages but is not the LV grid's: with the grid's monitored buses in the file
+    (``monitored_buses``) neither the step minutes by phase nor the EN 50160 10-min minutes count it; a file
+    without that list counts every column, as before."""
+    from cosim.results import stamp_attrs
+
+    scenario = dict(SCENARIO, grid=dict(SCENARIO["grid"], v_band=0.05))
+    series = [("grid", f"vm_pu_{c}", "p.u.") for c in "abc"]
+    path = str(tmp_path / "mv.h5")
+    w = ResultsWriter(path, {"scenario": yaml.safe_dump(scenario), "seed": 1}, series, [], START, MIN)
+    for k in range(60):  # LV bus x: phase b at 0.93 for minutes 20-27, inside the band otherwise
+        w.append(k * MIN, {("grid", f"vm_pu_{c}"): {"mv": 1.08, "x": 0.93 if (c == "b" and 20 <= k < 28) else 1.0}
+                           for c in "abc"})
+    w.close("completed")
+    every = compute_kpis(path)["grid"]
+    assert every["unbalance"]["v_violation_min_by_phase"] == {"a": 60.0, "b": 60.0, "c": 60.0}
+    assert every["v_violation_10min_min"] == 60.0
+    stamp_attrs(path, {"monitored_buses": '["x"]'})
+    lv = compute_kpis(path)["grid"]
+    assert lv["unbalance"]["v_violation_min_by_phase"] == {"a": 0.0, "b": 8.0, "c": 0.0}
+    assert lv["unbalance"]["v_violation_worst_phase_min"] == 8.0
+    assert lv["v_violation_10min_min"] == 10.0          # 8 min at 0.93 in 20-29: its r.m.s. 0.944 < 0.95
