@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None, parser_class: type[argparse.ArgumentPars
         print(f"error: cosim emulate: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"cannot start the emulator: {exc}", file=sys.stderr)
+        print(f"error: cosim emulate: cannot start the emulator: {exc}", file=sys.stderr)
         return 1
     return 0
 
