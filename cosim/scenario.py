@@ -785,7 +785,7 @@ def _describe(err: dict) -> str:
     if t == "union":
         return f"expected {ctx['kinds']}, got {shown}"
     if t == "extra_forbidden":
-        return "unknown field (check the spelling; see `cosim validate --help` for the schema)"
+        return "unknown field (check the spelling; `cosim schema` prints the schema)"
     if t in ("int_parsing", "int_type", "int_from_float"):
         return f"expected an integer, got {shown}"
     if t in ("float_parsing", "float_type"):

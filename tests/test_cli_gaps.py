@@ -125,3 +125,11 @@ def test_a_negative_duration_is_named_as_such(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"error: --until: expected a positive duration, got '{argv[-1]}'"], err
+
+
+def test_an_unknown_field_points_to_where_the_schema_is(write_scenario, capsys):
+    """The line named `cosim validate --help` for the schema, which shows no schema: `cosim schema` prints it."""
+    path = write_scenario(foo=1)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {path}: foo: unknown field (check the spelling; `cosim schema` prints the schema)"], err
