@@ -957,6 +957,17 @@ class _UniqueKeys(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node):
+        """A date that does not exist (2026-13-45, T25:00, +25:00) is refused at its line and column."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"not a valid date or time: {exc}",
+                                                    node.start_mark) from None
+
+
+_UniqueKeys.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeys.construct_yaml_timestamp)
+
 
 def read_yaml(text: str, source: str) -> Any:
     try:

@@ -148,3 +148,16 @@ def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expected in err[0], (argv, err)
     assert run.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n" and (tmp_path / "notes.yaml").read_text() == "x: 1\n"
+
+
+@pytest.mark.parametrize("content, where", [
+    (b"name: x\nstart: 2026-13-45T00:00:00+01:00\n", "bad.yaml:2:8: "),
+    (b"name: x\nseed: 1\nsweep_note: [1, 2026-02-30]\n", "bad.yaml:3:17: "),
+])
+def test_a_date_that_does_not_exist_is_refused_where_it_is(tmp_path, capsys, content, where):
+    """The line said what (`not a valid date or time: ...`) but not where: no field, no line."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / where}") and "not a valid date" in err[0], err
