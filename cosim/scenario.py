@@ -582,7 +582,9 @@ class Scenario(_Strict):
     @field_validator("start")
     @classmethod
     def _tz(cls, v: dt.datetime, info: ValidationInfo) -> dt.datetime:
-        zone = info.data.get("timezone")
+        if "timezone" not in info.data:  # given, and refused on its own line: nothing to check the start against
+            return v
+        zone = info.data["timezone"]
         if zone is None:
             if v.tzinfo is None:
                 raise ValueError("start needs a timezone, e.g. 2026-06-01T00:00:00+02:00")
