@@ -101,6 +101,8 @@ def cmd_run(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive integer, got {args.workers}")
+    if args.split_warmup is not None and args.split is None:
+        raise InputError("--split-warmup: only with --split")
     if scn.substations:
         return _run_substations(args, scn, text)
     if args.scheduler is not None:

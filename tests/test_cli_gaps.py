@@ -133,3 +133,11 @@ def test_an_unknown_field_points_to_where_the_schema_is(write_scenario, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"error: {path}: foo: unknown field (check the spelling; `cosim schema` prints the schema)"], err
+
+
+def test_split_warmup_without_split_is_refused(write_scenario, tmp_path, capsys):
+    """It was silently ignored (the run went on without parts), unlike --workers without --split."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(write_scenario()), "--split-warmup", "1d", "--quiet", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --split-warmup: only with --split"]
+    assert not out.exists()
