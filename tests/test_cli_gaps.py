@@ -141,3 +141,11 @@ def test_split_warmup_without_split_is_refused(write_scenario, tmp_path, capsys)
     assert main(["run", str(write_scenario()), "--split-warmup", "1d", "--quiet", "--out", str(out)]) == 2
     assert capsys.readouterr().err.splitlines() == ["error: --split-warmup: only with --split"]
     assert not out.exists()
+
+
+def test_dashboard_host_without_dashboard_is_refused(write_scenario, tmp_path, capsys):
+    """It was silently ignored: no dashboard was served, on that host or any."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(write_scenario()), "--dashboard-host", "0.0.0.0", "--quiet", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --dashboard-host: only with --dashboard"]
+    assert not out.exists()
