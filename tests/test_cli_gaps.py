@@ -149,3 +149,27 @@ def test_dashboard_host_without_dashboard_is_refused(write_scenario, tmp_path, c
     assert main(["run", str(write_scenario()), "--dashboard-host", "0.0.0.0", "--quiet", "--out", str(out)]) == 2
     assert capsys.readouterr().err.splitlines() == ["error: --dashboard-host: only with --dashboard"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kwargs, line", [
+    ({"until": "5 minutes"}, "until: expected a duration like '1d', '15min', '90s' or 'PT1H', got '5 minutes'"),
+    ({"until": "-1h"}, "until: expected a positive duration, got '-1h'"),
+    ({"seed": -1}, "seed: expected an integer from 0 to 2**63-1, got -1"),
+])
+def test_api_names_its_own_arguments_not_the_scenario_file(write_scenario, tmp_path, kwargs, line):
+    """cosim.run(until=..., seed=...) was refused as '<the scenario file>: duration: ...' / ': seed: ...', a
+    field the user did not write there (the command line says '--until: ...')."""
+    import cosim
+
+    with pytest.raises(cosim.ScenarioError) as exc:
+        cosim.run(str(write_scenario()), out=str(tmp_path / "r.h5"), **kwargs)
+    assert exc.value.lines == [line]
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--seed", "-1"], "error: --seed: expected an integer from 0 to 2**63-1, got -1"),
+    (["--replicate", "-1"], "error: --replicate: expected an integer >= 0, got -1"),
+])
+def test_cli_names_its_own_options_not_the_scenario_file(write_scenario, tmp_path, capsys, option, line):
+    assert main(["run", str(write_scenario()), *option, "--quiet", "--out", str(tmp_path / "r.h5")]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
