@@ -75,6 +75,10 @@ PosInt = Annotated[int, BeforeValidator(_positive_int)]
 # Largest seed: it is stored as a 64-bit signed HDF5 attribute of the results file.
 MAX_SEED = 2**63 - 1
 
+# Years a run can cover: pandas' nanosecond timestamps span 1677-09-21 to 2262-04-11, and the base-load
+# profile is built for whole calendar years.
+MIN_YEAR, MAX_YEAR = 1678, 2261
+
 
 def _seed(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
@@ -582,6 +586,9 @@ class Scenario(_Strict):
     @field_validator("start")
     @classmethod
     def _tz(cls, v: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        if not MIN_YEAR <= v.year <= MAX_YEAR:
+            raise ValueError(f"{v.isoformat()} is outside the years {MIN_YEAR}-{MAX_YEAR} that the simulation's "
+                             "time axis can hold")
         if "timezone" not in info.data:  # given, and refused on its own line: nothing to check the start against
             return v
         zone = info.data["timezone"]
@@ -662,6 +669,12 @@ class Scenario(_Strict):
         for part in ("warmup", "cooldown"):
             if getattr(self.evaluation, part) is not None and getattr(self.evaluation, part) % self.step:
                 raise ValueError(f"evaluation.{part} must be a multiple of step")
+        first = self.start - dt.timedelta(milliseconds=self.warmup_ms)
+        last = self.start + dt.timedelta(milliseconds=self.duration + self.cooldown_ms)
+        for what, t in (("begins", first), ("ends", last)):
+            if not MIN_YEAR <= t.year <= MAX_YEAR:
+                raise ValueError(f"the run {what} {t.isoformat()}, outside the years {MIN_YEAR}-{MAX_YEAR} that "
+                                 "the simulation's time axis can hold")
         if self.grid is not None and isinstance(self.grid.mapping, dict):
             from cosim.population import household_id
 

@@ -52,6 +52,11 @@ CASES = {
     # a union (a list of models, or 'auto'): one line, of the member the value was meant for (it was two)
     "business model B99": ({"economics": {"business_models": ["B99"]}},
                            "economics.business_models[0]: expected one of 'B1', 'B2'"),
+    # validated, then a traceback when the run built its profiles (pandas' OutOfBoundsDatetime, a KeyError)
+    "start in year 226": ({"start": "0226-06-15T00:00:00+02:00"},
+                          "start: 0226-06-15T00:00:00+02:00 is outside the years 1678-2261"),
+    "run past 2261": ({"start": "2261-12-31T23:00:00+00:00", "duration": "2d"},
+                      "the run ends 2262-01-02T23:00:00+00:00, outside the years 1678-2261"),
 }
 
 
