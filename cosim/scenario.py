@@ -124,6 +124,9 @@ class SimulatorStart(_Strict):
         if self.mode == "connect":
             if not self.address or ":" not in self.address:
                 raise ValueError("mode 'connect' needs address: HOST:PORT")
+            port = self.address.rpartition(":")[2]
+            if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+                raise ValueError(f"address {self.address!r}: the port must be a number in 1-65535")
         return self
 
 
