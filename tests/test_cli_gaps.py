@@ -173,3 +173,24 @@ def test_api_names_its_own_arguments_not_the_scenario_file(write_scenario, tmp_p
 def test_cli_names_its_own_options_not_the_scenario_file(write_scenario, tmp_path, capsys, option, line):
     assert main(["run", str(write_scenario()), *option, "--quiet", "--out", str(tmp_path / "r.h5")]) == 2
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_validate_refuses_a_misspelt_recorded_population(write_scenario, capsys):
+    """`record.include: {houshold: [P]}` validated, and the run then refused it in a line without the file."""
+    path = write_scenario(record={"include": {"houshold": ["P"]}})
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: record.include.houshold: no such population"), err
+    assert "households" in err[0]
+
+
+def test_the_recorded_populations_are_the_ones_a_world_records():
+    """The names validate accepts are the recorder's: every population a built world records is among them."""
+    import re
+    from pathlib import Path
+
+    from cosim.world import RECORDED_POPULATIONS
+
+    src = (Path(__file__).parents[1] / "cosim" / "world.py").read_text()
+    added = set(re.findall(r'self\.add\(\s*f?"([a-z_]+)', src)) | set(re.findall(r'record_as="([a-z_]+)"', src))
+    assert added - {"hil_meters"} <= set(RECORDED_POPULATIONS) and "households" in RECORDED_POPULATIONS
