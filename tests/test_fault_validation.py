@@ -166,3 +166,26 @@ def test_a_date_that_does_not_exist_is_refused_where_it_is(tmp_path, capsys, con
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / where}") and "not a valid date" in err[0], err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1", "localhost:abc"])
+def test_a_simulator_server_refuses_a_bad_address_in_one_line(address):
+    """`python -m simulators.meter --remote HOST:PORT` (README): a port outside 0-65535 was an OverflowError
+    traceback, a malformed address a line of mosaik-api's with exit status 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "simulators.meter", "--remote", address], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stderr.splitlines() == [f"error: {address}: expected HOST:PORT with a port in 0-65535"]
+
+
+def test_the_address_check_passes_what_mosaik_starts():
+    from simulators.start import address_problem
+
+    assert address_problem(["127.0.0.1:5678"]) is None  # mode cmd: mosaik passes its own address
+    assert address_problem(["-l", "info", "--remote", "127.0.0.1:0", "-t", "10"]) is None
+    assert address_problem(["-t", "10", "host:70000"]) == "error: host:70000: expected HOST:PORT with a port in 0-65535"
