@@ -64,9 +64,22 @@ def run(scenario: str | Path | Scenario, *, until: str | None = None, seed: int 
     every completed step either way."""
     from cosim.runner import run_scenario
 
-    if until is not None:
+    from cosim.durations import parse_duration_ms
+    from cosim.scenario import ScenarioError, _seed
+
+    if until is not None:  # refused as the argument it is, not as the scenario file's duration or seed
+        try:
+            if not isinstance(until, str):
+                raise ValueError(f"expected a duration with a unit like '6h', got {until!r}")
+            parse_duration_ms(until)
+        except ValueError as exc:
+            raise ScenarioError([f"until: {exc}"]) from None
         overrides["duration"] = until
     if seed is not None:
+        try:
+            _seed(seed)
+        except ValueError as exc:
+            raise ScenarioError([f"seed: {exc}"]) from None
         overrides["seed"] = seed
     if isinstance(scenario, Scenario):
         text = getattr(scenario, "_text", "")

@@ -421,6 +421,9 @@ def cmd_calibrate(args) -> int:
     from cosim.scenario import load_scenario
 
     scn, _ = load_scenario(args.scenario)
+    if scn.substations:
+        raise InputError(f"{args.scenario}: a scenario with substations: calibrate checks a scenario's own districts, "
+                         "not those of its substation groups")
     if not scn.districts:  # e.g. a feeder whose loads are the network's own profiles (ieee_eu_lv_day)
         raise InputError(f"{args.scenario}: no household districts to calibrate (its loads are the grid's own)")
     stats = calibrate(scn)

@@ -73,12 +73,17 @@ def _log_level(args) -> None:
 
 def cmd_run(args) -> int:
     from cosim.runner import RunFailed, RunInterrupted, run_scenario
+    from cosim.scenario import MAX_SEED
 
     _log_level(args)
     overrides = {}
     if args.seed is not None:
+        if not 0 <= args.seed <= MAX_SEED:
+            raise InputError(f"--seed: expected an integer from 0 to 2**63-1, got {args.seed}")
         overrides["seed"] = args.seed
     if args.replicate is not None:
+        if args.replicate < 0:
+            raise InputError(f"--replicate: expected an integer >= 0, got {args.replicate}")
         overrides["replicate"] = args.replicate
     if args.until is not None:
         try:
@@ -101,6 +106,10 @@ def cmd_run(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers: expected a positive integer, got {args.workers}")
+    if args.split_warmup is not None and args.split is None:
+        raise InputError("--split-warmup: only with --split")
+    if args.dashboard_host is not None and args.dashboard is None:
+        raise InputError("--dashboard-host: only with --dashboard")
     if scn.substations:
         return _run_substations(args, scn, text)
     if args.scheduler is not None:
@@ -122,7 +131,7 @@ def cmd_run(args) -> int:
             if args.dashboard is not None:
                 from cosim.dashboard import live_dashboard
 
-                address = stack.enter_context(live_dashboard(args.dashboard_host, args.dashboard,
+                address = stack.enter_context(live_dashboard(args.dashboard_host or "127.0.0.1", args.dashboard,
                                                              f"{scn.name}: cosim run"))
                 print(f"dashboard: {address}", flush=True)
             if args.emulate:
@@ -354,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dashboard", nargs="?", const=5006, type=int, metavar="PORT",
                    help="serve a live dashboard of the run on http://127.0.0.1:PORT/ (default 5006; 0 = a free "
                         "port; the URL is printed)")
-    r.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
+    r.add_argument("--dashboard-host", metavar="HOST",
                    help="address the dashboard listens on (default 127.0.0.1)")
     r.add_argument("--workers", type=int, metavar="N",
                    help="--split or a scenario with substations: local dask worker processes (default: the cores)")

@@ -10,7 +10,9 @@ reader, after the end-of-file check HDF5 would skip has been done here.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import struct
 import time
 from dataclasses import dataclass
@@ -97,16 +99,53 @@ def open_results(path: str | Path) -> h5py.File:
 H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
 
 
+def _read_attrs(name, obj) -> None:
+    for key in obj.attrs:
+        obj.attrs[key]
+
+
+def _walk(f: h5py.File) -> None:
+    _read_attrs("/", f)
+    f.visititems(_read_attrs)
+
+
+PROBE_TIMEOUT_S = 10.0
+
+
+def _crash_in_walk(f: h5py.File) -> str | None:
+    """The signal that ended :func:`_walk` of *f* in a forked child, or None (it finished, or fork is not
+    available, or it did not finish within PROBE_TIMEOUT_S: the walk is then left to this process).
+
+    Some damaged metadata crashes HDF5 itself (a version-2 B-tree header overwritten with 0xff: SIGSEGV in
+    H5Ovisit), which no Python code can catch; the child dies instead of the command."""
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid == 0:  # the child: walk the parent's open file (read-only, its own copy of HDF5's caches)
+        code = 1
+        try:
+            _walk(f)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.002)
+
+
 def _checked(f: h5py.File) -> h5py.File:
     """*f* after reading every object header and attribute once (damaged metadata fails here, fast)."""
-
-    def read_attrs(name, obj):
-        for key in obj.attrs:
-            obj.attrs[key]
-
     try:
-        read_attrs("/", f)
-        f.visititems(read_attrs)
+        if (crash := _crash_in_walk(f)) is not None:
+            raise OSError(f"HDF5 crashed reading its objects: {crash}")
+        _walk(f)
     except BaseException:
         f.close()
         raise

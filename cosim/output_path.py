@@ -29,11 +29,19 @@ def check_length(text: str, where: str) -> None:
 
 
 def _is_results_file(path: Path) -> bool:
+    """Whether *path* is a cosim results file; InputError if a run on this host is writing it (replacing it
+    would end that run at its next write, its rows lost)."""
+    from cosim.h5repair import writer_state
+
     try:
         with open_results(path) as f:
-            return "scenario" in f.attrs
+            attrs = dict(f.attrs)
     except InputError:
         return False
+    if "scenario" in attrs and writer_state(attrs) == "alive" and str(attrs.get("pid")) != str(os.getpid()):
+        raise InputError(f"{path}: a run (pid {attrs.get('pid')}) is writing it; refusing to replace it "
+                         "(wait for that run or choose another output)")
+    return "scenario" in attrs
 
 
 def check_output(path: Path, replaceable=_is_results_file, kind: str = "a cosim results file",

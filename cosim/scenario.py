@@ -75,6 +75,10 @@ PosInt = Annotated[int, BeforeValidator(_positive_int)]
 # Largest seed: it is stored as a 64-bit signed HDF5 attribute of the results file.
 MAX_SEED = 2**63 - 1
 
+# Years a run can cover: pandas' nanosecond timestamps span 1677-09-21 to 2262-04-11, and the base-load
+# profile is built for whole calendar years.
+MIN_YEAR, MAX_YEAR = 1678, 2261
+
 
 def _seed(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
@@ -120,6 +124,9 @@ class SimulatorStart(_Strict):
         if self.mode == "connect":
             if not self.address or ":" not in self.address:
                 raise ValueError("mode 'connect' needs address: HOST:PORT")
+            port = self.address.rpartition(":")[2]
+            if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+                raise ValueError(f"address {self.address!r}: the port must be a number in 1-65535")
         return self
 
 
@@ -582,7 +589,12 @@ class Scenario(_Strict):
     @field_validator("start")
     @classmethod
     def _tz(cls, v: dt.datetime, info: ValidationInfo) -> dt.datetime:
-        zone = info.data.get("timezone")
+        if not MIN_YEAR <= v.year <= MAX_YEAR:
+            raise ValueError(f"{v.isoformat()} is outside the years {MIN_YEAR}-{MAX_YEAR} that the simulation's "
+                             "time axis can hold")
+        if "timezone" not in info.data:  # given, and refused on its own line: nothing to check the start against
+            return v
+        zone = info.data["timezone"]
         if zone is None:
             if v.tzinfo is None:
                 raise ValueError("start needs a timezone, e.g. 2026-06-01T00:00:00+02:00")
@@ -660,6 +672,12 @@ class Scenario(_Strict):
         for part in ("warmup", "cooldown"):
             if getattr(self.evaluation, part) is not None and getattr(self.evaluation, part) % self.step:
                 raise ValueError(f"evaluation.{part} must be a multiple of step")
+        first = self.start - dt.timedelta(milliseconds=self.warmup_ms)
+        last = self.start + dt.timedelta(milliseconds=self.duration + self.cooldown_ms)
+        for what, t in (("begins", first), ("ends", last)):
+            if not MIN_YEAR <= t.year <= MAX_YEAR:
+                raise ValueError(f"the run {what} {t.isoformat()}, outside the years {MIN_YEAR}-{MAX_YEAR} that "
+                                 "the simulation's time axis can hold")
         if self.grid is not None and isinstance(self.grid.mapping, dict):
             from cosim.population import household_id
 
@@ -785,7 +803,7 @@ def _describe(err: dict) -> str:
     if t == "union":
         return f"expected {ctx['kinds']}, got {shown}"
     if t == "extra_forbidden":
-        return "unknown field (check the spelling; see `cosim validate --help` for the schema)"
+        return "unknown field (check the spelling; `cosim schema` prints the schema)"
     if t in ("int_parsing", "int_type", "int_from_float"):
         return f"expected an integer, got {shown}"
     if t in ("float_parsing", "float_type"):
@@ -956,6 +974,17 @@ class _UniqueKeys(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        """A date that does not exist (2026-13-45, T25:00, +25:00) is refused at its line and column."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"not a valid date or time: {exc}",
+                                                    node.start_mark) from None
+
+
+_UniqueKeys.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeys.construct_yaml_timestamp)
 
 
 def read_yaml(text: str, source: str) -> Any:

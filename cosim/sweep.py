@@ -404,6 +404,8 @@ def _client(workers: int | None, scheduler: str | None, n_tasks: int):
             return Client(scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        except ValueError as exc:  # no port, a port that is not a number, an unknown protocol
+            raise InputError(f"--scheduler {scheduler}: not an address like tcp://HOST:PORT ({exc})") from None
     n = workers or min(os.cpu_count() or 1, max(n_tasks, 1))
     # everything on 127.0.0.1; the scheduler's HTTP endpoint on a free port (None would mean :8787)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",

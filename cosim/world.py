@@ -123,10 +123,17 @@ def _unrecorded(scn: Scenario) -> tuple[str, ...]:
     return () if _three_phase(scn) else tuple(PHASE_POWERS)
 
 
+# Every population a world records (:class:`_Builder`'s names; real meters are recorded as meters): a name
+# outside them is a misspelling, refused by validate (one of them the scenario lacks: when the world is built).
+RECORDED_POPULATIONS = ("households", "meters", "grid", "gateways", "controller", "device_server", "agents", "lfa",
+                        "dso", "telecom", "meter_telecom", "realtime")
+
+
 def check_record_include(scn: Scenario, source: str) -> None:
-    """Refuse unknown attributes in ``record.include`` before any simulator starts (what the recorder
-    checks again against the built world), in lines that name *source*."""
-    problems = []
+    """Refuse unknown populations and attributes in ``record.include`` before any simulator starts (what the
+    recorder checks again against the built world), in lines that name *source*."""
+    problems = [f"record.include.{pop}: no such population (recorded populations: {', '.join(RECORDED_POPULATIONS)})"
+                for pop in scn.record.include if pop not in RECORDED_POPULATIONS]
     for pop, selection in scn.record.include.items():
         if selection == "all" or pop not in _FIXED_OUTPUTS:
             continue

@@ -143,4 +143,6 @@ class DeviceServerSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(DeviceServerSim(), "Modbus device server (HIL)")
+    from simulators.start import start_simulation
+
+    start_simulation(DeviceServerSim(), "Modbus device server (HIL)")

@@ -484,6 +484,9 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> int:
     """``cosim emulate``; *parser_class*: the caller's ArgumentParser (cosim's reports bad options in one line)."""
     args = build_parser(parser_class).parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        print(f"error: cosim emulate: --port: {args.port} is not a TCP port (0-65535; 0 = a free one)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
@@ -496,7 +499,7 @@ def main(argv: list[str] | None = None, parser_class: type[argparse.ArgumentPars
         print(f"error: cosim emulate: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"cannot start the emulator: {exc}", file=sys.stderr)
+        print(f"error: cosim emulate: cannot start the emulator: {exc}", file=sys.stderr)
         return 1
     return 0
 

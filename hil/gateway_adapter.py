@@ -375,4 +375,6 @@ class ModbusGateways(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(ModbusGateways(), "Modbus gateway adapter (HIL)")
+    from simulators.start import start_simulation
+
+    start_simulation(ModbusGateways(), "Modbus gateway adapter (HIL)")

@@ -339,4 +339,6 @@ class ModbusMeters(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(ModbusMeters(), "Modbus meter adapter (HIL)")
+    from simulators.start import start_simulation
+
+    start_simulation(ModbusMeters(), "Modbus meter adapter (HIL)")

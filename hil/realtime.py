@@ -143,4 +143,6 @@ class RealtimeMonitor(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(RealtimeMonitor(), "Real-time lateness monitor")
+    from simulators.start import start_simulation
+
+    start_simulation(RealtimeMonitor(), "Real-time lateness monitor")

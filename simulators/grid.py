@@ -350,4 +350,6 @@ class GridSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(GridSim())
+    from simulators.start import start_simulation
+
+    start_simulation(GridSim())

@@ -513,4 +513,6 @@ class HouseholdSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(HouseholdSim())
+    from simulators.start import start_simulation
+
+    start_simulation(HouseholdSim())

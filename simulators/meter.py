@@ -230,4 +230,6 @@ class MeterSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(MeterSim(), "smart-meter population simulator")
+    from simulators.start import start_simulation
+
+    start_simulation(MeterSim(), "smart-meter population simulator")

@@ -82,4 +82,6 @@ class RuleControllerSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(RuleControllerSim(), "rule-based self-consumption controller")
+    from simulators.start import start_simulation
+
+    start_simulation(RuleControllerSim(), "rule-based self-consumption controller")

@@ -250,4 +250,6 @@ class TelecomSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(TelecomSim())
+    from simulators.start import start_simulation
+
+    start_simulation(TelecomSim())

@@ -132,6 +132,17 @@ def test_cli_prints_every_statistic_with_band_and_source_and_exit_code(monkeypat
     assert doc["stats"][0]["window"].startswith("2026-01-01")
 
 
+def test_cli_refuses_a_scenario_with_substations_for_what_it_is(capsys):
+    """scale_10k was refused with 'its loads are the grid's own', the reason for ieee_eu_lv_day: its homes are
+    in its substation groups' districts."""
+    from cosim.cli import main
+
+    assert main(["calibrate", "scale_10k"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: scale_10k: ") and "substations" in err[0], err
+    assert "grid's own" not in err[0]
+
+
 def test_seasonal_performance_factor_follows_the_cop_curve():
     """The SPF is heat out / electricity in over the year: the same houses with a 30 % worse Carnot fraction
     (a poorer heat pump) fall below the field range's lower edge."""

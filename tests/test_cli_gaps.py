@@ -125,3 +125,72 @@ def test_a_negative_duration_is_named_as_such(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [f"error: --until: expected a positive duration, got '{argv[-1]}'"], err
+
+
+def test_an_unknown_field_points_to_where_the_schema_is(write_scenario, capsys):
+    """The line named `cosim validate --help` for the schema, which shows no schema: `cosim schema` prints it."""
+    path = write_scenario(foo=1)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {path}: foo: unknown field (check the spelling; `cosim schema` prints the schema)"], err
+
+
+def test_split_warmup_without_split_is_refused(write_scenario, tmp_path, capsys):
+    """It was silently ignored (the run went on without parts), unlike --workers without --split."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(write_scenario()), "--split-warmup", "1d", "--quiet", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --split-warmup: only with --split"]
+    assert not out.exists()
+
+
+def test_dashboard_host_without_dashboard_is_refused(write_scenario, tmp_path, capsys):
+    """It was silently ignored: no dashboard was served, on that host or any."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(write_scenario()), "--dashboard-host", "0.0.0.0", "--quiet", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --dashboard-host: only with --dashboard"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kwargs, line", [
+    ({"until": "5 minutes"}, "until: expected a duration like '1d', '15min', '90s' or 'PT1H', got '5 minutes'"),
+    ({"until": "-1h"}, "until: expected a positive duration, got '-1h'"),
+    ({"seed": -1}, "seed: expected an integer from 0 to 2**63-1, got -1"),
+])
+def test_api_names_its_own_arguments_not_the_scenario_file(write_scenario, tmp_path, kwargs, line):
+    """cosim.run(until=..., seed=...) was refused as '<the scenario file>: duration: ...' / ': seed: ...', a
+    field the user did not write there (the command line says '--until: ...')."""
+    import cosim
+
+    with pytest.raises(cosim.ScenarioError) as exc:
+        cosim.run(str(write_scenario()), out=str(tmp_path / "r.h5"), **kwargs)
+    assert exc.value.lines == [line]
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--seed", "-1"], "error: --seed: expected an integer from 0 to 2**63-1, got -1"),
+    (["--replicate", "-1"], "error: --replicate: expected an integer >= 0, got -1"),
+])
+def test_cli_names_its_own_options_not_the_scenario_file(write_scenario, tmp_path, capsys, option, line):
+    assert main(["run", str(write_scenario()), *option, "--quiet", "--out", str(tmp_path / "r.h5")]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_validate_refuses_a_misspelt_recorded_population(write_scenario, capsys):
+    """`record.include: {houshold: [P]}` validated, and the run then refused it in a line without the file."""
+    path = write_scenario(record={"include": {"houshold": ["P"]}})
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: record.include.houshold: no such population"), err
+    assert "households" in err[0]
+
+
+def test_the_recorded_populations_are_the_ones_a_world_records():
+    """The names validate accepts are the recorder's: every population a built world records is among them."""
+    import re
+    from pathlib import Path
+
+    from cosim.world import RECORDED_POPULATIONS
+
+    src = (Path(__file__).parents[1] / "cosim" / "world.py").read_text()
+    added = set(re.findall(r'self\.add\(\s*f?"([a-z_]+)', src)) | set(re.findall(r'record_as="([a-z_]+)"', src))
+    assert added - {"hil_meters"} <= set(RECORDED_POPULATIONS) and "households" in RECORDED_POPULATIONS

@@ -99,3 +99,29 @@ def test_a_damaged_data_chunk_through_the_api_is_an_input_error(good_run, tmp_pa
     bad = _damaged_chunk(good_run, tmp_path)
     with cosim.Results(bad) as res, pytest.raises(cosim.InputError, match=rf"{bad}: damaged results file"):
         res.frame("households", "P")
+
+
+def _damaged_btree_header(good, tmp_path):
+    """*good* with its last version-2 B-tree header ('BTHD', an index of attributes or links) overwritten
+    with 0xff: HDF5 1.14 then crashed (SIGSEGV) walking the file's objects (as with most such headers of a
+    uc1_home file; the others are refused by their checksum)."""
+    data = bytearray(good.read_bytes())
+    at = data.rfind(b"BTHD")
+    assert at > 0
+    data[at:at + 64] = b"\xff" * 64
+    bad = tmp_path / "btree.h5"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", range(len(COMMANDS)), ids=NAMES)
+def test_metadata_that_crashes_hdf5_is_one_line_exit_2(good_run, tmp_path, command):
+    """Run as a subprocess: the crash it was (exit -11, nothing said) would have ended the test session."""
+    from tests.conftest import run_cosim
+
+    bad = _damaged_btree_header(good_run, tmp_path)
+    proc = run_cosim(*COMMANDS[command](str(bad), str(good_run), tmp_path), timeout=60)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: damaged"), err

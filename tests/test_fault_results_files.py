@@ -30,6 +30,36 @@ def test_existing_results_file_is_replaced(write_scenario, tmp_path):
         assert f["time"].shape == (20,)
 
 
+def test_a_file_a_live_run_writes_is_not_replaced(write_scenario, tmp_path, capsys):
+    """A second run with the same --out replaced it: the first run then failed at its next write
+    ('writing the results failed (filter returned failure during read)') and its rows were gone."""
+    scn = write_scenario(duration="30d", record={"flush_every": 1})
+    out = tmp_path / "live.h5"
+    proc = subprocess.Popen(cosim_cmd("run", str(scn), "--out", str(out), "--quiet"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, note = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and "/time" not in note:
+            time.sleep(0.5)
+            if out.exists():
+                live = _inspect(out)
+                note = live.stdout if live.returncode == 0 else ""
+        assert "is writing this file" in note, note
+        short = write_scenario("short.yaml", duration="10min")
+        assert main(["run", str(short), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"error: {out}: a run (pid {proc.pid}) is writing it; refusing to replace it "
+                       "(wait for that run or choose another output)"], err
+        assert proc.poll() is None  # the first run goes on
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "interrupted" and f["time"].shape[0] >= 1
+
+
 def _inspect(path) -> subprocess.CompletedProcess:
     return subprocess.run(cosim_cmd("inspect", str(path)), cwd=ROOT, capture_output=True, text=True, timeout=60)
 

@@ -52,6 +52,11 @@ CASES = {
     # a union (a list of models, or 'auto'): one line, of the member the value was meant for (it was two)
     "business model B99": ({"economics": {"business_models": ["B99"]}},
                            "economics.business_models[0]: expected one of 'B1', 'B2'"),
+    # validated, then a traceback when the run built its profiles (pandas' OutOfBoundsDatetime, a KeyError)
+    "start in year 226": ({"start": "0226-06-15T00:00:00+02:00"},
+                          "start: 0226-06-15T00:00:00+02:00 is outside the years 1678-2261"),
+    "run past 2261": ({"start": "2261-12-31T23:00:00+00:00", "duration": "2d"},
+                      "the run ends 2262-01-02T23:00:00+00:00, outside the years 1678-2261"),
 }
 
 
@@ -148,3 +153,39 @@ def test_bad_inputs_found_by_the_audit_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expected in err[0], (argv, err)
     assert run.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n" and (tmp_path / "notes.yaml").read_text() == "x: 1\n"
+
+
+@pytest.mark.parametrize("content, where", [
+    (b"name: x\nstart: 2026-13-45T00:00:00+01:00\n", "bad.yaml:2:8: "),
+    (b"name: x\nseed: 1\nsweep_note: [1, 2026-02-30]\n", "bad.yaml:3:17: "),
+])
+def test_a_date_that_does_not_exist_is_refused_where_it_is(tmp_path, capsys, content, where):
+    """The line said what (`not a valid date or time: ...`) but not where: no field, no line."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / where}") and "not a valid date" in err[0], err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1", "localhost:abc"])
+def test_a_simulator_server_refuses_a_bad_address_in_one_line(address):
+    """`python -m simulators.meter --remote HOST:PORT` (README): a port outside 0-65535 was an OverflowError
+    traceback, a malformed address a line of mosaik-api's with exit status 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "simulators.meter", "--remote", address], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stderr.splitlines() == [f"error: {address}: expected HOST:PORT with a port in 0-65535"]
+
+
+def test_the_address_check_passes_what_mosaik_starts():
+    from simulators.start import address_problem
+
+    assert address_problem(["127.0.0.1:5678"]) is None  # mode cmd: mosaik passes its own address
+    assert address_problem(["-l", "info", "--remote", "127.0.0.1:0", "-t", "10"]) is None
+    assert address_problem(["-t", "10", "host:70000"]) == "error: host:70000: expected HOST:PORT with a port in 0-65535"

@@ -144,6 +144,29 @@ def test_cli_refuses_option_values_the_emulator_cannot_use(argv, says, capsys):
     assert len(err) == 1 and err[0].startswith(says), err
 
 
+@pytest.mark.parametrize("port", ["99999", "-5", "65536"])
+def test_cli_refuses_a_port_outside_0_65535_in_one_line(port, capsys):
+    """Was a traceback (OverflowError from bind(), exit 1) before 2026-12-08."""
+    assert main(["sdm630", "--port", port, "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: cosim emulate: --port: {port} is not a TCP port (0-65535; 0 = a free one)"], err
+
+
+def test_cli_port_in_use_is_one_error_line(capsys):
+    """A port another program holds: exit 1 and one line starting with ``error:``, as every cosim error
+    (it was ``cannot start the emulator: ...`` without the prefix before 2026-12-08)."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["sdm630", "--port", str(port), "--duration", "0.1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cosim emulate: cannot start the emulator: "), err
+    assert f"127.0.0.1:{port}" in err[0], err
+
+
 def test_emulate_takes_the_map_names_load_map_takes(tmp_path):
     """``cosim run --emulate``: a device with ``map: sunspec-meter`` (as load_map and the README spell it)
     is emulated like one with ``map: sunspec_meter``."""

@@ -60,6 +60,11 @@ def test_valid_scenario_loads():
         ({"districts__0__devices": {"battery": {"capacity_kwh": -5}}},
          "s.yaml: districts[0].devices.battery.capacity_kwh: expected a value > 0, got -5"),
         ({"simulators": {"grid": {"mode": "connect"}}}, "s.yaml: simulators.grid: mode 'connect' needs address"),
+        # validated, then an OverflowError traceback when the run connected
+        ({"simulators": {"grid": {"mode": "connect", "address": "127.0.0.1:99999"}}},
+         "s.yaml: simulators.grid: address '127.0.0.1:99999': the port must be a number in 1-65535"),
+        ({"simulators": {"grid": {"mode": "connect", "address": "127.0.0.1:http"}}},
+         "s.yaml: simulators.grid: address '127.0.0.1:http': the port must be a number in 1-65535"),
         ({"simulators": {"grid": {"mode": "ssh"}}}, "s.yaml: simulators.grid.mode: expected one of"),
         ({"control": {"slot": "7min"}},
          "s.yaml: control: horizon (1d) and replan (15min) must be multiples of slot (7min)"),

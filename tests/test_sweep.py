@@ -245,3 +245,13 @@ def test_an_interrupted_sweep_closes_the_file_its_killed_worker_left_open(tmp_pa
     assert "its worker was stopped before the run closed its file" in rows[1]["error"]
     assert attrs["status"] == "interrupted" and "its worker was stopped" in attrs["error"]
     assert attrs["steps"] == attrs["rows"]
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://", "tcp://127.0.0.1:notaport"])
+def test_a_malformed_scheduler_address_is_one_line(tmp_path, capsys, address):
+    """`--scheduler` without a port or with a malformed one was a ValueError traceback (exit 1)."""
+    from cosim.cli import main
+
+    assert main(["sweep", "sweep_demo", "--quiet", "--scheduler", address, "-o", str(tmp_path / "o")]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if " - distributed." not in ln]
+    assert len(err) == 1 and err[0].startswith(f"error: --scheduler {address}: "), err

@@ -212,6 +212,15 @@ def test_bad_zone_and_offset_are_one_line_exit_2(write_scenario, capsys):
     assert scn.start.isoformat() == "2026-07-01T00:00:00+02:00"
 
 
+def test_a_misspelt_zone_with_a_start_without_offset_is_one_line(write_scenario, capsys):
+    """The start without offset (allowed with a timezone) was also refused, for lack of a timezone: a
+    second line blaming the start for the zone's misspelling."""
+    bad = write_scenario("bad.yaml", timezone="Europe/Berln", start="2026-07-01T00:00:00")
+    assert main(["validate", str(bad)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {bad}: timezone: unknown IANA time zone 'Europe/Berln' (e.g. Europe/Berlin, UTC)"]
+
+
 def test_schema_has_the_timezone_field(capsys):
     assert main(["schema"]) == 0
     prop = json.loads(capsys.readouterr().out)["properties"]["timezone"]

@@ -267,4 +267,6 @@ class MASSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(MASSim())
+    from simulators.start import start_simulation
+
+    start_simulation(MASSim())
