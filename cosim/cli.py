@@ -419,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)  # the parser imports the study modules: Ctrl-C can come here
         if getattr(args, "out", None) == "":
             raise InputError("-o/--out: empty path")
-        return args.func(args)
+        from cosim.h5open import probing
+
+        with probing():  # a damaged file that crashes HDF5 itself is one line too
+            return args.func(args)
     except InputError as exc:
         _err(*exc.lines)
         return EXIT_INPUT

@@ -125,3 +125,26 @@ def test_metadata_that_crashes_hdf5_is_one_line_exit_2(good_run, tmp_path, comma
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, (proc.returncode, err)
     assert len(err) == 1 and err[0].startswith(f"error: {bad}: damaged"), err
+
+
+def test_only_the_commands_walk_a_file_in_a_forked_child(good_run, monkeypatch):
+    """The Python API (and sweep workers, tests) open a file without forking: the probe costs 25-35 ms per
+    open and would fork processes with busy threads; inside cosim.cli.main (probing) it forks once per open."""
+    import os
+
+    import cosim
+    from cosim import h5open
+
+    forks = []
+
+    def fake_fork():
+        forks.append(1)
+        raise OSError("no fork here")
+
+    monkeypatch.setattr(os, "fork", fake_fork)
+    with cosim.Results(good_run) as res:
+        assert res.frame("households", "P").shape[0] > 0
+    assert forks == []
+    with h5open.probing(), pytest.raises(cosim.InputError, match="no fork here"):
+        h5open.open_results(good_run)
+    assert forks == [1] and not h5open._PROBE
