@@ -33,18 +33,9 @@ def test_existing_results_file_is_replaced(write_scenario, tmp_path):
 def test_a_file_a_live_run_writes_is_not_replaced(write_scenario, tmp_path, capsys):
     """A second run with the same --out replaced it: the first run then failed at its next write
     ('writing the results failed (filter returned failure during read)') and its rows were gone."""
-    scn = write_scenario(duration="30d", record={"flush_every": 1})
     out = tmp_path / "live.h5"
-    proc = subprocess.Popen(cosim_cmd("run", str(scn), "--out", str(out), "--quiet"), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _live_run(write_scenario, out, stderr=subprocess.PIPE)
     try:
-        deadline, note = time.monotonic() + 90, ""
-        while time.monotonic() < deadline and "/time" not in note:
-            time.sleep(0.5)
-            if out.exists():
-                live = _inspect(out)
-                note = live.stdout if live.returncode == 0 else ""
-        assert "is writing this file" in note, note
         short = write_scenario("short.yaml", duration="10min")
         assert main(["run", str(short), "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err.splitlines()
@@ -64,19 +55,28 @@ def _inspect(path) -> subprocess.CompletedProcess:
     return subprocess.run(cosim_cmd("inspect", str(path)), cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
-def test_killed_writer_file_is_explained_and_repaired(write_scenario, tmp_path, capsys):
+def _live_run(write_scenario, out, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """A 30-day `cosim run` writing *out*, once `cosim inspect` reports it live with rows (the caller stops it)."""
     scn = write_scenario(duration="30d", record={"flush_every": 1})
-    out = tmp_path / "k.h5"
     proc = subprocess.Popen(cosim_cmd("run", str(scn), "--out", str(out), "--quiet"), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    deadline, note = time.monotonic() + 90, ""
+    while time.monotonic() < deadline and "/time" not in note:
+        time.sleep(0.5)
+        if out.exists():
+            live = _inspect(out)
+            note = live.stdout if live.returncode == 0 else ""
+    if "is writing this file" not in note:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(note)
+    return proc
+
+
+def test_killed_writer_file_is_explained_and_repaired(write_scenario, tmp_path, capsys):
+    out = tmp_path / "k.h5"
+    proc = _live_run(write_scenario, out)
     try:
-        deadline, note = time.monotonic() + 90, ""
-        while time.monotonic() < deadline and "/time" not in note:
-            time.sleep(0.5)
-            if out.exists():
-                live = _inspect(out)
-                note = live.stdout if live.returncode == 0 else ""
-        assert "is writing this file" in note, note
         assert main(["inspect", "--repair", str(out)]) == 2  # never repairs a file a live run writes
         assert "still being written" in capsys.readouterr().err
         proc.send_signal(signal.SIGKILL)
