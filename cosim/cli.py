@@ -110,6 +110,8 @@ def cmd_run(args) -> int:
         raise InputError("--split-warmup: only with --split")
     if args.dashboard_host is not None and args.dashboard is None:
         raise InputError("--dashboard-host: only with --dashboard")
+    if args.realtime is not None and not args.realtime > 0:  # (mosaik's own line named its rt_factor)
+        raise InputError(f"--realtime: FACTOR must be > 0 (1 = real time, 0.5 = twice as fast), got {args.realtime:g}")
     if scn.substations:
         return _run_substations(args, scn, text)
     if args.scheduler is not None:

@@ -283,9 +283,10 @@ def run_variant(data: dict, out: str, extra_kpis: list[str], summarise=summary_k
 
 # ---------------------------------------------------------------------------- stopping runs (in the workers)
 
-NOT_STARTED = "not run: the sweep was interrupted"
-STOPPED = "stopped: the sweep was interrupted; its completed steps are in its file"
-STOPPED_BY = "the interrupt of its sweep (Ctrl-C or SIGTERM)"  # the run file's error: "stopped by ..."
+# a sweep's runs, a split's parts and a scenario's substations all run here: the words fit each
+NOT_STARTED = "not run: the runs were interrupted"
+STOPPED = "stopped: the runs were interrupted; its completed steps are in its file"
+STOPPED_BY = "the interrupt of the runs it belongs to (Ctrl-C or SIGTERM)"  # the run file's error: "stopped by ..."
 _STOP_KEYS: set[str] = set()  # tasks of this worker process whose sweep was interrupted (stop_runs)
 _RUNNING: dict[str, Any] = {}  # key of a task whose run executes here -> its cosim.runner.StopRequest
 

@@ -194,3 +194,13 @@ def test_the_recorded_populations_are_the_ones_a_world_records():
     src = (Path(__file__).parents[1] / "cosim" / "world.py").read_text()
     added = set(re.findall(r'self\.add\(\s*f?"([a-z_]+)', src)) | set(re.findall(r'record_as="([a-z_]+)"', src))
     assert added - {"hil_meters"} <= set(RECORDED_POPULATIONS) and "households" in RECORDED_POPULATIONS
+
+
+@pytest.mark.parametrize("factor", ["0", "-2", "nan"])
+def test_a_realtime_factor_not_above_zero_is_refused_as_the_option(write_scenario, tmp_path, capsys, factor):
+    """mosaik's own line named its parameter ('realtime: rt_factor must be > 0'), not the option given."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(write_scenario()), "--realtime", factor, "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: --realtime: FACTOR must be > 0 (1 = real time, 0.5 = twice as fast), got {factor}"], err
+    assert not out.exists()

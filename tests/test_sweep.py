@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cosim.errors import InputError
-from cosim.sweep import STOPPED_BY, _draw, expand, load_sweep, run_sweep, set_path
+from cosim.sweep import NOT_STARTED, STOPPED_BY, _draw, expand, load_sweep, run_sweep, set_path
 from tests.conftest import run_cosim, small_scenario
 
 
@@ -225,7 +225,7 @@ def test_an_interrupted_sweep_writes_its_summary_and_its_run_closes_its_file(tmp
     assert [r["status"] for r in rows] == ["completed", "interrupted", "interrupted", "interrupted"]
     assert rows[0]["total.bill_eur"] and not rows[1]["total.bill_eur"]
     assert "its completed steps are in its file" in rows[1]["error"]
-    assert [r["error"] for r in rows[2:]] == ["not run: the sweep was interrupted"] * 2
+    assert [r["error"] for r in rows[2:]] == [NOT_STARTED] * 2
     assert "1/4 completed (0 from earlier runs), 0 failed, 3 interrupted" in stdout
     assert attrs["status"] == "interrupted" and attrs["error"] == f"stopped by {STOPPED_BY}"
     assert attrs["steps"] == attrs["rows"] > 0
