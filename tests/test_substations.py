@@ -127,12 +127,16 @@ def _check_view(view, subs_folder):
         assert res.status == "completed" and P.shape[1] == 16
         assert P.columns[0] == "land_0/d1.h001" and P.columns[-1] == "land_1/d1.h008"
         k = res.kpis()
+        lv, vm = res.monitored_buses(), res.series("grid", "vm_pu")
+    own_lv = []
     own = {}
     for sid in ("land_0", "land_1"):
         with Results(subs_folder / f"{sid}.h5") as r:
             mine = r.frame("households", "P")
             np.testing.assert_array_equal(P[[f"{sid}/{c}" for c in mine.columns]].to_numpy(), mine.to_numpy())
             own[sid] = (compute_kpis(r), mine.sum(axis=1))
+            own_lv += [f"{sid}/{b}" for b in r.monitored_buses()]
+    assert lv == own_lv and len(vm.ids) == len(lv) + 2  # the view's LV buses: each substation's, its MV bus not
     total = sum(p for _, p in own.values())
     assert k["run"]["substations"] == 2 and k["run"]["households"] == 16
     for key in ("import_kwh", "consumption_kwh", "bill_eur"):
