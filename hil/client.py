@@ -140,6 +140,8 @@ class ModbusLink:
         # at every connect - [(nominal start, nominal end, shift)] of the holding registers
         self.shifts: list[tuple[int, int, int]] = []
         self._scan_problem: str | None = None
+        # why the last connect() failed when the device answered (a SunSpec scan problem), else None
+        self.problem: str | None = None
 
     def _make_client(self):
         c = self.cfg
@@ -161,6 +163,7 @@ class ModbusLink:
         """One connection attempt (True when connected)."""
         if self.connected:
             return True
+        self.problem = None
         ok = await self._open()
         self._sf_known = False
         if ok and self.map.sunspec:
@@ -199,6 +202,7 @@ class ModbusLink:
             if msg != self._scan_problem:
                 log.warning("%s", msg)
             self._scan_problem = msg
+            self.problem = f"SunSpec scan of unit {self.cfg.unit}: {exc}"
             return False
         except LinkError:
             return False
@@ -431,7 +435,7 @@ async def reconnect(dev, backoff: "Backoff") -> bool:
         dev.connected = False
     if not await dev.link.connect():
         dev.stats["connect_fail"] += 1
-        dev.events.lost("connection refused or timed out")
+        dev.events.lost(dev.link.problem or "connection refused or timed out")
         await asyncio.sleep(backoff.next())
         return False
     backoff.reset()
