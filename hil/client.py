@@ -188,16 +188,27 @@ class ModbusLink:
         A base address that does not answer in time is skipped, as pysunspec2's scan does (an RTU
         device behind a TCP gateway may stay silent where it has no registers); the timeout closed
         the link, so the next base is tried on a new connection."""
+        answered = False  # a device that answered no request at all is silent, not without SunSpec
+
         async def read(address: int, count: int) -> list[int]:
+            nonlocal answered
             if not self.connected and not await self._open():
                 raise LinkError("reconnect failed")
-            r = await self._call(self.client.read_holding_registers(address, count=count, device_id=self.cfg.unit))
+            try:
+                r = await self._call(self.client.read_holding_registers(address, count=count,
+                                                                        device_id=self.cfg.unit))
+            except DeviceError:
+                answered = True
+                raise
+            answered = True
             return list(r.registers)[:count]
 
         try:
             base, found = await scan(read, refused=(DeviceError, LinkError))
             self.shifts = relocation(self.map, base, found)
         except (ScanError, DeviceError) as exc:
+            if not answered:  # no answer to any request: the caller reports a device that does not answer
+                return False
             msg = f"{self.cfg.id}: SunSpec scan of {self.cfg.host}:{self.cfg.port} unit {self.cfg.unit}: {exc}"
             if msg != self._scan_problem:
                 log.warning("%s", msg)
