@@ -167,6 +167,20 @@ def test_cli_port_in_use_is_one_error_line(capsys):
     assert f"127.0.0.1:{port}" in err[0], err
 
 
+def test_a_port_in_use_is_named_as_such_not_as_a_bad_address(capsys):
+    """pymodbus says only "Could not start listen, please check address." for a port that is taken:
+    the line gives the operating system's reason, the port is in use."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["sdm630", "--port", str(port), "--duration", "0.1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].endswith(f"cannot listen on 127.0.0.1:{port}: address already in use"), err
+
+
 def test_emulate_takes_the_map_names_load_map_takes(tmp_path):
     """``cosim run --emulate``: a device with ``map: sunspec-meter`` (as load_map and the README spell it)
     is emulated like one with ``map: sunspec_meter``."""
