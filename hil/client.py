@@ -96,6 +96,8 @@ class DeviceConfig(BaseModel):
             raise ValueError(f"device {self.id}: backoff_max < backoff_min")
         if self.stale_after is None:
             self.stale_after = 2.0 * self.interval + self.timeout
+        if self.transport == "tls":
+            self.sslctx()  # files that cannot be loaded are bad input, not a crash of the poller mid-run
         self._check_revert()
         return self
 
@@ -118,12 +120,23 @@ class DeviceConfig(BaseModel):
                                  + f"; give 0 (no reversion) or a multiple of {step:g} s from {lo:g} s")
 
     def sslctx(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        """The TLS client context; ValueError naming the device and the file that cannot be loaded."""
+        def why(exc: OSError) -> str:
+            return str(getattr(exc, "reason", None) or exc.strerror or exc)
+
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        except OSError as exc:  # ssl.SSLError too
+            raise ValueError(f"device {self.id}: cafile {self.cafile}: {why(exc)}") from None
         if not self.verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         if self.certfile:
-            ctx.load_cert_chain(self.certfile, self.keyfile)
+            try:
+                ctx.load_cert_chain(self.certfile, self.keyfile)
+            except OSError as exc:
+                key = f" / keyfile {self.keyfile}" if self.keyfile else ""
+                raise ValueError(f"device {self.id}: certfile {self.certfile}{key}: {why(exc)}") from None
         return ctx
 
 
