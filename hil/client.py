@@ -112,7 +112,7 @@ class DeviceConfig(BaseModel):
             p = regmap.point(sp.revert_timer)
             step = abs(p.scale)
             n = self.revert_s / step
-            if abs(n - round(n)) > 1e-9 or (p.min is not None and self.revert_s < p.min) or (
+            if not math.isfinite(n) or abs(n - round(n)) > 1e-9 or (p.min is not None and self.revert_s < p.min) or (
                     p.max is not None and self.revert_s > p.max):
                 lo = max(step, p.min or 0.0)
                 raise ValueError(f"device {self.id}: revert_s {self.revert_s:g}: {p.name} counts in steps of {step:g} s"
