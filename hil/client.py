@@ -391,7 +391,7 @@ class LinkEvents:
         self._lock = threading.Lock()
         self._queue: list[dict] = []
 
-    def _emit(self, kind: str, detail: str, state: str) -> None:
+    def _emit(self, kind: str, detail: str, state: str, what: str | None = None) -> None:
         now = time.monotonic()
         rec = {"kind": kind, "device": self.id, "role": self.role, "addr": self.addr,
                "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "detail": detail}
@@ -399,8 +399,8 @@ class LinkEvents:
             rec["down_s"] = round(now - self.t_bad, 3)
         if state in ("down", "error") and self.state not in ("down", "error"):
             self.t_bad = now
-        what = {"drop": "no answer", "reconnect": "answering again", "exception": "exception response",
-                "recovered": "exception cleared"}[kind]
+        what = what or {"drop": "no answer", "reconnect": "answering again", "exception": "exception response",
+                        "recovered": "exception cleared"}[kind]
         extra = f" after {rec['down_s']:.1f} s" if "down_s" in rec else ""
         rec["msg"] = f"{self.role} {self.id} ({self.addr}): {what}{extra}" + (f" ({detail})" if detail else "")
         self.state = state
@@ -419,9 +419,13 @@ class LinkEvents:
         if self.state != "error":
             self._emit("exception", f"Modbus exception {code}", "error")
 
-    def lost(self, reason: str) -> None:
+    def lost(self, reason: str, answered: bool = False) -> None:
+        """No (usable) answer: *answered* when the device answers but cannot be used (a SunSpec scan problem)."""
         if self.state != "down":
-            self._emit("drop", reason if self.state != "start" else f"not reachable at start: {reason}", "down")
+            if answered:
+                self._emit("drop", reason, "down", what="answers, but cannot be used")
+            else:
+                self._emit("drop", reason if self.state != "start" else f"not reachable at start: {reason}", "down")
 
     def note(self, kind: str, detail: str, **fields) -> None:
         """Queue a record that is not a link transition (e.g. ``counter_reset``), state unchanged."""
@@ -459,7 +463,10 @@ async def reconnect(dev, backoff: "Backoff") -> bool:
         dev.connected = False
     if not await dev.link.connect():
         dev.stats["connect_fail"] += 1
-        dev.events.lost(dev.link.problem or "connection refused or timed out")
+        if dev.link.problem:
+            dev.events.lost(dev.link.problem, answered=True)
+        else:
+            dev.events.lost("connection refused or timed out")
         await asyncio.sleep(backoff.next())
         return False
     backoff.reset()

@@ -198,7 +198,8 @@ def test_a_device_without_the_model_is_reported_as_such_not_as_unreachable(lab):
         poller.stop()
     assert [e["kind"] for e in events] == ["drop"], events
     assert "unit 7: no SunSpec marker 'SunS'" in events[0]["msg"], events[0]["msg"]
-    assert "connection refused" not in events[0]["msg"]
+    assert "connection refused" not in events[0]["msg"] and "no answer" not in events[0]["msg"]
+    assert ": answers, but cannot be used (SunSpec scan of unit 7" in events[0]["msg"], events[0]["msg"]
 
 
 def test_a_silent_sunspec_device_is_no_answer_not_a_missing_marker(lab, caplog):
