@@ -143,6 +143,8 @@ def cmd_run(args) -> int:
             result = run_scenario(scn, text, out=args.out, rt_factor=rt, progress=not args.quiet)
     except RunInterrupted as exc:
         _err(str(exc))
+        if exc.lateness:
+            _print_lateness(exc.lateness)
         return EXIT_INTERRUPTED
     except RunFailed as exc:
         _err(str(exc))
@@ -157,10 +159,13 @@ def cmd_run(args) -> int:
     if scn.hil is not None and (scn.hil.meters or scn.hil.gateways):
         _print_device_health(result.path, args.quiet)
     if result.lateness:
-        lt = result.lateness
-        print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
-              f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)")
+        _print_lateness(result.lateness)
     return EXIT_OK
+
+
+def _print_lateness(lt: dict) -> None:
+    print(f"real-time lateness over {lt['n']} steps: p50 {lt['p50_ms']:.1f} ms, p99 {lt['p99_ms']:.1f} ms, "
+          f"max {lt['max_ms']:.1f} ms, {lt['late']} late (> {lt['threshold_ms']:.0f} ms)", flush=True)
 
 
 def _lab_options(args) -> list[str]:

@@ -37,7 +37,10 @@ class RunFailed(Exception):
 
 
 class RunInterrupted(Exception):
-    """The run was stopped by SIGINT, SIGTERM or its stop request (run_scenario(stop=...))."""
+    """The run was stopped by SIGINT, SIGTERM or its stop request (run_scenario(stop=...)).
+    ``lateness``: a real-time run's summary of the steps it ran (as :attr:`RunResult.lateness`)."""
+
+    lateness: dict | None = None
 
 
 @dataclass
@@ -255,6 +258,7 @@ def run_scenario(
     t0 = time.perf_counter()
     world = None
     status, error = "failed", ""
+    interrupted: RunInterrupted | None = None
     with _StopSignals() as stops:
         try:
             with warnings.catch_warnings(), _fewer_collections():
@@ -271,7 +275,8 @@ def run_scenario(
             signame = stops.received or "SIGINT"
             status, error = "interrupted", f"stopped by {signame}"
             kept = f"completed steps are in {path}" if recorder.OPEN_WRITERS else "nothing was recorded yet"
-            raise RunInterrupted(f"run interrupted ({signame}); {kept}") from None
+            interrupted = RunInterrupted(f"run interrupted ({signame}); {kept}")
+            raise interrupted from None
         except RunFailed as exc:
             error = str(exc)
             raise
@@ -298,6 +303,12 @@ def run_scenario(
             finally:
                 if world is not None:
                     _shutdown(world)
+            if interrupted is not None and rt_factor is not None and steps:
+                # the steps run so far keep their lateness summary, as a completed run's
+                try:
+                    interrupted.lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)
+                except Exception:  # noqa: BLE001 - the interrupt is reported all the same
+                    pass
     lateness = None
     if rt_factor is not None:
         lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)

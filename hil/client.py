@@ -96,6 +96,8 @@ class DeviceConfig(BaseModel):
             raise ValueError(f"device {self.id}: backoff_max < backoff_min")
         if self.stale_after is None:
             self.stale_after = 2.0 * self.interval + self.timeout
+        if self.transport == "tls":
+            self.sslctx()  # files that cannot be loaded are bad input, not a crash of the poller mid-run
         self._check_revert()
         return self
 
@@ -110,7 +112,7 @@ class DeviceConfig(BaseModel):
             p = regmap.point(sp.revert_timer)
             step = abs(p.scale)
             n = self.revert_s / step
-            if abs(n - round(n)) > 1e-9 or (p.min is not None and self.revert_s < p.min) or (
+            if not math.isfinite(n) or abs(n - round(n)) > 1e-9 or (p.min is not None and self.revert_s < p.min) or (
                     p.max is not None and self.revert_s > p.max):
                 lo = max(step, p.min or 0.0)
                 raise ValueError(f"device {self.id}: revert_s {self.revert_s:g}: {p.name} counts in steps of {step:g} s"
@@ -118,12 +120,23 @@ class DeviceConfig(BaseModel):
                                  + f"; give 0 (no reversion) or a multiple of {step:g} s from {lo:g} s")
 
     def sslctx(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        """The TLS client context; ValueError naming the device and the file that cannot be loaded."""
+        def why(exc: OSError) -> str:
+            return str(getattr(exc, "reason", None) or exc.strerror or exc)
+
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        except OSError as exc:  # ssl.SSLError too
+            raise ValueError(f"device {self.id}: cafile {self.cafile}: {why(exc)}") from None
         if not self.verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         if self.certfile:
-            ctx.load_cert_chain(self.certfile, self.keyfile)
+            try:
+                ctx.load_cert_chain(self.certfile, self.keyfile)
+            except OSError as exc:
+                key = f" / keyfile {self.keyfile}" if self.keyfile else ""
+                raise ValueError(f"device {self.id}: certfile {self.certfile}{key}: {why(exc)}") from None
         return ctx
 
 
@@ -140,6 +153,8 @@ class ModbusLink:
         # at every connect - [(nominal start, nominal end, shift)] of the holding registers
         self.shifts: list[tuple[int, int, int]] = []
         self._scan_problem: str | None = None
+        # why the last connect() failed when the device answered (a SunSpec scan problem), else None
+        self.problem: str | None = None
 
     def _make_client(self):
         c = self.cfg
@@ -161,6 +176,7 @@ class ModbusLink:
         """One connection attempt (True when connected)."""
         if self.connected:
             return True
+        self.problem = None
         ok = await self._open()
         self._sf_known = False
         if ok and self.map.sunspec:
@@ -185,20 +201,32 @@ class ModbusLink:
         A base address that does not answer in time is skipped, as pysunspec2's scan does (an RTU
         device behind a TCP gateway may stay silent where it has no registers); the timeout closed
         the link, so the next base is tried on a new connection."""
+        answered = False  # a device that answered no request at all is silent, not without SunSpec
+
         async def read(address: int, count: int) -> list[int]:
+            nonlocal answered
             if not self.connected and not await self._open():
                 raise LinkError("reconnect failed")
-            r = await self._call(self.client.read_holding_registers(address, count=count, device_id=self.cfg.unit))
+            try:
+                r = await self._call(self.client.read_holding_registers(address, count=count,
+                                                                        device_id=self.cfg.unit))
+            except DeviceError:
+                answered = True
+                raise
+            answered = True
             return list(r.registers)[:count]
 
         try:
             base, found = await scan(read, refused=(DeviceError, LinkError))
             self.shifts = relocation(self.map, base, found)
         except (ScanError, DeviceError) as exc:
+            if not answered:  # no answer to any request: the caller reports a device that does not answer
+                return False
             msg = f"{self.cfg.id}: SunSpec scan of {self.cfg.host}:{self.cfg.port} unit {self.cfg.unit}: {exc}"
             if msg != self._scan_problem:
                 log.warning("%s", msg)
             self._scan_problem = msg
+            self.problem = f"SunSpec scan of unit {self.cfg.unit}: {exc}"
             return False
         except LinkError:
             return False
@@ -363,7 +391,7 @@ class LinkEvents:
         self._lock = threading.Lock()
         self._queue: list[dict] = []
 
-    def _emit(self, kind: str, detail: str, state: str) -> None:
+    def _emit(self, kind: str, detail: str, state: str, what: str | None = None) -> None:
         now = time.monotonic()
         rec = {"kind": kind, "device": self.id, "role": self.role, "addr": self.addr,
                "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "detail": detail}
@@ -371,8 +399,8 @@ class LinkEvents:
             rec["down_s"] = round(now - self.t_bad, 3)
         if state in ("down", "error") and self.state not in ("down", "error"):
             self.t_bad = now
-        what = {"drop": "no answer", "reconnect": "answering again", "exception": "exception response",
-                "recovered": "exception cleared"}[kind]
+        what = what or {"drop": "no answer", "reconnect": "answering again", "exception": "exception response",
+                        "recovered": "exception cleared"}[kind]
         extra = f" after {rec['down_s']:.1f} s" if "down_s" in rec else ""
         rec["msg"] = f"{self.role} {self.id} ({self.addr}): {what}{extra}" + (f" ({detail})" if detail else "")
         self.state = state
@@ -391,9 +419,13 @@ class LinkEvents:
         if self.state != "error":
             self._emit("exception", f"Modbus exception {code}", "error")
 
-    def lost(self, reason: str) -> None:
+    def lost(self, reason: str, answered: bool = False) -> None:
+        """No (usable) answer: *answered* when the device answers but cannot be used (a SunSpec scan problem)."""
         if self.state != "down":
-            self._emit("drop", reason if self.state != "start" else f"not reachable at start: {reason}", "down")
+            if answered:
+                self._emit("drop", reason, "down", what="answers, but cannot be used")
+            else:
+                self._emit("drop", reason if self.state != "start" else f"not reachable at start: {reason}", "down")
 
     def note(self, kind: str, detail: str, **fields) -> None:
         """Queue a record that is not a link transition (e.g. ``counter_reset``), state unchanged."""
@@ -431,7 +463,10 @@ async def reconnect(dev, backoff: "Backoff") -> bool:
         dev.connected = False
     if not await dev.link.connect():
         dev.stats["connect_fail"] += 1
-        dev.events.lost("connection refused or timed out")
+        if dev.link.problem:
+            dev.events.lost(dev.link.problem, answered=True)
+        else:
+            dev.events.lost("connection refused or timed out")
         await asyncio.sleep(backoff.next())
         return False
     backoff.reset()

@@ -45,6 +45,7 @@ import asyncio
 import functools
 import logging
 import math
+import socket
 import ssl
 import threading
 import time
@@ -167,6 +168,19 @@ def _normalise_devices(devices: Any) -> list[tuple[str, int, Any]]:
     return out
 
 
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why *host*:*port* cannot be listened on, as the operating system says it (pymodbus only says
+    "Could not start listen, please check address."), e.g. ``address already in use``; None if it can."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers
+            s.bind(addr)
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return None
+
+
 class DeviceServer:
     """Modbus server for simulated devices.
 
@@ -258,7 +272,8 @@ class DeviceServer:
             await self._server.serve_forever(background=True)
         except RuntimeError as exc:
             self._server = None
-            raise OSError(f"cannot listen on {where}: {exc}") from exc
+            why = None if self.serial else _bind_problem(self.host, self.port)
+            raise OSError(f"cannot listen on {where}: {why or exc}") from exc
         if self.serial is None:
             self.port = self._server.transport.sockets[0].getsockname()[1]
             self._server.name = f"device server {self.host}:{self.port}"

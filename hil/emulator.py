@@ -487,6 +487,14 @@ def main(argv: list[str] | None = None, parser_class: type[argparse.ArgumentPars
     if not 0 <= args.port <= 65535:
         print(f"error: cosim emulate: --port: {args.port} is not a TCP port (0-65535; 0 = a free one)", file=sys.stderr)
         return 2
+    if not 0.0 <= args.pv_kwp < math.inf:
+        print(f"error: cosim emulate: --pv-kwp: expected a finite number >= 0 (kWp), got {args.pv_kwp:g}",
+              file=sys.stderr)
+        return 2
+    if args.duration is not None and not 0.0 < args.duration < math.inf:
+        print(f"error: cosim emulate: --duration: expected a number of seconds > 0, got {args.duration:g}",
+              file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:

@@ -59,13 +59,14 @@ convention, Wh energy registers, soc as a 0..1 fraction); ``attr_scale`` carries
 from __future__ import annotations
 
 import math
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pymodbus.client.mixin import ModbusClientMixin
 
 from .sunspec import END_MODEL, merge_block_points
@@ -747,8 +748,20 @@ def _load_path(path: str, mtime: float) -> RegisterMap:
         raise ValueError(f"{path}: a register map must be a YAML mapping")
     try:
         return map_from_dict(data)
+    except ValidationError as exc:
+        raise ValueError(f"{path}: invalid register map: {_one_line(exc)}") from None
     except Exception as exc:
         raise ValueError(f"{path}: invalid register map: {exc}") from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    """pydantic's report (several lines, with URLs) as ``where: what; ...`` on one line."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
+        what = re.sub(r"^(Value|Assertion) error, ", "", str(err["msg"])).replace("\n", " ")
+        parts.append(f"{where}: {what}" if where else what)
+    return "; ".join(parts)
 
 
 def _exists(path: Path) -> bool:

@@ -144,6 +144,21 @@ def test_cli_refuses_option_values_the_emulator_cannot_use(argv, says, capsys):
     assert len(err) == 1 and err[0].startswith(says), err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["sdm630", "--pv-kwp", "inf", "--duration", "0.1"], "error: cosim emulate: --pv-kwp: expected a finite number"),
+    (["sdm630", "--pv-kwp", "nan", "--duration", "0.1"], "error: cosim emulate: --pv-kwp: expected a finite number"),
+    (["sdm630", "--pv-kwp", "-3", "--duration", "0.1"], "error: cosim emulate: --pv-kwp: expected a finite number"),
+    (["sdm630", "--duration", "-1"], "error: cosim emulate: --duration: expected a number of seconds > 0"),
+    (["sdm630", "--duration", "nan"], "error: cosim emulate: --duration: expected a number of seconds > 0"),
+])
+def test_cli_refuses_pv_and_duration_values_it_cannot_use(argv, says, capsys):
+    """``--pv-kwp inf`` served NaN power and energy registers, nan and negative values were taken as no PV,
+    and ``--duration -1`` or ``nan`` stopped at once, all with exit 0."""
+    assert main([*argv, "--port", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(says), err
+
+
 @pytest.mark.parametrize("port", ["99999", "-5", "65536"])
 def test_cli_refuses_a_port_outside_0_65535_in_one_line(port, capsys):
     """Was a traceback (OverflowError from bind(), exit 1) before 2026-12-08."""
@@ -165,6 +180,20 @@ def test_cli_port_in_use_is_one_error_line(capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("error: cosim emulate: cannot start the emulator: "), err
     assert f"127.0.0.1:{port}" in err[0], err
+
+
+def test_a_port_in_use_is_named_as_such_not_as_a_bad_address(capsys):
+    """pymodbus says only "Could not start listen, please check address." for a port that is taken:
+    the line gives the operating system's reason, the port is in use."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["sdm630", "--port", str(port), "--duration", "0.1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].endswith(f"cannot listen on 127.0.0.1:{port}: address already in use"), err
 
 
 def test_emulate_takes_the_map_names_load_map_takes(tmp_path):

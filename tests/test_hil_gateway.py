@@ -140,6 +140,24 @@ def test_revert_s_must_be_what_the_reversion_timer_holds(revert_s, ok):
         DeviceConfig(id="b", port=1, map="sunspec_battery", revert_s=revert_s)
 
 
+def test_an_infinite_revert_s_is_one_line_not_a_traceback(tmp_path, capsys):
+    """``revert_s: .inf`` was an OverflowError traceback from the timer check (exit 1)."""
+    import yaml
+
+    from cosim.cli import main
+    from tests.conftest import ROOT
+
+    with pytest.raises(ValueError, match=r"device b: revert_s inf: m704.WSetRvrtTms counts in steps of 1 s"):
+        DeviceConfig(id="b", port=1, map="sunspec_battery", revert_s=float("inf"))
+    data = yaml.safe_load((ROOT / "scenarios" / "lab_hil.yaml").read_text())
+    data["hil"]["gateways"][0]["revert_s"] = float("inf")
+    path = tmp_path / "inf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--until", "1s", "--quiet", "--out", str(tmp_path / "inf.h5")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "hil.gateways[0]" in err[0] and "revert_s inf" in err[0], err
+
+
 def test_revert_s_is_checked_against_the_timers_of_attr_set_points_only():
     """A gateway writes revert_s into the reversion timer of the set points it writes (attr specs); a
     set point without attr (reverted by the device only) has its own timer, whatever its range."""

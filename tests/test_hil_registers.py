@@ -185,6 +185,22 @@ def test_invalid_maps_are_refused(bad, msg):
         load_map(bad)
 
 
+def test_an_invalid_map_file_is_one_line(tmp_path):
+    """A user's map file with errors: one line naming the file and each problem (it was pydantic's
+    multi-line report, with its URL, in the middle of the scenario's error line)."""
+    from hil.registers import check_map
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\npoints:\n  - {name: P, address: 0, type: float99}\n"
+                    "  - {name: Q, address: 2, type: float32, unit: var, bogus: 1}\n")
+    with pytest.raises(ValueError) as err:
+        check_map(str(path))
+    msg = str(err.value)
+    assert "\n" not in msg and "pydantic" not in msg, msg
+    assert msg.startswith(f"{path}: invalid register map: ") and "unknown type 'float99'" in msg, msg
+    assert "points[1].bogus" in msg, msg
+
+
 def test_a_setpoint_spec_can_name_a_point_without_attr():
     """SunSpec 704's active-power limit WMaxLimPct has a reversion timer and no mosaik attr: its spec
     names the point; the attr lookup (what a gateway writes) and the points adapters use do not change."""

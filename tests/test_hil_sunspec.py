@@ -184,6 +184,43 @@ def test_a_device_without_the_model_is_not_used(lab, caplog):
     assert len(msgs) == 1 and "no SunSpec model 203 (found: 1, 802, 704)" in msgs[0]
 
 
+def test_a_device_without_the_model_is_reported_as_such_not_as_unreachable(lab):
+    """A device that answers but has no SunSpec model of the map (here: a wrong unit id, every read
+    refused) is one drop whose reason is what the scan found, not "connection refused or timed out"."""
+    emu = lab.start("sunspec-meter", seed=7)
+    poller = MeterPoller([dict(id="m", port=emu.port, unit=7, map="sunspec_meter", interval=0.2,
+                               backoff_max=0.2)]).start()
+    try:
+        time.sleep(1.0)
+        assert poller.snapshot()["m"]["quality"] == 1
+        events = poller.meters[0].events.take()
+    finally:
+        poller.stop()
+    assert [e["kind"] for e in events] == ["drop"], events
+    assert "unit 7: no SunSpec marker 'SunS'" in events[0]["msg"], events[0]["msg"]
+    assert "connection refused" not in events[0]["msg"] and "no answer" not in events[0]["msg"]
+    assert ": answers, but cannot be used (SunSpec scan of unit 7" in events[0]["msg"], events[0]["msg"]
+
+
+def test_a_silent_sunspec_device_is_no_answer_not_a_missing_marker(lab, caplog):
+    """A SunSpec device that accepts the connection but answers nothing (hung, or SIGSTOPped) is a
+    device that does not answer: no "no SunSpec marker" claim, in the log or in its drop event."""
+    emu = lab.start("sunspec-meter", seed=8)
+    proxy = _SilentAbove(lab.loop, emu.port, silent=0)  # answers nothing
+    poller = MeterPoller([dict(id="m", port=proxy.port, map="sunspec_meter", interval=0.2, timeout=0.2,
+                               backoff_max=0.2)]).start()
+    try:
+        time.sleep(2.0)
+        assert poller.snapshot()["m"]["quality"] == 1
+        events = poller.meters[0].events.take()
+    finally:
+        poller.stop()
+        proxy.close()
+    assert [e["kind"] for e in events] == ["drop"], events
+    assert "SunSpec" not in events[0]["msg"], events[0]["msg"]
+    assert not [r for r in caplog.records if "SunSpec scan" in r.getMessage()], caplog.records[:3]
+
+
 def test_a_model_shorter_than_its_definition_is_used_up_to_the_points_read():
     """SolarEdge and Fronius announce model 1 with L=65 (the revision before its Pad point): the
     adapters read none of model 1, so the device is used; a model too short for a point they read

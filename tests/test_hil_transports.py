@@ -79,3 +79,25 @@ def test_serial_rtu_over_a_pty_pair(lab):
                         serial={"port": pair.a, "baudrate": 115200})
         _read_once(dict(transport="rtu-serial", serial_port=pair.b, baudrate=115200, unit=3), emu)
         lab.stop(emu)
+
+
+@pytest.mark.parametrize("files", [{"cafile": "missing-ca.pem"}, {"certfile": "missing-cert.pem"},
+                                   {"cafile": "garbage.pem"}])
+def test_tls_files_that_cannot_be_loaded_are_bad_input_in_one_line(tmp_path, capsys, files):
+    """A TLS device whose CA / client certificate cannot be loaded is refused when the scenario is read:
+    one line naming the device and the file, exit 2 (it was a 'poller crashed' traceback in the middle
+    of a run that went on, the device stale, exit 0)."""
+    import yaml
+
+    from cosim.cli import main
+    from tests.conftest import ROOT
+
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    files = {k: str(tmp_path / v) for k, v in files.items()}
+    data = yaml.safe_load((ROOT / "scenarios" / "lab_hil.yaml").read_text())
+    data["hil"]["meters"][0].update(transport="tls", **files)
+    path = tmp_path / "tls.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--until", "1s", "--quiet", "--out", str(tmp_path / "tls.h5")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "hil.meters[0]" in err[0] and next(iter(files.values())) in err[0], err

@@ -77,6 +77,9 @@ def test_readme_lab_recipe_runs_when_pasted(tmp_path):
         p_kw = f["households/P"][()][:, ids.index("d1.h002")]
     # mbpoll's reading (W) is one of the simulated household's recorded powers
     assert np.min(np.abs(p_kw * 1000.0 - float(served.group(1)))) < 0.5
+    # and the one the README says it reads
+    said = re.search(r"`mbpoll` reads \*\*(-?[0-9.]+) W\*\*", (ROOT / "README.md").read_text())
+    assert said and abs(float(said.group(1)) - float(served.group(1))) < 0.5, (said and said.group(0), served.group(1))
 
 
 @pytest.mark.parametrize("value, message", [("abc", "expected a port number or 'auto', got 'abc'"),
