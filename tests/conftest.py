@@ -72,6 +72,32 @@ def run_cosim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(cosim_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
+def interrupt_after_rows(proc: subprocess.Popen, out: Path, rows: int) -> tuple[int, str, str]:
+    """SIGINT to the `cosim run` *proc* once another process reads at least *rows* rows of its file *out*
+    (SWMR, while the run goes on); (rows read then, stdout, stderr). Fails if it had not written them
+    within 60 s; the process is killed on any failure."""
+    import signal
+
+    import h5py
+
+    try:
+        deadline, seen = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and seen < rows:
+            time.sleep(0.2)
+            if out.exists():
+                try:
+                    with h5py.File(out, "r", libver="latest", swmr=True) as f:
+                        seen = f["time"].shape[0]
+                except (OSError, KeyError):
+                    pass
+        assert seen >= rows, "the run did not write while running"
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return seen, stdout, err
+
+
 def wait_until(pred, timeout: float, period: float = 0.02) -> float:
     """Poll *pred* until it is true; return the seconds it took, fail after *timeout*."""
     t0 = time.monotonic()

@@ -70,33 +70,17 @@ def test_monitor_in_a_realtime_mosaik_run(tmp_path):
 def test_an_interrupted_realtime_run_still_reports_its_lateness(write_scenario, tmp_path):
     """Ctrl-C during a real-time run: the steps run so far are recorded, and their lateness is
     summarised as at the end of a completed run (printed and stamped on the file), not lost."""
-    import signal
     import subprocess
-    import time
 
     import h5py
 
-    from tests.conftest import ROOT, cosim_cmd
+    from tests.conftest import ROOT, cosim_cmd, interrupt_after_rows
 
     scn = write_scenario(duration="1d", record={"flush_every": 5})
     out = tmp_path / "rt.h5"
     proc = subprocess.Popen(cosim_cmd("run", str(scn), "--out", str(out), "--quiet", "--realtime", "0.001"),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline, rows = time.monotonic() + 60, 0
-        while time.monotonic() < deadline and rows < 10:
-            time.sleep(0.2)
-            if out.exists():
-                try:
-                    with h5py.File(out, "r", libver="latest", swmr=True) as f:
-                        rows = f["time"].shape[0]
-                except (OSError, KeyError):
-                    pass
-        assert rows >= 10, "the run did not write while running"
-        proc.send_signal(signal.SIGINT)
-        stdout, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    rows, stdout, err = interrupt_after_rows(proc, out, 10)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     with h5py.File(out, "r") as f:

@@ -1,14 +1,12 @@
 """End-to-end runs through the CLI: determinism, provenance re-run, cmd == python, failures, SIGINT."""
 
-import signal
 import subprocess
-import time
 
 import h5py
 import numpy as np
 
 from cosim.cli import main
-from tests.conftest import ROOT, cosim_cmd, free_port, run_cosim, start_sim_server
+from tests.conftest import ROOT, cosim_cmd, free_port, interrupt_after_rows, run_cosim, start_sim_server
 
 
 def datasets(path) -> dict[str, np.ndarray]:
@@ -87,22 +85,7 @@ def test_sigint_leaves_readable_file_with_completed_steps(write_scenario, tmp_pa
     out = tmp_path / "i.h5"
     proc = subprocess.Popen(cosim_cmd("run", str(scn), "--out", str(out), "--quiet"), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        rows = 0
-        while time.monotonic() < deadline and rows < 30:
-            time.sleep(0.2)
-            if out.exists():
-                try:  # a second process reads while the run goes on (SWMR)
-                    with h5py.File(out, "r", libver="latest", swmr=True) as f:
-                        rows = f["time"].shape[0]
-                except (OSError, KeyError):
-                    pass
-        assert rows >= 30, "the run did not write while running"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    rows, _, err = interrupt_after_rows(proc, out, 30)  # read by a second process while the run goes on (SWMR)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     with h5py.File(out, "r") as f:
