@@ -73,14 +73,15 @@ def _log_level(args) -> None:
 
 def cmd_run(args) -> int:
     from cosim.runner import RunFailed, RunInterrupted, run_scenario
-    from cosim.scenario import MAX_SEED
+    from cosim.scenario import _seed
 
     _log_level(args)
     overrides = {}
     if args.seed is not None:
-        if not 0 <= args.seed <= MAX_SEED:
-            raise InputError(f"--seed: expected an integer from 0 to 2**63-1, got {args.seed}")
-        overrides["seed"] = args.seed
+        try:
+            overrides["seed"] = _seed(args.seed)  # the scenario's own check, as cosim.run's
+        except ValueError as exc:
+            raise InputError(f"--seed: {exc}") from None
     if args.replicate is not None:
         if args.replicate < 0:
             raise InputError(f"--replicate: expected an integer >= 0, got {args.replicate}")

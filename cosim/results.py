@@ -882,8 +882,9 @@ class Results:
         return {str(k): float(v) for k, v in json.loads(raw).items()} if raw else None
 
     def monitored_buses(self) -> list[str] | None:
-        """The buses whose voltages the grid judges (its LV buses, as its ``v_violation`` flag), or None for a
-        file without them (written before 2026-12-08, a view over substations, or without a grid)."""
+        """The buses whose voltages the grid judges (its LV buses, as its ``v_violation`` flag; in a view over
+        substations each substation's, named as its columns), or None for a file without them (written before
+        2026-12-08, or without a grid)."""
         raw = self.attrs.get("monitored_buses")
         return [str(b) for b in json.loads(raw)] if raw else None
 

@@ -55,12 +55,14 @@ class RunResult:
 DEATH_GRACE_S = 0.5  # after a simulator died, its error reply (if it sent one) wins over "died"
 
 
-def _lateness_summary(path: Path, threshold_ms: float) -> dict | None:
-    """Summarise the recorded per-step lateness (hil.realtime.recorded_lateness_stats) and stamp it on the file."""
+def _lateness_summary(path: Path, scn: Scenario) -> dict | None:
+    """Summarise the recorded per-step lateness (hil.realtime.recorded_lateness_stats, late beyond the scenario's
+    ``realtime.threshold_ms``, else that function's default) and stamp it on the file."""
     stamps = read_lateness(path)
     if stamps is None:
         return None
-    stats = recorded_lateness_stats(stamps, threshold_ms)
+    threshold = {"threshold_ms": scn.realtime.threshold_ms} if scn.realtime else {}
+    stats = recorded_lateness_stats(stamps, **threshold)
     if not stats["n"]:
         return None
     stamp_attrs(path, {f"lateness_{k}": v for k, v in stats.items()})
@@ -306,10 +308,8 @@ def run_scenario(
             if interrupted is not None and rt_factor is not None and steps:
                 # the steps run so far keep their lateness summary, as a completed run's
                 try:
-                    interrupted.lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)
+                    interrupted.lateness = _lateness_summary(path, scn)
                 except Exception:  # noqa: BLE001 - the interrupt is reported all the same
                     pass
-    lateness = None
-    if rt_factor is not None:
-        lateness = _lateness_summary(path, scn.realtime.threshold_ms if scn.realtime else 100.0)
+    lateness = _lateness_summary(path, scn) if rt_factor is not None else None
     return RunResult(path=path, steps=steps, wall_s=time.perf_counter() - t0, until_ms=until, lateness=lateness)

@@ -60,13 +60,11 @@ def write_view(path: Path, text: str, seed: int, subs: list, wall_s: float) -> N
 
     done = [s for s in subs if s.status == "completed"]
     series: dict[tuple[str, str], list] = {}
-    monitored: list[str] | None = []  # every substation's LV buses, named as the view's columns
+    lv: list[str | None] = []  # each substation's LV buses (monitored_buses), if its file has them
     t = first = None
     for s in done:
         with open_file(s.path) as f:
-            own = f.attrs.get("monitored_buses")
-            monitored = monitored + [f"{s.id}/{b}" for b in json.loads(own)] if (own and monitored is not None) \
-                else None
+            lv.append(f.attrs.get("monitored_buses"))
             times = np.asarray(f["time"][()], dtype=np.int64)
             if t is None:
                 t, first = times, {k: f.attrs[k] for k in ("start", "step_ms", "eval_start_ms", "eval_end_ms",
@@ -85,8 +83,9 @@ def write_view(path: Path, text: str, seed: int, subs: list, wall_s: float) -> N
         f.attrs.update(view=VIEW, substations=len(subs), wall_s=round(wall_s, 3),
                        status="failed" if failed else "completed",
                        error="; ".join(f"{s.id}: {s.error}" for s in failed)[:4000])
-        if monitored:  # (Results.monitored_buses; a file without the list: none for the view)
-            f.attrs["monitored_buses"] = json.dumps(monitored)
+        if lv and all(lv):  # named as the view's columns (Results.monitored_buses); a file without: none
+            f.attrs["monitored_buses"] = json.dumps([f"{s.id}/{b}" for s, own in zip(done, lv)
+                                                     for b in json.loads(own)])
         if t is not None:
             f.attrs.update(first)
             f.attrs["steps"] = len(t)

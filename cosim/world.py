@@ -405,10 +405,9 @@ def _connect_recorder(world, scn, provenance, out_path, until_ms, progress, buil
                           progress=progress, timezone=scn.timezone)
     grid = built.entities.get("grid")
     info = (getattr(grid[0], "extra_info", None) or {}) if grid else {}
-    if "trafo_kva" in info:  # the transformers' ratings, the base of their loading (Results.trafo_kva)
-        provenance = {**provenance, "trafo_kva": json.dumps(info["trafo_kva"])}
-    if "monitored_buses" in info:  # the LV buses the grid judges voltages on (Results.monitored_buses)
-        provenance = {**provenance, "monitored_buses": json.dumps(info["monitored_buses"])}
+    # the transformers' ratings, the base of their loading (Results.trafo_kva), and the LV buses the grid judges
+    # voltages on (Results.monitored_buses)
+    provenance = {**provenance, **{k: json.dumps(info[k]) for k in ("trafo_kva", "monitored_buses") if k in info}}
     recorder = rec_sim.Recorder(path=out_path, attrs=provenance, series=series, populations=pop_of,
                                 event_sources=event_sources, flush_every=scn.record.flush_every,
                                 echo=[DEVICE_EVENTS], aggregate_ms=scn.record.aggregate)
